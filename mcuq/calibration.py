@@ -1,0 +1,234 @@
+"""Calibration and validation data: the samples that set int8 ranges and prove accuracy.
+
+One loader serves calibration (``quantize``/``deploy``) and validation (``validate``):
+``.npy``, ``.npz`` (one array per input name), a folder of images, a CSV for 1-D inputs,
+``module:function``, or the explicit ``random``. Every problem is reported with the file,
+the input name and the expected versus given shape, before TensorFlow is touched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CalibrationError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+IMAGE_SCALES = {"0..1": (1 / 255.0, 0.0), "-1..1": (2 / 255.0, -1.0), "0..255": (1.0, 0.0)}
+DEFAULT_SAMPLES = 300
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A model input as calibration sees it: name and shape without the batch dimension."""
+
+    name: str
+    shape: tuple[int, ...]
+
+
+@dataclass
+class SampleSet:
+    """Float samples per input (each ``N x shape``), where they came from, and extras."""
+
+    arrays: dict[str, np.ndarray]
+    source: str
+    random: bool = False
+    labels: np.ndarray | None = None
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def sample(self, i: int) -> list[np.ndarray]:
+        """Sample ``i`` as a list of batch-1 float32 arrays in model input order."""
+        return [a[i : i + 1].astype(np.float32) for a in self.arrays.values()]
+
+    def subset(self, index: np.ndarray) -> SampleSet:
+        labels = self.labels[index] if self.labels is not None else None
+        targets = {k: v[index] for k, v in self.targets.items()}
+        return SampleSet({k: v[index] for k, v in self.arrays.items()}, self.source, self.random, labels, targets, self.notes)
+
+
+def load_samples(
+    spec: str,
+    inputs: list[InputSpec],
+    max_samples: int | None = DEFAULT_SAMPLES,
+    seed: int = 0,
+    image_scale: str = "0..1",
+    what: str = "calibration data",
+) -> SampleSet:
+    """Load, check and (deterministically) subsample data for ``inputs``."""
+    if spec == "random":
+        data = _random(inputs, max_samples or DEFAULT_SAMPLES, seed)
+    elif ":" in spec and not Path(spec).exists() and not spec.lower().endswith((".npy", ".npz", ".csv")):
+        data = _from_function(spec, inputs)
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise CalibrationError(f"{spec}: no such file or folder ({what}); pass a .npy, .npz, .csv, image folder or module:function")
+        if path.is_dir():
+            data = _from_images(path, inputs, image_scale)
+        elif path.suffix.lower() == ".npy":
+            data = _from_npy(path, inputs)
+        elif path.suffix.lower() == ".npz":
+            data = _from_npz(path, inputs)
+        elif path.suffix.lower() == ".csv":
+            data = _from_csv(path, inputs)
+        else:
+            raise CalibrationError(f"{spec}: unknown {what} format '{path.suffix}'; use .npy, .npz, .csv, an image folder or module:function")
+    _check(data, inputs, what)
+    if max_samples is not None and data.count > max_samples:
+        index = np.sort(np.random.default_rng(seed).choice(data.count, max_samples, replace=False))
+        data = data.subset(index)
+        data.notes.append(f"{max_samples} samples chosen with seed {seed}")
+    return data
+
+
+def _random(inputs: list[InputSpec], n: int, seed: int) -> SampleSet:
+    rng = np.random.default_rng(seed)
+    arrays = {i.name: rng.uniform(-1.0, 1.0, size=(n, *i.shape)).astype(np.float32) for i in inputs}
+    return SampleSet(arrays, "random", random=True, notes=["RANDOM calibration: uniform [-1, 1], accuracy unverified"])
+
+
+def _one_input(path: Path, inputs: list[InputSpec], fmt: str) -> InputSpec:
+    if len(inputs) != 1:
+        names = ", ".join(i.name for i in inputs)
+        raise CalibrationError(f"{path}: the model has {len(inputs)} inputs ({names}); a {fmt} holds one; use a .npz with one array per input name")
+    return inputs[0]
+
+
+def _from_npy(path: Path, inputs: list[InputSpec]) -> SampleSet:
+    spec = _one_input(path, inputs, ".npy")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy raises many types for bad files
+        raise CalibrationError(f"{path}: cannot read as .npy ({exc})") from None
+    return SampleSet({spec.name: array}, str(path))
+
+
+def _from_npz(path: Path, inputs: list[InputSpec]) -> SampleSet:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as exc:  # noqa: BLE001
+        raise CalibrationError(f"{path}: cannot read as .npz ({exc})") from None
+    labels = arrays.pop("labels", arrays.pop("y_true", None))
+    chosen: dict[str, np.ndarray] = {}
+    for spec in inputs:
+        if spec.name in arrays:
+            chosen[spec.name] = arrays.pop(spec.name)
+        elif len(inputs) == 1 and "x" in arrays:
+            chosen[spec.name] = arrays.pop("x")
+        elif len(inputs) == 1 and len(arrays) == 1:
+            chosen[spec.name] = arrays.pop(next(iter(arrays)))
+        else:
+            raise CalibrationError(
+                f"{path}: no array named '{spec.name}' (has: {', '.join(sorted(arrays)) or 'nothing'}); "
+                f"name one array per model input: {', '.join(i.name for i in inputs)}"
+            )
+    targets = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray)}
+    return SampleSet(chosen, str(path), labels=labels, targets=targets)
+
+
+def _from_csv(path: Path, inputs: list[InputSpec]) -> SampleSet:
+    spec = _one_input(path, inputs, "CSV")
+    if len(spec.shape) != 1:
+        raise CalibrationError(f"{path}: CSV works for 1-D inputs; input '{spec.name}' has shape {spec.shape}; use .npy or .npz")
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    rows = []
+    for n, line in enumerate(lines, 1):
+        cells = [c.strip() for c in line.split(",")]
+        try:
+            rows.append([float(c) for c in cells])
+        except ValueError:
+            if n == 1:
+                continue  # a header row
+            raise CalibrationError(f"{path}:{n}: not a number in '{line[:60]}'") from None
+    widths = {len(r) for r in rows}
+    if len(widths) > 1:
+        raise CalibrationError(f"{path}: rows have different lengths {sorted(widths)}; every row is one sample of {spec.shape[0]} values")
+    return SampleSet({spec.name: np.array(rows, dtype=np.float32).reshape(len(rows), -1)}, str(path))
+
+
+def _from_images(folder: Path, inputs: list[InputSpec], image_scale: str) -> SampleSet:
+    spec = _one_input(folder, inputs, "image folder")
+    if len(spec.shape) != 3 or spec.shape[2] not in (1, 3):
+        raise CalibrationError(f"{folder}: an image folder needs an image input (H, W, 1|3); input '{spec.name}' has shape {spec.shape}")
+    if image_scale not in IMAGE_SCALES:
+        raise CalibrationError(f"unknown image scaling '{image_scale}'; use one of {', '.join(IMAGE_SCALES)}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise CalibrationError(f"{folder}: no PNG/JPEG/BMP images in this folder")
+    from PIL import Image
+
+    h, w, c = spec.shape
+    mul, add = IMAGE_SCALES[image_scale]
+    images = []
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+                images.append(np.asarray(img, dtype=np.float32).reshape(h, w, c) * mul + add)
+        except Exception:  # noqa: BLE001 - PIL raises several types
+            raise CalibrationError(f"{f}: unreadable image; remove it or replace it with a valid PNG/JPEG/BMP") from None
+    note = f"{len(files)} images resized to {w}x{h} ({'gray' if c == 1 else 'RGB'}), pixels scaled to {image_scale}"
+    return SampleSet({spec.name: np.stack(images)}, str(folder), notes=[note])
+
+
+def _from_function(spec: str, inputs: list[InputSpec]) -> SampleSet:
+    module_name, _, func_name = spec.partition(":")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        samples: Iterable[object] = func()
+        collected = [_sample_as_list(s, inputs, spec) for s in samples]
+    except Exception as exc:  # noqa: BLE001 - user code can raise anything
+        if isinstance(exc, CalibrationError):
+            raise
+        raise CalibrationError(f"{spec}: calling the calibration function failed ({type(exc).__name__}: {exc})") from None
+    if not collected:
+        raise CalibrationError(f"{spec}: the function returned zero samples")
+    arrays = {spec_i.name: np.stack([s[k] for s in collected]) for k, spec_i in enumerate(inputs)}
+    return SampleSet(arrays, spec)
+
+
+def _sample_as_list(sample: object, inputs: list[InputSpec], spec: str) -> list[np.ndarray]:
+    if isinstance(sample, dict):
+        return [np.asarray(sample[i.name]) for i in inputs]
+    if isinstance(sample, (list, tuple)) and len(inputs) > 1:
+        return [np.asarray(s) for s in sample]
+    arr = np.asarray(sample)
+    if arr.shape == (1, *inputs[0].shape):
+        arr = arr[0]
+    return [arr]
+
+
+def _check(data: SampleSet, inputs: list[InputSpec], what: str) -> None:
+    for spec in inputs:
+        array = data.arrays[spec.name]
+        if array.dtype.kind not in "fiu":
+            raise CalibrationError(f"{data.source}: {what} for input '{spec.name}' has dtype {array.dtype}; expected numbers (float32)")
+        if array.ndim == len(spec.shape):
+            array = array[None]
+        if tuple(array.shape[1:]) != spec.shape:
+            raise CalibrationError(
+                f"{data.source}: {what} for input '{spec.name}' has shape {tuple(array.shape)}, "
+                f"expected (N, {', '.join(map(str, spec.shape))}{',' if len(spec.shape) == 1 else ''})"
+            )
+        if len(array) == 0:
+            raise CalibrationError(f"{data.source}: {what} for input '{spec.name}' has zero samples")
+        bad = int(np.count_nonzero(~np.isfinite(array.astype(np.float64))))
+        if bad:
+            raise CalibrationError(f"{data.source}: {what} for input '{spec.name}' has {bad} NaN/Inf values; clean the data first")
+        data.arrays[spec.name] = array.astype(np.float32)
+    counts = {len(a) for a in data.arrays.values()}
+    if len(counts) > 1:
+        raise CalibrationError(f"{data.source}: inputs have different sample counts {sorted(counts)}")

@@ -1,0 +1,51 @@
+"""Progress and messages for the terminal, kept out of the library's return values.
+
+The library reports progress through one ``Console`` so that the CLI decides what is
+shown (``--quiet``/``--verbose``) and tests stay silent.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Console:
+    """Where progress lines go; level 0 = quiet, 1 = normal, 2 = verbose."""
+
+    level: int = 0
+    stream: object = field(default_factory=lambda: sys.stderr)
+
+    def info(self, message: str) -> None:
+        if self.level >= 1:
+            print(message, file=self.stream, flush=True)  # type: ignore[call-overload]
+
+    def debug(self, message: str) -> None:
+        if self.level >= 2:
+            print(message, file=self.stream, flush=True)  # type: ignore[call-overload]
+
+    def warn(self, message: str) -> None:
+        """Warnings show even in quiet mode: they change what the output means."""
+        print(f"warning: {message}", file=self.stream, flush=True)  # type: ignore[call-overload]
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        """Announce a long step and its duration, so a user sees the tool is working."""
+        start = time.perf_counter()
+        if self.level >= 1:
+            print(f"  {title} ...", file=self.stream, end="", flush=True)  # type: ignore[call-overload]
+        try:
+            yield
+        except BaseException:
+            if self.level >= 1:
+                print(" failed", file=self.stream, flush=True)  # type: ignore[call-overload]
+            raise
+        if self.level >= 1:
+            print(f" done ({time.perf_counter() - start:.1f} s)", file=self.stream, flush=True)  # type: ignore[call-overload]
+
+
+SILENT = Console(level=0)

@@ -1,0 +1,328 @@
+"""Full-int8 post-training quantization with the TFLite converter.
+
+Keras models are first exported with a batch-1 input signature (a SavedModel): converting
+the Keras object directly keeps a dynamic batch, which costs SHAPE/STRIDED_SLICE/PACK ops
+around every Flatten on the device. The converter then runs with a representative dataset,
+TFLITE_BUILTINS_INT8 only, and the result is checked to be full int8 before anyone uses it.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._tf import import_tensorflow, native_output_captured
+from .calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, load_samples
+from .console import SILENT, Console
+from . import errors as errors_module
+from .errors import ConversionError, MCUQError, ModelLoadError, NativeCrashError
+from .fullint8 import check_full_int8, detect_mode
+from .loader import LoadedModel, detect_kind, load_model
+from .model_info import ModelInfo, parse_model
+
+IO_TYPES = ("int8", "uint8", "float32")
+ACTIVATION_TYPES = ("int8", "int16")
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    """How to quantize; recorded verbatim in every output so a build can be reproduced."""
+
+    io: str = "int8"
+    activations: str = "int8"
+    per_channel: bool = True
+    calibration_samples: int = DEFAULT_SAMPLES
+    seed: int = 0
+    image_scale: str = "0..1"
+
+    def validate(self) -> None:
+        if self.io not in IO_TYPES:
+            raise ConversionError(f"--io {self.io}: choose one of {', '.join(IO_TYPES)}")
+        if self.activations not in ACTIVATION_TYPES:
+            raise ConversionError(f"--activations {self.activations}: choose int8 or int16")
+        if self.activations == "int16" and self.io == "uint8":
+            raise ConversionError("--io uint8 works with int8 activations only; use --io int8/float32 with --activations int16")
+        if self.calibration_samples < 1:
+            raise ConversionError("--calibration-samples must be at least 1")
+
+
+@dataclass
+class QuantizedModel:
+    """The int8 model with everything needed to explain and reproduce it."""
+
+    tflite: bytes
+    info: ModelInfo
+    source: Path
+    source_kind: str
+    options: QuantizeOptions
+    calibration_source: str
+    random_calibration: bool
+    calibration: SampleSet | None
+    float_tflite: bytes | None = None  # same graph in float, batch 1: the reference for validation
+    notes: list[str] = field(default_factory=list)
+
+    def manifest_entry(self) -> dict[str, Any]:
+        return {
+            "source": str(self.source),
+            "source_kind": self.source_kind,
+            "io": self.options.io,
+            "activations": self.options.activations,
+            "per_channel": self.options.per_channel,
+            "calibration": self.calibration_source,
+            "calibration_samples": self.calibration.count if self.calibration else None,
+            "calibration_seed": self.options.seed,
+            "image_scale": self.options.image_scale,
+            "random_calibration": self.random_calibration,
+            "accuracy_unverified": self.random_calibration,
+            "notes": self.notes,
+        }
+
+
+def quantize(
+    model: str | Path,
+    calibration: str | None,
+    output: str | Path | None = None,
+    options: QuantizeOptions | None = None,
+    console: Console = SILENT,
+) -> QuantizedModel:
+    """Quantize ``model`` to full int8 (or check a .tflite that already is) and optionally write it."""
+    options = options or QuantizeOptions()
+    options.validate()
+    if detect_kind(Path(model)) != "tflite" and calibration is None:
+        raise ConversionError(
+            f"{model}: no calibration data: full-int8 quantization needs representative inputs "
+            "(--calibration data.npy|.npz|.csv|image folder|module:function); "
+            "--calibration random works but leaves accuracy unverified"
+        )
+    if detect_kind(Path(model)) == "tflite":
+        result = _pass_through_tflite(load_model(model, console), options)
+    else:
+        assert calibration is not None
+        result = _convert_isolated(Path(model), calibration, options, console)
+    if output is not None:
+        _write_new_file(Path(output), result.tflite)
+    return result
+
+
+def _write_new_file(path: Path, data: bytes) -> None:
+    """Write via a temporary name so a failure never leaves a half-written model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.mcuq-tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _pass_through_tflite(loaded: LoadedModel, options: QuantizeOptions) -> QuantizedModel:
+    assert loaded.tflite is not None
+    info = parse_model(loaded.tflite, str(loaded.path))
+    activations, io = detect_mode(info)
+    check_full_int8(info, activations, io, source=str(loaded.path))
+    opts = QuantizeOptions(io=io, activations=activations, per_channel=any(
+        t.quant is not None and t.quant.per_channel for t in info.tensors), seed=options.seed,
+        calibration_samples=options.calibration_samples, image_scale=options.image_scale)
+    note = f"{loaded.path.name} is already full {activations}: used as is"
+    return QuantizedModel(loaded.tflite, info, loaded.path, "tflite", opts, "none (already quantized)", False, None, None, [note])
+
+
+def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, console: Console) -> QuantizedModel:
+    """Run TensorFlow and the converter in a child process: the converter can segfault
+    (seen on recurrent layers), and that must become an error message, not a dead mcuq."""
+    request = {"model": str(model), "calibration": calibration, "options": options, "level": console.level}
+    with tempfile.TemporaryDirectory(prefix="mcuq-convert-") as tmp:
+        req, resp = Path(tmp) / "request.pkl", Path(tmp) / "response.pkl"
+        req.write_bytes(pickle.dumps(request))
+        proc = subprocess.run([sys.executable, "-m", "mcuq.converter", str(req), str(resp)], check=False)
+        if proc.returncode != 0 or not resp.exists():
+            why = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
+            raise NativeCrashError(
+                f"{model}: the TFLite converter crashed ({why}); recurrent layers (LSTM/GRU) and custom ops are the usual cause: "
+                "build recurrent layers with unroll=True and a fixed sequence length, or replace the layer"
+            )
+        answer = pickle.loads(resp.read_bytes())
+    if "error" in answer:
+        error_class = getattr(errors_module, answer["error_type"], ConversionError)
+        raise error_class(answer["error"])
+    info = parse_model(answer["tflite"], "converted model")
+    check_full_int8(info, options.activations, options.io, source=str(model))
+    data: SampleSet = answer["data"]
+    return QuantizedModel(answer["tflite"], info, model, answer["kind"], options, data.source, data.random, data,
+                          answer["float_tflite"], answer["notes"] + data.notes)
+
+
+def convert_in_this_process(model: Path, calibration: str, options: QuantizeOptions, console: Console) -> dict[str, Any]:
+    """The child-process side of ``_convert_isolated``: load, calibrate, convert."""
+    tf = import_tensorflow()
+    loaded = load_model(model, console)
+    _check_recurrent_layers(loaded)
+    with tempfile.TemporaryDirectory(prefix="mcuq-export-") as tmp:
+        make_converter, inputs = _converter_for(loaded, Path(tmp), console)
+        data = load_samples(calibration, inputs, options.calibration_samples, options.seed, options.image_scale)
+        if data.random:
+            console.warn("--calibration random: int8 ranges come from random numbers; ACCURACY IS UNVERIFIED (recorded in every output)")
+        converter = make_converter()
+        _configure(converter, tf, data, options)
+        with console.step(f"calibrating on {data.count} samples and converting"):
+            tflite = _run_converter(converter, loaded, console)
+        notes = list(loaded.notes)
+        try:
+            float_tflite: bytes | None = _run_converter(make_converter(), loaded, console)
+        except ConversionError as exc:
+            float_tflite = None
+            notes.append(f"no float reference model ({exc}); float-vs-int8 validation is unavailable")
+    return {"tflite": tflite, "float_tflite": float_tflite, "kind": loaded.kind, "data": data, "notes": notes}
+
+
+def _child_main(request_path: str, response_path: str) -> int:
+    request = pickle.loads(Path(request_path).read_bytes())
+    from ._tf import set_verbose
+
+    set_verbose(request["level"] >= 2)
+    console = Console(level=request["level"])
+    try:
+        answer = convert_in_this_process(Path(request["model"]), request["calibration"], request["options"], console)
+    except MCUQError as exc:
+        answer = {"error": str(exc), "error_type": type(exc).__name__}
+    Path(response_path).write_bytes(pickle.dumps(answer))
+    return 0
+
+
+def _batch1_specs(tf: Any, inputs: list[InputSpec]) -> list[Any]:
+    return [tf.TensorSpec([1, *spec.shape], tf.float32, name=spec.name) for spec in inputs]
+
+
+def _converter_for(loaded: LoadedModel, tmp: Path, console: Console) -> tuple[Callable[[], Any], list[InputSpec]]:
+    """A factory of fresh converters (one for the float reference, one for int8) and the inputs."""
+    tf = import_tensorflow()
+    if loaded.kind == "keras3":
+        specs = _batch1_specs(tf, loaded.inputs)
+        export_dir = tmp / "saved_model"
+        with console.step("exporting a batch-1 SavedModel"), native_output_captured(console.level < 2):
+            signature = specs if len(specs) == 1 else [specs]
+            loaded.model.export(str(export_dir), format="tf_saved_model", input_signature=signature, verbose=False)
+        return lambda: tf.lite.TFLiteConverter.from_saved_model(str(export_dir)), loaded.inputs
+    if loaded.kind == "tf_keras":
+        specs = _batch1_specs(tf, loaded.inputs)
+        model = loaded.model
+        func = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+        concrete = func.get_concrete_function(*specs)
+        return lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], model), loaded.inputs
+    return _saved_model_converter(loaded, tf, console)
+
+
+def _saved_model_converter(loaded: LoadedModel, tf: Any, console: Console) -> tuple[Callable[[], Any], list[InputSpec]]:
+    """Fix a dynamic batch to 1 through the serving signature when the SavedModel restores."""
+    if loaded.model is not None and loaded.inputs:
+        fn = loaded.model.signatures["serving_default"]
+        if any(d < 0 for spec in loaded.inputs for d in spec.shape):
+            raise ModelLoadError(f"{loaded.path}: input shapes {[s.shape for s in loaded.inputs]} have undefined dimensions beyond the batch; export with fixed shapes")
+        specs = {s.name: tf.TensorSpec([1, *s.shape], tf.float32, name=s.name) for s in loaded.inputs}
+        concrete = tf.function(lambda **kw: fn(**kw)).get_concrete_function(**specs)
+        return lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded.model), loaded.inputs
+    # Old SavedModel: ask the converter itself for the input shapes via a float conversion.
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(loaded.path))
+    with console.step("reading input shapes from the SavedModel"), native_output_captured(console.level < 2):
+        try:
+            float_info = parse_model(converter.convert(), str(loaded.path))
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"{loaded.path}: the TFLite converter cannot read this SavedModel ({_first_line(exc)})") from None
+    inputs = [InputSpec(t.name.split(":")[0].removeprefix("serving_default_"), t.shape[1:]) for t in float_info.input_tensors]
+    return lambda: tf.lite.TFLiteConverter.from_saved_model(str(loaded.path)), inputs
+
+
+def _configure(converter: Any, tf: Any, data: SampleSet, options: QuantizeOptions) -> None:
+    def representative() -> Iterator[list[np.ndarray]]:
+        for i in range(data.count):
+            yield data.sample(i)
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    if options.activations == "int16":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    else:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    io_type = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[options.io]
+    if options.activations == "int16" and options.io == "int8":
+        io_type = tf.int16
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
+    if not options.per_channel:
+        converter._experimental_disable_per_channel = True
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:
+        if "error:" in ln:
+            return ln[ln.index("error:") + 6 :].strip()[:240]
+    return (lines[0] if lines else type(exc).__name__)[:240]
+
+
+def _run_converter(converter: Any, loaded: LoadedModel, console: Console) -> bytes:
+    try:
+        with native_output_captured(console.level < 2):
+            return bytes(converter.convert())
+    except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and friends
+        raise _explain_conversion_error(exc, loaded) from None
+
+
+def _explain_conversion_error(exc: BaseException, loaded: LoadedModel) -> ConversionError:
+    text = str(exc)
+    layer = _layer_in_error(text)
+    where = f" (Keras layer '{layer}')" if layer else ""
+    if "TensorList" in text or "tensorlist" in text.lower():
+        return ConversionError(
+            f"{loaded.path}: a recurrent layer{where} (LSTM/GRU/RNN) cannot be converted to int8-only ops "
+            "(TensorList ops); build it with unroll=True and a fixed sequence length, then retry"
+        )
+    ops = sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+)' op", text)))
+    if ops:
+        return ConversionError(
+            f"{loaded.path}: {', '.join(ops)}{where} has no int8 TFLite builtin kernel (it would need a Flex/float op); "
+            "replace that layer with built-in Keras layers that TFLite quantizes"
+        )
+    return ConversionError(f"{loaded.path}: the TFLite converter failed: {_first_line(exc)}")
+
+
+def _layer_in_error(text: str) -> str | None:
+    match = re.search(r'loc\(.*?"([^"]+)"', text)
+    if not match:
+        return None
+    from .model_info import keras_layer_name
+
+    name = keras_layer_name(match.group(1).split("@")[0]).rstrip(":")
+    return None if "PartitionedCall" in name else name
+
+
+RECURRENT_LAYERS = {"LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
+
+
+def _check_recurrent_layers(loaded: LoadedModel) -> None:
+    """Recurrent layers that are not unrolled need TensorList ops, which int8-only conversion
+    lacks (and which crash some converter versions): say so before converting."""
+    if loaded.model is None or not hasattr(loaded.model, "layers"):
+        return
+    stack = list(loaded.model.layers)
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", []) or [])
+        inner = getattr(layer, "forward_layer", None) or getattr(layer, "layer", None)
+        if inner is not None:
+            stack.append(inner)
+        if type(layer).__name__ in RECURRENT_LAYERS and not getattr(layer, "unroll", False):
+            raise ConversionError(
+                f"{loaded.path}: recurrent layer '{layer.name}' ({type(layer).__name__}) needs TensorList ops that full-int8 "
+                "TFLite cannot express; rebuild it with unroll=True and a fixed sequence length (or replace it with Conv1D)"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1], sys.argv[2]))

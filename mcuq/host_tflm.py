@@ -1,0 +1,89 @@
+"""Host runs of the x86 TFLite Micro interpreter (``tflite-micro`` package), isolated.
+
+Golden outputs, arena measurements and bit-exactness checks all come from here. Every
+run happens in a child process (``tflm_worker``): TFLite Micro can segfault on a
+malformed model or a too-small arena, and that must be reported, never fatal to mcuq.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import NativeCrashError
+
+ARENA_SEARCH_LIMIT = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TflmRun:
+    outputs: list[list[np.ndarray]]  # [sample][output index]
+    tensors: list[dict[int, np.ndarray]]  # [sample]{tensor index: value}, when asked
+
+
+def tflm_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("tflite-micro")
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def _call_worker(request: dict[str, Any], what: str, timeout: float = 600) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="mcuq-tflm-") as tmp:
+        req_path, resp_path = Path(tmp) / "request.pkl", Path(tmp) / "response.pkl"
+        with open(req_path, "wb") as f:
+            pickle.dump(request, f)
+        proc = subprocess.run(
+            [sys.executable, "-m", "mcuq.tflm_worker", str(req_path), str(resp_path)],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+        if proc.returncode != 0 or not resp_path.exists():
+            detail = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
+            tail = (proc.stderr.strip().splitlines() or [""])[-1][:200]
+            raise NativeCrashError(
+                f"the x86 TFLite Micro interpreter crashed while {what} ({detail}{': ' + tail if tail else ''}); "
+                "the model is probably malformed or uses an op TFLite Micro cannot run"
+            )
+        with open(resp_path, "rb") as f:
+            answer: dict[str, Any] = pickle.load(f)
+    return answer
+
+
+def run_tflm(
+    model: bytes,
+    samples: list[list[np.ndarray]],
+    arena_size: int,
+    num_outputs: int,
+    keep_tensors: list[int] | None = None,
+) -> TflmRun:
+    """Invoke ``model`` on each sample (a list of int tensors, one per model input)."""
+    answer = _call_worker(
+        {"kind": "run", "model": model, "inputs": samples, "arena": int(arena_size),
+         "num_outputs": num_outputs, "tensors": keep_tensors or []},
+        "running the model",
+    )
+    if not answer["ok"]:
+        raise NativeCrashError(f"x86 TFLite Micro failed to run the model with a {arena_size}-byte arena: {answer['error']}")
+    return TflmRun(answer["outputs"], answer["tensors"])
+
+
+def measure_min_arena(model: bytes, sample: list[np.ndarray]) -> int:
+    """Smallest 16-byte multiple with which TFLite Micro allocates and invokes the model."""
+    answer = _call_worker(
+        {"kind": "min_arena", "model": model, "inputs": sample, "limit": ARENA_SEARCH_LIMIT},
+        "measuring the arena",
+    )
+    if not answer["ok"] or answer.get("min_arena") is None:
+        raise NativeCrashError(
+            f"x86 TFLite Micro could not allocate the model even with {ARENA_SEARCH_LIMIT // (1024 * 1024)} MB of arena"
+        )
+    return int(answer["min_arena"])

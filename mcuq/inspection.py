@@ -1,0 +1,94 @@
+"""``mcuq inspect``: what is inside a .tflite, and whether TFLite Micro can run each op.
+
+The same dictionary feeds the terminal table, ``--json`` and the deploy report, so
+machines and people see identical numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .calibration import DEFAULT_SAMPLES
+from .console import SILENT, Console
+from .model_info import ModelInfo, TensorInfo, parse_model
+from .tflm_ops import installed_tflm_ops
+
+
+def _tensor_dict(t: TensorInfo) -> dict[str, Any]:
+    return {
+        "index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+        "scale": list(t.quant.scale) if t.quant else None,
+        "zero_point": list(t.quant.zero_point) if t.quant else None,
+    }
+
+
+def c_runtime_support(op: str) -> str:
+    """The plain-C runtime arrives with its own issue; until then it supports nothing."""
+    return "n/a"
+
+
+def inspect_info(info: ModelInfo, source: str) -> dict[str, Any]:
+    tflm_ops = installed_tflm_ops()
+    ops = [
+        {
+            "index": op.index, "op": op.name, "version": op.version,
+            "inputs": [i for i in op.inputs if i >= 0], "outputs": list(op.outputs), "macs": op.macs,
+            "layer": info.layer_of_op(op), "tflm": op.name in tflm_ops, "c_runtime": c_runtime_support(op.name),
+        }
+        for op in info.ops
+    ]
+    return {
+        "model": source,
+        "size_bytes": len(info.raw),
+        "subgraphs": info.num_subgraphs,
+        "inputs": [_tensor_dict(t) for t in info.input_tensors],
+        "outputs": [_tensor_dict(t) for t in info.output_tensors],
+        "ops": ops,
+        "op_counts": {name: sum(1 for o in info.ops if o.name == name) for name in info.op_names},
+        "tensor_count": len(info.tensors),
+        "weight_bytes": info.weight_bytes,
+        "total_macs": info.total_macs,
+        "all_ops_supported_by_tflm": all(o["tflm"] for o in ops),
+    }
+
+
+def inspect_model(
+    model: str | Path, calibration: str | None = None, console: Console = SILENT, calibration_samples: int = DEFAULT_SAMPLES
+) -> dict[str, Any]:
+    """Inspect a .tflite directly, or a Keras/SavedModel after converting it to full int8."""
+    path = Path(model)
+    if path.suffix.lower() == ".tflite" and path.is_file():
+        return inspect_info(parse_model(path.read_bytes(), str(path)), str(path))
+    from .converter import QuantizeOptions, quantize
+
+    result = quantize(path, calibration, options=QuantizeOptions(calibration_samples=calibration_samples), console=console)
+    return inspect_info(result.info, str(path))
+
+
+def _q(t: dict[str, Any]) -> str:
+    if t["scale"] is None:
+        return "-"
+    if len(t["scale"]) > 1:
+        return f"per-channel ({len(t['scale'])})"
+    return f"scale={t['scale'][0]:.6g} zp={t['zero_point'][0]}"
+
+
+def format_inspection(report: dict[str, Any]) -> str:
+    lines = [f"model: {report['model']}  ({report['size_bytes']} bytes, {report['subgraphs']} subgraph)"]
+    for kind in ("inputs", "outputs"):
+        for t in report[kind]:
+            lines.append(f"  {kind[:-1]:6} {t['name']:<32} {str(tuple(t['shape'])):<16} {t['dtype']:<7} {_q(t)}")
+    lines.append("")
+    header = f"  {'#':>3}  {'op':<22} {'v':>2}  {'inputs':<14} {'outputs':<8} {'MACs':>10}  {'TFLM':<4}  {'C':<3}  layer"
+    lines.append(header)
+    for op in report["ops"]:
+        ins = ",".join(map(str, op["inputs"]))
+        outs = ",".join(map(str, op["outputs"]))
+        tflm = "yes" if op["tflm"] else "NO"
+        lines.append(f"  {op['index']:>3}  {op['op']:<22} {op['version']:>2}  {ins:<14} {outs:<8} {op['macs']:>10,}  {tflm:<4}  {op['c_runtime']:<3}  {op['layer']}")
+    lines.append("")
+    lines.append(f"  tensors: {report['tensor_count']}   weights: {report['weight_bytes']:,} bytes   total MACs: {report['total_macs']:,}")
+    verdict = "every op is supported by the installed TFLite Micro" if report["all_ops_supported_by_tflm"] else "SOME OPS ARE NOT SUPPORTED by TFLite Micro"
+    lines.append(f"  {verdict}")
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""Model front end: recognise and load Keras 3, legacy Keras 2 .h5, SavedModel and .tflite.
+
+It answers two questions for the converter: what the model's inputs are (names and
+shapes without batch) and how to obtain a batch-1 TensorFlow graph from it. Loading
+failures become one-line errors that name the file.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._tf import import_tensorflow
+from .calibration import InputSpec
+from .console import SILENT, Console
+from .errors import ModelLoadError
+
+KERAS_SUFFIXES = {".keras"}
+H5_SUFFIXES = {".h5", ".hdf5"}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for conversion; ``kind`` is keras3 | tf_keras | saved_model | tflite."""
+
+    path: Path
+    kind: str
+    inputs: list[InputSpec]
+    model: Any = None  # keras / tf_keras model object
+    tflite: bytes | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def detect_kind(path: Path) -> str:
+    """Classify the path without importing TensorFlow (cheap checks and clear errors)."""
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file or folder; pass a .keras, .h5, SavedModel folder or .tflite")
+    if path.is_dir():
+        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
+            return "saved_model"
+        raise ModelLoadError(f"{path}: folder is not a SavedModel (no saved_model.pb inside); pass the SavedModel folder itself")
+    suffix = path.suffix.lower()
+    if suffix == ".tflite":
+        return "tflite"
+    if suffix in KERAS_SUFFIXES:
+        if not zipfile.is_zipfile(path):
+            raise ModelLoadError(f"{path}: not a valid .keras archive (truncated or not a Keras 3 file); re-save it with model.save()")
+        return "keras"
+    if suffix in H5_SUFFIXES:
+        return "h5"
+    raise ModelLoadError(f"{path}: unknown model format '{suffix}'; pass a .keras, .h5, SavedModel folder or .tflite")
+
+
+def load_model(path: str | Path, console: Console = SILENT) -> LoadedModel:
+    path = Path(path)
+    kind = detect_kind(path)
+    if kind == "tflite":
+        return LoadedModel(path, "tflite", [], tflite=path.read_bytes())
+    if kind == "saved_model":
+        return _load_saved_model(path)
+    with console.step("importing TensorFlow"):
+        import_tensorflow()
+    return _load_keras(path, kind, console)
+
+
+def _keras_inputs(model: Any, path: Path) -> list[InputSpec]:
+    specs = []
+    for i, tensor in enumerate(model.inputs):
+        shape = tuple(tensor.shape[1:])
+        if any(d is None for d in shape):
+            raise ModelLoadError(
+                f"{path}: input '{getattr(tensor, 'name', i)}' has an undefined dimension {tuple(tensor.shape)}; "
+                "give the Keras Input a fixed shape (only the batch may be None)"
+            )
+        name = getattr(tensor, "name", None) or f"input_{i}"
+        specs.append(InputSpec(str(name).split(":")[0], tuple(int(d) for d in shape)))
+    return specs
+
+
+def _load_keras(path: Path, kind: str, console: Console) -> LoadedModel:
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False)
+        return LoadedModel(path, "keras3", _keras_inputs(model, path), model=model)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for bad files
+        first_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if kind != "h5":
+            raise ModelLoadError(f"{path}: Keras cannot load this file ({first_error[:200]})") from None
+    try:
+        import tf_keras
+
+        model = tf_keras.models.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(
+            f"{path}: neither Keras 3 nor tf_keras can load this .h5 ({type(exc).__name__}: {str(exc)[:160]}); "
+            "re-save it from the Keras version that trained it"
+        ) from None
+    note = f"{path.name} is a legacy Keras 2 file that Keras 3 rejects ({first_error[:120]}); loaded it with tf_keras"
+    console.warn(note)
+    return LoadedModel(path, "tf_keras", _keras_inputs(model, path), model=model, notes=[note])
+
+
+def _load_saved_model(path: Path) -> LoadedModel:
+    """Read input names/shapes from the serving signature; old SavedModels may not restore."""
+    tf = import_tensorflow()
+    try:
+        loaded = tf.saved_model.load(str(path))
+        sig = loaded.signatures["serving_default"]
+        _, kwargs = sig.structured_input_signature
+        specs = [InputSpec(name, tuple(int(d) if d is not None else -1 for d in spec.shape[1:])) for name, spec in kwargs.items()]
+        return LoadedModel(path, "saved_model", specs, model=loaded)
+    except Exception as exc:  # noqa: BLE001 - old TF2.x SavedModels fail here but still convert
+        note = f"tf.saved_model.load could not restore {path.name} ({type(exc).__name__}); converting it directly"
+        return LoadedModel(path, "saved_model", [], notes=[note])

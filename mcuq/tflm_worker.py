@@ -1,0 +1,94 @@
+"""Child-process side of the host TFLite Micro runs (see ``host_tflm``).
+
+Runs as ``python -m mcuq.tflm_worker REQUEST RESPONSE``: reads a pickled request, runs the
+x86 TFLite Micro interpreter, pickles the answer. Keeping the native interpreter out of
+the mcuq process means a malformed model or a too-small arena that crashes it cannot take
+mcuq down. It imports neither TensorFlow nor the rest of mcuq, so it starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from typing import Any
+
+import numpy as np
+
+
+def _interpreter(model: bytes, arena: int, preserve: bool = False) -> Any:
+    from tflite_micro.python.tflite_micro import runtime
+
+    config = runtime.InterpreterConfig.kPreserveAllTensors if preserve else runtime.InterpreterConfig.kAllocationRecording
+    return runtime.Interpreter.from_bytes(model, arena_size=arena, intrepreter_config=config)
+
+
+def _run(req: dict[str, Any]) -> dict[str, Any]:
+    interp = _interpreter(req["model"], req["arena"], preserve=bool(req.get("tensors")))
+    outputs: list[list[np.ndarray]] = []
+    tensors: list[dict[int, np.ndarray]] = []
+    for sample in req["inputs"]:
+        for i, x in enumerate(sample):
+            interp.set_input(x, i)
+        interp.invoke()
+        outputs.append([np.array(interp.get_output(i)) for i in range(req["num_outputs"])])
+        if req.get("tensors"):
+            tensors.append({t: np.array(interp.GetTensor(t, 0)) for t in req["tensors"]})
+        interp.reset()
+    return {"outputs": outputs, "tensors": tensors}
+
+
+def _probe(model: bytes, arena: int, inputs: list[np.ndarray]) -> bool:
+    """Allocate and invoke with ``arena`` bytes in a forked child; a crash counts as too small."""
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            interp = _interpreter(model, arena)
+            for i, x in enumerate(inputs):
+                interp.set_input(x, i)
+            interp.invoke()
+            os._exit(0)
+        except BaseException:  # noqa: BLE001 - any failure means "does not fit"
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def _min_arena(req: dict[str, Any]) -> dict[str, Any]:
+    model, inputs, align = req["model"], req["inputs"], 16
+    hi = max(4096, len(model) * 2)
+    while not _probe(model, hi, inputs):
+        if hi >= req["limit"]:
+            return {"min_arena": None, "probes": 0, "tried_up_to": hi}
+        hi = min(hi * 2, req["limit"])
+    lo, probes = 0, 0  # lo fails (or is zero), hi fits
+    while hi - lo > align:
+        mid = (lo + hi) // 2 // align * align
+        if mid <= lo:
+            break
+        probes += 1
+        if _probe(model, mid, inputs):
+            hi = mid
+        else:
+            lo = mid
+    return {"min_arena": hi, "probes": probes}
+
+
+def main() -> int:
+    request_path, response_path = sys.argv[1], sys.argv[2]
+    with open(request_path, "rb") as f:
+        req = pickle.load(f)
+    # The runtime prints to stdout on every construction; keep the pipe clean.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    try:
+        result = _min_arena(req) if req["kind"] == "min_arena" else _run(req)
+        answer: dict[str, Any] = {"ok": True, **result}
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as text
+        answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    with open(response_path, "wb") as f:
+        pickle.dump(answer, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
