@@ -7,11 +7,11 @@ that fails to build an hour later on the user's desk.
 from __future__ import annotations
 
 import hashlib
-from ._compat import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._compat import tomllib
 from .errors import BoardError
 from .resources import boards_dir
 
@@ -30,6 +30,7 @@ TOP_SCHEMA: dict[str, tuple[type | tuple[type, ...], bool]] = {
 PIO_SCHEMA: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "platform": (str, True), "board": (str, True), "framework": (str, True), "monitor_speed": (int, False),
     "lib_deps": (list, False), "build_flags": (list, False), "build_unflags": (list, False), "lib_compat_mode": (str, False),
+    "sdkconfig": (list, False),
 }
 TFLM_SCHEMA: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "library": (str, True), "api_flavour": (str, True), "kernels": (str, True),

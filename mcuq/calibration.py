@@ -174,8 +174,8 @@ def _from_images(folder: Path, inputs: list[InputSpec], image_scale: str) -> Sam
     for f in files:
         try:
             with Image.open(f) as img:
-                img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
-                images.append(np.asarray(img, dtype=np.float32).reshape(h, w, c) * mul + add)
+                pixels = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
+                images.append(np.asarray(pixels, dtype=np.float32).reshape(h, w, c) * mul + add)
         except Exception:  # noqa: BLE001 - PIL raises several types
             raise CalibrationError(f"{f}: unreadable image; remove it or replace it with a valid PNG/JPEG/BMP") from None
     note = f"{len(files)} images resized to {w}x{h} ({'gray' if c == 1 else 'RGB'}), pixels scaled to {image_scale}"
@@ -190,7 +190,7 @@ def _from_function(spec: str, inputs: list[InputSpec]) -> SampleSet:
         func = getattr(importlib.import_module(module_name), func_name)
         samples: Iterable[object] = func()
         collected = [_sample_as_list(s, inputs, spec) for s in samples]
-    except Exception as exc:  # noqa: BLE001 - user code can raise anything
+    except Exception as exc:
         if isinstance(exc, CalibrationError):
             raise
         raise CalibrationError(f"{spec}: calling the calibration function failed ({type(exc).__name__}: {exc})") from None

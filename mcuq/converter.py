@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from . import errors as errors_module
 from ._tf import import_tensorflow, native_output_captured
 from .calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, load_samples
 from .console import SILENT, Console
-from . import errors as errors_module
 from .errors import ConversionError, MCUQError, ModelLoadError, NativeCrashError
 from .fullint8 import check_full_int8, detect_mode
 from .loader import LoadedModel, detect_kind, load_model
@@ -160,7 +160,8 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
 
 def convert_in_this_process(model: Path, calibration: str, options: QuantizeOptions, console: Console) -> dict[str, Any]:
     """The child-process side of ``_convert_isolated``: load, calibrate, convert."""
-    tf = import_tensorflow()
+    with console.step("importing TensorFlow"):
+        tf = import_tensorflow()
     loaded = load_model(model, console)
     _check_recurrent_layers(loaded)
     with tempfile.TemporaryDirectory(prefix="mcuq-export-") as tmp:

@@ -78,7 +78,7 @@ def format_inspection(report: dict[str, Any]) -> str:
     lines = [f"model: {report['model']}  ({report['size_bytes']} bytes, {report['subgraphs']} subgraph)"]
     for kind in ("inputs", "outputs"):
         for t in report[kind]:
-            lines.append(f"  {kind[:-1]:6} {t['name']:<32} {str(tuple(t['shape'])):<16} {t['dtype']:<7} {_q(t)}")
+            lines.append(f"  {kind[:-1]:6} {t['name']:<32} {tuple(t['shape'])!s:<16} {t['dtype']:<7} {_q(t)}")
     lines.append("")
     header = f"  {'#':>3}  {'op':<22} {'v':>2}  {'inputs':<14} {'outputs':<8} {'MACs':>10}  {'TFLM':<4}  {'C':<3}  layer"
     lines.append(header)

@@ -60,8 +60,7 @@ def load_model(path: str | Path, console: Console = SILENT) -> LoadedModel:
         return LoadedModel(path, "tflite", [], tflite=path.read_bytes())
     if kind == "saved_model":
         return _load_saved_model(path)
-    with console.step("importing TensorFlow"):
-        import_tensorflow()
+    import_tensorflow()
     return _load_keras(path, kind, console)
 
 

@@ -23,7 +23,8 @@ TENSOR_TYPE_NAMES = {
     13: "resource", 14: "variant", 15: "uint32", 16: "uint16", 17: "int4",
 }
 FLOAT_TYPES = {"float32", "float16", "float64"}
-NUMPY_DTYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32,
+INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "int32": (-(2**31), 2**31 - 1)}
+NUMPY_DTYPES: dict[str, type] = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32,
                 "int64": np.int64, "float32": np.float32}
 
 # Ops whose input at this index is a bias (int32 in int8 mode, int64 in 16x8 mode).
@@ -130,11 +131,13 @@ class ModelInfo:
     def layer_of_op(self, op: OpInfo) -> str:
         """The Keras layer an op came from; graph outputs are named after the signature, so
         fall back to the op's inputs when its output carries no layer path."""
-        candidates = [self.tensors[i] for i in (*op.outputs, *op.inputs) if i >= 0]
-        for t in candidates:
-            if "/" in t.name:
-                return t.layer
-        return candidates[0].layer if candidates else "?"
+        for i in op.outputs:
+            if i >= 0 and "/" in self.tensors[i].name:
+                return self.tensors[i].layer
+        for i in op.inputs:
+            if i >= 0 and "/" in self.tensors[i].name:
+                return f"the model output after {self.tensors[i].layer}"
+        return self.tensors[op.outputs[0]].layer if op.outputs else "?"
 
 
 def keras_layer_name(tensor_name: str) -> str:
@@ -173,7 +176,7 @@ def _tensor_from_schema(index: int, t: Any, buffers: list[Any]) -> TensorInfo:
     if q is not None and q.scale is not None and len(q.scale) > 0:
         zps = q.zeroPoint if q.zeroPoint is not None else [0] * len(q.scale)
         quant = Quantization(tuple(float(s) for s in q.scale), tuple(int(z) for z in zps), int(q.quantizedDimension))
-    data = None
+    data: np.ndarray | None = None
     buf = buffers[t.buffer] if 0 < t.buffer < len(buffers) else None
     if buf is not None and buf.data is not None and len(buf.data) > 0 and dtype in NUMPY_DTYPES:
         data = np.frombuffer(np.asarray(buf.data, dtype=np.uint8).tobytes(), dtype=NUMPY_DTYPES[dtype])
@@ -262,9 +265,10 @@ def quantize_array(values: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     """Float -> the tensor's integer type with its scale and zero point (as TFLite does)."""
     if tensor.quant is None or tensor.dtype in FLOAT_TYPES:
         return values.astype(NUMPY_DTYPES.get(tensor.dtype, np.float32))
-    info = np.iinfo(NUMPY_DTYPES[tensor.dtype])
-    q = np.round(values / tensor.quant.scale[0]) + tensor.quant.zero_point[0]
-    return np.clip(q, info.min, info.max).astype(NUMPY_DTYPES[tensor.dtype])
+    lo, hi = INT_RANGES[tensor.dtype]
+    scaled = np.asarray(values, dtype=np.float32) / np.float32(tensor.quant.scale[0])
+    q = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + tensor.quant.zero_point[0]  # std::round: ties away from zero
+    return np.clip(q, lo, hi).astype(NUMPY_DTYPES[tensor.dtype])
 
 
 def dequantize_array(values: np.ndarray, tensor: TensorInfo) -> np.ndarray:

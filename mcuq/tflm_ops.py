@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from ._compat import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
+from ._compat import tomllib
 from .errors import BoardError
 from .resources import boards_dir
 
@@ -77,7 +77,7 @@ class TflmLibrary:
         return [op for op in ops if add_method_name(op) not in self.add_methods]
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_library(library_id: str) -> TflmLibrary:
     path = boards_dir() / "libraries" / f"{library_id}.toml"
     if not path.exists():
@@ -87,4 +87,6 @@ def load_library(library_id: str) -> TflmLibrary:
     methods = data.get("add_methods")
     if methods == "installed-tflite-micro":
         methods = [add_method_name(op) for op in installed_tflm_ops()]
+    if not isinstance(methods, list):
+        raise BoardError(f"{path}: add_methods must be a list of Add* names or \"installed-tflite-micro\"")
     return TflmLibrary(library_id, data["name"], data["version"], data["snapshot"], data["source"], frozenset(methods))

@@ -1,0 +1,1 @@
+"""Runtimes a model can be deployed with: ``tflm`` (TensorFlow Lite Micro) and, later, ``c``."""

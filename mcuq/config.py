@@ -1,0 +1,64 @@
+"""``mcuq.toml``: the project config that lets ``mcuq deploy --board esp32`` run without a
+MODEL argument. Paths in it are relative to the file; command-line options win."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ._compat import tomllib
+from .errors import MCUQError
+
+KEYS = {
+    "model": str, "calibration": str, "data": str, "board": str, "board_file": str, "out": str, "runtime": str,
+    "arena_size": int, "io": str, "activations": str, "per_channel": bool, "calibration_samples": int,
+    "seed": int, "image_scale": str, "golden": int,
+}
+PATH_KEYS = {"model", "calibration", "data", "board_file", "out"}
+
+DEFAULT_CONFIG = """\
+# mcuq project config: `mcuq deploy` reads this when no MODEL is given.
+# Paths are relative to this file. Command-line options override every key.
+
+model = "{model}"                     # .keras, .h5, SavedModel folder or int8 .tflite
+calibration = "calibration.npy"     # .npy/.npz/.csv/image folder/module:function/"random"
+# data = "val.npz"                  # validation data: inputs (+ 'labels') for accuracy checks
+board = "{board}"                       # see `mcuq boards`
+# board_file = "my_board.toml"      # your own board, same schema as mcuq's boards/*.toml
+# out = "build/{board}-model"          # output folder
+# runtime = "tflm"                  # tflm | c
+# arena_size = 0                    # bytes; overrides the planned arena
+# io = "int8"                       # int8 | uint8 | float32: dtype of the model's edges
+# activations = "int8"              # int8 | int16 (16x8 mode)
+# per_channel = true
+# calibration_samples = 300
+# seed = 0
+# image_scale = "0..1"              # 0..1 | -1..1 | 0..255 for image-folder calibration
+# golden = 4                        # golden vectors checked at boot
+"""
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise MCUQError(f"{path}: no such config file; give a MODEL, or run 'mcuq init' to write one")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise MCUQError(f"{path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        raise MCUQError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(KEYS)}")
+    for key, value in data.items():
+        if not isinstance(value, KEYS[key]) or (KEYS[key] is int and isinstance(value, bool)):
+            raise MCUQError(f"{path}: '{key}' must be {KEYS[key].__name__}, got {value!r}")
+    base = path.resolve().parent
+    return {k: (str(base / v) if k in PATH_KEYS and v != "random" and ":" not in v else v) for k, v in data.items()}
+
+
+def write_default_config(path: str | Path, board: str = "esp32", model: str = "model.keras") -> Path:
+    path = Path(path)
+    if path.exists():
+        raise MCUQError(f"{path} exists; mcuq does not overwrite it")
+    path.write_text(DEFAULT_CONFIG.format(board=board, model=model))
+    return path

@@ -1,0 +1,271 @@
+"""``mcuq deploy``: model -> full int8 -> arena-sized TFLite Micro PlatformIO project -> host proof.
+
+This module only orchestrates the stages (converter, inspected model, backend, render,
+writer, validator); each decision lives in its own module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from ._tf import tensorflow_version
+from .backends.tflm import TflmPlan, plan_tflm, tensor_context
+from .boards import Board, get_board
+from .calibration import InputSpec, SampleSet, load_samples
+from .config import load_config
+from .console import SILENT, Console
+from .converter import QuantizedModel, QuantizeOptions, quantize
+from .errors import MCUQError
+from .host_tflm import run_tflm, tflm_version
+from .model_info import ModelInfo, quantize_array
+from .render import BANNER, c_byte_array, c_values, render_files, render_user_files
+from .writer import WriteResult, check_output_dir, sha256_bytes, write_project
+
+DEFAULT_BOARD = "esp32"
+DEFAULT_GOLDEN = 4
+FLOAT_MODEL_PATH = "mcuq/float_model.tflite"
+
+
+@dataclass
+class DeployRequest:
+    model: str | None = None
+    board: str | None = None
+    board_file: str | None = None
+    out: str | None = None
+    runtime: str | None = None
+    arena_size: int | None = None
+    calibration: str | None = None
+    data: str | None = None
+    golden: int | None = None
+    force: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    config: str | None = None
+
+    @classmethod
+    def from_cli(cls, args: argparse.Namespace) -> DeployRequest:
+        """CLI values win over mcuq.toml, which is read when no MODEL is given (or --config)."""
+        config: dict[str, Any] = {}
+        config_path = args.config or (None if args.model else "mcuq.toml")
+        if config_path:
+            config = load_config(config_path)
+
+        def pick(name: str, cli_value: Any) -> Any:
+            return cli_value if cli_value is not None else config.get(name)
+
+        options = {k: v for k, v in {
+            "io": pick("io", args.io), "activations": pick("activations", args.activations),
+            "per_channel": (False if args.per_tensor else config.get("per_channel")),
+            "calibration_samples": pick("calibration_samples", args.calibration_samples),
+            "seed": pick("seed", args.seed), "image_scale": pick("image_scale", args.image_scale),
+        }.items() if v is not None}
+        return cls(
+            model=pick("model", args.model), board=pick("board", args.board), board_file=pick("board_file", args.board_file),
+            out=pick("out", args.out), runtime=pick("runtime", args.runtime), arena_size=pick("arena_size", args.arena_size),
+            calibration=pick("calibration", args.calibration), data=pick("data", args.data), golden=pick("golden", args.golden),
+            force=args.force, options=options, config=config_path,
+        )
+
+
+@dataclass
+class DeployResult:
+    out_dir: Path
+    board: Board
+    quantized: QuantizedModel
+    plan: TflmPlan
+    write: WriteResult
+    manifest: dict[str, Any]
+    validation: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.validation is None or bool(self.validation.passed)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir), "board": self.board.id, "runtime": "tflm",
+            "model_bytes": len(self.quantized.tflite), "ops": self.quantized.info.op_names,
+            "arena": self.plan.arena.as_dict(), "fit": self.plan.fit.as_dict(),
+            "golden": self.manifest["golden"], "kept_user_files": self.write.kept_user_files,
+            "edited_generated_files_replaced": self.write.edited_generated,
+            "validation": self.validation.as_dict() if self.validation is not None else None,
+            "random_calibration": self.quantized.random_calibration,
+        }
+
+
+def model_display_name(model: Path) -> str:
+    stem = model.stem if model.is_file() else model.name
+    return model.resolve().parent.name if stem in ("model", "saved_model") else stem
+
+
+def _golden_inputs(q: QuantizedModel, data: SampleSet | None, count: int, seed: int) -> tuple[list[list[np.ndarray]], str]:
+    info = q.info
+    source = data if data is not None else q.calibration
+    if source is not None:
+        n = min(count, source.count)
+        index = np.sort(np.random.default_rng(seed).choice(source.count, n, replace=False))
+        samples = [[quantize_array(x, t) for x, t in zip(source.sample(int(i)), info.input_tensors)] for i in index]
+        return samples, f"{'validation data' if data is not None else 'calibration set'} {source.source}"
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(count):
+        sample = []
+        for t in info.input_tensors:
+            info_t = np.iinfo(np.dtype(t.dtype)) if t.dtype != "float32" else None
+            if info_t is None:
+                sample.append(rng.uniform(-1, 1, t.shape).astype(np.float32))
+            else:
+                sample.append(rng.integers(info_t.min, info_t.max + 1, t.shape).astype(t.dtype))
+        samples.append(sample)
+    return samples, "random integer inputs (no calibration or validation data given)"
+
+
+def _load_validation(path: str | None, info: ModelInfo, options: QuantizeOptions) -> SampleSet | None:
+    if path is None:
+        return None
+    specs = [InputSpec(t.name, t.shape[1:]) for t in info.input_tensors]
+    return load_samples(path, specs, max_samples=None, seed=options.seed, image_scale=options.image_scale, what="validation data")
+
+
+def _resolve_board(request: DeployRequest) -> Board:
+    return get_board(request.board or (None if request.board_file else DEFAULT_BOARD), request.board_file)
+
+
+def _check_runtime(board: Board, runtime: str) -> None:
+    if runtime == "c":
+        raise MCUQError(
+            f"board {board.id}: the plain-C int8 runtime (needed for {board.architecture} boards without TFLite Micro) "
+            "is not available in this mcuq version yet; deploy to a 32-bit board with --runtime tflm"
+        )
+    if board.tflm is None:
+        raise MCUQError(f"board {board.id} names no TFLite Micro library ([tflm] section); use --runtime c or another board")
+
+
+def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
+    if request.model is None:
+        raise MCUQError("no model: pass MODEL, or run in a folder with an mcuq.toml that names one ('mcuq init' writes it)")
+    board = _resolve_board(request)
+    runtime = request.runtime or board.default_runtime
+    _check_runtime(board, runtime)
+    model_path = Path(request.model)
+    name = model_display_name(model_path)
+    out_dir = Path(request.out or Path("build") / f"{board.id}-{name}")
+    check_output_dir(out_dir, request.force)  # refuse early, before minutes of work
+    console.info(f"mcuq deploy: {model_path} -> {board.id} ({runtime}) in {out_dir}")
+    options = QuantizeOptions(**request.options)
+    quantized = quantize(model_path, request.calibration, options=options, console=console)
+    info = quantized.info
+    validation_data = _load_validation(request.data, info, quantized.options)
+    golden_in, golden_source = _golden_inputs(quantized, validation_data, request.golden or DEFAULT_GOLDEN, options.seed)
+    with console.step("measuring the arena on x86 TFLite Micro and checking the fit"):
+        plan = plan_tflm(info, board, golden_in[0], request.arena_size)
+    with console.step(f"computing {len(golden_in)} golden vectors on x86 TFLite Micro"):
+        golden_out = run_tflm(info.raw, golden_in, plan.arena.host_bytes, len(info.outputs)).outputs
+    manifest = build_manifest(quantized, board, plan, name, golden_source, len(golden_in), request)
+    context = template_context(quantized, board, plan, name, golden_in, golden_out, golden_source)
+    files: dict[str, str | bytes] = dict(render_files(context, board.platformio["framework"]))
+    if quantized.float_tflite is not None:
+        files[FLOAT_MODEL_PATH] = quantized.float_tflite
+    with console.step(f"writing the project to {out_dir}"):
+        written = write_project(out_dir, files, dict(render_user_files(context)), manifest, request.force)
+    result = DeployResult(out_dir, board, quantized, plan, written, manifest)
+    from .validate import validate_project
+
+    result.validation = validate_project(out_dir, data=request.data, console=console)
+    return result
+
+
+def build_manifest(
+    q: QuantizedModel, board: Board, plan: TflmPlan, name: str, golden_source: str, golden_count: int, request: DeployRequest
+) -> dict[str, Any]:
+    info = q.info
+    return {
+        "mcuq_version": __version__,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tensorflow_version": tensorflow_version(),
+        "tflite_micro_version": tflm_version(),
+        "python": platform.python_version(),
+        "runtime": "tflm",
+        "board": {"id": board.id, "file": str(board.path), "sha256": board.sha256},
+        "library": {"id": plan.library.id, "name": plan.library.name, "version": plan.library.version,
+                    "snapshot": plan.library.snapshot, "kernels": board.tflm["kernels"] if board.tflm else None},
+        "model": {
+            "name": name, "source": str(q.source), "source_kind": q.source_kind, "bytes": len(info.raw),
+            "crc32": f"{zlib.crc32(info.raw) & 0xFFFFFFFF:08x}", "sha256": sha256_bytes(info.raw),
+            "ops": info.op_names, "op_count": len(info.ops), "tensor_count": len(info.tensors), "macs": info.total_macs,
+            "float_reference": FLOAT_MODEL_PATH if q.float_tflite is not None else None,
+        },
+        "quantization": q.manifest_entry(),
+        "arena": plan.arena.as_dict(),
+        "fit": plan.fit.as_dict(),
+        "resolver": [{"op": e.op, "method": e.method, "count": e.count} for e in plan.resolver],
+        "golden": {"count": golden_count, "source": golden_source, "computed_by": f"x86 tflite-micro {tflm_version()}"},
+        "validation_data": request.data,
+    }
+
+
+def template_context(
+    q: QuantizedModel, board: Board, plan: TflmPlan, name: str,
+    golden_in: list[list[np.ndarray]], golden_out: list[list[np.ndarray]], golden_source: str,
+) -> dict[str, Any]:
+    info = q.info
+    raw = info.raw
+
+    def arrays(values: list[np.ndarray]) -> list[dict[str, Any]]:
+        return [{"size": int(np.asarray(v).size), "data": c_values(v)} for v in values]
+
+    return {
+        "banner": BANNER,
+        "mcuq_version": __version__,
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "board": board, "tflm": board.tflm or {},
+        "pio": {"lib_deps": [], "build_flags": [], "build_unflags": [], "lib_compat_mode": None,
+                "monitor_speed": 115200, "sdkconfig": [], **board.platformio},
+        "board_notes": board.notes,
+        "env_name": board.id,
+        "project_name": f"mcuq_{name}".replace("-", "_"),
+        "model_name": name,
+        "model_size": len(raw), "model_crc32": zlib.crc32(raw) & 0xFFFFFFFF, "model_sha256": sha256_bytes(raw),
+        "model_array": c_byte_array(raw),
+        "inputs": [tensor_context(t) for t in info.input_tensors],
+        "outputs": [tensor_context(t) for t in info.output_tensors],
+        "resolver": plan.resolver, "library": plan.library, "library_header": plan.library_header,
+        "arena": {"target_bytes": plan.arena.target_bytes, "how": plan.arena.how, "in_psram": plan.fit.arena_in_psram},
+        "fit": plan.fit.as_dict(),
+        "quant": q.manifest_entry(),
+        "golden": {
+            "count": len(golden_in), "source": golden_source,
+            "vectors": [{"inputs": arrays(i), "outputs": arrays(o)} for i, o in zip(golden_in, golden_out)],
+        },
+        "tflm_version": f"tflite-micro {tflm_version()}",
+    }
+
+
+def format_summary(result: DeployResult) -> str:
+    a, f, q = result.plan.arena, result.plan.fit, result.quantized
+    lines = [
+        f"project: {result.out_dir}   (board {result.board.id}, TFLite Micro {result.plan.library.name} {result.plan.library.version})",
+        f"model:   {len(q.tflite):,} bytes full {q.options.activations}, io {q.options.io}, ops {', '.join(q.info.op_names)}",
+        f"arena:   {a.target_bytes:,} bytes {'in PSRAM' if f.arena_in_psram else 'static'}  [{a.how}]",
+        f"fit:     RAM {f.ram_bytes:,} / {f.ram_budget:,}   flash {f.flash_bytes:,} / {f.flash_budget:,}  ({f.estimate.split(':')[0]})",
+    ]
+    if q.random_calibration:
+        lines.append("WARNING: calibrated on random data: ACCURACY UNVERIFIED")
+    if result.write.kept_user_files:
+        lines.append(f"kept your files: {', '.join(result.write.kept_user_files)}")
+    if result.write.edited_generated:
+        lines.append(f"replaced generated files you had edited: {', '.join(result.write.edited_generated)}")
+    if result.validation is not None:
+        from .validate import format_validation
+
+        lines.append(format_validation(result.validation))
+    lines.append(f"next:    cd {result.out_dir} && pio run -t upload && pio device monitor")
+    return "\n".join(lines)

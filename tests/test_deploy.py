@@ -1,0 +1,354 @@
+"""`mcuq deploy`: boards as data, generated projects, arena sizing, fit check, nothing lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DIGITS, ROOT, SINE, need
+from mcuq.boards import get_board, list_boards, load_board_file
+from mcuq.deploy import DeployRequest, deploy
+from mcuq.errors import BoardError, FitError, MCUQError, OutputDirError, UnsupportedOpError
+from mcuq.host_tflm import measure_min_arena, run_tflm
+from mcuq.validate import golden_from_project, model_bytes_from_c_array
+
+BOARDS_32 = [b.id for b in list_boards() if b.word_size == 32]
+BOARDS_8 = [b.id for b in list_boards() if b.word_size == 8]
+
+
+@pytest.fixture(scope="session")
+def sine_tflite(tmp_path_factory, sine_int8) -> Path:
+    path = tmp_path_factory.mktemp("sine") / "sine.tflite"
+    path.write_bytes(sine_int8.tflite)
+    return path
+
+
+@pytest.fixture(scope="session")
+def projects(tmp_path_factory, digits_tflite, sine_tflite) -> dict[tuple[str, str], Path]:
+    """Every 32-bit board x {digits, sine}, deployed once for the whole session."""
+    base = tmp_path_factory.mktemp("projects")
+    out = {}
+    for board in BOARDS_32:
+        for name, model, data in (("digits", digits_tflite, DIGITS / "val.npz"), ("sine", sine_tflite, SINE / "val.npz")):
+            target = base / f"{board}-{name}"
+            result = deploy(DeployRequest(model=str(model), board=board, out=str(target), data=str(data)))
+            assert result.ok, result.validation.checks
+            out[(board, name)] = target
+    return out
+
+
+def test_every_shipped_board_file_validates():
+    boards = list_boards()
+    assert {"esp32", "esp32s3", "esp32c3", "nano33ble", "pico", "nucleo_f446re", "nucleo_l4r5zi", "teensy41",
+            "uno", "nano", "mega2560"} <= {b.id for b in boards}
+    for b in boards:
+        assert "@" in b.platformio["platform"]
+        assert (b.default_runtime == "tflm") == (b.word_size == 32)
+    assert get_board("esp32").tflm["library"] == "esp-tflite-micro"
+
+
+def test_boards_cli_table_and_json():
+    proc = subprocess.run([sys.executable, "-m", "mcuq", "boards", "--json"], capture_output=True, text=True, check=True)
+    data = json.loads(proc.stdout)
+    assert {d["id"] for d in data} >= set(BOARDS_32) | set(BOARDS_8)
+    table = subprocess.run([sys.executable, "-m", "mcuq", "boards"], capture_output=True, text=True, check=True).stdout
+    assert "esp32s3" in table and "plain-C int8" in table
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace('mcu = "ESP32"\n', ""), "missing required key 'mcu'"),
+        (lambda t: t.replace("sram_bytes = 327680", 'sram_bytes = "lots"'), "'sram_bytes' must be int"),
+        (lambda t: t.replace('architecture = "xtensa-lx6"', 'architecture = "z80"'), "architecture 'z80'"),
+        (lambda t: t.replace('platform = "espressif32@6.13.0"', 'platform = "espressif32"'), "must pin a version"),
+        (lambda t: t + "colour = 'red'\n", "unknown key"),
+        (lambda t: t.replace('library = "esp-tflite-micro"', 'library = "nope"'), "unknown TFLite Micro library"),
+        (lambda t: t + "[broken", "not valid TOML"),
+    ],
+)
+def test_bad_board_file(tmp_path, edit, message):
+    text = (ROOT / "boards" / "esp32.toml").read_text()
+    path = tmp_path / "my_board.toml"
+    path.write_text(edit(text))
+    with pytest.raises(BoardError, match=message) as info:
+        load_board_file(path)
+    assert "my_board.toml" in str(info.value) or "nope" in str(info.value)
+
+
+def test_user_board_file_deploys(tmp_path, sine_tflite):
+    text = (ROOT / "boards" / "nano33ble.toml").read_text().replace('id = "nano33ble"', 'id = "myboard"')
+    (tmp_path / "myboard.toml").write_text(text)
+    result = deploy(DeployRequest(model=str(sine_tflite), board_file=str(tmp_path / "myboard.toml"), out=str(tmp_path / "p")))
+    assert result.ok and result.board.id == "myboard"
+
+
+@pytest.mark.parametrize("board", BOARDS_32)
+@pytest.mark.parametrize("model", ["digits", "sine"])
+def test_platformio_ini_passes_lint(projects, board, model):
+    from platformio.package.meta import PackageSpec
+    from platformio.project.config import ProjectConfig
+
+    ini = projects[(board, model)] / "platformio.ini"
+    lint = ProjectConfig.lint(str(ini))
+    assert lint["errors"] == [] and lint["warnings"] == [], lint
+    cfg = ProjectConfig(str(ini))
+    b = get_board(board)
+    assert cfg.get(f"env:{board}", "platform") == b.platformio["platform"]
+    assert cfg.get(f"env:{board}", "board") == b.platformio["board"]
+    assert cfg.get(f"env:{board}", "framework") == [b.platformio["framework"]]
+    for spec in cfg.get(f"env:{board}", "lib_deps", []):
+        PackageSpec(spec)
+    assert "native" in cfg.envs()
+
+
+@pytest.mark.parametrize("board", BOARDS_32)
+def test_model_array_is_byte_identical_and_runs_with_planned_arena(projects, board, digits_tflite):
+    project = projects[(board, "digits")]
+    raw = model_bytes_from_c_array(project / "src" / "model_data.cpp")
+    assert raw == digits_tflite.read_bytes()
+    manifest = json.loads((project / "mcuq.lock.json").read_text())
+    arena = manifest["arena"]
+    assert arena["host_bytes"] == arena["target_bytes"] + arena["struct_delta_bytes"]
+    assert arena["host_bytes"] >= arena["host_min_bytes"] and arena["target_bytes"] % 16 == 0
+    from mcuq.model_info import parse_model
+
+    golden_in, golden_out = golden_from_project(project, parse_model(raw))
+    run = run_tflm(raw, golden_in, arena["host_bytes"], 1)
+    for got, want in zip(run.outputs, golden_out):
+        assert np.array_equal(got[0], want[0])
+    # The measured minimum really is the minimum: 16 bytes less does not allocate.
+    assert measure_min_arena(raw, golden_in[0]) == arena["host_min_bytes"]
+    with pytest.raises(MCUQError, match="allocate"):
+        run_tflm(raw, golden_in[:1], arena["host_min_bytes"] - 16, 1)
+
+
+def test_resolver_has_exactly_the_models_ops(projects):
+    header = (projects[("esp32", "digits")] / "src" / "op_resolver.h").read_text()
+    assert "MicroMutableOpResolver<kNumberOperators>" in header and "kNumberOperators = 6;" in header
+    for method in ("AddConv2D", "AddMaxPool2D", "AddDepthwiseConv2D", "AddReshape", "AddFullyConnected", "AddSoftmax"):
+        assert f"resolver.{method}()" in header
+    assert header.count("resolver.Add") == 6
+
+
+def test_esp_idf_and_arduino_flavours(projects):
+    esp = projects[("esp32", "digits")]
+    assert 'espressif/esp-tflite-micro: "~1.4.0"' in (esp / "src" / "idf_component.yml").read_text()
+    assert "app_main" in (esp / "src" / "main.cpp").read_text()
+    assert (esp / "CMakeLists.txt").exists() and (esp / "sdkconfig.defaults").exists()
+    ble = projects[("nano33ble", "digits")]
+    assert "#include <Chirale_TensorFlowLite.h>" in (ble / "src" / "op_resolver.h").read_text()
+    assert "void setup()" in (ble / "src" / "main.cpp").read_text()
+    assert not (ble / "CMakeLists.txt").exists()
+
+
+def test_cmsis_nn_board_plans_im2col_scratch(projects):
+    esp = json.loads((projects[("esp32", "digits")] / "mcuq.lock.json").read_text())["arena"]
+    m4 = json.loads((projects[("nucleo_f446re", "digits")] / "mcuq.lock.json").read_text())["arena"]
+    s3 = json.loads((projects[("esp32s3", "digits")] / "mcuq.lock.json").read_text())["arena"]
+    assert m4["scratch_bytes"] == 4 * 12  # 3x3x1 conv im2col: 4 * align4(9)
+    assert s3["scratch_bytes"] > m4["scratch_bytes"]
+    assert esp["host_min_bytes"] == m4["host_min_bytes"] == s3["host_min_bytes"]
+    assert "bisection" in esp["how"] and "margin" in esp["how"]
+
+
+def _compile(compiler: str, project: Path, out: Path, extra: list[str], harness: Path | None) -> None:
+    sources = [project / "src" / f for f in ("model_data.cpp", "golden_vectors.cpp", "mcuq_checks.cpp")]
+    cmd = [compiler, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-I", str(project / "src"), *extra]
+    if harness is None:
+        for src in sources:
+            subprocess.run([*cmd, "-c", str(src), "-o", str(out / (src.stem + ".o"))], check=True)
+    else:
+        subprocess.run([*cmd, *map(str, sources), str(harness), "-o", str(out / "harness")], check=True)
+
+
+HARNESS = r"""
+#include <stdio.h>
+#include <string.h>
+#include "golden_vectors.h"
+#include "mcuq_checks.h"
+#include "model_data.h"
+#include "quant_helpers.h"
+int main() {
+  if (mcuq::crc32(g_mcuq_model_data, g_mcuq_model_data_len) != MCUQ_MODEL_CRC32) { puts("crc mismatch"); return 1; }
+  if (g_mcuq_model_data_len != MCUQ_MODEL_SIZE) return 2;
+  if ((reinterpret_cast<unsigned long>(g_mcuq_model_data) % 16) != 0) return 3;
+  const mcuq::QuantParams& q = mcuq::kInput0Quant;
+  for (int v = q.qmin; v <= q.qmax; ++v) if (mcuq::quantize_value(mcuq::dequantize_value(v, q), q) != v) return 4;
+  for (int v = 0; v < MCUQ_GOLDEN_COUNT; ++v) {
+    const void* g = mcuq::kGoldenOutputs[v][0];
+    if (mcuq::max_abs_diff(g, g, mcuq::kOutputBytes[0], mcuq::kOutputType[0]) != 0.0) return 5;
+    unsigned char copy[4096];
+    memcpy(copy, g, mcuq::kOutputBytes[0]);
+    copy[0] ^= 1;
+    if (mcuq::max_abs_diff(copy, g, mcuq::kOutputBytes[0], mcuq::kOutputType[0]) != 1.0) return 6;
+  }
+  printf("ok %u\n", MCUQ_MODEL_CRC32);
+  return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("model", ["digits", "sine"])
+def test_plain_cpp_parts_compile_and_check_themselves_with_gcc(projects, tmp_path, model):
+    need("g++")
+    project = projects[("esp32", model)]
+    harness = tmp_path / "harness.cpp"
+    harness.write_text(HARNESS)
+    _compile("g++", project, tmp_path, [], harness)
+    proc = subprocess.run([str(tmp_path / "harness")], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout
+    manifest = json.loads((project / "mcuq.lock.json").read_text())
+    assert proc.stdout.split()[1] == str(int(manifest["model"]["crc32"], 16))
+
+
+def test_plain_cpp_parts_compile_with_arm_none_eabi(projects, tmp_path):
+    need("arm-none-eabi-g++")
+    _compile("arm-none-eabi-g++", projects[("nucleo_f446re", "digits")], tmp_path, ["-mcpu=cortex-m4", "-mthumb", "-Os"], None)
+    assert (tmp_path / "model_data.o").stat().st_size > 0
+
+
+def test_damaged_array_is_caught_by_the_compiled_check(projects, tmp_path):
+    need("g++")
+    import shutil
+
+    project = tmp_path / "p"
+    shutil.copytree(projects[("esp32", "sine")], project)
+    src = project / "src" / "model_data.cpp"
+    text = src.read_text()
+    marker = text.index("0x", text.index("{"))
+    src.write_text(text[:marker] + ("0x01" if text[marker : marker + 4] != "0x01" else "0x02") + text[marker + 4 :])
+    harness = tmp_path / "harness.cpp"
+    harness.write_text(HARNESS)
+    _compile("g++", project, tmp_path, [], harness)
+    assert subprocess.run([str(tmp_path / "harness")], capture_output=True, check=False).returncode == 1
+
+
+def test_manifest_records_versions_options_and_files(projects):
+    project = projects[("esp32", "digits")]
+    m = json.loads((project / "mcuq.lock.json").read_text())
+    for key in ("mcuq_version", "tensorflow_version", "tflite_micro_version"):
+        assert m[key]
+    assert len(m["board"]["sha256"]) == 64 and len(m["model"]["sha256"]) == 64
+    assert m["quantization"]["io"] == "int8"
+    assert "src/model_data.cpp" in m["files"] and "src/app.cpp" in m["user_files"]
+    assert {"target_bytes", "host_bytes", "host_min_bytes"} <= set(m["arena"])
+
+
+def test_eight_bit_board_is_refused_clearly(sine_tflite, tmp_path):
+    with pytest.raises(MCUQError, match="plain-C int8 runtime"):
+        deploy(DeployRequest(model=str(sine_tflite), board="uno", out=str(tmp_path / "p")))
+    assert not (tmp_path / "p").exists()
+
+
+def test_too_big_model_names_the_numbers_and_a_board_that_fits(tmp_path):
+    import keras
+
+    inp = keras.Input((64, 64, 3))
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inp, keras.layers.Dense(2)(x)).save(tmp_path / "big.keras")
+    with pytest.raises(FitError, match=r"model needs \d+ KB RAM, nucleo_f446re has 128 KB \(arena \d+ KB.*fits: ") as info:
+        deploy(DeployRequest(model=str(tmp_path / "big.keras"), board="nucleo_f446re", calibration="random", out=str(tmp_path / "p")))
+    assert "esp32" in str(info.value) or "nucleo_l4r5zi" in str(info.value)
+    assert not (tmp_path / "p").exists()
+
+
+def test_big_arena_goes_to_psram_on_esp32s3(tmp_path):
+    import keras
+
+    inp = keras.Input((128, 128, 3))
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inp, keras.layers.Dense(2)(x)).save(tmp_path / "wide.keras")
+    result = deploy(DeployRequest(model=str(tmp_path / "wide.keras"), board="esp32s3", calibration="random", out=str(tmp_path / "p"),
+                                  options={"calibration_samples": 8}))
+    assert result.plan.fit.arena_in_psram
+    assert "heap_caps_aligned_alloc" in (tmp_path / "p" / "src" / "mcuq_model.cpp").read_text()
+    assert "MCUQ_ARENA_IN_PSRAM" in (tmp_path / "p" / "platformio.ini").read_text()
+    assert "CONFIG_SPIRAM=y" in (tmp_path / "p" / "sdkconfig.defaults").read_text()
+
+
+def test_op_missing_from_board_library_is_refused(tmp_path):
+    import keras
+
+    inp = keras.Input((8,))
+    x = keras.layers.Activation("log_softmax", name="logprobs")(keras.layers.Dense(4)(inp))
+    keras.Model(inp, keras.layers.Dense(2)(x)).save(tmp_path / "ls.keras")
+    with pytest.raises(UnsupportedOpError, match=r"LOG_SOFTMAX \(AddLogSoftmax.*logprobs"):
+        deploy(DeployRequest(model=str(tmp_path / "ls.keras"), board="nano33ble", calibration="random", out=str(tmp_path / "p")))
+    assert not (tmp_path / "p").exists()
+
+
+def test_foreign_folder_is_refused_untouched(tmp_path, sine_tflite):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    with pytest.raises(OutputDirError, match="not generated by mcuq"):
+        deploy(DeployRequest(model=str(sine_tflite), board="esp32", out=str(out)))
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_existing_project_needs_force_and_force_keeps_user_files(tmp_path, sine_tflite, digits_tflite):
+    out = tmp_path / "proj"
+    deploy(DeployRequest(model=str(sine_tflite), board="esp32", out=str(out)))
+    with pytest.raises(OutputDirError, match="--force"):
+        deploy(DeployRequest(model=str(sine_tflite), board="esp32", out=str(out)))
+    (out / "src" / "app.cpp").write_text("// my edited application\n")
+    (out / "src" / "sensor.cpp").write_text("// my own driver\n")
+    result = deploy(DeployRequest(model=str(digits_tflite), board="esp32", out=str(out), force=True))
+    assert result.ok
+    assert (out / "src" / "app.cpp").read_text() == "// my edited application\n"
+    assert (out / "src" / "sensor.cpp").read_text() == "// my own driver\n"
+    assert "src/app.cpp" in result.write.kept_user_files
+    assert model_bytes_from_c_array(out / "src" / "model_data.cpp") == digits_tflite.read_bytes()
+    assert not list(tmp_path.glob(".*mcuq-*")), "staging folder left behind"
+
+
+def test_force_refuses_to_overwrite_a_foreign_file_at_a_generated_path(tmp_path, sine_tflite):
+    out = tmp_path / "proj"
+    deploy(DeployRequest(model=str(sine_tflite), board="nano33ble", out=str(out)))
+    manifest = json.loads((out / "mcuq.lock.json").read_text())
+    # The user adds a file where a different board's project would generate one.
+    (out / "CMakeLists.txt").write_text("# mine\n")
+    with pytest.raises(OutputDirError, match="CMakeLists.txt exists but was not generated"):
+        deploy(DeployRequest(model=str(sine_tflite), board="esp32", out=str(out), force=True))
+    assert (out / "CMakeLists.txt").read_text() == "# mine\n"
+    assert json.loads((out / "mcuq.lock.json").read_text()) == manifest
+
+
+def test_arena_size_override(tmp_path, sine_tflite):
+    result = deploy(DeployRequest(model=str(sine_tflite), board="esp32", out=str(tmp_path / "p"), arena_size=20000))
+    assert result.plan.arena.target_bytes == 20000 and result.plan.arena.overridden
+    assert "kTensorArenaSize = 20000" in (tmp_path / "p" / "src" / "mcuq_model.h").read_text()
+
+
+def test_readme_default_command_uses_mcuq_toml(tmp_path):
+    out = tmp_path / "default"
+    proc = subprocess.run([sys.executable, "-m", "mcuq", "deploy", "--board", "esp32", "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "mcuq.lock.json").read_text())
+    assert manifest["model"]["name"] == "digits" and manifest["golden"]["source"].startswith("validation data")
+
+
+def test_init_writes_config_once(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mcuq", "init", "--board", "pico"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0
+    text = (tmp_path / "mcuq.toml").read_text()
+    assert 'board = "pico"' in text
+    again = subprocess.run([sys.executable, "-m", "mcuq", "init"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert again.returncode == 1 and "does not overwrite" in again.stderr
+    assert (tmp_path / "mcuq.toml").read_text() == text
+
+
+def test_generated_project_host_tests_pass(projects):
+    project = projects[("esp32", "sine")]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+                          cwd=project, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
