@@ -87,3 +87,12 @@ def measure_min_arena(model: bytes, sample: list[np.ndarray]) -> int:
             f"x86 TFLite Micro could not allocate the model even with {ARENA_SEARCH_LIMIT // (1024 * 1024)} MB of arena"
         )
     return int(answer["min_arena"])
+
+
+def run_float_reference(model: bytes, samples: list[list[np.ndarray]], keep_tensors: list[int] | None = None) -> TflmRun:
+    """Run the float .tflite on LiteRT's reference kernels, in the same isolated worker."""
+    answer = _call_worker({"kind": "litert", "model": model, "inputs": samples, "tensors": keep_tensors or []},
+                          "running the float reference model")
+    if not answer["ok"]:
+        raise NativeCrashError(f"LiteRT could not run the float reference model: {answer['error']}")
+    return TflmRun(answer["outputs"], answer["tensors"])

@@ -90,3 +90,10 @@ def load_library(library_id: str) -> TflmLibrary:
     if not isinstance(methods, list):
         raise BoardError(f"{path}: add_methods must be a list of Add* names or \"installed-tflite-micro\"")
     return TflmLibrary(library_id, data["name"], data["version"], data["snapshot"], data["source"], frozenset(methods))
+
+
+@lru_cache(maxsize=1)
+def optimized_kernel_ops() -> dict[str, frozenset[str]]:
+    """Per kernel set (boards' ``tflm.kernels``), the ops that have an optimized kernel."""
+    data = tomllib.loads((boards_dir() / "libraries" / "kernel_sets.toml").read_text())
+    return {name: frozenset(ops) for name, ops in data.items()}

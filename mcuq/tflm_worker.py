@@ -23,6 +23,13 @@ def _interpreter(model: bytes, arena: int, preserve: bool = False) -> Any:
     return runtime.Interpreter.from_bytes(model, arena_size=arena, intrepreter_config=config)
 
 
+def _tensor_value(value: Any) -> np.ndarray:
+    """GetTensor answers {'dtype', 'shape', 'tensor_data'} in current tflite-micro wheels."""
+    if isinstance(value, dict):
+        return np.asarray(value["tensor_data"]).reshape(tuple(value["shape"]))
+    return np.array(value)
+
+
 def _run(req: dict[str, Any]) -> dict[str, Any]:
     interp = _interpreter(req["model"], req["arena"], preserve=bool(req.get("tensors")))
     outputs: list[list[np.ndarray]] = []
@@ -33,8 +40,31 @@ def _run(req: dict[str, Any]) -> dict[str, Any]:
         interp.invoke()
         outputs.append([np.array(interp.get_output(i)) for i in range(req["num_outputs"])])
         if req.get("tensors"):
-            tensors.append({t: np.array(interp.GetTensor(t, 0)) for t in req["tensors"]})
+            tensors.append({t: _tensor_value(interp.GetTensor(t, 0)) for t in req["tensors"]})
         interp.reset()
+    return {"outputs": outputs, "tensors": tensors}
+
+
+def _run_litert(req: dict[str, Any]) -> dict[str, Any]:
+    """The float reference model on the LiteRT interpreter (no XNNPACK: reference kernels)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(
+        model_content=req["model"],
+        experimental_preserve_all_tensors=bool(req.get("tensors")),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+    )
+    interp.allocate_tensors()
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+    outputs: list[list[np.ndarray]] = []
+    tensors: list[dict[int, np.ndarray]] = []
+    for sample in req["inputs"]:
+        for detail, x in zip(ins, sample):
+            interp.set_tensor(detail["index"], x.astype(detail["dtype"]))
+        interp.invoke()
+        outputs.append([np.array(interp.get_tensor(d["index"])) for d in outs])
+        if req.get("tensors"):
+            tensors.append({t: np.array(interp.get_tensor(t)) for t in req["tensors"]})
     return {"outputs": outputs, "tensors": tensors}
 
 
@@ -81,7 +111,8 @@ def main() -> int:
     # The runtime prints to stdout on every construction; keep the pipe clean.
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     try:
-        result = _min_arena(req) if req["kind"] == "min_arena" else _run(req)
+        handlers = {"min_arena": _min_arena, "run": _run, "litert": _run_litert}
+        result = handlers[req["kind"]](req)
         answer: dict[str, Any] = {"ok": True, **result}
     except Exception as exc:  # noqa: BLE001 - reported to the parent as text
         answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}

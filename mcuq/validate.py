@@ -16,12 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from .accuracy import diagnose, evaluate_outputs, pair_layers, per_layer_error
+from .calibration import InputSpec, SampleSet, load_samples
 from .console import SILENT, Console
 from .errors import MCUQError, NativeCrashError, ValidationFailed
 from .host_tflm import measure_min_arena, run_tflm
 from .model_info import NUMPY_DTYPES, ModelInfo, TensorInfo, parse_model
+from .tflm_ops import optimized_kernel_ops
 from .writer import MANIFEST, sha256_bytes
 
+ROOMY_ARENA = 16 * 1024 * 1024
 ARRAY_RE = re.compile(r"g_mcuq_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}", re.S)
 GOLDEN_RE = re.compile(r"mcuq_golden_(?P<kind>in|out)_(?P<vec>\d+)_(?P<idx>\d+)\[(?P<n>\d+)\]\s*=\s*\{(?P<body>[^}]*)\}")
 
@@ -149,6 +153,38 @@ def _check_golden_on_tflm(report: ValidationReport, project: Path, raw: bytes, m
                    "src/golden_vectors.cpp was edited or the model changed; regenerate with 'mcuq deploy --force'")
 
 
+def _validation_data(project: Path, data: str | None, manifest: dict[str, Any], info: ModelInfo) -> SampleSet | None:
+    path = data or manifest.get("validation_data")
+    if not path:
+        return None
+    if not data and not Path(path).exists():
+        return None  # recorded at deploy time, since moved: validate without it
+    specs = [InputSpec(t.name, t.shape[1:]) for t in info.input_tensors]
+    q = manifest.get("quantization", {})
+    return load_samples(path, specs, max_samples=None, seed=q.get("calibration_seed", 0),
+                        image_scale=q.get("image_scale", "0..1"), what="validation data")
+
+
+def _float_reference(project: Path, manifest: dict[str, Any]) -> bytes | None:
+    rel = manifest.get("model", {}).get("float_reference")
+    return (project / rel).read_bytes() if rel and (project / rel).is_file() else None
+
+
+def _check_accuracy(report: ValidationReport, metrics: dict[str, Any], max_drop: float | None, min_snr: float | None) -> None:
+    for out in metrics["outputs"]:
+        if max_drop is not None and "ACC_float" in out:
+            drop = 100.0 * (out["ACC_float"] - out["ACC_int8"])
+            report.add(f"accuracy drop ({out['name']})", drop <= max_drop,
+                       f"int8 {100 * out['ACC_int8']:.2f}% vs float {100 * out['ACC_float']:.2f}%: drop {drop:.2f} points (limit {max_drop})")
+        elif max_drop is not None:
+            report.add(f"accuracy drop ({out['name']})", False, "--max-drop needs labels in the validation data and the float reference")
+        if min_snr is not None:
+            snr = out.get("SNR_dB")
+            ok = snr is not None and snr >= min_snr
+            report.add(f"output SNR ({out['name']})", ok,
+                       f"SNR {snr:.1f} dB (limit {min_snr} dB)" if snr is not None else "no float reference to compare with")
+
+
 def validate_project(
     project: str | Path, data: str | None = None, max_drop: float | None = None, min_snr: float | None = None,
     write_report: bool = True, console: Console = SILENT,
@@ -160,11 +196,77 @@ def validate_project(
         raw = _check_model_bytes(report, project, manifest)
         if raw is not None:
             _check_golden_on_tflm(report, project, raw, manifest)
+    if raw is None:
+        return report
+    info = parse_model(raw, "src/model_data.cpp")
+    float_model = _float_reference(project, manifest)
+    float_info = parse_model(float_model, "float reference") if float_model else None
+    samples = _validation_data(project, data, manifest, info)
+    arena_ok = any(c.name == "arena" and c.passed for c in report.checks)
+    # Accuracy is still worth knowing when the planned arena failed: measure it with a roomy one.
+    arena = int(manifest["arena"]["host_bytes"]) if arena_ok else ROOMY_ARENA
+    if samples is not None:
+        with console.step(f"float vs int8 on {samples.count} validation samples"):
+            report.metrics = evaluate_outputs(info, float_model, samples, arena)
+        if float_info is not None and float_model is not None:
+            with console.step("per-layer error"):
+                report.per_layer = per_layer_error(info, float_info, float_model, samples, arena)
+        _check_accuracy(report, report.metrics, max_drop, min_snr)
+    elif max_drop is not None or min_snr is not None:
+        report.add("validation data", False, "--max-drop/--min-snr need validation data (--data VAL.npz)")
+    if write_report:
+        with console.step("writing report.html and report.json"):
+            report.report_files = _write_reports(project, report, manifest, info, float_info, float_model)
     return report
+
+
+def _write_reports(project: Path, report: ValidationReport, manifest: dict[str, Any], info: ModelInfo,
+                   float_info: ModelInfo | None, float_model: bytes | None) -> list[str]:
+    from .report import render_report_html, render_report_json, weight_pictures, write_report
+
+    kernels = (manifest.get("library") or {}).get("kernels") or "reference"
+    optimized = optimized_kernel_ops().get(kernels, frozenset())
+    data = report.as_dict()
+    q = manifest.get("quantization", {})
+    data["summary"] = {
+        "model": manifest["model"]["name"], "board": manifest["board"]["id"], "runtime": manifest["runtime"],
+        "library": f"{manifest['library']['name']} {manifest['library']['version']}, {kernels} kernels",
+        "activations": q.get("activations", "int8"), "io": q.get("io", "int8"), "int8_bytes": len(info.raw),
+        "float_bytes": len(float_model) if float_model else None, "arena_bytes": manifest["arena"]["target_bytes"],
+        "arena_how": manifest["arena"]["how"], "fit": manifest["fit"], "random_calibration": q.get("random_calibration", False),
+    }
+    data["ops"] = [{"index": op.index, "op": op.name, "macs": op.macs, "optimized": op.name in optimized, "layer": info.layer_of_op(op)} for op in info.ops]
+    data["worst_layers"] = diagnose(report.per_layer)
+    pairs = pair_layers(info, float_info) if float_info is not None else []
+    json_text = render_report_json(data)
+    data["weights"] = weight_pictures(info, float_info, pairs)
+    return write_report(project, render_report_html(data, info, float_info), json_text)
+
+
+def _num(v: Any, pct: bool = False) -> str:
+    if not isinstance(v, (int, float)):
+        return "-"
+    return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
 
 
 def format_validation(report: ValidationReport) -> str:
     lines = [f"validate {report.project}: {'PASS' if report.passed else 'FAIL'}"]
     for c in report.checks:
         lines.append(f"  [{'ok' if c.passed else 'FAIL'}] {c.name}: {c.detail}")
+    if report.metrics.get("outputs"):
+        lines.append(f"  float vs int8 on {report.metrics['samples']} samples ({report.metrics['source']}):")
+        lines.append(f"    {'output':<28} {'ACC float':>9} {'ACC int8':>9} {'top1 agr':>9} {'RMSE':>9} {'MAE':>9} {'L2R':>9} {'COS':>9} {'SNR dB':>8}")
+        for o in report.metrics["outputs"]:
+            lines.append(f"    {o['name'][:28]:<28} {_num(o.get('ACC_float'), True):>9} {_num(o.get('ACC_int8'), True):>9} "
+                         f"{_num(o.get('top1_agreement'), True):>9} {_num(o.get('RMSE')):>9} {_num(o.get('MAE')):>9} "
+                         f"{_num(o.get('L2R')):>9} {_num(o.get('COS')):>9} {_num(o.get('SNR_dB')):>8}")
+    worst = diagnose(report.per_layer)
+    if worst:
+        lines.append("  layers that lose the most precision:")
+        for w in worst:
+            lines.append(f"    op {w['op_index']} {w['op']} '{w['layer']}': SNR {w['SNR_dB']:.1f} dB (loses {w['drop_dB']:.1f} dB here). {w['advice']}")
+    elif report.per_layer:
+        lines.append(f"  per-layer: every layer keeps SNR >= 30 dB (lowest {min(r['SNR_dB'] for r in report.per_layer):.1f} dB)")
+    if report.report_files:
+        lines.append(f"  report: {report.project / report.report_files[0]}")
     return "\n".join(lines)

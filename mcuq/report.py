@@ -1,0 +1,194 @@
+"""report.html (one self-contained file, pictures inline) and report.json of a validation.
+
+Render functions return text; ``write_report`` is the thin writer. Pictures are drawn with
+matplotlib's Agg backend and embedded as base64 PNG, so the file can be mailed or archived.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .model_info import ModelInfo, TensorInfo
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _figure(width: float, height: float) -> Any:
+    return _pyplot().subplots(figsize=(width, height))
+
+
+def budget_chart(fit: dict[str, Any], arena_bytes: int) -> str:
+    fig, ax = _figure(6.5, 1.8)
+    rows = [("RAM", fit["ram_bytes"], fit["ram_budget"]), ("flash", fit["flash_bytes"], fit["flash_budget"])]
+    for y, (_label, used, budget) in enumerate(rows):
+        ax.barh(y, budget / 1024, color="#e5e7eb")
+        ax.barh(y, used / 1024, color="#2563eb" if used <= budget else "#dc2626")
+        ax.text(budget / 1024, y, f" {used / 1024:.0f} / {budget / 1024:.0f} KB", va="center", fontsize=8)
+    ax.barh(0, arena_bytes / 1024, color="#f59e0b", height=0.35, label="tensor arena")
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.set_xlabel("KB")
+    ax.legend(loc="lower right", fontsize=7)
+    ax.margins(x=0.25)
+    return _png(fig)
+
+
+def layer_chart(rows: list[dict[str, Any]]) -> str:
+    fig, ax = _figure(7.0, max(1.8, 0.32 * len(rows) + 0.8))
+    labels = [f"{r['op_index']} {r['layer']}"[:28] for r in rows]
+    values = [min(r["SNR_dB"], 80.0) for r in rows]
+    colors = ["#dc2626" if v < 20 else ("#f59e0b" if v < 30 else "#16a34a") for v in values]
+    ax.barh(range(len(rows)), values, color=colors)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("SNR of dequantized int8 vs float (dB, capped at 80)")
+    return _png(fig)
+
+
+def confusion_chart(matrix: list[list[int]], title: str) -> str:
+    fig, ax = _figure(3.4, 3.0)
+    m = np.asarray(matrix)
+    ax.imshow(m, cmap="Blues")
+    for (i, j), v in np.ndenumerate(m):
+        if v:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=6, color="white" if v > m.max() / 2 else "black")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("label")
+    return _png(fig)
+
+
+def weight_histogram(float_w: np.ndarray, q: TensorInfo) -> str:
+    assert q.data is not None and q.quant is not None
+    scales = np.asarray(q.quant.scale, dtype=np.float32)
+    zps = np.asarray(q.quant.zero_point, dtype=np.float32)
+    shape = [1] * q.data.ndim
+    if len(scales) > 1:
+        shape[q.quant.axis] = len(scales)
+    deq = (q.data.astype(np.float32) - zps.reshape(shape)) * scales.reshape(shape)
+    fig, (a, b) = _pyplot().subplots(1, 2, figsize=(7.0, 1.9), sharex=True)
+    bins = np.linspace(float(min(float_w.min(), deq.min())), float(max(float_w.max(), deq.max())) + 1e-12, 81)
+    a.hist(float_w.reshape(-1), bins=bins, color="#2563eb")
+    a.set_title("float weights", fontsize=8)
+    b.hist(deq.reshape(-1), bins=bins, color="#f59e0b")
+    b.set_title("int8, dequantized (on the 256-level grid)", fontsize=8)
+    for ax in (a, b):
+        ax.tick_params(labelsize=7)
+    return _png(fig)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def render_report_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:980px;padding:18px;color:#111}
+h1{font-size:22px;margin:0 0 6px} h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:3px;margin-top:26px}
+table{border-collapse:collapse;font-size:12px;margin:6px 0;max-width:100%} td,th{border:1px solid #ddd;padding:3px 6px;text-align:left}
+th{background:#f3f4f6} .pass{color:#15803d;font-weight:600} .fail{color:#b91c1c;font-weight:600}
+img{max-width:100%;height:auto} .wrap{overflow-x:auto} code{font-size:12px;word-break:break-all} .grid{display:flex;flex-wrap:wrap;gap:12px}
+"""
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<div class="wrap"><table><tr>{head}</tr>{body}</table></div>'
+
+
+def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo | None) -> str:
+    s = data["summary"]
+    verdict = '<span class="pass">PASS</span>' if data["passed"] else '<span class="fail">FAIL</span>'
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>mcuq report: {html.escape(s['model'])}</title>"
+             f"<style>{STYLE}</style></head><body>",
+             f"<h1>{html.escape(s['model'])} on {html.escape(s['board'])}: {verdict}</h1>",
+             f"<p>Runtime {html.escape(s['runtime'])} ({html.escape(s['library'])}), full {html.escape(s['activations'])}, "
+             f"I/O {html.escape(s['io'])}. Model {s['int8_bytes']:,} bytes int8"
+             + (f" vs {s['float_bytes']:,} bytes float" if s.get("float_bytes") else "") + f", arena {s['arena_bytes']:,} bytes.</p>"]
+    if s.get("random_calibration"):
+        parts.append('<p class="fail">Calibrated on random data: accuracy unverified.</p>')
+    parts.append("<h2>Checks</h2>" + _table(["check", "result", "detail"], [[c["name"], "ok" if c["passed"] else "FAIL", c["detail"]] for c in data["checks"]]))
+    parts.append(f"<h2>Memory against the board's budget</h2><img alt='budget' src='{budget_chart(s['fit'], s['arena_bytes'])}'>")
+    parts.append(f"<p>{html.escape(s['fit']['method'])}</p>")
+    parts.append("<h2>Ops</h2>" + _table(["#", "op", "MACs", "optimized kernel on this board", "layer"],
+                                        [[o["index"], o["op"], o["macs"], "yes" if o["optimized"] else "reference", o["layer"]] for o in data["ops"]]))
+    metrics = data.get("metrics") or {}
+    if metrics.get("outputs"):
+        parts.append(f"<h2>Float vs int8 on {metrics['samples']} validation samples</h2>")
+        keys = ["ACC_float", "ACC_int8", "top1_agreement", "RMSE", "MAE", "L2R", "COS", "SNR_dB"]
+        parts.append(_table(["output", *keys], [[o["name"], *[o.get(k, "-") for k in keys]] for o in metrics["outputs"]]))
+        for o in metrics["outputs"]:
+            imgs = [confusion_chart(o[k], t) for k, t in (("confusion_float", "float"), ("confusion_int8", "int8")) if k in o]
+            if imgs:
+                parts.append('<div class="grid">' + "".join(f"<img alt='confusion' src='{i}'>" for i in imgs) + "</div>")
+    if data.get("per_layer"):
+        parts.append("<h2>Per-layer error (int8 on TFLite Micro vs float)</h2>")
+        parts.append(f"<img alt='per-layer SNR' src='{layer_chart(data['per_layer'])}'>")
+        parts.append(_table(["#", "op", "layer", "SNR dB", "COS", "SNR lost here dB", "saturated"],
+                            [[r["op_index"], r["op"], r["layer"], r["SNR_dB"], r["COS"], r["drop_dB"], f"{r['saturation']:.1%}"] for r in data["per_layer"]]))
+        for w in data.get("worst_layers", []):
+            parts.append(f"<p><b>{html.escape(w['layer'])}</b> (op {w['op_index']} {w['op']}, SNR {_fmt(w['SNR_dB'])} dB): {html.escape(w['advice'])}</p>")
+    weights = data.get("weights", [])
+    if weights:
+        parts.append("<h2>Weights: float vs int8</h2>")
+        for w in weights:
+            parts.append(f"<p><code>{html.escape(w['name'])}</code> {w['shape']}: {html.escape(w['quant'])}</p><img alt='weights' src='{w['image']}'>")
+    parts.append(f"<h2>How the arena was sized</h2><p>{html.escape(s['arena_how'])}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def weight_pictures(q: ModelInfo, float_info: ModelInfo | None, pairs: list[Any]) -> list[dict[str, Any]]:
+    if float_info is None:
+        return []
+    out = []
+    for p in pairs:
+        if p.int8_op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
+            continue
+        pos = 1
+        qt, ft = q.tensors[p.int8_op.inputs[pos]], float_info.tensors[p.float_op.inputs[pos]]
+        if qt.data is None or ft.data is None or qt.quant is None:
+            continue
+        quant = (f"per-channel, {len(qt.quant.scale)} scales {min(qt.quant.scale):.3g}..{max(qt.quant.scale):.3g}, zero point 0"
+                 if qt.quant.per_channel else f"scale {qt.quant.scale[0]:.4g}, zero point {qt.quant.zero_point[0]}")
+        out.append({"name": qt.name, "shape": list(qt.shape), "quant": quant, "image": weight_histogram(ft.data.astype(np.float32), qt)})
+    return out
+
+
+def write_report(project: Path, html_text: str, json_text: str) -> list[str]:
+    for name, text in (("report.html", html_text), ("report.json", json_text)):
+        tmp = project / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(project / name)
+    return ["report.html", "report.json"]

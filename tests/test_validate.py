@@ -1,0 +1,143 @@
+"""`mcuq validate`: host proof, float-vs-int8 metrics, per-layer error, report, CI gates."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DIGITS, ROOT, need
+from mcuq.accuracy import diagnose
+from mcuq.deploy import DeployRequest, deploy
+from mcuq.validate import validate_project
+
+
+@pytest.fixture(scope="session")
+def digits_project(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("validate") / "esp32-digits"
+    result = deploy(DeployRequest(model=str(DIGITS / "model.keras"), board="esp32", out=str(out),
+                                  calibration=str(DIGITS / "calibration.npy"), data=str(DIGITS / "val.npz")))
+    assert result.ok
+    return out
+
+
+def _validate_cli(project: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mcuq", "validate", str(project), *extra], capture_output=True, text=True, cwd=ROOT, check=False)
+
+
+def test_validate_digits_prints_metrics_and_writes_reports(digits_project):
+    (digits_project / "report.html").unlink(missing_ok=True)
+    proc = _validate_cli(digits_project, "--data", str(DIGITS / "val.npz"), "--max-drop", "2", "--min-snr", "20")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("ACC float", "ACC int8", "RMSE", "MAE", "L2R", "COS", "SNR dB", "bit-exact"):
+        assert name in proc.stdout
+    report = json.loads((digits_project / "report.json").read_text())
+    out = report["metrics"]["outputs"][0]
+    assert abs(out["ACC_float"] - out["ACC_int8"]) <= 0.02
+    assert len(out["confusion_int8"]) == 10 and sum(map(sum, out["confusion_int8"])) == report["metrics"]["samples"]
+    assert [r["op"] for r in report["per_layer"]][:3] == ["CONV_2D", "MAX_POOL_2D", "DEPTHWISE_CONV_2D"]
+    html = (digits_project / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 6  # budget, 2 confusion matrices, per-layer, weights
+    assert "How the arena was sized" in html
+
+
+def test_accuracy_gate_fails_for_ci(digits_project):
+    proc = _validate_cli(digits_project, "--data", str(DIGITS / "val.npz"), "--min-snr", "200", "--no-report")
+    assert proc.returncode == 1
+    assert "[FAIL] output SNR" in proc.stdout
+
+
+def _copy(project: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "copy"
+    shutil.copytree(project, dest)
+    return dest
+
+
+def test_corrupted_weights_in_c_array_fail_naming_the_checksum(digits_project, tmp_path):
+    project = _copy(digits_project, tmp_path)
+    src = project / "src" / "model_data.cpp"
+    text = src.read_text()
+    values = list(re.finditer(r"0x[0-9a-f]{2}", text))
+    target = values[len(values) // 2]  # in the middle of the weights
+    replacement = "0x00" if target.group() != "0x00" else "0x7f"
+    src.write_text(text[: target.start()] + replacement + text[target.end() :])
+    proc = _validate_cli(project, "--no-report")
+    assert proc.returncode == 1
+    assert "model checksum mismatch" in proc.stdout
+
+
+def test_hand_edited_golden_vector_fails_naming_it(digits_project, tmp_path):
+    project = _copy(digits_project, tmp_path)
+    src = project / "src" / "golden_vectors.cpp"
+    text = src.read_text()
+    match = re.search(r"(mcuq_golden_out_2_0\[\d+\] = \{ )(-?\d+)", text)
+    value = int(match.group(2))
+    src.write_text(text[: match.start(2)] + str(value + 1 if value < 127 else value - 1) + text[match.end(2) :])
+    report = validate_project(project, write_report=False)
+    failed = [c for c in report.checks if not c.passed]
+    assert [c.name for c in failed] == ["golden vector 2"]
+    assert "golden vector 2 differs" in failed[0].detail
+
+
+def test_too_small_arena_is_reported_with_numbers(digits_project, tmp_path):
+    project = _copy(digits_project, tmp_path)
+    manifest = json.loads((project / "mcuq.lock.json").read_text())
+    manifest["arena"]["host_bytes"] = 1024
+    (project / "mcuq.lock.json").write_text(json.dumps(manifest))
+    report = validate_project(project, write_report=False)
+    arena = next(c for c in report.checks if c.name == "arena")
+    assert not arena.passed and "1024 B" in arena.detail and str(manifest["arena"]["host_min_bytes"]) in arena.detail
+
+
+def test_damaged_layer_is_named_worst(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((8,), name="x")
+    h = keras.layers.Dense(16, activation="relu", name="fc1")(inp)
+    h = keras.layers.Dense(16, activation="relu", name="bad")(h)
+    model = keras.Model(inp, keras.layers.Dense(4, name="out")(h))
+    w1, b1 = model.get_layer("fc1").get_weights()
+    w1[:, 0], b1[0] = 0.0, -1.0  # fc1 unit 0 is always 0 after ReLU ...
+    model.get_layer("fc1").set_weights([w1, b1])
+    w2, b2 = model.get_layer("bad").get_weights()
+    w2[0, 0] = 400.0  # ... so this outlier changes nothing in float, but wrecks a per-tensor int8 scale
+    model.get_layer("bad").set_weights([w2, b2])
+    model.save(tmp_path / "m.keras")
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "cal.npy", rng.normal(size=(200, 8)).astype(np.float32))
+    np.savez(tmp_path / "val.npz", x=rng.normal(size=(64, 8)).astype(np.float32))
+    result = deploy(DeployRequest(model=str(tmp_path / "m.keras"), board="esp32", out=str(tmp_path / "p"),
+                                  calibration=str(tmp_path / "cal.npy"), data=str(tmp_path / "val.npz"),
+                                  options={"per_channel": False}))
+    worst = diagnose(result.validation.per_layer)
+    assert worst and worst[0]["layer"] == "bad"
+    fc1 = next(r for r in result.validation.per_layer if r["layer"] == "fc1")
+    assert fc1["SNR_dB"] > 25 > worst[0]["SNR_dB"]
+
+
+def test_report_renders_in_headless_chromium(digits_project, tmp_path):
+    need("chromium")
+    from PIL import Image
+
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,2400", f"--screenshot={shot}",
+         (digits_project / "report.html").as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert image.shape[1] == 1100
+    # Plots are visible: the blue of the charts covers a real area.
+    blue = (image[..., 2] > 150) & (image[..., 0] < 80)
+    assert blue.sum() > 5000
+    # Nothing overflows: the page is centred at 980 px, so the right margin stays blank.
+    assert (image[:, -30:] > 240).all(axis=-1).mean() > 0.99
