@@ -1,0 +1,494 @@
+/* mcuq plain-C int8 runtime kernels. Each function mirrors the TensorFlow Lite Micro
+ * reference integer kernel of the same op (tensorflow/lite/kernels/internal/reference/
+ * integer_ops, gemmlowp fixedpoint.h) operation for operation, so that outputs are
+ * bit-exact with TFLite Micro. Layout is NHWC with batch 1 folded away by the generator. */
+#include "mcuq_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MCUQ_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MCUQ_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MCUQ_CLAMP(x, lo, hi) MCUQ_MIN(MCUQ_MAX((x), (lo)), (hi))
+
+/* gemmlowp::SaturatingRoundingDoublingHighMul */
+int32_t mcuq_srdhm(int32_t a, int32_t b) {
+  int overflow = (a == b) && (a == INT32_MIN);
+  int64_t ab = (int64_t)a * (int64_t)b;
+  int32_t nudge = ab >= 0 ? ((int32_t)1 << 30) : (1 - ((int32_t)1 << 30));
+  int32_t high = (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+  return overflow ? INT32_MAX : high;
+}
+
+/* gemmlowp::RoundingDivideByPOT */
+int32_t mcuq_rdivpot(int32_t x, int exponent) {
+  int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+  int32_t remainder = x & mask;
+  int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+  return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* tflite::MultiplyByQuantizedMultiplier (double rounding, TFLM's default build) */
+int32_t mcuq_mbqm(int32_t x, int32_t multiplier, int shift) {
+  int left_shift = shift > 0 ? shift : 0;
+  int right_shift = shift > 0 ? 0 : -shift;
+  return mcuq_rdivpot(mcuq_srdhm((int32_t)((uint32_t)x << left_shift), multiplier), right_shift);
+}
+
+void mcuq_conv2d(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim in_c,
+                 const int8_t* filter, mcuq_dim k_h, mcuq_dim k_w, const int32_t* bias,
+                 const int32_t* mult, const int8_t* shift, int8_t* out, mcuq_dim out_h, mcuq_dim out_w,
+                 mcuq_dim out_c, int stride_h, int stride_w, int dil_h, int dil_w, int pad_h, int pad_w,
+                 int32_t in_offset, int32_t out_offset, int32_t act_min, int32_t act_max) {
+  mcuq_dim oy, ox, oc, fy, fx, ic;
+  for (oy = 0; oy < out_h; ++oy) {
+    for (ox = 0; ox < out_w; ++ox) {
+      const mcuq_dim y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
+      for (oc = 0; oc < out_c; ++oc) {
+        int32_t acc = 0;
+        for (fy = 0; fy < k_h; ++fy) {
+          const mcuq_dim iy = y0 + dil_h * fy;
+          if (iy < 0 || iy >= in_h) continue;
+          for (fx = 0; fx < k_w; ++fx) {
+            const mcuq_dim ix = x0 + dil_w * fx;
+            const int8_t* ip;
+            const int8_t* fp;
+            if (ix < 0 || ix >= in_w) continue;
+            ip = in + (iy * in_w + ix) * in_c;
+            fp = filter + ((oc * k_h + fy) * k_w + fx) * in_c;
+            for (ic = 0; ic < in_c; ++ic) acc += (int32_t)MCUQ_RD_I8(fp + ic) * ((int32_t)ip[ic] + in_offset);
+          }
+        }
+        if (bias) acc += MCUQ_RD_I32(bias + oc);
+        acc = mcuq_mbqm(acc, MCUQ_RD_I32(mult + oc), MCUQ_RD_I8(shift + oc)) + out_offset;
+        out[(oy * out_w + ox) * out_c + oc] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
+      }
+    }
+  }
+}
+
+void mcuq_depthwise_conv2d(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim in_c,
+                           const int8_t* filter, mcuq_dim k_h, mcuq_dim k_w, const int32_t* bias,
+                           const int32_t* mult, const int8_t* shift, int8_t* out, mcuq_dim out_h,
+                           mcuq_dim out_w, int depth_mult, int stride_h, int stride_w, int dil_h,
+                           int dil_w, int pad_h, int pad_w, int32_t in_offset, int32_t out_offset,
+                           int32_t act_min, int32_t act_max) {
+  const mcuq_dim out_c = in_c * depth_mult;
+  mcuq_dim oy, ox, ic, fy, fx;
+  int m;
+  for (oy = 0; oy < out_h; ++oy) {
+    for (ox = 0; ox < out_w; ++ox) {
+      const mcuq_dim y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
+      for (ic = 0; ic < in_c; ++ic) {
+        for (m = 0; m < depth_mult; ++m) {
+          const mcuq_dim oc = m + ic * depth_mult;
+          int32_t acc = 0;
+          for (fy = 0; fy < k_h; ++fy) {
+            const mcuq_dim iy = y0 + dil_h * fy;
+            if (iy < 0 || iy >= in_h) continue;
+            for (fx = 0; fx < k_w; ++fx) {
+              const mcuq_dim ix = x0 + dil_w * fx;
+              if (ix < 0 || ix >= in_w) continue;
+              acc += (int32_t)MCUQ_RD_I8(filter + (fy * k_w + fx) * out_c + oc) *
+                     ((int32_t)in[(iy * in_w + ix) * in_c + ic] + in_offset);
+            }
+          }
+          if (bias) acc += MCUQ_RD_I32(bias + oc);
+          acc = mcuq_mbqm(acc, MCUQ_RD_I32(mult + oc), MCUQ_RD_I8(shift + oc)) + out_offset;
+          out[(oy * out_w + ox) * out_c + oc] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
+        }
+      }
+    }
+  }
+}
+
+void mcuq_fully_connected(const int8_t* in, mcuq_dim batches, mcuq_dim depth, const int8_t* filter,
+                          const int32_t* bias, const int32_t* mult, const int8_t* shift, int per_channel,
+                          int8_t* out, mcuq_dim units, int32_t in_offset, int32_t out_offset,
+                          int32_t act_min, int32_t act_max) {
+  mcuq_dim b, u, d;
+  for (b = 0; b < batches; ++b) {
+    const int8_t* ip = in + b * depth;
+    for (u = 0; u < units; ++u) {
+      const int8_t* fp = filter + u * depth;
+      const mcuq_dim q = per_channel ? u : 0;
+      int32_t acc = 0;
+      for (d = 0; d < depth; ++d) acc += (int32_t)MCUQ_RD_I8(fp + d) * ((int32_t)ip[d] + in_offset);
+      if (bias) acc += MCUQ_RD_I32(bias + u);
+      acc = mcuq_mbqm(acc, MCUQ_RD_I32(mult + q), MCUQ_RD_I8(shift + q)) + out_offset;
+      out[b * units + u] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
+    }
+  }
+}
+
+void mcuq_max_pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out,
+                   mcuq_dim out_h, mcuq_dim out_w, int f_h, int f_w, int stride_h, int stride_w,
+                   int pad_h, int pad_w, int32_t act_min, int32_t act_max) {
+  mcuq_dim oy, ox, c, fy, fx;
+  for (oy = 0; oy < out_h; ++oy) {
+    for (ox = 0; ox < out_w; ++ox) {
+      const mcuq_dim y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
+      const mcuq_dim fy0 = MCUQ_MAX(0, -y0), fy1 = MCUQ_MIN(f_h, in_h - y0);
+      const mcuq_dim fx0 = MCUQ_MAX(0, -x0), fx1 = MCUQ_MIN(f_w, in_w - x0);
+      for (c = 0; c < ch; ++c) {
+        int32_t best = -128;
+        for (fy = fy0; fy < fy1; ++fy)
+          for (fx = fx0; fx < fx1; ++fx) {
+            const int32_t v = in[((y0 + fy) * in_w + (x0 + fx)) * ch + c];
+            if (v > best) best = v;
+          }
+        out[(oy * out_w + ox) * ch + c] = (int8_t)MCUQ_CLAMP(best, act_min, act_max);
+      }
+    }
+  }
+}
+
+void mcuq_avg_pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out,
+                   mcuq_dim out_h, mcuq_dim out_w, int f_h, int f_w, int stride_h, int stride_w,
+                   int pad_h, int pad_w, int32_t act_min, int32_t act_max) {
+  mcuq_dim oy, ox, c, fy, fx;
+  for (oy = 0; oy < out_h; ++oy) {
+    for (ox = 0; ox < out_w; ++ox) {
+      const mcuq_dim y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
+      const mcuq_dim fy0 = MCUQ_MAX(0, -y0), fy1 = MCUQ_MIN(f_h, in_h - y0);
+      const mcuq_dim fx0 = MCUQ_MAX(0, -x0), fx1 = MCUQ_MIN(f_w, in_w - x0);
+      for (c = 0; c < ch; ++c) {
+        int32_t acc = 0, count = 0;
+        for (fy = fy0; fy < fy1; ++fy)
+          for (fx = fx0; fx < fx1; ++fx) {
+            acc += in[((y0 + fy) * in_w + (x0 + fx)) * ch + c];
+            ++count;
+          }
+        if (count == 0) count = 1;
+        acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+        out[(oy * out_w + ox) * ch + c] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
+      }
+    }
+  }
+}
+
+/* Index of a broadcast operand for a 4-D output position. */
+static mcuq_dim bcast_index(const mcuq_dim* dims, mcuq_dim i0, mcuq_dim i1, mcuq_dim i2, mcuq_dim i3) {
+  const mcuq_dim a = dims[0] == 1 ? 0 : i0, b = dims[1] == 1 ? 0 : i1;
+  const mcuq_dim c = dims[2] == 1 ? 0 : i2, d = dims[3] == 1 ? 0 : i3;
+  return ((a * dims[1] + b) * dims[2] + c) * dims[3] + d;
+}
+
+void mcuq_add(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+              int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
+              int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
+              int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
+  mcuq_dim i0, i1, i2, i3, o = 0;
+  for (i0 = 0; i0 < out_dims[0]; ++i0)
+    for (i1 = 0; i1 < out_dims[1]; ++i1)
+      for (i2 = 0; i2 < out_dims[2]; ++i2)
+        for (i3 = 0; i3 < out_dims[3]; ++i3, ++o) {
+          const int32_t x = a_offset + a[bcast_index(a_dims, i0, i1, i2, i3)];
+          const int32_t y = b_offset + b[bcast_index(b_dims, i0, i1, i2, i3)];
+          const int32_t sx = mcuq_rdivpot(mcuq_srdhm((int32_t)((uint32_t)x << left_shift), a_mult), -a_shift);
+          const int32_t sy = mcuq_rdivpot(mcuq_srdhm((int32_t)((uint32_t)y << left_shift), b_mult), -b_shift);
+          int32_t r = mcuq_rdivpot(mcuq_srdhm(sx + sy, out_mult), -out_shift) + out_offset;
+          out[o] = (int8_t)MCUQ_CLAMP(r, act_min, act_max);
+        }
+}
+
+void mcuq_mul(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+              int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t b_offset,
+              int32_t out_offset, int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
+  mcuq_dim i0, i1, i2, i3, o = 0;
+  for (i0 = 0; i0 < out_dims[0]; ++i0)
+    for (i1 = 0; i1 < out_dims[1]; ++i1)
+      for (i2 = 0; i2 < out_dims[2]; ++i2)
+        for (i3 = 0; i3 < out_dims[3]; ++i3, ++o) {
+          const int32_t x = a_offset + a[bcast_index(a_dims, i0, i1, i2, i3)];
+          const int32_t y = b_offset + b[bcast_index(b_dims, i0, i1, i2, i3)];
+          int32_t r = out_offset + mcuq_mbqm(x * y, out_mult, out_shift);
+          out[o] = (int8_t)MCUQ_CLAMP(r, act_min, act_max);
+        }
+}
+
+void mcuq_copy(const int8_t* in, int8_t* out, mcuq_dim n) {
+  if (in != out) memmove(out, in, (size_t)n);
+}
+
+void mcuq_requantize(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int32_t out_zp,
+                     int32_t mult, int shift, int32_t act_min, int32_t act_max) {
+  mcuq_dim i;
+  for (i = 0; i < n; ++i) {
+    int32_t v = mcuq_mbqm((int32_t)in[i] - in_zp, mult, shift) + out_zp;
+    out[i] = (int8_t)MCUQ_CLAMP(v, act_min, act_max);
+  }
+}
+
+/* ---- gemmlowp fixed-point transcendental functions (int32 raw values) ---- */
+
+static int32_t fp_mul(int32_t a, int32_t b) { return mcuq_srdhm(a, b); }
+
+static int32_t fp_sat_mul_pot(int32_t x, int exponent) {
+  if (exponent > 0) {
+    const int32_t min = INT32_MIN, max = INT32_MAX;
+    const int32_t threshold = (int32_t)(((int64_t)1 << (31 - exponent)) - 1);
+    if (x > threshold) return max;
+    if (x < -threshold) return min;
+    return (int32_t)((uint32_t)x << exponent);
+  }
+  if (exponent < 0) return mcuq_rdivpot(x, -exponent);
+  return x;
+}
+
+static int32_t fp_rounding_half_sum(int32_t a, int32_t b) {
+  int64_t sum = (int64_t)a + (int64_t)b;
+  int64_t sign = sum >= 0 ? 1 : -1;
+  return (int32_t)((sum + sign) / 2);
+}
+
+/* exp(x) for x in [-1/4, 0), x with 0 integer bits */
+static int32_t fp_exp_quarter(int32_t a) {
+  const int32_t constant_term = 1895147668;
+  const int32_t one_third = 715827883;
+  const int32_t x = a + ((int32_t)1 << 28);
+  const int32_t x2 = fp_mul(x, x);
+  const int32_t x3 = fp_mul(x2, x);
+  const int32_t x4 = fp_mul(x2, x2);
+  const int32_t x4_over_4 = fp_sat_mul_pot(x4, -2);
+  const int32_t poly = fp_sat_mul_pot(fp_mul(x4_over_4 + x3, one_third) + x2, -1);
+  return constant_term + fp_mul(constant_term, x + poly);
+}
+
+/* exp(a) for a < 0; a has `integer_bits` integer bits; result has 0 integer bits. */
+static int32_t fp_exp_on_negative_values(int32_t a, int integer_bits) {
+  static const int32_t multipliers[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
+  const int fractional_bits = 31 - integer_bits;
+  const int32_t one_quarter = (int32_t)1 << (fractional_bits - 2);
+  const int32_t mask = one_quarter - 1;
+  const int32_t a_mod_quarter_minus_one_quarter = (a & mask) - one_quarter;
+  int32_t result = fp_exp_quarter(fp_sat_mul_pot(a_mod_quarter_minus_one_quarter, integer_bits));
+  const int32_t remainder = a_mod_quarter_minus_one_quarter - a;
+  int e;
+  for (e = -2; e <= 4; ++e) {
+    if (integer_bits > e) {
+      const int shift_amount = fractional_bits + e;
+      if (remainder & ((int32_t)1 << shift_amount)) result = fp_mul(result, multipliers[e + 2]);
+    }
+  }
+  if (integer_bits > 5) {
+    const int32_t clamp = -((int32_t)1 << (36 - integer_bits));
+    if (a < clamp) result = 0;
+  }
+  if (a == 0) result = INT32_MAX;
+  return result;
+}
+
+/* 1 / (1 + x) for x in (0, 1): Newton-Raphson with F2 intermediates. */
+static int32_t fp_one_over_one_plus_x(int32_t a) {
+  const int32_t half_denominator = fp_rounding_half_sum(a, INT32_MAX);
+  const int32_t c48_17 = 1515870810, cneg32_17 = -1010580540;
+  const int32_t f2_one = (int32_t)1 << 29;
+  int32_t x = c48_17 + fp_mul(half_denominator, cneg32_17);
+  int i;
+  for (i = 0; i < 3; ++i) {
+    const int32_t hdx = fp_mul(half_denominator, x);
+    const int32_t one_minus = f2_one - hdx;
+    x = x + fp_sat_mul_pot(fp_mul(x, one_minus), 2);
+  }
+  return fp_sat_mul_pot(x, 1); /* Rescale<0>(ExactMulByPot<-1>(x)) : F1 -> F0 */
+}
+
+/* (1 - x) / (1 + x) for x in (0, 1) */
+static int32_t fp_one_minus_x_over_one_plus_x(int32_t a) {
+  const int32_t half_denominator = fp_rounding_half_sum(a, INT32_MAX);
+  const int32_t c48_17 = 1515870810, cneg32_17 = -1010580540;
+  const int32_t f2_one = (int32_t)1 << 29;
+  int32_t x = c48_17 + fp_mul(half_denominator, cneg32_17);
+  int i;
+  for (i = 0; i < 3; ++i) {
+    const int32_t hdx = fp_mul(half_denominator, x);
+    const int32_t one_minus = f2_one - hdx;
+    x = x + fp_sat_mul_pot(fp_mul(x, one_minus), 2);
+  }
+  return fp_sat_mul_pot(x - f2_one, 2); /* Rescale<0>(x - F2::One()) */
+}
+
+static int32_t fp_logistic(int32_t a, int integer_bits) {
+  int32_t abs_input, pos;
+  if (a == 0) return (int32_t)1 << 30;
+  abs_input = a > 0 ? a : -a;
+  pos = fp_one_over_one_plus_x(fp_exp_on_negative_values(-abs_input, integer_bits));
+  return a > 0 ? pos : INT32_MAX - pos;
+}
+
+static int32_t fp_tanh(int32_t a, int integer_bits) {
+  int32_t n, t;
+  if (a == 0) return 0;
+  n = a < 0 ? a : -a;
+  /* ExactMulByPot<1>: same raw value, one more integer bit */
+  t = fp_one_minus_x_over_one_plus_x(fp_exp_on_negative_values(n, integer_bits + 1));
+  return a < 0 ? -t : t;
+}
+
+static int count_leading_zeros32(uint32_t x) {
+  int n = 0;
+  if (x == 0) return 32;
+  while (!(x & 0x80000000u)) {
+    x <<= 1;
+    ++n;
+  }
+  return n;
+}
+
+void mcuq_softmax(const int8_t* in, int8_t* out, mcuq_dim outer, mcuq_dim depth, int32_t in_mult,
+                  int in_left_shift, int32_t diff_min) {
+  mcuq_dim i, c;
+  for (i = 0; i < outer; ++i) {
+    const int8_t* row = in + i * depth;
+    int8_t* orow = out + i * depth;
+    int32_t max_in_row = -128, sum_of_exps = 0, shifted_scale, shifted_sum_minus_one;
+    int headroom_plus_one, num_bits_over_unit, exponent;
+    for (c = 0; c < depth; ++c) max_in_row = MCUQ_MAX(max_in_row, (int32_t)row[c]);
+    for (c = 0; c < depth; ++c) {
+      const int32_t diff = (int32_t)row[c] - max_in_row;
+      if (diff >= diff_min) {
+        const int32_t rescaled = mcuq_srdhm((int32_t)((uint32_t)diff << in_left_shift), in_mult);
+        sum_of_exps += fp_sat_mul_pot(fp_exp_on_negative_values(rescaled, 5), -12);
+      }
+    }
+    headroom_plus_one = count_leading_zeros32((uint32_t)sum_of_exps);
+    num_bits_over_unit = 12 - headroom_plus_one;
+    shifted_sum_minus_one = (int32_t)(((uint32_t)sum_of_exps << headroom_plus_one) - ((uint32_t)1 << 31));
+    shifted_scale = fp_one_over_one_plus_x(shifted_sum_minus_one);
+    exponent = num_bits_over_unit + 31 - 8;
+    for (c = 0; c < depth; ++c) {
+      const int32_t diff = (int32_t)row[c] - max_in_row;
+      if (diff >= diff_min) {
+        const int32_t rescaled = mcuq_srdhm((int32_t)((uint32_t)diff << in_left_shift), in_mult);
+        const int32_t exp_in_0 = fp_exp_on_negative_values(rescaled, 5);
+        const int32_t unsat = mcuq_rdivpot(fp_mul(shifted_scale, exp_in_0), exponent);
+        orow[c] = (int8_t)MCUQ_CLAMP(unsat - 128, -128, 127);
+      } else {
+        orow[c] = -128;
+      }
+    }
+  }
+}
+
+void mcuq_logistic(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int32_t range_radius,
+                   int32_t in_mult, int in_left_shift) {
+  mcuq_dim i;
+  for (i = 0; i < n; ++i) {
+    const int32_t x = (int32_t)in[i] - in_zp;
+    if (x <= -range_radius) {
+      out[i] = -128;
+    } else if (x >= range_radius) {
+      out[i] = 127;
+    } else {
+      const int32_t x_q4 = mcuq_mbqm(x, in_mult, in_left_shift);
+      int32_t y = mcuq_rdivpot(fp_logistic(x_q4, 4), 31 - 8) - 128;
+      out[i] = (int8_t)MCUQ_CLAMP(y, -128, 127);
+    }
+  }
+}
+
+void mcuq_tanh(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int32_t range_radius,
+               int32_t in_mult, int in_left_shift) {
+  mcuq_dim i;
+  for (i = 0; i < n; ++i) {
+    const int32_t x = (int32_t)in[i] - in_zp;
+    if (x <= -range_radius) {
+      out[i] = -128;
+    } else if (x >= range_radius) {
+      out[i] = 127;
+    } else {
+      const int32_t x_q4 = mcuq_mbqm(x, in_mult, in_left_shift);
+      int32_t y = mcuq_rdivpot(fp_tanh(x_q4, 4), 31 - 7);
+      out[i] = (int8_t)MCUQ_CLAMP(y, -128, 127);
+    }
+  }
+}
+
+void mcuq_concat(const int8_t* const* ins, const mcuq_dim* axis_sizes, int count, int8_t* out,
+                 mcuq_dim outer, mcuq_dim inner) {
+  mcuq_dim o;
+  int k;
+  for (o = 0; o < outer; ++o) {
+    for (k = 0; k < count; ++k) {
+      const mcuq_dim chunk = axis_sizes[k] * inner;
+      memcpy(out, ins[k] + o * chunk, (size_t)chunk);
+      out += chunk;
+    }
+  }
+}
+
+void mcuq_pad(const int8_t* in, const mcuq_dim* in_dims, int8_t* out, const mcuq_dim* out_dims,
+              const mcuq_dim* before, int8_t pad_value) {
+  mcuq_dim i0, i1, i2, i3, o = 0;
+  for (i0 = 0; i0 < out_dims[0]; ++i0)
+    for (i1 = 0; i1 < out_dims[1]; ++i1)
+      for (i2 = 0; i2 < out_dims[2]; ++i2)
+        for (i3 = 0; i3 < out_dims[3]; ++i3, ++o) {
+          const mcuq_dim j0 = i0 - before[0], j1 = i1 - before[1], j2 = i2 - before[2], j3 = i3 - before[3];
+          if (j0 < 0 || j0 >= in_dims[0] || j1 < 0 || j1 >= in_dims[1] || j2 < 0 || j2 >= in_dims[2] ||
+              j3 < 0 || j3 >= in_dims[3]) {
+            out[o] = pad_value;
+          } else {
+            out[o] = in[((j0 * in_dims[1] + j1) * in_dims[2] + j2) * in_dims[3] + j3];
+          }
+        }
+}
+
+void mcuq_mean(const int8_t* in, const mcuq_dim* in_dims, int axis_mask, int8_t* out,
+               int32_t* temp_sum, int32_t in_zp, int32_t out_zp, int32_t mult, int shift) {
+  mcuq_dim out_dims[4], i0, i1, i2, i3, n_out = 1, per_out = 1, k;
+  int d;
+  for (d = 0; d < 4; ++d) {
+    out_dims[d] = (axis_mask & (1 << d)) ? 1 : in_dims[d];
+    n_out *= out_dims[d];
+    if (axis_mask & (1 << d)) per_out *= in_dims[d];
+  }
+  for (k = 0; k < n_out; ++k) temp_sum[k] = 0;
+  for (i0 = 0; i0 < in_dims[0]; ++i0)
+    for (i1 = 0; i1 < in_dims[1]; ++i1)
+      for (i2 = 0; i2 < in_dims[2]; ++i2)
+        for (i3 = 0; i3 < in_dims[3]; ++i3) {
+          const mcuq_dim o0 = (axis_mask & 1) ? 0 : i0, o1 = (axis_mask & 2) ? 0 : i1;
+          const mcuq_dim o2 = (axis_mask & 4) ? 0 : i2, o3 = (axis_mask & 8) ? 0 : i3;
+          temp_sum[((o0 * out_dims[1] + o1) * out_dims[2] + o2) * out_dims[3] + o3] +=
+              in[((i0 * in_dims[1] + i1) * in_dims[2] + i2) * in_dims[3] + i3];
+        }
+  /* QuantizedMeanOrSum: the 1/N factor is folded into (mult, shift) by the generator. */
+  for (k = 0; k < n_out; ++k) {
+    int32_t v = mcuq_mbqm(temp_sum[k] - in_zp * per_out, mult, shift) + out_zp;
+    out[k] = (int8_t)MCUQ_CLAMP(v, -128, 127);
+  }
+}
+
+void mcuq_transpose_conv(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim in_c,
+                         const int8_t* filter, mcuq_dim k_h, mcuq_dim k_w, const int32_t* bias,
+                         const int32_t* mult, const int8_t* shift, int8_t* out, mcuq_dim out_h,
+                         mcuq_dim out_w, mcuq_dim out_c, int stride_h, int stride_w, int pad_h,
+                         int pad_w, int32_t* scratch, int32_t in_offset, int32_t out_offset,
+                         int32_t act_min, int32_t act_max) {
+  mcuq_dim iy, ix, ic, fy, fx, oc, k;
+  const mcuq_dim n = out_h * out_w * out_c;
+  for (k = 0; k < n; ++k) scratch[k] = 0;
+  for (iy = 0; iy < in_h; ++iy)
+    for (ix = 0; ix < in_w; ++ix)
+      for (ic = 0; ic < in_c; ++ic) {
+        const int32_t v = (int32_t)in[(iy * in_w + ix) * in_c + ic] + in_offset;
+        const mcuq_dim y0 = iy * stride_h - pad_h, x0 = ix * stride_w - pad_w;
+        for (fy = 0; fy < k_h; ++fy)
+          for (fx = 0; fx < k_w; ++fx)
+            for (oc = 0; oc < out_c; ++oc) {
+              const mcuq_dim oy = y0 + fy, ox = x0 + fx;
+              if (oy >= 0 && oy < out_h && ox >= 0 && ox < out_w)
+                scratch[(oy * out_w + ox) * out_c + oc] +=
+                    v * (int32_t)MCUQ_RD_I8(filter + ((oc * k_h + fy) * k_w + fx) * in_c + ic);
+            }
+      }
+  for (k = 0; k < n; ++k) {
+    const mcuq_dim c = k % out_c;
+    int32_t acc = scratch[k];
+    if (bias) acc += MCUQ_RD_I32(bias + c);
+    acc = mcuq_mbqm(acc, MCUQ_RD_I32(mult + c), MCUQ_RD_I8(shift + c)) + out_offset;
+    out[k] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
+  }
+}

@@ -1,0 +1,398 @@
+"""Plain-C int8 backend: the model compiled to straight C calls over one static buffer.
+
+Every op becomes one call into ``mcuq_kernels.c`` with its constants (weights, biases,
+per-channel multipliers and shifts) computed here exactly as TFLite Micro computes them in
+Prepare, so the C output is bit-exact with the x86 TFLite Micro. Activations share one
+buffer laid out by ``planner``. An op outside the supported set is an error naming it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..model_info import ModelInfo, OpInfo, TensorInfo
+from ..planner import Buffer, MemoryPlan, plan_memory
+from ..quant_math import (
+    INT8_MAX,
+    INT8_MIN,
+    activation_range,
+    calculate_input_radius,
+    f32,
+    out_size,
+    padding_for,
+    quantize_multiplier,
+    tflite_round,
+)
+
+SUPPORTED_OPS = frozenset({
+    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD", "MUL",
+    "RESHAPE", "EXPAND_DIMS", "SQUEEZE", "SOFTMAX", "LOGISTIC", "TANH", "RELU", "RELU6", "QUANTIZE",
+    "CONCATENATION", "MEAN", "PAD", "PADV2", "TRANSPOSE_CONV",
+})
+RESHAPE_OPS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
+SCRATCH_ALIGN = 4
+
+
+@dataclass
+class ConstArray:
+    name: str
+    ctype: str
+    values: np.ndarray
+    flash: bool = True  # PROGMEM on AVR; elementwise operands stay in RAM
+
+
+@dataclass
+class CProgram:
+    """The compiled model: constants, one C statement per op, and the memory plan."""
+
+    info: ModelInfo
+    constants: list[ConstArray] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    plan: MemoryPlan | None = None
+    scratch: dict[int, int] = field(default_factory=dict)  # op index -> scratch bytes
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.plan.arena_bytes if self.plan else 0
+
+    @property
+    def flash_constant_bytes(self) -> int:
+        return sum(c.values.nbytes for c in self.constants if c.flash)
+
+    @property
+    def ram_constant_bytes(self) -> int:
+        return sum(c.values.nbytes for c in self.constants if not c.flash)
+
+
+def unsupported_ops(info: ModelInfo) -> list[str]:
+    return [name for name in info.op_names if name not in SUPPORTED_OPS]
+
+
+def _fail(info: ModelInfo, op: OpInfo, why: str) -> UnsupportedOpError:
+    return UnsupportedOpError(f"plain-C runtime: op {op.index} {op.name} (Keras layer '{info.layer_of_op(op)}') {why}")
+
+
+def check_supported(info: ModelInfo) -> None:
+    for op in info.ops:
+        if op.name not in SUPPORTED_OPS:
+            raise _fail(info, op, f"is not supported; supported ops: {', '.join(sorted(SUPPORTED_OPS))}; use --runtime tflm on a 32-bit board")
+    for t in info.tensors:
+        if not t.is_constant and t.dtype != "int8" and t.index in _used(info):
+            raise UnsupportedOpError(f"plain-C runtime: tensor '{t.name}' is {t.dtype}; the C runtime runs int8 models (--io int8, --activations int8)")
+
+
+def _used(info: ModelInfo) -> set[int]:
+    return {i for op in info.ops for i in (*op.inputs, *op.outputs) if i >= 0}
+
+
+def _q(t: TensorInfo) -> tuple[float, int]:
+    assert t.quant is not None
+    return t.quant.scale[0], t.quant.zero_point[0]
+
+
+def _dims4(shape: tuple[int, ...]) -> list[int]:
+    dims = list(shape) if shape else [1]
+    return [1] * (4 - len(dims)) + dims
+
+
+class _Emitter:
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+        self.program = CProgram(info)
+
+    def const(self, name: str, ctype: str, values: np.ndarray, flash: bool = True) -> str:
+        self.program.constants.append(ConstArray(name, ctype, np.asarray(values), flash))
+        return name
+
+    def t(self, index: int) -> TensorInfo:
+        return self.info.tensors[index]
+
+    def buf(self, index: int) -> str:
+        return f"T({index})"
+
+    def per_channel_params(self, op: OpInfo, inp: TensorInfo, w: TensorInfo, out: TensorInfo, channels: int) -> tuple[str, str]:
+        in_scale, _ = _q(inp)
+        out_scale, _ = _q(out)
+        assert w.quant is not None
+        scales = w.quant.scale if len(w.quant.scale) > 1 else w.quant.scale * channels
+        mults, shifts = [], []
+        for s in scales[:channels]:
+            real = float(np.float64(np.float32(in_scale)) * np.float64(np.float32(s)) / np.float64(np.float32(out_scale)))
+            m, sh = quantize_multiplier(real)
+            mults.append(m)
+            shifts.append(sh)
+        return (self.const(f"m{op.index}", "int32_t", np.array(mults, np.int32)),
+                self.const(f"s{op.index}", "int8_t", np.array(shifts, np.int8)))
+
+    def bias(self, op: OpInfo, pos: int) -> str:
+        if len(op.inputs) <= pos or op.inputs[pos] < 0:
+            return "0"
+        b = self.t(op.inputs[pos])
+        if b.data is None:
+            raise _fail(self.info, op, "has a non-constant bias")
+        return self.const(f"b{op.index}", "int32_t", b.data.astype(np.int32).reshape(-1))
+
+
+def _conv(e: _Emitter, op: OpInfo) -> str:
+    inp, w, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    _, ih, iw, ic = inp.shape
+    oc, kh, kw, wic = w.shape
+    if wic != ic:
+        raise _fail(e.info, op, "is a grouped convolution")
+    o = op.options
+    sh, sw, dh, dw = o.get("strideH", 1), o.get("strideW", 1), o.get("dilationHFactor", 1), o.get("dilationWFactor", 1)
+    _, oh, ow, _ = out.shape
+    ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
+    m, s = e.per_channel_params(op, inp, w, out, oc)
+    wname = e.const(f"w{op.index}", "int8_t", w.data.reshape(-1))
+    _, izp = _q(inp)
+    os_, ozp = _q(out)
+    amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
+    return (f"mcuq_conv2d({e.buf(inp.index)}, {ih}, {iw}, {ic}, {wname}, {kh}, {kw}, {e.bias(op, 2)}, {m}, {s}, "
+            f"{e.buf(out.index)}, {oh}, {ow}, {oc}, {sh}, {sw}, {dh}, {dw}, {ph}, {pw}, {-izp}, {ozp}, {amin}, {amax});")
+
+
+def _depthwise(e: _Emitter, op: OpInfo) -> str:
+    inp, w, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    _, ih, iw, ic = inp.shape
+    _, kh, kw, oc = w.shape
+    o = op.options
+    sh, sw, dh, dw = o.get("strideH", 1), o.get("strideW", 1), o.get("dilationHFactor", 1), o.get("dilationWFactor", 1)
+    _, oh, ow, _ = out.shape
+    ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
+    m, s = e.per_channel_params(op, inp, w, out, oc)
+    wname = e.const(f"w{op.index}", "int8_t", w.data.reshape(-1))
+    _, izp = _q(inp)
+    os_, ozp = _q(out)
+    amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
+    return (f"mcuq_depthwise_conv2d({e.buf(inp.index)}, {ih}, {iw}, {ic}, {wname}, {kh}, {kw}, {e.bias(op, 2)}, {m}, {s}, "
+            f"{e.buf(out.index)}, {oh}, {ow}, {oc // ic}, {sh}, {sw}, {dh}, {dw}, {ph}, {pw}, {-izp}, {ozp}, {amin}, {amax});")
+
+
+def _fully_connected(e: _Emitter, op: OpInfo) -> str:
+    inp, w, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    units, depth = w.shape
+    batches = int(np.prod(inp.shape)) // depth
+    in_scale, izp = _q(inp)
+    out_scale, ozp = _q(out)
+    assert w.quant is not None
+    if len(w.quant.scale) > 1:
+        m, s = e.per_channel_params(op, inp, w, out, units)
+        per_channel = 1
+    else:
+        # GetQuantizedConvolutionMultipler: the product is float32, then double.
+        real = float(np.float64(f32(in_scale) * f32(w.quant.scale[0])) / np.float64(f32(out_scale)))
+        mult, shift = quantize_multiplier(real)
+        m = e.const(f"m{op.index}", "int32_t", np.array([mult], np.int32))
+        s = e.const(f"s{op.index}", "int8_t", np.array([shift], np.int8))
+        per_channel = 0
+    wname = e.const(f"w{op.index}", "int8_t", w.data.reshape(-1))
+    amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), out_scale, ozp)
+    return (f"mcuq_fully_connected({e.buf(inp.index)}, {batches}, {depth}, {wname}, {e.bias(op, 2)}, {m}, {s}, {per_channel}, "
+            f"{e.buf(out.index)}, {units}, {-izp}, {ozp}, {amin}, {amax});")
+
+
+def _pool(e: _Emitter, op: OpInfo) -> str:
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    _, ih, iw, c = inp.shape
+    _, oh, ow, _ = out.shape
+    o = op.options
+    fh, fw, sh, sw = o["filterHeight"], o["filterWidth"], o["strideH"], o["strideW"]
+    ph, pw = padding_for(sh, 1, ih, fh, oh), padding_for(sw, 1, iw, fw, ow)
+    os_, ozp = _q(out)
+    amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
+    fn = "mcuq_max_pool" if op.name == "MAX_POOL_2D" else "mcuq_avg_pool"
+    return f"{fn}({e.buf(inp.index)}, {ih}, {iw}, {c}, {e.buf(out.index)}, {oh}, {ow}, {fh}, {fw}, {sh}, {sw}, {ph}, {pw}, {amin}, {amax});"
+
+
+def _operand(e: _Emitter, op: OpInfo, index: int, slot: int) -> str:
+    t = e.t(index)
+    if t.is_constant:
+        assert t.data is not None
+        return e.const(f"k{op.index}_{slot}", "int8_t", t.data.astype(np.int8).reshape(-1), flash=False)
+    return e.buf(index)
+
+
+def _dims_const(e: _Emitter, name: str, shape: tuple[int, ...]) -> str:
+    return e.const(name, "mcuq_dim", np.array(_dims4(shape), np.int32), flash=False)
+
+
+def _add(e: _Emitter, op: OpInfo) -> str:
+    a, b, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    (sa, za), (sb, zb), (so, zo) = _q(a), _q(b), _q(out)
+    left_shift = 20
+    twice_max = 2.0 * float(max(f32(sa), f32(sb)))
+    ma, sha = quantize_multiplier(float(f32(sa)) / twice_max)
+    mb, shb = quantize_multiplier(float(f32(sb)) / twice_max)
+    mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * float(f32(so))))
+    amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), so, zo)
+    return (f"mcuq_add({_operand(e, op, a.index, 0)}, {_dims_const(e, f'da{op.index}', a.shape)}, {_operand(e, op, b.index, 1)}, "
+            f"{_dims_const(e, f'db{op.index}', b.shape)}, {e.buf(out.index)}, {_dims_const(e, f'do{op.index}', out.shape)}, "
+            f"{-za}, {ma}, {sha}, {-zb}, {mb}, {shb}, {left_shift}, {zo}, {mo}, {sho}, {amin}, {amax});")
+
+
+def _mul(e: _Emitter, op: OpInfo) -> str:
+    a, b, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    (sa, za), (sb, zb), (so, zo) = _q(a), _q(b), _q(out)
+    mo, sho = quantize_multiplier(float(f32(sa)) * float(f32(sb)) / float(f32(so)))
+    amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), so, zo)
+    return (f"mcuq_mul({_operand(e, op, a.index, 0)}, {_dims_const(e, f'da{op.index}', a.shape)}, {_operand(e, op, b.index, 1)}, "
+            f"{_dims_const(e, f'db{op.index}', b.shape)}, {e.buf(out.index)}, {_dims_const(e, f'do{op.index}', out.shape)}, "
+            f"{-za}, {-zb}, {zo}, {mo}, {sho}, {amin}, {amax});")
+
+
+def _reshape(e: _Emitter, op: OpInfo) -> str:
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    return f"mcuq_copy({e.buf(inp.index)}, {e.buf(out.index)}, {int(np.prod(out.shape))});"
+
+
+def _softmax(e: _Emitter, op: OpInfo) -> str:
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    in_scale, _ = _q(inp)
+    beta = float(op.options.get("beta", 1.0))
+    real = min(beta * float(f32(in_scale)) * (1 << (31 - 5)), float((1 << 31) - 1))
+    mult, shift = quantize_multiplier(real)
+    diff_min = -calculate_input_radius(5, shift)
+    depth = inp.shape[-1]
+    return f"mcuq_softmax({e.buf(inp.index)}, {e.buf(out.index)}, {int(np.prod(inp.shape)) // depth}, {depth}, {mult}, {shift}, {diff_min});"
+
+
+def _logistic_tanh(e: _Emitter, op: OpInfo) -> str:
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    in_scale, izp = _q(inp)
+    real = float(f32(in_scale)) * float(1 << (31 - 4))
+    q, left_shift = math.frexp(real)
+    mult = tflite_round(q * (1 << 31))
+    radius = calculate_input_radius(4, left_shift, 31)
+    fn = "mcuq_logistic" if op.name == "LOGISTIC" else "mcuq_tanh"
+    return f"{fn}({e.buf(inp.index)}, {e.buf(out.index)}, {int(np.prod(inp.shape))}, {izp}, {radius}, {mult}, {left_shift});"
+
+
+def _relu(e: _Emitter, op: OpInfo) -> str:
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    (si, zi), (so, zo) = _q(inp), _q(out)
+    n = int(np.prod(inp.shape))
+    if op.name == "RELU6":
+        six = max(INT8_MIN, min(INT8_MAX, tflite_round(float(f32(6.0) / f32(si))) + zi))
+        return f"mcuq_requantize({e.buf(inp.index)}, {e.buf(out.index)}, {n}, 0, 0, {1 << 30}, 1, {zi}, {six});"
+    mult, shift = quantize_multiplier(float(f32(si)) / float(f32(so)))
+    amin = max(INT8_MIN, zo + tflite_round(float(f32(0.0) / f32(so))))
+    return f"mcuq_requantize({e.buf(inp.index)}, {e.buf(out.index)}, {n}, {zi}, {zo}, {mult}, {shift}, {amin}, {INT8_MAX});"
+
+
+def _quantize(e: _Emitter, op: OpInfo) -> str:
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    if inp.dtype != "int8" or out.dtype != "int8":
+        raise _fail(e.info, op, f"converts {inp.dtype} to {out.dtype}; the C runtime only requantizes int8 (deploy with --io int8)")
+    (si, zi), (so, zo) = _q(inp), _q(out)
+    mult, shift = quantize_multiplier(float(f32(si)) / float(f32(so)))
+    return f"mcuq_requantize({e.buf(inp.index)}, {e.buf(out.index)}, {int(np.prod(inp.shape))}, {zi}, {zo}, {mult}, {shift}, {INT8_MIN}, {INT8_MAX});"
+
+
+def _concat(e: _Emitter, op: OpInfo) -> str:
+    out = e.t(op.outputs[0])
+    ins = [e.t(i) for i in op.inputs]
+    if any(_q(t) != _q(out) for t in ins):
+        raise _fail(e.info, op, "concatenates tensors with different scales; TFLite Micro requires equal quantization")
+    axis = op.options.get("axis", -1) % len(out.shape)
+    outer = int(np.prod(out.shape[:axis])) if axis else 1
+    inner = int(np.prod(out.shape[axis + 1 :]))
+    names = ", ".join(_operand(e, op, t.index, k) for k, t in enumerate(ins))
+    return (f"{{ const int8_t* const ins[{len(ins)}] = {{ {names} }}; "
+            f"mcuq_concat(ins, {e.const(f'ax{op.index}', 'mcuq_dim', np.array([t.shape[axis] for t in ins], np.int32), flash=False)}, "
+            f"{len(ins)}, {e.buf(out.index)}, {outer}, {inner}); }}")
+
+
+def _pad(e: _Emitter, op: OpInfo) -> str:
+    inp, pads, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    assert pads.data is not None
+    before = [int(p[0]) for p in pads.data.reshape(-1, 2)]
+    before = [0] * (4 - len(before)) + before
+    value = _q(out)[1]
+    if op.name == "PADV2" and len(op.inputs) > 2 and e.t(op.inputs[2]).data is not None:
+        value = int(e.t(op.inputs[2]).data.reshape(-1)[0])  # type: ignore[union-attr]
+    return (f"mcuq_pad({e.buf(inp.index)}, {_dims_const(e, f'di{op.index}', inp.shape)}, {e.buf(out.index)}, "
+            f"{_dims_const(e, f'do{op.index}', out.shape)}, {e.const(f'pb{op.index}', 'mcuq_dim', np.array(before, np.int32), flash=False)}, {value});")
+
+
+def _mean(e: _Emitter, op: OpInfo, scratch: str) -> str:
+    inp, axes, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    assert axes.data is not None
+    rank = len(inp.shape)
+    offset = 4 - rank
+    mask = 0
+    for a in axes.data.reshape(-1):
+        mask |= 1 << (int(a) % rank + offset)
+    (si, zi), (so, zo) = _q(inp), _q(out)
+    mult, shift = quantize_multiplier(float(f32(si)) / float(f32(so)))
+    n = int(np.prod([_dims4(inp.shape)[d] for d in range(4) if mask & (1 << d)]))
+    # QuantizedMeanOrSum folds 1/N into the multiplier with a bounded extra shift.
+    extra = min(63 - (64 - n.bit_length()) if n > 0 else 0, 32, 31 + shift)
+    mult = int((mult << extra) // n)
+    shift -= extra
+    return (f"mcuq_mean({e.buf(inp.index)}, {_dims_const(e, f'di{op.index}', inp.shape)}, {mask}, {e.buf(out.index)}, "
+            f"(int32_t*){scratch}, {zi}, {zo}, {mult}, {shift});")
+
+
+def _transpose_conv(e: _Emitter, op: OpInfo, scratch: str) -> str:
+    w, inp, out = e.t(op.inputs[1]), e.t(op.inputs[2]), e.t(op.outputs[0])
+    _, ih, iw, ic = inp.shape
+    oc, kh, kw, _ = w.shape
+    _, oh, ow, _ = out.shape
+    o = op.options
+    sh, sw, pad = o.get("strideH", 1), o.get("strideW", 1), o.get("padding", 0)
+    ph = padding_for(sh, 1, oh, kh, out_size(pad, oh, kh, sh))
+    pw = padding_for(sw, 1, ow, kw, out_size(pad, ow, kw, sw))
+    m, s = e.per_channel_params(op, inp, w, out, oc)
+    wname = e.const(f"w{op.index}", "int8_t", w.data.reshape(-1))
+    _, izp = _q(inp)
+    os_, ozp = _q(out)
+    amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
+    return (f"mcuq_transpose_conv({e.buf(inp.index)}, {ih}, {iw}, {ic}, {wname}, {kh}, {kw}, {e.bias(op, 3)}, {m}, {s}, "
+            f"{e.buf(out.index)}, {oh}, {ow}, {oc}, {sh}, {sw}, {ph}, {pw}, (int32_t*){scratch}, {-izp}, {ozp}, {amin}, {amax});")
+
+
+def scratch_bytes(info: ModelInfo, op: OpInfo) -> int:
+    if op.name == "MEAN":
+        out = info.tensors[op.outputs[0]]
+        return 4 * int(np.prod(out.shape))
+    if op.name == "TRANSPOSE_CONV":
+        return 4 * int(np.prod(info.tensors[op.outputs[0]].shape))
+    return 0
+
+
+EMITTERS: dict[str, Any] = {
+    "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
+    "MAX_POOL_2D": _pool, "AVERAGE_POOL_2D": _pool, "ADD": _add, "MUL": _mul,
+    "RESHAPE": _reshape, "EXPAND_DIMS": _reshape, "SQUEEZE": _reshape, "SOFTMAX": _softmax,
+    "LOGISTIC": _logistic_tanh, "TANH": _logistic_tanh, "RELU": _relu, "RELU6": _relu, "QUANTIZE": _quantize,
+    "CONCATENATION": _concat, "PAD": _pad, "PADV2": _pad,
+}
+
+
+def compile_model(info: ModelInfo) -> CProgram:
+    """Model -> C program. Raises UnsupportedOpError before anything is generated."""
+    check_supported(info)
+    for t in info.input_tensors:
+        if t.shape and t.shape[0] != 1:
+            raise UnsupportedOpError(f"plain-C runtime: input '{t.name}' has batch {t.shape[0]}; export with batch 1")
+    e = _Emitter(info)
+    program = e.program
+    program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
+    program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS)
+    for op in info.ops:
+        if op.name == "MEAN":
+            program.calls.append(_mean(e, op, f"S({op.index})"))
+        elif op.name == "TRANSPOSE_CONV":
+            program.calls.append(_transpose_conv(e, op, f"S({op.index})"))
+        else:
+            program.calls.append(EMITTERS[op.name](e, op))
+    return program
+
+
+__all__ = ["SUPPORTED_OPS", "Buffer", "CProgram", "ConstArray", "check_supported", "compile_model", "unsupported_ops"]

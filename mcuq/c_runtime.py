@@ -1,0 +1,117 @@
+"""Render, build and run the plain-C runtime on the host (gcc) and report its sizes.
+
+Rendering returns file texts; building happens in a temporary folder; running feeds the
+samples through stdin of a tiny harness, so the same C files that go into the firmware
+are checked bit for bit against the x86 TFLite Micro.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .backends.c import CProgram
+from .backends.tflm import tensor_context
+from .errors import MCUQError
+from .render import BANNER, c_values, environment
+from .resources import templates_dir
+
+RUNTIME_FILES = ("mcuq_kernels.h", "mcuq_kernels.c")
+HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
+
+
+def _literal(values: np.ndarray, ctype: str) -> str:
+    return c_values(values) if values.size else "0"
+
+
+def _buffer_expr(program: CProgram, match: re.Match[str]) -> str:
+    assert program.plan is not None
+    kind, index = match.group(1), int(match.group(2))
+    offset = program.plan.tensor_offset[index] if kind == "T" else program.plan.scratch_offset[index]
+    return f"(ARENA + {offset})"
+
+
+def render_c_model(program: CProgram, model_name: str) -> dict[str, str]:
+    """mcuq_model.h/.c for one model plus the fixed kernel files."""
+    assert program.plan is not None
+    info = program.info
+    plan = program.plan
+    calls = [
+        {"index": op.index, "op": op.name, "layer": info.layer_of_op(op).replace("*/", "* /"),
+         "text": re.sub(r"\b([TS])\((\d+)\)", lambda m: _buffer_expr(program, m), text)}
+        for op, text in zip(info.ops, program.calls)
+    ]
+
+    def io(t_index: int) -> dict[str, Any]:
+        return {**tensor_context(info.tensors[t_index]), "offset": plan.tensor_offset[t_index]}
+
+    context = {
+        "banner": BANNER, "mcuq_version": __version__, "model_name": model_name, "ops": info.ops,
+        "arena_bytes": plan.arena_bytes, "arena_words": max(1, (plan.arena_bytes + 3) // 4), "lower_bound": plan.lower_bound,
+        "inputs": [io(i) for i in info.inputs], "outputs": [io(i) for i in info.outputs], "calls": calls,
+        "constants": [{"name": c.name, "ctype": c.ctype, "count": max(1, c.values.size), "data": _literal(c.values, c.ctype),
+                       "flash": c.flash} for c in program.constants],
+    }
+    env = environment()
+    files = {
+        "mcuq_model.h": env.get_template("c/mcuq_model.h.j2").render(**context),
+        "mcuq_model.c": env.get_template("c/mcuq_model.c.j2").render(**context),
+    }
+    for name in RUNTIME_FILES:
+        files[name] = (templates_dir() / "c" / "runtime" / name).read_text()
+    return files
+
+
+def write_sources(files: dict[str, str], folder: Path) -> list[Path]:
+    paths = []
+    for name, text in files.items():
+        (folder / name).write_text(text)
+        paths.append(folder / name)
+    return paths
+
+
+def build_host(files: dict[str, str], folder: Path) -> Path:
+    if shutil.which("gcc") is None:
+        raise MCUQError("gcc is not installed: the plain-C runtime is checked on the host with gcc (apt-get install gcc)")
+    write_sources(files, folder)
+    harness = templates_dir() / "c" / "host" / "mcuq_host_main.c"
+    sources = [str(folder / n) for n in files if n.endswith(".c")] + [str(harness)]
+    exe = folder / "mcuq_host"
+    proc = subprocess.run(["gcc", *HOST_CFLAGS, "-I", str(folder), *sources, "-o", str(exe), "-lm"],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise MCUQError(f"the generated C does not compile with gcc -Wall -Wextra -Werror: {proc.stderr.strip().splitlines()[0] if proc.stderr else ''}")
+    return exe
+
+
+def run_host(program: CProgram, files: dict[str, str], samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    """Outputs of the generated C for each sample (int8 tensors in model order)."""
+    info = program.info
+    with tempfile.TemporaryDirectory(prefix="mcuq-c-") as tmp:
+        exe = build_host(files, Path(tmp))
+        payload = struct.pack("<I", len(samples)) + b"".join(x.astype(np.int8).tobytes() for s in samples for x in s)
+        proc = subprocess.run([str(exe)], input=payload, capture_output=True, timeout=600, check=False)
+        if proc.returncode != 0:
+            raise MCUQError(f"the generated C crashed on the host (exit code {proc.returncode})")
+    out_shapes = [info.tensors[i].shape for i in info.outputs]
+    per_sample = sum(int(np.prod(s)) for s in out_shapes)
+    data = np.frombuffer(proc.stdout, dtype=np.int8)
+    if data.size != per_sample * len(samples):
+        raise MCUQError(f"the generated C wrote {data.size} output bytes, expected {per_sample * len(samples)}")
+    results = []
+    for k in range(len(samples)):
+        chunk, pos, outs = data[k * per_sample : (k + 1) * per_sample], 0, []
+        for shape in out_shapes:
+            n = int(np.prod(shape))
+            outs.append(chunk[pos : pos + n].reshape(shape).copy())
+            pos += n
+        results.append(outs)
+    return results

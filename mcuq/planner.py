@@ -1,0 +1,100 @@
+"""Static memory plan for the plain-C runtime: one buffer, liveness-based placement.
+
+Like TFLite Micro's greedy planner (largest buffer first, lowest gap that fits among the
+buffers alive at the same time), with two differences that make it at least as good:
+reshape-like ops alias their input instead of copying, and offsets are 4-byte aligned
+instead of 16. The lower bound (the largest set of tensors that must be alive at once)
+is reported next to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .model_info import ModelInfo
+
+ALIGN = 4
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass
+class Buffer:
+    key: str  # "t<index>" for tensors, "s<op>" for scratch
+    size: int
+    first: int  # op index at which it is written (-1: model input)
+    last: int  # op index of the last read (len(ops): model output)
+    tensors: list[int] = field(default_factory=list)
+    offset: int = -1
+
+    def overlaps(self, other: Buffer) -> bool:
+        return not (self.last < other.first or other.last < self.first)
+
+
+@dataclass
+class MemoryPlan:
+    buffers: list[Buffer]
+    arena_bytes: int
+    lower_bound: int
+    tensor_offset: dict[int, int]
+    scratch_offset: dict[int, int]
+
+
+def _lifetimes(info: ModelInfo, alias_ops: set[str]) -> tuple[list[Buffer], dict[int, Buffer]]:
+    activations = {i for op in info.ops for i in (*op.inputs, *op.outputs) if i >= 0 and not info.tensors[i].is_constant}
+    activations |= set(info.inputs) | set(info.outputs)
+    end = len(info.ops)
+    first = {i: -1 for i in info.inputs}
+    last: dict[int, int] = {}
+    for op in info.ops:
+        for i in op.outputs:
+            first.setdefault(i, op.index)
+        for i in op.inputs:
+            if i in activations:
+                last[i] = op.index
+    for i in info.outputs:
+        last[i] = end
+    owner: dict[int, Buffer] = {}
+    buffers: list[Buffer] = []
+    for op in info.ops:
+        src = op.inputs[0] if op.inputs else -1
+        dst = op.outputs[0]
+        aliasable = (op.name in alias_ops and src in owner and last.get(src) == op.index
+                     and src not in info.inputs and src not in info.outputs)
+        if aliasable:
+            buf = owner[src]
+            buf.last = max(buf.last, last.get(dst, op.index))
+            buf.tensors.append(dst)
+            owner[dst] = buf
+            continue
+        for i in (*op.inputs, *op.outputs):
+            if i in activations and i not in owner:
+                nbytes = int(np.prod(info.tensors[i].shape)) * np.dtype(info.tensors[i].dtype).itemsize
+                buf = Buffer(f"t{i}", _align(nbytes), first.get(i, op.index), last.get(i, first.get(i, op.index)), [i])
+                owner[i] = buf
+                buffers.append(buf)
+    return buffers, owner
+
+
+def plan_memory(info: ModelInfo, scratch: dict[int, int], alias_ops: set[str] | frozenset[str] = frozenset()) -> MemoryPlan:
+    buffers, owner = _lifetimes(info, set(alias_ops))
+    for op_index, nbytes in scratch.items():
+        buffers.append(Buffer(f"s{op_index}", _align(nbytes), op_index, op_index))
+    placed: list[Buffer] = []
+    for buf in sorted(buffers, key=lambda b: (-b.size, b.first)):
+        offset = 0
+        for other in sorted((p for p in placed if p.overlaps(buf)), key=lambda p: p.offset):
+            if offset + buf.size <= other.offset:
+                break
+            offset = max(offset, other.offset + other.size)
+        buf.offset = offset
+        placed.append(buf)
+    arena = max((b.offset + b.size for b in buffers), default=0)
+    steps = range(-1, len(info.ops) + 1)
+    lower = max((sum(b.size for b in buffers if b.first <= t <= b.last) for t in steps), default=0)
+    return MemoryPlan(buffers, arena, lower, {t: b.offset for t, b in owner.items()},
+                      {int(b.key[1:]): b.offset for b in buffers if b.key.startswith("s")})

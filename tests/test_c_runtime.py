@@ -1,0 +1,194 @@
+"""Plain-C int8 runtime: every op bit-exact against the x86 TFLite Micro, over many shapes,
+strides, paddings, dilations, channel multipliers and quantization parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DIGITS, need
+from mcuq.backends.c import SUPPORTED_OPS, compile_model
+from mcuq.c_runtime import render_c_model, run_host
+from mcuq.console import SILENT
+from mcuq.converter import QuantizeOptions, convert_in_this_process
+from mcuq.errors import UnsupportedOpError
+from mcuq.host_tflm import measure_min_arena, run_tflm
+from mcuq.model_info import parse_model
+
+
+def _convert(tmp_path: Path, model, shape, seed: int = 0, scale: float = 1.0):
+    import keras
+
+    path = tmp_path / "m.keras"
+    model.save(path)
+    rng = np.random.default_rng(seed)
+    np.save(tmp_path / "cal.npy", (rng.normal(size=(64, *shape)) * scale).astype(np.float32))
+    out = convert_in_this_process(path, str(tmp_path / "cal.npy"), QuantizeOptions(calibration_samples=64), SILENT)
+    keras.backend.clear_session()
+    return parse_model(out["tflite"])
+
+
+def _assert_bit_exact(info, seed: int = 1, n: int = 48) -> None:
+    need("gcc")
+    rng = np.random.default_rng(seed)
+    samples = [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.input_tensors] for _ in range(n)]
+    program = compile_model(info)
+    c_out = run_host(program, render_c_model(program, "t"), samples)
+    tflm_out = run_tflm(info.raw, samples, 1 << 22, len(info.outputs)).outputs
+    for k, (got, want) in enumerate(zip(c_out, tflm_out)):
+        for g, w in zip(got, want):
+            assert np.array_equal(g, w), f"sample {k}: C {g.ravel()[:12]} vs TFLM {w.ravel()[:12]}"
+    # The static buffer never exceeds TFLite Micro's arena for the same model.
+    assert program.plan.arena_bytes <= measure_min_arena(info.raw, samples[0])
+    assert program.plan.lower_bound <= program.plan.arena_bytes
+
+
+def _seq(shape, *layers):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input(shape)
+    x = inp
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inp, x)
+
+
+def _layers():
+    import keras
+
+    L = keras.layers
+    return {
+        "conv3x3_same": ((8, 8, 3), [L.Conv2D(6, 3, padding="same", activation="relu")], "CONV_2D"),
+        "conv3x3_s2_valid": ((9, 9, 4), [L.Conv2D(5, 3, strides=2, padding="valid")], "CONV_2D"),
+        "conv5x3_s21_same_relu6": ((10, 7, 2), [L.Conv2D(4, (5, 3), strides=(2, 1), padding="same", activation="relu6")], "CONV_2D"),
+        "conv_dilated": ((11, 11, 3), [L.Conv2D(4, 3, dilation_rate=2, padding="same")], "CONV_2D"),
+        "conv1x1_nobias": ((5, 5, 8), [L.Conv2D(7, 1, use_bias=False)], "CONV_2D"),
+        "dw_mult1": ((8, 8, 6), [L.DepthwiseConv2D(3, padding="same", activation="relu")], "DEPTHWISE_CONV_2D"),
+        "dw_mult2_s2": ((9, 9, 3), [L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, padding="valid")], "DEPTHWISE_CONV_2D"),
+        "dw_dilated": ((12, 12, 4), [L.DepthwiseConv2D(3, dilation_rate=2, padding="same")], "DEPTHWISE_CONV_2D"),
+        "dense": ((20,), [L.Dense(9, activation="relu"), L.Dense(3)], "FULLY_CONNECTED"),
+        "dense_nobias_batched": ((4, 6), [L.Dense(5, use_bias=False)], "FULLY_CONNECTED"),
+        "maxpool_2": ((8, 8, 3), [L.MaxPooling2D(2)], "MAX_POOL_2D"),
+        "maxpool_3s2_same": ((9, 9, 2), [L.MaxPooling2D(3, strides=2, padding="same")], "MAX_POOL_2D"),
+        "avgpool_2": ((8, 8, 3), [L.AveragePooling2D(2)], "AVERAGE_POOL_2D"),
+        "avgpool_3s1_same": ((7, 7, 2), [L.AveragePooling2D(3, strides=1, padding="same")], "AVERAGE_POOL_2D"),
+        "softmax_wide": ((40,), [L.Dense(33), L.Softmax()], "SOFTMAX"),
+        "logistic": ((12,), [L.Dense(12), L.Activation("sigmoid")], "LOGISTIC"),
+        "tanh": ((12,), [L.Dense(12), L.Activation("tanh")], "TANH"),
+        "reshape_flatten": ((4, 4, 3), [L.Conv2D(2, 1), L.Flatten(), L.Dense(3)], "RESHAPE"),
+        "conv1d": ((16, 3), [L.Conv1D(4, 3, padding="same"), L.Conv1D(2, 3)], "CONV_2D"),
+        "mean_gap": ((6, 6, 5), [L.Conv2D(4, 3), L.GlobalAveragePooling2D()], "MEAN"),
+        "pad": ((5, 5, 2), [L.Conv2D(3, 1), L.ZeroPadding2D(((1, 2), (0, 1)))], "PAD"),
+        "transpose_conv_same": ((4, 4, 3), [L.Conv2DTranspose(5, 3, strides=2, padding="same")], "TRANSPOSE_CONV"),
+        "transpose_conv_valid": ((3, 5, 2), [L.Conv2DTranspose(3, (3, 2), strides=(2, 1), padding="valid")], "TRANSPOSE_CONV"),
+    }
+
+
+CASES = sorted([
+    "conv3x3_same", "conv3x3_s2_valid", "conv5x3_s21_same_relu6", "conv_dilated", "conv1x1_nobias", "dw_mult1",
+    "dw_mult2_s2", "dw_dilated", "dense", "dense_nobias_batched", "maxpool_2", "maxpool_3s2_same", "avgpool_2",
+    "avgpool_3s1_same", "softmax_wide", "logistic", "tanh", "reshape_flatten", "conv1d", "mean_gap", "pad",
+    "transpose_conv_same", "transpose_conv_valid",
+])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_op_bit_exact(tmp_path, case):
+    shape, layers, op = _layers()[case]
+    info = _convert(tmp_path, _seq(shape, *layers), shape)
+    assert op in info.op_names, info.op_names
+    _assert_bit_exact(info)
+
+
+def _two_branch(kind: str):
+    import keras
+
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((6, 6, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same")(inp)
+    b = keras.layers.Conv2D(4, 1)(inp)
+    if kind == "add":
+        x = keras.layers.Add()([a, b])
+    elif kind == "mul":
+        x = keras.layers.Multiply()([a, b])
+    elif kind == "add_broadcast":
+        g = keras.layers.GlobalAveragePooling2D(keepdims=True)(b)
+        x = keras.layers.Add()([a, g])
+    elif kind == "mul_broadcast":
+        g = keras.layers.GlobalAveragePooling2D(keepdims=True)(b)
+        x = keras.layers.Multiply()([a, keras.layers.Activation("sigmoid")(g)])
+    elif kind == "concat":
+        x = keras.layers.Concatenate()([a, keras.layers.Conv2D(2, 1)(inp)])
+    elif kind == "concat_relu":
+        x = keras.layers.ReLU()(keras.layers.Concatenate()([a, b]))
+    else:
+        x = keras.layers.ReLU(max_value=6.0)(keras.layers.Concatenate()([a, b]))
+    return keras.Model(inp, x)
+
+
+@pytest.mark.parametrize("kind, op", [("add", "ADD"), ("mul", "MUL"), ("add_broadcast", "ADD"), ("mul_broadcast", "MUL"),
+                                      ("concat", "CONCATENATION"), ("concat_relu", "RELU"), ("concat_relu6", "RELU6")])
+def test_multi_input_ops_bit_exact(tmp_path, kind, op):
+    info = _convert(tmp_path, _two_branch(kind), (6, 6, 3))
+    assert op in info.op_names, info.op_names
+    _assert_bit_exact(info)
+
+
+def test_requantize_quantize_op_bit_exact(tmp_path):
+    """Tensors with incompatible fixed scales make the converter insert an int8 QUANTIZE."""
+    import keras
+
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((10,))
+    a = keras.layers.Dense(6)(inp)
+    b = keras.layers.Rescaling(40.0)(keras.layers.Dense(6)(inp))
+    # A sigmoid output has a fixed int8 scale (1/256), so joining it to a wide-range tensor
+    # needs a requantizing QUANTIZE op.
+    c = keras.layers.Concatenate()([keras.layers.Activation("sigmoid")(a), b])
+    info = _convert(tmp_path, keras.Model(inp, c), (10,))
+    if "QUANTIZE" not in info.op_names:
+        pytest.fail(f"expected a QUANTIZE op, got {info.op_names}")
+    _assert_bit_exact(info)
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0, 50.0])
+def test_quantization_parameters_range(tmp_path, scale):
+    """Tiny and huge input ranges change every multiplier and shift."""
+    import keras
+
+    L = keras.layers
+    model = _seq((6, 6, 2), L.Conv2D(3, 3, padding="same", activation="relu"), L.DepthwiseConv2D(3), L.Flatten(), L.Dense(4), L.Softmax())
+    info = _convert(tmp_path, model, (6, 6, 2), seed=4, scale=scale)
+    _assert_bit_exact(info, seed=7)
+
+
+def test_digits_model_bit_exact_on_validation_data(digits_int8):
+    need("gcc")
+    from mcuq.model_info import quantize_array
+
+    info = digits_int8.info
+    x = np.load(DIGITS / "val.npz")["x"]
+    samples = [[quantize_array(x[i : i + 1], info.input_tensors[0])] for i in range(len(x))]
+    program = compile_model(info)
+    c_out = run_host(program, render_c_model(program, "digits"), samples)
+    tflm_out = run_tflm(info.raw, samples, 1 << 20, 1).outputs
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(c_out, tflm_out))
+
+
+def test_every_supported_op_has_a_case():
+    covered = {spec[2] for spec in _layers().values()} | {"ADD", "MUL", "CONCATENATION", "RELU", "RELU6", "QUANTIZE"}
+    # EXPAND_DIMS/SQUEEZE come from Conv1D in older converters, RESHAPE in this one; PADV2 shares PAD's kernel.
+    assert SUPPORTED_OPS - covered <= {"EXPAND_DIMS", "SQUEEZE", "PADV2"}
+
+
+def test_unsupported_op_is_named(tmp_path):
+    import keras
+
+    inp = keras.Input((8,))
+    x = keras.layers.Dense(4)(inp)
+    info = _convert(tmp_path, keras.Model(inp, keras.layers.Activation("log_softmax", name="logp")(keras.layers.Dense(4)(x))), (8,))
+    with pytest.raises(UnsupportedOpError, match="LOG_SOFTMAX"):
+        compile_model(info)
