@@ -83,7 +83,7 @@ def build_host(files: dict[str, str], folder: Path) -> Path:
         raise MCUQError("gcc is not installed: the plain-C runtime is checked on the host with gcc (apt-get install gcc)")
     write_sources(files, folder)
     harness = templates_dir() / "c" / "host" / "mcuq_host_main.c"
-    sources = [str(folder / n) for n in files if n.endswith(".c")] + [str(harness)]
+    sources = [str(folder / n) for n in ("mcuq_model.c", "mcuq_kernels.c")] + [str(harness)]
     exe = folder / "mcuq_host"
     proc = subprocess.run(["gcc", *HOST_CFLAGS, "-I", str(folder), *sources, "-o", str(exe), "-lm"],
                           capture_output=True, text=True, check=False)
@@ -115,3 +115,37 @@ def run_host(program: CProgram, files: dict[str, str], samples: list[list[np.nda
             pos += n
         results.append(outs)
     return results
+
+
+# (template under firmware_templates/c/, output path) of a plain-C PlatformIO project.
+C_PROJECT_FILES: list[tuple[str, str]] = [
+    ("c/platformio.ini.j2", "platformio.ini"),
+    ("c/README.md.j2", "README.md"),
+    ("c/src/mcuq_golden.h.j2", "src/mcuq_golden.h"),
+    ("c/src/mcuq_golden.c.j2", "src/mcuq_golden.c"),
+    ("c/src/mcuq_selftest.h.j2", "src/mcuq_selftest.h"),
+    ("c/src/mcuq_selftest.c.j2", "src/mcuq_selftest.c"),
+    ("c/src/main.cpp.j2", "src/main.cpp"),
+    ("c/test/test_native/test_main.c.j2", "test/test_native/test_main.c"),
+    ("c/tests/test_host.py.j2", "tests/test_host.py"),
+]
+C_USER_FILES: list[tuple[str, str]] = [("c/src/app.cpp.j2", "src/app.cpp")]
+
+
+def selftest_sources(program: CProgram, model_name: str, context: dict[str, Any]) -> dict[str, str]:
+    """The C files of the self-test firmware (model, kernels, golden vectors, self-test)."""
+    files = render_c_model(program, model_name)
+    env = environment()
+    for name in ("mcuq_golden.h", "mcuq_golden.c", "mcuq_selftest.h", "mcuq_selftest.c"):
+        files[name] = env.get_template(f"c/src/{name}.j2").render(**context)
+    return files
+
+
+def render_c_project(program: CProgram, model_name: str, context: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """(generated files, user-owned files) of a plain-C PlatformIO project."""
+    env = environment()
+    files = {f"src/{name}": text for name, text in selftest_sources(program, model_name, context).items()}
+    for template, path in C_PROJECT_FILES:
+        files[path] = env.get_template(template).render(**context)
+    users = {path: env.get_template(template).render(**context) for template, path in C_USER_FILES}
+    return files, users

@@ -96,7 +96,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .validate import format_validation, validate_project
 
     report = validate_project(args.project, data=args.data, max_drop=args.max_drop, min_snr=args.min_snr,
-                              write_report=not args.no_report, console=_console(args))
+                              write_report=not args.no_report, console=_console(args), emulate=args.emulate)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     elif not args.quiet:
@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-drop", type=float, metavar="P", help="fail when int8 accuracy is more than P points below float")
     p.add_argument("--min-snr", type=float, metavar="DB", help="fail when an output's SNR is below DB")
     p.add_argument("--no-report", action="store_true", help="do not write report.html/report.json")
+    p.add_argument("--emulate", action="store_true", help="plain-C projects: also build for the MCU and run the self-test in simavr/qemu")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_validate)
 

@@ -24,8 +24,9 @@ def _tensor_dict(t: TensorInfo) -> dict[str, Any]:
 
 
 def c_runtime_support(op: str) -> str:
-    """The plain-C runtime arrives with its own issue; until then it supports nothing."""
-    return "n/a"
+    from .backends.c import SUPPORTED_OPS
+
+    return "yes" if op in SUPPORTED_OPS else "no"
 
 
 def inspect_info(info: ModelInfo, source: str) -> dict[str, Any]:
@@ -50,6 +51,7 @@ def inspect_info(info: ModelInfo, source: str) -> dict[str, Any]:
         "weight_bytes": info.weight_bytes,
         "total_macs": info.total_macs,
         "all_ops_supported_by_tflm": all(o["tflm"] for o in ops),
+        "all_ops_supported_by_c_runtime": all(o["c_runtime"] == "yes" for o in ops),
     }
 
 

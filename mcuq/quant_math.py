@@ -13,7 +13,7 @@ INT8_MIN, INT8_MAX = -128, 127
 
 def tflite_round(x: float) -> int:
     """std::round: halves away from zero."""
-    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
+    return math.floor(abs(x) + 0.5) * (1 if x >= 0 else -1)
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
@@ -65,4 +65,4 @@ def padding_for(stride: int, dilation: int, in_size: int, filt: int, out: int) -
 
 def calculate_input_radius(integer_bits: int, left_shift: int, total_signed_bits: int = 31) -> int:
     max_rescaled = 1.0 * ((1 << integer_bits) - 1) * (1 << (total_signed_bits - integer_bits)) / (1 << left_shift)
-    return int(math.floor(max_rescaled))
+    return math.floor(max_rescaled)

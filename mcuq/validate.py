@@ -21,13 +21,13 @@ from .calibration import InputSpec, SampleSet, load_samples
 from .console import SILENT, Console
 from .errors import MCUQError, NativeCrashError, ValidationFailed
 from .host_tflm import measure_min_arena, run_tflm
-from .model_info import NUMPY_DTYPES, ModelInfo, TensorInfo, parse_model
+from .model_info import NUMPY_DTYPES, ModelInfo, TensorInfo, parse_model, quantize_array
 from .tflm_ops import optimized_kernel_ops
 from .writer import MANIFEST, sha256_bytes
 
 ROOMY_ARENA = 16 * 1024 * 1024
 ARRAY_RE = re.compile(r"g_mcuq_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}", re.S)
-GOLDEN_RE = re.compile(r"mcuq_golden_(?P<kind>in|out)_(?P<vec>\d+)_(?P<idx>\d+)\[(?P<n>\d+)\]\s*=\s*\{(?P<body>[^}]*)\}")
+GOLDEN_RE = re.compile(r"mcuq_golden_(?P<kind>in|out)_(?P<vec>\d+)_(?P<idx>\d+)\[(?P<n>\d+)\][^=;]*=\s*\{(?P<body>[^}]*)\}")
 
 
 @dataclass
@@ -91,21 +91,21 @@ def _parse_values(body: str, dtype: str) -> np.ndarray:
     return np.array([float(t) for t in tokens] if dtype == "float32" else [int(t) for t in tokens], dtype=NUMPY_DTYPES[dtype])
 
 
-def golden_from_project(project: Path, info: ModelInfo) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
-    text = (project / "src" / "golden_vectors.cpp").read_text()
+def golden_from_project(project: Path, info: ModelInfo, source: str = "src/golden_vectors.cpp") -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
+    text = (project / source).read_text()
     found: dict[tuple[str, int, int], str] = {}
     for m in GOLDEN_RE.finditer(text):
         found[(m.group("kind"), int(m.group("vec")), int(m.group("idx")))] = m.group("body")
     count = 1 + max((k[1] for k in found), default=-1)
     if count == 0:
-        raise ValidationFailed("src/golden_vectors.cpp: no golden vectors found; regenerate with 'mcuq deploy --force'")
+        raise ValidationFailed(f"{source}: no golden vectors found; regenerate with 'mcuq deploy --force'")
 
     def tensor(kind: str, v: int, i: int, t: TensorInfo) -> np.ndarray:
         try:
             return _parse_values(found[(kind, v, i)], t.dtype).reshape(t.shape)
         except (KeyError, ValueError):
             what = "input" if kind == "in" else "output"
-            raise ValidationFailed(f"src/golden_vectors.cpp: golden vector {v} {what} {i} is missing or malformed "
+            raise ValidationFailed(f"{source}: golden vector {v} {what} {i} is missing or malformed "
                                    f"(expected {int(np.prod(t.shape))} {t.dtype} values)") from None
 
     inputs = [[tensor("in", v, i, t) for i, t in enumerate(info.input_tensors)] for v in range(count)]
@@ -187,15 +187,19 @@ def _check_accuracy(report: ValidationReport, metrics: dict[str, Any], max_drop:
 
 def validate_project(
     project: str | Path, data: str | None = None, max_drop: float | None = None, min_snr: float | None = None,
-    write_report: bool = True, console: Console = SILENT,
+    write_report: bool = True, console: Console = SILENT, emulate: bool = False,
 ) -> ValidationReport:
     project = Path(project)
     manifest = read_manifest(project)
     report = ValidationReport(project)
-    with console.step("validating on x86 TFLite Micro"):
-        raw = _check_model_bytes(report, project, manifest)
-        if raw is not None:
-            _check_golden_on_tflm(report, project, raw, manifest)
+    if manifest.get("runtime") == "c":
+        with console.step("validating the plain-C runtime against x86 TFLite Micro"):
+            raw = _check_c_project(report, project, manifest, emulate)
+    else:
+        with console.step("validating on x86 TFLite Micro"):
+            raw = _check_model_bytes(report, project, manifest)
+            if raw is not None:
+                _check_golden_on_tflm(report, project, raw, manifest)
     if raw is None:
         return report
     info = parse_model(raw, "src/model_data.cpp")
@@ -212,6 +216,8 @@ def validate_project(
             with console.step("per-layer error"):
                 report.per_layer = per_layer_error(info, float_info, float_model, samples, arena)
         _check_accuracy(report, report.metrics, max_drop, min_snr)
+        if manifest.get("runtime") == "c":
+            _check_c_on_data(report, project, info, samples)
     elif max_drop is not None or min_snr is not None:
         report.add("validation data", False, "--max-drop/--min-snr need validation data (--data VAL.npz)")
     if write_report:
@@ -220,17 +226,90 @@ def validate_project(
     return report
 
 
+C_SOURCES = ("mcuq_model.h", "mcuq_model.c", "mcuq_kernels.h", "mcuq_kernels.c", "mcuq_golden.h", "mcuq_golden.c",
+             "mcuq_selftest.h", "mcuq_selftest.c")
+
+
+def _c_sources(project: Path) -> dict[str, str]:
+    return {name: (project / "src" / name).read_text() for name in C_SOURCES if (project / "src" / name).is_file()}
+
+
+def _run_project_c(project: Path, info: ModelInfo, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    from .backends.c import CProgram
+    from .c_runtime import run_host
+
+    return run_host(CProgram(info), _c_sources(project), samples)
+
+
+def _check_c_project(report: ValidationReport, project: Path, manifest: dict[str, Any], emulate: bool) -> bytes | None:
+    """Plain-C project: the reference model, then the project's own C built with gcc."""
+    ref = project / manifest["model"].get("int8_reference", "mcuq/model_int8.tflite")
+    raw = ref.read_bytes() if ref.is_file() else b""
+    ok = sha256_bytes(raw) == manifest["model"]["sha256"]
+    report.add("model checksum", ok, f"{ref.name} matches {MANIFEST}" if ok else
+               f"model checksum mismatch: {ref} is missing or differs from {MANIFEST}; regenerate with 'mcuq deploy --force'")
+    if not ok:
+        return None
+    info = parse_model(raw, str(ref))
+    try:
+        golden_in, golden_out = golden_from_project(project, info, "src/mcuq_golden.c")
+        c_out = _run_project_c(project, info, golden_in)
+        tflm_out = run_tflm(raw, golden_in, int(manifest["arena"]["host_bytes"]), len(info.outputs)).outputs
+    except (ValidationFailed, MCUQError) as exc:
+        report.add("plain-C host build", False, str(exc))
+        return raw
+    report.add("plain-C host build", True, "src/*.c builds with gcc -Wall -Wextra -Werror and runs")
+    for v, (c, t, g) in enumerate(zip(c_out, tflm_out, golden_out)):
+        c_ok = all(np.array_equal(a, b) for a, b in zip(c, g))
+        t_ok = all(np.array_equal(a, b) for a, b in zip(t, g))
+        report.add(f"golden vector {v}", c_ok and t_ok,
+                   "C output and x86 TFLite Micro are bit-exact with it" if c_ok and t_ok else
+                   f"golden vector {v} differs ({'C output' if not c_ok else ''}{' and ' if not c_ok and not t_ok else ''}"
+                   f"{'x86 TFLite Micro' if not t_ok else ''} disagree): src/mcuq_golden.c or src/mcuq_model.c was edited; "
+                   "regenerate with 'mcuq deploy --force'")
+    if emulate:
+        _check_emulation(report, project, manifest)
+    return raw
+
+
+def _check_emulation(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> None:
+    from .emulate import build_and_run_avr, build_and_run_cortex_m4, toolchain_for
+
+    board = manifest["board"]
+    arch = board.get("architecture", "")
+    if toolchain_for(arch) is None:
+        report.add("emulator", False, f"no emulator toolchain for {arch} here (AVR: gcc-avr avr-libc simavr; Cortex-M: gcc-arm-none-eabi qemu-system-arm)")
+        return
+    try:
+        result = build_and_run_avr(_c_sources(project), board["mcu"]) if arch == "avr8" else build_and_run_cortex_m4(_c_sources(project))
+    except MCUQError as exc:
+        report.add("emulator", False, str(exc))
+        return
+    report.metrics["emulation"] = {k: v for k, v in result.as_dict().items() if k != "log"}
+    report.add("emulator", result.passed, f"{result.target}: self-test {'PASS' if result.passed else 'FAIL'}, "
+               f"{result.ticks} {result.unit} per inference, flash {result.flash_bytes} B, RAM {result.ram_bytes} B")
+
+
+def _check_c_on_data(report: ValidationReport, project: Path, info: ModelInfo, samples: SampleSet) -> None:
+    inputs = [[quantize_array(x, t) for x, t in zip(samples.sample(i), info.input_tensors)] for i in range(samples.count)]
+    c_out = _run_project_c(project, info, inputs)
+    tflm_out = run_tflm(info.raw, inputs, ROOMY_ARENA, len(info.outputs)).outputs
+    same = sum(all(np.array_equal(a, b) for a, b in zip(c, t)) for c, t in zip(c_out, tflm_out))
+    report.add("C vs TFLite Micro on validation data", same == len(inputs), f"{same}/{len(inputs)} samples bit-exact")
+
+
 def _write_reports(project: Path, report: ValidationReport, manifest: dict[str, Any], info: ModelInfo,
                    float_info: ModelInfo | None, float_model: bytes | None) -> list[str]:
     from .report import render_report_html, render_report_json, weight_pictures, write_report
 
-    kernels = (manifest.get("library") or {}).get("kernels") or "reference"
+    library = manifest.get("library") or {"name": "plain-C int8 runtime", "version": manifest["mcuq_version"], "kernels": "mcuq-c"}
+    kernels = library.get("kernels") or "reference"
     optimized = optimized_kernel_ops().get(kernels, frozenset())
     data = report.as_dict()
     q = manifest.get("quantization", {})
     data["summary"] = {
         "model": manifest["model"]["name"], "board": manifest["board"]["id"], "runtime": manifest["runtime"],
-        "library": f"{manifest['library']['name']} {manifest['library']['version']}, {kernels} kernels",
+        "library": f"{library['name']} {library['version']}, {kernels} kernels",
         "activations": q.get("activations", "int8"), "io": q.get("io", "int8"), "int8_bytes": len(info.raw),
         "float_bytes": len(float_model) if float_model else None, "arena_bytes": manifest["arena"]["target_bytes"],
         "arena_how": manifest["arena"]["how"], "fit": manifest["fit"], "random_calibration": q.get("random_calibration", False),

@@ -240,12 +240,6 @@ def test_manifest_records_versions_options_and_files(projects):
     assert {"target_bytes", "host_bytes", "host_min_bytes"} <= set(m["arena"])
 
 
-def test_eight_bit_board_is_refused_clearly(sine_tflite, tmp_path):
-    with pytest.raises(MCUQError, match="plain-C int8 runtime"):
-        deploy(DeployRequest(model=str(sine_tflite), board="uno", out=str(tmp_path / "p")))
-    assert not (tmp_path / "p").exists()
-
-
 def test_too_big_model_names_the_numbers_and_a_board_that_fits(tmp_path):
     import keras
 

@@ -29,7 +29,7 @@ def test_inspect_json_reports_int8_io_and_tflm_support(digits_tflite):
     assert report["total_macs"] == sum(op["macs"] for op in report["ops"]) > 0
     conv = next(op for op in report["ops"] if op["op"] == "CONV_2D")
     assert conv["macs"] == 8 * 8 * 8 * 3 * 3 * 1  # out HxWxC x kernel x in_c
-    assert {op["c_runtime"] for op in report["ops"]} == {"n/a"}
+    assert {op["c_runtime"] for op in report["ops"]} == {"yes"} and report["all_ops_supported_by_c_runtime"]
 
 
 def test_inspect_table(digits_tflite):

@@ -112,6 +112,12 @@ class _Emitter:
     def t(self, index: int) -> TensorInfo:
         return self.info.tensors[index]
 
+    def weights(self, op: OpInfo, pos: int) -> str:
+        w = self.t(op.inputs[pos])
+        if w.data is None:
+            raise _fail(self.info, op, "has non-constant weights")
+        return self.const(f"w{op.index}", "int8_t", w.data.reshape(-1))
+
     def buf(self, index: int) -> str:
         return f"T({index})"
 
@@ -149,7 +155,7 @@ def _conv(e: _Emitter, op: OpInfo) -> str:
     _, oh, ow, _ = out.shape
     ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
     m, s = e.per_channel_params(op, inp, w, out, oc)
-    wname = e.const(f"w{op.index}", "int8_t", w.data.reshape(-1))
+    wname = e.weights(op, 1)
     _, izp = _q(inp)
     os_, ozp = _q(out)
     amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
@@ -166,7 +172,7 @@ def _depthwise(e: _Emitter, op: OpInfo) -> str:
     _, oh, ow, _ = out.shape
     ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
     m, s = e.per_channel_params(op, inp, w, out, oc)
-    wname = e.const(f"w{op.index}", "int8_t", w.data.reshape(-1))
+    wname = e.weights(op, 1)
     _, izp = _q(inp)
     os_, ozp = _q(out)
     amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
@@ -191,7 +197,7 @@ def _fully_connected(e: _Emitter, op: OpInfo) -> str:
         m = e.const(f"m{op.index}", "int32_t", np.array([mult], np.int32))
         s = e.const(f"s{op.index}", "int8_t", np.array([shift], np.int8))
         per_channel = 0
-    wname = e.const(f"w{op.index}", "int8_t", w.data.reshape(-1))
+    wname = e.weights(op, 1)
     amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), out_scale, ozp)
     return (f"mcuq_fully_connected({e.buf(inp.index)}, {batches}, {depth}, {wname}, {e.bias(op, 2)}, {m}, {s}, {per_channel}, "
             f"{e.buf(out.index)}, {units}, {-izp}, {ozp}, {amin}, {amax});")
@@ -349,7 +355,7 @@ def _transpose_conv(e: _Emitter, op: OpInfo, scratch: str) -> str:
     ph = padding_for(sh, 1, oh, kh, out_size(pad, oh, kh, sh))
     pw = padding_for(sw, 1, ow, kw, out_size(pad, ow, kw, sw))
     m, s = e.per_channel_params(op, inp, w, out, oc)
-    wname = e.const(f"w{op.index}", "int8_t", w.data.reshape(-1))
+    wname = e.weights(op, 1)
     _, izp = _q(inp)
     os_, ozp = _q(out)
     amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
@@ -396,3 +402,43 @@ def compile_model(info: ModelInfo) -> CProgram:
 
 
 __all__ = ["SUPPORTED_OPS", "Buffer", "CProgram", "ConstArray", "check_supported", "compile_model", "unsupported_ops"]
+
+
+# Fit check for the plain-C runtime. Measured numbers come from the emulator build
+# (`avr-size`/`arm-none-eabi-size` of the real firmware minus the Arduino core, whose cost
+# is the board file's framework_* figures); without a toolchain they are estimated.
+KERNEL_CODE_ESTIMATE = 6 * 1024
+STACK_ALLOWANCE = 256
+
+
+def estimate_c_fit(program: CProgram, board: Any, golden_bytes: int) -> Any:
+    from .tflm import FitReport
+
+    flash = program.flash_constant_bytes + program.ram_constant_bytes + golden_bytes + KERNEL_CODE_ESTIMATE + board.framework_flash_bytes
+    ram = program.arena_bytes + program.ram_constant_bytes + STACK_ALLOWANCE + board.framework_ram_bytes
+    return FitReport(ram, board.sram_bytes, flash, board.flash_bytes, False, 0,
+                     "estimate: constants + golden vectors + ~6 KB kernels + framework; RAM = buffer + RAM constants + stack + framework")
+
+
+def measured_c_fit(flash: int, ram: int, board: Any, tool: str) -> Any:
+    from .tflm import FitReport
+
+    return FitReport(ram + STACK_ALLOWANCE + board.framework_ram_bytes, board.sram_bytes, flash + board.framework_flash_bytes,
+                     board.flash_bytes, False, 0,
+                     f"measured with {tool} on the built firmware, plus the board's framework figures and {STACK_ALLOWANCE} B of stack")
+
+
+def check_c_fit(program: CProgram, board: Any, report: Any, golden_bytes: int) -> None:
+    from ..boards import list_boards
+    from ..errors import FitError
+
+    if report.fits:
+        return
+    others = [b.id for b in sorted(list_boards(), key=lambda b: b.sram_bytes)
+              if b.id != board.id and estimate_c_fit(program, b, golden_bytes).fits]
+    fits = f"fits: {', '.join(others[:3])}" if others else "no shipped board fits: shrink the model"
+    if report.ram_bytes > report.ram_budget:
+        raise FitError(f"model needs {report.ram_bytes} B RAM, {board.id} has {board.sram_bytes} B "
+                       f"(activation buffer {program.arena_bytes} B, framework {board.framework_ram_bytes} B; {report.estimate.split(':')[0]}); {fits}")
+    raise FitError(f"model needs {report.flash_bytes} B flash, {board.id} has {board.flash_bytes} B "
+                   f"(weights {program.flash_constant_bytes} B; {report.estimate.split(':')[0]}); {fits}")

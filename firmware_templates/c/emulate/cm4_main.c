@@ -1,0 +1,72 @@
+/* mcuq emulator harness for Cortex-M4 (qemu-system-arm -M mps2-an386 -semihosting).
+ * Log through semihosting SYS_WRITE0; time with SysTick on the CPU clock. */
+#include <stdint.h>
+
+#include "mcuq_selftest.h"
+
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
+int main(void);
+
+#define SYST_CSR (*(volatile uint32_t*)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t*)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t*)0xE000E018u)
+
+static volatile uint32_t systick_wraps;
+
+static int semihost(int op, const void* arg) {
+  register int r0 __asm__("r0") = op;
+  register const void* r1 __asm__("r1") = arg;
+  __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+  return r0;
+}
+
+void mcuq_hw_print(const char* text) {
+  semihost(0x04, text);
+  semihost(0x04, "\n");
+}
+
+uint32_t mcuq_hw_ticks(void) {
+  uint32_t wraps, value;
+  do {
+    wraps = systick_wraps;
+    value = SYST_CVR;
+  } while (wraps != systick_wraps);
+  return (wraps << 24) + (0x00FFFFFFu - value);
+}
+
+const char* const mcuq_hw_tick_unit = "systick";
+
+void SysTick_Handler(void) { ++systick_wraps; }
+
+void Reset_Handler(void) {
+  uint32_t *src = &_sidata, *dst = &_sdata;
+  while (dst < &_edata) *dst++ = *src++;
+  for (dst = &_sbss; dst < &_ebss;) *dst++ = 0;
+  SYST_RVR = 0x00FFFFFFu;
+  SYST_CVR = 0;
+  SYST_CSR = 7u; /* enable, interrupt, CPU clock */
+  main();
+  {
+    static const uint32_t exit_args[2] = {0x20026u, 0u}; /* ADP_Stopped_ApplicationExit */
+    semihost(0x18, exit_args);
+  }
+  for (;;) {
+  }
+}
+
+static void Default_Handler(void) {
+  mcuq_hw_print("mcuq: FAULT");
+  semihost(0x18, (const void*)0x20023u);
+  for (;;) {
+  }
+}
+
+__attribute__((section(".isr_vector"), used)) void (*const mcuq_vectors[16])(void) = {
+    (void (*)(void))(&_estack), Reset_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, 0, 0, 0, 0, Default_Handler, Default_Handler, 0, Default_Handler, SysTick_Handler,
+};
+
+int main(void) {
+  mcuq_selftest();
+  return 0;
+}

@@ -1,0 +1,125 @@
+"""Build the plain-C firmware for a real MCU and run it in an emulator.
+
+AVR: avr-gcc for ATmega328P/ATmega2560, run in simavr (cycle-accurate; the harness counts
+cycles with Timer1). Cortex-M4: arm-none-eabi-gcc, run in qemu-system-arm (mps2-an386,
+semihosting, ``-icount shift=0`` so SysTick counts executed instructions in steps of 40).
+The same source files as the PlatformIO project are used; only the main() differs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import MCUQError
+from .resources import templates_dir
+
+SELFTEST_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c")
+AVR_MCUS = {"ATmega328P": "atmega328p", "ATmega2560": "atmega2560"}
+QEMU_CPU_HZ = 25_000_000  # mps2-an386 SYSCLK
+QEMU_NS_PER_INSN = 1  # -icount shift=0
+EMULATOR_TIMEOUT = 300
+
+
+@dataclass
+class EmulationResult:
+    target: str
+    passed: bool
+    log: str
+    ticks: int | None
+    unit: str  # "cycles" (exact, simavr) or "instructions" (qemu, +-40)
+    flash_bytes: int
+    ram_bytes: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"target": self.target, "passed": self.passed, "ticks": self.ticks, "unit": self.unit,
+                "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "log": self.log}
+
+
+def toolchain_for(architecture: str) -> str | None:
+    if architecture == "avr8":
+        return "avr-gcc" if shutil.which("avr-gcc") and shutil.which("simavr") else None
+    if architecture.startswith("armv"):
+        return "arm-none-eabi-gcc" if shutil.which("arm-none-eabi-gcc") else None
+    return None
+
+
+def _write(files: dict[str, str], folder: Path) -> list[str]:
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return [str(folder / n) for n in SELFTEST_SOURCES]
+
+
+def _size(tool: str, elf: Path) -> tuple[int, int]:
+    """(flash, RAM) from `size -A`: flash = .text + .data (+.rodata), RAM = .data + .bss."""
+    out = subprocess.run([tool, "-A", str(elf)], capture_output=True, text=True, check=True).stdout
+    sections = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\.\S+)\s+(\d+)", out, re.M)}
+    flash = sum(sections.get(s, 0) for s in (".text", ".rodata", ".data", ".isr_vector", ".ARM.exidx"))
+    ram = sum(sections.get(s, 0) for s in (".data", ".bss"))
+    return flash, ram
+
+
+def _run(cmd: list[str], what: str) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=EMULATOR_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise MCUQError(f"{what} did not finish within {EMULATOR_TIMEOUT} s") from None
+    if proc.returncode != 0 and "mcuq:" not in proc.stdout + proc.stderr:
+        first = (proc.stderr.strip().splitlines() or [""])[0]
+        raise MCUQError(f"{what} failed (exit code {proc.returncode}): {first[:200]}")
+    return proc.stdout + proc.stderr
+
+
+def _parse(log: str) -> tuple[bool, int | None]:
+    passed = "mcuq: selftest PASS" in log and "FAIL" not in log
+    match = re.search(r"mcuq: inference_\w+=(\d+)", log)
+    return passed, int(match.group(1)) if match else None
+
+
+def build_and_run_avr(files: dict[str, str], mcu_name: str, f_cpu: int = 16_000_000) -> EmulationResult:
+    mcu = AVR_MCUS.get(mcu_name, mcu_name.lower())
+    with tempfile.TemporaryDirectory(prefix="mcuq-avr-") as tmp:
+        folder = Path(tmp)
+        sources = _write(files, folder) + [str(templates_dir() / "c" / "emulate" / "avr_main.c")]
+        name_bytes = ",".join(str(b) for b in mcu.encode()) + ",0"
+        elf = folder / "firmware.elf"
+        cmd = ["avr-gcc", f"-mmcu={mcu}", f"-DF_CPU={f_cpu}UL", f'-DMCUQ_MMCU_NAME="{mcu}"', f"-DMCUQ_MMCU_NAME_BYTES={name_bytes}",
+               "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-I", str(folder), *sources, "-o", str(elf),
+               "-Wl,--undefined=_mmcu,--section-start=.mmcu=0x910000", "-Wl,--gc-sections", "-ffunction-sections", "-fdata-sections"]
+        build = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if build.returncode != 0:
+            raise MCUQError(f"avr-gcc could not build the firmware for {mcu}: {(build.stderr.strip().splitlines() or [''])[0][:240]}")
+        flash, ram = _size("avr-size", elf)
+        log = _run(["simavr", "-m", mcu, "-f", str(f_cpu), str(elf)], f"simavr ({mcu})")
+    passed, ticks = _parse(log)
+    return EmulationResult(f"{mcu} in simavr", passed, log, ticks, "cycles", flash, ram)
+
+
+def build_cortex_m4(files: dict[str, str], folder: Path) -> Path:
+    emu = templates_dir() / "c" / "emulate"
+    sources = _write(files, folder) + [str(emu / "cm4_main.c")]
+    elf = folder / "firmware.elf"
+    cmd = ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror",
+           "-ffp-contract=off", "-ffunction-sections", "-fdata-sections", "-I", str(folder), *sources, "-T", str(emu / "mps2_an386.ld"),
+           "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-o", str(elf), "-lm"]
+    build = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if build.returncode != 0:
+        raise MCUQError(f"arm-none-eabi-gcc could not build the Cortex-M4 firmware: {(build.stderr.strip().splitlines() or [''])[0][:240]}")
+    return elf
+
+
+def build_and_run_cortex_m4(files: dict[str, str]) -> EmulationResult:
+    if shutil.which("qemu-system-arm") is None:
+        raise MCUQError("qemu-system-arm is not installed (apt-get install qemu-system-arm)")
+    with tempfile.TemporaryDirectory(prefix="mcuq-cm4-") as tmp:
+        elf = build_cortex_m4(files, Path(tmp))
+        flash, ram = _size("arm-none-eabi-size", elf)
+        log = _run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
+                    "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)], "qemu (Cortex-M4)")
+    passed, ticks = _parse(log)
+    instructions = ticks * (1_000_000_000 // QEMU_CPU_HZ) // QEMU_NS_PER_INSN if ticks is not None else None
+    return EmulationResult("Cortex-M4 (mps2-an386) in qemu", passed, log, instructions, "instructions", flash, ram)
