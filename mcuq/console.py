@@ -19,6 +19,8 @@ class Console:
 
     level: int = 0
     stream: object = field(default_factory=lambda: sys.stderr)
+    record: bool = False  # keep (step, seconds) in `timings`, for benchmarks
+    timings: list[tuple[str, float]] = field(default_factory=list)
 
     def info(self, message: str) -> None:
         if self.level >= 1:
@@ -44,8 +46,11 @@ class Console:
             if self.level >= 1:
                 print(" failed", file=self.stream, flush=True)  # type: ignore[call-overload]
             raise
+        elapsed = time.perf_counter() - start
+        if self.record:
+            self.timings.append((title, elapsed))
         if self.level >= 1:
-            print(f" done ({time.perf_counter() - start:.1f} s)", file=self.stream, flush=True)  # type: ignore[call-overload]
+            print(f" done ({elapsed:.1f} s)", file=self.stream, flush=True)  # type: ignore[call-overload]
 
 
 SILENT = Console(level=0)

@@ -154,6 +154,8 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
     info = parse_model(answer["tflite"], "converted model")
     check_full_int8(info, options.activations, options.io, source=str(model))
     data: SampleSet = answer["data"]
+    if console.record:
+        console.timings.extend(answer.get("timings", []))
     return QuantizedModel(answer["tflite"], info, model, answer["kind"], options, data.source, data.random, data,
                           answer["float_tflite"], answer["notes"] + data.notes)
 
@@ -179,7 +181,8 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
         except ConversionError as exc:
             float_tflite = None
             notes.append(f"no float reference model ({exc}); float-vs-int8 validation is unavailable")
-    return {"tflite": tflite, "float_tflite": float_tflite, "kind": loaded.kind, "data": data, "notes": notes}
+    return {"tflite": tflite, "float_tflite": float_tflite, "kind": loaded.kind, "data": data, "notes": notes,
+            "timings": list(console.timings)}
 
 
 def _child_main(request_path: str, response_path: str) -> int:
@@ -187,7 +190,7 @@ def _child_main(request_path: str, response_path: str) -> int:
     from ._tf import set_verbose
 
     set_verbose(request["level"] >= 2)
-    console = Console(level=request["level"])
+    console = Console(level=request["level"], record=True)
     try:
         answer = convert_in_this_process(Path(request["model"]), request["calibration"], request["options"], console)
     except MCUQError as exc:

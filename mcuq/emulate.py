@@ -80,7 +80,12 @@ def _parse(log: str) -> tuple[bool, int | None]:
     return passed, int(match.group(1)) if match else None
 
 
-def build_and_run_avr(files: dict[str, str], mcu_name: str, f_cpu: int = 16_000_000) -> EmulationResult:
+def op_ticks(log: str) -> dict[int, int]:
+    """Per-op ticks printed by a -DMCUQ_PROFILE build (averaged over the golden vectors)."""
+    return {int(m.group(1)): int(m.group(2)) for m in re.finditer(r"mcuq: op (\d+) ticks=(\d+)", log)}
+
+
+def build_and_run_avr(files: dict[str, str], mcu_name: str, f_cpu: int = 16_000_000, profile: bool = False) -> EmulationResult:
     mcu = AVR_MCUS.get(mcu_name, mcu_name.lower())
     with tempfile.TemporaryDirectory(prefix="mcuq-avr-") as tmp:
         folder = Path(tmp)
@@ -89,7 +94,8 @@ def build_and_run_avr(files: dict[str, str], mcu_name: str, f_cpu: int = 16_000_
         elf = folder / "firmware.elf"
         cmd = ["avr-gcc", f"-mmcu={mcu}", f"-DF_CPU={f_cpu}UL", f'-DMCUQ_MMCU_NAME="{mcu}"', f"-DMCUQ_MMCU_NAME_BYTES={name_bytes}",
                "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-I", str(folder), *sources, "-o", str(elf),
-               "-Wl,--undefined=_mmcu,--section-start=.mmcu=0x910000", "-Wl,--gc-sections", "-ffunction-sections", "-fdata-sections"]
+               "-Wl,--undefined=_mmcu,--section-start=.mmcu=0x910000", "-Wl,--gc-sections", "-ffunction-sections", "-fdata-sections",
+               *(["-DMCUQ_PROFILE"] if profile else [])]
         build = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if build.returncode != 0:
             raise MCUQError(f"avr-gcc could not build the firmware for {mcu}: {(build.stderr.strip().splitlines() or [''])[0][:240]}")
@@ -99,24 +105,24 @@ def build_and_run_avr(files: dict[str, str], mcu_name: str, f_cpu: int = 16_000_
     return EmulationResult(f"{mcu} in simavr", passed, log, ticks, "cycles", flash, ram)
 
 
-def build_cortex_m4(files: dict[str, str], folder: Path) -> Path:
+def build_cortex_m4(files: dict[str, str], folder: Path, profile: bool = False) -> Path:
     emu = templates_dir() / "c" / "emulate"
     sources = _write(files, folder) + [str(emu / "cm4_main.c")]
     elf = folder / "firmware.elf"
     cmd = ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror",
            "-ffp-contract=off", "-ffunction-sections", "-fdata-sections", "-I", str(folder), *sources, "-T", str(emu / "mps2_an386.ld"),
-           "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-o", str(elf), "-lm"]
+           "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-o", str(elf), "-lm", *(["-DMCUQ_PROFILE"] if profile else [])]
     build = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if build.returncode != 0:
         raise MCUQError(f"arm-none-eabi-gcc could not build the Cortex-M4 firmware: {(build.stderr.strip().splitlines() or [''])[0][:240]}")
     return elf
 
 
-def build_and_run_cortex_m4(files: dict[str, str]) -> EmulationResult:
+def build_and_run_cortex_m4(files: dict[str, str], profile: bool = False) -> EmulationResult:
     if shutil.which("qemu-system-arm") is None:
         raise MCUQError("qemu-system-arm is not installed (apt-get install qemu-system-arm)")
     with tempfile.TemporaryDirectory(prefix="mcuq-cm4-") as tmp:
-        elf = build_cortex_m4(files, Path(tmp))
+        elf = build_cortex_m4(files, Path(tmp), profile)
         flash, ram = _size("arm-none-eabi-size", elf)
         log = _run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
                     "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)], "qemu (Cortex-M4)")

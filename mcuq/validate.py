@@ -313,6 +313,7 @@ def _write_reports(project: Path, report: ValidationReport, manifest: dict[str, 
         "activations": q.get("activations", "int8"), "io": q.get("io", "int8"), "int8_bytes": len(info.raw),
         "float_bytes": len(float_model) if float_model else None, "arena_bytes": manifest["arena"]["target_bytes"],
         "arena_how": manifest["arena"]["how"], "fit": manifest["fit"], "random_calibration": q.get("random_calibration", False),
+        "c_runtime": manifest.get("c_runtime"),
     }
     data["ops"] = [{"index": op.index, "op": op.name, "macs": op.macs, "optimized": op.name in optimized, "layer": info.layer_of_op(op)} for op in info.ops]
     data["worst_layers"] = diagnose(report.per_layer)

@@ -110,3 +110,11 @@ def test_generated_c_project_host_tests_pass_in_emulator(mega_digits):
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=mega_digits,
                           capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_report_shows_measured_c_sizes_and_cycles(mega_digits):
+    report = validate_project(mega_digits, data=str(DIGITS / "val.npz"))
+    html = (mega_digits / "report.html").read_text()
+    assert report.passed and "Plain-C runtime: measured sizes and speed" in html
+    emulation = json.loads((mega_digits / "mcuq.lock.json").read_text())["c_runtime"]["emulation"]
+    assert f"{emulation['ticks']}" in html and "cycles per inference" in html

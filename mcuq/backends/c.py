@@ -144,40 +144,38 @@ class _Emitter:
         return self.const(f"b{op.index}", "int32_t", b.data.astype(np.int32).reshape(-1))
 
 
+def _windowed(e: _Emitter, op: OpInfo, kh: int, kw: int, out_c: int) -> str:
+    """The argument tail shared by CONV_2D and DEPTHWISE_CONV_2D (after the kernel name and input dims)."""
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    _, ih, iw, _ = inp.shape
+    o = op.options
+    sh, sw, dh, dw = o.get("strideH", 1), o.get("strideW", 1), o.get("dilationHFactor", 1), o.get("dilationWFactor", 1)
+    _, oh, ow, _ = out.shape
+    ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
+    m, s = e.per_channel_params(op, inp, e.t(op.inputs[1]), out, out_c)
+    _, izp = _q(inp)
+    os_, ozp = _q(out)
+    amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
+    return (f"{e.weights(op, 1)}, {kh}, {kw}, {e.bias(op, 2)}, {m}, {s}, {e.buf(out.index)}, {oh}, {ow}, "
+            f"{{channels}}, {sh}, {sw}, {dh}, {dw}, {ph}, {pw}, {-izp}, {ozp}, {amin}, {amax}")
+
+
 def _conv(e: _Emitter, op: OpInfo) -> str:
-    inp, w, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    inp, w = e.t(op.inputs[0]), e.t(op.inputs[1])
     _, ih, iw, ic = inp.shape
     oc, kh, kw, wic = w.shape
     if wic != ic:
         raise _fail(e.info, op, "is a grouped convolution")
-    o = op.options
-    sh, sw, dh, dw = o.get("strideH", 1), o.get("strideW", 1), o.get("dilationHFactor", 1), o.get("dilationWFactor", 1)
-    _, oh, ow, _ = out.shape
-    ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
-    m, s = e.per_channel_params(op, inp, w, out, oc)
-    wname = e.weights(op, 1)
-    _, izp = _q(inp)
-    os_, ozp = _q(out)
-    amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
-    return (f"mcuq_conv2d({e.buf(inp.index)}, {ih}, {iw}, {ic}, {wname}, {kh}, {kw}, {e.bias(op, 2)}, {m}, {s}, "
-            f"{e.buf(out.index)}, {oh}, {ow}, {oc}, {sh}, {sw}, {dh}, {dw}, {ph}, {pw}, {-izp}, {ozp}, {amin}, {amax});")
+    tail = _windowed(e, op, kh, kw, oc).replace("{channels}", str(oc))
+    return f"mcuq_conv2d({e.buf(inp.index)}, {ih}, {iw}, {ic}, {tail});"
 
 
 def _depthwise(e: _Emitter, op: OpInfo) -> str:
-    inp, w, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    inp, w = e.t(op.inputs[0]), e.t(op.inputs[1])
     _, ih, iw, ic = inp.shape
     _, kh, kw, oc = w.shape
-    o = op.options
-    sh, sw, dh, dw = o.get("strideH", 1), o.get("strideW", 1), o.get("dilationHFactor", 1), o.get("dilationWFactor", 1)
-    _, oh, ow, _ = out.shape
-    ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
-    m, s = e.per_channel_params(op, inp, w, out, oc)
-    wname = e.weights(op, 1)
-    _, izp = _q(inp)
-    os_, ozp = _q(out)
-    amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
-    return (f"mcuq_depthwise_conv2d({e.buf(inp.index)}, {ih}, {iw}, {ic}, {wname}, {kh}, {kw}, {e.bias(op, 2)}, {m}, {s}, "
-            f"{e.buf(out.index)}, {oh}, {ow}, {oc // ic}, {sh}, {sw}, {dh}, {dw}, {ph}, {pw}, {-izp}, {ozp}, {amin}, {amax});")
+    tail = _windowed(e, op, kh, kw, oc).replace("{channels}", str(oc // ic))
+    return f"mcuq_depthwise_conv2d({e.buf(inp.index)}, {ih}, {iw}, {ic}, {tail});"
 
 
 def _fully_connected(e: _Emitter, op: OpInfo) -> str:

@@ -25,12 +25,16 @@ void mcuq_hw_print(const char* text) {
   semihost(0x04, "\n");
 }
 
+#define SCB_ICSR (*(volatile uint32_t*)0xE000ED04u)
+
 uint32_t mcuq_hw_ticks(void) {
-  uint32_t wraps, value;
-  do {
-    wraps = systick_wraps;
-    value = SYST_CVR;
-  } while (wraps != systick_wraps);
+  uint32_t primask, wraps, value;
+  __asm__ volatile("mrs %0, primask\n cpsid i" : "=r"(primask)::"memory");
+  wraps = systick_wraps;
+  value = SYST_CVR;
+  /* A wrap whose interrupt is still pending: the counter has already reloaded. */
+  if ((SCB_ICSR & (1u << 26)) && value > 0x00800000u) ++wraps;
+  __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
   return (wraps << 24) + (0x00FFFFFFu - value);
 }
 

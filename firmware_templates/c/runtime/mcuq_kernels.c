@@ -279,8 +279,9 @@ static int32_t fp_exp_on_negative_values(int32_t a, int integer_bits) {
   return result;
 }
 
-/* 1 / (1 + x) for x in (0, 1): Newton-Raphson with F2 intermediates. */
-static int32_t fp_one_over_one_plus_x(int32_t a) {
+/* gemmlowp's Newton-Raphson division shared by 1/(1+x) and (1-x)/(1+x), x in (0, 1):
+ * returns x ~ 1/half_denominator in F2 (2 integer bits). */
+static int32_t fp_newton_reciprocal(int32_t a) {
   const int32_t half_denominator = fp_rounding_half_sum(a, INT32_MAX);
   const int32_t c48_17 = 1515870810, cneg32_17 = -1010580540;
   const int32_t f2_one = (int32_t)1 << 29;
@@ -288,25 +289,17 @@ static int32_t fp_one_over_one_plus_x(int32_t a) {
   int i;
   for (i = 0; i < 3; ++i) {
     const int32_t hdx = fp_mul(half_denominator, x);
-    const int32_t one_minus = f2_one - hdx;
-    x = x + fp_sat_mul_pot(fp_mul(x, one_minus), 2);
+    x = x + fp_sat_mul_pot(fp_mul(x, f2_one - hdx), 2);
   }
-  return fp_sat_mul_pot(x, 1); /* Rescale<0>(ExactMulByPot<-1>(x)) : F1 -> F0 */
+  return x;
 }
 
-/* (1 - x) / (1 + x) for x in (0, 1) */
+/* 1 / (1 + x): Rescale<0>(ExactMulByPot<-1>(x)), F1 -> F0 */
+static int32_t fp_one_over_one_plus_x(int32_t a) { return fp_sat_mul_pot(fp_newton_reciprocal(a), 1); }
+
+/* (1 - x) / (1 + x): Rescale<0>(x - F2::One()) */
 static int32_t fp_one_minus_x_over_one_plus_x(int32_t a) {
-  const int32_t half_denominator = fp_rounding_half_sum(a, INT32_MAX);
-  const int32_t c48_17 = 1515870810, cneg32_17 = -1010580540;
-  const int32_t f2_one = (int32_t)1 << 29;
-  int32_t x = c48_17 + fp_mul(half_denominator, cneg32_17);
-  int i;
-  for (i = 0; i < 3; ++i) {
-    const int32_t hdx = fp_mul(half_denominator, x);
-    const int32_t one_minus = f2_one - hdx;
-    x = x + fp_sat_mul_pot(fp_mul(x, one_minus), 2);
-  }
-  return fp_sat_mul_pot(x - f2_one, 2); /* Rescale<0>(x - F2::One()) */
+  return fp_sat_mul_pot(fp_newton_reciprocal(a) - ((int32_t)1 << 29), 2);
 }
 
 static int32_t fp_logistic(int32_t a, int integer_bits) {
@@ -371,8 +364,10 @@ void mcuq_softmax(const int8_t* in, int8_t* out, mcuq_dim outer, mcuq_dim depth,
   }
 }
 
-void mcuq_logistic(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int32_t range_radius,
-                   int32_t in_mult, int in_left_shift) {
+/* LOGISTIC and TANH share TFLite's int8 structure: saturate outside the input radius,
+ * otherwise rescale to Q4.27, apply the gemmlowp function, rescale to the output grid. */
+static void sigmoid_like(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int32_t range_radius,
+                         int32_t in_mult, int in_left_shift, int is_tanh) {
   mcuq_dim i;
   for (i = 0; i < n; ++i) {
     const int32_t x = (int32_t)in[i] - in_zp;
@@ -382,27 +377,21 @@ void mcuq_logistic(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int
       out[i] = 127;
     } else {
       const int32_t x_q4 = mcuq_mbqm(x, in_mult, in_left_shift);
-      int32_t y = mcuq_rdivpot(fp_logistic(x_q4, 4), 31 - 8) - 128;
+      const int32_t y = is_tanh ? mcuq_rdivpot(fp_tanh(x_q4, 4), 31 - 7)
+                                : mcuq_rdivpot(fp_logistic(x_q4, 4), 31 - 8) - 128;
       out[i] = (int8_t)MCUQ_CLAMP(y, -128, 127);
     }
   }
 }
 
+void mcuq_logistic(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int32_t range_radius,
+                   int32_t in_mult, int in_left_shift) {
+  sigmoid_like(in, out, n, in_zp, range_radius, in_mult, in_left_shift, 0);
+}
+
 void mcuq_tanh(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int32_t range_radius,
                int32_t in_mult, int in_left_shift) {
-  mcuq_dim i;
-  for (i = 0; i < n; ++i) {
-    const int32_t x = (int32_t)in[i] - in_zp;
-    if (x <= -range_radius) {
-      out[i] = -128;
-    } else if (x >= range_radius) {
-      out[i] = 127;
-    } else {
-      const int32_t x_q4 = mcuq_mbqm(x, in_mult, in_left_shift);
-      int32_t y = mcuq_rdivpot(fp_tanh(x_q4, 4), 31 - 7);
-      out[i] = (int8_t)MCUQ_CLAMP(y, -128, 127);
-    }
-  }
+  sigmoid_like(in, out, n, in_zp, range_radius, in_mult, in_left_shift, 1);
 }
 
 void mcuq_concat(const int8_t* const* ins, const mcuq_dim* axis_sizes, int count, int8_t* out,
