@@ -49,11 +49,13 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     console = _console(args)
     result = quantize(args.model, args.calibration, args.output, _options_from(args), console)
+    record = f"{args.output}.mcuq.json"
     if not args.quiet:
         print(f"wrote {args.output}: {len(result.tflite):,} bytes, full {result.options.activations}, "
               f"io {result.options.io}, {len(result.info.ops)} ops ({', '.join(result.info.op_names)})")
         if result.random_calibration:
             print("ACCURACY UNVERIFIED: calibrated on random data (--calibration random)")
+        print(f"how it was made: {record}")
     return EXIT_OK
 
 
@@ -96,7 +98,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .validate import format_validation, validate_project
 
     report = validate_project(args.project, data=args.data, max_drop=args.max_drop, min_snr=args.min_snr,
-                              write_report=not args.no_report, console=_console(args), emulate=args.emulate)
+                              write_report=not args.no_report, console=_console(args), emulate=args.emulate,
+                              labels=args.labels)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     elif not args.quiet:
@@ -154,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", parents=[common], help="prove a generated project on the x86 TFLite Micro; accuracy and per-layer error")
     p.add_argument("project", help="folder written by 'mcuq deploy'")
     p.add_argument("--data", metavar="VAL", help="validation data (.npz: inputs and optional 'labels')")
+    p.add_argument("--labels", metavar="LABELS.npy", help="integer class labels, one per validation sample (else 'labels' in the .npz)")
     p.add_argument("--max-drop", type=float, metavar="P", help="fail when int8 accuracy is more than P points below float")
     p.add_argument("--min-snr", type=float, metavar="DB", help="fail when an output's SNR is below DB")
     p.add_argument("--no-report", action="store_true", help="do not write report.html/report.json")

@@ -8,6 +8,8 @@ TFLITE_BUILTINS_INT8 only, and the result is checked to be full int8 before anyo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
 import re
 import subprocess
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import __version__
 from . import errors as errors_module
 from ._tf import import_tensorflow, native_output_captured
 from .calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, load_samples
@@ -110,6 +113,8 @@ def quantize(
         result = _convert_isolated(Path(model), calibration, options, console)
     if output is not None:
         _write_new_file(Path(output), result.tflite)
+        record = {"mcuq_version": __version__, "model_sha256": hashlib.sha256(result.tflite).hexdigest(), **result.manifest_entry()}
+        _write_new_file(Path(f"{output}.mcuq.json"), (json.dumps(record, indent=2) + "\n").encode())
     return result
 
 

@@ -153,7 +153,8 @@ def _check_golden_on_tflm(report: ValidationReport, project: Path, raw: bytes, m
                    "src/golden_vectors.cpp was edited or the model changed; regenerate with 'mcuq deploy --force'")
 
 
-def _validation_data(project: Path, data: str | None, manifest: dict[str, Any], info: ModelInfo) -> SampleSet | None:
+def _validation_data(project: Path, data: str | None, manifest: dict[str, Any], info: ModelInfo,
+                     labels: str | None = None) -> SampleSet | None:
     path = data or manifest.get("validation_data")
     if not path:
         return None
@@ -161,8 +162,17 @@ def _validation_data(project: Path, data: str | None, manifest: dict[str, Any], 
         return None  # recorded at deploy time, since moved: validate without it
     specs = [InputSpec(t.name, t.shape[1:]) for t in info.input_tensors]
     q = manifest.get("quantization", {})
-    return load_samples(path, specs, max_samples=None, seed=q.get("calibration_seed", 0),
-                        image_scale=q.get("image_scale", "0..1"), what="validation data")
+    samples = load_samples(path, specs, max_samples=None, seed=q.get("calibration_seed", 0),
+                           image_scale=q.get("image_scale", "0..1"), what="validation data")
+    if labels is not None:
+        try:
+            values = np.load(labels, allow_pickle=False).reshape(-1)
+        except (OSError, ValueError) as exc:
+            raise MCUQError(f"{labels}: cannot read the labels as .npy ({exc})") from None
+        if len(values) != samples.count:
+            raise MCUQError(f"{labels}: {len(values)} labels for {samples.count} validation samples; give one integer label per sample")
+        samples.labels = values
+    return samples
 
 
 def _float_reference(project: Path, manifest: dict[str, Any]) -> bytes | None:
@@ -187,7 +197,7 @@ def _check_accuracy(report: ValidationReport, metrics: dict[str, Any], max_drop:
 
 def validate_project(
     project: str | Path, data: str | None = None, max_drop: float | None = None, min_snr: float | None = None,
-    write_report: bool = True, console: Console = SILENT, emulate: bool = False,
+    write_report: bool = True, console: Console = SILENT, emulate: bool = False, labels: str | None = None,
 ) -> ValidationReport:
     project = Path(project)
     manifest = read_manifest(project)
@@ -205,7 +215,7 @@ def validate_project(
     info = parse_model(raw, "src/model_data.cpp")
     float_model = _float_reference(project, manifest)
     float_info = parse_model(float_model, "float reference") if float_model else None
-    samples = _validation_data(project, data, manifest, info)
+    samples = _validation_data(project, data, manifest, info, labels)
     arena_ok = any(c.name == "arena" and c.passed for c in report.checks)
     # Accuracy is still worth knowing when the planned arena failed: measure it with a roomy one.
     arena = int(manifest["arena"]["host_bytes"]) if arena_ok else ROOMY_ARENA

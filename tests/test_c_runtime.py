@@ -192,3 +192,26 @@ def test_unsupported_op_is_named(tmp_path):
     info = _convert(tmp_path, keras.Model(inp, keras.layers.Activation("log_softmax", name="logp")(keras.layers.Dense(4)(x))), (8,))
     with pytest.raises(UnsupportedOpError, match="LOG_SOFTMAX"):
         compile_model(info)
+
+
+def test_float_helpers_quantize_like_tflite(tmp_path, sine_int8):
+    need("gcc")
+    import subprocess
+
+    from mcuq.c_runtime import write_sources
+    from mcuq.model_info import quantize_array
+
+    info = sine_int8.info
+    program = compile_model(info)
+    write_sources(render_c_model(program, "sine"), tmp_path)
+    values = np.array([-7.3, -0.01, 0.0, 0.013, 1.5, 3.14159, 6.2, 99.0], np.float32)
+    (tmp_path / "main.c").write_text(
+        '#include <stdio.h>\n#include "mcuq_model.h"\nint main(void){ const float v[8] = {'
+        + ", ".join(f"{float(x)!r}f" for x in values) + '}; int i; for (i = 0; i < 8; ++i) { mcuq_set_input_float(0, v + i, 1);'
+        ' printf("%d ", mcuq_input(0)[0]); } return 0; }\n')
+    exe = tmp_path / "t"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), str(tmp_path / "mcuq_model.c"),
+                    str(tmp_path / "mcuq_kernels.c"), str(tmp_path / "main.c"), "-o", str(exe), "-lm"], check=True)
+    got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
+    want = [int(quantize_array(np.array([x]), info.input_tensors[0])[0]) for x in values]
+    assert got == want

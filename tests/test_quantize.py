@@ -142,10 +142,14 @@ def test_output_file_written_atomically(tmp_path):
     assert not list(out.parent.glob(".*mcuq-tmp"))
 
 
-def test_random_calibration_is_recorded(capsys):
-    result = quantize(SINE / "model.keras", "random")
+def test_random_calibration_is_recorded(tmp_path):
+    import json
+
+    result = quantize(SINE / "model.keras", "random", output=tmp_path / "s.tflite")
     assert result.random_calibration
     assert result.manifest_entry()["accuracy_unverified"] is True
+    record = json.loads((tmp_path / "s.tflite.mcuq.json").read_text())
+    assert record["accuracy_unverified"] is True and record["calibration"] == "random"
 
 
 def test_float_tflite_is_refused_with_advice(float_tflite):
