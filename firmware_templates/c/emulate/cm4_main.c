@@ -49,6 +49,8 @@ void Reset_Handler(void) {
   SYST_RVR = 0x00FFFFFFu;
   SYST_CVR = 0;
   SYST_CSR = 7u; /* enable, interrupt, CPU clock */
+  while (SYST_CVR == 0u) {
+  } /* the counter loads on its first tick; reading 0 before that would look like a wrap */
   main();
   {
     static const uint32_t exit_args[2] = {0x20026u, 0u}; /* ADP_Stopped_ApplicationExit */
