@@ -207,16 +207,21 @@ def machine() -> str:
 
     def version(cmd: list[str]) -> str:
         try:
-            return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.splitlines()[0].strip()
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            return (proc.stdout or proc.stderr).splitlines()[0].strip()
         except (OSError, IndexError):
             return "not installed"
+
+    def debian(package: str) -> str:
+        found = version(["dpkg-query", "-W", "-f=${Version}", package])
+        return f"{package} {found}" if shutil.which(package) and found != "not installed" else f"{package} not installed"
 
     from mcuq._tf import tensorflow_version
     from mcuq.host_tflm import tflm_version
 
     return (f"{platform.platform()}, {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
             f"TensorFlow {tensorflow_version()}, tflite-micro {tflm_version()}; {version(['avr-gcc', '--version'])}; "
-            f"{version(['simavr', '--version']) if shutil.which('simavr') else 'simavr not installed'}; "
+            f"{debian('simavr')}; "
             f"{version(['qemu-system-arm', '--version'])}")
 
 

@@ -38,6 +38,13 @@ def digits_tflite(tmp_path_factory, digits_int8) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sine_tflite(tmp_path_factory, sine_int8) -> Path:
+    path = tmp_path_factory.mktemp("sine") / "sine_int8.tflite"
+    path.write_bytes(sine_int8.tflite)
+    return path
+
+
+@pytest.fixture(scope="session")
 def float_tflite(tmp_path_factory) -> Path:
     """A plain float .tflite of the digits model (what users often have lying around)."""
     from mcuq._tf import import_tensorflow

@@ -22,13 +22,6 @@ BOARDS_8 = [b.id for b in list_boards() if b.word_size == 8]
 
 
 @pytest.fixture(scope="session")
-def sine_tflite(tmp_path_factory, sine_int8) -> Path:
-    path = tmp_path_factory.mktemp("sine") / "sine.tflite"
-    path.write_bytes(sine_int8.tflite)
-    return path
-
-
-@pytest.fixture(scope="session")
 def projects(tmp_path_factory, digits_tflite, sine_tflite) -> dict[tuple[str, str], Path]:
     """Every 32-bit board x {digits, sine}, deployed once for the whole session."""
     base = tmp_path_factory.mktemp("projects")

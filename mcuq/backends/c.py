@@ -153,11 +153,16 @@ def _windowed(e: _Emitter, op: OpInfo, kh: int, kw: int, out_c: int) -> str:
     _, oh, ow, _ = out.shape
     ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
     m, s = e.per_channel_params(op, inp, e.t(op.inputs[1]), out, out_c)
+    return (f"{e.weights(op, 1)}, {kh}, {kw}, {e.bias(op, 2)}, {m}, {s}, {e.buf(out.index)}, {oh}, {ow}, "
+            f"{{channels}}, {sh}, {sw}, {dh}, {dw}, {ph}, {pw}, {_offsets_and_range(op, inp, out)}")
+
+
+def _offsets_and_range(op: OpInfo, inp: TensorInfo, out: TensorInfo) -> str:
+    """`in_offset, out_offset, act_min, act_max` as every weighted kernel takes them."""
     _, izp = _q(inp)
     os_, ozp = _q(out)
-    amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
-    return (f"{e.weights(op, 1)}, {kh}, {kw}, {e.bias(op, 2)}, {m}, {s}, {e.buf(out.index)}, {oh}, {ow}, "
-            f"{{channels}}, {sh}, {sw}, {dh}, {dw}, {ph}, {pw}, {-izp}, {ozp}, {amin}, {amax}")
+    amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), os_, ozp)
+    return f"{-izp}, {ozp}, {amin}, {amax}"
 
 
 def _conv(e: _Emitter, op: OpInfo) -> str:
@@ -353,12 +358,8 @@ def _transpose_conv(e: _Emitter, op: OpInfo, scratch: str) -> str:
     ph = padding_for(sh, 1, oh, kh, out_size(pad, oh, kh, sh))
     pw = padding_for(sw, 1, ow, kw, out_size(pad, ow, kw, sw))
     m, s = e.per_channel_params(op, inp, w, out, oc)
-    wname = e.weights(op, 1)
-    _, izp = _q(inp)
-    os_, ozp = _q(out)
-    amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
-    return (f"mcuq_transpose_conv({e.buf(inp.index)}, {ih}, {iw}, {ic}, {wname}, {kh}, {kw}, {e.bias(op, 3)}, {m}, {s}, "
-            f"{e.buf(out.index)}, {oh}, {ow}, {oc}, {sh}, {sw}, {ph}, {pw}, (int32_t*){scratch}, {-izp}, {ozp}, {amin}, {amax});")
+    return (f"mcuq_transpose_conv({e.buf(inp.index)}, {ih}, {iw}, {ic}, {e.weights(op, 1)}, {kh}, {kw}, {e.bias(op, 3)}, {m}, {s}, "
+            f"{e.buf(out.index)}, {oh}, {ow}, {oc}, {sh}, {sw}, {ph}, {pw}, (int32_t*){scratch}, {_offsets_and_range(op, inp, out)});")
 
 
 def scratch_bytes(info: ModelInfo, op: OpInfo) -> int:

@@ -121,9 +121,10 @@ void mcuq_fully_connected(const int8_t* in, mcuq_dim batches, mcuq_dim depth, co
   }
 }
 
-void mcuq_max_pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out,
-                   mcuq_dim out_h, mcuq_dim out_w, int f_h, int f_w, int stride_h, int stride_w,
-                   int pad_h, int pad_w, int32_t act_min, int32_t act_max) {
+/* MAX_POOL_2D and AVERAGE_POOL_2D walk the same clipped windows (TFLite's filter_x_start/end). */
+static void pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out, mcuq_dim out_h,
+                 mcuq_dim out_w, int f_h, int f_w, int stride_h, int stride_w, int pad_h, int pad_w,
+                 int32_t act_min, int32_t act_max, int average) {
   mcuq_dim oy, ox, c, fy, fx;
   for (oy = 0; oy < out_h; ++oy) {
     for (ox = 0; ox < out_w; ++ox) {
@@ -131,40 +132,37 @@ void mcuq_max_pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, 
       const mcuq_dim fy0 = MCUQ_MAX(0, -y0), fy1 = MCUQ_MIN(f_h, in_h - y0);
       const mcuq_dim fx0 = MCUQ_MAX(0, -x0), fx1 = MCUQ_MIN(f_w, in_w - x0);
       for (c = 0; c < ch; ++c) {
-        int32_t best = -128;
+        int32_t acc = average ? 0 : -128, count = 0;
         for (fy = fy0; fy < fy1; ++fy)
           for (fx = fx0; fx < fx1; ++fx) {
             const int32_t v = in[((y0 + fy) * in_w + (x0 + fx)) * ch + c];
-            if (v > best) best = v;
+            if (average) {
+              acc += v;
+              ++count;
+            } else if (v > acc) {
+              acc = v;
+            }
           }
-        out[(oy * out_w + ox) * ch + c] = (int8_t)MCUQ_CLAMP(best, act_min, act_max);
+        if (average) {
+          if (count == 0) count = 1;
+          acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count; /* round to nearest */
+        }
+        out[(oy * out_w + ox) * ch + c] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
       }
     }
   }
 }
 
+void mcuq_max_pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out,
+                   mcuq_dim out_h, mcuq_dim out_w, int f_h, int f_w, int stride_h, int stride_w,
+                   int pad_h, int pad_w, int32_t act_min, int32_t act_max) {
+  pool(in, in_h, in_w, ch, out, out_h, out_w, f_h, f_w, stride_h, stride_w, pad_h, pad_w, act_min, act_max, 0);
+}
+
 void mcuq_avg_pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out,
                    mcuq_dim out_h, mcuq_dim out_w, int f_h, int f_w, int stride_h, int stride_w,
                    int pad_h, int pad_w, int32_t act_min, int32_t act_max) {
-  mcuq_dim oy, ox, c, fy, fx;
-  for (oy = 0; oy < out_h; ++oy) {
-    for (ox = 0; ox < out_w; ++ox) {
-      const mcuq_dim y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
-      const mcuq_dim fy0 = MCUQ_MAX(0, -y0), fy1 = MCUQ_MIN(f_h, in_h - y0);
-      const mcuq_dim fx0 = MCUQ_MAX(0, -x0), fx1 = MCUQ_MIN(f_w, in_w - x0);
-      for (c = 0; c < ch; ++c) {
-        int32_t acc = 0, count = 0;
-        for (fy = fy0; fy < fy1; ++fy)
-          for (fx = fx0; fx < fx1; ++fx) {
-            acc += in[((y0 + fy) * in_w + (x0 + fx)) * ch + c];
-            ++count;
-          }
-        if (count == 0) count = 1;
-        acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
-        out[(oy * out_w + ox) * ch + c] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
-      }
-    }
-  }
+  pool(in, in_h, in_w, ch, out, out_h, out_w, f_h, f_w, stride_h, stride_w, pad_h, pad_w, act_min, act_max, 1);
 }
 
 /* Index of a broadcast operand for a 4-D output position. */
