@@ -48,7 +48,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from .converter import quantize
 
     console = _console(args)
-    result = quantize(args.model, args.calibration, args.output, _options_from(args), console)
+    result = quantize(args.model, args.calibration, args.output, _options_from(args), console, force=args.force)
     record = f"{args.output}.mcuq.json"
     if not args.quiet:
         print(f"wrote {args.output}: {len(result.tflite):,} bytes, full {result.options.activations}, "
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quantize", parents=[common], help="convert a Keras/SavedModel model to a full-int8 .tflite")
     p.add_argument("model", help=".keras, .h5, SavedModel folder, or an int8 .tflite to check")
     p.add_argument("-o", "--output", required=True, help="where to write the int8 .tflite")
+    p.add_argument("--force", action="store_true", help="replace an existing output file that mcuq did not write")
     _add_quantize_options(p)
     p.set_defaults(func=cmd_quantize)
 

@@ -96,10 +96,13 @@ def quantize(
     output: str | Path | None = None,
     options: QuantizeOptions | None = None,
     console: Console = SILENT,
+    force: bool = False,
 ) -> QuantizedModel:
     """Quantize ``model`` to full int8 (or check a .tflite that already is) and optionally write it."""
     options = options or QuantizeOptions()
     options.validate()
+    if output is not None and not force:
+        _refuse_foreign_output(Path(output))
     if detect_kind(Path(model)) != "tflite" and calibration is None:
         raise ConversionError(
             f"{model}: no calibration data: full-int8 quantization needs representative inputs "
@@ -116,6 +119,19 @@ def quantize(
         record = {"mcuq_version": __version__, "model_sha256": hashlib.sha256(result.tflite).hexdigest(), **result.manifest_entry()}
         _write_new_file(Path(f"{output}.mcuq.json"), (json.dumps(record, indent=2) + "\n").encode())
     return result
+
+
+def _refuse_foreign_output(path: Path) -> None:
+    """mcuq overwrites only a .tflite it wrote itself (its .mcuq.json record matches the bytes)."""
+    if not path.exists():
+        return
+    record = Path(f"{path}.mcuq.json")
+    try:
+        ours = record.is_file() and json.loads(record.read_text()).get("model_sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise MCUQError(f"{path} exists and was not written by mcuq; choose another -o, or pass --force to replace it")
 
 
 def _write_new_file(path: Path, data: bytes) -> None:

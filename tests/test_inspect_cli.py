@@ -104,3 +104,14 @@ def test_help_does_not_import_tensorflow():
     code = "import sys\nfrom mcuq.cli import main\nmain(['boards'])\nprint('tensorflow' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert proc.stdout.strip().endswith("False")
+
+
+def test_quantize_never_overwrites_a_foreign_file(tmp_path):
+    out = tmp_path / "mine.tflite"
+    out.write_bytes(b"my own model")
+    args = ["quantize", str(DIGITS / "model.keras"), "-c", str(DIGITS / "calibration.npy"), "-o", str(out), "-q"]
+    proc = run_cli(*args)
+    assert proc.returncode == 1 and "was not written by mcuq" in proc.stderr
+    assert out.read_bytes() == b"my own model"
+    assert run_cli(*args, "--force").returncode == 0
+    assert run_cli(*args).returncode == 0  # now it is mcuq's own file: regenerating is fine
