@@ -215,3 +215,32 @@ def test_float_helpers_quantize_like_tflite(tmp_path, sine_int8):
     got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
     want = [int(quantize_array(np.array([x]), info.input_tensors[0])[0]) for x in values]
     assert got == want
+
+
+def test_property_random_conv_stacks_bit_exact(tmp_path_factory):
+    """Hypothesis draws conv/depthwise/pool geometry; every drawn model must be bit-exact."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(
+        size=st.integers(4, 11), cin=st.integers(1, 5), cout=st.integers(1, 6), kernel=st.integers(1, 4),
+        stride=st.integers(1, 3), same=st.booleans(), mult=st.integers(1, 3), pool=st.sampled_from(["max", "avg"]),
+        act=st.sampled_from([None, "relu", "relu6"]), seed=st.integers(0, 1000),
+    )
+    def check(size, cin, cout, kernel, stride, same, mult, pool, act, seed):
+        import keras
+
+        L = keras.layers
+        padding = "same" if same else "valid"
+        if not same and kernel > size:
+            return
+        keras.utils.set_random_seed(seed)
+        layers = [L.Conv2D(cout, kernel, strides=stride, padding=padding, activation=act),
+                  L.DepthwiseConv2D(min(kernel, 3), depth_multiplier=mult, padding="same"),
+                  (L.MaxPooling2D if pool == "max" else L.AveragePooling2D)(2, padding="same")]
+        tmp = tmp_path_factory.mktemp("prop")
+        info = _convert(tmp, _seq((size, size, cin), *layers), (size, size, cin), seed=seed)
+        _assert_bit_exact(info, seed=seed, n=16)
+
+    check()
