@@ -10,6 +10,9 @@
 #define MCUQ_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MCUQ_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define MCUQ_CLAMP(x, lo, hi) MCUQ_MIN(MCUQ_MAX((x), (lo)), (hi))
+/* weight (int8) x (input + offset) (within +-255) always fits 16 bits (|p| <= 32640): on AVR this
+ * keeps the multiply in the 8/16-bit hardware multiplier instead of a 32-bit library call. */
+#define MCUQ_MAC16(w, x) ((int32_t)(int16_t)((int16_t)(w) * (int16_t)(x)))
 
 /* gemmlowp::SaturatingRoundingDoublingHighMul */
 int32_t mcuq_srdhm(int32_t a, int32_t b) {
@@ -56,7 +59,7 @@ void mcuq_conv2d(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim in_c,
             if (ix < 0 || ix >= in_w) continue;
             ip = in + (iy * in_w + ix) * in_c;
             fp = filter + ((oc * k_h + fy) * k_w + fx) * in_c;
-            for (ic = 0; ic < in_c; ++ic) acc += (int32_t)MCUQ_RD_I8(fp + ic) * ((int32_t)ip[ic] + in_offset);
+            for (ic = 0; ic < in_c; ++ic) acc += MCUQ_MAC16(MCUQ_RD_I8(fp + ic), ip[ic] + in_offset);
           }
         }
         if (bias) acc += MCUQ_RD_I32(bias + oc);
@@ -89,8 +92,7 @@ void mcuq_depthwise_conv2d(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_
             for (fx = 0; fx < k_w; ++fx) {
               const mcuq_dim ix = x0 + dil_w * fx;
               if (ix < 0 || ix >= in_w) continue;
-              acc += (int32_t)MCUQ_RD_I8(filter + (fy * k_w + fx) * out_c + oc) *
-                     ((int32_t)in[(iy * in_w + ix) * in_c + ic] + in_offset);
+              acc += MCUQ_MAC16(MCUQ_RD_I8(filter + (fy * k_w + fx) * out_c + oc), in[(iy * in_w + ix) * in_c + ic] + in_offset);
             }
           }
           if (bias) acc += MCUQ_RD_I32(bias + oc);
@@ -113,7 +115,7 @@ void mcuq_fully_connected(const int8_t* in, mcuq_dim batches, mcuq_dim depth, co
       const int8_t* fp = filter + u * depth;
       const mcuq_dim q = per_channel ? u : 0;
       int32_t acc = 0;
-      for (d = 0; d < depth; ++d) acc += (int32_t)MCUQ_RD_I8(fp + d) * ((int32_t)ip[d] + in_offset);
+      for (d = 0; d < depth; ++d) acc += MCUQ_MAC16(MCUQ_RD_I8(fp + d), ip[d] + in_offset);
       if (bias) acc += MCUQ_RD_I32(bias + u);
       acc = mcuq_mbqm(acc, MCUQ_RD_I32(mult + q), MCUQ_RD_I8(shift + q)) + out_offset;
       out[b * units + u] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
