@@ -12,7 +12,6 @@ import hashlib
 import json
 import pickle
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from .calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, load_samples
 from .console import SILENT, Console
 from .errors import ConversionError, MCUQError, ModelLoadError, NativeCrashError
 from .fullint8 import check_full_int8, detect_mode
+from .isolation import run_isolated
 from .loader import LoadedModel, detect_kind, load_model
 from .model_info import ModelInfo, parse_model
 
@@ -158,17 +158,13 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
     """Run TensorFlow and the converter in a child process: the converter can segfault
     (seen on recurrent layers), and that must become an error message, not a dead mcuq."""
     request = {"model": str(model), "calibration": calibration, "options": options, "level": console.level}
-    with tempfile.TemporaryDirectory(prefix="mcuq-convert-") as tmp:
-        req, resp = Path(tmp) / "request.pkl", Path(tmp) / "response.pkl"
-        req.write_bytes(pickle.dumps(request))
-        proc = subprocess.run([sys.executable, "-m", "mcuq.converter", str(req), str(resp)], check=False)
-        if proc.returncode != 0 or not resp.exists():
-            why = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
-            raise NativeCrashError(
-                f"{model}: the TFLite converter crashed ({why}); recurrent layers (LSTM/GRU) and custom ops are the usual cause: "
-                "build recurrent layers with unroll=True and a fixed sequence length, or replace the layer"
-            )
-        answer = pickle.loads(resp.read_bytes())
+    # The child's stderr stays on the terminal: it carries the progress lines.
+    answer, why = run_isolated("mcuq.converter", request, capture_stderr=False)
+    if answer is None:
+        raise NativeCrashError(
+            f"{model}: the TFLite converter crashed ({why}); recurrent layers (LSTM/GRU) and custom ops are the usual cause: "
+            "build recurrent layers with unroll=True and a fixed sequence length, or replace the layer"
+        )
     if "error" in answer:
         error_class = getattr(errors_module, answer["error_type"], ConversionError)
         raise error_class(answer["error"])

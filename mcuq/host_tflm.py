@@ -7,17 +7,13 @@ malformed model or a too-small arena, and that must be reported, never fatal to 
 
 from __future__ import annotations
 
-import pickle
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import NativeCrashError
+from .isolation import run_isolated
 
 ARENA_SEARCH_LIMIT = 64 * 1024 * 1024
 
@@ -38,24 +34,14 @@ def tflm_version() -> str:
 
 
 def _call_worker(request: dict[str, Any], what: str, timeout: float = 600) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="mcuq-tflm-") as tmp:
-        req_path, resp_path = Path(tmp) / "request.pkl", Path(tmp) / "response.pkl"
-        with open(req_path, "wb") as f:
-            pickle.dump(request, f)
-        proc = subprocess.run(
-            [sys.executable, "-m", "mcuq.tflm_worker", str(req_path), str(resp_path)],
-            capture_output=True, text=True, timeout=timeout, check=False,
+    answer, detail = run_isolated("mcuq.tflm_worker", request, capture_stderr=True, timeout=timeout)
+    if answer is None:
+        raise NativeCrashError(
+            f"the x86 TFLite Micro interpreter crashed while {what} ({detail}); "
+            "the model is probably malformed or uses an op TFLite Micro cannot run"
         )
-        if proc.returncode != 0 or not resp_path.exists():
-            detail = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
-            tail = (proc.stderr.strip().splitlines() or [""])[-1][:200]
-            raise NativeCrashError(
-                f"the x86 TFLite Micro interpreter crashed while {what} ({detail}{': ' + tail if tail else ''}); "
-                "the model is probably malformed or uses an op TFLite Micro cannot run"
-            )
-        with open(resp_path, "rb") as f:
-            answer: dict[str, Any] = pickle.load(f)
-    return answer
+    result: dict[str, Any] = answer
+    return result
 
 
 def run_tflm(
