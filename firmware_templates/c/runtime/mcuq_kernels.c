@@ -174,37 +174,59 @@ static mcuq_dim bcast_index(const mcuq_dim* dims, mcuq_dim i0, mcuq_dim i1, mcuq
   return ((a * dims[1] + b) * dims[2] + c) * dims[3] + d;
 }
 
-void mcuq_add(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
-              int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
-              int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
-              int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
+/* Parameters of the int8 ADD/MUL reference kernels (TFLite's ArithmeticParams). */
+typedef struct {
+  int is_mul;
+  int32_t a_offset, a_mult, b_offset, b_mult, out_offset, out_mult;
+  int a_shift, b_shift, left_shift, out_shift;
+  int32_t act_min, act_max;
+} binary_params;
+
+static int32_t binary_value(int32_t x, int32_t y, const binary_params* p) {
+  if (p->is_mul) return p->out_offset + mcuq_mbqm(x * y, p->out_mult, p->out_shift);
+  x = mcuq_rdivpot(mcuq_srdhm((int32_t)((uint32_t)x << p->left_shift), p->a_mult), -p->a_shift);
+  y = mcuq_rdivpot(mcuq_srdhm((int32_t)((uint32_t)y << p->left_shift), p->b_mult), -p->b_shift);
+  return mcuq_rdivpot(mcuq_srdhm(x + y, p->out_mult), -p->out_shift) + p->out_offset;
+}
+
+/* ADD and MUL share the 4-D broadcast walk over the output. */
+static void broadcast_binary(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+                             int8_t* out, const mcuq_dim* out_dims, const binary_params* p) {
   mcuq_dim i0, i1, i2, i3, o = 0;
   for (i0 = 0; i0 < out_dims[0]; ++i0)
     for (i1 = 0; i1 < out_dims[1]; ++i1)
       for (i2 = 0; i2 < out_dims[2]; ++i2)
         for (i3 = 0; i3 < out_dims[3]; ++i3, ++o) {
-          const int32_t x = a_offset + a[bcast_index(a_dims, i0, i1, i2, i3)];
-          const int32_t y = b_offset + b[bcast_index(b_dims, i0, i1, i2, i3)];
-          const int32_t sx = mcuq_rdivpot(mcuq_srdhm((int32_t)((uint32_t)x << left_shift), a_mult), -a_shift);
-          const int32_t sy = mcuq_rdivpot(mcuq_srdhm((int32_t)((uint32_t)y << left_shift), b_mult), -b_shift);
-          int32_t r = mcuq_rdivpot(mcuq_srdhm(sx + sy, out_mult), -out_shift) + out_offset;
-          out[o] = (int8_t)MCUQ_CLAMP(r, act_min, act_max);
+          const int32_t x = p->a_offset + a[bcast_index(a_dims, i0, i1, i2, i3)];
+          const int32_t y = p->b_offset + b[bcast_index(b_dims, i0, i1, i2, i3)];
+          const int32_t r = binary_value(x, y, p);
+          out[o] = (int8_t)MCUQ_CLAMP(r, p->act_min, p->act_max);
         }
+}
+
+void mcuq_add(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+              int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
+              int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
+              int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
+  binary_params p;
+  p.is_mul = 0;
+  p.a_offset = a_offset, p.a_mult = a_mult, p.a_shift = a_shift;
+  p.b_offset = b_offset, p.b_mult = b_mult, p.b_shift = b_shift;
+  p.left_shift = left_shift, p.out_offset = out_offset, p.out_mult = out_mult, p.out_shift = out_shift;
+  p.act_min = act_min, p.act_max = act_max;
+  broadcast_binary(a, a_dims, b, b_dims, out, out_dims, &p);
 }
 
 void mcuq_mul(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
               int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t b_offset,
               int32_t out_offset, int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
-  mcuq_dim i0, i1, i2, i3, o = 0;
-  for (i0 = 0; i0 < out_dims[0]; ++i0)
-    for (i1 = 0; i1 < out_dims[1]; ++i1)
-      for (i2 = 0; i2 < out_dims[2]; ++i2)
-        for (i3 = 0; i3 < out_dims[3]; ++i3, ++o) {
-          const int32_t x = a_offset + a[bcast_index(a_dims, i0, i1, i2, i3)];
-          const int32_t y = b_offset + b[bcast_index(b_dims, i0, i1, i2, i3)];
-          int32_t r = out_offset + mcuq_mbqm(x * y, out_mult, out_shift);
-          out[o] = (int8_t)MCUQ_CLAMP(r, act_min, act_max);
-        }
+  binary_params p;
+  memset(&p, 0, sizeof(p));
+  p.is_mul = 1;
+  p.a_offset = a_offset, p.b_offset = b_offset;
+  p.out_offset = out_offset, p.out_mult = out_mult, p.out_shift = out_shift;
+  p.act_min = act_min, p.act_max = act_max;
+  broadcast_binary(a, a_dims, b, b_dims, out, out_dims, &p);
 }
 
 void mcuq_copy(const int8_t* in, int8_t* out, mcuq_dim n) {
