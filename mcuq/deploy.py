@@ -265,17 +265,26 @@ def _check_avr_limits(program: Any) -> None:
                         "reaches in this runtime version; shrink the model or use a 32-bit board")
 
 
-def template_context_c(q: QuantizedModel, board: Board, program: Any, name: str, golden_in: list[list[np.ndarray]],
-                       golden_out: list[list[np.ndarray]], golden_source: str, tflm_min: int) -> dict[str, Any]:
+def _common_context(q: QuantizedModel, board: Board, name: str, golden_in: list[list[np.ndarray]],
+                    golden_out: list[list[np.ndarray]], golden_source: str) -> dict[str, Any]:
+    """What every project template (TFLite Micro or plain C) gets."""
     info = q.info
     return {
         "banner": BANNER, "mcuq_version": __version__,
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "board": board, "env_name": board.id, "model_name": name,
-        "pio": {"monitor_speed": 115200, **board.platformio},
+        "pio": {"lib_deps": [], "build_flags": [], "build_unflags": [], "lib_compat_mode": None,
+                "monitor_speed": 115200, "sdkconfig": [], **board.platformio},
         "inputs": [tensor_context(t) for t in info.input_tensors], "outputs": [tensor_context(t) for t in info.output_tensors],
         "golden": _golden_context(golden_in, golden_out, golden_source), "tflm_version": f"tflite-micro {tflm_version()}",
-        "quant": q.manifest_entry(), "fit": {},
+        "quant": q.manifest_entry(),
+    }
+
+
+def template_context_c(q: QuantizedModel, board: Board, program: Any, name: str, golden_in: list[list[np.ndarray]],
+                       golden_out: list[list[np.ndarray]], golden_source: str, tflm_min: int) -> dict[str, Any]:
+    return {
+        **_common_context(q, board, name, golden_in, golden_out, golden_source), "fit": {},
         "c": {"arena_bytes": program.arena_bytes, "lower_bound": program.plan.lower_bound, "tflm_arena": tflm_min, "emulation": None},
     }
 
@@ -318,29 +327,15 @@ def template_context(
     q: QuantizedModel, board: Board, plan: TflmPlan, name: str,
     golden_in: list[list[np.ndarray]], golden_out: list[list[np.ndarray]], golden_source: str,
 ) -> dict[str, Any]:
-    info = q.info
-    raw = info.raw
+    raw = q.info.raw
     return {
-        "banner": BANNER,
-        "mcuq_version": __version__,
-        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "board": board, "tflm": board.tflm or {},
-        "pio": {"lib_deps": [], "build_flags": [], "build_unflags": [], "lib_compat_mode": None,
-                "monitor_speed": 115200, "sdkconfig": [], **board.platformio},
-        "board_notes": board.notes,
-        "env_name": board.id,
-        "project_name": f"mcuq_{name}".replace("-", "_"),
-        "model_name": name,
+        **_common_context(q, board, name, golden_in, golden_out, golden_source),
+        "tflm": board.tflm or {}, "board_notes": board.notes, "project_name": f"mcuq_{name}".replace("-", "_"),
         "model_size": len(raw), "model_crc32": zlib.crc32(raw) & 0xFFFFFFFF, "model_sha256": sha256_bytes(raw),
         "model_array": c_byte_array(raw),
-        "inputs": [tensor_context(t) for t in info.input_tensors],
-        "outputs": [tensor_context(t) for t in info.output_tensors],
         "resolver": plan.resolver, "library": plan.library, "library_header": plan.library_header,
         "arena": {"target_bytes": plan.arena.target_bytes, "how": plan.arena.how, "in_psram": plan.fit.arena_in_psram},
         "fit": plan.fit.as_dict(),
-        "quant": q.manifest_entry(),
-        "golden": _golden_context(golden_in, golden_out, golden_source),
-        "tflm_version": f"tflite-micro {tflm_version()}",
     }
 
 
