@@ -50,7 +50,14 @@ def _is_classifier(output: np.ndarray, labels: np.ndarray | None) -> bool:
     return output.ndim == 2 and output.shape[1] > 1 and (labels is not None or np.allclose(output.sum(axis=1), 1.0, atol=0.05))
 
 
-def evaluate_outputs(q: ModelInfo, float_model: bytes | None, data: SampleSet, host_arena: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: dict[str, Any]
+    int8_inputs: list[list[np.ndarray]]  # the quantized samples, in order
+    int8_outputs: list[list[np.ndarray]]  # what x86 TFLite Micro computed for them
+
+
+def evaluate_outputs(q: ModelInfo, float_model: bytes | None, data: SampleSet, host_arena: int) -> Evaluation:
     samples = [data.sample(i) for i in range(data.count)]
     int8_inputs = [[quantize_array(x, t) for x, t in zip(s, q.input_tensors)] for s in samples]
     int8_run = run_tflm(q.raw, int8_inputs, host_arena, len(q.outputs))
@@ -78,7 +85,7 @@ def evaluate_outputs(q: ModelInfo, float_model: bytes | None, data: SampleSet, h
                     entry["ACC_float"] = float(np.mean(ref.argmax(1) == labels))
                     entry["confusion_float"] = confusion_matrix(labels, ref.argmax(1), classes).tolist()
         result["outputs"].append(entry)
-    return result
+    return Evaluation(result, int8_inputs, int8_run.outputs)
 
 
 def _saturation(values: np.ndarray, dtype: str, zero_point: int) -> float:

@@ -21,7 +21,7 @@ from .calibration import InputSpec, SampleSet, load_samples
 from .console import SILENT, Console
 from .errors import MCUQError, NativeCrashError, ValidationFailed
 from .host_tflm import measure_min_arena, run_tflm
-from .model_info import NUMPY_DTYPES, ModelInfo, TensorInfo, parse_model, quantize_array
+from .model_info import NUMPY_DTYPES, ModelInfo, TensorInfo, parse_model
 from .tflm_ops import optimized_kernel_ops
 from .writer import MANIFEST, sha256_bytes
 
@@ -221,13 +221,14 @@ def validate_project(
     arena = int(manifest["arena"]["host_bytes"]) if arena_ok else ROOMY_ARENA
     if samples is not None:
         with console.step(f"float vs int8 on {samples.count} validation samples"):
-            report.metrics = evaluate_outputs(info, float_model, samples, arena)
+            evaluation = evaluate_outputs(info, float_model, samples, arena)
+            report.metrics = evaluation.metrics
         if float_info is not None and float_model is not None:
             with console.step("per-layer error"):
                 report.per_layer = per_layer_error(info, float_info, float_model, samples, arena)
         _check_accuracy(report, report.metrics, max_drop, min_snr)
         if manifest.get("runtime") == "c":
-            _check_c_on_data(report, project, info, samples)
+            _check_c_on_data(report, project, info, evaluation.int8_inputs, evaluation.int8_outputs)
     elif max_drop is not None or min_snr is not None:
         report.add("validation data", False, "--max-drop/--min-snr need validation data (--data VAL.npz)")
     if write_report:
@@ -300,10 +301,10 @@ def _check_emulation(report: ValidationReport, project: Path, manifest: dict[str
                f"{result.ticks} {result.unit} per inference, flash {result.flash_bytes} B, RAM {result.ram_bytes} B")
 
 
-def _check_c_on_data(report: ValidationReport, project: Path, info: ModelInfo, samples: SampleSet) -> None:
-    inputs = [[quantize_array(x, t) for x, t in zip(samples.sample(i), info.input_tensors)] for i in range(samples.count)]
+def _check_c_on_data(report: ValidationReport, project: Path, info: ModelInfo, inputs: list[list[np.ndarray]],
+                     tflm_out: list[list[np.ndarray]]) -> None:
+    """The project's C on every validation sample against the TFLite Micro outputs already computed."""
     c_out = _run_project_c(project, info, inputs)
-    tflm_out = run_tflm(info.raw, inputs, ROOMY_ARENA, len(info.outputs)).outputs
     same = sum(all(np.array_equal(a, b) for a, b in zip(c, t)) for c, t in zip(c_out, tflm_out))
     report.add("C vs TFLite Micro on validation data", same == len(inputs), f"{same}/{len(inputs)} samples bit-exact")
 
