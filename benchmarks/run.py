@@ -31,17 +31,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 CACHE = HERE / ".cache"
 
-from mcuq.arena import plan_arena  # noqa: E402
-from mcuq.backends.c import compile_model, estimate_c_fit, unsupported_ops  # noqa: E402
+from mcuq.backends.c.codegen import selftest_sources  # noqa: E402
+from mcuq.backends.c.program import compile_model, estimate_c_fit, unsupported_ops  # noqa: E402
+from mcuq.backends.tflm.arena import plan_arena  # noqa: E402
 from mcuq.boards import get_board  # noqa: E402
-from mcuq.c_runtime import selftest_sources  # noqa: E402
-from mcuq.console import Console  # noqa: E402
-from mcuq.converter import QuantizeOptions, convert_in_this_process, quantize  # noqa: E402
+from mcuq.common.console import Console  # noqa: E402
+from mcuq.common.errors import MCUQError  # noqa: E402
 from mcuq.deploy import DeployRequest, deploy, template_context_c  # noqa: E402
-from mcuq.emulate import build_and_run_avr, build_and_run_cortex_m4, op_ticks, toolchain_for  # noqa: E402
-from mcuq.errors import MCUQError  # noqa: E402
-from mcuq.host_tflm import measure_min_arena, run_tflm  # noqa: E402
-from mcuq.model_info import dequantize_array, parse_model, quantize_array  # noqa: E402
+from mcuq.frontend.converter import QuantizeOptions, convert_in_this_process, quantize  # noqa: E402
+from mcuq.model.info import dequantize_array, parse_model, quantize_array  # noqa: E402
+from mcuq.reference.host_tflm import measure_min_arena, run_tflm  # noqa: E402
+from mcuq.toolchains.emulate import build_and_run_avr, build_and_run_cortex_m4, op_ticks, toolchain_for  # noqa: E402
 
 
 def table(title: str, headers: list[str], rows: list[list[Any]]) -> str:
@@ -216,8 +216,8 @@ def machine() -> str:
         found = version(["dpkg-query", "-W", "-f=${Version}", package])
         return f"{package} {found}" if shutil.which(package) and found != "not installed" else f"{package} not installed"
 
-    from mcuq._tf import tensorflow_version
-    from mcuq.host_tflm import tflm_version
+    from mcuq.frontend.tf import tensorflow_version
+    from mcuq.reference.host_tflm import tflm_version
 
     return (f"{platform.platform()}, {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
             f"TensorFlow {tensorflow_version()}, tflite-micro {tflm_version()}; {version(['avr-gcc', '--version'])}; "
@@ -238,7 +238,7 @@ def main() -> int:
     parser.add_argument("--skip-emulators", action="store_true", help="no avr-gcc/simavr/qemu runs")
     args = parser.parse_args()
     started = time.perf_counter()
-    from mcuq._tf import import_tensorflow
+    from mcuq.frontend.tf import import_tensorflow
 
     import_tensorflow()  # quiet TensorFlow before the model builders import Keras
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "") + (" --skip-emulators" if args.skip_emulators else "")

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._compat import tomllib
-from .errors import BoardError
-from .resources import boards_dir
+from mcuq.common.compat import tomllib
+from mcuq.common.errors import BoardError
+from mcuq.common.resources import boards_dir
 
 ARCHITECTURES = ("avr8", "armv6m", "armv7em", "armv8m", "xtensa-lx6", "xtensa-lx7", "riscv32")
 RUNTIMES = ("tflm", "c")
@@ -123,7 +123,7 @@ def _check_values(data: dict[str, Any], where: str) -> None:
         _check_section(tflm, TFLM_SCHEMA, f"{where} [tflm]")
         one_of("tflm.kernels", tflm["kernels"], KERNEL_SETS)
         one_of("tflm.api_flavour", tflm["api_flavour"], API_FLAVOURS)
-        from .tflm_ops import load_library
+        from mcuq.backends.tflm.ops import load_library
 
         load_library(tflm["library"])
 

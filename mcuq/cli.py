@@ -12,9 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__
-from .console import Console
-from .errors import MCUQError
+from mcuq import __version__
+from mcuq.common.console import Console
+from mcuq.common.errors import MCUQError
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -36,7 +36,7 @@ def _add_quantize_options(p: argparse.ArgumentParser, with_defaults: bool = True
 
 
 def _options_from(args: argparse.Namespace) -> Any:
-    from .converter import QuantizeOptions
+    from mcuq.frontend.converter import QuantizeOptions
 
     return QuantizeOptions(
         io=args.io, activations=args.activations, per_channel=not args.per_tensor,
@@ -45,7 +45,7 @@ def _options_from(args: argparse.Namespace) -> Any:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from .converter import quantize
+    from mcuq.frontend.converter import quantize
 
     console = _console(args)
     result = quantize(args.model, args.calibration, args.output, _options_from(args), console, force=args.force)
@@ -60,7 +60,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .inspection import format_inspection, inspect_model
+    from mcuq.model.inspection import format_inspection, inspect_model
 
     report = inspect_model(args.model, args.calibration, _console(args) if not args.json else Console(0), args.calibration_samples)
     print(json.dumps(report, indent=2) if args.json else format_inspection(report))
@@ -68,7 +68,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_boards(args: argparse.Namespace) -> int:
-    from .boards import get_board, list_boards
+    from mcuq.boards import get_board, list_boards
 
     boards = [get_board(board_file=args.board_file)] if args.board_file else list_boards()
     if args.json:
@@ -83,7 +83,7 @@ def cmd_boards(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from .deploy import DeployRequest, deploy, format_summary
+    from mcuq.deploy import DeployRequest, deploy, format_summary
 
     request = DeployRequest.from_cli(args)
     result = deploy(request, console=_console(args))
@@ -95,7 +95,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import format_validation, validate_project
+    from mcuq.validate import format_validation, validate_project
 
     report = validate_project(args.project, data=args.data, max_drop=args.max_drop, min_snr=args.min_snr,
                               write_report=not args.no_report, console=_console(args), emulate=args.emulate,
@@ -108,7 +108,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from .config import write_default_config
+    from mcuq.frontend.config import write_default_config
 
     path = write_default_config(args.path, board=args.board, model=args.model)
     print(f"wrote {path}: edit it, then run 'mcuq deploy'")
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ._tf import set_verbose
+    from mcuq.frontend.tf import set_verbose
 
     set_verbose(bool(getattr(args, "verbose", False)))
     handler: Callable[[argparse.Namespace], int] = args.func

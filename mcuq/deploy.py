@@ -16,19 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from ._tf import tensorflow_version
-from .backends.tflm import TflmPlan, plan_tflm, tensor_context
-from .boards import Board, get_board
-from .calibration import InputSpec, SampleSet, load_samples
-from .config import load_config
-from .console import SILENT, Console
-from .converter import QuantizedModel, QuantizeOptions, quantize
-from .errors import MCUQError
-from .host_tflm import measure_min_arena, run_tflm, tflm_version
-from .model_info import ModelInfo, quantize_array
-from .render import BANNER, c_byte_array, c_values, render_files, render_user_files
-from .writer import WriteResult, check_output_dir, sha256_bytes, write_project
+from mcuq import __version__
+from mcuq.backends.tflm.backend import TflmPlan, plan_tflm, tensor_context
+from mcuq.boards import Board, get_board
+from mcuq.common.console import SILENT, Console
+from mcuq.common.errors import MCUQError
+from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
+from mcuq.frontend.config import load_config
+from mcuq.frontend.converter import QuantizedModel, QuantizeOptions, quantize
+from mcuq.frontend.tf import tensorflow_version
+from mcuq.model.info import ModelInfo, quantize_array
+from mcuq.project.render import BANNER, c_byte_array, c_values, render_files, render_user_files
+from mcuq.project.writer import WriteResult, check_output_dir, sha256_bytes, write_project
+from mcuq.reference.host_tflm import measure_min_arena, run_tflm, tflm_version
 
 DEFAULT_BOARD = "esp32"
 DEFAULT_GOLDEN = 4
@@ -176,7 +176,7 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     with console.step(f"writing the project to {out_dir}"):
         written = write_project(out_dir, files, dict(render_user_files(context)), manifest, request.force)
     result = DeployResult(out_dir, board, quantized, plan, written, manifest)
-    from .validate import validate_project
+    from mcuq.validate import validate_project
 
     result.validation = validate_project(out_dir, data=request.data, console=console)
     return result
@@ -193,9 +193,9 @@ def _golden_context(golden_in: list[list[np.ndarray]], golden_out: list[list[np.
 def _deploy_c(request: DeployRequest, board: Board, quantized: QuantizedModel, golden_in: list[list[np.ndarray]],
               golden_source: str, out_dir: Path, name: str, console: Console) -> DeployResult:
     """Plain-C runtime: compile, prove on the host, build for the MCU, fit-check, then write."""
-    from .backends.c import check_c_fit, compile_model, estimate_c_fit, measured_c_fit
-    from .c_runtime import render_c_project, run_host, selftest_sources
-    from .emulate import toolchain_for
+    from mcuq.backends.c.codegen import render_c_project, run_host, selftest_sources
+    from mcuq.backends.c.program import check_c_fit, compile_model, estimate_c_fit, measured_c_fit
+    from mcuq.toolchains.emulate import toolchain_for
 
     info = quantized.info
     if quantized.options.io != "int8" or quantized.options.activations != "int8":
@@ -216,7 +216,7 @@ def _deploy_c(request: DeployRequest, board: Board, quantized: QuantizedModel, g
     emulation = None
     tool = toolchain_for(board.architecture)
     if tool is not None:
-        from .emulate import build_and_run_avr, build_and_run_cortex_m4
+        from mcuq.toolchains.emulate import build_and_run_avr, build_and_run_cortex_m4
 
         with console.step(f"building with {tool} and running the self-test in the emulator"):
             sources = selftest_sources(program, name, context)
@@ -245,7 +245,7 @@ def _deploy_c(request: DeployRequest, board: Board, quantized: QuantizedModel, g
     with console.step(f"writing the project to {out_dir}"):
         written = write_project(out_dir, all_files, dict(users), manifest, request.force)
     result = DeployResult(out_dir, board, quantized, None, written, manifest, runtime="c")
-    from .validate import validate_project
+    from mcuq.validate import validate_project
 
     result.validation = validate_project(out_dir, data=request.data, console=console)
     return result
@@ -360,7 +360,7 @@ def format_summary(result: DeployResult) -> str:
     if result.write.edited_generated:
         lines.append(f"replaced generated files you had edited: {', '.join(result.write.edited_generated)}")
     if result.validation is not None:
-        from .validate import format_validation
+        from mcuq.validate import format_validation
 
         lines.append(format_validation(result.validation))
     lines.append(f"next:    cd {result.out_dir} && pio run -t upload && pio device monitor")

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from .accuracy import diagnose, evaluate_outputs, pair_layers, per_layer_error
-from .calibration import InputSpec, SampleSet, load_samples
-from .console import SILENT, Console
-from .errors import MCUQError, NativeCrashError, ValidationFailed
-from .host_tflm import measure_min_arena, run_tflm
-from .model_info import NUMPY_DTYPES, ModelInfo, TensorInfo, parse_model
-from .tflm_ops import optimized_kernel_ops
-from .writer import MANIFEST, sha256_bytes
+from mcuq.backends.tflm.ops import optimized_kernel_ops
+from mcuq.checks.accuracy import diagnose, evaluate_outputs, pair_layers, per_layer_error
+from mcuq.common.console import SILENT, Console
+from mcuq.common.errors import MCUQError, NativeCrashError, ValidationFailed
+from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
+from mcuq.model.info import NUMPY_DTYPES, ModelInfo, TensorInfo, parse_model
+from mcuq.project.writer import MANIFEST, sha256_bytes
+from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 
 ROOMY_ARENA = 16 * 1024 * 1024
 ARRAY_RE = re.compile(r"g_mcuq_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}", re.S)
@@ -246,8 +246,8 @@ def _c_sources(project: Path) -> dict[str, str]:
 
 
 def _run_project_c(project: Path, info: ModelInfo, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
-    from .backends.c import CProgram
-    from .c_runtime import run_host
+    from mcuq.backends.c.codegen import run_host
+    from mcuq.backends.c.program import CProgram
 
     return run_host(CProgram(info), _c_sources(project), samples)
 
@@ -284,7 +284,7 @@ def _check_c_project(report: ValidationReport, project: Path, manifest: dict[str
 
 
 def _check_emulation(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> None:
-    from .emulate import build_and_run_avr, build_and_run_cortex_m4, toolchain_for
+    from mcuq.toolchains.emulate import build_and_run_avr, build_and_run_cortex_m4, toolchain_for
 
     board = manifest["board"]
     arch = board.get("architecture", "")
@@ -311,7 +311,7 @@ def _check_c_on_data(report: ValidationReport, project: Path, info: ModelInfo, i
 
 def _write_reports(project: Path, report: ValidationReport, manifest: dict[str, Any], info: ModelInfo,
                    float_info: ModelInfo | None, float_model: bytes | None) -> list[str]:
-    from .report import render_report_html, render_report_json, weight_pictures, write_report
+    from mcuq.checks.report import render_report_html, render_report_json, weight_pictures, write_report
 
     library = manifest.get("library") or {"name": "plain-C int8 runtime", "version": manifest["mcuq_version"], "kernels": "mcuq-c"}
     kernels = library.get("kernels") or "reference"

@@ -18,14 +18,14 @@ SINE = ROOT / "examples" / "sine"
 
 @pytest.fixture(scope="session")
 def digits_int8():
-    from mcuq.converter import quantize
+    from mcuq.frontend.converter import quantize
 
     return quantize(DIGITS / "model.keras", str(DIGITS / "calibration.npy"))
 
 
 @pytest.fixture(scope="session")
 def sine_int8():
-    from mcuq.converter import quantize
+    from mcuq.frontend.converter import quantize
 
     return quantize(SINE / "model.keras", str(SINE / "calibration.npy"))
 
@@ -47,7 +47,7 @@ def sine_tflite(tmp_path_factory, sine_int8) -> Path:
 @pytest.fixture(scope="session")
 def float_tflite(tmp_path_factory) -> Path:
     """A plain float .tflite of the digits model (what users often have lying around)."""
-    from mcuq._tf import import_tensorflow
+    from mcuq.frontend.tf import import_tensorflow
 
     tf = import_tensorflow()
     import keras

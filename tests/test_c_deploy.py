@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import DIGITS, SINE, need
+from mcuq.common.errors import FitError
 from mcuq.deploy import DeployRequest, deploy
-from mcuq.errors import FitError
 from mcuq.validate import validate_project
 
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import DIGITS, need
-from mcuq.backends.c import SUPPORTED_OPS, compile_model
-from mcuq.c_runtime import render_c_model, run_host
-from mcuq.console import SILENT
-from mcuq.converter import QuantizeOptions, convert_in_this_process
-from mcuq.errors import UnsupportedOpError
-from mcuq.host_tflm import measure_min_arena, run_tflm
-from mcuq.model_info import parse_model
+from mcuq.backends.c.codegen import render_c_model, run_host
+from mcuq.backends.c.program import SUPPORTED_OPS, compile_model
+from mcuq.common.console import SILENT
+from mcuq.common.errors import UnsupportedOpError
+from mcuq.frontend.converter import QuantizeOptions, convert_in_this_process
+from mcuq.model.info import parse_model
+from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 
 
 def _convert(tmp_path: Path, model, shape, seed: int = 0, scale: float = 1.0):
@@ -167,7 +167,7 @@ def test_quantization_parameters_range(tmp_path, scale):
 
 def test_digits_model_bit_exact_on_validation_data(digits_int8):
     need("gcc")
-    from mcuq.model_info import quantize_array
+    from mcuq.model.info import quantize_array
 
     info = digits_int8.info
     x = np.load(DIGITS / "val.npz")["x"]
@@ -198,8 +198,8 @@ def test_float_helpers_quantize_like_tflite(tmp_path, sine_int8):
     need("gcc")
     import subprocess
 
-    from mcuq.c_runtime import write_sources
-    from mcuq.model_info import quantize_array
+    from mcuq.backends.c.codegen import write_sources
+    from mcuq.model.info import quantize_array
 
     info = sine_int8.info
     program = compile_model(info)

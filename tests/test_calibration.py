@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcuq.calibration import InputSpec, load_samples
-from mcuq.errors import CalibrationError
+from mcuq.common.errors import CalibrationError
+from mcuq.frontend.calibration import InputSpec, load_samples
 
 IMG = [InputSpec("image", (8, 8, 1))]
 VEC = [InputSpec("x", (3,))]

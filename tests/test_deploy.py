@@ -12,9 +12,9 @@ import pytest
 
 from conftest import DIGITS, ROOT, SINE, need
 from mcuq.boards import get_board, list_boards, load_board_file
+from mcuq.common.errors import BoardError, FitError, MCUQError, OutputDirError, UnsupportedOpError
 from mcuq.deploy import DeployRequest, deploy
-from mcuq.errors import BoardError, FitError, MCUQError, OutputDirError, UnsupportedOpError
-from mcuq.host_tflm import measure_min_arena, run_tflm
+from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 from mcuq.validate import golden_from_project, model_bytes_from_c_array
 
 BOARDS_32 = [b.id for b in list_boards() if b.word_size == 32]
@@ -109,7 +109,7 @@ def test_model_array_is_byte_identical_and_runs_with_planned_arena(projects, boa
     arena = manifest["arena"]
     assert arena["host_bytes"] == arena["target_bytes"] + arena["struct_delta_bytes"]
     assert arena["host_bytes"] >= arena["host_min_bytes"] and arena["target_bytes"] % 16 == 0
-    from mcuq.model_info import parse_model
+    from mcuq.model.info import parse_model
 
     golden_in, golden_out = golden_from_project(project, parse_model(raw))
     run = run_tflm(raw, golden_in, arena["host_bytes"], 1)

@@ -11,8 +11,8 @@ import pytest
 
 from conftest import DIGITS, ROOT
 from mcuq.cli import main
-from mcuq.errors import ModelLoadError
-from mcuq.inspection import inspect_model
+from mcuq.common.errors import ModelLoadError
+from mcuq.model.inspection import inspect_model
 
 
 def run_cli(*args, cwd=ROOT):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mcuq.metrics import confusion_matrix, cosine, error_metrics, l2r, mae, rmse, snr_db
+from mcuq.checks.metrics import confusion_matrix, cosine, error_metrics, l2r, mae, rmse, snr_db
 
 
 def test_metrics_match_numpy():

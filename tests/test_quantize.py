@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import DIGITS, SINE
-from mcuq.converter import QuantizeOptions, quantize
-from mcuq.errors import ConversionError, MCUQError
-from mcuq.fullint8 import check_full_int8
-from mcuq.host_tflm import run_tflm
-from mcuq.model_info import dequantize_array, parse_model, quantize_array
+from mcuq.common.errors import ConversionError, MCUQError
+from mcuq.frontend.converter import QuantizeOptions, quantize
+from mcuq.frontend.fullint8 import check_full_int8
+from mcuq.model.info import dequantize_array, parse_model, quantize_array
+from mcuq.reference.host_tflm import run_tflm
 
 
 def _activation_dtypes(info):

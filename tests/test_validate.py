@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import DIGITS, ROOT, need
-from mcuq.accuracy import diagnose
+from mcuq.checks.accuracy import diagnose
 from mcuq.deploy import DeployRequest, deploy
 from mcuq.validate import validate_project
 

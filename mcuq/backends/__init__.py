@@ -1,1 +1,1 @@
-"""Runtimes a model can be deployed with: ``tflm`` (TensorFlow Lite Micro) and, later, ``c``."""
+"""Runtimes a model can be deployed with. Each backend plans memory, checks the fit and renders its project files."""

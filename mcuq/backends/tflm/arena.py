@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .model_info import ModelInfo, OpInfo
+from mcuq.model.info import ModelInfo, OpInfo
 
 ALIGN = 16
 MARGIN_FRACTION = 0.05

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .calibration import DEFAULT_SAMPLES
-from .console import SILENT, Console
-from .model_info import ModelInfo, TensorInfo, parse_model
-from .tflm_ops import installed_tflm_ops
+from mcuq.backends.tflm.ops import installed_tflm_ops
+from mcuq.common.console import SILENT, Console
+from mcuq.frontend.calibration import DEFAULT_SAMPLES
+from mcuq.model.info import ModelInfo, TensorInfo, parse_model
 
 
 def _tensor_dict(t: TensorInfo) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def _tensor_dict(t: TensorInfo) -> dict[str, Any]:
 
 
 def c_runtime_support(op: str) -> str:
-    from .backends.c import SUPPORTED_OPS
+    from mcuq.backends.c.program import SUPPORTED_OPS
 
     return "yes" if op in SUPPORTED_OPS else "no"
 
@@ -62,7 +62,7 @@ def inspect_model(
     path = Path(model)
     if path.suffix.lower() == ".tflite" and path.is_file():
         return inspect_info(parse_model(path.read_bytes(), str(path)), str(path))
-    from .converter import QuantizeOptions, quantize
+    from mcuq.frontend.converter import QuantizeOptions, quantize
 
     result = quantize(path, calibration, options=QuantizeOptions(calibration_samples=calibration_samples), console=console)
     return inspect_info(result.info, str(path))

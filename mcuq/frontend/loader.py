@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._tf import import_tensorflow
-from .calibration import InputSpec
-from .console import SILENT, Console
-from .errors import ModelLoadError
+from mcuq.common.console import SILENT, Console
+from mcuq.common.errors import ModelLoadError
+from mcuq.frontend.calibration import InputSpec
+from mcuq.frontend.tf import import_tensorflow
 
 KERAS_SUFFIXES = {".keras"}
 H5_SUFFIXES = {".h5", ".hdf5"}

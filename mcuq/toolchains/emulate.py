@@ -15,8 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MCUQError
-from .resources import templates_dir
+from mcuq.common.errors import MCUQError
+from mcuq.common.resources import templates_dir
 
 SELFTEST_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c")
 AVR_MCUS = {"ATmega328P": "atmega328p", "ATmega2560": "atmega2560"}

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import SampleSet
-from .host_tflm import run_float_reference, run_tflm
-from .metrics import confusion_matrix, cosine, error_metrics, snr_db
-from .model_info import ModelInfo, OpInfo, dequantize_array, quantize_array
+from mcuq.checks.metrics import confusion_matrix, cosine, error_metrics, snr_db
+from mcuq.frontend.calibration import SampleSet
+from mcuq.model.info import ModelInfo, OpInfo, dequantize_array, quantize_array
+from mcuq.reference.host_tflm import run_float_reference, run_tflm
 
 LAYER_SAMPLES = 32
 EDGE_OPS = {"QUANTIZE", "DEQUANTIZE"}

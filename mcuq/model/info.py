@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelLoadError
+from mcuq.common.errors import ModelLoadError
 
 # TensorType enum values of the TFLite schema.
 TENSOR_TYPE_NAMES = {

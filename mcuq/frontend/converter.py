@@ -21,16 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from . import errors as errors_module
-from ._tf import import_tensorflow, native_output_captured
-from .calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, load_samples
-from .console import SILENT, Console
-from .errors import ConversionError, MCUQError, ModelLoadError, NativeCrashError
-from .fullint8 import check_full_int8, detect_mode
-from .isolation import run_isolated
-from .loader import LoadedModel, detect_kind, load_model
-from .model_info import ModelInfo, parse_model
+from mcuq import __version__
+from mcuq.common import errors as errors_module
+from mcuq.common.console import SILENT, Console
+from mcuq.common.errors import ConversionError, MCUQError, ModelLoadError, NativeCrashError
+from mcuq.common.isolation import run_isolated
+from mcuq.frontend.calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, load_samples
+from mcuq.frontend.fullint8 import check_full_int8, detect_mode
+from mcuq.frontend.loader import LoadedModel, detect_kind, load_model
+from mcuq.frontend.tf import import_tensorflow, native_output_captured
+from mcuq.model.info import ModelInfo, parse_model
 
 IO_TYPES = ("int8", "uint8", "float32")
 ACTIVATION_TYPES = ("int8", "int16")
@@ -159,7 +159,7 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
     (seen on recurrent layers), and that must become an error message, not a dead mcuq."""
     request = {"model": str(model), "calibration": calibration, "options": options, "level": console.level}
     # The child's stderr stays on the terminal: it carries the progress lines.
-    answer, why = run_isolated("mcuq.converter", request, capture_stderr=False)
+    answer, why = run_isolated("mcuq.frontend.converter", request, capture_stderr=False)
     if answer is None:
         raise NativeCrashError(
             f"{model}: the TFLite converter crashed ({why}); recurrent layers (LSTM/GRU) and custom ops are the usual cause: "
@@ -204,7 +204,7 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
 
 def _child_main(request_path: str, response_path: str) -> int:
     request = pickle.loads(Path(request_path).read_bytes())
-    from ._tf import set_verbose
+    from mcuq.frontend.tf import set_verbose
 
     set_verbose(request["level"] >= 2)
     console = Console(level=request["level"], record=True)
@@ -317,7 +317,7 @@ def _layer_in_error(text: str) -> str | None:
     match = re.search(r'loc\(.*?"([^"]+)"', text)
     if not match:
         return None
-    from .model_info import keras_layer_name
+    from mcuq.model.info import keras_layer_name
 
     name = keras_layer_name(match.group(1).split("@")[0]).rstrip(":")
     return None if "PartitionedCall" in name else name

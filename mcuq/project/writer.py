@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputDirError
+from mcuq.common.errors import OutputDirError
 
 MANIFEST = "mcuq.lock.json"
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..arena import ArenaPlan, plan_arena
-from ..boards import Board, list_boards
-from ..errors import FitError, UnsupportedOpError
-from ..host_tflm import measure_min_arena
-from ..model_info import ModelInfo, TensorInfo
-from ..tflm_ops import TflmLibrary, add_method_name, load_library
+from mcuq.backends.tflm.arena import ArenaPlan, plan_arena
+from mcuq.backends.tflm.ops import TflmLibrary, add_method_name, load_library
+from mcuq.boards import Board, list_boards
+from mcuq.common.errors import FitError, UnsupportedOpError
+from mcuq.model.info import ModelInfo, TensorInfo
+from mcuq.reference.host_tflm import measure_min_arena
 
 # Code-size estimates (bytes of flash) for the fit check; perf_anchors.md section 4:
 # interpreter + allocator + planner ~10 KB on Cortex-M3, 20 KB on x86-64; kernels add

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .model_info import ModelInfo, TensorInfo
+from mcuq.model.info import ModelInfo, TensorInfo
 
 
 def _png(fig: Any) -> str:

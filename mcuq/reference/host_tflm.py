@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NativeCrashError
-from .isolation import run_isolated
+from mcuq.common.errors import NativeCrashError
+from mcuq.common.isolation import run_isolated
 
 ARENA_SEARCH_LIMIT = 64 * 1024 * 1024
 
@@ -34,7 +34,7 @@ def tflm_version() -> str:
 
 
 def _call_worker(request: dict[str, Any], what: str, timeout: float = 600) -> dict[str, Any]:
-    answer, detail = run_isolated("mcuq.tflm_worker", request, capture_stderr=True, timeout=timeout)
+    answer, detail = run_isolated("mcuq.reference.tflm_worker", request, capture_stderr=True, timeout=timeout)
     if answer is None:
         raise NativeCrashError(
             f"the x86 TFLite Micro interpreter crashed while {what} ({detail}); "

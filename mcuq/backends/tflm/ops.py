@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 
-from ._compat import tomllib
-from .errors import BoardError
-from .resources import boards_dir
+from mcuq.common.compat import tomllib
+from mcuq.common.errors import BoardError
+from mcuq.common.resources import boards_dir
 
 # Names that the generic CONV_2D -> Conv2D rule gets wrong (tflite-micro's
 # generate_micro_mutable_op_resolver_from_model.py carries the same exceptions).
@@ -49,7 +49,7 @@ def add_method_name(op: str) -> str:
 @lru_cache(maxsize=1)
 def installed_tflm_ops() -> frozenset[str]:
     """Builtin ops registered by the installed ``tflite-micro`` x86 interpreter."""
-    from .model_info import builtin_op_names
+    from mcuq.model.info import builtin_op_names
 
     spec = importlib.util.find_spec("tflite_micro")
     if spec is None or not spec.submodule_search_locations:

@@ -1,6 +1,6 @@
 """Child-process side of the host TFLite Micro runs (see ``host_tflm``).
 
-Runs as ``python -m mcuq.tflm_worker REQUEST RESPONSE``: reads a pickled request, runs the
+Runs as ``python -m mcuq.reference.tflm_worker REQUEST RESPONSE``: reads a pickled request, runs the
 x86 TFLite Micro interpreter, pickles the answer. Keeping the native interpreter out of
 the mcuq process means a malformed model or a too-small arena that crashes it cannot take
 mcuq down. It imports neither TensorFlow nor the rest of mcuq, so it starts fast.

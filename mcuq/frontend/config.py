@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._compat import tomllib
-from .errors import MCUQError
+from mcuq.common.compat import tomllib
+from mcuq.common.errors import MCUQError
 
 KEYS = {
     "model": str, "calibration": str, "data": str, "board": str, "board_file": str, "out": str, "runtime": str,

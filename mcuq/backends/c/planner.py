@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model_info import ModelInfo
+from mcuq.model.info import ModelInfo
 
 ALIGN = 4
 

@@ -7,8 +7,8 @@ Keras layer it came from, and the fix.
 
 from __future__ import annotations
 
-from .errors import ConversionError
-from .model_info import BIAS_INPUT_INDEX, FLOAT_TYPES, ModelInfo, OpInfo, TensorInfo
+from mcuq.common.errors import ConversionError
+from mcuq.model.info import BIAS_INPUT_INDEX, FLOAT_TYPES, ModelInfo, OpInfo, TensorInfo
 
 ACTIVATION_TYPES = {"int8": {"int8"}, "int16": {"int16"}}
 BIAS_TYPES = {"int8": {"int32"}, "int16": {"int64", "int32"}}

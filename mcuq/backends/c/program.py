@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UnsupportedOpError
-from ..model_info import ModelInfo, OpInfo, TensorInfo
-from ..planner import Buffer, MemoryPlan, plan_memory
-from ..quant_math import (
+from mcuq.backends.c.planner import Buffer, MemoryPlan, plan_memory
+from mcuq.common.errors import UnsupportedOpError
+from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
+from mcuq.model.quant_math import (
     INT8_MAX,
     INT8_MIN,
     activation_range,
@@ -411,7 +411,7 @@ STACK_ALLOWANCE = 256
 
 
 def estimate_c_fit(program: CProgram, board: Any, golden_bytes: int) -> Any:
-    from .tflm import FitReport
+    from mcuq.backends.tflm.backend import FitReport
 
     flash = program.flash_constant_bytes + program.ram_constant_bytes + golden_bytes + KERNEL_CODE_ESTIMATE + board.framework_flash_bytes
     ram = program.arena_bytes + program.ram_constant_bytes + STACK_ALLOWANCE + board.framework_ram_bytes
@@ -420,7 +420,7 @@ def estimate_c_fit(program: CProgram, board: Any, golden_bytes: int) -> Any:
 
 
 def measured_c_fit(flash: int, ram: int, board: Any, tool: str) -> Any:
-    from .tflm import FitReport
+    from mcuq.backends.tflm.backend import FitReport
 
     return FitReport(ram + STACK_ALLOWANCE + board.framework_ram_bytes, board.sram_bytes, flash + board.framework_flash_bytes,
                      board.flash_bytes, False, 0,
@@ -428,8 +428,8 @@ def measured_c_fit(flash: int, ram: int, board: Any, tool: str) -> Any:
 
 
 def check_c_fit(program: CProgram, board: Any, report: Any, golden_bytes: int) -> None:
-    from ..boards import list_boards
-    from ..errors import FitError
+    from mcuq.boards import list_boards
+    from mcuq.common.errors import FitError
 
     if report.fits:
         return

@@ -1,0 +1,1 @@
+"""TensorFlow Lite Micro backend: op resolver, arena plan, fit, template context."""

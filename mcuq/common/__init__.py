@@ -1,0 +1,1 @@
+"""Shared plumbing: errors, console output, child-process isolation, shipped data paths."""
