@@ -31,6 +31,21 @@ def sine_int8():
 
 
 @pytest.fixture(scope="session")
+def digits_per_tensor():
+    """Per-tensor quantization: what the Arduino boards' 2023 library computes correctly."""
+    from mcuq.frontend.converter import QuantizeOptions, quantize
+
+    return quantize(DIGITS / "model.keras", str(DIGITS / "calibration.npy"), options=QuantizeOptions(per_channel=False))
+
+
+@pytest.fixture(scope="session")
+def sine_per_tensor():
+    from mcuq.frontend.converter import QuantizeOptions, quantize
+
+    return quantize(SINE / "model.keras", str(SINE / "calibration.npy"), options=QuantizeOptions(per_channel=False))
+
+
+@pytest.fixture(scope="session")
 def digits_tflite(tmp_path_factory, digits_int8) -> Path:
     path = tmp_path_factory.mktemp("models") / "digits_int8.tflite"
     path.write_bytes(digits_int8.tflite)
