@@ -7,6 +7,7 @@ matplotlib's Agg backend and embedded as base64 PNG, so the file can be mailed o
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
@@ -195,9 +196,56 @@ def weight_pictures(q: ModelInfo, float_info: ModelInfo | None, pairs: list[Any]
     return out
 
 
+REPORT_RECORD = "mcuq/reports.lock.json"
+
+
+def _report_hashes(project: Path) -> dict[str, str]:
+    try:
+        data = json.loads((project / REPORT_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(data, dict) else {}
+
+
+def _ours(path: Path, recorded: str | None) -> bool:
+    """A report file may be replaced only when absent or byte-identical to what mcuq wrote last."""
+    if not path.exists() and not path.is_symlink():
+        return True
+    if path.is_symlink() or not path.is_file() or recorded is None:
+        return False
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() == recorded
+    except OSError:
+        return False
+
+
 def write_report(project: Path, html_text: str, json_text: str) -> list[str]:
+    """The reports written: report.html/report.json are written only where mcuq owns the name.
+
+    The user may keep their own report.html in a project; mcuq records the hashes of the reports
+    it wrote in ``mcuq/reports.lock.json`` and never replaces a file that does not match."""
+    recorded = _report_hashes(project)
+    written: list[str] = []
     for name, text in (("report.html", html_text), ("report.json", json_text)):
-        tmp = project / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.replace(project / name)
-    return ["report.html", "report.json"]
+        target = project / name
+        if not _ours(target, recorded.get(name)):
+            continue  # the user's own file: kept
+        data = text.encode("utf-8")
+        tmp = project / f".{name}.mcuq-tmp"
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(target)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            continue
+        recorded[name] = hashlib.sha256(data).hexdigest()
+        written.append(name)
+    if written:
+        record = project / REPORT_RECORD
+        if record.parent.is_dir() or not record.parent.exists():
+            try:
+                record.parent.mkdir(exist_ok=True)
+                record.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            except OSError:
+                pass  # without the record the next run keeps these files: nothing is lost
+    return written

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import re
 import sys
@@ -101,8 +102,8 @@ def quantize(
     """Quantize ``model`` to full int8 (or check a .tflite that already is) and optionally write it."""
     options = options or QuantizeOptions()
     options.validate()
-    if output is not None and not force:
-        _refuse_foreign_output(Path(output))
+    if output is not None:
+        _check_output(Path(output), force)
     if detect_kind(Path(model)) != "tflite" and calibration is None:
         raise ConversionError(
             f"{model}: no calibration data: full-int8 quantization needs representative inputs "
@@ -117,29 +118,62 @@ def quantize(
     if output is not None:
         _write_new_file(Path(output), result.tflite)
         record = {"mcuq_version": __version__, "model_sha256": hashlib.sha256(result.tflite).hexdigest(), **result.manifest_entry()}
-        _write_new_file(Path(f"{output}.mcuq.json"), (json.dumps(record, indent=2) + "\n").encode())
+        _write_new_file(record_path(Path(output)), (json.dumps(record, indent=2) + "\n").encode())
     return result
 
 
-def _refuse_foreign_output(path: Path) -> None:
-    """mcuq overwrites only a .tflite it wrote itself (its .mcuq.json record matches the bytes)."""
-    if not path.exists():
-        return
-    record = Path(f"{path}.mcuq.json")
+def record_path(output: Path) -> Path:
+    """The provenance record mcuq writes next to a quantized model."""
+    return Path(f"{output}.mcuq.json")
+
+
+def _is_our_pair(path: Path, record: Path) -> bool:
+    """Both files exist as regular files and the record names the model's exact bytes."""
     try:
-        ours = record.is_file() and json.loads(record.read_text()).get("model_sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
+        if path.is_symlink() or record.is_symlink() or not path.is_file() or not record.is_file():
+            return False
+        data = json.loads(record.read_text(encoding="utf-8"))
+        return isinstance(data, dict) and data.get("model_sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
     except (OSError, ValueError):
-        ours = False
-    if not ours:
-        raise MCUQError(f"{path} exists and was not written by mcuq; choose another -o, or pass --force to replace it")
+        return False
+
+
+def _check_output(path: Path, force: bool) -> None:
+    """Refuse, before any work, an -o that cannot be written or would replace a foreign file.
+
+    mcuq overwrites a model and its ``.mcuq.json`` record only as a pair it wrote itself (the
+    record names the model's sha256); ``--force`` replaces regular files, never a folder."""
+    record = record_path(path)
+    for target in (path, record):
+        if target.is_symlink():
+            raise MCUQError(f"{target} is a symbolic link{'' if target.exists() else ' to nothing'}; give a plain file path as -o")
+        if target.exists() and not target.is_file():
+            raise MCUQError(f"{target} exists and is not a regular file; choose another -o")
+    for anc in path.parents:
+        if anc.exists() and not anc.is_dir():
+            raise MCUQError(f"{path}: {anc} is a file, not a folder; choose another -o")
+        if anc.exists():
+            if not os.access(anc, os.W_OK | os.X_OK):
+                raise MCUQError(f"{path}: cannot write in {anc} (permission denied); choose another -o")
+            break
+    if force or not (path.exists() or record.exists()):
+        return
+    if not _is_our_pair(path, record):
+        foreign = path if path.exists() else record
+        raise MCUQError(f"{foreign} exists and was not written by mcuq; choose another -o, or pass --force to replace it")
 
 
 def _write_new_file(path: Path, data: bytes) -> None:
     """Write via a temporary name so a failure never leaves a half-written model."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.mcuq-tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise MCUQError(f"{path}: cannot write it ({exc.strerror}); choose another -o") from None
 
 
 def _pass_through_tflite(loaded: LoadedModel, options: QuantizeOptions) -> QuantizedModel:
