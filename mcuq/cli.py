@@ -31,7 +31,10 @@ def _add_quantize_options(p: argparse.ArgumentParser, with_defaults: bool = True
     p.add_argument("--seed", type=int, default=d(0), help="seed for the sample choice (default 0)")
     p.add_argument("--io", choices=["int8", "uint8", "float32"], default=d("int8"), help="dtype of the model's inputs/outputs (default int8)")
     p.add_argument("--activations", choices=["int8", "int16"], default=d("int8"), help="int16 selects the 16x8 mode")
-    p.add_argument("--per-tensor", action="store_true", default=None, help="per-tensor instead of per-channel weight scales")
+    p.add_argument("--per-channel", choices=["auto", "all", "none"], default=d("auto"),
+                   help="weight scales: auto (default) per-channel conv, per-tensor Dense unless validation data shows it costs "
+                        "accuracy; all: per-channel everywhere; none: per-tensor everywhere")
+    p.add_argument("--per-tensor", action="store_true", default=None, help="same as --per-channel none")
     p.add_argument("--image-scale", choices=["0..1", "-1..1", "0..255"], default=d("0..1"), help="pixel scaling for an image-folder calibration (default 0..1)")
 
 
@@ -39,7 +42,7 @@ def _options_from(args: argparse.Namespace) -> Any:
     from mcuq.frontend.converter import QuantizeOptions
 
     return QuantizeOptions(
-        io=args.io, activations=args.activations, per_channel=not args.per_tensor,
+        io=args.io, activations=args.activations, per_channel="none" if args.per_tensor else args.per_channel,
         calibration_samples=args.calibration_samples, seed=args.seed, image_scale=args.image_scale,
     )
 

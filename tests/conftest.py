@@ -83,3 +83,76 @@ def need(tool: str) -> None:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def _plain_convert(model, calibration: np.ndarray | None, io: str | None) -> bytes:
+    """What users have: tf.lite.TFLiteConverter.from_keras_model on a model whose batch is
+    None (shape_signature batch -1). ``io``: None float model, "int8" full int8, "float32"
+    int8 inside with float QUANTIZE/DEQUANTIZE edges."""
+    from mcuq.frontend.tf import import_tensorflow
+
+    tf = import_tensorflow()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if io is not None:
+        assert calibration is not None
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([calibration[i : i + 1].astype(np.float32)] for i in range(len(calibration)))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io == "int8":
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
+
+
+@pytest.fixture(scope="session")
+def plain_tflites(tmp_path_factory) -> dict[str, Path]:
+    """Standard-converter .tflite files built here: digits (conv + Flatten, so the converter
+    adds SHAPE/STRIDED_SLICE/PACK) full int8 and with float I/O; sine (Dense only) full int8."""
+    import keras
+
+    out = tmp_path_factory.mktemp("plain")
+    digits = keras.saving.load_model(DIGITS / "model.keras", compile=False)
+    sine = keras.saving.load_model(SINE / "model.keras", compile=False)
+    digits_cal = np.load(DIGITS / "calibration.npy")[:100]
+    sine_cal = np.load(SINE / "calibration.npy")[:100]
+    files = {
+        "digits_int8": _plain_convert(digits, digits_cal, "int8"),
+        "digits_float_io": _plain_convert(digits, digits_cal, "float32"),
+        "sine_int8": _plain_convert(sine, sine_cal, "int8"),
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = out / f"{name}.tflite"
+        paths[name].write_bytes(data)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def two_io(tmp_path_factory) -> dict[str, Path]:
+    """A 2-input / 2-output Keras model (Concatenate; a classifier head and a regression head)
+    with calibration and validation .npz keyed by the input names (validation has labels)."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    out = tmp_path_factory.mktemp("two_io")
+    accel = keras.Input((8,), name="accel")
+    gyro = keras.Input((4,), name="gyro")
+    x = keras.layers.Concatenate(name="join")([accel, gyro])
+    x = keras.layers.Dense(16, activation="relu", name="shared")(x)
+    activity = keras.layers.Dense(3, activation="softmax", name="activity")(x)
+    energy = keras.layers.Dense(1, name="energy")(x)
+    model = keras.Model([accel, gyro], [activity, energy])
+    model.save(out / "two_io.keras")
+    rng = np.random.default_rng(3)
+    a, g = rng.normal(size=(160, 8)).astype(np.float32), rng.normal(size=(160, 4)).astype(np.float32)
+    labels = model.predict([a, g], verbose=0)[0].argmax(1)
+    np.savez(out / "cal.npz", accel=a[:100], gyro=g[:100])
+    np.savez(out / "val.npz", accel=a[100:], gyro=g[100:], labels=labels[100:])
+    return {"model": out / "two_io.keras", "cal": out / "cal.npz", "val": out / "val.npz"}
+
+
+@pytest.fixture(scope="session")
+def two_io_int8(two_io):
+    from mcuq.frontend.converter import quantize
+
+    return quantize(two_io["model"], str(two_io["cal"]))

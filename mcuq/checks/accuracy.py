@@ -15,7 +15,7 @@ import numpy as np
 
 from mcuq.checks.metrics import confusion_matrix, cosine, error_metrics, snr_db
 from mcuq.frontend.calibration import SampleSet
-from mcuq.model.info import ModelInfo, OpInfo, dequantize_array, quantize_array
+from mcuq.model.info import ModelInfo, OpInfo, dequantize_array, parse_model, quantize_array
 from mcuq.reference.host_tflm import run_float_reference, run_tflm
 
 LAYER_SAMPLES = 32
@@ -57,16 +57,28 @@ class Evaluation:
     int8_outputs: list[list[np.ndarray]]  # what x86 TFLite Micro computed for them
 
 
+def _output_position(f: ModelInfo | None, name: str, k: int) -> int:
+    """Where the int8 output ``name`` sits among the float model's outputs (same names,
+    possibly another order: both come from one signature, the converter orders them)."""
+    if f is not None and name in f.output_names and len(set(f.output_names)) == len(f.output_names):
+        return f.output_names.index(name)
+    return k
+
+
 def evaluate_outputs(q: ModelInfo, float_model: bytes | None, data: SampleSet, host_arena: int) -> Evaluation:
-    samples = [data.sample(i) for i in range(data.count)]
+    samples = [data.sample_for(i, q.input_names) for i in range(data.count)]
     int8_inputs = [[quantize_array(x, t) for x, t in zip(s, q.input_tensors)] for s in samples]
     int8_run = run_tflm(q.raw, int8_inputs, host_arena, len(q.outputs))
     result: dict[str, Any] = {"samples": data.count, "source": data.source, "outputs": []}
-    float_run = run_float_reference(float_model, samples) if float_model is not None else None
+    f = parse_model(float_model, "float reference") if float_model is not None else None
+    float_samples = [data.sample_for(i, f.input_names) for i in range(data.count)] if f is not None else []
+    float_run = run_float_reference(float_model, float_samples) if float_model is not None else None
     for k, tensor in enumerate(q.output_tensors):
+        name = q.output_names[k] if k < len(q.output_names) else tensor.name
         deq = np.concatenate([dequantize_array(o[k], tensor) for o in int8_run.outputs])
-        entry: dict[str, Any] = {"name": tensor.name, "index": k}
-        ref = np.concatenate([o[k] for o in float_run.outputs]).astype(np.float32) if float_run else None
+        entry: dict[str, Any] = {"name": name, "tensor": tensor.name, "index": k}
+        fk = _output_position(f, name, k)
+        ref = np.concatenate([o[fk] for o in float_run.outputs]).astype(np.float32) if float_run else None
         if ref is not None:
             entry.update(error_metrics(ref, deq))
         labels = data.labels
@@ -99,12 +111,12 @@ def per_layer_error(q: ModelInfo, f: ModelInfo, float_model: bytes, data: Sample
     """SNR and cosine of every paired op output; ``drop_dB`` is the SNR the op itself loses."""
     pairs = pair_layers(q, f)
     n = min(LAYER_SAMPLES, data.count)
-    samples = [data.sample(i) for i in range(n)]
+    samples = [data.sample_for(i, q.input_names) for i in range(n)]
     int8_inputs = [[quantize_array(x, t) for x, t in zip(s, q.input_tensors)] for s in samples]
     q_tensors = sorted({p.int8_op.outputs[0] for p in pairs} | set(q.inputs))
     f_tensors = sorted({p.float_op.outputs[0] for p in pairs} | set(f.inputs))
     int8_run = run_tflm(q.raw, int8_inputs, max(host_arena, 1 << 20), len(q.outputs), keep_tensors=q_tensors)
-    float_run = run_float_reference(float_model, samples, keep_tensors=f_tensors)
+    float_run = run_float_reference(float_model, [data.sample_for(i, f.input_names) for i in range(n)], keep_tensors=f_tensors)
 
     def stacked(run: Any, idx: int) -> np.ndarray:
         return np.concatenate([t[idx].reshape(1, -1) for t in run.tensors])

@@ -50,6 +50,16 @@ class SampleSet:
         """Sample ``i`` as a list of batch-1 float32 arrays in model input order."""
         return [a[i : i + 1].astype(np.float32) for a in self.arrays.values()]
 
+    def sample_dict(self, i: int) -> dict[str, np.ndarray]:
+        """Sample ``i`` keyed by input name (what a multi-input signature needs)."""
+        return {k: a[i : i + 1].astype(np.float32) for k, a in self.arrays.items()}
+
+    def sample_for(self, i: int, names: list[str] | tuple[str, ...]) -> list[np.ndarray]:
+        """Sample ``i`` in the order of ``names`` (a .tflite orders its inputs its own way)."""
+        if len(names) == len(self.arrays) and set(names) == set(self.arrays):
+            return [self.arrays[n][i : i + 1].astype(np.float32) for n in names]
+        return self.sample(i)
+
     def subset(self, index: np.ndarray) -> SampleSet:
         labels = self.labels[index] if self.labels is not None else None
         targets = {k: v[index] for k, v in self.targets.items()}

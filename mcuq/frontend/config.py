@@ -9,9 +9,9 @@ from typing import Any
 from mcuq.common.compat import tomllib
 from mcuq.common.errors import MCUQError
 
-KEYS = {
+KEYS: dict[str, type | tuple[type, ...]] = {
     "model": str, "calibration": str, "data": str, "board": str, "board_file": str, "out": str, "runtime": str,
-    "arena_size": int, "io": str, "activations": str, "per_channel": bool, "calibration_samples": int,
+    "arena_size": int, "io": str, "activations": str, "per_channel": (str, bool), "calibration_samples": int,
     "seed": int, "image_scale": str, "golden": int,
 }
 PATH_KEYS = {"model", "calibration", "data", "board_file", "out"}
@@ -30,7 +30,7 @@ board = "{board}"                       # see `mcuq boards`
 # arena_size = 0                    # bytes; overrides the planned arena
 # io = "int8"                       # int8 | uint8 | float32: dtype of the model's edges
 # activations = "int8"              # int8 | int16 (16x8 mode)
-# per_channel = true
+# per_channel = "auto"              # auto | all | none (auto: per-tensor Dense unless it costs accuracy)
 # calibration_samples = 300
 # seed = 0
 # image_scale = "0..1"              # 0..1 | -1..1 | 0..255 for image-folder calibration
@@ -50,8 +50,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if unknown:
         raise MCUQError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(KEYS)}")
     for key, value in data.items():
-        if not isinstance(value, KEYS[key]) or (KEYS[key] is int and isinstance(value, bool)):
-            raise MCUQError(f"{path}: '{key}' must be {KEYS[key].__name__}, got {value!r}")
+        expected = KEYS[key]
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            names = "/".join(t.__name__ for t in expected) if isinstance(expected, tuple) else expected.__name__
+            raise MCUQError(f"{path}: '{key}' must be {names}, got {value!r}")
     base = path.resolve().parent
     return {k: (str(base / v) if k in PATH_KEYS and v != "random" and ":" not in v else v) for k, v in data.items()}
 

@@ -28,13 +28,18 @@ from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ConversionError, MCUQError, ModelLoadError, NativeCrashError
 from mcuq.common.isolation import run_isolated
 from mcuq.frontend.calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, load_samples
-from mcuq.frontend.fullint8 import check_full_int8, detect_mode
+from mcuq.frontend.fullint8 import check_full_int8, detect_mode, dynamic_batch
 from mcuq.frontend.loader import LoadedModel, detect_kind, load_model
 from mcuq.frontend.tf import import_tensorflow, native_output_captured
 from mcuq.model.info import ModelInfo, parse_model
 
 IO_TYPES = ("int8", "uint8", "float32")
 ACTIVATION_TYPES = ("int8", "int16")
+# Weight scales: "all" per-channel everywhere; "none" per-tensor everywhere; "auto" (the
+# default) per-channel conv/depthwise, per-tensor Dense (TFLite Micro keeps two int32 per
+# output channel of a per-channel FULLY_CONNECTED in the arena; deploy may switch Dense
+# back to per-channel when validation data shows per-tensor costs accuracy).
+PER_CHANNEL_MODES = ("auto", "all", "none")
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,19 @@ class QuantizeOptions:
 
     io: str = "int8"
     activations: str = "int8"
-    per_channel: bool = True
+    per_channel: str = "auto"
     calibration_samples: int = DEFAULT_SAMPLES
     seed: int = 0
     image_scale: str = "0..1"
 
+    def __post_init__(self) -> None:
+        # Older configs and callers say per_channel = true/false.
+        if isinstance(self.per_channel, bool):
+            object.__setattr__(self, "per_channel", "all" if self.per_channel else "none")
+
     def validate(self) -> None:
+        if self.per_channel not in PER_CHANNEL_MODES:
+            raise ConversionError(f"--per-channel {self.per_channel}: choose one of {', '.join(PER_CHANNEL_MODES)}")
         if self.io not in IO_TYPES:
             raise ConversionError(f"--io {self.io}: choose one of {', '.join(IO_TYPES)}")
         if self.activations not in ACTIVATION_TYPES:
@@ -112,6 +124,8 @@ def quantize(
         )
     if detect_kind(Path(model)) == "tflite":
         result = _pass_through_tflite(load_model(model, console), options)
+        for note in result.notes:
+            console.info(note)
     else:
         assert calibration is not None
         result = _convert_isolated(Path(model), calibration, options, console)
@@ -180,12 +194,32 @@ def _pass_through_tflite(loaded: LoadedModel, options: QuantizeOptions) -> Quant
     assert loaded.tflite is not None
     info = parse_model(loaded.tflite, str(loaded.path))
     activations, io = detect_mode(info)
-    check_full_int8(info, activations, io, source=str(loaded.path))
-    opts = QuantizeOptions(io=io, activations=activations, per_channel=any(
-        t.quant is not None and t.quant.per_channel for t in info.tensors), seed=options.seed,
-        calibration_samples=options.calibration_samples, image_scale=options.image_scale)
-    note = f"{loaded.path.name} is already full {activations}: used as is"
-    return QuantizedModel(loaded.tflite, info, loaded.path, "tflite", opts, "none (already quantized)", False, None, None, [note])
+    check_full_int8(info, activations, io, source=str(loaded.path), tflite=True)
+    opts = QuantizeOptions(io=io, activations=activations, per_channel=weight_scales(info), seed=options.seed,
+                           calibration_samples=options.calibration_samples, image_scale=options.image_scale)
+    notes = [f"{loaded.path.name} is already full {activations}: used as is"]
+    if dynamic_batch(info):
+        notes.append(f"{loaded.path.name} declares batch -1 (shape_signature); TFLite Micro runs its batch-1 shape")
+    if io == "float32":
+        notes.append(f"{loaded.path.name} has float input/output (QUANTIZE/DEQUANTIZE at the edges, int8 inside)")
+    return QuantizedModel(loaded.tflite, info, loaded.path, "tflite", opts, "none (already quantized)", False, None, None, notes)
+
+
+def weight_scales(info: ModelInfo) -> str:
+    """How an existing model's weights are scaled, in --per-channel terms: per-channel Dense
+    means "all", per-channel conv with per-tensor Dense is what "auto" produces."""
+    def per_channel(op_names: set[str]) -> bool | None:
+        weights = [info.tensors[op.inputs[1]] for op in info.ops if op.name in op_names and len(op.inputs) > 1]
+        quantized = [w for w in weights if w.quant is not None]
+        return any(w.quant.per_channel for w in quantized if w.quant) if quantized else None
+
+    dense = per_channel({"FULLY_CONNECTED"})
+    conv = per_channel({"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV"})
+    if dense:
+        return "all"
+    if conv:
+        return "auto"
+    return "none" if dense is not None or conv is not None else "auto"
 
 
 def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, console: Console) -> QuantizedModel:
@@ -258,19 +292,57 @@ def _converter_for(loaded: LoadedModel, tmp: Path, console: Console) -> tuple[Ca
     """A factory of fresh converters (one for the float reference, one for int8) and the inputs."""
     tf = import_tensorflow()
     if loaded.kind == "keras3":
-        specs = _batch1_specs(tf, loaded.inputs)
         export_dir = tmp / "saved_model"
         with console.step("exporting a batch-1 SavedModel"), native_output_captured(console.level < 2):
-            signature = specs if len(specs) == 1 else [specs]
-            loaded.model.export(str(export_dir), format="tf_saved_model", input_signature=signature, verbose=False)
+            _export_keras3(loaded, tf, export_dir)
         return lambda: tf.lite.TFLiteConverter.from_saved_model(str(export_dir)), loaded.inputs
     if loaded.kind == "tf_keras":
         specs = _batch1_specs(tf, loaded.inputs)
         model = loaded.model
-        func = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+        func = tf.function(lambda *xs: _named_outputs(model, model(list(xs) if len(xs) > 1 else xs[0], training=False)))
         concrete = func.get_concrete_function(*specs)
         return lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], model), loaded.inputs
     return _saved_model_converter(loaded, tf, console)
+
+
+def _output_layer_names(model: Any) -> list[str]:
+    """Keras output names: ``output_names`` (functional) or the producing layers (Sequential)."""
+    names = getattr(model, "output_names", None)
+    if names:
+        return list(names)
+    try:
+        return [t._keras_history[0].name for t in model.outputs]
+    except (AttributeError, IndexError, TypeError):
+        return []
+
+
+def _named_outputs(model: Any, outputs: Any) -> dict[str, Any]:
+    """The model's outputs keyed by the Keras output names (``output_<i>`` if they clash)."""
+    if isinstance(outputs, dict):
+        return dict(outputs)
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    names = [str(n) for n in _output_layer_names(model)]
+    if len(names) != len(outputs) or len(set(names)) != len(names):
+        names = [f"output_{i}" for i in range(len(outputs))]
+    return dict(zip(names, outputs))
+
+
+def _export_keras3(loaded: LoadedModel, tf: Any, export_dir: Path) -> None:
+    """A batch-1 SavedModel whose serving signature uses the Keras input and output names, so
+    the .tflite (and everything generated from it) says ``energy`` instead of
+    ``StatefulPartitionedCall_1:0`` and calibration dicts are keyed by the input names."""
+    import keras
+
+    model = loaded.model
+    specs = _batch1_specs(tf, loaded.inputs)
+
+    def serve(*xs: Any) -> dict[str, Any]:
+        return _named_outputs(model, model(list(xs) if len(xs) > 1 else xs[0], training=False))
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", serve, input_signature=specs)
+    archive.write_out(str(export_dir), verbose=False)
 
 
 def _saved_model_converter(loaded: LoadedModel, tf: Any, console: Console) -> tuple[Callable[[], Any], list[InputSpec]]:
@@ -294,9 +366,11 @@ def _saved_model_converter(loaded: LoadedModel, tf: Any, console: Console) -> tu
 
 
 def _configure(converter: Any, tf: Any, data: SampleSet, options: QuantizeOptions) -> None:
-    def representative() -> Iterator[list[np.ndarray]]:
+    def representative() -> Iterator[list[np.ndarray] | dict[str, np.ndarray]]:
+        # Several inputs: a dict keyed by the signature's input names (a list in Keras order
+        # is matched to the signature by position, which is alphabetical and fails).
         for i in range(data.count):
-            yield data.sample(i)
+            yield data.sample_dict(i) if len(data.arrays) > 1 else data.sample(i)
 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
@@ -309,8 +383,10 @@ def _configure(converter: Any, tf: Any, data: SampleSet, options: QuantizeOption
         io_type = tf.int16
     converter.inference_input_type = io_type
     converter.inference_output_type = io_type
-    if not options.per_channel:
+    if options.per_channel == "none":
         converter._experimental_disable_per_channel = True
+    elif options.per_channel == "auto":
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
 
 
 def _first_line(exc: BaseException) -> str:

@@ -13,6 +13,24 @@ from mcuq.model.info import BIAS_INPUT_INDEX, FLOAT_TYPES, ModelInfo, OpInfo, Te
 ACTIVATION_TYPES = {"int8": {"int8"}, "int16": {"int16"}}
 BIAS_TYPES = {"int8": {"int32"}, "int16": {"int64", "int32"}}
 IO_EDGE_OPS = {"QUANTIZE", "DEQUANTIZE"}
+# A model converted with batch None computes the shape of every Flatten at run time
+# (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE): small int32 tensors that are never data.
+SHAPE_SOURCE_OPS = {"SHAPE"}
+SHAPE_ARITHMETIC_OPS = {"STRIDED_SLICE", "PACK", "CONCATENATION", "GATHER", "SLICE", "MUL", "ADD", "REDUCE_PROD", "CAST"}
+SHAPE_DTYPES = {"int32", "int64"}
+
+
+def shape_tensors(info: ModelInfo) -> set[int]:
+    """Indices of the int32 tensors that only carry shapes (no float, no activations)."""
+    found: set[int] = set()
+    for op in info.ops:  # ops are in execution order, so one pass propagates
+        outs = [info.tensors[i] for i in op.outputs]
+        if not outs or any(t.dtype not in SHAPE_DTYPES for t in outs):
+            continue
+        live = [i for i in op.inputs if i >= 0 and not info.tensors[i].is_constant]
+        if op.name in SHAPE_SOURCE_OPS or (op.name in SHAPE_ARITHMETIC_OPS and live and all(i in found for i in live)):
+            found.update(op.outputs)
+    return found
 
 
 def classify_float_model(info: ModelInfo) -> str | None:
@@ -24,15 +42,19 @@ def classify_float_model(info: ModelInfo) -> str | None:
     return "hybrid" if has_int8_weights else "float"
 
 
-def _where(info: ModelInfo, op: OpInfo) -> str:
+def _where(info: ModelInfo, op: OpInfo, tflite: bool = False) -> str:
+    """A .tflite carries no Keras layers (its tensor names may be anything): name the tensor."""
+    if tflite:
+        return f"op {op.index} {op.name} (output tensor '{info.tensors[op.outputs[0]].name if op.outputs else '?'}')"
     return f"op {op.index} {op.name} (Keras layer '{info.layer_of_op(op)}')"
 
 
-def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str) -> None:
+def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str, tflite: bool = False,
+              shapes: frozenset[int] = frozenset()) -> None:
     if op.is_custom:
         kind = "a Flex (TensorFlow) op" if "Flex" in op.name else "a custom op"
         raise ConversionError(
-            f"{_where(info, op)} is {kind}, which TFLite Micro cannot run in full int8; "
+            f"{_where(info, op, tflite)} is {kind}, which TFLite Micro cannot run in full int8; "
             "replace that layer with built-in Keras layers"
         )
     allowed_act = ACTIVATION_TYPES[activations]
@@ -40,14 +62,18 @@ def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str) -> None:
         if idx < 0:
             continue
         t = info.tensors[idx]
+        if idx in shapes:
+            continue
         if t.is_constant:
-            _check_constant(info, op, pos, t, activations)
+            _check_constant(info, op, pos, t, activations, tflite)
         elif t.dtype not in allowed_act and not _is_float_edge(info, op, t, io):
-            _fail_tensor(info, op, t, f"activation is {t.dtype}, expected {activations}")
+            _fail_tensor(info, op, t, f"activation is {t.dtype}, expected {activations}", tflite)
     for idx in op.outputs:
         t = info.tensors[idx]
+        if idx in shapes:
+            continue
         if t.dtype not in allowed_act and not _is_float_edge(info, op, t, io):
-            _fail_tensor(info, op, t, f"output is {t.dtype}, expected {activations}")
+            _fail_tensor(info, op, t, f"output is {t.dtype}, expected {activations}", tflite)
 
 
 def _is_float_edge(info: ModelInfo, op: OpInfo, t: TensorInfo, io: str) -> bool:
@@ -56,27 +82,31 @@ def _is_float_edge(info: ModelInfo, op: OpInfo, t: TensorInfo, io: str) -> bool:
     return at_edge and op.name in IO_EDGE_OPS and t.dtype == io
 
 
-def _check_constant(info: ModelInfo, op: OpInfo, pos: int, t: TensorInfo, activations: str) -> None:
+def _check_constant(info: ModelInfo, op: OpInfo, pos: int, t: TensorInfo, activations: str, tflite: bool) -> None:
     if BIAS_INPUT_INDEX.get(op.name) == pos:
         if t.dtype not in BIAS_TYPES[activations]:
-            _fail_tensor(info, op, t, f"bias is {t.dtype}, expected {'/'.join(sorted(BIAS_TYPES[activations]))}")
+            _fail_tensor(info, op, t, f"bias is {t.dtype}, expected {'/'.join(sorted(BIAS_TYPES[activations]))}", tflite)
         return
     if t.dtype in FLOAT_TYPES:
-        _fail_tensor(info, op, t, f"constant is {t.dtype} (weights must be int8)")
+        _fail_tensor(info, op, t, f"constant is {t.dtype} (weights must be int8)", tflite)
     if op.name in BIAS_INPUT_INDEX and pos == 1 and t.dtype != "int8":
-        _fail_tensor(info, op, t, f"weights are {t.dtype}, expected int8")
+        _fail_tensor(info, op, t, f"weights are {t.dtype}, expected int8", tflite)
 
 
-def _fail_tensor(info: ModelInfo, op: OpInfo, t: TensorInfo, what: str) -> None:
+def _fail_tensor(info: ModelInfo, op: OpInfo, t: TensorInfo, what: str, tflite: bool = False) -> None:
     raise ConversionError(
-        f"not full int8: {_where(info, op)}, tensor '{t.name}': {what}; "
+        f"not full int8: {_where(info, op, tflite)}, tensor '{t.name}': {what}; "
         "re-quantize from the Keras/SavedModel with calibration data (mcuq quantize), "
         "or replace the layer with one TFLite supports in int8"
     )
 
 
-def check_full_int8(info: ModelInfo, activations: str = "int8", io: str | None = None, source: str = "model") -> None:
-    """Raise ConversionError naming the first violation of the full-int8 contract."""
+def check_full_int8(info: ModelInfo, activations: str = "int8", io: str | None = None, source: str = "model",
+                    tflite: bool = False) -> None:
+    """Raise ConversionError naming the first violation of the full-int8 contract.
+
+    ``tflite``: the model came as a .tflite file, so messages name tensors, not Keras layers.
+    """
     kind = classify_float_model(info)
     if kind == "float":
         raise ConversionError(
@@ -93,15 +123,32 @@ def check_full_int8(info: ModelInfo, activations: str = "int8", io: str | None =
             f"{source} has {info.num_subgraphs} subgraphs (control flow such as tf.cond/while); "
             "mcuq deploys single-subgraph models: remove the control flow from the model"
         )
-    for t in info.tensors:
-        if t.shape_signature is not None and any(d < 0 for d in t.shape_signature):
-            raise ConversionError(
-                f"{source}: tensor '{t.name}' (Keras layer '{t.layer}') has a dynamic shape "
-                f"{list(t.shape_signature)}; export the model with a fixed input shape and batch 1"
-            )
+    check_static_shapes(info, source, tflite)
     io = io or activations
+    shapes = frozenset(shape_tensors(info))
     for op in info.ops:
-        _check_op(info, op, activations, io)
+        _check_op(info, op, activations, io, tflite, shapes)
+
+
+def dynamic_batch(info: ModelInfo) -> bool:
+    """True when the signature says batch -1 (and ``shape`` batch 1): the standard converter
+    writes that for every Keras model whose batch is None, and TFLite Micro runs ``shape``."""
+    return any(t.shape_signature is not None and len(t.shape_signature) > 0 and t.shape_signature[0] < 0
+               for t in info.tensors)
+
+
+def check_static_shapes(info: ModelInfo, source: str, tflite: bool = False) -> None:
+    """Only the batch may be dynamic, and only when its ``shape`` is 1; anything else is refused."""
+    for t in info.tensors:
+        if t.shape_signature is None:
+            continue
+        batch_only = (len(t.shape_signature) > 0 and all(d >= 0 for d in t.shape_signature[1:])
+                      and len(t.shape) > 0 and t.shape[0] == 1)
+        if any(d < 0 for d in t.shape_signature) and not batch_only:
+            where = f"tensor '{t.name}'" if tflite else f"tensor '{t.name}' (Keras layer '{t.layer}')"
+            fix = ("re-export the .tflite from a model whose input has fixed dimensions (only the batch may be None)"
+                   if tflite else "export the model with a fixed input shape and batch 1")
+            raise ConversionError(f"{source}: {where} has a dynamic shape {list(t.shape_signature)}; {fix}")
 
 
 def detect_mode(info: ModelInfo) -> tuple[str, str]:

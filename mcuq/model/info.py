@@ -103,6 +103,11 @@ class ModelInfo:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     metadata_names: tuple[str, ...]
+    # Readable names of the graph inputs/outputs, in graph order: the serving signature's
+    # names (Keras input/output names when mcuq converted the model), else the tensor name
+    # without the converter's "serving_default_" prefix and ":0" suffix.
+    input_names: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = ()
 
     @property
     def input_tensors(self) -> list[TensorInfo]:
@@ -138,6 +143,24 @@ class ModelInfo:
             if i >= 0 and "/" in self.tensors[i].name:
                 return f"the model output after {self.tensors[i].layer}"
         return self.tensors[op.outputs[0]].layer if op.outputs else "?"
+
+
+def readable_tensor_name(tensor_name: str) -> str:
+    """``serving_default_accel:0`` -> ``accel``: the name a person gave the tensor."""
+    return re.sub(r":\d+$", "", tensor_name.removeprefix("serving_default_"))
+
+
+def _signature_names(model: Any, sg: Any, tensors: list[TensorInfo]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Graph input/output names from the serving signature (tensor names as fallback)."""
+    by_index: dict[int, str] = {}
+    for sig in model.signatureDefs or []:
+        if int(sig.subgraphIndex) != 0:
+            continue
+        for entry in list(sig.inputs or []) + list(sig.outputs or []):
+            by_index.setdefault(int(entry.tensorIndex), _decode(entry.name))
+    inputs = tuple(by_index.get(int(i)) or readable_tensor_name(tensors[int(i)].name) for i in sg.inputs)
+    outputs = tuple(by_index.get(int(i)) or readable_tensor_name(tensors[int(i)].name) for i in sg.outputs)
+    return inputs, outputs
 
 
 def keras_layer_name(tensor_name: str) -> str:
@@ -250,6 +273,7 @@ def _model_info_from_schema(model: Any, raw: bytes) -> ModelInfo:
         ops.append(OpInfo(i, name, int(code.version), inputs, outputs,
                           _op_macs(name, inputs, outputs, tensors), _options_dict(op.builtinOptions)))
     metadata = tuple(_decode(m.name) for m in (model.metadata or []))
+    input_names, output_names = _signature_names(model, sg, tensors)
     return ModelInfo(
         raw=raw,
         num_subgraphs=len(subgraphs),
@@ -258,6 +282,8 @@ def _model_info_from_schema(model: Any, raw: bytes) -> ModelInfo:
         inputs=tuple(int(x) for x in sg.inputs),
         outputs=tuple(int(x) for x in sg.outputs),
         metadata_names=metadata,
+        input_names=input_names,
+        output_names=output_names,
     )
 
 

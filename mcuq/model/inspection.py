@@ -15,9 +15,9 @@ from mcuq.frontend.calibration import DEFAULT_SAMPLES
 from mcuq.model.info import ModelInfo, TensorInfo, parse_model
 
 
-def _tensor_dict(t: TensorInfo) -> dict[str, Any]:
+def _tensor_dict(t: TensorInfo, name: str | None = None) -> dict[str, Any]:
     return {
-        "index": t.index, "name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+        "index": t.index, "name": name or t.name, "tensor": t.name, "shape": list(t.shape), "dtype": t.dtype,
         "scale": list(t.quant.scale) if t.quant else None,
         "zero_point": list(t.quant.zero_point) if t.quant else None,
     }
@@ -43,8 +43,8 @@ def inspect_info(info: ModelInfo, source: str) -> dict[str, Any]:
         "model": source,
         "size_bytes": len(info.raw),
         "subgraphs": info.num_subgraphs,
-        "inputs": [_tensor_dict(t) for t in info.input_tensors],
-        "outputs": [_tensor_dict(t) for t in info.output_tensors],
+        "inputs": [_tensor_dict(t, n) for t, n in zip(info.input_tensors, info.input_names)],
+        "outputs": [_tensor_dict(t, n) for t, n in zip(info.output_tensors, info.output_names)],
         "ops": ops,
         "op_counts": {name: sum(1 for o in info.ops if o.name == name) for name in info.op_names},
         "tensor_count": len(info.tensors),
