@@ -39,6 +39,14 @@ def digits_per_tensor():
 
 
 @pytest.fixture(scope="session")
+def digits_per_channel_all():
+    """--per-channel all: per-channel Dense too (the default 'auto' keeps Dense per tensor)."""
+    from mcuq.frontend.converter import QuantizeOptions, quantize
+
+    return quantize(DIGITS / "model.keras", str(DIGITS / "calibration.npy"), options=QuantizeOptions(per_channel="all"))
+
+
+@pytest.fixture(scope="session")
 def sine_per_tensor():
     from mcuq.frontend.converter import QuantizeOptions, quantize
 

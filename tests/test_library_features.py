@@ -25,8 +25,8 @@ def test_feature_values_match_what_the_sources_say() -> None:
     assert chirale.features.static_memory is False and esp.features.static_memory is True
 
 
-def test_per_channel_dense_is_refused_for_chirale_only(digits_int8) -> None:
-    info = digits_int8.info
+def test_per_channel_dense_is_refused_for_chirale_only(digits_per_channel_all) -> None:
+    info = digits_per_channel_all.info
     assert any(t.quant is not None and t.quant.per_channel for t in info.tensors)
     problems = library_rule_violations(info, load_library("chirale-tensorflowlite"))
     assert problems and "FULLY_CONNECTED" in problems[0] and "per tensor" in problems[0]

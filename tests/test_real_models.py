@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DIGITS, _plain_convert
+from conftest import _plain_convert
 from mcuq.common.errors import CalibrationError, ConversionError
 from mcuq.frontend.converter import QuantizeOptions, quantize
 from mcuq.frontend.fullint8 import shape_tensors
@@ -73,10 +73,8 @@ def test_npz_with_a_wrong_key_names_the_expected_inputs(two_io, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["auto", "all", "none"])
-def test_per_channel_modes(mode, digits_int8):
-    # auto is the default: the session's digits model; the other two are converted here.
-    result = digits_int8 if mode == "auto" else quantize(
-        DIGITS / "model.keras", str(DIGITS / "calibration.npy"), options=QuantizeOptions(per_channel=mode, calibration_samples=50))
+def test_per_channel_modes(mode, digits_int8, digits_per_channel_all, digits_per_tensor):
+    result = {"auto": digits_int8, "all": digits_per_channel_all, "none": digits_per_tensor}[mode]
     assert result.options.per_channel == mode
     info = result.info
     conv = [info.tensors[op.inputs[1]].quant.per_channel for op in info.ops if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D")]
