@@ -31,15 +31,18 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 CACHE = HERE / ".cache"
 
+from mcuq.backends.base import DeployJob  # noqa: E402
+from mcuq.backends.c.backend import c_template_context  # noqa: E402
 from mcuq.backends.c.codegen import selftest_sources  # noqa: E402
 from mcuq.backends.c.program import compile_model, estimate_c_fit, unsupported_ops  # noqa: E402
 from mcuq.backends.tflm.arena import plan_arena  # noqa: E402
 from mcuq.boards import get_board  # noqa: E402
 from mcuq.common.console import Console  # noqa: E402
 from mcuq.common.errors import MCUQError  # noqa: E402
-from mcuq.deploy import DeployRequest, deploy, template_context_c  # noqa: E402
+from mcuq.deploy import DeployRequest, deploy  # noqa: E402
 from mcuq.frontend.converter import QuantizeOptions, convert_in_this_process, quantize  # noqa: E402
 from mcuq.model.info import dequantize_array, parse_model, quantize_array  # noqa: E402
+from mcuq.project.context import common_context  # noqa: E402
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm  # noqa: E402
 from mcuq.toolchains.emulate import build_and_run_avr, build_and_run_cortex_m4, op_ticks, toolchain_for  # noqa: E402
 
@@ -83,7 +86,8 @@ def golden_context(info: Any, program: Any, name: str, q: Any) -> dict[str, Any]
     golden_in = [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.input_tensors]]
     tflm_min = measure_min_arena(info.raw, golden_in[0])
     golden_out = run_tflm(info.raw, golden_in, tflm_min, len(info.outputs)).outputs
-    return template_context_c(q, get_board("mega2560"), program, name, golden_in, golden_out, "random", tflm_min)
+    job = DeployJob(q, get_board("mega2560"), name, golden_in, "random")
+    return {**common_context(job, golden_out), **c_template_context(program, tflm_min)}
 
 
 def dominant_op(info: Any, ticks: dict[int, int]) -> str:

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mcuq.backends.base import BACKEND_MODULES
 from mcuq.common.compat import tomllib
 from mcuq.common.errors import BoardError
 from mcuq.common.resources import boards_dir
 
 ARCHITECTURES = ("avr8", "armv6m", "armv7em", "armv8m", "xtensa-lx6", "xtensa-lx7", "riscv32")
-RUNTIMES = ("tflm", "c")
+RUNTIMES = tuple(BACKEND_MODULES)
 KERNEL_SETS = ("reference", "cmsis-nn-dsp", "cmsis-nn-nodsp", "esp-nn", "esp-nn-s3")
 API_FLAVOURS = ("esp-idf", "arduino-2023")
 

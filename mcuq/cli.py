@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mcuq import __version__
+from mcuq.backends.base import backend_names
 from mcuq.common.console import Console
 from mcuq.common.errors import MCUQError
 
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--board", "-b", help="board id (see 'mcuq boards'; default esp32)")
     p.add_argument("--board-file", help="your own board TOML (same schema as boards/*.toml)")
     p.add_argument("--out", "-o", help="output folder (default build/<board>-<model>)")
-    p.add_argument("--runtime", choices=["tflm", "c"], help="TFLite Micro or the plain-C int8 runtime (default: the board's)")
+    p.add_argument("--runtime", choices=backend_names(), help="TFLite Micro or the plain-C int8 runtime (default: the board's)")
     p.add_argument("--arena-size", type=int, metavar="BYTES", help="override the planned tensor arena")
     p.add_argument("--golden", type=int, metavar="N", help="golden vectors checked at boot (default 4)")
     p.add_argument("--data", metavar="VAL", help="validation data (.npz with inputs and optional labels)")

@@ -1,64 +1,32 @@
 """``mcuq validate``: the host-side proof of a generated project.
 
-The model is read back out of the generated C array (not from a side file), checked
-against the manifest, run on the x86 TFLite Micro with the host equivalent of the planned
-arena, and must reproduce the golden vectors stored in the project bit for bit.
+The project's backend (named in its manifest) checks what it generated: for TFLite Micro the
+model is read back out of the C array, checked against the manifest and run on x86 TFLite
+Micro with the planned arena; for the plain-C runtime the project's own C is built and run.
+Both must reproduce the golden vectors bit for bit. With validation data the float and int8
+models are compared, layer by layer, and the report is written.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mcuq.backends.tflm.ops import optimized_kernel_ops
+from mcuq.backends.base import Backend, ValidateOptions, get_backend
 from mcuq.checks.accuracy import diagnose, evaluate_outputs, pair_layers, per_layer_error
+from mcuq.checks.outcome import Check, ValidationReport
 from mcuq.common.console import SILENT, Console
-from mcuq.common.errors import MCUQError, NativeCrashError, ValidationFailed
+from mcuq.common.errors import MCUQError
 from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
-from mcuq.model.info import NUMPY_DTYPES, ModelInfo, TensorInfo, parse_model
-from mcuq.project.writer import MANIFEST, sha256_bytes
-from mcuq.reference.host_tflm import measure_min_arena, run_tflm
+from mcuq.model.info import ModelInfo, parse_model
+from mcuq.project.writer import MANIFEST
+
+__all__ = ["Check", "ValidationReport", "format_validation", "read_manifest", "validate_project"]
 
 ROOMY_ARENA = 16 * 1024 * 1024
-ARRAY_RE = re.compile(r"g_mcuq_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}", re.S)
-GOLDEN_RE = re.compile(r"mcuq_golden_(?P<kind>in|out)_(?P<vec>\d+)_(?P<idx>\d+)\[(?P<n>\d+)\][^=;]*=\s*\{(?P<body>[^}]*)\}")
-
-
-@dataclass
-class Check:
-    name: str
-    passed: bool
-    detail: str
-
-
-@dataclass
-class ValidationReport:
-    project: Path
-    checks: list[Check] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    per_layer: list[dict[str, Any]] = field(default_factory=list)
-    report_files: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-    def add(self, name: str, passed: bool, detail: str) -> bool:
-        self.checks.append(Check(name, passed, detail))
-        return passed
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "project": str(self.project), "passed": self.passed,
-            "checks": [c.__dict__ for c in self.checks], "metrics": self.metrics,
-            "per_layer": self.per_layer, "report_files": self.report_files,
-        }
 
 
 def read_manifest(project: Path) -> dict[str, Any]:
@@ -70,87 +38,6 @@ def read_manifest(project: Path) -> dict[str, Any]:
         return data
     except json.JSONDecodeError as exc:
         raise MCUQError(f"{path}: damaged manifest ({exc}); regenerate the project with 'mcuq deploy --force'") from None
-
-
-def model_bytes_from_c_array(source: Path) -> bytes:
-    """The bytes the firmware will flash, parsed back out of model_data.cpp."""
-    if not source.is_file():
-        raise ValidationFailed(f"{source}: missing; regenerate the project with 'mcuq deploy --force'")
-    match = ARRAY_RE.search(source.read_text())
-    if match is None:
-        raise ValidationFailed(f"{source}: no g_mcuq_model_data array found")
-    tokens = [tok for tok in re.split(r"[\s,]+", match.group("body")) if tok]
-    try:
-        return bytes(int(tok, 0) for tok in tokens)
-    except ValueError as exc:
-        raise ValidationFailed(f"{source}: the model array holds a non-byte value ({exc})") from None
-
-
-def _parse_values(body: str, dtype: str) -> np.ndarray:
-    tokens = [tok.rstrip("f") for tok in re.split(r"[\s,]+", body) if tok]
-    return np.array([float(t) for t in tokens] if dtype == "float32" else [int(t) for t in tokens], dtype=NUMPY_DTYPES[dtype])
-
-
-def golden_from_project(project: Path, info: ModelInfo, source: str = "src/golden_vectors.cpp") -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
-    text = (project / source).read_text()
-    found: dict[tuple[str, int, int], str] = {}
-    for m in GOLDEN_RE.finditer(text):
-        found[(m.group("kind"), int(m.group("vec")), int(m.group("idx")))] = m.group("body")
-    count = 1 + max((k[1] for k in found), default=-1)
-    if count == 0:
-        raise ValidationFailed(f"{source}: no golden vectors found; regenerate with 'mcuq deploy --force'")
-
-    def tensor(kind: str, v: int, i: int, t: TensorInfo) -> np.ndarray:
-        try:
-            return _parse_values(found[(kind, v, i)], t.dtype).reshape(t.shape)
-        except (KeyError, ValueError):
-            what = "input" if kind == "in" else "output"
-            raise ValidationFailed(f"{source}: golden vector {v} {what} {i} is missing or malformed "
-                                   f"(expected {int(np.prod(t.shape))} {t.dtype} values)") from None
-
-    inputs = [[tensor("in", v, i, t) for i, t in enumerate(info.input_tensors)] for v in range(count)]
-    outputs = [[tensor("out", v, i, t) for i, t in enumerate(info.output_tensors)] for v in range(count)]
-    return inputs, outputs
-
-
-def _check_model_bytes(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> bytes | None:
-    raw = model_bytes_from_c_array(project / "src" / "model_data.cpp")
-    expected = manifest["model"]
-    crc = f"{zlib.crc32(raw) & 0xFFFFFFFF:08x}"
-    ok = len(raw) == expected["bytes"] and crc == expected["crc32"] and sha256_bytes(raw) == expected["sha256"]
-    detail = (f"{len(raw)} bytes, crc32 {crc} match {MANIFEST}" if ok else
-              f"model checksum mismatch: src/model_data.cpp holds {len(raw)} bytes crc32 {crc}, "
-              f"{MANIFEST} says {expected['bytes']} bytes crc32 {expected['crc32']}: the C array was modified or damaged")
-    report.add("model checksum", ok, detail)
-    return raw if ok else None
-
-
-def _check_golden_on_tflm(report: ValidationReport, project: Path, raw: bytes, manifest: dict[str, Any]) -> None:
-    info = parse_model(raw, "src/model_data.cpp")
-    host_arena = int(manifest["arena"]["host_bytes"])
-    try:
-        golden_in, golden_out = golden_from_project(project, info)
-    except ValidationFailed as exc:
-        report.add("golden vectors", False, str(exc))
-        return
-    try:
-        run = run_tflm(raw, golden_in, host_arena, len(info.outputs))
-    except NativeCrashError as exc:
-        if "allocate" in str(exc):
-            needed = measure_min_arena(raw, golden_in[0])
-            report.add("arena", False, f"arena too small: planned host-equivalent {host_arena} B < x86 TFLite Micro minimum {needed} B; "
-                                        "redeploy without --arena-size or with a larger one")
-        else:
-            report.add("x86 TFLite Micro run", False, str(exc))
-        return
-    report.add("arena", True, f"allocates and invokes with the host equivalent of the plan ({host_arena} B)")
-    for v, (got, want) in enumerate(zip(run.outputs, golden_out)):
-        diffs = [float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) if g.size else 0.0 for g, w in zip(got, want)]
-        worst = max(diffs, default=0.0)
-        report.add(f"golden vector {v}", worst == 0.0,
-                   "bit-exact on x86 TFLite Micro" if worst == 0.0 else
-                   f"golden vector {v} differs from the x86 TFLite Micro output (max abs diff {worst:g}): "
-                   "src/golden_vectors.cpp was edited or the model changed; regenerate with 'mcuq deploy --force'")
 
 
 def _validation_data(project: Path, data: str | None, manifest: dict[str, Any], info: ModelInfo,
@@ -198,27 +85,22 @@ def _check_accuracy(report: ValidationReport, metrics: dict[str, Any], max_drop:
 def validate_project(
     project: str | Path, data: str | None = None, max_drop: float | None = None, min_snr: float | None = None,
     write_report: bool = True, console: Console = SILENT, emulate: bool = False, labels: str | None = None,
+    build: bool = False, tflm_source: str | None = None,
 ) -> ValidationReport:
     project = Path(project)
     manifest = read_manifest(project)
+    backend = get_backend(str(manifest.get("runtime", "tflm")))
     report = ValidationReport(project)
-    if manifest.get("runtime") == "c":
-        with console.step("validating the plain-C runtime against x86 TFLite Micro"):
-            raw = _check_c_project(report, project, manifest, emulate)
-    else:
-        with console.step("validating on x86 TFLite Micro"):
-            raw = _check_model_bytes(report, project, manifest)
-            if raw is not None:
-                _check_golden_on_tflm(report, project, raw, manifest)
+    raw = backend.validate(project, manifest, report, ValidateOptions(emulate, build, tflm_source), console)
     if raw is None:
         return report
-    info = parse_model(raw, "src/model_data.cpp")
+    info = parse_model(raw, "the project's model")
     float_model = _float_reference(project, manifest)
     float_info = parse_model(float_model, "float reference") if float_model else None
     samples = _validation_data(project, data, manifest, info, labels)
-    arena_ok = any(c.name == "arena" and c.passed for c in report.checks)
+    arena_check = report.check("arena")
     # Accuracy is still worth knowing when the planned arena failed: measure it with a roomy one.
-    arena = int(manifest["arena"]["host_bytes"]) if arena_ok else ROOMY_ARENA
+    arena = ROOMY_ARENA if arena_check is not None and not arena_check.passed else int(manifest["arena"]["host_bytes"])
     if samples is not None:
         with console.step(f"float vs int8 on {samples.count} validation samples"):
             evaluation = evaluate_outputs(info, float_model, samples, arena)
@@ -227,104 +109,30 @@ def validate_project(
             with console.step("per-layer error"):
                 report.per_layer = per_layer_error(info, float_info, float_model, samples, arena)
         _check_accuracy(report, report.metrics, max_drop, min_snr)
-        if manifest.get("runtime") == "c":
-            _check_c_on_data(report, project, info, evaluation.int8_inputs, evaluation.int8_outputs)
+        backend.check_samples(project, info, evaluation.int8_inputs, evaluation.int8_outputs, report)
     elif max_drop is not None or min_snr is not None:
         report.add("validation data", False, "--max-drop/--min-snr need validation data (--data VAL.npz)")
     if write_report:
         with console.step("writing report.html and report.json"):
-            report.report_files = _write_reports(project, report, manifest, info, float_info, float_model)
+            report.report_files = _write_reports(project, report, manifest, backend, info, float_info, float_model)
     return report
 
 
-C_SOURCES = ("mcuq_model.h", "mcuq_model.c", "mcuq_kernels.h", "mcuq_kernels.c", "mcuq_golden.h", "mcuq_golden.c",
-             "mcuq_selftest.h", "mcuq_selftest.c")
-
-
-def _c_sources(project: Path) -> dict[str, str]:
-    return {name: (project / "src" / name).read_text() for name in C_SOURCES if (project / "src" / name).is_file()}
-
-
-def _run_project_c(project: Path, info: ModelInfo, samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
-    from mcuq.backends.c.codegen import run_host
-    from mcuq.backends.c.program import CProgram
-
-    return run_host(CProgram(info), _c_sources(project), samples)
-
-
-def _check_c_project(report: ValidationReport, project: Path, manifest: dict[str, Any], emulate: bool) -> bytes | None:
-    """Plain-C project: the reference model, then the project's own C built with gcc."""
-    ref = project / manifest["model"].get("int8_reference", "mcuq/model_int8.tflite")
-    raw = ref.read_bytes() if ref.is_file() else b""
-    ok = sha256_bytes(raw) == manifest["model"]["sha256"]
-    report.add("model checksum", ok, f"{ref.name} matches {MANIFEST}" if ok else
-               f"model checksum mismatch: {ref} is missing or differs from {MANIFEST}; regenerate with 'mcuq deploy --force'")
-    if not ok:
-        return None
-    info = parse_model(raw, str(ref))
-    try:
-        golden_in, golden_out = golden_from_project(project, info, "src/mcuq_golden.c")
-        c_out = _run_project_c(project, info, golden_in)
-        tflm_out = run_tflm(raw, golden_in, int(manifest["arena"]["host_bytes"]), len(info.outputs)).outputs
-    except (ValidationFailed, MCUQError) as exc:
-        report.add("plain-C host build", False, str(exc))
-        return raw
-    report.add("plain-C host build", True, "src/*.c builds with gcc -Wall -Wextra -Werror and runs")
-    for v, (c, t, g) in enumerate(zip(c_out, tflm_out, golden_out)):
-        c_ok = all(np.array_equal(a, b) for a, b in zip(c, g))
-        t_ok = all(np.array_equal(a, b) for a, b in zip(t, g))
-        report.add(f"golden vector {v}", c_ok and t_ok,
-                   "C output and x86 TFLite Micro are bit-exact with it" if c_ok and t_ok else
-                   f"golden vector {v} differs ({'C output' if not c_ok else ''}{' and ' if not c_ok and not t_ok else ''}"
-                   f"{'x86 TFLite Micro' if not t_ok else ''} disagree): src/mcuq_golden.c or src/mcuq_model.c was edited; "
-                   "regenerate with 'mcuq deploy --force'")
-    if emulate:
-        _check_emulation(report, project, manifest)
-    return raw
-
-
-def _check_emulation(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> None:
-    from mcuq.toolchains.emulate import build_and_run_avr, build_and_run_cortex_m4, toolchain_for
-
-    board = manifest["board"]
-    arch = board.get("architecture", "")
-    if toolchain_for(arch) is None:
-        report.add("emulator", False, f"no emulator toolchain for {arch} here (AVR: gcc-avr avr-libc simavr; Cortex-M: gcc-arm-none-eabi qemu-system-arm)")
-        return
-    try:
-        result = build_and_run_avr(_c_sources(project), board["mcu"]) if arch == "avr8" else build_and_run_cortex_m4(_c_sources(project))
-    except MCUQError as exc:
-        report.add("emulator", False, str(exc))
-        return
-    report.metrics["emulation"] = {k: v for k, v in result.as_dict().items() if k != "log"}
-    report.add("emulator", result.passed, f"{result.target}: self-test {'PASS' if result.passed else 'FAIL'}, "
-               f"{result.ticks} {result.unit} per inference, flash {result.flash_bytes} B, RAM {result.ram_bytes} B")
-
-
-def _check_c_on_data(report: ValidationReport, project: Path, info: ModelInfo, inputs: list[list[np.ndarray]],
-                     tflm_out: list[list[np.ndarray]]) -> None:
-    """The project's C on every validation sample against the TFLite Micro outputs already computed."""
-    c_out = _run_project_c(project, info, inputs)
-    same = sum(all(np.array_equal(a, b) for a, b in zip(c, t)) for c, t in zip(c_out, tflm_out))
-    report.add("C vs TFLite Micro on validation data", same == len(inputs), f"{same}/{len(inputs)} samples bit-exact")
-
-
-def _write_reports(project: Path, report: ValidationReport, manifest: dict[str, Any], info: ModelInfo,
+def _write_reports(project: Path, report: ValidationReport, manifest: dict[str, Any], backend: Backend, info: ModelInfo,
                    float_info: ModelInfo | None, float_model: bytes | None) -> list[str]:
     from mcuq.checks.report import render_report_html, render_report_json, weight_pictures, write_report
 
-    library = manifest.get("library") or {"name": "plain-C int8 runtime", "version": manifest["mcuq_version"], "kernels": "mcuq-c"}
-    kernels = library.get("kernels") or "reference"
-    optimized = optimized_kernel_ops().get(kernels, frozenset())
+    section = backend.report_section(manifest)
+    optimized = set(section["optimized_ops"])
     data = report.as_dict()
     q = manifest.get("quantization", {})
     data["summary"] = {
         "model": manifest["model"]["name"], "board": manifest["board"]["id"], "runtime": manifest["runtime"],
-        "library": f"{library['name']} {library['version']}, {kernels} kernels",
+        "library": section["library"],
         "activations": q.get("activations", "int8"), "io": q.get("io", "int8"), "int8_bytes": len(info.raw),
         "float_bytes": len(float_model) if float_model else None, "arena_bytes": manifest["arena"]["target_bytes"],
         "arena_how": manifest["arena"]["how"], "fit": manifest["fit"], "random_calibration": q.get("random_calibration", False),
-        "c_runtime": manifest.get("c_runtime"),
+        "runtime_sizes": section["sizes"], "runtime_sizes_title": section.get("sizes_title", ""),
     }
     data["ops"] = [{"index": op.index, "op": op.name, "macs": op.macs, "optimized": op.name in optimized, "layer": info.layer_of_op(op)} for op in info.ops]
     data["worst_layers"] = diagnose(report.per_layer)

@@ -165,15 +165,8 @@ def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo
         parts.append("<h2>Weights: float vs int8</h2>")
         for w in weights:
             parts.append(f"<p><code>{html.escape(w['name'])}</code> {w['shape']}: {html.escape(w['quant'])}</p><img alt='weights' src='{w['image']}'>")
-    c = s.get("c_runtime")
-    if c:
-        rows = [["activation buffer (bytes)", c["arena_bytes"]], ["liveness lower bound (bytes)", c["lower_bound_bytes"]],
-                ["x86 TFLite Micro minimum arena (bytes)", c["tflm_host_min_bytes"]], ["weights in flash (bytes)", c["flash_constant_bytes"]]]
-        emu = c.get("emulation") or (data.get("metrics") or {}).get("emulation")
-        if emu:
-            rows += [["emulated target", emu["target"]], ["self-test in the emulator", "PASS" if emu["passed"] else "FAIL"],
-                     [f"{emu['unit']} per inference", emu["ticks"]], ["firmware flash / RAM (bytes, size tool)", f"{emu['flash_bytes']} / {emu['ram_bytes']}"]]
-        parts.append("<h2>Plain-C runtime: measured sizes and speed</h2>" + _table(["what", "value"], rows))
+    if s.get("runtime_sizes"):
+        parts.append(f"<h2>{html.escape(s['runtime_sizes_title'])}</h2>" + _table(["what", "value"], s["runtime_sizes"]))
     parts.append(f"<h2>How the arena was sized</h2><p>{html.escape(s['arena_how'])}</p>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -19,10 +19,9 @@ import numpy as np
 
 from mcuq import __version__
 from mcuq.backends.c.program import CProgram
-from mcuq.backends.tflm.backend import tensor_context
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
-from mcuq.project.render import BANNER, c_values, environment
+from mcuq.project.render import BANNER, c_values, environment, tensor_context
 
 RUNTIME_FILES = ("mcuq_kernels.h", "mcuq_kernels.c")
 HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]

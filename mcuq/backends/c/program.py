@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mcuq.backends.base import FitReport
 from mcuq.backends.c.planner import Buffer, MemoryPlan, plan_memory
 from mcuq.common.errors import UnsupportedOpError
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
@@ -28,6 +29,9 @@ from mcuq.model.quant_math import (
     quantize_multiplier,
     tflite_round,
 )
+
+if TYPE_CHECKING:
+    from mcuq.boards import Board
 
 SUPPORTED_OPS = frozenset({
     "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD", "MUL",
@@ -410,24 +414,20 @@ KERNEL_CODE_ESTIMATE = 6 * 1024
 STACK_ALLOWANCE = 256
 
 
-def estimate_c_fit(program: CProgram, board: Any, golden_bytes: int) -> Any:
-    from mcuq.backends.tflm.backend import FitReport
-
+def estimate_c_fit(program: CProgram, board: Board, golden_bytes: int) -> FitReport:
     flash = program.flash_constant_bytes + program.ram_constant_bytes + golden_bytes + KERNEL_CODE_ESTIMATE + board.framework_flash_bytes
     ram = program.arena_bytes + program.ram_constant_bytes + STACK_ALLOWANCE + board.framework_ram_bytes
     return FitReport(ram, board.sram_bytes, flash, board.flash_bytes, False, 0,
                      "estimate: constants + golden vectors + ~6 KB kernels + framework; RAM = buffer + RAM constants + stack + framework")
 
 
-def measured_c_fit(flash: int, ram: int, board: Any, tool: str) -> Any:
-    from mcuq.backends.tflm.backend import FitReport
-
+def measured_c_fit(flash: int, ram: int, board: Board, tool: str) -> FitReport:
     return FitReport(ram + STACK_ALLOWANCE + board.framework_ram_bytes, board.sram_bytes, flash + board.framework_flash_bytes,
                      board.flash_bytes, False, 0,
                      f"measured with {tool} on the built firmware, plus the board's framework figures and {STACK_ALLOWANCE} B of stack")
 
 
-def check_c_fit(program: CProgram, board: Any, report: Any, golden_bytes: int) -> None:
+def check_c_fit(program: CProgram, board: Board, report: FitReport, golden_bytes: int) -> None:
     from mcuq.boards import list_boards
     from mcuq.common.errors import FitError
 

@@ -7,15 +7,27 @@ model too big for flash.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mcuq.backends.base import BackendPlan, DeployJob, FitReport, RenderedProject, Samples, ValidateOptions
 from mcuq.backends.tflm.arena import ArenaPlan, plan_arena
-from mcuq.backends.tflm.ops import TflmLibrary, add_method_name, load_library
+from mcuq.backends.tflm.ops import TflmLibrary, add_method_name, load_library, optimized_kernel_ops
 from mcuq.boards import Board, list_boards
-from mcuq.common.errors import FitError, UnsupportedOpError
-from mcuq.model.info import ModelInfo, TensorInfo
-from mcuq.reference.host_tflm import measure_min_arena
+from mcuq.checks.golden import golden_from_project
+from mcuq.checks.outcome import ValidationReport
+from mcuq.common.console import Console
+from mcuq.common.errors import FitError, NativeCrashError, UnsupportedOpError, ValidationFailed
+from mcuq.model.info import ModelInfo, parse_model
+from mcuq.project.render import c_byte_array, environment
+from mcuq.project.writer import MANIFEST
+from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 
 # Code-size estimates (bytes of flash) for the fit check; perf_anchors.md section 4:
 # interpreter + allocator + planner ~10 KB on Cortex-M3, 20 KB on x86-64; kernels add
@@ -37,26 +49,6 @@ class ResolverEntry:
     op: str
     method: str
     count: int
-
-
-@dataclass(frozen=True)
-class FitReport:
-    ram_bytes: int
-    ram_budget: int
-    flash_bytes: int
-    flash_budget: int
-    arena_in_psram: bool
-    psram_budget: int
-    estimate: str
-
-    @property
-    def fits(self) -> bool:
-        return self.ram_bytes <= self.ram_budget and self.flash_bytes <= self.flash_budget
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ram_bytes": self.ram_bytes, "ram_budget": self.ram_budget, "flash_bytes": self.flash_bytes,
-                "flash_budget": self.flash_budget, "arena_in_psram": self.arena_in_psram,
-                "psram_budget": self.psram_budget, "fits": self.fits, "method": self.estimate}
 
 
 def resolver_entries(info: ModelInfo) -> list[ResolverEntry]:
@@ -122,23 +114,6 @@ def check_fit(info: ModelInfo, board: Board, arena: ArenaPlan, report: FitReport
     )
 
 
-C_TYPES = {"int8": ("int8_t", "b", -128, 127), "uint8": ("uint8_t", "B", 0, 255),
-           "int16": ("int16_t", "h", -32768, 32767), "float32": ("float", "f", 0, 0)}
-
-
-def tensor_context(t: TensorInfo) -> dict[str, Any]:
-    ctype, code, qmin, qmax = C_TYPES[t.dtype]
-    size = 1
-    for d in t.shape:
-        size *= d
-    scale = t.quant.scale[0] if t.quant else 1.0
-    return {
-        "name": t.name, "shape": list(t.shape), "dtype": t.dtype, "ctype": ctype, "typecode": code,
-        "size": size, "nbytes": t.nbytes, "scale": scale, "scale_literal": f"{scale!r}f",
-        "zero_point": t.quant.zero_point[0] if t.quant else 0, "qmin": qmin, "qmax": qmax,
-    }
-
-
 @dataclass(frozen=True)
 class TflmPlan:
     """What the templates need besides the model: library, resolver, arena, fit."""
@@ -163,3 +138,162 @@ def plan_tflm(info: ModelInfo, board: Board, sample: list, arena_override: int |
     fit = fit_report(info, board, arena)
     check_fit(info, board, arena, fit)
     return TflmPlan(library, resolver_entries(info), arena, fit)
+# (template under firmware_templates/, output path, when) for the TFLM runtime.
+TFLM_FILES: list[tuple[str, str, str]] = [
+    ("tflm/platformio.ini.j2", "platformio.ini", "always"),
+    ("tflm/README.md.j2", "README.md", "always"),
+    ("tflm/src/model_data.h.j2", "src/model_data.h", "always"),
+    ("tflm/src/model_data.cpp.j2", "src/model_data.cpp", "always"),
+    ("tflm/src/quant_helpers.h.j2", "src/quant_helpers.h", "always"),
+    ("tflm/src/golden_vectors.h.j2", "src/golden_vectors.h", "always"),
+    ("tflm/src/golden_vectors.cpp.j2", "src/golden_vectors.cpp", "always"),
+    ("tflm/src/mcuq_checks.h.j2", "src/mcuq_checks.h", "always"),
+    ("tflm/src/mcuq_checks.cpp.j2", "src/mcuq_checks.cpp", "always"),
+    ("tflm/src/mcuq_platform.h.j2", "src/mcuq_platform.h", "always"),
+    ("tflm/src/op_resolver.h.j2", "src/op_resolver.h", "always"),
+    ("tflm/src/mcuq_model.h.j2", "src/mcuq_model.h", "always"),
+    ("tflm/src/mcuq_model.cpp.j2", "src/mcuq_model.cpp", "always"),
+    ("tflm/src/mcuq_selftest.cpp.j2", "src/mcuq_selftest.cpp", "always"),
+    ("tflm/src/main.cpp.j2", "src/main.cpp", "always"),
+    ("tflm/test/test_native/test_main.cpp.j2", "test/test_native/test_main.cpp", "always"),
+    ("tflm/tests/test_host.py.j2", "tests/test_host.py", "always"),
+    ("tflm/espidf/CMakeLists.txt.j2", "CMakeLists.txt", "espidf"),
+    ("tflm/espidf/src_CMakeLists.txt.j2", "src/CMakeLists.txt", "espidf"),
+    ("tflm/espidf/idf_component.yml.j2", "src/idf_component.yml", "espidf"),
+    ("tflm/espidf/sdkconfig.defaults.j2", "sdkconfig.defaults", "espidf"),
+]
+# Created once, then owned by the user: never overwritten, not even with --force.
+TFLM_USER_FILES: list[tuple[str, str]] = [("tflm/src/app.cpp.j2", "src/app.cpp")]
+
+
+
+ARRAY_RE = re.compile(r"g_mcuq_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}")
+MODEL_SOURCE = "src/model_data.cpp"
+GOLDEN_SOURCE = "src/golden_vectors.cpp"
+
+
+def model_bytes_from_c_array(source: Path) -> bytes:
+    """The bytes the firmware will flash, parsed back out of model_data.cpp."""
+    if not source.is_file():
+        raise ValidationFailed(f"{source}: missing; regenerate the project with 'mcuq deploy --force'")
+    match = ARRAY_RE.search(source.read_text())
+    if match is None:
+        raise ValidationFailed(f"{source}: no g_mcuq_model_data array found")
+    tokens = [tok for tok in re.split(r"[\s,]+", match.group("body")) if tok]
+    try:
+        return bytes(int(tok, 0) for tok in tokens)
+    except ValueError as exc:
+        raise ValidationFailed(f"{source}: the model array holds a non-byte value ({exc})") from None
+
+
+class TflmBackend:
+    """TensorFlow Lite Micro: the model as a C array, an op resolver and an arena sized from x86."""
+
+    name = "tflm"
+
+    def describe(self, board: Board) -> str:
+        library = load_library(board.tflm["library"]) if board.tflm else None
+        return f"TFLite Micro {library.name} {library.version}" if library else "TFLite Micro"
+
+    def unsupported_reason(self, board: Board) -> str | None:
+        if board.tflm is None:
+            return f"board {board.id} names no TFLite Micro library ([tflm] section); use --runtime c or another board"
+        return None
+
+    def plan(self, job: DeployJob, console: Console) -> BackendPlan:
+        info, board = job.info, job.board
+        with console.step("measuring the arena on x86 TFLite Micro and checking the fit"):
+            tflm = plan_tflm(info, board, job.golden_in[0], job.arena_override)
+        with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
+            golden_out = run_tflm(info.raw, job.golden_in, tflm.arena.host_bytes, len(info.outputs)).outputs
+        library = tflm.library
+        section = {
+            "library": {"id": library.id, "name": library.name, "version": library.version, "snapshot": library.snapshot,
+                        "kernels": board.tflm["kernels"] if board.tflm else None},
+            "resolver": [{"op": e.op, "method": e.method, "count": e.count} for e in tflm.resolver],
+        }
+        raw = info.raw
+        context = {
+            "tflm": board.tflm or {}, "board_notes": board.notes, "project_name": f"mcuq_{job.name}".replace("-", "_"),
+            "model_size": len(raw), "model_crc32": zlib.crc32(raw) & 0xFFFFFFFF, "model_sha256": hashlib.sha256(raw).hexdigest(),
+            "model_array": c_byte_array(raw), "resolver": tflm.resolver, "library": library, "library_header": tflm.library_header,
+            "arena": {"target_bytes": tflm.arena.target_bytes, "how": tflm.arena.how, "in_psram": tflm.fit.arena_in_psram},
+            "fit": tflm.fit.as_dict(),
+        }
+        return BackendPlan(golden_out, tflm.arena, tflm.fit, section, context)
+
+    def render(self, job: DeployJob, plan: BackendPlan, context: dict[str, Any]) -> RenderedProject:
+        env = environment()
+        context = {**context, **plan.context}
+        framework = job.board.platformio["framework"]
+        files: dict[str, str | bytes] = {path: env.get_template(template).render(**context)
+                                         for template, path, when in TFLM_FILES if when in ("always", framework)}
+        users = {path: env.get_template(template).render(**context) for template, path in TFLM_USER_FILES}
+        return RenderedProject(files, users)
+
+    def validate(self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions,
+                 console: Console) -> bytes | None:
+        with console.step("validating on x86 TFLite Micro"):
+            raw = self._check_model_bytes(report, project, manifest)
+            if raw is not None:
+                self._check_golden(report, project, raw, manifest)
+        if options.emulate:
+            report.add("emulator", False, "--emulate runs the plain-C runtime's firmware; a TFLite Micro project is built "
+                                          "against its library with --build")
+        return raw
+
+    def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples,
+                      report: ValidationReport) -> None:
+        """The TFLite Micro outputs are the reference itself: nothing more to compare."""
+
+    def report_section(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        library = manifest.get("library") or {}
+        kernels = library.get("kernels") or "reference"
+        return {"library": f"{library.get('name', '?')} {library.get('version', '?')}, {kernels} kernels",
+                "optimized_ops": sorted(optimized_kernel_ops().get(kernels, frozenset())), "sizes": []}
+
+    def summary_lines(self, manifest: dict[str, Any]) -> list[str]:
+        return []
+
+    @staticmethod
+    def _check_model_bytes(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> bytes | None:
+        raw = model_bytes_from_c_array(project / MODEL_SOURCE)
+        expected = manifest["model"]
+        crc = f"{zlib.crc32(raw) & 0xFFFFFFFF:08x}"
+        ok = len(raw) == expected["bytes"] and crc == expected["crc32"] and hashlib.sha256(raw).hexdigest() == expected["sha256"]
+        detail = (f"{len(raw)} bytes, crc32 {crc} match {MANIFEST}" if ok else
+                  f"model checksum mismatch: {MODEL_SOURCE} holds {len(raw)} bytes crc32 {crc}, "
+                  f"{MANIFEST} says {expected['bytes']} bytes crc32 {expected['crc32']}: the C array was modified or damaged")
+        report.add("model checksum", ok, detail)
+        return raw if ok else None
+
+    @staticmethod
+    def _check_golden(report: ValidationReport, project: Path, raw: bytes, manifest: dict[str, Any]) -> None:
+        info = parse_model(raw, MODEL_SOURCE)
+        host_arena = int(manifest["arena"]["host_bytes"])
+        try:
+            golden_in, golden_out = golden_from_project(project, info, GOLDEN_SOURCE)
+        except ValidationFailed as exc:
+            report.add("golden vectors", False, str(exc))
+            return
+        try:
+            run = run_tflm(raw, golden_in, host_arena, len(info.outputs))
+        except NativeCrashError as exc:
+            if "allocate" in str(exc):
+                needed = measure_min_arena(raw, golden_in[0])
+                report.add("arena", False, f"arena too small: planned host-equivalent {host_arena} B < x86 TFLite Micro minimum {needed} B; "
+                                            "redeploy without --arena-size or with a larger one")
+            else:
+                report.add("x86 TFLite Micro run", False, str(exc))
+            return
+        report.add("arena", True, f"allocates and invokes with the host equivalent of the plan ({host_arena} B)")
+        for v, (got, want) in enumerate(zip(run.outputs, golden_out)):
+            diffs = [float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) if g.size else 0.0 for g, w in zip(got, want)]
+            worst = max(diffs, default=0.0)
+            report.add(f"golden vector {v}", worst == 0.0,
+                       "bit-exact on x86 TFLite Micro" if worst == 0.0 else
+                       f"golden vector {v} differs from the x86 TFLite Micro output (max abs diff {worst:g}): "
+                       f"{GOLDEN_SOURCE} was edited or the model changed; regenerate with 'mcuq deploy --force'")
+
+
+BACKEND = TflmBackend()

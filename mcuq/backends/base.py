@@ -1,0 +1,199 @@
+"""The one interface every runtime implements, and the registry that finds it by name.
+
+``deploy``, ``validate`` and the report only talk to a :class:`Backend`; they never test
+the runtime's name. A new runtime is one package under ``mcuq/backends/`` (with a module
+that defines ``BACKEND``), its templates under ``firmware_templates/``, and one line in
+:data:`BACKEND_MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mcuq.common.errors import MCUQError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mcuq.boards import Board
+    from mcuq.checks.outcome import ValidationReport
+    from mcuq.common.console import Console
+    from mcuq.frontend.converter import QuantizedModel
+    from mcuq.model.info import ModelInfo
+
+Samples = list[list["np.ndarray"]]
+
+# name -> module defining BACKEND. Adding a runtime adds a line here, nothing else outside its package.
+BACKEND_MODULES: dict[str, str] = {
+    "tflm": "mcuq.backends.tflm.backend",
+    "c": "mcuq.backends.c.backend",
+}
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """RAM and flash a project needs on its board, and how that was found (estimate or measured)."""
+
+    ram_bytes: int
+    ram_budget: int
+    flash_bytes: int
+    flash_budget: int
+    arena_in_psram: bool
+    psram_budget: int
+    estimate: str
+
+    @property
+    def fits(self) -> bool:
+        return self.ram_bytes <= self.ram_budget and self.flash_bytes <= self.flash_budget
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ram_bytes": self.ram_bytes, "ram_budget": self.ram_budget, "flash_bytes": self.flash_bytes,
+                "flash_budget": self.flash_budget, "arena_in_psram": self.arena_in_psram,
+                "psram_budget": self.psram_budget, "fits": self.fits, "method": self.estimate}
+
+
+class ArenaRecord(Protocol):
+    """The arena every runtime reports: bytes on the device and for validate's x86 TFLite Micro runs."""
+
+    @property
+    def target_bytes(self) -> int: ...
+
+    @property
+    def host_bytes(self) -> int: ...
+
+    @property
+    def host_min_bytes(self) -> int: ...
+
+    @property
+    def overridden(self) -> bool: ...
+
+    @property
+    def how(self) -> str: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ArenaSummary:
+    """An :class:`ArenaRecord` for runtimes whose arena is not derived from a TFLite Micro measurement."""
+
+    target_bytes: int
+    host_bytes: int
+    host_min_bytes: int
+    explanation: str
+    overridden: bool = False
+
+    @property
+    def how(self) -> str:
+        return self.explanation
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target_bytes": self.target_bytes, "host_bytes": self.host_bytes, "host_min_bytes": self.host_min_bytes,
+                "overridden": self.overridden, "how": self.how}
+
+
+@dataclass
+class DeployJob:
+    """Everything a backend needs to plan and render one project."""
+
+    quantized: QuantizedModel
+    board: Board
+    name: str
+    golden_in: Samples
+    golden_source: str
+    arena_override: int | None = None
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.quantized.info
+
+
+@dataclass
+class BackendPlan:
+    """A backend's decisions, made before a single file is written.
+
+    ``arena`` is the record every runtime fills; ``section`` is the runtime's own part of the
+    manifest (merged at its top level); ``context`` extends the template context;
+    ``extra_files`` are binary files the project carries (reference models).
+    """
+
+    golden_out: Samples
+    arena: ArenaRecord
+    fit: FitReport
+    section: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    extra_files: dict[str, bytes] = field(default_factory=dict)
+    emulation: dict[str, Any] | None = None
+
+
+@dataclass
+class RenderedProject:
+    """File texts of a project: generated (mcuq owns them) and created-once user files."""
+
+    files: dict[str, str | bytes]
+    user_files: dict[str, str]
+
+
+class Backend(Protocol):
+    """A runtime: plan (memory, fit, golden outputs), render, and check a generated project."""
+
+    name: str
+
+    def describe(self, board: Board) -> str:
+        """One line for summaries: which runtime and library serve this board."""
+        ...
+
+    def unsupported_reason(self, board: Board) -> str | None:
+        """Why this runtime cannot serve the board (None when it can)."""
+        ...
+
+    def plan(self, job: DeployJob, console: Console) -> BackendPlan:
+        """Check ops, plan memory, compute golden outputs, build/emulate where possible, check the fit."""
+        ...
+
+    def render(self, job: DeployJob, plan: BackendPlan, context: dict[str, Any]) -> RenderedProject:
+        """The project's files as text; ``context`` is the runtime-independent template context."""
+        ...
+
+    def validate(self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions,
+                 console: Console) -> bytes | None:
+        """Host-side proof of a generated project. Returns the int8 model bytes when they check out."""
+        ...
+
+    def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples,
+                      report: ValidationReport) -> None:
+        """Runtime-specific checks on the validation samples (the TFLite Micro outputs are given)."""
+        ...
+
+    def report_section(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """What the report says about this runtime: library line, kernel set, measured sizes."""
+        ...
+
+    def summary_lines(self, manifest: dict[str, Any]) -> list[str]:
+        """Extra deploy-summary lines (emulator results, measured speed)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """What the user asked ``mcuq validate`` to do beyond the always-on checks."""
+
+    emulate: bool = False
+    build: bool = False
+    tflm_source: str | None = None
+
+
+def backend_names() -> list[str]:
+    return list(BACKEND_MODULES)
+
+
+def get_backend(name: str) -> Backend:
+    """The registered backend called ``name`` (one line naming the known ones otherwise)."""
+    module = BACKEND_MODULES.get(name)
+    if module is None:
+        raise MCUQError(f"unknown runtime '{name}'; known runtimes: {', '.join(BACKEND_MODULES)}")
+    backend: Backend = importlib.import_module(module).BACKEND
+    return backend

@@ -1,0 +1,200 @@
+"""The plain-C int8 runtime as a :class:`~mcuq.backends.base.Backend`.
+
+Compile the model to C, prove it bit-exact with x86 TFLite Micro on the host (gcc), build it
+for the MCU and run its self-test in an emulator when the toolchain is installed, and
+fit-check with the sizes the toolchain reports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcuq import __version__
+from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, Samples, ValidateOptions
+from mcuq.backends.c.codegen import render_c_project, run_host, selftest_sources
+from mcuq.backends.c.program import CProgram, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
+from mcuq.boards import Board
+from mcuq.checks.golden import golden_from_project
+from mcuq.checks.outcome import ValidationReport
+from mcuq.common.console import Console
+from mcuq.common.errors import MCUQError, ValidationFailed
+from mcuq.model.info import ModelInfo, parse_model
+from mcuq.project.context import common_context
+from mcuq.project.writer import MANIFEST, sha256_bytes
+from mcuq.reference.host_tflm import measure_min_arena, run_tflm
+from mcuq.toolchains.emulate import EmulationResult, build_and_run_avr, build_and_run_cortex_m4, toolchain_for
+
+INT8_MODEL_PATH = "mcuq/model_int8.tflite"
+GOLDEN_SOURCE = "src/mcuq_golden.c"
+C_SOURCES = ("mcuq_model.h", "mcuq_model.c", "mcuq_kernels.h", "mcuq_kernels.c", "mcuq_golden.h", "mcuq_golden.c",
+             "mcuq_selftest.h", "mcuq_selftest.c")
+AVR_MAX_OBJECT = 32767  # avr-gcc: size_t is 16 bits
+AVR_NEAR_FLASH = 64 * 1024  # pgm_read_* reaches the first 64 KB of flash
+
+
+def check_avr_limits(program: CProgram) -> None:
+    """What avr-gcc and pgm_read_* cannot address, refused before building."""
+    biggest = max(program.constants, key=lambda c: c.values.nbytes, default=None)
+    if biggest is not None and biggest.values.nbytes > AVR_MAX_OBJECT:
+        raise MCUQError(f"weight array {biggest.name} is {biggest.values.nbytes} B; avr-gcc limits one object to {AVR_MAX_OBJECT} B: "
+                        "split or shrink that layer, or use a 32-bit board")
+    if program.flash_constant_bytes > AVR_NEAR_FLASH - 8 * 1024:
+        raise MCUQError(f"{program.flash_constant_bytes} B of weights exceed the {AVR_NEAR_FLASH // 1024} KB that AVR's pgm_read_* "
+                        "reaches in this runtime version; shrink the model or use a 32-bit board")
+
+
+def emulate_sources(sources: dict[str, str], board_arch: str, mcu: str) -> EmulationResult:
+    return build_and_run_avr(sources, mcu) if board_arch == "avr8" else build_and_run_cortex_m4(sources)
+
+
+def project_sources(project: Path) -> dict[str, str]:
+    return {name: (project / "src" / name).read_text() for name in C_SOURCES if (project / "src" / name).is_file()}
+
+
+def c_template_context(program: CProgram, tflm_min: int) -> dict[str, Any]:
+    assert program.plan is not None
+    return {"fit": {}, "c": {"arena_bytes": program.arena_bytes, "lower_bound": program.plan.lower_bound,
+                             "tflm_arena": tflm_min, "emulation": None}}
+
+
+class CBackend:
+    """Plain C99: one call per op with TFLite Micro's integer arithmetic, one static buffer."""
+
+    name = "c"
+
+    def describe(self, board: Board) -> str:
+        return "plain-C int8 runtime"
+
+    def unsupported_reason(self, board: Board) -> str | None:
+        return None
+
+    def plan(self, job: DeployJob, console: Console) -> BackendPlan:
+        info, board, q = job.info, job.board, job.quantized
+        if q.options.io != "int8" or q.options.activations != "int8":
+            raise MCUQError("the plain-C runtime runs full int8 models with int8 I/O: deploy with --io int8 --activations int8")
+        program = compile_model(info)
+        assert program.plan is not None
+        with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
+            tflm_min = measure_min_arena(info.raw, job.golden_in[0])
+            golden_out = run_tflm(info.raw, job.golden_in, tflm_min, len(info.outputs)).outputs
+        context = {**common_context(job, golden_out), **c_template_context(program, tflm_min)}
+        sources = selftest_sources(program, job.name, context)
+        with console.step("checking the generated C against x86 TFLite Micro"):
+            c_out = run_host(program, sources, job.golden_in)
+        if any(not np.array_equal(a, b) for got, want in zip(c_out, golden_out) for a, b in zip(got, want)):
+            raise MCUQError("internal error: the generated C differs from x86 TFLite Micro on the golden vectors; please report this model")
+        golden_bytes = sum(x.size for s in job.golden_in for x in s) + sum(x.size for s in golden_out for x in s)
+        check_c_fit(program, board, estimate_c_fit(program, board, golden_bytes), golden_bytes)  # cheap refusal first
+        if board.architecture == "avr8":
+            check_avr_limits(program)
+        emulation = None
+        tool = toolchain_for(board.architecture)
+        if tool is not None:
+            with console.step(f"building with {tool} and running the self-test in the emulator"):
+                emulation = emulate_sources(sources, board.architecture, board.mcu)
+            fit = measured_c_fit(emulation.flash_bytes, emulation.ram_bytes, board,
+                                 "avr-size" if board.architecture == "avr8" else "arm-none-eabi-size")
+        else:
+            fit = estimate_c_fit(program, board, golden_bytes)
+        check_c_fit(program, board, fit, golden_bytes)
+        emulation_record = {k: v for k, v in emulation.as_dict().items() if k != "log"} if emulation else None
+        arena = ArenaSummary(program.arena_bytes, tflm_min, tflm_min,
+                             f"plain-C liveness plan {program.arena_bytes} B (lower bound {program.plan.lower_bound} B); "
+                             f"x86 TFLite Micro would need {tflm_min} B")
+        section = {"c_runtime": {"arena_bytes": program.arena_bytes, "lower_bound_bytes": program.plan.lower_bound,
+                                 "tflm_host_min_bytes": tflm_min, "flash_constant_bytes": program.flash_constant_bytes,
+                                 "int8_reference": INT8_MODEL_PATH, "emulation": emulation_record}}
+        context = c_template_context(program, tflm_min)
+        context["fit"] = fit.as_dict()
+        context["c"]["emulation"] = emulation.as_dict() if emulation else None
+        context["program"] = program
+        return BackendPlan(golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw}, emulation_record)
+
+    def render(self, job: DeployJob, plan: BackendPlan, context: dict[str, Any]) -> RenderedProject:
+        context = {**context, **plan.context}
+        files, users = render_c_project(context["program"], job.name, context)
+        rendered: dict[str, str | bytes] = dict(files)
+        return RenderedProject(rendered, dict(users))
+
+    def validate(self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions,
+                 console: Console) -> bytes | None:
+        """The reference model, then the project's own C built with gcc (and the firmware in an emulator)."""
+        with console.step("validating the plain-C runtime against x86 TFLite Micro"):
+            section = manifest.get("c_runtime") or {}
+            ref = project / section.get("int8_reference", INT8_MODEL_PATH)
+            raw = ref.read_bytes() if ref.is_file() else b""
+            ok = sha256_bytes(raw) == manifest["model"]["sha256"]
+            report.add("model checksum", ok, f"{ref.name} matches {MANIFEST}" if ok else
+                       f"model checksum mismatch: {ref} is missing or differs from {MANIFEST}; regenerate with 'mcuq deploy --force'")
+            if not ok:
+                return None
+            info = parse_model(raw, str(ref))
+            try:
+                golden_in, golden_out = golden_from_project(project, info, GOLDEN_SOURCE)
+                c_out = run_host(CProgram(info), project_sources(project), golden_in)
+                tflm_out = run_tflm(raw, golden_in, int(manifest["arena"]["host_bytes"]), len(info.outputs)).outputs
+            except (ValidationFailed, MCUQError) as exc:
+                report.add("plain-C host build", False, str(exc))
+                return raw
+            report.add("plain-C host build", True, "src/*.c builds with gcc -Wall -Wextra -Werror and runs")
+            for v, (c, t, g) in enumerate(zip(c_out, tflm_out, golden_out)):
+                c_ok = all(np.array_equal(a, b) for a, b in zip(c, g))
+                t_ok = all(np.array_equal(a, b) for a, b in zip(t, g))
+                who = " and ".join(w for w, bad in (("C output", not c_ok), ("x86 TFLite Micro", not t_ok)) if bad)
+                report.add(f"golden vector {v}", c_ok and t_ok,
+                           "C output and x86 TFLite Micro are bit-exact with it" if c_ok and t_ok else
+                           f"golden vector {v} differs ({who} disagree): {GOLDEN_SOURCE} or src/mcuq_model.c was edited; "
+                           "regenerate with 'mcuq deploy --force'")
+        if options.emulate:
+            self._check_emulation(report, project, manifest)
+        return raw
+
+    def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples,
+                      report: ValidationReport) -> None:
+        """The project's C on every validation sample against the TFLite Micro outputs already computed."""
+        c_out = run_host(CProgram(info), project_sources(project), inputs)
+        same = sum(all(np.array_equal(a, b) for a, b in zip(c, t)) for c, t in zip(c_out, tflm_outputs))
+        report.add("C vs TFLite Micro on validation data", same == len(inputs), f"{same}/{len(inputs)} samples bit-exact")
+
+    def report_section(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        c = manifest.get("c_runtime") or {}
+        sizes: list[list[Any]] = [["activation buffer (bytes)", c.get("arena_bytes")], ["liveness lower bound (bytes)", c.get("lower_bound_bytes")],
+                                  ["x86 TFLite Micro minimum arena (bytes)", c.get("tflm_host_min_bytes")],
+                                  ["weights in flash (bytes)", c.get("flash_constant_bytes")]]
+        emulation = c.get("emulation")
+        if emulation:
+            sizes += [["emulator", emulation["target"]], ["self-test", "PASS" if emulation["passed"] else "FAIL"],
+                      [f"{emulation['unit']} per inference", emulation["ticks"]],
+                      ["firmware flash (bytes)", emulation["flash_bytes"]], ["firmware static RAM (bytes)", emulation["ram_bytes"]]]
+        return {"library": f"plain-C int8 runtime {manifest.get('mcuq_version', __version__)}, mcuq-c kernels",
+                "optimized_ops": [], "sizes": sizes, "sizes_title": "Plain-C runtime: measured sizes and speed"}
+
+    def summary_lines(self, manifest: dict[str, Any]) -> list[str]:
+        emulation = (manifest.get("c_runtime") or {}).get("emulation")
+        if not emulation:
+            return []
+        return [f"emulated: {emulation['target']}: self-test {'PASS' if emulation['passed'] else 'FAIL'}, "
+                f"{emulation['ticks']:,} {emulation['unit']} per inference"]
+
+    @staticmethod
+    def _check_emulation(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> None:
+        board = manifest["board"]
+        arch = board.get("architecture", "")
+        if toolchain_for(arch) is None:
+            report.add("emulator", False, f"no emulator toolchain for {arch} here (AVR: gcc-avr avr-libc simavr; "
+                                          "Cortex-M: gcc-arm-none-eabi qemu-system-arm)")
+            return
+        try:
+            result = emulate_sources(project_sources(project), arch, board["mcu"])
+        except MCUQError as exc:
+            report.add("emulator", False, str(exc))
+            return
+        report.metrics["emulation"] = {k: v for k, v in result.as_dict().items() if k != "log"}
+        report.add("emulator", result.passed, f"{result.target}: self-test {'PASS' if result.passed else 'FAIL'}, "
+                   f"{result.ticks} {result.unit} per inference, flash {result.flash_bytes} B, RAM {result.ram_bytes} B")
+
+
+BACKEND = CBackend()

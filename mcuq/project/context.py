@@ -1,0 +1,42 @@
+"""The runtime-independent part of every project's template context.
+
+Backends add their own keys (``BackendPlan.context``); the templates of both runtimes can
+rely on everything here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mcuq import __version__
+from mcuq.project.render import BANNER, c_values, tensor_context
+from mcuq.reference.host_tflm import tflm_version
+
+if TYPE_CHECKING:
+    from mcuq.backends.base import DeployJob, Samples
+
+
+def golden_context(golden_in: Samples, golden_out: Samples, source: str) -> dict[str, Any]:
+    def arrays(values: list[np.ndarray]) -> list[dict[str, Any]]:
+        return [{"size": int(np.asarray(v).size), "data": c_values(v)} for v in values]
+
+    return {"count": len(golden_in), "source": source,
+            "vectors": [{"inputs": arrays(i), "outputs": arrays(o)} for i, o in zip(golden_in, golden_out)]}
+
+
+def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
+    """What every project template (TFLite Micro or plain C) gets."""
+    info, board = job.info, job.board
+    return {
+        "banner": BANNER, "mcuq_version": __version__,
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "board": board, "env_name": board.id, "model_name": job.name,
+        "pio": {"lib_deps": [], "build_flags": [], "build_unflags": [], "lib_compat_mode": None,
+                "monitor_speed": 115200, "sdkconfig": [], **board.platformio},
+        "inputs": [tensor_context(t) for t in info.input_tensors], "outputs": [tensor_context(t) for t in info.output_tensors],
+        "golden": golden_context(job.golden_in, golden_out, job.golden_source), "tflm_version": f"tflite-micro {tflm_version()}",
+        "quant": job.quantized.manifest_entry(),
+    }
