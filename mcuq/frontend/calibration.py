@@ -9,18 +9,21 @@ the input name and the expected versus given shape, before TensorFlow is touched
 from __future__ import annotations
 
 import importlib
+import itertools
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mcuq.common.errors import CalibrationError
+from mcuq.common.isolation import mark_stage
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 IMAGE_SCALES = {"0..1": (1 / 255.0, 0.0), "-1..1": (2 / 255.0, -1.0), "0..255": (1.0, 0.0)}
 DEFAULT_SAMPLES = 300
+MAX_FUNCTION_SAMPLES = 100_000  # a generator read without a sample limit (validation data) stops here
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def load_samples(
     if spec == "random":
         data = _random(inputs, max_samples or DEFAULT_SAMPLES, seed)
     elif ":" in spec and not Path(spec).exists() and not spec.lower().endswith((".npy", ".npz", ".csv")):
-        data = _from_function(spec, inputs)
+        data = _from_function(spec, inputs, max_samples)
     else:
         path = Path(spec)
         if not path.exists():
@@ -151,7 +154,10 @@ def _from_csv(path: Path, inputs: list[InputSpec]) -> SampleSet:
     spec = _one_input(path, inputs, "CSV")
     if len(spec.shape) != 1:
         raise CalibrationError(f"{path}: CSV works for 1-D inputs; input '{spec.name}' has shape {spec.shape}; use .npy or .npz")
-    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError as exc:
+        raise CalibrationError(f"{path}: cannot read it ({exc.strerror})") from None
     rows = []
     for n, line in enumerate(lines, 1):
         cells = [c.strip() for c in line.split(",")]
@@ -161,6 +167,8 @@ def _from_csv(path: Path, inputs: list[InputSpec]) -> SampleSet:
             if n == 1:
                 continue  # a header row
             raise CalibrationError(f"{path}:{n}: not a number in '{line[:60]}'") from None
+    if not rows:
+        raise CalibrationError(f"{path}: no data rows; write one sample of {spec.shape[0]} comma-separated numbers per line")
     widths = {len(r) for r in rows}
     if len(widths) > 1:
         raise CalibrationError(f"{path}: rows have different lengths {sorted(widths)}; every row is one sample of {spec.shape[0]} values")
@@ -192,14 +200,20 @@ def _from_images(folder: Path, inputs: list[InputSpec], image_scale: str) -> Sam
     return SampleSet({spec.name: np.stack(images)}, str(folder), notes=[note])
 
 
-def _from_function(spec: str, inputs: list[InputSpec]) -> SampleSet:
+def _from_function(spec: str, inputs: list[InputSpec], max_samples: int | None) -> SampleSet:
+    """Samples from ``module:function``. A list is subsampled like any data; a generator is read
+    for at most ``max_samples`` items (an endless generator must not eat the machine's memory)."""
     module_name, _, func_name = spec.partition(":")
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
+    mark_stage(f"calibration function {spec}")  # a segfault or exit in user code is named as such
     try:
         func = getattr(importlib.import_module(module_name), func_name)
         samples: Iterable[object] = func()
+        if not isinstance(samples, Sized):
+            samples = itertools.islice(samples, max_samples or MAX_FUNCTION_SAMPLES)
         collected = [_sample_as_list(s, inputs, spec) for s in samples]
+        mark_stage(f"checking the samples of {spec}")
     except Exception as exc:
         if isinstance(exc, CalibrationError):
             raise

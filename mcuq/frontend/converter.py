@@ -26,7 +26,7 @@ from mcuq import __version__
 from mcuq.common import errors as errors_module
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ConversionError, MCUQError, ModelLoadError, NativeCrashError
-from mcuq.common.isolation import run_isolated
+from mcuq.common.isolation import ChildFailure, child_temp_dir, mark_stage, run_isolated_ex
 from mcuq.frontend.calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, load_samples
 from mcuq.frontend.fullint8 import check_full_int8, detect_mode, dynamic_batch
 from mcuq.frontend.loader import LoadedModel, detect_kind, load_model
@@ -227,12 +227,9 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
     (seen on recurrent layers), and that must become an error message, not a dead mcuq."""
     request = {"model": str(model), "calibration": calibration, "options": options, "level": console.level}
     # The child's stderr stays on the terminal: it carries the progress lines.
-    answer, why = run_isolated("mcuq.frontend.converter", request, capture_stderr=False)
-    if answer is None:
-        raise NativeCrashError(
-            f"{model}: the TFLite converter crashed ({why}); recurrent layers (LSTM/GRU) and custom ops are the usual cause: "
-            "build recurrent layers with unroll=True and a fixed sequence length, or replace the layer"
-        )
+    answer, failure = run_isolated_ex("mcuq.frontend.converter", request, capture_stderr=False, timeout=CONVERTER_TIMEOUT)
+    if failure is not None:
+        raise NativeCrashError(_crash_message(model, calibration, failure))
     if "error" in answer:
         error_class = getattr(errors_module, answer["error_type"], ConversionError)
         raise error_class(answer["error"])
@@ -245,19 +242,39 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
                           answer["float_tflite"], answer["notes"] + data.notes)
 
 
+CONVERTER_TIMEOUT = 3600.0
+
+
+def _crash_message(model: Path, calibration: str, failure: ChildFailure) -> str:
+    """Name what actually died: the user's calibration function, the converter, or the child itself."""
+    how = f"timed out after {CONVERTER_TIMEOUT:g} s" if failure.timed_out else (
+        f"crashed ({failure.detail})" if failure.returncode < 0 else f"exited ({failure.detail})")
+    if failure.stage.startswith("calibration function"):
+        return (f"{calibration}: the calibration function {how} before returning its samples; "
+                "run it on its own in Python and fix it (it must return or yield arrays, not exit)")
+    if failure.stage == "converting" and not failure.timed_out:
+        return (f"{model}: the TFLite converter {how}; recurrent layers (LSTM/GRU) and custom ops are the usual cause: "
+                "build recurrent layers with unroll=True and a fixed sequence length, or replace the layer")
+    stage = f" while {failure.stage}" if failure.stage else ""
+    return f"{model}: the conversion step {how}{stage}; rerun with --verbose to see TensorFlow's own messages"
+
+
 def convert_in_this_process(model: Path, calibration: str, options: QuantizeOptions, console: Console) -> dict[str, Any]:
     """The child-process side of ``_convert_isolated``: load, calibrate, convert."""
+    mark_stage("importing TensorFlow")
     with console.step("importing TensorFlow"):
         tf = import_tensorflow()
+    mark_stage(f"loading {model}")
     loaded = load_model(model, console)
     _check_recurrent_layers(loaded)
-    with tempfile.TemporaryDirectory(prefix="mcuq-export-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mcuq-export-", dir=child_temp_dir()) as tmp:
         make_converter, inputs = _converter_for(loaded, Path(tmp), console)
         data = load_samples(calibration, inputs, options.calibration_samples, options.seed, options.image_scale)
         if data.random:
             console.warn("--calibration random: int8 ranges come from random numbers; ACCURACY IS UNVERIFIED (recorded in every output)")
         converter = make_converter()
         _configure(converter, tf, data, options)
+        mark_stage("converting")
         with console.step(f"calibrating on {data.count} samples and converting"):
             tflite = _run_converter(converter, loaded, console)
         notes = list(loaded.notes)

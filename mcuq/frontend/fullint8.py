@@ -13,6 +13,8 @@ from mcuq.model.info import BIAS_INPUT_INDEX, FLOAT_TYPES, ModelInfo, OpInfo, Te
 ACTIVATION_TYPES = {"int8": {"int8"}, "int16": {"int16"}}
 BIAS_TYPES = {"int8": {"int32"}, "int16": {"int64", "int32"}}
 IO_EDGE_OPS = {"QUANTIZE", "DEQUANTIZE"}
+QUANTIZED_TYPES = {"int8", "uint8", "int16"}
+ARITHMETIC_OPS = {"ADD", "SUB", "MUL", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "CONCATENATION"}
 # A model converted with batch None computes the shape of every Flatten at run time
 # (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE): small int32 tensors that are never data.
 SHAPE_SOURCE_OPS = {"SHAPE"}
@@ -64,6 +66,9 @@ def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str, tflite: bo
         t = info.tensors[idx]
         if idx in shapes:
             continue
+        _check_has_quantization(info, op, t, tflite)
+        if t.is_constant and op.name in ARITHMETIC_OPS and t.dtype not in allowed_act and not set(op.outputs) <= shapes:
+            _fail_tensor(info, op, t, f"operand is {t.dtype}, expected {activations}", tflite)
         if t.is_constant:
             _check_constant(info, op, pos, t, activations, tflite)
         elif t.dtype not in allowed_act and not _is_float_edge(info, op, t, io):
@@ -72,8 +77,15 @@ def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str, tflite: bo
         t = info.tensors[idx]
         if idx in shapes:
             continue
+        _check_has_quantization(info, op, t, tflite)
         if t.dtype not in allowed_act and not _is_float_edge(info, op, t, io):
             _fail_tensor(info, op, t, f"output is {t.dtype}, expected {activations}", tflite)
+
+
+def _check_has_quantization(info: ModelInfo, op: OpInfo, t: TensorInfo, tflite: bool) -> None:
+    """An 8/16-bit tensor without scale and zero point cannot be run or converted to real values."""
+    if t.dtype in QUANTIZED_TYPES and t.quant is None:
+        _fail_tensor(info, op, t, f"{t.dtype} tensor has no quantization parameters (scale, zero point)", tflite)
 
 
 def _is_float_edge(info: ModelInfo, op: OpInfo, t: TensorInfo, io: str) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mcuq.common.errors import ModelLoadError
+from mcuq.model.verify import verify_model
 
 # TensorType enum values of the TFLite schema.
 TENSOR_TYPE_NAMES = {
@@ -244,6 +245,7 @@ def parse_model(raw: bytes, source: str = "model") -> ModelInfo:
         )
     try:
         model = _schema().ModelT.InitFromPackedBuf(bytearray(raw), 0)
+        verify_model(model, raw, source)  # before anything reads an index, shape or buffer
         return _model_info_from_schema(model, raw)
     except ModelLoadError:
         raise

@@ -1,0 +1,282 @@
+"""Structural verifier for .tflite models, run before anything reads a model.
+
+The TFLite flatbuffer bindings decode whatever bytes they are given: an op input of 1000000,
+a weight tensor whose shape promises more bytes than its buffer holds, or a per-channel scale
+list shorter than the channel count all decode "fine" and then surface deep inside mcuq as an
+``IndexError`` or as minutes of arena search. TFLite's own ``tflite::Verify`` (and the checks of
+``InterpreterBuilder``) reject such files up front; this module applies the same rules to the
+decoded object tree, plus the per-op facts mcuq's later stages rely on (the layouts of the
+convolution, pooling and dense ops, option values in range). Every finding is one
+``ModelLoadError`` line that names the subgraph, op or tensor.
+
+What is checked (with TFLite's reference in parentheses):
+
+* schema version 3 (``TFLITE_SCHEMA_VERSION``), at least one subgraph, bounded counts;
+* every index in range: op -> opcode, op inputs (-1 = omitted) / outputs / intermediates ->
+  tensor, tensor -> buffer, subgraph inputs/outputs, signature defs, metadata -> buffer,
+  control-flow options -> subgraph (``VerifySubGraphConsistency``, ``VerifyOperators``);
+* tensors: known type, shape dims >= 0 and bounded, shape signature consistent, a constant
+  tensor's buffer size equal to elements x type size (``VerifyNumericTensorBuffer``), data kept
+  inside the flatbuffer, quantization arrays of matching length and per-channel arrays as long
+  as the quantized dimension (``ParseQuantization``);
+* ops: builtin options of the type the op declares (``builtin_options_as_<T>``), known enum
+  values, stride/dilation/filter sizes >= 1, and the ranks of the ops whose layouts later
+  stages index (conv, depthwise, transpose conv, pooling, fully connected).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+from mcuq.common.errors import ModelLoadError
+
+SCHEMA_VERSION = 3
+MAX_SUBGRAPHS = 64
+MAX_TENSORS = 1 << 20
+MAX_OPS = 1 << 20
+MAX_RANK = 8
+MAX_TENSOR_BYTES = 1 << 30  # far beyond any microcontroller; bounds every later allocation
+TYPE_SIZES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 8: 8, 9: 1, 10: 8, 11: 16, 12: 8, 15: 4, 16: 2}
+STRING, RESOURCE, VARIANT, INT4 = 5, 13, 14, 17
+KNOWN_TYPES = set(TYPE_SIZES) | {STRING, RESOURCE, VARIANT, INT4}
+
+POOL_OPS = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D"}
+REDUCER_OPS = {"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY", "REDUCE_ALL"}
+# (minimum inputs, {input slot: rank}, output rank or None) for ops whose layout mcuq indexes.
+LAYOUTS: dict[str, tuple[int, dict[int, int], int | None]] = {
+    "CONV_2D": (2, {0: 4, 1: 4}, 4),
+    "DEPTHWISE_CONV_2D": (2, {0: 4, 1: 4}, 4),
+    "TRANSPOSE_CONV": (3, {1: 4, 2: 4}, 4),
+    "FULLY_CONNECTED": (2, {1: 2}, None),
+    "AVERAGE_POOL_2D": (1, {0: 4}, 4),
+    "MAX_POOL_2D": (1, {0: 4}, 4),
+}
+# Inputs an op cannot run without (TFLite kernels check NumInputs in Prepare; mcuq's stages index them).
+MIN_INPUTS = {
+    "ADD": 2, "SUB": 2, "MUL": 2, "SQUARED_DIFFERENCE": 2, "MAXIMUM": 2, "MINIMUM": 2, "MEAN": 2, "SUM": 2, "PAD": 2,
+    "PADV2": 2, "RESHAPE": 1, "SOFTMAX": 1, "LOGISTIC": 1, "TANH": 1, "RELU": 1, "RELU6": 1, "LEAKY_RELU": 1,
+    "QUANTIZE": 1, "DEQUANTIZE": 1, "CONCATENATION": 1, "HARD_SWISH": 1, "PRELU": 2, "TRANSPOSE": 2,
+    "STRIDED_SLICE": 4, "SLICE": 3, "RESIZE_NEAREST_NEIGHBOR": 2, "RESIZE_BILINEAR": 2, "SQUEEZE": 1, "EXPAND_DIMS": 2,
+}
+REQUIRED_OPTIONS = {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "TRANSPOSE_CONV"}
+AT_LEAST_ONE = ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "filterHeight", "filterWidth")
+
+
+@lru_cache(maxsize=1)
+def _enums() -> tuple[dict[int, str], dict[int, str], dict[str, int]]:
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    def table(cls: Any) -> dict[int, str]:
+        return {getattr(cls, n): n for n in dir(cls) if not n.startswith("_")}
+
+    ops, options = table(schema.BuiltinOperator), table(schema.BuiltinOptions)
+    by_name = {name.lower(): value for value, name in options.items()}
+    expected: dict[str, int] = {}
+    for name in ops.values():
+        if name in POOL_OPS:
+            expected[name] = by_name["pool2doptions"]
+        elif name in REDUCER_OPS:
+            expected[name] = by_name["reduceroptions"]
+        elif name in ("MAXIMUM", "MINIMUM"):
+            expected[name] = by_name["maximumminimumoptions"]
+        elif name.replace("_", "").lower() + "options" in by_name:
+            expected[name] = by_name[name.replace("_", "").lower() + "options"]
+    return ops, options, expected
+
+
+class _Fail(Exception):
+    pass
+
+
+def _fail(message: str) -> None:
+    raise _Fail(message)
+
+
+def _len(v: Any) -> int:
+    return 0 if v is None else len(v)
+
+
+def _ints(v: Any) -> list[int]:
+    return [] if v is None else [int(x) for x in v]
+
+
+def _check_index(value: int, count: int, what: str, allow_omitted: bool = False) -> None:
+    if allow_omitted and value == -1:
+        return
+    if not 0 <= value < count:
+        _fail(f"{what} is {value}, out of range (0..{count - 1})")
+
+
+def verify_model(model: Any, raw: bytes, source: str = "model") -> None:
+    """Raise a one-line ModelLoadError naming the first structural defect of ``model`` (a ModelT)."""
+    try:
+        _verify(model, raw)
+    except _Fail as exc:
+        raise ModelLoadError(f"{source}: malformed .tflite: {exc}; re-export the model with the TFLite converter") from None
+
+
+def _verify(model: Any, raw: bytes) -> None:
+    if int(model.version) != SCHEMA_VERSION:
+        _fail(f"schema version {model.version}, expected {SCHEMA_VERSION}")
+    subgraphs = model.subgraphs or []
+    buffers = model.buffers or []
+    opcodes = model.operatorCodes or []
+    if not subgraphs:
+        _fail("no subgraph")
+    if len(subgraphs) > MAX_SUBGRAPHS:
+        _fail(f"{len(subgraphs)} subgraphs (limit {MAX_SUBGRAPHS})")
+    op_names, option_names, _ = _enums()
+    for i, code in enumerate(opcodes):
+        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        if builtin not in op_names:
+            _fail(f"operator code {i} names builtin op {builtin}, unknown to this TFLite schema")
+        if int(code.version) < 1:
+            _fail(f"operator code {i} has version {code.version}")
+    for i, buf in enumerate(buffers):
+        offset, size = int(getattr(buf, "offset", 0) or 0), int(getattr(buf, "size", 0) or 0)
+        if offset > 1 or size > 0:
+            if offset + size > len(raw):
+                _fail(f"buffer {i} points at bytes {offset}..{offset + size} beyond the {len(raw)}-byte file")
+            _fail(f"buffer {i} is stored outside the flatbuffer (a >2 GB model layout), which mcuq does not read")
+    for m, meta in enumerate(model.metadata or []):
+        _check_index(int(meta.buffer), len(buffers), f"metadata {m} buffer")
+    for s, sg in enumerate(subgraphs):
+        _verify_subgraph(s, sg, buffers, opcodes, len(subgraphs), op_names, option_names)
+    if not _ints(subgraphs[0].inputs) or not _ints(subgraphs[0].outputs):
+        _fail("the main subgraph has no inputs or no outputs")
+    for d, sig in enumerate(model.signatureDefs or []):
+        _check_index(int(sig.subgraphIndex), len(subgraphs), f"signature {d} subgraph")
+        count = _len(subgraphs[int(sig.subgraphIndex)].tensors)
+        for t in [*(sig.inputs or []), *(sig.outputs or [])]:
+            _check_index(int(t.tensorIndex), count, f"signature {d} tensor")
+
+
+def _verify_subgraph(s: int, sg: Any, buffers: list[Any], opcodes: list[Any], n_subgraphs: int,
+                     op_names: dict[int, str], option_names: dict[int, str]) -> None:
+    where = f"subgraph {s}" if s else "the main subgraph"
+    tensors = sg.tensors or []
+    ops = sg.operators or []
+    if len(tensors) > MAX_TENSORS or len(ops) > MAX_OPS:
+        _fail(f"{where} has {len(tensors)} tensors and {len(ops)} ops (limits {MAX_TENSORS}, {MAX_OPS})")
+    for t_index, t in enumerate(tensors):
+        _verify_tensor(f"{where} tensor {t_index} '{_name(t)}'", t, buffers)
+    for kind, values in (("input", sg.inputs), ("output", sg.outputs)):
+        for v in _ints(values):
+            _check_index(v, len(tensors), f"{where} {kind} tensor index")
+    _, _, expected = _enums()
+    for o, op in enumerate(ops):
+        _check_index(int(op.opcodeIndex), len(opcodes), f"{where} op {o} opcode index")
+        code = opcodes[int(op.opcodeIndex)]
+        name = op_names[max(int(code.builtinCode), int(code.deprecatedBuiltinCode))]
+        what = f"{where} op {o} ({name})"
+        inputs, outputs = _ints(op.inputs), _ints(op.outputs)
+        for v in inputs:
+            _check_index(v, len(tensors), f"{what} input tensor index", allow_omitted=True)
+        for v in [*outputs, *_ints(op.intermediates)]:
+            _check_index(v, len(tensors), f"{what} output tensor index")
+        if not outputs:
+            _fail(f"{what} has no output")
+        _verify_options(what, name, op, expected, option_names, n_subgraphs)
+        _verify_layout(what, name, inputs, outputs, tensors)
+
+
+def _name(t: Any) -> str:
+    name = t.name
+    text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name or "")
+    return text[:80]
+
+
+def _verify_tensor(what: str, t: Any, buffers: list[Any]) -> None:
+    ttype = int(t.type)
+    if ttype not in KNOWN_TYPES:
+        _fail(f"{what} has unknown type {ttype}")
+    shape = _ints(t.shape)
+    if len(shape) > MAX_RANK:
+        _fail(f"{what} has rank {len(shape)} (limit {MAX_RANK})")
+    if any(d < 0 for d in shape):
+        _fail(f"{what} has a negative dimension in shape {shape}")
+    elements = math.prod(shape)
+    itemsize = TYPE_SIZES.get(ttype, 1)
+    if elements * itemsize > MAX_TENSOR_BYTES:
+        _fail(f"{what} shape {shape} needs {elements * itemsize:,} bytes, more than any microcontroller holds")
+    signature = _ints(t.shapeSignature) if t.shapeSignature is not None else None
+    if signature is not None and (len(signature) != len(shape) or any(g not in (d, -1) for g, d in zip(signature, shape))):
+        _fail(f"{what} has shape signature {signature} inconsistent with its shape {shape}")
+    _check_index(int(t.buffer), len(buffers), f"{what} buffer index")
+    data = buffers[int(t.buffer)].data
+    nbytes = _len(data)
+    if not nbytes and 0 in shape:
+        _fail(f"{what} is an empty activation (shape {shape})")
+    if t.sparsity is not None:
+        _fail(f"{what} is sparse; mcuq and TFLite Micro take dense tensors only")
+    if nbytes and ttype not in (STRING, RESOURCE, VARIANT):
+        want = (elements + 1) // 2 if ttype == INT4 else elements * itemsize
+        if nbytes != want:
+            _fail(f"{what} holds {nbytes} bytes of data but its shape {shape} x {itemsize} B needs {want}")
+    q = t.quantization
+    if q is not None and q.scale is not None and _len(q.scale):
+        scales, zero_points = list(q.scale), _ints(q.zeroPoint)
+        if len(zero_points) != len(scales):
+            _fail(f"{what} has {len(scales)} quantization scales but {len(zero_points)} zero points")
+        if not all(math.isfinite(float(x)) and float(x) >= 0 for x in scales):
+            _fail(f"{what} has a negative or non-finite quantization scale")
+        if not nbytes and not all(float(x) > 0 for x in scales):
+            _fail(f"{what} is an activation with quantization scale 0")
+        if len(scales) > 1:
+            axis = int(q.quantizedDimension)
+            if not 0 <= axis < len(shape):
+                _fail(f"{what} is quantized per channel along axis {axis}, but has rank {len(shape)}")
+            if shape[axis] != len(scales):
+                _fail(f"{what} has {len(scales)} per-channel scales for {shape[axis]} channels (axis {axis})")
+
+
+def _verify_options(what: str, name: str, op: Any, expected: dict[str, int], option_names: dict[int, str],
+                    n_subgraphs: int) -> None:
+    kind = int(op.builtinOptionsType)
+    if kind not in option_names:
+        _fail(f"{what} has unknown options type {kind}")
+    want = expected.get(name)
+    if kind != 0 and want is not None and kind != want:
+        _fail(f"{what} carries {option_names[kind]}, expected {option_names[want]}")
+    options = op.builtinOptions
+    if kind != 0 and options is None:
+        _fail(f"{what} declares {option_names[kind]} but carries none")
+    if name in REQUIRED_OPTIONS and (kind == 0 or options is None):
+        _fail(f"{what} has no {option_names[want] if want is not None else 'options'}")
+    if options is None:
+        return
+    for key, value in vars(options).items():
+        if key in AT_LEAST_ONE and int(value) < 1:
+            _fail(f"{what} has {key} = {value} (must be >= 1)")
+        if key == "padding" and int(value) not in (0, 1):
+            _fail(f"{what} has unknown padding {value}")
+        if key == "fusedActivationFunction" and not 0 <= int(value) <= 5:
+            _fail(f"{what} has unknown fused activation {value}")
+        if key == "depthMultiplier" and int(value) < 0:
+            _fail(f"{what} has depthMultiplier {value}")
+        if key.endswith("SubgraphIndex") and isinstance(value, int):
+            _check_index(value, n_subgraphs, f"{what} {key}")
+
+
+def _verify_layout(what: str, name: str, inputs: list[int], outputs: list[int], tensors: list[Any]) -> None:
+    for slot in range(MIN_INPUTS.get(name, 0)):
+        if slot >= len(inputs) or inputs[slot] < 0:
+            _fail(f"{what} has {len(inputs)} inputs, needs at least {MIN_INPUTS[name]}")
+    if name in ("SOFTMAX", "CONCATENATION") and not _len(tensors[inputs[0]].shape):
+        _fail(f"{what} input 0 is a scalar")
+    layout = LAYOUTS.get(name)
+    if layout is None:
+        return
+    min_inputs, ranks, out_rank = layout
+    if len(inputs) < min_inputs:
+        _fail(f"{what} has {len(inputs)} inputs, needs at least {min_inputs}")
+    for slot, rank in ranks.items():
+        if inputs[slot] < 0:
+            _fail(f"{what} input {slot} is omitted")
+        got = _len(tensors[inputs[slot]].shape)
+        if got != rank:
+            _fail(f"{what} input {slot} has rank {got}, expected {rank}")
+    if out_rank is not None and _len(tensors[outputs[0]].shape) != out_rank:
+        _fail(f"{what} output has rank {_len(tensors[outputs[0]].shape)}, expected {out_rank}")
