@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import io
 import json
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 
 from mcuq.model.info import ModelInfo, TensorInfo
@@ -106,7 +107,7 @@ def _fmt(v: Any) -> str:
         if math.isinf(v):
             return "inf" if v > 0 else "-inf"
         return f"{v:.4g}"
-    return html.escape(str(v))
+    return str(v)
 
 
 def render_report_json(data: dict[str, Any]) -> str:
@@ -122,54 +123,36 @@ img{max-width:100%;height:auto} .wrap{overflow-x:auto} code{font-size:12px;word-
 """
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<div class="wrap"><table><tr>{head}</tr>{body}</table></div>'
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = _fmt
+    return env
+
+
+METRIC_KEYS = ["ACC_float", "ACC_int8", "top1_agreement", "RMSE", "MAE", "L2R", "COS", "SNR_dB"]
 
 
 def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo | None) -> str:
+    """The page is laid out in report.html.j2; here only the pictures are drawn and rows picked."""
     s = data["summary"]
-    verdict = '<span class="pass">PASS</span>' if data["passed"] else '<span class="fail">FAIL</span>'
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>mcuq report: {html.escape(s['model'])}</title>"
-             f"<style>{STYLE}</style></head><body>",
-             f"<h1>{html.escape(s['model'])} on {html.escape(s['board'])}: {verdict}</h1>",
-             f"<p>Runtime {html.escape(s['runtime'])} ({html.escape(s['library'])}), full {html.escape(s['activations'])}, "
-             f"I/O {html.escape(s['io'])}. Model {s['int8_bytes']:,} bytes int8"
-             + (f" vs {s['float_bytes']:,} bytes float" if s.get("float_bytes") else "") + f", arena {s['arena_bytes']:,} bytes.</p>"]
-    if s.get("random_calibration"):
-        parts.append('<p class="fail">Calibrated on random data: accuracy unverified.</p>')
-    parts.append("<h2>Checks</h2>" + _table(["check", "result", "detail"], [[c["name"], "ok" if c["passed"] else "FAIL", c["detail"]] for c in data["checks"]]))
-    parts.append(f"<h2>Memory against the board's budget</h2><img alt='budget' src='{budget_chart(s['fit'], s['arena_bytes'])}'>")
-    parts.append(f"<p>{html.escape(s['fit']['method'])}</p>")
-    parts.append("<h2>Ops</h2>" + _table(["#", "op", "MACs", "optimized kernel on this board", "layer"],
-                                        [[o["index"], o["op"], o["macs"], "yes" if o["optimized"] else "reference", o["layer"]] for o in data["ops"]]))
     metrics = data.get("metrics") or {}
-    if metrics.get("outputs"):
-        parts.append(f"<h2>Float vs int8 on {metrics['samples']} validation samples</h2>")
-        keys = ["ACC_float", "ACC_int8", "top1_agreement", "RMSE", "MAE", "L2R", "COS", "SNR_dB"]
-        parts.append(_table(["output", *keys], [[o["name"], *[o.get(k, "-") for k in keys]] for o in metrics["outputs"]]))
-        for o in metrics["outputs"]:
-            imgs = [confusion_chart(o[k], t) for k, t in (("confusion_float", "float"), ("confusion_int8", "int8")) if k in o]
-            if imgs:
-                parts.append('<div class="grid">' + "".join(f"<img alt='confusion' src='{i}'>" for i in imgs) + "</div>")
-    if data.get("per_layer"):
-        parts.append("<h2>Per-layer error (int8 on TFLite Micro vs float)</h2>")
-        parts.append(f"<img alt='per-layer SNR' src='{layer_chart(data['per_layer'])}'>")
-        parts.append(_table(["#", "op", "layer", "SNR dB", "COS", "SNR lost here dB", "saturated"],
-                            [[r["op_index"], r["op"], r["layer"], r["SNR_dB"], r["COS"], r["drop_dB"], f"{r['saturation']:.1%}"] for r in data["per_layer"]]))
-        for w in data.get("worst_layers", []):
-            parts.append(f"<p><b>{html.escape(w['layer'])}</b> (op {w['op_index']} {w['op']}, SNR {_fmt(w['SNR_dB'])} dB): {html.escape(w['advice'])}</p>")
-    weights = data.get("weights", [])
-    if weights:
-        parts.append("<h2>Weights: float vs int8</h2>")
-        for w in weights:
-            parts.append(f"<p><code>{html.escape(w['name'])}</code> {w['shape']}: {html.escape(w['quant'])}</p><img alt='weights' src='{w['image']}'>")
-    if s.get("runtime_sizes"):
-        parts.append(f"<h2>{html.escape(s['runtime_sizes_title'])}</h2>" + _table(["what", "value"], s["runtime_sizes"]))
-    parts.append(f"<h2>How the arena was sized</h2><p>{html.escape(s['arena_how'])}</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    outputs = metrics.get("outputs") or []
+    per_layer = data.get("per_layer") or []
+    return _environment().get_template("report.html.j2").render(
+        s=s, passed=data["passed"], style=STYLE,
+        checks=[[c["name"], "ok" if c["passed"] else "FAIL", c["detail"]] for c in data["checks"]],
+        budget_image=budget_chart(s["fit"], s["arena_bytes"]),
+        ops=[[o["index"], o["op"], o["macs"], "yes" if o["optimized"] else "reference", o["layer"]] for o in data["ops"]],
+        metrics=metrics if outputs else None, metric_keys=METRIC_KEYS,
+        metric_rows=[[o["name"], *[o.get(k, "-") for k in METRIC_KEYS]] for o in outputs],
+        confusion_images=[[confusion_chart(o[k], t) for k, t in (("confusion_float", "float"), ("confusion_int8", "int8")) if k in o]
+                          for o in outputs],
+        per_layer=[[r["op_index"], r["op"], r["layer"], r["SNR_dB"], r["COS"], r["drop_dB"], f"{r['saturation']:.1%}"] for r in per_layer],
+        layer_image=layer_chart(per_layer) if per_layer else "", worst_layers=data.get("worst_layers", []),
+        weights=data.get("weights", []),
+    )
 
 
 def weight_pictures(q: ModelInfo, float_info: ModelInfo | None, pairs: list[Any]) -> list[dict[str, Any]]:
