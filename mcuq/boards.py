@@ -7,9 +7,10 @@ that fails to build an hour later on the user's desk.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import types
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 from mcuq.backends.base import BACKEND_MODULES
 from mcuq.common.compat import tomllib
@@ -21,26 +22,36 @@ RUNTIMES = tuple(BACKEND_MODULES)
 KERNEL_SETS = ("reference", "cmsis-nn-dsp", "cmsis-nn-nodsp", "esp-nn", "esp-nn-s3")
 API_FLAVOURS = ("esp-idf", "arduino-2023")
 
-# key: (type, required)
-TOP_SCHEMA: dict[str, tuple[type | tuple[type, ...], bool]] = {
-    "id": (str, True), "name": (str, True), "mcu": (str, True), "architecture": (str, True),
-    "word_size": (int, True), "clock_mhz": (int, True), "sram_bytes": (int, True), "flash_bytes": (int, True),
-    "psram_bytes": (int, False), "framework_ram_bytes": (int, True), "framework_flash_bytes": (int, True),
-    "default_runtime": (str, True), "notes": (str, False), "platformio": (dict, True), "tflm": (dict, False),
-}
-PIO_SCHEMA: dict[str, tuple[type | tuple[type, ...], bool]] = {
-    "platform": (str, True), "board": (str, True), "framework": (str, True), "monitor_speed": (int, False),
-    "lib_deps": (list, False), "build_flags": (list, False), "build_unflags": (list, False), "lib_compat_mode": (str, False),
-    "sdkconfig": (list, False),
-}
-TFLM_SCHEMA: dict[str, tuple[type | tuple[type, ...], bool]] = {
-    "library": (str, True), "api_flavour": (str, True), "kernels": (str, True),
-    "component": (str, False), "component_version": (str, False),
-}
+@dataclass(frozen=True)
+class PlatformIOSection:
+    """[platformio] of a board file: what goes into platformio.ini (versions pinned)."""
+
+    platform: str
+    board: str
+    framework: str
+    monitor_speed: int = 115200
+    lib_deps: list[str] = field(default_factory=list)
+    build_flags: list[str] = field(default_factory=list)
+    build_unflags: list[str] = field(default_factory=list)
+    lib_compat_mode: str | None = None
+    sdkconfig: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TflmSection:
+    """[tflm] of a board file: the TensorFlow Lite Micro library the board's project pulls in."""
+
+    library: str
+    api_flavour: str
+    kernels: str
+    component: str | None = None
+    component_version: str | None = None
 
 
 @dataclass(frozen=True)
 class Board:
+    """One board file. Its fields are the file's schema (``schema_of``): declare a new key here only."""
+
     id: str
     name: str
     mcu: str
@@ -49,12 +60,12 @@ class Board:
     clock_mhz: int
     sram_bytes: int
     flash_bytes: int
-    psram_bytes: int
     framework_ram_bytes: int
     framework_flash_bytes: int
     default_runtime: str
-    platformio: dict[str, Any]
-    tflm: dict[str, Any] | None
+    platformio: dict[str, Any]  # checked against PlatformIOSection
+    tflm: dict[str, Any] | None = None  # checked against TflmSection
+    psram_bytes: int = 0
     notes: str = ""
     path: Path = field(default=Path(), compare=False)
     sha256: str = field(default="", compare=False)
@@ -77,17 +88,30 @@ class Board:
         return self.architecture == "avr8"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "name": self.name, "mcu": self.mcu, "architecture": self.architecture,
-            "word_size": self.word_size, "clock_mhz": self.clock_mhz, "sram_bytes": self.sram_bytes,
-            "flash_bytes": self.flash_bytes, "psram_bytes": self.psram_bytes,
-            "framework_ram_bytes": self.framework_ram_bytes, "framework_flash_bytes": self.framework_flash_bytes,
-            "default_runtime": self.default_runtime, "platformio": self.platformio, "tflm": self.tflm,
-            "notes": self.notes, "file": str(self.path), "sha256": self.sha256,
-        }
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NOT_IN_FILE}
+        return {**data, "file": str(self.path), "sha256": self.sha256}
 
 
-def _check_section(data: dict[str, Any], schema: dict[str, tuple[Any, bool]], where: str) -> None:
+Schema = dict[str, tuple[type, bool]]
+NOT_IN_FILE = ("path", "sha256")  # filled in by the loader
+
+
+def schema_of(cls: type) -> Schema:
+    """key -> (type, required), read off a dataclass: each board field is declared once, on the class."""
+    hints = get_type_hints(cls)
+    schema: Schema = {}
+    for f in fields(cls):
+        if f.name in NOT_IN_FILE:
+            continue
+        hint = hints[f.name]
+        kinds = [k for k in get_args(hint) if k is not type(None)] if isinstance(hint, types.UnionType) else [hint]
+        kind = get_origin(kinds[0]) or kinds[0]
+        required = f.default is MISSING and f.default_factory is MISSING and not isinstance(hint, types.UnionType)
+        schema[f.name] = (kind, required)
+    return schema
+
+
+def _check_section(data: dict[str, Any], schema: Schema, where: str) -> None:
     for key, (kind, required) in schema.items():
         if key not in data:
             if required:
@@ -121,7 +145,7 @@ def _check_values(data: dict[str, Any], where: str) -> None:
     if data["default_runtime"] == "tflm" and not tflm:
         raise BoardError(f"{where}: default_runtime is tflm but there is no [tflm] section naming the library")
     if tflm:
-        _check_section(tflm, TFLM_SCHEMA, f"{where} [tflm]")
+        _check_section(tflm, schema_of(TflmSection), f"{where} [tflm]")
         one_of("tflm.kernels", tflm["kernels"], KERNEL_SETS)
         one_of("tflm.api_flavour", tflm["api_flavour"], API_FLAVOURS)
         from mcuq.backends.tflm.ops import load_library
@@ -138,17 +162,10 @@ def load_board_file(path: str | Path) -> Board:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BoardError(f"{path}: not valid TOML ({exc})") from None
-    _check_section(data, TOP_SCHEMA, str(path))
-    _check_section(data["platformio"], PIO_SCHEMA, f"{path} [platformio]")
+    _check_section(data, schema_of(Board), str(path))
+    _check_section(data["platformio"], schema_of(PlatformIOSection), f"{path} [platformio]")
     _check_values(data, str(path))
-    return Board(
-        id=data["id"], name=data["name"], mcu=data["mcu"], architecture=data["architecture"],
-        word_size=data["word_size"], clock_mhz=data["clock_mhz"], sram_bytes=data["sram_bytes"],
-        flash_bytes=data["flash_bytes"], psram_bytes=data.get("psram_bytes", 0),
-        framework_ram_bytes=data["framework_ram_bytes"], framework_flash_bytes=data["framework_flash_bytes"],
-        default_runtime=data["default_runtime"], platformio=data["platformio"], tflm=data.get("tflm"),
-        notes=data.get("notes", ""), path=path, sha256=hashlib.sha256(raw).hexdigest(),
-    )
+    return Board(**data, path=path, sha256=hashlib.sha256(raw).hexdigest())
 
 
 def list_boards() -> list[Board]:
