@@ -1,7 +1,7 @@
 """Tensor-arena sizing for the target, from a measurement on the host.
 
 The x86 TFLite Micro gives the smallest arena that allocates and invokes the model. The
-device differs in two known ways (../shared/reference/perf_anchors.md section 3):
+device differs in two known ways (docs/arena.md, sections 2 and 3):
 pointer-sized structs are half as big on a 32-bit MCU, and optimized kernels (CMSIS-NN,
 ESP-NN) request scratch buffers the reference kernels do not. Only the exactly known
 struct savings are subtracted; the scratch is added; a stated margin covers the rest,
@@ -19,7 +19,7 @@ ALIGN = 16
 MARGIN_FRACTION = 0.05
 MARGIN_MIN_BYTES = 256
 
-# 64-bit minus 32-bit sizes (TF_LITE_STATIC_MEMORY builds), perf_anchors.md 3a.
+# 64-bit minus 32-bit sizes (TF_LITE_STATIC_MEMORY builds): docs/arena.md section 2.
 EVAL_TENSOR_DELTA = 24 - 12  # per tensor in the subgraph
 NODE_DELTA = 64 - 32  # NodeAndRegistration per op
 IO_DELTA = (64 - 32) + (8 - 4) + (24 - 12)  # TfLiteTensor + pointer + TfLiteAffineQuantization per I/O
@@ -52,7 +52,7 @@ def _align(n: int, to: int) -> int:
 
 
 def op_scratch_bytes(info: ModelInfo, op: OpInfo, kernels: str) -> int:
-    """Scratch an optimized kernel requests for one op (0 for the reference kernels)."""
+    """Scratch an optimized kernel requests for one op (0 for the reference kernels); docs/arena.md section 3."""
     if kernels == "reference":
         return 0
     name = op.name

@@ -29,7 +29,7 @@ from mcuq.project.render import c_byte_array, environment
 from mcuq.project.writer import MANIFEST
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 
-# Code-size estimates (bytes of flash) for the fit check; perf_anchors.md section 4:
+# Code-size estimates (bytes of flash) for the fit check, from TFLite Micro's published code-size figures:
 # interpreter + allocator + planner ~10 KB on Cortex-M3, 20 KB on x86-64; kernels add
 # several KB each, CMSIS-NN ~20 KB more in total. Stated as estimates in every output.
 TFLM_CORE_FLASH = 40 * 1024
