@@ -12,7 +12,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from mcuq.backends.base import BACKEND_MODULES
+from mcuq.backends.base import BACKEND_MODULES, get_backend
 from mcuq.common.compat import tomllib
 from mcuq.common.errors import BoardError
 from mcuq.common.resources import boards_dir
@@ -142,8 +142,6 @@ def _check_values(data: dict[str, Any], where: str) -> None:
     if "@" not in data["platformio"]["platform"]:
         raise BoardError(f"{where}: platformio.platform '{data['platformio']['platform']}' must pin a version (e.g. espressif32@6.13.0)")
     tflm = data.get("tflm")
-    if data["default_runtime"] == "tflm" and not tflm:
-        raise BoardError(f"{where}: default_runtime is tflm but there is no [tflm] section naming the library")
     if tflm:
         _check_section(tflm, schema_of(TflmSection), f"{where} [tflm]")
         one_of("tflm.kernels", tflm["kernels"], KERNEL_SETS)
@@ -165,7 +163,11 @@ def load_board_file(path: str | Path) -> Board:
     _check_section(data, schema_of(Board), str(path))
     _check_section(data["platformio"], schema_of(PlatformIOSection), f"{path} [platformio]")
     _check_values(data, str(path))
-    return Board(**data, path=path, sha256=hashlib.sha256(raw).hexdigest())
+    board = Board(**data, path=path, sha256=hashlib.sha256(raw).hexdigest())
+    reason = get_backend(board.default_runtime).unsupported_reason(board)
+    if reason:
+        raise BoardError(f"{path}: default_runtime '{board.default_runtime}': {reason}")
+    return board
 
 
 def list_boards() -> list[Board]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mcuq import __version__
-from mcuq.backends.base import backend_names
+from mcuq.backends.base import backend_names, get_backend
 from mcuq.common.console import Console
 from mcuq.common.errors import MCUQError
 
@@ -80,7 +80,7 @@ def cmd_boards(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'id':<14} {'mcu':<12} {'arch':<11} {'MHz':>4} {'SRAM':>8} {'flash':>9} {'PSRAM':>7} {'runtime':<7} library")
     for b in boards:
-        lib = b.tflm["library"] if b.tflm and b.default_runtime == "tflm" else "plain-C int8"
+        lib = get_backend(b.default_runtime).describe(b)
         print(f"{b.id:<14} {b.mcu:<12} {b.architecture:<11} {b.clock_mhz:>4} {b.sram_bytes // 1024:>6}KB "
               f"{b.flash_bytes // 1024:>7}KB {b.psram_bytes // 1024 if b.psram_bytes else '-':>5}{'KB' if b.psram_bytes else '  '} {b.default_runtime:<7} {lib}")
     return EXIT_OK

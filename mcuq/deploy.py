@@ -85,7 +85,7 @@ class DeployResult:
     write: WriteResult
     manifest: dict[str, Any]
     validation: Any = None
-    runtime: str = "tflm"
+    runtime: str = ""
     runtime_line: str = ""
     extra_summary: list[str] = field(default_factory=list)
 
