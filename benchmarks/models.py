@@ -80,11 +80,57 @@ def anomaly_autoencoder() -> Any:
     return keras.Model(inp, L.Dense(640)(x), name="ad_autoencoder")
 
 
+def conv1d_audio() -> Any:
+    """1-D convolutions over a 1 s, 16 kHz-class feature sequence (Conv1D lowers to CONV_2D)."""
+    keras = _k()
+    L = keras.layers
+    inp = keras.Input((128, 8))
+    x = L.Conv1D(16, 5, padding="same", activation="relu")(inp)
+    x = L.MaxPooling1D(2)(x)
+    x = L.Conv1D(32, 5, padding="same", activation="relu")(x)
+    x = L.MaxPooling1D(2)(x)
+    x = L.Conv1D(32, 3, padding="same", activation="relu")(x)
+    x = L.GlobalAveragePooling1D()(x)
+    return keras.Model(inp, L.Softmax()(L.Dense(8)(x)), name="conv1d_audio")
+
+
+def dense_mlp() -> Any:
+    """A wide fully connected classifier: FULLY_CONNECTED dominates (weights read once per inference)."""
+    keras = _k()
+    L = keras.layers
+    inp = keras.Input((256,))
+    x = L.Dense(512, activation="relu")(inp)
+    x = L.Dense(512, activation="relu")(x)
+    x = L.Dense(256, activation="relu")(x)
+    return keras.Model(inp, L.Softmax()(L.Dense(10)(x)), name="dense_mlp")
+
+
+def tiny_ds_cnn() -> Any:
+    """A DS-CNN small enough for the ATmega2560 (8 KB SRAM): CONV_2D, DEPTHWISE_CONV_2D and
+    FULLY_CONNECTED all measured in simavr."""
+    keras = _k()
+    L = keras.layers
+    inp = keras.Input((24, 10, 1))
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, (5, 3), strides=(2, 1), padding="same", use_bias=False)(inp)))
+    for _ in range(2):
+        x = L.ReLU()(L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same", use_bias=False)(x)))
+        x = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 1, use_bias=False)(x)))
+    x = L.Flatten()(L.AveragePooling2D((4, 2))(x))
+    return keras.Model(inp, L.Softmax()(L.Dense(6)(x)), name="tiny_ds_cnn")
+
+
 MLPERF: dict[str, Callable[[], Any]] = {
     "ds_cnn_kws": ds_cnn_kws,
     "resnet8_ic": resnet8_ic,
     "mobilenet_v1_025_vww": mobilenet_v1_025_vww,
     "ad_autoencoder": anomaly_autoencoder,
+}
+# Models of the speed table (benchmarks/speed.py) beyond MLPERF: the issue #12 set plus one
+# depthwise model that fits the ATmega2560.
+SPEED_EXTRA: dict[str, Callable[[], Any]] = {
+    "conv1d_audio": conv1d_audio,
+    "dense_mlp": dense_mlp,
+    "tiny_ds_cnn": tiny_ds_cnn,
 }
 
 

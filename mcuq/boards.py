@@ -38,6 +38,21 @@ class PlatformIOSection:
 
 
 @dataclass(frozen=True)
+class CpuSection:
+    """[cpu] of a board file: how the plain-C runtime is compiled and emulated for this
+    processor (compiler flags, DSP extension, which emulator and qemu machine)."""
+
+    core: str
+    cflags: list[str]
+    emulator: str  # one of EMULATORS
+    dsp: bool = False
+    qemu_machine: str | None = None
+
+
+EMULATORS = ("simavr", "qemu", "none")
+
+
+@dataclass(frozen=True)
 class TflmSection:
     """[tflm] of a board file: the TensorFlow Lite Micro library the board's project pulls in."""
 
@@ -67,6 +82,7 @@ class Board:
     tflm: dict[str, Any] | None = None  # checked against TflmSection
     psram_bytes: int = 0
     notes: str = ""
+    cpu: dict[str, Any] | None = None  # checked against CpuSection
     path: Path = field(default=Path(), compare=False)
     sha256: str = field(default="", compare=False)
 
@@ -141,6 +157,12 @@ def _check_values(data: dict[str, Any], where: str) -> None:
         raise BoardError(f"{where}: framework_ram_bytes ({data['framework_ram_bytes']}) leaves no RAM of sram_bytes ({data['sram_bytes']})")
     if "@" not in data["platformio"]["platform"]:
         raise BoardError(f"{where}: platformio.platform '{data['platformio']['platform']}' must pin a version (e.g. espressif32@6.13.0)")
+    cpu = data.get("cpu")
+    if cpu is not None:
+        _check_section(cpu, schema_of(CpuSection), f"{where} [cpu]")
+        one_of("cpu.emulator", cpu["emulator"], EMULATORS)
+        if cpu["emulator"] == "qemu" and "qemu_machine" not in cpu:
+            raise BoardError(f"{where} [cpu]: emulator qemu needs qemu_machine (e.g. mps2-an386)")
     tflm = data.get("tflm")
     if tflm:
         _check_section(tflm, schema_of(TflmSection), f"{where} [tflm]")

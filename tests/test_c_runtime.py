@@ -34,12 +34,14 @@ def _assert_bit_exact(info, seed: int = 1, n: int = 48) -> None:
     need("gcc")
     rng = np.random.default_rng(seed)
     samples = [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.input_tensors] for _ in range(n)]
-    program = compile_model(info)
-    c_out = run_host(program, render_c_model(program, "t"), samples)
     tflm_out = run_tflm(info.raw, samples, 1 << 22, len(info.outputs)).outputs
-    for k, (got, want) in enumerate(zip(c_out, tflm_out)):
-        for g, w in zip(got, want):
-            assert np.array_equal(g, w), f"sample {k}: C {g.ravel()[:12]} vs TFLM {w.ravel()[:12]}"
+    # Both weight layouts and code paths: portable (AVR, M0+, host) and SIMD (intrinsics emulated).
+    for simd in (False, True):
+        program = compile_model(info, simd=simd)
+        c_out = run_host(program, render_c_model(program, "t"), samples)
+        for k, (got, want) in enumerate(zip(c_out, tflm_out)):
+            for g, w in zip(got, want):
+                assert np.array_equal(g, w), f"simd={simd} sample {k}: C {g.ravel()[:12]} vs TFLM {w.ravel()[:12]}"
     # The static buffer never exceeds TFLite Micro's arena for the same model.
     assert program.plan.arena_bytes <= measure_min_arena(info.raw, samples[0])
     assert program.plan.lower_bound <= program.plan.arena_bytes
@@ -172,10 +174,11 @@ def test_digits_model_bit_exact_on_validation_data(digits_int8):
     info = digits_int8.info
     x = np.load(DIGITS / "val.npz")["x"]
     samples = [[quantize_array(x[i : i + 1], info.input_tensors[0])] for i in range(len(x))]
-    program = compile_model(info)
-    c_out = run_host(program, render_c_model(program, "digits"), samples)
     tflm_out = run_tflm(info.raw, samples, 1 << 20, 1).outputs
-    assert all(np.array_equal(a[0], b[0]) for a, b in zip(c_out, tflm_out))
+    for simd in (False, True):
+        program = compile_model(info, simd=simd)
+        c_out = run_host(program, render_c_model(program, "digits"), samples)
+        assert all(np.array_equal(a[0], b[0]) for a, b in zip(c_out, tflm_out)), f"simd={simd}"
 
 
 def test_every_supported_op_has_a_case():

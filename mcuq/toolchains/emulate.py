@@ -1,8 +1,11 @@
-"""Build the plain-C firmware for a real MCU and run it in an emulator.
+"""Build the plain-C firmware for the board's CPU and run it in an emulator.
 
-AVR: avr-gcc for ATmega328P/ATmega2560, run in simavr (cycle-accurate; the harness counts
-cycles with Timer1). Cortex-M4: arm-none-eabi-gcc, run in qemu-system-arm (mps2-an386,
-semihosting, ``-icount shift=0`` so SysTick counts executed instructions in steps of 40).
+The board file's ``[cpu]`` table says which: AVR boards build with avr-gcc ``-mmcu`` and run
+in simavr (cycle-accurate; the harness counts cycles with Timer1); Cortex-M boards build with
+arm-none-eabi-gcc and the board's ``-mcpu``/FPU flags and run in qemu-system-arm on the
+board's ``qemu_machine`` (mps2-an386 Cortex-M4, mps2-an500 Cortex-M7, mps2-an385 Cortex-M3
+for Cortex-M0+ code, which ARMv7-M executes), with semihosting and ``-icount shift=0`` so
+SysTick counts executed instructions. Boards without an emulator (ESP32 Xtensa) say so.
 The same source files as the PlatformIO project are used; only the main() differs.
 """
 
@@ -15,12 +18,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcuq.boards import Board
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
 
 SELFTEST_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c")
 AVR_MCUS = {"ATmega328P": "atmega328p", "ATmega2560": "atmega2560"}
-QEMU_CPU_HZ = 25_000_000  # mps2-an386 SYSCLK
+QEMU_CPU_HZ = 25_000_000  # SYSCLK of qemu's mps2 boards (an385, an386, an500)
 QEMU_NS_PER_INSN = 1  # -icount shift=0
 EMULATOR_TIMEOUT = 300
 
@@ -34,18 +38,55 @@ class EmulationResult:
     unit: str  # "cycles" (exact, simavr) or "instructions" (qemu, +-40)
     flash_bytes: int
     ram_bytes: int
+    clock_mhz: int = 0  # the board's clock, for the latency estimate
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Emulator estimate of one inference at the board's clock: simavr cycles are the
+        AVR's own; qemu instructions are counted as one cycle each (real Cortex-M cores take
+        1-3 cycles for loads and multiplies, and wait states add more)."""
+        if self.ticks is None or not self.clock_mhz:
+            return None
+        return self.ticks / (self.clock_mhz * 1000.0)
 
     def as_dict(self) -> dict[str, object]:
         return {"target": self.target, "passed": self.passed, "ticks": self.ticks, "unit": self.unit,
-                "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "log": self.log}
+                "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "clock_mhz": self.clock_mhz,
+                "latency_ms": self.latency_ms, "latency_note": "emulator estimate", "log": self.log}
 
 
 def toolchain_for(architecture: str) -> str | None:
+    """The cross compiler for an architecture when it and its emulator are installed."""
     if architecture == "avr8":
         return "avr-gcc" if shutil.which("avr-gcc") and shutil.which("simavr") else None
     if architecture.startswith("armv"):
-        return "arm-none-eabi-gcc" if shutil.which("arm-none-eabi-gcc") else None
+        return "arm-none-eabi-gcc" if shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm") else None
     return None
+
+
+def no_emulator_reason(board: Board) -> str | None:
+    """Why this board's firmware cannot be emulated here (None when it can)."""
+    cpu = board.cpu or {}
+    if cpu.get("emulator", "none") == "none":
+        return (f"{board.id} ({cpu.get('core', board.mcu)}, {board.architecture}): no emulator for this CPU; "
+                "the firmware is checked on the host only")
+    if toolchain_for(board.architecture) is None:
+        return ("no emulator toolchain here (AVR: gcc-avr avr-libc simavr; Cortex-M: gcc-arm-none-eabi qemu-system-arm)")
+    return None
+
+
+def build_and_run(files: dict[str, str], board: Board, profile: bool = False) -> EmulationResult:
+    """Build the self-test firmware for the board's CPU ([cpu] in the board file) and run it."""
+    cpu = board.cpu or {}
+    reason = no_emulator_reason(board)
+    if reason:
+        raise MCUQError(reason)
+    if cpu["emulator"] == "simavr":
+        result = build_and_run_avr(files, cpu["core"], board.clock_mhz * 1_000_000, profile)
+    else:
+        result = build_and_run_qemu(files, list(cpu["cflags"]), cpu["qemu_machine"], cpu["core"], profile)
+    result.clock_mhz = board.clock_mhz
+    return result
 
 
 def _write(files: dict[str, str], folder: Path) -> list[str]:
@@ -105,27 +146,38 @@ def build_and_run_avr(files: dict[str, str], mcu_name: str, f_cpu: int = 16_000_
     return EmulationResult(f"{mcu} in simavr", passed, log, ticks, "cycles", flash, ram)
 
 
-def build_cortex_m4(files: dict[str, str], folder: Path, profile: bool = False) -> Path:
+def build_arm(files: dict[str, str], folder: Path, cflags: list[str], profile: bool = False) -> Path:
+    """Link the self-test for a Cortex-M CPU (`cflags`: -mcpu, -mthumb, float ABI/FPU)."""
     emu = templates_dir() / "c" / "emulate"
     sources = _write(files, folder) + [str(emu / "cm4_main.c")]
     elf = folder / "firmware.elf"
-    cmd = ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft", "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror",
+    cmd = ["arm-none-eabi-gcc", *cflags, "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror",
            "-ffp-contract=off", "-ffunction-sections", "-fdata-sections", "-I", str(folder), *sources, "-T", str(emu / "mps2_an386.ld"),
            "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-o", str(elf), "-lm", *(["-DMCUQ_PROFILE"] if profile else [])]
     build = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if build.returncode != 0:
-        raise MCUQError(f"arm-none-eabi-gcc could not build the Cortex-M4 firmware: {(build.stderr.strip().splitlines() or [''])[0][:240]}")
+        raise MCUQError(f"arm-none-eabi-gcc {' '.join(cflags)} could not build the firmware: "
+                        f"{(build.stderr.strip().splitlines() or [''])[0][:240]}")
     return elf
 
 
-def build_and_run_cortex_m4(files: dict[str, str], profile: bool = False) -> EmulationResult:
+def build_cortex_m4(files: dict[str, str], folder: Path, profile: bool = False) -> Path:
+    return build_arm(files, folder, ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"], profile)
+
+
+def build_and_run_qemu(files: dict[str, str], cflags: list[str], machine: str, core: str, profile: bool = False) -> EmulationResult:
     if shutil.which("qemu-system-arm") is None:
         raise MCUQError("qemu-system-arm is not installed (apt-get install qemu-system-arm)")
-    with tempfile.TemporaryDirectory(prefix="mcuq-cm4-") as tmp:
-        elf = build_cortex_m4(files, Path(tmp), profile)
+    with tempfile.TemporaryDirectory(prefix="mcuq-arm-") as tmp:
+        elf = build_arm(files, Path(tmp), cflags, profile)
         flash, ram = _size("arm-none-eabi-size", elf)
-        log = _run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
-                    "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)], "qemu (Cortex-M4)")
+        log = _run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
+                    "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)], f"qemu ({machine})")
     passed, ticks = _parse(log)
     instructions = ticks * (1_000_000_000 // QEMU_CPU_HZ) // QEMU_NS_PER_INSN if ticks is not None else None
-    return EmulationResult("Cortex-M4 (mps2-an386) in qemu", passed, log, instructions, "instructions", flash, ram)
+    return EmulationResult(f"{core} code on qemu {machine}", passed, log, instructions, "instructions", flash, ram)
+
+
+def build_and_run_cortex_m4(files: dict[str, str], profile: bool = False) -> EmulationResult:
+    """Cortex-M4 without FPU flags on mps2-an386 (kept for callers that have no board)."""
+    return build_and_run_qemu(files, ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft"], "mps2-an386", "cortex-m4", profile)

@@ -1,5 +1,6 @@
-/* mcuq emulator harness for Cortex-M4 (qemu-system-arm -M mps2-an386 -semihosting).
- * Log through semihosting SYS_WRITE0; time with SysTick on the CPU clock. */
+/* mcuq emulator harness for Cortex-M (qemu-system-arm -M mps2-an385/an386/an500 -semihosting;
+ * ARMv6-M and ARMv7-M code alike). Log through semihosting SYS_WRITE0; time with SysTick on
+ * the CPU clock. */
 #include <stdint.h>
 
 #include "mcuq_selftest.h"
@@ -46,6 +47,10 @@ void Reset_Handler(void) {
   uint32_t *src = &_sidata, *dst = &_sdata;
   while (dst < &_edata) *dst++ = *src++;
   for (dst = &_sbss; dst < &_ebss;) *dst++ = 0;
+#if defined(__ARM_FP)
+  (*(volatile uint32_t*)0xE000ED88u) |= 0xFu << 20; /* CPACR: CP10/CP11 full access (hard-float builds) */
+  __asm__ volatile("dsb\n isb" ::: "memory");
+#endif
   SYST_RVR = 0x00FFFFFFu;
   SYST_CVR = 0;
   SYST_CSR = 7u; /* enable, interrupt, CPU clock */

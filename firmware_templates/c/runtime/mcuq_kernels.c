@@ -38,87 +38,308 @@ int32_t mcuq_mbqm(int32_t x, int32_t multiplier, int shift) {
   return mcuq_rdivpot(mcuq_srdhm((int32_t)((uint32_t)x << left_shift), multiplier), right_shift);
 }
 
-void mcuq_conv2d(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim in_c,
-                 const int8_t* filter, mcuq_dim k_h, mcuq_dim k_w, const int32_t* bias,
-                 const int32_t* mult, const int8_t* shift, int8_t* out, mcuq_dim out_h, mcuq_dim out_w,
-                 mcuq_dim out_c, int stride_h, int stride_w, int dil_h, int dil_w, int pad_h, int pad_w,
-                 int32_t in_offset, int32_t out_offset, int32_t act_min, int32_t act_max) {
-  mcuq_dim oy, ox, oc, fy, fx, ic;
-  for (oy = 0; oy < out_h; ++oy) {
-    for (ox = 0; ox < out_w; ++ox) {
-      const mcuq_dim y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
-      for (oc = 0; oc < out_c; ++oc) {
-        int32_t acc = 0;
-        for (fy = 0; fy < k_h; ++fy) {
-          const mcuq_dim iy = y0 + dil_h * fy;
-          if (iy < 0 || iy >= in_h) continue;
-          for (fx = 0; fx < k_w; ++fx) {
-            const mcuq_dim ix = x0 + dil_w * fx;
-            const int8_t* ip;
-            const int8_t* fp;
-            if (ix < 0 || ix >= in_w) continue;
-            ip = in + (iy * in_w + ix) * in_c;
-            fp = filter + ((oc * k_h + fy) * k_w + fx) * in_c;
-            for (ic = 0; ic < in_c; ++ic) acc += MCUQ_MAC16(MCUQ_RD_I8(fp + ic), ip[ic] + in_offset);
+/* ---- SIMD: ACLE intrinsics on Cortex-M with the DSP extension; host builds with
+ * -DMCUQ_EMULATE_SIMD run the same arithmetic in portable C (so the host tests check the
+ * SIMD code path and weight layout bit for bit, and qemu checks the real instructions). ---- */
+#if defined(__ARM_FEATURE_DSP) && !defined(MCUQ_NO_SIMD)
+#include <arm_acle.h>
+#define MCUQ_SIMD 1
+static inline uint32_t sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }
+static inline uint32_t sxtb16_ror8(uint32_t x) {
+  uint32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
+static inline int32_t smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
+static inline int32_t smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
+#elif defined(MCUQ_EMULATE_SIMD)
+#define MCUQ_SIMD 1
+static inline int32_t lo16(uint32_t a) { return (int16_t)(uint16_t)(a & 0xFFFFu); }
+static inline int32_t hi16(uint32_t a) { return (int16_t)(uint16_t)(a >> 16); }
+static inline uint32_t sxtb16(uint32_t x) {
+  return (uint32_t)(uint16_t)(int16_t)(int8_t)(uint8_t)(x & 0xFFu) |
+         ((uint32_t)(uint16_t)(int16_t)(int8_t)(uint8_t)((x >> 16) & 0xFFu) << 16);
+}
+static inline uint32_t sxtb16_ror8(uint32_t x) { return sxtb16((x >> 8) | (x << 24)); }
+static inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc) {
+  return (int32_t)((uint32_t)acc + (uint32_t)(lo16(a) * lo16(b)) + (uint32_t)(hi16(a) * hi16(b)));
+}
+static inline int32_t smlabb(uint32_t a, uint32_t b, int32_t acc) { return (int32_t)((uint32_t)acc + (uint32_t)(lo16(a) * lo16(b))); }
+static inline int32_t smlatt(uint32_t a, uint32_t b, int32_t acc) { return (int32_t)((uint32_t)acc + (uint32_t)(hi16(a) * hi16(b))); }
+#endif
+
+#ifdef MCUQ_SIMD
+static inline uint32_t rd32(const int8_t* p) {
+  uint32_t v;
+  memcpy(&v, p, 4); /* one LDR: Cortex-M3/M4/M7/M33 allow unaligned word loads */
+  return v;
+}
+
+/* Four output channels over n inputs (block layout: per 4 inputs, 4 bytes per channel). */
+static const int8_t* dot4_simd(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t* acc) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const mcuq_sz tail = n & 3;
+  mcuq_sz k, i;
+  for (k = n >> 2; k > 0; --k, x += 4, w += 16) {
+    const uint32_t xv = rd32(x), xe = sxtb16(xv), xo = sxtb16_ror8(xv);
+    uint32_t wv = rd32(w);
+    a0 = smlad(sxtb16(wv), xe, a0);
+    a0 = smlad(sxtb16_ror8(wv), xo, a0);
+    wv = rd32(w + 4);
+    a1 = smlad(sxtb16(wv), xe, a1);
+    a1 = smlad(sxtb16_ror8(wv), xo, a1);
+    wv = rd32(w + 8);
+    a2 = smlad(sxtb16(wv), xe, a2);
+    a2 = smlad(sxtb16_ror8(wv), xo, a2);
+    wv = rd32(w + 12);
+    a3 = smlad(sxtb16(wv), xe, a3);
+    a3 = smlad(sxtb16_ror8(wv), xo, a3);
+  }
+  for (i = 0; i < tail; ++i) {
+    const int16_t xi = x[i];
+    a0 += MCUQ_MAC16(w[i], xi);
+    a1 += MCUQ_MAC16(w[tail + i], xi);
+    a2 += MCUQ_MAC16(w[2 * tail + i], xi);
+    a3 += MCUQ_MAC16(w[3 * tail + i], xi);
+  }
+  acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+  return w + 4 * tail;
+}
+
+static int32_t dot1_simd(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t a) {
+  mcuq_sz k, i;
+  for (k = n >> 2; k > 0; --k, x += 4, w += 4) {
+    const uint32_t xv = rd32(x), wv = rd32(w);
+    a = smlad(sxtb16(wv), sxtb16(xv), a);
+    a = smlad(sxtb16_ror8(wv), sxtb16_ror8(xv), a);
+  }
+  for (i = 0; i < (n & 3); ++i) a += MCUQ_MAC16(w[i], x[i]);
+  return a;
+}
+#endif
+
+/* One channel over n sequential weights and inputs (the AVR path reads the weights with
+ * sequential `lpm Z+` and keeps the product in the 8x8 hardware multiplier). */
+static int32_t dot1(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t acc) {
+#if defined(__AVR__)
+  while (n > 0) {
+    uint8_t count = n > 255 ? 255 : (uint8_t)n, wv, xv;
+    n -= count;
+    __asm__ volatile(
+        "1:\n\t"
+        "lpm  %[wv], Z+\n\t"
+        "ld   %[xv], X+\n\t"
+        "muls %[wv], %[xv]\n\t"
+        "sbc  %[wv], %[wv]\n\t" /* carry = sign of the 16-bit product: 0x00 or 0xFF */
+        "add  %A[acc], r0\n\t"
+        "adc  %B[acc], r1\n\t"
+        "adc  %C[acc], %[wv]\n\t"
+        "adc  %D[acc], %[wv]\n\t"
+        "dec  %[count]\n\t"
+        "brne 1b\n\t"
+        "clr  __zero_reg__\n\t"
+        : [acc] "+r"(acc), [count] "+r"(count), "+z"(w), "+x"(x), [wv] "=&d"(wv), [xv] "=&d"(xv)
+        :
+        : "r0", "memory");
+  }
+  return acc;
+#else
+#ifdef MCUQ_SIMD
+  return dot1_simd(w, x, n, acc);
+#else
+  for (; n > 0; --n) acc += MCUQ_MAC16(MCUQ_RD_I8(w++), *x++);
+  return acc;
+#endif
+#endif
+}
+
+/* acc[0..nb) += one segment of n inputs against nb channels in the block layout; returns the
+ * weights after the segment. */
+static const int8_t* dot_block(const int8_t* w, const int8_t* x, mcuq_sz n, mcuq_sz nb, int32_t* acc) {
+  const mcuq_sz tail = n & 3;
+  mcuq_sz k, j, i;
+  if (nb == 1) {
+    acc[0] = dot1(w, x, n, acc[0]);
+    return w + n;
+  }
+#ifdef MCUQ_SIMD
+  if (nb == 4) return dot4_simd(w, x, n, acc);
+#endif
+  for (k = n >> 2; k > 0; --k, x += 4)
+    for (j = 0; j < nb; ++j, w += 4)
+      acc[j] += MCUQ_MAC16(MCUQ_RD_I8(w), x[0]) + MCUQ_MAC16(MCUQ_RD_I8(w + 1), x[1]) +
+                MCUQ_MAC16(MCUQ_RD_I8(w + 2), x[2]) + MCUQ_MAC16(MCUQ_RD_I8(w + 3), x[3]);
+  for (j = 0; j < nb; ++j, w += tail)
+    for (i = 0; i < tail; ++i) acc[j] += MCUQ_MAC16(MCUQ_RD_I8(w + i), x[i]);
+  return w;
+}
+
+/* pad[0..nb) += the segment's weights (taps that lie in the padding). */
+static const int8_t* wsum_block(const int8_t* w, mcuq_sz n, mcuq_sz nb, int32_t* pad) {
+  const int32_t count = (int32_t)n * nb;
+  int32_t e;
+  mcuq_sz j;
+  if (nb == 1) {
+    for (e = 0; e < count; ++e) pad[0] += MCUQ_RD_I8(w + e);
+  } else {
+    for (e = 0; e < count; ++e) {
+      const mcuq_sz full = n & ~3;
+      j = e < (int32_t)full * nb ? (mcuq_sz)((e >> 2) % nb) : (mcuq_sz)((e - (int32_t)full * nb) / (n & 3));
+      pad[j] += MCUQ_RD_I8(w + e);
+    }
+  }
+  return w + count;
+}
+
+/* A row segment (k_w taps of in_c inputs) that crosses the left or right border. */
+static const int8_t* border_row(const int8_t* w, const int8_t* in_row, mcuq_sz x0, mcuq_sz in_w, mcuq_sz in_c,
+                                mcuq_sz k_w, mcuq_sz nb, int32_t* acc, int32_t* pad) {
+  const mcuq_sz n = k_w * in_c, full = n & ~3, tail = n & 3;
+  mcuq_sz fx, c, j;
+  for (fx = 0; fx < k_w; ++fx) {
+    const mcuq_sz ix = x0 + fx;
+    const int valid = ix >= 0 && ix < in_w;
+    for (c = 0; c < in_c; ++c) {
+      const mcuq_sz e = fx * in_c + c;
+      const int8_t* we = e < full ? w + (int32_t)(e >> 2) * 4 * nb + (e & 3) : w + (int32_t)full * nb + (e - full);
+      const mcuq_sz step = e < full ? 4 : tail;
+      for (j = 0; j < nb; ++j) {
+        const int8_t v = MCUQ_RD_I8(we + j * step);
+        if (valid) {
+          acc[j] += MCUQ_MAC16(v, in_row[(int32_t)ix * in_c + c]);
+        } else {
+          pad[j] += v;
+        }
+      }
+    }
+  }
+  return w + (int32_t)n * nb;
+}
+
+/* TFLite's MultiplyByQuantizedMultiplier + output offset + activation clamp. */
+static int8_t requantize(int32_t acc, const int32_t* mult, const int8_t* shift, int32_t out_zp, int32_t lo, int32_t hi) {
+  acc = mcuq_mbqm(acc, MCUQ_RD_I32(mult), MCUQ_RD_I8(shift)) + out_zp;
+  return (int8_t)MCUQ_CLAMP(acc, lo, hi);
+}
+
+void mcuq_conv2d(const mcuq_conv_params* params) {
+  mcuq_conv_params p;
+  mcuq_sz oy, ox, oc0, j, s;
+  int8_t* out;
+  MCUQ_LOAD_PARAMS(p, params);
+  out = p.out;
+  for (oy = 0; oy < p.out_h; ++oy) {
+    const mcuq_sz y0 = oy * p.stride_h - p.pad_h;
+    for (ox = 0; ox < p.out_w; ++ox, out += p.out_c) {
+      const mcuq_sz x0 = ox * p.stride_w - p.pad_w;
+      /* dilation 1: one segment per filter row (k_w * in_c contiguous inputs); else per tap */
+      const int rows = p.dil_w == 1;
+      const mcuq_sz n = rows ? p.k_w * p.in_c : p.in_c, segs = rows ? p.k_h : p.k_h * p.k_w;
+      const int x_inside = x0 >= 0 && x0 + (p.k_w - 1) * p.dil_w < p.in_w;
+      const int8_t* w = p.filter;
+      for (oc0 = 0; oc0 < p.out_c; oc0 += p.block) {
+        const mcuq_sz nb = MCUQ_MIN(p.block, p.out_c - oc0);
+        int32_t acc[4], pad[4];
+        for (j = 0; j < nb; ++j) acc[j] = MCUQ_RD_I32(p.bias + oc0 + j), pad[j] = 0;
+        for (s = 0; s < segs; ++s) {
+          const mcuq_sz fy = rows ? s : s / p.k_w, fx = rows ? 0 : s % p.k_w;
+          const mcuq_sz iy = y0 + fy * p.dil_h, ix = x0 + fx * p.dil_w;
+          if (iy < 0 || iy >= p.in_h || (!rows && (ix < 0 || ix >= p.in_w))) {
+            w = wsum_block(w, n, nb, pad);
+          } else if (!rows || x_inside) {
+            w = dot_block(w, p.in + ((int32_t)iy * p.in_w + ix) * p.in_c, n, nb, acc);
+          } else {
+            w = border_row(w, p.in + (int32_t)iy * p.in_w * p.in_c, x0, p.in_w, p.in_c, p.k_w, nb, acc, pad);
           }
         }
-        if (bias) acc += MCUQ_RD_I32(bias + oc);
-        acc = mcuq_mbqm(acc, MCUQ_RD_I32(mult + oc), MCUQ_RD_I8(shift + oc)) + out_offset;
-        out[(oy * out_w + ox) * out_c + oc] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
+        for (j = 0; j < nb; ++j)
+          out[oc0 + j] = requantize(acc[j] + p.in_zp * pad[j], p.mult + oc0 + j, p.shift + oc0 + j, p.out_zp, p.act_min, p.act_max);
       }
     }
   }
 }
 
-void mcuq_depthwise_conv2d(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim in_c,
-                           const int8_t* filter, mcuq_dim k_h, mcuq_dim k_w, const int32_t* bias,
-                           const int32_t* mult, const int8_t* shift, int8_t* out, mcuq_dim out_h,
-                           mcuq_dim out_w, int depth_mult, int stride_h, int stride_w, int dil_h,
-                           int dil_w, int pad_h, int pad_w, int32_t in_offset, int32_t out_offset,
-                           int32_t act_min, int32_t act_max) {
-  const mcuq_dim out_c = in_c * depth_mult;
-  mcuq_dim oy, ox, ic, fy, fx;
-  int m;
-  for (oy = 0; oy < out_h; ++oy) {
-    for (ox = 0; ox < out_w; ++ox) {
-      const mcuq_dim y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
-      for (ic = 0; ic < in_c; ++ic) {
-        for (m = 0; m < depth_mult; ++m) {
-          const mcuq_dim oc = m + ic * depth_mult;
-          int32_t acc = 0;
-          for (fy = 0; fy < k_h; ++fy) {
-            const mcuq_dim iy = y0 + dil_h * fy;
-            if (iy < 0 || iy >= in_h) continue;
-            for (fx = 0; fx < k_w; ++fx) {
-              const mcuq_dim ix = x0 + dil_w * fx;
-              if (ix < 0 || ix >= in_w) continue;
-              acc += MCUQ_MAC16(MCUQ_RD_I8(filter + (fy * k_w + fx) * out_c + oc), in[(iy * in_w + ix) * in_c + ic] + in_offset);
+void mcuq_depthwise_conv2d(const mcuq_conv_params* params) {
+  mcuq_conv_params p;
+  mcuq_sz oy, ox, oc0, j, fy, fx;
+  int8_t* out;
+  MCUQ_LOAD_PARAMS(p, params);
+  out = p.out;
+  for (oy = 0; oy < p.out_h; ++oy) {
+    const mcuq_sz y0 = oy * p.stride_h - p.pad_h;
+    const int y_inside = y0 >= 0 && y0 + (p.k_h - 1) * p.dil_h < p.in_h;
+    for (ox = 0; ox < p.out_w; ++ox, out += p.out_c) {
+      const mcuq_sz x0 = ox * p.stride_w - p.pad_w;
+      const int inside = y_inside && x0 >= 0 && x0 + (p.k_w - 1) * p.dil_w < p.in_w && p.depth_mult == 1;
+      const int8_t* w = p.filter;
+      for (oc0 = 0; oc0 < p.out_c; oc0 += p.block) {
+        const mcuq_sz nb = MCUQ_MIN(p.block, p.out_c - oc0);
+        int32_t acc[4], pad[4];
+        for (j = 0; j < nb; ++j) acc[j] = MCUQ_RD_I32(p.bias + oc0 + j), pad[j] = 0;
+        if (inside && nb == 1) {
+          /* interior, one channel: sequential weights, inputs one pixel (in_c bytes) apart */
+          const mcuq_sz step = p.dil_w * p.in_c;
+          int32_t a = acc[0];
+          for (fy = 0; fy < p.k_h; ++fy) {
+            const int8_t* x = p.in + ((int32_t)(y0 + fy * p.dil_h) * p.in_w + x0) * p.in_c + oc0;
+            for (fx = p.k_w; fx > 0; --fx, x += step) a += MCUQ_MAC16(MCUQ_RD_I8(w++), *x);
+          }
+          acc[0] = a;
+#ifdef MCUQ_SIMD
+        } else if (inside && nb == 4) {
+          int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+          for (fy = 0; fy < p.k_h; ++fy) {
+            const int8_t* x = p.in + ((int32_t)(y0 + fy * p.dil_h) * p.in_w + x0) * p.in_c + oc0;
+            for (fx = p.k_w; fx > 0; --fx, x += p.dil_w * p.in_c, w += 4) {
+              const uint32_t xv = rd32(x), wv = rd32(w);
+              const uint32_t xe = sxtb16(xv), xo = sxtb16_ror8(xv), we = sxtb16(wv), wo = sxtb16_ror8(wv);
+              a0 = smlabb(we, xe, a0);
+              a2 = smlatt(we, xe, a2);
+              a1 = smlabb(wo, xo, a1);
+              a3 = smlatt(wo, xo, a3);
             }
           }
-          if (bias) acc += MCUQ_RD_I32(bias + oc);
-          acc = mcuq_mbqm(acc, MCUQ_RD_I32(mult + oc), MCUQ_RD_I8(shift + oc)) + out_offset;
-          out[(oy * out_w + ox) * out_c + oc] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
+          acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+#endif
+        } else {
+          for (fy = 0; fy < p.k_h; ++fy) {
+            const mcuq_sz iy = y0 + fy * p.dil_h;
+            for (fx = 0; fx < p.k_w; ++fx, w += nb) {
+              const mcuq_sz ix = x0 + fx * p.dil_w;
+              if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w) {
+                for (j = 0; j < nb; ++j) pad[j] += MCUQ_RD_I8(w + j);
+              } else {
+                const int8_t* x = p.in + ((int32_t)iy * p.in_w + ix) * p.in_c;
+                for (j = 0; j < nb; ++j) acc[j] += MCUQ_MAC16(MCUQ_RD_I8(w + j), x[(oc0 + j) / p.depth_mult]);
+              }
+            }
+          }
         }
+        for (j = 0; j < nb; ++j)
+          out[oc0 + j] = requantize(acc[j] + p.in_zp * pad[j], p.mult + oc0 + j, p.shift + oc0 + j, p.out_zp, p.act_min, p.act_max);
       }
     }
   }
 }
 
-void mcuq_fully_connected(const int8_t* in, mcuq_dim batches, mcuq_dim depth, const int8_t* filter,
-                          const int32_t* bias, const int32_t* mult, const int8_t* shift, int per_channel,
-                          int8_t* out, mcuq_dim units, int32_t in_offset, int32_t out_offset,
-                          int32_t act_min, int32_t act_max) {
-  mcuq_dim b, u, d;
-  for (b = 0; b < batches; ++b) {
-    const int8_t* ip = in + b * depth;
-    for (u = 0; u < units; ++u) {
-      const int8_t* fp = filter + u * depth;
-      const mcuq_dim q = per_channel ? u : 0;
-      int32_t acc = 0;
-      for (d = 0; d < depth; ++d) acc += MCUQ_MAC16(MCUQ_RD_I8(fp + d), ip[d] + in_offset);
-      if (bias) acc += MCUQ_RD_I32(bias + u);
-      acc = mcuq_mbqm(acc, MCUQ_RD_I32(mult + q), MCUQ_RD_I8(shift + q)) + out_offset;
-      out[b * units + u] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
+void mcuq_fully_connected(const mcuq_fc_params* params) {
+  mcuq_fc_params p;
+  mcuq_sz b, u0, j;
+  MCUQ_LOAD_PARAMS(p, params);
+  for (b = 0; b < p.batches; ++b) {
+    const int8_t* x = p.in + (int32_t)b * p.depth;
+    int8_t* out = p.out + (int32_t)b * p.units;
+    const int8_t* w = p.filter;
+    for (u0 = 0; u0 < p.units; u0 += p.block) {
+      const mcuq_sz nb = MCUQ_MIN(p.block, p.units - u0);
+      int32_t acc[4];
+      for (j = 0; j < nb; ++j) acc[j] = MCUQ_RD_I32(p.bias + u0 + j);
+      w = dot_block(w, x, p.depth, nb, acc);
+      for (j = 0; j < nb; ++j) {
+        const mcuq_sz q = p.per_channel ? u0 + j : 0;
+        out[u0 + j] = requantize(acc[j], p.mult + q, p.shift + q, p.out_zp, p.act_min, p.act_max);
+      }
     }
   }
 }

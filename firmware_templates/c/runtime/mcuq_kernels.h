@@ -6,6 +6,7 @@
 #define MCUQ_KERNELS_H
 
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__AVR__)
 #include <avr/pgmspace.h>
@@ -25,23 +26,56 @@ int32_t mcuq_srdhm(int32_t a, int32_t b);
 int32_t mcuq_rdivpot(int32_t x, int exponent);
 int32_t mcuq_mbqm(int32_t x, int32_t multiplier, int shift);
 
-void mcuq_conv2d(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim in_c,
-                 const int8_t* filter, mcuq_dim k_h, mcuq_dim k_w, const int32_t* bias,
-                 const int32_t* mult, const int8_t* shift, int8_t* out, mcuq_dim out_h, mcuq_dim out_w,
-                 mcuq_dim out_c, int stride_h, int stride_w, int dil_h, int dil_w, int pad_h, int pad_w,
-                 int32_t in_offset, int32_t out_offset, int32_t act_min, int32_t act_max);
+/* Index type of the weighted kernels' shapes: 16-bit on AVR (8 KB of RAM bounds every
+ * dimension), 32-bit elsewhere. */
+#if defined(__AVR__)
+typedef int16_t mcuq_sz;
+#define MCUQ_LOAD_PARAMS(dst, src) memcpy_P(&(dst), (src), sizeof(dst))
+#else
+typedef int32_t mcuq_sz;
+#define MCUQ_LOAD_PARAMS(dst, src) ((dst) = *(src))
+#endif
+/* Weight arrays may be read 4 bytes at a time by the SIMD path. */
+#define MCUQ_ALIGN4 __attribute__((aligned(4)))
 
-void mcuq_depthwise_conv2d(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim in_c,
-                           const int8_t* filter, mcuq_dim k_h, mcuq_dim k_w, const int32_t* bias,
-                           const int32_t* mult, const int8_t* shift, int8_t* out, mcuq_dim out_h,
-                           mcuq_dim out_w, int depth_mult, int stride_h, int stride_w, int dil_h,
-                           int dil_w, int pad_h, int pad_w, int32_t in_offset, int32_t out_offset,
-                           int32_t act_min, int32_t act_max);
+/* Weighted ops take one named constant struct per layer (in flash; on AVR copied to the
+ * stack with memcpy_P). The generator has re-laid the weights for the inner loop:
+ *  - `block` output channels are computed together; within a block the weights of each tap
+ *    (CONV_2D, per input-depth segment; FULLY_CONNECTED: the whole depth) come as chunks of
+ *    4 inputs per channel ([c0 w0..3][c1 w0..3]...), then the depth % 4 tail per channel. With
+ *    block 1 this is TFLite's own [oc][kh][kw][ic] order. DEPTHWISE_CONV_2D: per block,
+ *    per tap, the block's `block` channel weights.
+ *  - `bias` already holds bias + in_offset * (sum of the channel's weights): the interior
+ *    multiplies raw int8 inputs; taps in the padding add in_zp * (their weights) back, which
+ *    is the same int32 sum TFLite Micro forms over the valid taps only. */
+typedef struct {
+  const int8_t* in;
+  int8_t* out;
+  const int8_t* filter;
+  const int32_t* bias;
+  const int32_t* mult;
+  const int8_t* shift;
+  mcuq_sz in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w;
+  mcuq_sz stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
+  mcuq_sz block, depth_mult;
+  int16_t in_zp, out_zp, act_min, act_max;
+} mcuq_conv_params;
 
-void mcuq_fully_connected(const int8_t* in, mcuq_dim batches, mcuq_dim depth, const int8_t* filter,
-                          const int32_t* bias, const int32_t* mult, const int8_t* shift, int per_channel,
-                          int8_t* out, mcuq_dim units, int32_t in_offset, int32_t out_offset,
-                          int32_t act_min, int32_t act_max);
+void mcuq_conv2d(const mcuq_conv_params* params);
+void mcuq_depthwise_conv2d(const mcuq_conv_params* params);
+
+typedef struct {
+  const int8_t* in;
+  int8_t* out;
+  const int8_t* filter;
+  const int32_t* bias;
+  const int32_t* mult;
+  const int8_t* shift;
+  mcuq_sz batches, depth, units, block;
+  int16_t per_channel, in_zp, out_zp, act_min, act_max;
+} mcuq_fc_params;
+
+void mcuq_fully_connected(const mcuq_fc_params* params);
 
 void mcuq_max_pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out,
                    mcuq_dim out_h, mcuq_dim out_w, int f_h, int f_w, int stride_h, int stride_w,

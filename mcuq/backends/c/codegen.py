@@ -7,7 +7,6 @@ are checked bit for bit against the x86 TFLite Micro.
 
 from __future__ import annotations
 
-import re
 import shutil
 import struct
 import subprocess
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mcuq import __version__
-from mcuq.backends.c.program import CProgram
+from mcuq.backends.c.program import BufferRef, CProgram, KernelCall, PointerList, Value
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
 from mcuq.project.render import BANNER, c_values, environment, tensor_context
@@ -31,11 +30,27 @@ def _literal(values: np.ndarray, ctype: str) -> str:
     return c_values(values) if values.size else "0"
 
 
-def _buffer_expr(program: CProgram, match: re.Match[str]) -> str:
-    assert program.plan is not None
-    kind, index = match.group(1), int(match.group(2))
-    offset = program.plan.tensor_offset[index] if kind == "T" else program.plan.scratch_offset[index]
-    return f"(ARENA + {offset})"
+def _render_value(program: CProgram, value: Value) -> str:
+    """A kernel argument as C: buffer places become `ARENA + offset` from the memory plan."""
+    if isinstance(value, BufferRef):
+        assert program.plan is not None
+        offsets = program.plan.tensor_offset if value.kind == "tensor" else program.plan.scratch_offset
+        expr = f"ARENA + {offsets[value.index]}"
+        return f"({value.cast})({expr})" if value.cast else expr
+    if isinstance(value, PointerList):
+        return value.name
+    return str(value)
+
+
+def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
+    op = program.info.ops[call.op_index]
+    lists = [v for _, v in call.args if isinstance(v, PointerList)]
+    return {
+        "index": call.op_index, "op": op.name, "layer": program.info.layer_of_op(op).replace("*/", "* /"),
+        "function": call.function, "params_type": call.params_type, "params_name": f"op{call.op_index}_params",
+        "args": [(name, _render_value(program, value)) for name, value in call.args],
+        "pointer_lists": [{"name": p.name, "count": len(p.items), "items": [_render_value(program, v) for v in p.items]} for p in lists],
+    }
 
 
 def render_c_model(program: CProgram, model_name: str) -> dict[str, str]:
@@ -43,11 +58,6 @@ def render_c_model(program: CProgram, model_name: str) -> dict[str, str]:
     assert program.plan is not None
     info = program.info
     plan = program.plan
-    calls = [
-        {"index": op.index, "op": op.name, "layer": info.layer_of_op(op).replace("*/", "* /"),
-         "text": re.sub(r"\b([TS])\((\d+)\)", lambda m: _buffer_expr(program, m), text)}
-        for op, text in zip(info.ops, program.calls)
-    ]
 
     def io(t_index: int) -> dict[str, Any]:
         return {**tensor_context(info.tensors[t_index]), "offset": plan.tensor_offset[t_index]}
@@ -55,9 +65,10 @@ def render_c_model(program: CProgram, model_name: str) -> dict[str, str]:
     context = {
         "banner": BANNER, "mcuq_version": __version__, "model_name": model_name, "ops": info.ops,
         "arena_bytes": plan.arena_bytes, "arena_words": max(1, (plan.arena_bytes + 3) // 4), "lower_bound": plan.lower_bound,
-        "inputs": [io(i) for i in info.inputs], "outputs": [io(i) for i in info.outputs], "calls": calls,
+        "inputs": [io(i) for i in info.inputs], "outputs": [io(i) for i in info.outputs],
+        "calls": [_call_context(program, call) for call in program.calls], "simd": program.simd,
         "constants": [{"name": c.name, "ctype": c.ctype, "count": max(1, c.values.size), "data": _literal(c.values, c.ctype),
-                       "flash": c.flash} for c in program.constants],
+                       "flash": c.flash, "aligned": c.aligned} for c in program.constants],
     }
     env = environment()
     files = {
@@ -77,14 +88,17 @@ def write_sources(files: dict[str, str], folder: Path) -> list[Path]:
     return paths
 
 
-def build_host(files: dict[str, str], folder: Path) -> Path:
+def build_host(files: dict[str, str], folder: Path, simd: bool = False) -> Path:
+    """gcc build of the host harness; `simd` compiles the SIMD path with its intrinsics
+    emulated in portable C (-DMCUQ_EMULATE_SIMD), the code the DSP Cortex-M runs."""
     if shutil.which("gcc") is None:
         raise MCUQError("gcc is not installed: the plain-C runtime is checked on the host with gcc (apt-get install gcc)")
     write_sources(files, folder)
     harness = templates_dir() / "c" / "host" / "mcuq_host_main.c"
     sources = [str(folder / n) for n in ("mcuq_model.c", "mcuq_kernels.c")] + [str(harness)]
     exe = folder / "mcuq_host"
-    proc = subprocess.run(["gcc", *HOST_CFLAGS, "-I", str(folder), *sources, "-o", str(exe), "-lm"],
+    flags = [*HOST_CFLAGS, *(["-DMCUQ_EMULATE_SIMD"] if simd else [])]
+    proc = subprocess.run(["gcc", *flags, "-I", str(folder), *sources, "-o", str(exe), "-lm"],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise MCUQError(f"the generated C does not compile with gcc -Wall -Wextra -Werror: {proc.stderr.strip().splitlines()[0] if proc.stderr else ''}")
@@ -95,7 +109,7 @@ def run_host(program: CProgram, files: dict[str, str], samples: list[list[np.nda
     """Outputs of the generated C for each sample (int8 tensors in model order)."""
     info = program.info
     with tempfile.TemporaryDirectory(prefix="mcuq-c-") as tmp:
-        exe = build_host(files, Path(tmp))
+        exe = build_host(files, Path(tmp), program.simd)
         payload = struct.pack("<I", len(samples)) + b"".join(x.astype(np.int8).tobytes() for s in samples for x in s)
         proc = subprocess.run([str(exe)], input=payload, capture_output=True, timeout=600, check=False)
         if proc.returncode != 0:

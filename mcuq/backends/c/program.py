@@ -9,6 +9,7 @@ buffer laid out by ``planner``. An op outside the supported set is an error nami
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,17 +49,55 @@ class ConstArray:
     ctype: str
     values: np.ndarray
     flash: bool = True  # PROGMEM on AVR; elementwise operands stay in RAM
+    aligned: bool = False  # 4-byte aligned (weights read a word at a time by the SIMD path)
+
+
+@dataclass(frozen=True)
+class BufferRef:
+    """A place in the activation buffer, resolved to `ARENA + offset` when rendering."""
+
+    kind: str  # "tensor" (an activation tensor) or "scratch" (an op's temporary)
+    index: int  # tensor index or op index
+    cast: str = ""  # C type to cast the pointer to (int32_t* scratch)
+
+
+@dataclass(frozen=True)
+class PointerList:
+    """A constant array of input pointers (CONCATENATION), rendered as a local array."""
+
+    name: str
+    items: tuple[Any, ...]
+
+
+# A kernel argument: a number, the name of a constant array, or a buffer reference.
+Value = int | str | BufferRef | PointerList
+
+
+@dataclass
+class KernelCall:
+    """One op as one call with named arguments.
+
+    With `params_type` the arguments become a per-layer `static const` struct of that type
+    (designated initializers, in flash) passed by address; without it they are the positional
+    arguments of `function`, each rendered with its name beside it.
+    """
+
+    op_index: int
+    function: str
+    args: list[tuple[str, Value]]
+    params_type: str | None = None
 
 
 @dataclass
 class CProgram:
-    """The compiled model: constants, one C statement per op, and the memory plan."""
+    """The compiled model: constants, one kernel call per op, and the memory plan."""
 
     info: ModelInfo
     constants: list[ConstArray] = field(default_factory=list)
-    calls: list[str] = field(default_factory=list)
+    calls: list[KernelCall] = field(default_factory=list)
     plan: MemoryPlan | None = None
     scratch: dict[int, int] = field(default_factory=dict)  # op index -> scratch bytes
+    simd: bool = False  # weights laid out for the 4-channel SIMD path (Cortex-M with DSP)
 
     @property
     def arena_bytes(self) -> int:
@@ -104,26 +143,70 @@ def _dims4(shape: tuple[int, ...]) -> list[int]:
     return [1] * (4 - len(dims)) + dims
 
 
-class _Emitter:
-    def __init__(self, info: ModelInfo) -> None:
-        self.info = info
-        self.program = CProgram(info)
+SIMD_BLOCK = 4  # output channels per block on the SIMD path (four SMLAD accumulators)
 
-    def const(self, name: str, ctype: str, values: np.ndarray, flash: bool = True) -> str:
-        self.program.constants.append(ConstArray(name, ctype, np.asarray(values), flash))
+
+def block_layout(w3: np.ndarray, block: int) -> np.ndarray:
+    """[channels, segments, n] weights -> the kernels' block layout (see mcuq_kernels.h):
+    per block of `block` channels, per segment, chunks of 4 inputs per channel, then the tail
+    of n % 4 inputs per channel. With block 1 this is the input order unchanged."""
+    channels, segments, n = w3.shape
+    full = n - n % 4
+    parts = []
+    for b0 in range(0, channels, block):
+        blk = w3[b0 : b0 + block]
+        nb = blk.shape[0]
+        for s in range(segments):
+            parts.append(blk[:, s, :full].reshape(nb, full // 4, 4).transpose(1, 0, 2).reshape(-1))
+            parts.append(blk[:, s, full:].reshape(-1))
+    return np.concatenate(parts) if parts else np.zeros(0, np.int8)
+
+
+def depthwise_layout(w: np.ndarray, block: int) -> np.ndarray:
+    """[1, kh, kw, channels] -> per block of channels, per tap, the block's channel weights."""
+    taps = w.reshape(-1, w.shape[-1])
+    return np.concatenate([taps[:, b0 : b0 + block].reshape(-1) for b0 in range(0, taps.shape[1], block)])
+
+
+def folded_bias(bias: np.ndarray | None, weight_sums: np.ndarray, in_zp: int) -> np.ndarray:
+    """bias + in_offset * sum(weights) per channel (in_offset = -in_zp), wrapped to int32
+    like the kernels' int32 accumulator."""
+    b = np.zeros(weight_sums.shape, np.int64) if bias is None else bias.astype(np.int64).reshape(-1)
+    total = b - np.int64(in_zp) * weight_sums.astype(np.int64)
+    return ((total + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+class _Emitter:
+    def __init__(self, info: ModelInfo, simd: bool) -> None:
+        self.info = info
+        self.program = CProgram(info, simd=simd)
+
+    def const(self, name: str, ctype: str, values: np.ndarray, flash: bool = True, aligned: bool = False) -> str:
+        self.program.constants.append(ConstArray(name, ctype, np.asarray(values), flash, aligned))
         return name
 
     def t(self, index: int) -> TensorInfo:
         return self.info.tensors[index]
 
-    def weights(self, op: OpInfo, pos: int) -> str:
+    def weight_data(self, op: OpInfo, pos: int) -> np.ndarray:
         w = self.t(op.inputs[pos])
         if w.data is None:
             raise _fail(self.info, op, "has non-constant weights")
-        return self.const(f"w{op.index}", "int8_t", w.data.reshape(-1))
+        return w.data.astype(np.int8)
 
-    def buf(self, index: int) -> str:
-        return f"T({index})"
+    def weights(self, op: OpInfo, pos: int) -> str:
+        return self.const(f"w{op.index}", "int8_t", self.weight_data(op, pos).reshape(-1))
+
+    def bias_data(self, op: OpInfo, pos: int) -> np.ndarray | None:
+        if len(op.inputs) <= pos or op.inputs[pos] < 0:
+            return None
+        b = self.t(op.inputs[pos])
+        if b.data is None:
+            raise _fail(self.info, op, "has a non-constant bias")
+        return b.data.astype(np.int32).reshape(-1)
+
+    def buf(self, index: int) -> BufferRef:
+        return BufferRef("tensor", index)
 
     def per_channel_params(self, op: OpInfo, inp: TensorInfo, w: TensorInfo, out: TensorInfo, channels: int) -> tuple[str, str]:
         in_scale, _ = _q(inp)
@@ -140,59 +223,69 @@ class _Emitter:
                 self.const(f"s{op.index}", "int8_t", np.array(shifts, np.int8)))
 
     def bias(self, op: OpInfo, pos: int) -> str:
-        if len(op.inputs) <= pos or op.inputs[pos] < 0:
-            return "0"
-        b = self.t(op.inputs[pos])
-        if b.data is None:
-            raise _fail(self.info, op, "has a non-constant bias")
-        return self.const(f"b{op.index}", "int32_t", b.data.astype(np.int32).reshape(-1))
+        data = self.bias_data(op, pos)
+        return "0" if data is None else self.const(f"b{op.index}", "int32_t", data)
 
 
-def _windowed(e: _Emitter, op: OpInfo, kh: int, kw: int, out_c: int) -> str:
-    """The argument tail shared by CONV_2D and DEPTHWISE_CONV_2D (after the kernel name and input dims)."""
-    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
-    _, ih, iw, _ = inp.shape
-    o = op.options
-    sh, sw, dh, dw = o.get("strideH", 1), o.get("strideW", 1), o.get("dilationHFactor", 1), o.get("dilationWFactor", 1)
-    _, oh, ow, _ = out.shape
-    ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
-    m, s = e.per_channel_params(op, inp, e.t(op.inputs[1]), out, out_c)
-    return (f"{e.weights(op, 1)}, {kh}, {kw}, {e.bias(op, 2)}, {m}, {s}, {e.buf(out.index)}, {oh}, {ow}, "
-            f"{{channels}}, {sh}, {sw}, {dh}, {dw}, {ph}, {pw}, {_offsets_and_range(op, inp, out)}")
-
-
-def _offsets_and_range(op: OpInfo, inp: TensorInfo, out: TensorInfo) -> str:
-    """`in_offset, out_offset, act_min, act_max` as every weighted kernel takes them."""
+def _out_range(op: OpInfo, inp: TensorInfo, out: TensorInfo) -> list[tuple[str, Value]]:
+    """Zero points and activation range as every weighted kernel takes them."""
     _, izp = _q(inp)
     os_, ozp = _q(out)
     amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), os_, ozp)
-    return f"{-izp}, {ozp}, {amin}, {amax}"
+    return [("in_zp", izp), ("out_zp", ozp), ("act_min", amin), ("act_max", amax)]
 
 
-def _conv(e: _Emitter, op: OpInfo) -> str:
-    inp, w = e.t(op.inputs[0]), e.t(op.inputs[1])
+def _windowed(e: _Emitter, op: OpInfo, kind: str) -> KernelCall:
+    """CONV_2D and DEPTHWISE_CONV_2D: weights re-laid for the inner loop, in_offset folded into the bias."""
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    w = e.weight_data(op, 1)
     _, ih, iw, ic = inp.shape
-    oc, kh, kw, wic = w.shape
-    if wic != ic:
-        raise _fail(e.info, op, "is a grouped convolution")
-    tail = _windowed(e, op, kh, kw, oc).replace("{channels}", str(oc))
-    return f"mcuq_conv2d({e.buf(inp.index)}, {ih}, {iw}, {ic}, {tail});"
+    _, oh, ow, oc = out.shape
+    o = op.options
+    sh, sw, dh, dw = o.get("strideH", 1), o.get("strideW", 1), o.get("dilationHFactor", 1), o.get("dilationWFactor", 1)
+    _, izp = _q(inp)
+    if kind == "conv":
+        wc, kh, kw, wic = w.shape
+        if wic != ic:
+            raise _fail(e.info, op, "is a grouped convolution")
+        block = SIMD_BLOCK if e.program.simd else 1
+        segments = w.reshape(wc, kh, kw * ic) if dw == 1 else w.reshape(wc, kh * kw, ic)
+        laid = block_layout(segments, block)
+        sums = w.reshape(wc, -1).astype(np.int64).sum(axis=1)
+        depth_mult = 1
+    else:
+        _, kh, kw, wc = w.shape
+        depth_mult = wc // ic
+        block = SIMD_BLOCK if e.program.simd and depth_mult == 1 else 1
+        laid = depthwise_layout(w, block)
+        sums = w.reshape(-1, wc).astype(np.int64).sum(axis=0)
+    ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
+    m, s = e.per_channel_params(op, inp, e.t(op.inputs[1]), out, oc)
+    return KernelCall(op.index, "mcuq_conv2d" if kind == "conv" else "mcuq_depthwise_conv2d", [
+        ("in", e.buf(inp.index)), ("out", e.buf(out.index)),
+        ("filter", e.const(f"w{op.index}", "int8_t", laid, aligned=True)),
+        ("bias", e.const(f"b{op.index}", "int32_t", folded_bias(e.bias_data(op, 2), sums, izp))),
+        ("mult", m), ("shift", s), ("in_h", ih), ("in_w", iw), ("in_c", ic), ("out_h", oh), ("out_w", ow), ("out_c", oc),
+        ("k_h", kh), ("k_w", kw), ("stride_h", sh), ("stride_w", sw), ("dil_h", dh), ("dil_w", dw), ("pad_h", ph), ("pad_w", pw),
+        ("block", block), ("depth_mult", depth_mult), *_out_range(op, inp, out)], "mcuq_conv_params")
 
 
-def _depthwise(e: _Emitter, op: OpInfo) -> str:
-    inp, w = e.t(op.inputs[0]), e.t(op.inputs[1])
-    _, ih, iw, ic = inp.shape
-    _, kh, kw, oc = w.shape
-    tail = _windowed(e, op, kh, kw, oc).replace("{channels}", str(oc // ic))
-    return f"mcuq_depthwise_conv2d({e.buf(inp.index)}, {ih}, {iw}, {ic}, {tail});"
+def _conv(e: _Emitter, op: OpInfo) -> KernelCall:
+    return _windowed(e, op, "conv")
 
 
-def _fully_connected(e: _Emitter, op: OpInfo) -> str:
-    inp, w, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
-    units, depth = w.shape
+def _depthwise(e: _Emitter, op: OpInfo) -> KernelCall:
+    return _windowed(e, op, "depthwise")
+
+
+def _fully_connected(e: _Emitter, op: OpInfo) -> KernelCall:
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    w = e.t(op.inputs[1])
+    wdata = e.weight_data(op, 1)
+    units, depth = wdata.shape
     batches = int(np.prod(inp.shape)) // depth
     in_scale, izp = _q(inp)
-    out_scale, ozp = _q(out)
+    out_scale, _ = _q(out)
     assert w.quant is not None
     if len(w.quant.scale) > 1:
         m, s = e.per_channel_params(op, inp, w, out, units)
@@ -204,13 +297,17 @@ def _fully_connected(e: _Emitter, op: OpInfo) -> str:
         m = e.const(f"m{op.index}", "int32_t", np.array([mult], np.int32))
         s = e.const(f"s{op.index}", "int8_t", np.array([shift], np.int8))
         per_channel = 0
-    wname = e.weights(op, 1)
-    amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), out_scale, ozp)
-    return (f"mcuq_fully_connected({e.buf(inp.index)}, {batches}, {depth}, {wname}, {e.bias(op, 2)}, {m}, {s}, {per_channel}, "
-            f"{e.buf(out.index)}, {units}, {-izp}, {ozp}, {amin}, {amax});")
+    block = SIMD_BLOCK if e.program.simd else 1
+    laid = block_layout(wdata.reshape(units, 1, depth), block)
+    bias = folded_bias(e.bias_data(op, 2), wdata.astype(np.int64).sum(axis=1), izp)
+    return KernelCall(op.index, "mcuq_fully_connected", [
+        ("in", e.buf(inp.index)), ("out", e.buf(out.index)), ("filter", e.const(f"w{op.index}", "int8_t", laid, aligned=True)),
+        ("bias", e.const(f"b{op.index}", "int32_t", bias)), ("mult", m), ("shift", s),
+        ("batches", batches), ("depth", depth), ("units", units), ("block", block), ("per_channel", per_channel),
+        *_out_range(op, inp, out)], "mcuq_fc_params")
 
 
-def _pool(e: _Emitter, op: OpInfo) -> str:
+def _pool(e: _Emitter, op: OpInfo) -> KernelCall:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     _, ih, iw, c = inp.shape
     _, oh, ow, _ = out.shape
@@ -220,10 +317,12 @@ def _pool(e: _Emitter, op: OpInfo) -> str:
     os_, ozp = _q(out)
     amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
     fn = "mcuq_max_pool" if op.name == "MAX_POOL_2D" else "mcuq_avg_pool"
-    return f"{fn}({e.buf(inp.index)}, {ih}, {iw}, {c}, {e.buf(out.index)}, {oh}, {ow}, {fh}, {fw}, {sh}, {sw}, {ph}, {pw}, {amin}, {amax});"
+    return KernelCall(op.index, fn, [("in", e.buf(inp.index)), ("in_h", ih), ("in_w", iw), ("ch", c), ("out", e.buf(out.index)),
+                                     ("out_h", oh), ("out_w", ow), ("f_h", fh), ("f_w", fw), ("stride_h", sh), ("stride_w", sw),
+                                     ("pad_h", ph), ("pad_w", pw), ("act_min", amin), ("act_max", amax)])
 
 
-def _operand(e: _Emitter, op: OpInfo, index: int, slot: int) -> str:
+def _operand(e: _Emitter, op: OpInfo, index: int, slot: int) -> Value:
     t = e.t(index)
     if t.is_constant:
         assert t.data is not None
@@ -235,7 +334,14 @@ def _dims_const(e: _Emitter, name: str, shape: tuple[int, ...]) -> str:
     return e.const(name, "mcuq_dim", np.array(_dims4(shape), np.int32), flash=False)
 
 
-def _add(e: _Emitter, op: OpInfo) -> str:
+def _binary_operands(e: _Emitter, op: OpInfo) -> list[tuple[str, Value]]:
+    a, b, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    return [("a", _operand(e, op, a.index, 0)), ("a_dims", _dims_const(e, f"da{op.index}", a.shape)),
+            ("b", _operand(e, op, b.index, 1)), ("b_dims", _dims_const(e, f"db{op.index}", b.shape)),
+            ("out", e.buf(out.index)), ("out_dims", _dims_const(e, f"do{op.index}", out.shape))]
+
+
+def _add(e: _Emitter, op: OpInfo) -> KernelCall:
     a, b, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     (sa, za), (sb, zb), (so, zo) = _q(a), _q(b), _q(out)
     left_shift = 20
@@ -244,27 +350,28 @@ def _add(e: _Emitter, op: OpInfo) -> str:
     mb, shb = quantize_multiplier(float(f32(sb)) / twice_max)
     mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * float(f32(so))))
     amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), so, zo)
-    return (f"mcuq_add({_operand(e, op, a.index, 0)}, {_dims_const(e, f'da{op.index}', a.shape)}, {_operand(e, op, b.index, 1)}, "
-            f"{_dims_const(e, f'db{op.index}', b.shape)}, {e.buf(out.index)}, {_dims_const(e, f'do{op.index}', out.shape)}, "
-            f"{-za}, {ma}, {sha}, {-zb}, {mb}, {shb}, {left_shift}, {zo}, {mo}, {sho}, {amin}, {amax});")
+    return KernelCall(op.index, "mcuq_add", [
+        *_binary_operands(e, op), ("a_offset", -za), ("a_mult", ma), ("a_shift", sha), ("b_offset", -zb), ("b_mult", mb),
+        ("b_shift", shb), ("left_shift", left_shift), ("out_offset", zo), ("out_mult", mo), ("out_shift", sho),
+        ("act_min", amin), ("act_max", amax)])
 
 
-def _mul(e: _Emitter, op: OpInfo) -> str:
+def _mul(e: _Emitter, op: OpInfo) -> KernelCall:
     a, b, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     (sa, za), (sb, zb), (so, zo) = _q(a), _q(b), _q(out)
     mo, sho = quantize_multiplier(float(f32(sa)) * float(f32(sb)) / float(f32(so)))
     amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), so, zo)
-    return (f"mcuq_mul({_operand(e, op, a.index, 0)}, {_dims_const(e, f'da{op.index}', a.shape)}, {_operand(e, op, b.index, 1)}, "
-            f"{_dims_const(e, f'db{op.index}', b.shape)}, {e.buf(out.index)}, {_dims_const(e, f'do{op.index}', out.shape)}, "
-            f"{-za}, {-zb}, {zo}, {mo}, {sho}, {amin}, {amax});")
+    return KernelCall(op.index, "mcuq_mul", [
+        *_binary_operands(e, op), ("a_offset", -za), ("b_offset", -zb), ("out_offset", zo), ("out_mult", mo),
+        ("out_shift", sho), ("act_min", amin), ("act_max", amax)])
 
 
-def _reshape(e: _Emitter, op: OpInfo) -> str:
+def _reshape(e: _Emitter, op: OpInfo) -> KernelCall:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
-    return f"mcuq_copy({e.buf(inp.index)}, {e.buf(out.index)}, {int(np.prod(out.shape))});"
+    return KernelCall(op.index, "mcuq_copy", [("in", e.buf(inp.index)), ("out", e.buf(out.index)), ("n", int(np.prod(out.shape)))])
 
 
-def _softmax(e: _Emitter, op: OpInfo) -> str:
+def _softmax(e: _Emitter, op: OpInfo) -> KernelCall:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     in_scale, _ = _q(inp)
     beta = float(op.options.get("beta", 1.0))
@@ -272,10 +379,12 @@ def _softmax(e: _Emitter, op: OpInfo) -> str:
     mult, shift = quantize_multiplier(real)
     diff_min = -calculate_input_radius(5, shift)
     depth = inp.shape[-1]
-    return f"mcuq_softmax({e.buf(inp.index)}, {e.buf(out.index)}, {int(np.prod(inp.shape)) // depth}, {depth}, {mult}, {shift}, {diff_min});"
+    return KernelCall(op.index, "mcuq_softmax", [("in", e.buf(inp.index)), ("out", e.buf(out.index)),
+                                                 ("outer", int(np.prod(inp.shape)) // depth), ("depth", depth),
+                                                 ("in_mult", mult), ("in_left_shift", shift), ("diff_min", diff_min)])
 
 
-def _logistic_tanh(e: _Emitter, op: OpInfo) -> str:
+def _logistic_tanh(e: _Emitter, op: OpInfo) -> KernelCall:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     in_scale, izp = _q(inp)
     real = float(f32(in_scale)) * float(1 << (31 - 4))
@@ -283,31 +392,38 @@ def _logistic_tanh(e: _Emitter, op: OpInfo) -> str:
     mult = tflite_round(q * (1 << 31))
     radius = calculate_input_radius(4, left_shift, 31)
     fn = "mcuq_logistic" if op.name == "LOGISTIC" else "mcuq_tanh"
-    return f"{fn}({e.buf(inp.index)}, {e.buf(out.index)}, {int(np.prod(inp.shape))}, {izp}, {radius}, {mult}, {left_shift});"
+    return KernelCall(op.index, fn, [("in", e.buf(inp.index)), ("out", e.buf(out.index)), ("n", int(np.prod(inp.shape))),
+                                     ("in_zp", izp), ("range_radius", radius), ("in_mult", mult), ("in_left_shift", left_shift)])
 
 
-def _relu(e: _Emitter, op: OpInfo) -> str:
+def _requantize(e: _Emitter, op: OpInfo, zps: tuple[int, int], mult: int, shift: int, lo: int, hi: int) -> KernelCall:
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    return KernelCall(op.index, "mcuq_requantize", [("in", e.buf(inp.index)), ("out", e.buf(out.index)), ("n", int(np.prod(inp.shape))),
+                                                    ("in_zp", zps[0]), ("out_zp", zps[1]), ("mult", mult), ("shift", shift),
+                                                    ("act_min", lo), ("act_max", hi)])
+
+
+def _relu(e: _Emitter, op: OpInfo) -> KernelCall:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     (si, zi), (so, zo) = _q(inp), _q(out)
-    n = int(np.prod(inp.shape))
     if op.name == "RELU6":
         six = max(INT8_MIN, min(INT8_MAX, tflite_round(float(f32(6.0) / f32(si))) + zi))
-        return f"mcuq_requantize({e.buf(inp.index)}, {e.buf(out.index)}, {n}, 0, 0, {1 << 30}, 1, {zi}, {six});"
+        return _requantize(e, op, (0, 0), 1 << 30, 1, zi, six)
     mult, shift = quantize_multiplier(float(f32(si)) / float(f32(so)))
     amin = max(INT8_MIN, zo + tflite_round(float(f32(0.0) / f32(so))))
-    return f"mcuq_requantize({e.buf(inp.index)}, {e.buf(out.index)}, {n}, {zi}, {zo}, {mult}, {shift}, {amin}, {INT8_MAX});"
+    return _requantize(e, op, (zi, zo), mult, shift, amin, INT8_MAX)
 
 
-def _quantize(e: _Emitter, op: OpInfo) -> str:
+def _quantize(e: _Emitter, op: OpInfo) -> KernelCall:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     if inp.dtype != "int8" or out.dtype != "int8":
         raise _fail(e.info, op, f"converts {inp.dtype} to {out.dtype}; the C runtime only requantizes int8 (deploy with --io int8)")
     (si, zi), (so, zo) = _q(inp), _q(out)
     mult, shift = quantize_multiplier(float(f32(si)) / float(f32(so)))
-    return f"mcuq_requantize({e.buf(inp.index)}, {e.buf(out.index)}, {int(np.prod(inp.shape))}, {zi}, {zo}, {mult}, {shift}, {INT8_MIN}, {INT8_MAX});"
+    return _requantize(e, op, (zi, zo), mult, shift, INT8_MIN, INT8_MAX)
 
 
-def _concat(e: _Emitter, op: OpInfo) -> str:
+def _concat(e: _Emitter, op: OpInfo) -> KernelCall:
     out = e.t(op.outputs[0])
     ins = [e.t(i) for i in op.inputs]
     if any(_q(t) != _q(out) for t in ins):
@@ -315,13 +431,13 @@ def _concat(e: _Emitter, op: OpInfo) -> str:
     axis = op.options.get("axis", -1) % len(out.shape)
     outer = int(np.prod(out.shape[:axis])) if axis else 1
     inner = int(np.prod(out.shape[axis + 1 :]))
-    names = ", ".join(_operand(e, op, t.index, k) for k, t in enumerate(ins))
-    return (f"{{ const int8_t* const ins[{len(ins)}] = {{ {names} }}; "
-            f"mcuq_concat(ins, {e.const(f'ax{op.index}', 'mcuq_dim', np.array([t.shape[axis] for t in ins], np.int32), flash=False)}, "
-            f"{len(ins)}, {e.buf(out.index)}, {outer}, {inner}); }}")
+    pointers = PointerList(f"ins{op.index}", tuple(_operand(e, op, t.index, k) for k, t in enumerate(ins)))
+    sizes = e.const(f"ax{op.index}", "mcuq_dim", np.array([t.shape[axis] for t in ins], np.int32), flash=False)
+    return KernelCall(op.index, "mcuq_concat", [("ins", pointers), ("axis_sizes", sizes), ("count", len(ins)),
+                                                ("out", e.buf(out.index)), ("outer", outer), ("inner", inner)])
 
 
-def _pad(e: _Emitter, op: OpInfo) -> str:
+def _pad(e: _Emitter, op: OpInfo) -> KernelCall:
     inp, pads, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     assert pads.data is not None
     before = [int(p[0]) for p in pads.data.reshape(-1, 2)]
@@ -329,11 +445,13 @@ def _pad(e: _Emitter, op: OpInfo) -> str:
     value = _q(out)[1]
     if op.name == "PADV2" and len(op.inputs) > 2 and e.t(op.inputs[2]).data is not None:
         value = int(e.t(op.inputs[2]).data.reshape(-1)[0])  # type: ignore[union-attr]
-    return (f"mcuq_pad({e.buf(inp.index)}, {_dims_const(e, f'di{op.index}', inp.shape)}, {e.buf(out.index)}, "
-            f"{_dims_const(e, f'do{op.index}', out.shape)}, {e.const(f'pb{op.index}', 'mcuq_dim', np.array(before, np.int32), flash=False)}, {value});")
+    return KernelCall(op.index, "mcuq_pad", [
+        ("in", e.buf(inp.index)), ("in_dims", _dims_const(e, f"di{op.index}", inp.shape)), ("out", e.buf(out.index)),
+        ("out_dims", _dims_const(e, f"do{op.index}", out.shape)),
+        ("before", e.const(f"pb{op.index}", "mcuq_dim", np.array(before, np.int32), flash=False)), ("pad_value", value)])
 
 
-def _mean(e: _Emitter, op: OpInfo, scratch: str) -> str:
+def _mean(e: _Emitter, op: OpInfo) -> KernelCall:
     inp, axes, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     assert axes.data is not None
     rank = len(inp.shape)
@@ -348,11 +466,13 @@ def _mean(e: _Emitter, op: OpInfo, scratch: str) -> str:
     extra = min(63 - (64 - n.bit_length()) if n > 0 else 0, 32, 31 + shift)
     mult = int((mult << extra) // n)
     shift -= extra
-    return (f"mcuq_mean({e.buf(inp.index)}, {_dims_const(e, f'di{op.index}', inp.shape)}, {mask}, {e.buf(out.index)}, "
-            f"(int32_t*){scratch}, {zi}, {zo}, {mult}, {shift});")
+    return KernelCall(op.index, "mcuq_mean", [
+        ("in", e.buf(inp.index)), ("in_dims", _dims_const(e, f"di{op.index}", inp.shape)), ("axis_mask", mask),
+        ("out", e.buf(out.index)), ("temp_sum", BufferRef("scratch", op.index, "int32_t*")), ("in_zp", zi), ("out_zp", zo),
+        ("mult", mult), ("shift", shift)])
 
 
-def _transpose_conv(e: _Emitter, op: OpInfo, scratch: str) -> str:
+def _transpose_conv(e: _Emitter, op: OpInfo) -> KernelCall:
     w, inp, out = e.t(op.inputs[1]), e.t(op.inputs[2]), e.t(op.outputs[0])
     _, ih, iw, ic = inp.shape
     oc, kh, kw, _ = w.shape
@@ -362,8 +482,13 @@ def _transpose_conv(e: _Emitter, op: OpInfo, scratch: str) -> str:
     ph = padding_for(sh, 1, oh, kh, out_size(pad, oh, kh, sh))
     pw = padding_for(sw, 1, ow, kw, out_size(pad, ow, kw, sw))
     m, s = e.per_channel_params(op, inp, w, out, oc)
-    return (f"mcuq_transpose_conv({e.buf(inp.index)}, {ih}, {iw}, {ic}, {e.weights(op, 1)}, {kh}, {kw}, {e.bias(op, 3)}, {m}, {s}, "
-            f"{e.buf(out.index)}, {oh}, {ow}, {oc}, {sh}, {sw}, {ph}, {pw}, (int32_t*){scratch}, {_offsets_and_range(op, inp, out)});")
+    (_, izp), (os_, ozp) = _q(inp), _q(out)
+    amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
+    return KernelCall(op.index, "mcuq_transpose_conv", [
+        ("in", e.buf(inp.index)), ("in_h", ih), ("in_w", iw), ("in_c", ic), ("filter", e.weights(op, 1)), ("k_h", kh), ("k_w", kw),
+        ("bias", e.bias(op, 3)), ("mult", m), ("shift", s), ("out", e.buf(out.index)), ("out_h", oh), ("out_w", ow), ("out_c", oc),
+        ("stride_h", sh), ("stride_w", sw), ("pad_h", ph), ("pad_w", pw), ("scratch", BufferRef("scratch", op.index, "int32_t*")),
+        ("in_offset", -izp), ("out_offset", ozp), ("act_min", amin), ("act_max", amax)])
 
 
 def scratch_bytes(info: ModelInfo, op: OpInfo) -> int:
@@ -375,36 +500,35 @@ def scratch_bytes(info: ModelInfo, op: OpInfo) -> int:
     return 0
 
 
-EMITTERS: dict[str, Any] = {
+EMITTERS: dict[str, Callable[[_Emitter, OpInfo], KernelCall]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
     "MAX_POOL_2D": _pool, "AVERAGE_POOL_2D": _pool, "ADD": _add, "MUL": _mul,
     "RESHAPE": _reshape, "EXPAND_DIMS": _reshape, "SQUEEZE": _reshape, "SOFTMAX": _softmax,
     "LOGISTIC": _logistic_tanh, "TANH": _logistic_tanh, "RELU": _relu, "RELU6": _relu, "QUANTIZE": _quantize,
-    "CONCATENATION": _concat, "PAD": _pad, "PADV2": _pad,
+    "CONCATENATION": _concat, "PAD": _pad, "PADV2": _pad, "MEAN": _mean, "TRANSPOSE_CONV": _transpose_conv,
 }
 
 
-def compile_model(info: ModelInfo) -> CProgram:
-    """Model -> C program. Raises UnsupportedOpError before anything is generated."""
+def compile_model(info: ModelInfo, simd: bool = False) -> CProgram:
+    """Model -> C program. Raises UnsupportedOpError before anything is generated.
+
+    `simd` lays the weights out for the 4-channel path of Cortex-M CPUs with the DSP
+    extension; the kernels also run that layout portably, so it is a speed choice only.
+    """
     check_supported(info)
     for t in info.input_tensors:
         if t.shape and t.shape[0] != 1:
             raise UnsupportedOpError(f"plain-C runtime: input '{t.name}' has batch {t.shape[0]}; export with batch 1")
-    e = _Emitter(info)
+    e = _Emitter(info, simd)
     program = e.program
     program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
     program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS)
-    for op in info.ops:
-        if op.name == "MEAN":
-            program.calls.append(_mean(e, op, f"S({op.index})"))
-        elif op.name == "TRANSPOSE_CONV":
-            program.calls.append(_transpose_conv(e, op, f"S({op.index})"))
-        else:
-            program.calls.append(EMITTERS[op.name](e, op))
+    program.calls = [EMITTERS[op.name](e, op) for op in info.ops]
     return program
 
 
-__all__ = ["SUPPORTED_OPS", "Buffer", "CProgram", "ConstArray", "check_supported", "compile_model", "unsupported_ops"]
+__all__ = ["SUPPORTED_OPS", "Buffer", "BufferRef", "CProgram", "ConstArray", "KernelCall", "PointerList", "check_supported",
+           "compile_model", "unsupported_ops"]
 
 
 # Fit check for the plain-C runtime. Measured numbers come from the emulator build

@@ -1,0 +1,236 @@
+"""Speed of the plain-C runtime: AVR cycles (simavr) and Cortex-M4 instructions (qemu -icount).
+
+    python benchmarks/speed.py                      # measure, print, update benchmarks/RESULTS.md
+    python benchmarks/speed.py --record before      # store this run as the "before" column
+    python benchmarks/speed.py --models digits,sine # a subset (prints only)
+
+Per model: MACs; ATmega2560 cycles per inference and cycles per MAC of CONV_2D,
+DEPTHWISE_CONV_2D and FULLY_CONNECTED (per-op SysTick/Timer1 marks of a -DMCUQ_PROFILE
+build); Cortex-M4 instructions per inference and MACs per instruction, next to TFLite Micro
+(reference kernels and CMSIS-NN) where those were measured. "Before" numbers come from
+benchmarks/speed_before.json, written by this script at the commit it names. Nothing here is
+a test; no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+CACHE = HERE / ".cache"
+BEFORE = HERE / "speed_before.json"
+MARK_BEGIN, MARK_END = "<!-- speed.py begin -->", "<!-- speed.py end -->"
+WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+ORDER = ["digits", "sine", "tiny_ds_cnn", "ds_cnn_kws", "resnet8_ic", "mobilenet_v1_025_vww", "ad_autoencoder", "conv1d_audio", "dense_mlp"]
+
+from mcuq.backends.c.codegen import selftest_sources  # noqa: E402
+from mcuq.backends.c.program import compile_model, estimate_c_fit  # noqa: E402
+from mcuq.boards import get_board  # noqa: E402
+from mcuq.common.errors import MCUQError  # noqa: E402
+from mcuq.frontend.converter import quantize  # noqa: E402
+from mcuq.toolchains import emulate  # noqa: E402
+
+# TFLite Micro instruction counts quoted in issue #12 (qemu -icount, Cortex-M4), used only
+# when the TFLite Micro harness is not available in this tree; always labelled as quoted.
+ISSUE_TFLM = {
+    "digits": (829_680, 119_880), "ds_cnn_kws": (198_500_000, 7_580_000), "resnet8_ic": (824_000_000, 29_770_000),
+    "mobilenet_v1_025_vww": (419_900_000, 20_050_000), "ad_autoencoder": (1_690_000, 600_000),
+    "conv1d_audio": (2_970_000, 690_000), "dense_mlp": (6_420_000, 2_050_000),
+}
+
+
+def build_models(names: list[str]) -> dict[str, tuple[Path, Path]]:
+    from models import MLPERF, SPEED_EXTRA, train_briefly
+
+    out = {}
+    for name in names:
+        if name in ("digits", "sine"):
+            out[name] = (ROOT / f"examples/{name}/model.keras", ROOT / f"examples/{name}/calibration.npy")
+            continue
+        builder = {**MLPERF, **SPEED_EXTRA}[name]
+        CACHE.mkdir(exist_ok=True)
+        keras_path, cal_path = CACHE / f"{name}.keras", CACHE / f"{name}_cal.npy"
+        if not keras_path.exists():
+            model = builder()
+            np.save(cal_path, train_briefly(model)[:200])
+            model.save(keras_path)
+        out[name] = (keras_path, cal_path)
+    return out
+
+
+def by_type(info: Any, ticks: dict[int, int]) -> dict[str, dict[str, int]]:
+    """Per op type: summed MACs and ticks of the profiled run."""
+    out: dict[str, dict[str, int]] = {}
+    for op in info.ops:
+        slot = out.setdefault(op.name, {"macs": 0, "ticks": 0})
+        slot["macs"] += op.macs
+        slot["ticks"] += ticks.get(op.index, 0)
+    return out
+
+
+def _run_target(sources: dict[str, str], board_id: str) -> Any:
+    """One profiled self-test on the board's emulator (the API of emulate.py at this commit)."""
+    if hasattr(emulate, "build_and_run"):
+        return emulate.build_and_run(sources, get_board(board_id), profile=True)
+    if board_id == "mega2560":
+        return emulate.build_and_run_avr(sources, "ATmega2560", profile=True)
+    return emulate.build_and_run_cortex_m4(sources, profile=True)
+
+
+def measure(name: str, q: Any) -> dict[str, Any]:
+    from run import golden_context
+
+    info = q.info
+    program = compile_model(info)
+    context = golden_context(info, program, name, q)
+    sources = selftest_sources(program, name, context)
+    row: dict[str, Any] = {"macs": info.total_macs, "flash_constants": program.flash_constant_bytes,
+                           "ram_constants": program.ram_constant_bytes, "buffer": program.arena_bytes}
+    mega = get_board("mega2560")
+    golden = sum(int(np.prod(t.shape)) for t in (*info.input_tensors, *info.output_tensors))
+    if not estimate_c_fit(program, mega, golden).fits or program.flash_constant_bytes > 56 * 1024:
+        row["avr"] = None
+    else:
+        r = _run_target(sources, "mega2560")
+        row["avr"] = {"ticks": r.ticks, "passed": r.passed, "flash": r.flash_bytes, "ram": r.ram_bytes,
+                      "ops": by_type(info, emulate.op_ticks(r.log))}
+    r = _run_target(sources, "nucleo_f446re")
+    row["cm4"] = {"ticks": r.ticks, "passed": r.passed, "flash": r.flash_bytes, "ram": r.ram_bytes,
+                  "ops": by_type(info, emulate.op_ticks(r.log))}
+    row["tflm"] = measure_tflm(name, info)
+    return row
+
+
+def measure_tflm(name: str, info: Any) -> dict[str, Any] | None:
+    """TFLite Micro on the Cortex-M4 in qemu (reference and CMSIS-NN kernels), when the
+    harness of issue #11 is in this tree; otherwise the counts quoted in issue #12."""
+    try:
+        from mcuq.toolchains import tflm_qemu  # type: ignore[attr-defined]
+    except ImportError:
+        quoted = ISSUE_TFLM.get(name)
+        return {"reference": quoted[0], "cmsis_nn": quoted[1], "source": "quoted"} if quoted else None
+    counts = tflm_qemu.instruction_counts(info)  # pragma: no cover - depends on the harness
+    return {**counts, "source": "measured"}
+
+
+def git_commit() -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def per_mac(entry: dict[str, Any] | None, op: str) -> float | None:
+    if not entry:
+        return None
+    slot = entry["ops"].get(op)
+    return slot["ticks"] / slot["macs"] if slot and slot["macs"] else None
+
+
+def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
+    old = before.get("models", {})
+    lines = [f"Command: `python benchmarks/speed.py`; before = commit {before.get('commit', '?')} "
+             f"(`python benchmarks/speed.py --record before`, {before.get('date', '?')}). All counts from the emulators: "
+             "simavr cycles are exact; qemu `-icount shift=0` counts instructions (+-40), not cycles.", ""]
+    lines += ["### AVR (ATmega2560, avr-gcc -Os, simavr): cycles per inference and cycles per MAC, before -> after", "",
+              "| model | MACs | cycles before | cycles after | speed-up | CONV_2D cyc/MAC | DEPTHWISE_CONV_2D cyc/MAC | FULLY_CONNECTED cyc/MAC | self-test |",
+              "|---|---:|---:|---:|---:|---|---|---|---|"]
+    for name, r in rows.items():
+        a, b = r.get("avr"), (old.get(name) or {}).get("avr")
+        if not a:
+            continue
+        cells = []
+        for op in WEIGHTED:
+            x, y = per_mac(b, op), per_mac(a, op)
+            cells.append("-" if y is None else f"{fmt(x)} -> {fmt(y)}")
+        speed = f"{b['ticks'] / a['ticks']:.1f}x" if b and a["ticks"] else "-"
+        lines.append(f"| {name} | {fmt(r['macs'])} | {fmt(b['ticks'] if b else None)} | {fmt(a['ticks'])} | {speed} | "
+                     + " | ".join(cells) + f" | {'PASS' if a['passed'] else 'FAIL'} |")
+    lines += ["", "### Cortex-M4 (arm-none-eabi-gcc -Os -mcpu=cortex-m4, qemu mps2-an386): instructions per inference", "",
+              "| model | MACs | mcuq C before | mcuq C after | MACs/instr after | TFLM reference | TFLM + CMSIS-NN | CMSIS-NN MACs/instr | mcuq / CMSIS-NN | self-test |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    quoted = False
+    for name, r in rows.items():
+        a, b, t = r["cm4"], (old.get(name) or {}).get("cm4"), r.get("tflm")
+        ref = cm = None
+        if t:
+            ref, cm = t["reference"], t["cmsis_nn"]
+            quoted |= t["source"] == "quoted"
+        mark = "*" if t and t["source"] == "quoted" else ""
+        lines.append(f"| {name} | {fmt(r['macs'])} | {fmt(b['ticks'] if b else None)} | {fmt(a['ticks'])} | {a['ticks'] and r['macs'] / a['ticks']:.3f} | "
+                     f"{fmt(ref)}{mark} | {fmt(cm)}{mark} | {fmt(r['macs'] / cm if cm else None)} | "
+                     f"{fmt(a['ticks'] / cm if cm else None, 3)} | {'PASS' if a['passed'] else 'FAIL'} |")
+    if quoted:
+        lines += ["", "\\* from issue #12, not re-measured in this run (the TFLite Micro qemu harness was not in this tree); "
+                  "the mcuq models here are rebuilt from benchmarks/models.py, so these ratios compare different weights "
+                  "of the same architecture."]
+    lines += ["", "### Memory of the plain-C runtime (bytes)", "",
+              "| model | buffer | flash constants before | after | RAM constants before | after | M4 flash before | after | AVR flash before | after |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rows.items():
+        b = old.get(name) or {}
+        lines.append(f"| {name} | {fmt(r['buffer'])} | {fmt(b.get('flash_constants'))} | {fmt(r['flash_constants'])} | "
+                     f"{fmt(b.get('ram_constants'))} | {fmt(r['ram_constants'])} | {fmt((b.get('cm4') or {}).get('flash'))} | "
+                     f"{fmt(r['cm4']['flash'])} | {fmt((b.get('avr') or {}).get('flash'))} | {fmt((r.get('avr') or {}).get('flash'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(ORDER), help="comma-separated subset")
+    parser.add_argument("--record", choices=["before"], help="store this run as the before column")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    from mcuq.frontend.tf import import_tensorflow
+
+    import_tensorflow()
+    names = [n for n in args.models.split(",") if n]
+    rows = {}
+    for name, (path, cal) in build_models(names).items():
+        print(f"measuring {name} ...", flush=True)
+        rows[name] = measure(name, quantize(path, str(cal)))
+    if args.record:
+        BEFORE.write_text(json.dumps({"commit": git_commit(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
+                                      "models": rows}, indent=1) + "\n")
+        print(f"wrote {BEFORE}")
+    before = json.loads(BEFORE.read_text()) if BEFORE.exists() else {}
+    text = tables(rows, before)
+    print(text)
+    results = HERE / "RESULTS.md"
+    if names == ORDER and not args.record and results.exists():
+        old = results.read_text()
+        section = f"{MARK_BEGIN}\n## Plain-C runtime speed (issue #12)\n\n{text}\nRun time: {time.perf_counter() - started:.0f} s\n{MARK_END}\n"
+        if MARK_BEGIN in old:
+            old = old[: old.index(MARK_BEGIN)] + old[old.index(MARK_END) + len(MARK_END) + 1 :]
+        results.write_text(old.rstrip("\n") + "\n\n" + section)
+        print(f"updated {results}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except MCUQError as exc:
+        print(f"benchmark error: {exc}", file=sys.stderr)
+        sys.exit(1)
