@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import DIGITS, SINE, need
+from mcuq.backends.c.backend import BACKEND as C_BACKEND
+from mcuq.boards import get_board
 from mcuq.common.errors import FitError
 from mcuq.deploy import DeployRequest, deploy
 from mcuq.validate import validate_project
@@ -74,13 +76,50 @@ def test_model_too_big_for_uno_is_refused_with_numbers(tmp_path):
     assert not (tmp_path / "p").exists()
 
 
-def test_runtime_c_on_cortex_m4_board_runs_in_qemu(tmp_path, digits_tflite):
+@pytest.mark.parametrize("board, core, machine, block", [
+    ("nucleo_f446re", "cortex-m4", "mps2-an386", 4), ("teensy41", "cortex-m7", "mps2-an500", 4), ("pico", "cortex-m0plus", "mps2-an385", 1),
+])
+def test_runtime_c_runs_on_the_boards_own_cpu_in_qemu(tmp_path, digits_tflite, board, core, machine, block):
+    """Each board's -mcpu in its qemu machine; DSP cores get the SIMD weight layout, so the
+    ACLE SXTB16/SMLAD path runs on the real instructions and must still pass the golden vectors."""
     need("arm-none-eabi-gcc")
     need("qemu-system-arm")
-    result = deploy(DeployRequest(model=str(digits_tflite), board="nucleo_f446re", runtime="c", out=str(tmp_path / "p")))
+    result = deploy(DeployRequest(model=str(digits_tflite), board=board, runtime="c", out=str(tmp_path / "p")))
     emulation = result.manifest["c_runtime"]["emulation"]
     assert result.ok and emulation["passed"] and emulation["unit"] == "instructions"
+    assert emulation["target"] == f"{core} code on qemu {machine}"
+    assert emulation["latency_ms"] > 0 and emulation["clock_mhz"] == get_board(board).clock_mhz
     assert result.manifest["fit"]["method"].startswith("measured with arm-none-eabi-size")
+    model_c = (tmp_path / "p" / "src" / "mcuq_model.c").read_text()
+    assert f".block = {block}," in model_c and "mcuq_conv2d(&op0_params);" in model_c
+    assert "ms at" in "\n".join(C_BACKEND.summary_lines(result.manifest)) and "(emulator estimate" in "\n".join(C_BACKEND.summary_lines(result.manifest))
+
+
+def test_esp32_runtime_c_is_an_esp_idf_project(tmp_path, digits_tflite):
+    """--board esp32 --runtime c: CMake project with app_main, no Arduino; no emulator for
+    Xtensa, said so. The sources compile against the ESP-IDF declarations they use."""
+    need("gcc")
+    need("g++")
+    project = tmp_path / "p"
+    result = deploy(DeployRequest(model=str(digits_tflite), board="esp32", runtime="c", out=str(project)))
+    assert result.ok
+    assert "project(mcuq_" in (project / "CMakeLists.txt").read_text()
+    assert "idf_component_register(" in (project / "src" / "CMakeLists.txt").read_text()
+    main = (project / "src" / "main.cpp").read_text()
+    assert 'extern "C" void app_main(void)' in main
+    assert not any("Arduino.h" in f.read_text() for f in (project / "src").glob("*.*"))
+    assert any("no emulator for this CPU" in line for line in C_BACKEND.summary_lines(result.manifest))
+    assert result.manifest["c_runtime"]["emulation"]["not_emulated"].startswith("esp32 (esp32, xtensa-lx6)")
+    shim = tmp_path / "shim"
+    (shim / "freertos").mkdir(parents=True)
+    (shim / "esp_timer.h").write_text("#include <stdint.h>\nint64_t esp_timer_get_time(void);\n")
+    (shim / "freertos" / "FreeRTOS.h").write_text("#define pdMS_TO_TICKS(ms) (ms)\n")
+    (shim / "freertos" / "task.h").write_text("void vTaskDelay(unsigned ticks);\n")
+    for source in sorted((project / "src").glob("*.c*")):
+        compiler = ["g++", "-std=gnu++17"] if source.suffix == ".cpp" else ["gcc", "-std=c99"]
+        proc = subprocess.run([*compiler, "-Wall", "-Wextra", "-Werror", "-c", "-I", str(shim), "-I", str(project / "src"),
+                               str(source), "-o", str(tmp_path / (source.name + ".o"))], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{source.name}: {proc.stderr[:400]}"
 
 
 def test_c_platformio_ini_lints_clean(mega_digits):

@@ -25,7 +25,7 @@ from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.context import common_context
 from mcuq.project.writer import MANIFEST, sha256_bytes
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
-from mcuq.toolchains.emulate import EmulationResult, build_and_run_avr, build_and_run_cortex_m4, toolchain_for
+from mcuq.toolchains.emulate import EmulationResult, build_and_run, no_emulator_reason
 
 INT8_MODEL_PATH = "mcuq/model_int8.tflite"
 GOLDEN_SOURCE = "src/mcuq_golden.c"
@@ -46,8 +46,34 @@ def check_avr_limits(program: CProgram) -> None:
                         "reaches in this runtime version; shrink the model or use a 32-bit board")
 
 
-def emulate_sources(sources: dict[str, str], board_arch: str, mcu: str) -> EmulationResult:
-    return build_and_run_avr(sources, mcu) if board_arch == "avr8" else build_and_run_cortex_m4(sources)
+def emulate_sources(sources: dict[str, str], board: Board) -> EmulationResult:
+    """The self-test built for the board's own CPU ([cpu] in the board file) in its emulator."""
+    return build_and_run(sources, board)
+
+
+def uses_simd(board: Board) -> bool:
+    """Lay the weights out for the SIMD path on CPUs with the DSP extension (board data)."""
+    return bool((board.cpu or {}).get("dsp", False))
+
+
+def latency_text(emulation: dict[str, Any]) -> str:
+    ms = emulation.get("latency_ms")
+    if ms is None:
+        return ""
+    basis = "cycles" if emulation.get("unit") == "cycles" else "instructions counted as one cycle each"
+    return f"{ms:.3g} ms at {emulation.get('clock_mhz')} MHz (emulator estimate: {basis})"
+
+
+def board_of_manifest(project: Path, manifest: dict[str, Any]) -> Board:
+    """The project's board: the shipped board file of that id, or the board file it names."""
+    from mcuq.boards import get_board, load_board_file
+
+    record = manifest["board"]
+    try:
+        return get_board(record["id"])
+    except MCUQError:
+        path = Path(record.get("file", ""))
+        return load_board_file(path if path.is_absolute() else project / path)
 
 
 def project_sources(project: Path) -> dict[str, str]:
@@ -75,7 +101,7 @@ class CBackend:
         info, board, q = job.info, job.board, job.quantized
         if q.options.io != "int8" or q.options.activations != "int8":
             raise MCUQError("the plain-C runtime runs full int8 models with int8 I/O: deploy with --io int8 --activations int8")
-        program = compile_model(info)
+        program = compile_model(info, simd=uses_simd(board))
         assert program.plan is not None
         with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
             tflm_min = measure_min_arena(info.raw, job.golden_in[0])
@@ -91,16 +117,17 @@ class CBackend:
         if board.architecture == "avr8":
             check_avr_limits(program)
         emulation = None
-        tool = toolchain_for(board.architecture)
-        if tool is not None:
-            with console.step(f"building with {tool} and running the self-test in the emulator"):
-                emulation = emulate_sources(sources, board.architecture, board.mcu)
+        no_emulator = no_emulator_reason(board)
+        if no_emulator is None:
+            with console.step(f"building for {(board.cpu or {}).get('core')} and running the self-test in the emulator"):
+                emulation = emulate_sources(sources, board)
             fit = measured_c_fit(emulation.flash_bytes, emulation.ram_bytes, board,
                                  "avr-size" if board.architecture == "avr8" else "arm-none-eabi-size")
         else:
             fit = estimate_c_fit(program, board, golden_bytes)
         check_c_fit(program, board, fit, golden_bytes)
-        emulation_record = {k: v for k, v in emulation.as_dict().items() if k != "log"} if emulation else None
+        emulation_record = ({k: v for k, v in emulation.as_dict().items() if k != "log"} if emulation
+                            else {"target": None, "not_emulated": no_emulator})
         arena = ArenaSummary(program.arena_bytes, tflm_min, tflm_min,
                              f"plain-C liveness plan {program.arena_bytes} B (lower bound {program.plan.lower_bound} B); "
                              f"x86 TFLite Micro would need {tflm_min} B")
@@ -110,6 +137,7 @@ class CBackend:
         context = c_template_context(program, tflm_min)
         context["fit"] = fit.as_dict()
         context["c"]["emulation"] = emulation.as_dict() if emulation else None
+        context["c"]["not_emulated"] = no_emulator
         context["program"] = program
         return BackendPlan(golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw}, emulation_record)
 
@@ -165,10 +193,13 @@ class CBackend:
                                   ["x86 TFLite Micro minimum arena (bytes)", c.get("tflm_host_min_bytes")],
                                   ["weights in flash (bytes)", c.get("flash_constant_bytes")]]
         emulation = c.get("emulation")
-        if emulation:
+        if emulation and emulation.get("target"):
             sizes += [["emulator", emulation["target"]], ["self-test", "PASS" if emulation["passed"] else "FAIL"],
                       [f"{emulation['unit']} per inference", emulation["ticks"]],
+                      ["latency (emulator estimate)", latency_text(emulation) or "-"],
                       ["firmware flash (bytes)", emulation["flash_bytes"]], ["firmware static RAM (bytes)", emulation["ram_bytes"]]]
+        elif emulation:
+            sizes += [["emulator", emulation.get("not_emulated") or "not run"]]
         return {"library": f"plain-C int8 runtime {manifest.get('mcuq_version', __version__)}, mcuq-c kernels",
                 "optimized_ops": [], "sizes": sizes, "sizes_title": "Plain-C runtime: measured sizes and speed"}
 
@@ -176,19 +207,25 @@ class CBackend:
         emulation = (manifest.get("c_runtime") or {}).get("emulation")
         if not emulation:
             return []
+        if not emulation.get("target"):
+            return [f"not emulated: {emulation.get('not_emulated')}"]
+        latency = latency_text(emulation)
         return [f"emulated: {emulation['target']}: self-test {'PASS' if emulation['passed'] else 'FAIL'}, "
-                f"{emulation['ticks']:,} {emulation['unit']} per inference"]
+                f"{emulation['ticks']:,} {emulation['unit']} per inference" + (f"; latency {latency}" if latency else "")]
 
     @staticmethod
     def _check_emulation(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> None:
-        board = manifest["board"]
-        arch = board.get("architecture", "")
-        if toolchain_for(arch) is None:
-            report.add("emulator", False, f"no emulator toolchain for {arch} here (AVR: gcc-avr avr-libc simavr; "
-                                          "Cortex-M: gcc-arm-none-eabi qemu-system-arm)")
+        try:
+            board = board_of_manifest(project, manifest)
+        except MCUQError as exc:
+            report.add("emulator", False, str(exc))
+            return
+        reason = no_emulator_reason(board)
+        if reason:
+            report.add("emulator", False, reason)
             return
         try:
-            result = emulate_sources(project_sources(project), arch, board["mcu"])
+            result = emulate_sources(project_sources(project), board)
         except MCUQError as exc:
             report.add("emulator", False, str(exc))
             return

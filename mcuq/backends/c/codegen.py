@@ -143,6 +143,12 @@ C_PROJECT_FILES: list[tuple[str, str]] = [
     ("c/tests/test_host.py.j2", "tests/test_host.py"),
 ]
 C_USER_FILES: list[tuple[str, str]] = [("c/src/app.cpp.j2", "src/app.cpp")]
+# ESP-IDF boards (framework espidf): the CMake project PlatformIO and idf.py both build.
+C_ESP_IDF_FILES: list[tuple[str, str]] = [
+    ("c/espidf/CMakeLists.txt.j2", "CMakeLists.txt"),
+    ("c/espidf/src_CMakeLists.txt.j2", "src/CMakeLists.txt"),
+    ("c/espidf/sdkconfig.defaults.j2", "sdkconfig.defaults"),
+]
 
 
 def selftest_sources(program: CProgram, model_name: str, context: dict[str, Any]) -> dict[str, str]:
@@ -155,10 +161,14 @@ def selftest_sources(program: CProgram, model_name: str, context: dict[str, Any]
 
 
 def render_c_project(program: CProgram, model_name: str, context: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    """(generated files, user-owned files) of a plain-C PlatformIO project."""
+    """(generated files, user-owned files) of a plain-C PlatformIO project (plus the ESP-IDF
+    CMake files on boards whose framework is espidf)."""
     env = environment()
+    context = {"project_name": f"mcuq_{model_name}".replace("-", "_"), **context}
     files = {f"src/{name}": text for name, text in selftest_sources(program, model_name, context).items()}
-    for template, path in C_PROJECT_FILES:
+    board = context.get("board")
+    esp_idf = bool(getattr(board, "is_esp_idf", False) or (isinstance(board, dict) and board.get("is_esp_idf")))
+    for template, path in C_PROJECT_FILES + (C_ESP_IDF_FILES if esp_idf else []):
         files[path] = env.get_template(template).render(**context)
     users = {path: env.get_template(template).render(**context) for template, path in C_USER_FILES}
     return files, users
