@@ -15,7 +15,7 @@ from typing import Any
 from mcuq import __version__
 from mcuq.backends.base import backend_names, get_backend
 from mcuq.common.console import Console
-from mcuq.common.errors import MCUQError
+from mcuq.common.errors import MCUQError, UsageError
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -192,12 +192,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         return handler(args)
+    except UsageError as exc:
+        print(f"mcuq: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except MCUQError as exc:
         print(f"mcuq: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except BrokenPipeError:  # e.g. `mcuq inspect --json | head`
         sys.stderr.close()
         return EXIT_OK
+    except OSError as exc:  # the file system refused (full disk, permissions, a path that changed under us)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mcuq: error: {where}{exc.strerror or exc}; check the path and its permissions", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("mcuq: interrupted", file=sys.stderr)
         return 130

@@ -11,7 +11,6 @@ import argparse
 import platform
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,16 @@ from mcuq import __version__
 from mcuq.backends.base import BackendPlan, DeployJob, get_backend
 from mcuq.boards import Board, get_board
 from mcuq.common.console import SILENT, Console
-from mcuq.common.errors import MCUQError
+from mcuq.common.errors import MCUQError, UsageError
+from mcuq.common.resources import boards_dir
 from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
 from mcuq.frontend.config import load_config
 from mcuq.frontend.converter import QuantizedModel, QuantizeOptions, quantize
 from mcuq.frontend.tf import tensorflow_version
 from mcuq.model.info import ModelInfo, quantize_array
 from mcuq.project.context import common_context
-from mcuq.project.writer import WriteResult, check_output_dir, sha256_bytes, write_project
+from mcuq.project.manifest import BoardRecord, GoldenRecord, Manifest, ModelRecord, project_relative
+from mcuq.project.writer import WriteResult, check_output_dir, mark_validated, sha256_bytes, write_project
 from mcuq.reference.host_tflm import tflm_version
 
 DEFAULT_BOARD = "esp32"
@@ -110,14 +111,14 @@ def model_display_name(model: Path) -> str:
     return model.resolve().parent.name if stem in ("model", "saved_model") else stem
 
 
-def _golden_inputs(q: QuantizedModel, data: SampleSet | None, count: int, seed: int) -> tuple[list[list[np.ndarray]], str]:
+def _golden_inputs(q: QuantizedModel, data: SampleSet | None, count: int, seed: int, out_dir: Path) -> tuple[list[list[np.ndarray]], str]:
     info = q.info
     source = data if data is not None else q.calibration
     if source is not None:
         n = min(count, source.count)
         index = np.sort(np.random.default_rng(seed).choice(source.count, n, replace=False))
         samples = [[quantize_array(x, t) for x, t in zip(source.sample(int(i)), info.input_tensors)] for i in index]
-        return samples, f"{'validation data' if data is not None else 'calibration set'} {source.source}"
+        return samples, f"{'validation data' if data is not None else 'calibration set'} {_relative_source(source.source, out_dir)}"
     rng = np.random.default_rng(seed)
     samples = []
     for _ in range(count):
@@ -143,9 +144,27 @@ def _resolve_board(request: DeployRequest) -> Board:
     return get_board(request.board or (None if request.board_file else DEFAULT_BOARD), request.board_file)
 
 
+MAX_GOLDEN = 256  # each vector is compiled into flash and checked at boot; more proves nothing new
+MAX_ARENA = 1 << 30
+
+
+def check_request(request: DeployRequest) -> int:
+    """Refuse impossible numbers before any work; return the golden vector count."""
+    golden = DEFAULT_GOLDEN if request.golden is None else request.golden
+    if not 1 <= golden <= MAX_GOLDEN:
+        raise UsageError(f"--golden {golden}: give between 1 and {MAX_GOLDEN} golden vectors (default {DEFAULT_GOLDEN})")
+    if request.arena_size is not None and not 0 < request.arena_size <= MAX_ARENA:
+        raise UsageError(f"--arena-size {request.arena_size}: give a positive byte count up to {MAX_ARENA:,}")
+    samples = request.options.get("calibration_samples")
+    if samples is not None and samples < 1:
+        raise UsageError(f"--calibration-samples {samples}: give at least 1")
+    return golden
+
+
 def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     if request.model is None:
         raise MCUQError("no model: pass MODEL, or run in a folder with an mcuq.toml that names one ('mcuq init' writes it)")
+    golden_count = check_request(request)
     board = _resolve_board(request)
     backend = get_backend(request.runtime or board.default_runtime)
     reason = backend.unsupported_reason(board)
@@ -159,48 +178,60 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     options = QuantizeOptions(**request.options)
     quantized = quantize(model_path, request.calibration, options=options, console=console)
     validation_data = _load_validation(request.data, quantized.info, quantized.options)
-    golden_in, golden_source = _golden_inputs(quantized, validation_data, request.golden or DEFAULT_GOLDEN, options.seed)
+    golden_in, golden_source = _golden_inputs(quantized, validation_data, golden_count, options.seed, out_dir)
     job = DeployJob(quantized, board, name, golden_in, golden_source, request.arena_size)
     plan = backend.plan(job, console)
     rendered = backend.render(job, plan, common_context(job, plan.golden_out))
     files: dict[str, str | bytes] = {**rendered.files, **plan.extra_files}
     if quantized.float_tflite is not None:
         files[FLOAT_MODEL_PATH] = quantized.float_tflite
-    manifest = build_manifest(job, backend.name, plan, request)
+    manifest = build_manifest(job, backend.name, plan, request, out_dir)
     with console.step(f"writing the project to {out_dir}"):
-        written = write_project(out_dir, files, dict(rendered.user_files), manifest, request.force)
-    result = DeployResult(out_dir, board, quantized, plan, written, manifest, runtime=backend.name,
-                          runtime_line=backend.describe(board), extra_summary=backend.summary_lines(manifest))
+        written = write_project(out_dir, files, dict(rendered.user_files), manifest, request.force, mark_unvalidated=True)
+    record = written.manifest.as_dict() if written.manifest is not None else manifest.as_dict()
+    result = DeployResult(out_dir, board, quantized, plan, written, record, runtime=backend.name,
+                          runtime_line=backend.describe(board), extra_summary=backend.summary_lines(record))
     from mcuq.validate import validate_project
 
     result.validation = validate_project(out_dir, data=request.data, console=console)
+    mark_validated(out_dir)  # from here on a rerun needs --force
     return result
 
 
-def build_manifest(job: DeployJob, runtime: str, plan: BackendPlan, request: DeployRequest) -> dict[str, Any]:
-    """The record of what was generated and how; the backend's own section is merged at the top level."""
+def build_manifest(job: DeployJob, runtime: str, plan: BackendPlan, request: DeployRequest, out_dir: Path) -> Manifest:
+    """The typed record of what was generated and how; the backend's own section rides along."""
     q, board, info = job.quantized, job.board, job.info
-    manifest: dict[str, Any] = {
-        "mcuq_version": __version__,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "tensorflow_version": tensorflow_version(), "tflite_micro_version": tflm_version(),
-        "python": platform.python_version(), "runtime": runtime,
-        "board": {"id": board.id, "file": str(board.path), "sha256": board.sha256, "architecture": board.architecture, "mcu": board.mcu},
-        "library": None,
-        "model": {
-            "name": job.name, "source": str(q.source), "source_kind": q.source_kind, "bytes": len(info.raw),
-            "crc32": f"{zlib.crc32(info.raw) & 0xFFFFFFFF:08x}", "sha256": sha256_bytes(info.raw),
-            "ops": info.op_names, "op_count": len(info.ops), "tensor_count": len(info.tensors), "macs": info.total_macs,
-            "float_reference": FLOAT_MODEL_PATH if q.float_tflite is not None else None,
-        },
-        "quantization": q.manifest_entry(),
-        "golden": {"count": len(job.golden_in), "source": job.golden_source, "computed_by": f"x86 tflite-micro {tflm_version()}"},
-        "validation_data": request.data,
-        "arena": plan.arena.as_dict(),
-        "fit": plan.fit.as_dict(),
-    }
-    manifest.update(plan.section)
-    return manifest
+    quantization = {**q.manifest_entry(), "source": project_relative(q.source, out_dir),
+                    "calibration": _relative_source(q.calibration_source, out_dir)}
+    model = ModelRecord(
+        name=job.name, source=project_relative(q.source, out_dir), source_kind=q.source_kind, bytes=len(info.raw),
+        crc32=f"{zlib.crc32(info.raw) & 0xFFFFFFFF:08x}", sha256=sha256_bytes(info.raw), ops=info.op_names,
+        op_count=len(info.ops), tensor_count=len(info.tensors), macs=info.total_macs,
+        float_reference=FLOAT_MODEL_PATH if q.float_tflite is not None else None,
+    )
+    return Manifest(
+        mcuq_version=__version__, tensorflow_version=tensorflow_version(), tflite_micro_version=tflm_version(),
+        python=platform.python_version(), runtime=runtime,
+        board=BoardRecord(board.id, _board_file(board, out_dir), board.sha256, board.architecture, board.mcu),
+        model=model, quantization=quantization,
+        golden=GoldenRecord(len(job.golden_in), job.golden_source, f"x86 tflite-micro {tflm_version()}"),
+        validation_data=project_relative(request.data, out_dir),
+        arena=plan.arena.as_dict(), fit=plan.fit.as_dict(), runtime_section={"library": None, **plan.section},
+    )
+
+
+def _board_file(board: Board, out_dir: Path) -> str:
+    shipped = boards_dir()
+    try:
+        return f"mcuq:boards/{Path(board.path).resolve().relative_to(shipped.resolve()).as_posix()}"
+    except ValueError:
+        return project_relative(board.path, out_dir) or str(board.path)
+
+
+def _relative_source(source: str, out_dir: Path) -> str:
+    """A data source description with its path made relative to the project ('random' kept)."""
+    relative = project_relative(source, out_dir) if source and Path(source).exists() else None
+    return relative or source
 
 
 def format_summary(result: DeployResult) -> str:
@@ -219,10 +250,15 @@ def format_summary(result: DeployResult) -> str:
     if result.write.kept_user_files:
         lines.append(f"kept your files: {', '.join(result.write.kept_user_files)}")
     if result.write.edited_generated:
-        lines.append(f"replaced generated files you had edited: {', '.join(result.write.edited_generated)}")
+        lines.append(f"regenerated files you had edited: {', '.join(result.write.edited_generated)}")
+    if result.write.ignored_manifest_paths:
+        lines.append(f"ignored manifest entries outside the project: {', '.join(result.write.ignored_manifest_paths)}")
     if result.validation is not None:
         from mcuq.validate import format_validation
 
         lines.append(format_validation(result.validation))
-    lines.append(f"next:    cd {result.out_dir} && pio run -t upload && pio device monitor")
+    if result.ok:
+        lines.append(f"next:    cd {result.out_dir} && pio run -t upload && pio device monitor")
+    else:
+        lines.append("next:    do not upload this project: fix what FAILED above, then 'mcuq deploy --force'")
     return "\n".join(lines)

@@ -340,3 +340,20 @@ def test_generated_project_host_tests_pass(projects):
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
                           cwd=project, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_regenerating_an_unchanged_model_is_byte_identical(tmp_path, sine_tflite):
+    """No timestamps and no host paths in a project: a committed project does not churn."""
+    out = tmp_path / "proj"
+    deploy(DeployRequest(model=str(sine_tflite), board="esp32", out=str(out), data=str(SINE / "val.npz")))
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    deploy(DeployRequest(model=str(sine_tflite), board="esp32", out=str(out), data=str(SINE / "val.npz"), force=True))
+    after = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    manifest = json.loads(after["mcuq.lock.json"])
+    for rel in [*manifest["files"], "mcuq.lock.json"]:
+        assert before[rel] == after[rel], f"{rel} changed on regeneration"
+    text = b"".join(after[rel] for rel in [*manifest["files"], "mcuq.lock.json"] if not rel.endswith(".tflite"))
+    for absolute in (str(tmp_path), str(ROOT)):  # (a relative path may pass through ROOT's folders, never start at /)
+        assert f" {absolute}".encode() not in text and f'"{absolute}'.encode() not in text, f"{absolute} leaked"
+    assert manifest["schema_version"] == 2 and manifest["validation_data"].endswith("examples/sine/val.npz")
+    assert not Path(manifest["validation_data"]).is_absolute()

@@ -81,8 +81,33 @@ def test_hand_edited_golden_vector_fails_naming_it(digits_project, tmp_path):
     src.write_text(text[: match.start(2)] + str(value + 1 if value < 127 else value - 1) + text[match.end(2) :])
     report = validate_project(project, write_report=False)
     failed = [c for c in report.checks if not c.passed]
-    assert [c.name for c in failed] == ["golden vector 2"]
-    assert "golden vector 2 differs" in failed[0].detail
+    assert [c.name for c in failed] == ["generated files", "golden vector 2"]
+    assert "edited since deploy: src/golden_vectors.cpp" in failed[0].detail
+    assert "golden vector 2 differs" in failed[1].detail and "golden_vectors.cpp was edited" in failed[1].detail
+
+
+def test_edited_arena_size_in_the_sources_fails(digits_project, tmp_path):
+    """Every generated file is checked against its hash, not only the parts a check parses."""
+    project = _copy(digits_project, tmp_path)
+    header = project / "src" / "mcuq_model.h"
+    text = header.read_text()
+    edited = re.sub(r"kTensorArenaSize = \d+", "kTensorArenaSize = 64", text)
+    assert edited != text
+    header.write_text(edited)
+    report = validate_project(project, write_report=False)
+    files = report.check("generated files")
+    assert not report.passed and files is not None and not files.passed and "src/mcuq_model.h" in files.detail
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{}", "older mcuq"), ("[]", "a JSON list, not an object"), ("{", "damaged manifest"),
+    ('{"schema_version": 1}', "schema version 1"), ('{"schema_version": 2}', "malformed manifest"),
+])
+def test_bad_manifest_is_one_line(digits_project, tmp_path, content, message):
+    project = _copy(digits_project, tmp_path)
+    (project / "mcuq.lock.json").write_text(content)
+    proc = subprocess.run([sys.executable, "-m", "mcuq", "validate", str(project)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_too_small_arena_is_reported_with_numbers(digits_project, tmp_path):

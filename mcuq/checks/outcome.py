@@ -24,6 +24,7 @@ class ValidationReport:
     metrics: dict[str, Any] = field(default_factory=dict)
     per_layer: list[dict[str, Any]] = field(default_factory=list)
     report_files: list[str] = field(default_factory=list)
+    kept_reports: list[str] = field(default_factory=list)  # the user's own report.html/json, left alone
 
     @property
     def passed(self) -> bool:
@@ -32,6 +33,15 @@ class ValidationReport:
     def add(self, name: str, passed: bool, detail: str) -> bool:
         self.checks.append(Check(name, passed, detail))
         return passed
+
+    def mismatch_cause(self, sources: str) -> str:
+        """Why a golden vector differs, as far as the file hashes tell: an edit, or not an edit."""
+        files = self.check("generated files")
+        if files is not None and files.passed:
+            return ("no generated file was edited (all match their hashes), so x86 TFLite Micro does not reproduce "
+                    "its own deploy-time result: the model is malformed or its output is not deterministic; "
+                    "do not upload it, check the model")
+        return f"{sources} was edited or the model changed; regenerate with 'mcuq deploy --force'"
 
     def check(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)

@@ -46,3 +46,7 @@ class NativeCrashError(MCUQError):
 
 class ValidationFailed(MCUQError):
     """A host-side check of a generated project failed."""
+
+
+class UsageError(MCUQError):
+    """A command-line value out of its range (exit 2, like argparse's own usage errors)."""

@@ -256,3 +256,9 @@ def _check(data: SampleSet, inputs: list[InputSpec], what: str) -> None:
     counts = {len(a) for a in data.arrays.values()}
     if len(counts) > 1:
         raise CalibrationError(f"{data.source}: inputs have different sample counts {sorted(counts)}")
+    if data.labels is not None:
+        labels = np.asarray(data.labels)
+        if labels.ndim == 0 or len(labels) != data.count or labels.dtype.kind not in "iub":
+            size = "a scalar" if labels.ndim == 0 else f"{len(labels)} {labels.dtype} values"
+            raise CalibrationError(f"{data.source}: 'labels' holds {size} for {data.count} samples; "
+                                   "give one integer class label per sample")

@@ -15,6 +15,20 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "seed": int, "image_scale": str, "golden": int,
 }
 PATH_KEYS = {"model", "calibration", "data", "board_file", "out"}
+POSITIVE_KEYS = {"arena_size", "calibration_samples", "golden"}
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "io": ("int8", "uint8", "float32"), "activations": ("int8", "int16"), "per_channel": ("auto", "all", "none", True, False),
+    "image_scale": ("0..1", "-1..1", "0..255"),
+}
+
+
+def _choices(key: str) -> tuple[Any, ...] | None:
+    """Allowed values of a key (the runtime list comes from the backend registry)."""
+    if key == "runtime":
+        from mcuq.backends.base import backend_names
+
+        return tuple(backend_names())
+    return CHOICES.get(key)
 
 DEFAULT_CONFIG = """\
 # mcuq project config: `mcuq deploy` reads this when no MODEL is given.
@@ -43,9 +57,13 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise MCUQError(f"{path}: no such config file; give a MODEL, or run 'mcuq init' to write one")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MCUQError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise MCUQError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise MCUQError(f"{path}: cannot read it ({exc.strerror})") from None
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
         raise MCUQError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(KEYS)}")
@@ -54,13 +72,27 @@ def load_config(path: str | Path) -> dict[str, Any]:
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             names = "/".join(t.__name__ for t in expected) if isinstance(expected, tuple) else expected.__name__
             raise MCUQError(f"{path}: '{key}' must be {names}, got {value!r}")
+        choices = _choices(key)
+        if choices is not None and value not in choices:
+            raise MCUQError(f"{path}: '{key}' = {value!r} is not one of {', '.join(map(repr, choices))}")
+        if key in POSITIVE_KEYS and isinstance(value, int) and value < 1:
+            raise MCUQError(f"{path}: '{key}' = {value} must be at least 1")
     base = path.resolve().parent
     return {k: (str(base / v) if k in PATH_KEYS and v != "random" and ":" not in v else v) for k, v in data.items()}
 
 
 def write_default_config(path: str | Path, board: str = "esp32", model: str = "model.keras") -> Path:
     path = Path(path)
-    if path.exists():
+    if path.exists() or path.is_symlink():
         raise MCUQError(f"{path} exists; mcuq does not overwrite it")
-    path.write_text(DEFAULT_CONFIG.format(board=board, model=model))
+    parent = path.parent
+    if not parent.exists():
+        raise MCUQError(f"{path}: the folder {parent} does not exist; create it first or give another --path")
+    if not parent.is_dir():
+        raise MCUQError(f"{path}: {parent} is a file, not a folder; give another --path")
+    try:
+        with path.open("x", encoding="utf-8") as f:  # 'x': never replaces a file that appeared meanwhile
+            f.write(DEFAULT_CONFIG.format(board=board, model=model))
+    except OSError as exc:
+        raise MCUQError(f"{path}: cannot write it ({exc.strerror}); give another --path") from None
     return path

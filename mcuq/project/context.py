@@ -6,7 +6,6 @@ rely on everything here.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,7 +31,6 @@ def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
     info, board = job.info, job.board
     return {
         "banner": BANNER, "mcuq_version": __version__,
-        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "board": board, "env_name": board.id, "model_name": job.name,
         "pio": {"lib_deps": [], "build_flags": [], "build_unflags": [], "lib_compat_mode": None,
                 "monitor_speed": 115200, "sdkconfig": [], **board.platformio},

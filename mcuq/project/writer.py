@@ -28,13 +28,13 @@ import re
 import shutil
 import stat
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mcuq.common.errors import OutputDirError
+from mcuq.project.manifest import MANIFEST, Manifest
 
-MANIFEST = "mcuq.lock.json"
 UNVALIDATED_MARK = ".mcuq-unvalidated"
 EDITED_SUFFIX = ".mcuq-edited"
 _STAGE_RE = re.compile(r"^\.(?P<name>.+)\.mcuq-(?P<pid>\d+)-(?P<kind>stage|old)-[A-Za-z0-9_]+$")
@@ -65,6 +65,7 @@ class WriteResult:
     kept_user_files: list[str] = field(default_factory=list)
     edited_generated: list[str] = field(default_factory=list)  # listed, edited by the user: kept as <path>.mcuq-edited
     ignored_manifest_paths: list[str] = field(default_factory=list)  # listed but outside the project: never touched
+    manifest: Manifest | None = None  # what was written, with the file hashes
 
 
 def inside_project(rel: str) -> bool:
@@ -271,8 +272,8 @@ def _swap_in(out_dir: Path, staging: Path) -> Path | None:
 
 
 def write_project(
-    out_dir: Path, files: dict[str, str | bytes], user_files: dict[str, str | bytes], manifest: dict[str, Any], force: bool,
-    mark_unvalidated: bool = False,
+    out_dir: Path, files: dict[str, str | bytes], user_files: dict[str, str | bytes], manifest: Manifest | dict[str, Any],
+    force: bool, mark_unvalidated: bool = False,
 ) -> WriteResult:
     """Write the project all-or-nothing. ``mark_unvalidated`` leaves ``.mcuq-unvalidated`` in it
     until ``mark_validated`` is called, so a killed deploy is recognised on the rerun."""
@@ -281,8 +282,13 @@ def write_project(
             raise ValueError(f"internal error: generated path {path!r} is not a plain relative path")
     previous = check_output_dir(out_dir, force)
     generated = {path: _as_bytes(content) for path, content in files.items()}
-    manifest = {**manifest, "files": {p: sha256_bytes(b) for p, b in sorted(generated.items())}, "user_files": sorted(user_files)}
-    manifest_bytes = (json.dumps(manifest, indent=2, default=str) + "\n").encode()
+    hashes = {p: sha256_bytes(b) for p, b in sorted(generated.items())}
+    typed = None
+    if isinstance(manifest, Manifest):
+        typed = replace(manifest, files=hashes, user_files=sorted(user_files))
+        manifest_bytes = typed.to_json().encode()
+    else:  # a bare record (tests of the writer alone)
+        manifest_bytes = (json.dumps({**manifest, "files": hashes, "user_files": sorted(user_files)}, indent=2, default=str) + "\n").encode()
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.mcuq-{os.getpid()}-stage-", dir=out_dir.parent))
@@ -291,7 +297,7 @@ def write_project(
     old: Path | None = None
     try:
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; a project folder is a normal folder
-        result = WriteResult(out_dir, sorted([*generated, MANIFEST]))
+        result = WriteResult(out_dir, sorted([*generated, MANIFEST]), manifest=typed)
         present: set[str] = set()
         if previous is not None:
             present = _stage_old_tree(out_dir, staging, generated, previous, result)

@@ -174,8 +174,8 @@ class CBackend:
                 who = " and ".join(w for w, bad in (("C output", not c_ok), ("x86 TFLite Micro", not t_ok)) if bad)
                 report.add(f"golden vector {v}", c_ok and t_ok,
                            "C output and x86 TFLite Micro are bit-exact with it" if c_ok and t_ok else
-                           f"golden vector {v} differs ({who} disagree): {GOLDEN_SOURCE} or src/mcuq_model.c was edited; "
-                           "regenerate with 'mcuq deploy --force'")
+                           f"golden vector {v} differs ({who} disagree): "
+                           + report.mismatch_cause(f"{GOLDEN_SOURCE} or src/mcuq_model.c"))
         if options.emulate:
             self._check_emulation(report, project, manifest)
         return raw

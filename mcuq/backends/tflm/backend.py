@@ -66,43 +66,54 @@ def check_library_ops(info: ModelInfo, library: TflmLibrary, board: Board) -> No
         )
 
 
-def flash_estimate(info: ModelInfo, board: Board) -> int:
+def flash_estimate(info: ModelInfo, board: Board, golden_bytes: int = 0) -> int:
     kernels = sum(KERNEL_FLASH.get(op, DEFAULT_KERNEL_FLASH) for op in info.op_names)
-    return len(info.raw) + TFLM_CORE_FLASH + kernels + board.framework_flash_bytes
+    return len(info.raw) + TFLM_CORE_FLASH + kernels + board.framework_flash_bytes + golden_bytes
 
 
-def fit_report(info: ModelInfo, board: Board, arena: ArenaPlan) -> FitReport:
+def golden_flash_bytes(info: ModelInfo, count: int) -> int:
+    """The golden vectors are const arrays in flash: every input and output, ``count`` times."""
+    return count * sum(t.nbytes for t in [*info.input_tensors, *info.output_tensors])
+
+
+def fit_report(info: ModelInfo, board: Board, arena: ArenaPlan, golden_bytes: int = 0) -> FitReport:
     runtime_ram = INTERPRETER_RAM + RESOLVER_RAM_PER_OP * len(info.op_names)
-    flash = flash_estimate(info, board)
+    flash = flash_estimate(info, board, golden_bytes)
     internal_need = arena.target_bytes + runtime_ram + board.framework_ram_bytes
     in_psram = board.is_esp_idf and board.psram_bytes > 0 and internal_need > board.sram_bytes
     ram = (runtime_ram + board.framework_ram_bytes) if in_psram else internal_need
     return FitReport(ram, board.sram_bytes, flash, board.flash_bytes, in_psram, board.psram_bytes,
-                     "estimate: arena + interpreter objects + framework RAM; model + TFLM core + kernels + framework flash")
+                     "estimate: arena + interpreter objects + framework RAM; model + golden vectors + TFLM core + kernels + framework flash")
 
 
 def _kb(n: int) -> str:
     return f"{n / 1024:.0f} KB"
 
 
-def nearest_fitting_boards(info: ModelInfo, host_min: int, exclude: str) -> list[str]:
+def nearest_fitting_boards(info: ModelInfo, host_min: int, exclude: str, golden_bytes: int = 0) -> list[str]:
     fitting = []
     for other in list_boards():
         if other.id == exclude or other.default_runtime != "tflm" or not other.tflm:
             continue
         plan = plan_arena(info, host_min, other.tflm["kernels"])
-        report = fit_report(info, other, plan)
+        report = fit_report(info, other, plan, golden_bytes)
         if report.fits and (not report.arena_in_psram or plan.target_bytes <= report.psram_budget):
             fitting.append((other.sram_bytes + other.psram_bytes, other.id))
     return [b for _, b in sorted(fitting)]
 
 
-def check_fit(info: ModelInfo, board: Board, arena: ArenaPlan, report: FitReport) -> None:
+def check_fit(info: ModelInfo, board: Board, arena: ArenaPlan, report: FitReport, golden_bytes: int = 0) -> None:
     psram_short = report.arena_in_psram and arena.target_bytes > report.psram_budget
     if report.fits and not psram_short:
         return
-    others = nearest_fitting_boards(info, arena.host_min_bytes, board.id)
+    if arena.overridden and (report.ram_bytes > report.ram_budget or psram_short):
+        # Other boards were planned with the measured arena, not this one: suggesting them would be wrong.
+        raise FitError(f"--arena-size {arena.target_bytes:,} needs {_kb(report.ram_bytes)} RAM, {board.id} has "
+                       f"{_kb(board.sram_bytes)}; drop --arena-size to use the planned arena, or give a smaller one")
+    others = nearest_fitting_boards(info, arena.host_min_bytes, board.id, golden_bytes)
     fits = f"fits: {', '.join(others[:3])}" if others else "no shipped board fits: shrink the model"
+    if golden_bytes and report.flash_bytes - golden_bytes <= report.flash_budget < report.flash_bytes:
+        fits = f"the {golden_bytes:,} bytes of golden vectors tip it over: deploy with fewer --golden"
     if report.ram_bytes > report.ram_budget or psram_short:
         raise FitError(
             f"model needs {_kb(report.ram_bytes)} RAM, {board.id} has {_kb(board.sram_bytes)} "
@@ -128,15 +139,16 @@ class TflmPlan:
         return LIBRARY_HEADERS.get(self.library.id)
 
 
-def plan_tflm(info: ModelInfo, board: Board, sample: list, arena_override: int | None = None) -> TflmPlan:
+def plan_tflm(info: ModelInfo, board: Board, sample: list, arena_override: int | None = None, golden_count: int = 0) -> TflmPlan:
     """Check ops, measure and plan the arena, check the fit. Raises before anything is written."""
+    golden_bytes = golden_flash_bytes(info, golden_count)
     assert board.tflm is not None
     library = load_library(board.tflm["library"])
     check_library_ops(info, library, board)
     host_min = measure_min_arena(info.raw, sample)
     arena = plan_arena(info, host_min, board.tflm["kernels"], arena_override)
-    fit = fit_report(info, board, arena)
-    check_fit(info, board, arena, fit)
+    fit = fit_report(info, board, arena, golden_bytes)
+    check_fit(info, board, arena, fit, golden_bytes)
     return TflmPlan(library, resolver_entries(info), arena, fit)
 # (template under firmware_templates/, output path, when) for the TFLM runtime.
 TFLM_FILES: list[tuple[str, str, str]] = [
@@ -203,7 +215,7 @@ class TflmBackend:
     def plan(self, job: DeployJob, console: Console) -> BackendPlan:
         info, board = job.info, job.board
         with console.step("measuring the arena on x86 TFLite Micro and checking the fit"):
-            tflm = plan_tflm(info, board, job.golden_in[0], job.arena_override)
+            tflm = plan_tflm(info, board, job.golden_in[0], job.arena_override, len(job.golden_in))
         with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
             golden_out = run_tflm(info.raw, job.golden_in, tflm.arena.host_bytes, len(info.outputs)).outputs
         library = tflm.library
@@ -293,7 +305,7 @@ class TflmBackend:
             report.add(f"golden vector {v}", worst == 0.0,
                        "bit-exact on x86 TFLite Micro" if worst == 0.0 else
                        f"golden vector {v} differs from the x86 TFLite Micro output (max abs diff {worst:g}): "
-                       f"{GOLDEN_SOURCE} was edited or the model changed; regenerate with 'mcuq deploy --force'")
+                       + report.mismatch_cause(GOLDEN_SOURCE))
 
 
 BACKEND = TflmBackend()
