@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from mcuq import __version__
 from mcuq.backends.base import backend_names, get_backend
@@ -119,11 +119,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the option (and exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument("--quiet", "-q", action="store_true", help="print only errors and the result")
     common.add_argument("--verbose", "-v", action="store_true", help="show TensorFlow's own log output and debug detail")
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mcuq", description="Take a Keras/TensorFlow model to a microcontroller as full int8, and prove it on the host.",
     )
     parser.add_argument("--version", action="version", version=f"mcuq {__version__}")

@@ -167,14 +167,24 @@ def _check_output(path: Path, force: bool) -> None:
         if anc.exists() and not anc.is_dir():
             raise MCUQError(f"{path}: {anc} is a file, not a folder; choose another -o")
         if anc.exists():
-            if not os.access(anc, os.W_OK | os.X_OK):
-                raise MCUQError(f"{path}: cannot write in {anc} (permission denied); choose another -o")
+            probe_writable(anc, f"{path}: cannot write in {anc}", "choose another -o")
             break
     if force or not (path.exists() or record.exists()):
         return
     if not _is_our_pair(path, record):
         foreign = path if path.exists() else record
         raise MCUQError(f"{foreign} exists and was not written by mcuq; choose another -o, or pass --force to replace it")
+
+
+def probe_writable(folder: Path, what: str, fix: str) -> None:
+    """Create and remove a scratch file: the only honest test that a folder takes files (root
+    passes ``os.access`` on /proc, a read-only mount passes the permission bits)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".mcuq-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise MCUQError(f"{what} ({exc.strerror}); {fix}") from None
 
 
 def _write_new_file(path: Path, data: bytes) -> None:

@@ -130,6 +130,10 @@ def _check_parent(out_dir: Path) -> None:
         if anc.exists() and not anc.is_dir():
             raise OutputDirError(f"{out_dir}: {anc} is a file, not a folder; choose another --out")
         if anc.exists():
+            try:  # the staging folder will be made here: prove it can be, before minutes of work
+                os.rmdir(tempfile.mkdtemp(prefix=".mcuq-probe-", dir=anc))
+            except OSError as exc:
+                raise OutputDirError(f"{out_dir}: cannot create folders in {anc} ({exc.strerror}); choose another --out") from None
             break
     if out_dir.is_symlink():
         raise OutputDirError(f"{out_dir} is a symbolic link{'' if out_dir.exists() else ' to nothing'}; give a real folder as --out")

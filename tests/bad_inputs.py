@@ -1,0 +1,312 @@
+"""The bad-input matrix: every kind of wrong input a user can give the six commands.
+
+Shared by tests/test_robustness.py and benchmarks/robustness.py. Each case prepares its own
+folder, runs ``python -m mcuq ...`` and is judged on what a user sees: exit 1 (bad input) or 2
+(usage), exactly one line on stderr that names the thing, no traceback, and not one byte
+changed anywhere in the workspace (the failed command must neither write nor delete).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+Setup = Callable[[Path, "Inputs"], list[str]]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Read-only material every case may use (copied into its folder when it changes it)."""
+
+    digits: Path  # full-int8 .tflite
+    sine: Path  # full-int8 .tflite
+    float_model: Path  # a float .tflite
+    project: Path  # a valid generated project (sine, esp32)
+    keras: Path = ROOT / "examples" / "sine" / "model.keras"
+    val: Path = ROOT / "examples" / "sine" / "val.npz"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    command: str
+    setup: Setup
+    expect: str  # a piece of the one stderr line (names the thing)
+    codes: tuple[int, ...] = (1,)
+
+
+def _mutant(src: Path, dst: Path, change: Callable[..., None]) -> Path:
+    from mutants import _pack, _schema
+
+    model = _schema().ModelT.InitFromPackedBuf(bytearray(src.read_bytes()), 0)
+    change(model)
+    dst.write_bytes(_pack(model))
+    return dst
+
+
+def _op_input(m: object) -> None:
+    op = m.subgraphs[0].operators[0]  # type: ignore[attr-defined]
+    op.inputs = np.array([1000000, *op.inputs[1:]], dtype=np.int32)
+
+
+def _big_weights(m: object) -> None:
+    sg = m.subgraphs[0]  # type: ignore[attr-defined]
+    t = sg.tensors[sg.operators[0].inputs[1]]
+    t.shape = np.array([t.shape[0] * 1000, *t.shape[1:]], dtype=np.int32)
+    t.shapeSignature = None
+
+
+def _short_scales(m: object) -> None:
+    sg = m.subgraphs[0]  # type: ignore[attr-defined]
+    q = sg.tensors[sg.operators[0].inputs[1]].quantization
+    q.scale, q.zeroPoint = q.scale[:-1], q.zeroPoint[:-1]
+
+
+def _wrong_options(m: object) -> None:
+    from mutants import _schema
+
+    op = m.subgraphs[0].operators[0]  # type: ignore[attr-defined]
+    op.builtinOptionsType = _schema().BuiltinOptions.Pool2DOptions
+    op.builtinOptions = _schema().Pool2DOptionsT()
+
+
+def _negative_dim(m: object) -> None:
+    sg = m.subgraphs[0]  # type: ignore[attr-defined]
+    sg.tensors[sg.outputs[0]].shape = np.array([1, -3], dtype=np.int32)
+
+
+def _graph_output(m: object) -> None:
+    m.subgraphs[0].outputs = np.array([999], dtype=np.int32)  # type: ignore[attr-defined]
+
+
+def _graph_input(m: object) -> None:
+    m.subgraphs[0].inputs = np.array([-7], dtype=np.int32)  # type: ignore[attr-defined]
+
+
+def _opcode(m: object) -> None:
+    m.subgraphs[0].operators[0].opcodeIndex = 77  # type: ignore[attr-defined]
+
+
+def _project(d: Path, i: Inputs) -> Path:
+    target = d / "proj"
+    shutil.copytree(i.project, target, symlinks=True)
+    return target
+
+
+def _manifest(d: Path, i: Inputs, content: str) -> Path:
+    target = _project(d, i)
+    (target / "mcuq.lock.json").write_text(content)
+    return target
+
+
+def _non_utf8_manifest(d: Path, i: Inputs) -> Path:
+    target = _project(d, i)
+    (target / "mcuq.lock.json").write_bytes(b"\xff\xfe{")
+    return target
+
+
+def _write(path: Path, data: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data)
+    return path
+
+
+def _npz(path: Path, **arrays: np.ndarray) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+def _board_text() -> str:
+    return (ROOT / "boards" / "esp32.toml").read_text()
+
+
+def _tflite(i: Inputs, d: Path, change: Callable[..., None], name: str = "bad.tflite") -> str:
+    return str(_mutant(i.digits, d / name, change))
+
+
+def _config(d: Path, text: str | bytes) -> list[str]:
+    _write(d / "mcuq.toml", text)
+    return ["--config", str(d / "mcuq.toml"), "--out", str(d / "out")]
+
+
+X = np.zeros((4, 1), np.float32)
+
+CASES: list[Case] = [
+    # quantize
+    Case("missing model", "quantize", lambda d, i: [str(d / "nope.keras"), "-o", str(d / "o.tflite"), "-c", "random"], "nope.keras"),
+    Case("model folder not SavedModel", "quantize", lambda d, i: [str(_write(d / "m" / "x.txt", "x").parent), "-o", str(d / "o.tflite"), "-c", "random"], "m"),
+    Case("empty .keras", "quantize", lambda d, i: [str(_write(d / "m.keras", b"")), "-o", str(d / "o.tflite"), "-c", "random"], "m.keras"),
+    Case("garbage .tflite", "quantize", lambda d, i: [str(_write(d / "g.tflite", b"hello world, not a model")), "-o", str(d / "o.tflite")], "g.tflite"),
+    Case("truncated .tflite", "quantize", lambda d, i: [str(_write(d / "t.tflite", i.digits.read_bytes()[:3000])), "-o", str(d / "o.tflite")], "t.tflite"),
+    Case("float .tflite", "quantize", lambda d, i: [str(i.float_model), "-o", str(d / "o.tflite")], "float .tflite"),
+    Case("-o under a file", "quantize", lambda d, i: [str(i.sine), "-o", str(_write(d / "f", "x") / "o.tflite")], "is a file"),
+    Case("-o onto a folder --force", "quantize", lambda d, i: [str(i.sine), "-o", str(_write(d / "o.tflite" / "x", "x").parent), "--force"], "not a regular file"),
+    Case("-o dangling symlink", "quantize", lambda d, i: (os.symlink(d / "nowhere", d / "o.tflite"), [str(i.sine), "-o", str(d / "o.tflite")])[1], "symbolic link"),
+    Case("-o in /proc", "quantize", lambda d, i: [str(i.sine), "-o", "/proc/mcuq.tflite"], "/proc"),
+    Case("-o onto a foreign file", "quantize", lambda d, i: [str(i.sine), "-o", str(_write(d / "o.tflite", "mine"))], "not written by mcuq"),
+    Case("foreign .mcuq.json", "quantize", lambda d, i: (_write(d / "o.tflite.mcuq.json", "mine"), [str(i.sine), "-o", str(d / "o.tflite")])[1], "o.tflite.mcuq.json"),
+    Case("keras without calibration", "quantize", lambda d, i: [str(i.keras), "-o", str(d / "o.tflite")], "calibration"),
+    Case("--calibration-samples 0", "quantize", lambda d, i: [str(i.sine), "-o", str(d / "o.tflite"), "--calibration-samples", "0"], "calibration-samples", (1, 2)),
+    Case("--io bogus", "quantize", lambda d, i: [str(i.sine), "-o", str(d / "o.tflite"), "--io", "int4"], "--io", (2,)),
+    Case("unknown option", "quantize", lambda d, i: [str(i.sine), "-o", str(d / "o.tflite"), "--frobnicate"], "--frobnicate", (2,)),
+    Case("missing calibration file", "quantize", lambda d, i: [str(i.keras), "-o", str(d / "o.tflite"), "-c", str(d / "cal.npy")], "cal.npy"),
+    Case("empty calibration CSV", "quantize", lambda d, i: [str(i.keras), "-o", str(d / "o.tflite"), "-c", str(_write(d / "cal.csv", ""))], "cal.csv"),
+    # inspect
+    Case("inspect missing", "inspect", lambda d, i: [str(d / "nope.tflite")], "nope.tflite"),
+    Case("inspect garbage", "inspect", lambda d, i: [str(_write(d / "g.tflite", os.urandom(2000)))], "g.tflite"),
+    Case("inspect empty file", "inspect", lambda d, i: [str(_write(d / "e.tflite", b""))], "e.tflite"),
+    Case("inspect truncated", "inspect", lambda d, i: [str(_write(d / "t.tflite", i.digits.read_bytes()[:5000]))], "t.tflite"),
+    Case("inspect folder named .tflite", "inspect", lambda d, i: [str(_write(d / "x.tflite" / "y", "y").parent)], "x.tflite"),
+    Case("op input index 1000000", "inspect", lambda d, i: [_tflite(i, d, _op_input)], "input tensor index is 1000000"),
+    Case("weights larger than data", "inspect", lambda d, i: [_tflite(i, d, _big_weights)], "bytes of data"),
+    Case("per-channel scale count", "inspect", lambda d, i: [_tflite(i, d, _short_scales)], "scales"),
+    Case("wrong options type", "inspect", lambda d, i: [_tflite(i, d, _wrong_options)], "Pool2DOptions"),
+    Case("negative dimension", "inspect", lambda d, i: [_tflite(i, d, _negative_dim)], "negative dimension"),
+    Case("graph output index", "inspect", lambda d, i: [_tflite(i, d, _graph_output)], "output tensor index is 999"),
+    Case("graph input index", "inspect", lambda d, i: [_tflite(i, d, _graph_input)], "input tensor index is -7"),
+    Case("opcode index", "inspect", lambda d, i: [_tflite(i, d, _opcode)], "opcode index is 77"),
+    Case("inspect keras without calibration", "inspect", lambda d, i: [str(i.keras)], "calibration"),
+    # deploy
+    Case("--golden -3", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--golden", "-3"], "--golden -3", (2,)),
+    Case("--golden 0", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--golden", "0"], "--golden 0", (2,)),
+    Case("--golden 100000", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--golden", "100000"], "--golden 100000", (2,)),
+    Case("--arena-size 0", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--arena-size", "0"], "--arena-size 0", (2,)),
+    Case("--arena-size -5", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--arena-size", "-5"], "--arena-size -5", (2,)),
+    Case("--arena-size absurd", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--arena-size", "1000000000", "-b", "nano33ble"], "drop --arena-size"),
+    Case("unknown board", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "-b", "nope"], "nope"),
+    Case("missing board file", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--board-file", str(d / "b.toml")], "b.toml"),
+    Case("garbage board file", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--board-file", str(_write(d / "b.toml", "[[["))], "b.toml"),
+    Case("--runtime java", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--runtime", "java"], "--runtime", (2,)),
+    Case("--out under a file", "deploy", lambda d, i: [str(i.sine), "--out", str(_write(d / "f", "x") / "out")], "is a file"),
+    Case("--out dangling symlink", "deploy", lambda d, i: (os.symlink(d / "nowhere", d / "out"), [str(i.sine), "--out", str(d / "out")])[1], "symbolic link"),
+    Case("--out in /proc", "deploy", lambda d, i: [str(i.sine), "--out", "/proc/mcuq-out"], "/proc"),
+    Case("--out foreign folder", "deploy", lambda d, i: [str(i.sine), "--out", str(_write(d / "out" / "mine.txt", "x").parent)], "not generated by mcuq"),
+    Case("--out project without --force", "deploy", lambda d, i: [str(i.sine), "--out", str(_project(d, i))], "--force"),
+    Case("--force onto manifest {}", "deploy", lambda d, i: [str(i.sine), "--out", str(_manifest(d, i, "{}")), "--force"], "manifest"),
+    Case("--force onto manifest list", "deploy", lambda d, i: [str(i.sine), "--out", str(_manifest(d, i, "[1]")), "--force"], "manifest"),
+    Case("--data wrong label count", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_npz(d / "v.npz", x=X, labels=np.arange(3)))], "labels"),
+    Case("--data missing", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(d / "v.npz")], "v.npz"),
+    Case("--data wrong shape", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_npz(d / "v.npz", x=np.zeros((4, 3), np.float32)))], "shape"),
+    Case("--data NaN", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_npz(d / "v.npz", x=np.full((4, 1), np.nan, np.float32)))], "NaN"),
+    Case("deploy missing model", "deploy", lambda d, i: [str(d / "m.tflite"), "--out", str(d / "out")], "m.tflite"),
+    Case("deploy malformed model", "deploy", lambda d, i: [_tflite(i, d, _op_input), "--out", str(d / "out")], "input tensor index"),
+    Case("deploy float model", "deploy", lambda d, i: [str(i.float_model), "--out", str(d / "out")], "float .tflite"),
+    Case("--config missing", "deploy", lambda d, i: ["--config", str(d / "mcuq.toml")], "mcuq.toml"),
+    Case("config runtime java", "deploy", lambda d, i: _config(d, f'model = "{i.sine}"\nruntime = "java"\n'), "runtime"),
+    Case("config unknown key", "deploy", lambda d, i: _config(d, f'model = "{i.sine}"\nboard_name = "esp32"\n'), "board_name"),
+    Case("config not UTF-8", "deploy", lambda d, i: _config(d, b'model = "\xff\xfe"\n'), "UTF-8"),
+    Case("config invalid TOML", "deploy", lambda d, i: _config(d, "model = \n"), "TOML"),
+    Case("config golden 0", "deploy", lambda d, i: _config(d, f'model = "{i.sine}"\ngolden = 0\n'), "golden"),
+    Case("config wrong type", "deploy", lambda d, i: _config(d, f'model = "{i.sine}"\narena_size = "big"\n'), "arena_size"),
+    Case("config io bogus", "deploy", lambda d, i: _config(d, f'model = "{i.sine}"\nio = "int4"\n'), "io"),
+    Case("--calibration-samples 0 deploy", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--calibration-samples", "0"], "calibration-samples", (1, 2)),
+    # validate
+    Case("validate missing folder", "validate", lambda d, i: [str(d / "nope")], "nope"),
+    Case("validate folder without manifest", "validate", lambda d, i: [str(_write(d / "p" / "x", "x").parent)], "mcuq.lock.json"),
+    Case("validate a file", "validate", lambda d, i: [str(_write(d / "p", "x"))], "p"),
+    Case("validate manifest {}", "validate", lambda d, i: [str(_manifest(d, i, "{}"))], "older mcuq"),
+    Case("validate manifest list", "validate", lambda d, i: [str(_manifest(d, i, "[]"))], "list"),
+    Case("validate manifest broken JSON", "validate", lambda d, i: [str(_manifest(d, i, '{"schema'))], "damaged"),
+    Case("validate manifest not UTF-8", "validate", lambda d, i: [str(_non_utf8_manifest(d, i))], "damaged"),
+    Case("validate manifest schema 1", "validate", lambda d, i: [str(_manifest(d, i, '{"schema_version": 1}'))], "schema version 1"),
+    Case("validate manifest missing keys", "validate", lambda d, i: [str(_manifest(d, i, '{"schema_version": 2}'))], "malformed"),
+    Case("validate --data missing", "validate", lambda d, i: [str(_project(d, i)), "--data", str(d / "v.npz"), "--no-report"], "v.npz"),
+    Case("validate --labels count", "validate", lambda d, i: [str(_project(d, i)), "--data", str(i.val), "--no-report", "--labels",
+                                                               str((np.save(d / "l.npy", np.arange(3)), d / "l.npy")[1])], "labels"),
+    Case("validate --labels garbage", "validate", lambda d, i: [str(_project(d, i)), "--data", str(i.val), "--no-report", "--labels",
+                                                                 str(_write(d / "l.npy", "nope"))], "l.npy"),
+    # boards
+    Case("boards missing file", "boards", lambda d, i: ["--board-file", str(d / "b.toml")], "b.toml"),
+    Case("boards garbage file", "boards", lambda d, i: ["--board-file", str(_write(d / "b.toml", "= ="))], "b.toml"),
+    Case("boards missing key", "boards", lambda d, i: ["--board-file", str(_write(d / "b.toml", _board_text().replace('mcu = "ESP32"\n', "")))], "mcu"),
+    Case("boards not UTF-8", "boards", lambda d, i: ["--board-file", str(_write(d / "b.toml", b"id = \"\xff\"\n"))], "b.toml"),
+    Case("boards wrong type", "boards", lambda d, i: ["--board-file", str(_write(d / "b.toml", _board_text().replace("sram_bytes = 327680", 'sram_bytes = "x"')))], "sram_bytes"),
+    # init
+    Case("init path exists", "init", lambda d, i: ["--path", str(_write(d / "mcuq.toml", "# mine\n"))], "exists"),
+    Case("init missing folder", "init", lambda d, i: ["--path", str(d / "no" / "mcuq.toml")], "does not exist"),
+    Case("init under a file", "init", lambda d, i: ["--path", str(_write(d / "f", "x") / "mcuq.toml")], "is a file"),
+    Case("init in /proc", "init", lambda d, i: ["--path", "/proc/mcuq.toml"], "/proc"),
+    Case("init path is a folder", "init", lambda d, i: ["--path", str(_write(d / "cfg" / "x", "x").parent)], "exists"),
+]
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every entry under root -> content hash (files), 'dir', or 'link:<target>'."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            out[rel] = "link:" + os.readlink(path)
+        elif path.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+@dataclass
+class Outcome:
+    case: str
+    command: str
+    code: int | None
+    stderr: str
+    clean: bool  # exit 1/2, one line naming the thing, nothing changed
+    traceback: bool
+    crash: bool
+    hang: bool
+    files_changed: list[str]
+    why: str = ""
+
+
+def run_case(case: Case, work: Path, inputs: Inputs, timeout: float = 300) -> Outcome:
+    """Set the case up in ``work`` (empty), run it, judge it."""
+    work.mkdir(parents=True, exist_ok=True)
+    args = case.setup(work, inputs)
+    before = {**tree_digest(work), **{f"<inputs>/{k}": v for k, v in tree_digest(inputs.project).items()}}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        # -q: progress lines off, so stderr holds only what went wrong
+        proc = subprocess.run([sys.executable, "-m", "mcuq", case.command, "-q", *args], capture_output=True, text=True,
+                              cwd=work, env=env, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return Outcome(case.name, case.command, None, "", False, False, False, True, [], "hang")
+    after = {**tree_digest(work), **{f"<inputs>/{k}": v for k, v in tree_digest(inputs.project).items()}}
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    traceback = "Traceback (most recent call last)" in proc.stderr
+    crash = proc.returncode < 0
+    why = []
+    if proc.returncode not in case.codes:
+        why.append(f"exit {proc.returncode}, expected {case.codes}")
+    if len(lines) != 1:
+        why.append(f"{len(lines)} stderr lines")
+    elif case.expect.lower() not in lines[0].lower():
+        why.append(f"stderr does not name {case.expect!r}")
+    if changed:
+        why.append(f"changed {changed[:3]}")
+    return Outcome(case.name, case.command, proc.returncode, proc.stderr[-2000:], not why and not traceback, traceback, crash,
+                   False, changed, "; ".join(why))
+
+
+def summarize(outcomes: list[Outcome]) -> dict[str, int]:
+    return {"kinds": len(outcomes), "clean": sum(o.clean for o in outcomes),
+            "poor": sum(not o.clean and not o.traceback and not o.crash and not o.hang for o in outcomes),
+            "tracebacks": sum(o.traceback for o in outcomes), "crashes": sum(o.crash for o in outcomes),
+            "hangs": sum(o.hang for o in outcomes), "files_changed": sum(bool(o.files_changed) for o in outcomes)}
+
+
+def as_json(outcomes: list[Outcome]) -> str:
+    return json.dumps([o.__dict__ for o in outcomes], indent=1)
