@@ -92,23 +92,25 @@ def _run_target(sources: dict[str, str], board_id: str) -> Any:
 
 
 def measure(name: str, q: Any) -> dict[str, Any]:
+    """AVR with the portable layout (block 1), Cortex-M4 with the SIMD layout its DSP runs."""
     from run import golden_context
 
     info = q.info
     program = compile_model(info)
+    simd_program = compile_model(info, simd=True)
     context = golden_context(info, program, name, q)
-    sources = selftest_sources(program, name, context)
     row: dict[str, Any] = {"macs": info.total_macs, "flash_constants": program.flash_constant_bytes,
+                           "flash_constants_simd": simd_program.flash_constant_bytes,
                            "ram_constants": program.ram_constant_bytes, "buffer": program.arena_bytes}
     mega = get_board("mega2560")
     golden = sum(int(np.prod(t.shape)) for t in (*info.input_tensors, *info.output_tensors))
     if not estimate_c_fit(program, mega, golden).fits or program.flash_constant_bytes > 56 * 1024:
         row["avr"] = None
     else:
-        r = _run_target(sources, "mega2560")
+        r = _run_target(selftest_sources(program, name, context), "mega2560")
         row["avr"] = {"ticks": r.ticks, "passed": r.passed, "flash": r.flash_bytes, "ram": r.ram_bytes,
                       "ops": by_type(info, emulate.op_ticks(r.log))}
-    r = _run_target(sources, "nucleo_f446re")
+    r = _run_target(selftest_sources(simd_program, name, context), "nucleo_f446re")
     row["cm4"] = {"ticks": r.ticks, "passed": r.passed, "flash": r.flash_bytes, "ram": r.ram_bytes,
                   "ops": by_type(info, emulate.op_ticks(r.log))}
     row["tflm"] = measure_tflm(name, info)
@@ -152,10 +154,12 @@ def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
     old = before.get("models", {})
     lines = [f"Command: `python benchmarks/speed.py`; before = commit {before.get('commit', '?')} "
              f"(`python benchmarks/speed.py --record before`, {before.get('date', '?')}). All counts from the emulators: "
-             "simavr cycles are exact; qemu `-icount shift=0` counts instructions (+-40), not cycles.", ""]
+             "simavr cycles are exact; qemu `-icount shift=0` counts instructions (+-40), not cycles. Between the two commits the "
+             "converter's default for Dense changed to per-tensor (`--per-channel auto`), so FULLY_CONNECTED layers were "
+             "per-channel before and per-tensor after; the MAC counts are the same.", ""]
     lines += ["### AVR (ATmega2560, avr-gcc -Os, simavr): cycles per inference and cycles per MAC, before -> after", "",
-              "| model | MACs | cycles before | cycles after | speed-up | CONV_2D cyc/MAC | DEPTHWISE_CONV_2D cyc/MAC | FULLY_CONNECTED cyc/MAC | self-test |",
-              "|---|---:|---:|---:|---:|---|---|---|---|"]
+              "| model | MACs | cycles before | cycles after | speed-up | ms at 16 MHz after (emulator estimate) | CONV_2D cyc/MAC | DEPTHWISE_CONV_2D cyc/MAC | FULLY_CONNECTED cyc/MAC | self-test |",
+              "|---|---:|---:|---:|---:|---:|---|---|---|---|"]
     for name, r in rows.items():
         a, b = r.get("avr"), (old.get(name) or {}).get("avr")
         if not a:
@@ -166,10 +170,12 @@ def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
             cells.append("-" if y is None else f"{fmt(x)} -> {fmt(y)}")
         speed = f"{b['ticks'] / a['ticks']:.1f}x" if b and a["ticks"] else "-"
         lines.append(f"| {name} | {fmt(r['macs'])} | {fmt(b['ticks'] if b else None)} | {fmt(a['ticks'])} | {speed} | "
-                     + " | ".join(cells) + f" | {'PASS' if a['passed'] else 'FAIL'} |")
-    lines += ["", "### Cortex-M4 (arm-none-eabi-gcc -Os -mcpu=cortex-m4, qemu mps2-an386): instructions per inference", "",
-              "| model | MACs | mcuq C before | mcuq C after | MACs/instr after | TFLM reference | TFLM + CMSIS-NN | CMSIS-NN MACs/instr | mcuq / CMSIS-NN | self-test |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                     f"{a['ticks'] / 16_000:.1f} | " + " | ".join(cells) + f" | {'PASS' if a['passed'] else 'FAIL'} |")
+    lines += ["", "### Cortex-M4 (arm-none-eabi-gcc -Os, qemu mps2-an386): instructions per inference", "",
+              "Before: -mcpu=cortex-m4 soft-float, scalar kernels. After: the nucleo_f446re board's flags "
+              "(-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard), SIMD weight layout, ACLE SXTB16/SMLAD path.", "",
+              "| model | MACs | mcuq C before | mcuq C after | MACs/instr after | ms at 180 MHz after (emulator estimate) | TFLM reference | TFLM + CMSIS-NN | CMSIS-NN MACs/instr | mcuq / CMSIS-NN | self-test |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     quoted = False
     for name, r in rows.items():
         a, b, t = r["cm4"], (old.get(name) or {}).get("cm4"), r.get("tflm")
@@ -178,7 +184,7 @@ def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
             ref, cm = t["reference"], t["cmsis_nn"]
             quoted |= t["source"] == "quoted"
         mark = "*" if t and t["source"] == "quoted" else ""
-        lines.append(f"| {name} | {fmt(r['macs'])} | {fmt(b['ticks'] if b else None)} | {fmt(a['ticks'])} | {a['ticks'] and r['macs'] / a['ticks']:.3f} | "
+        lines.append(f"| {name} | {fmt(r['macs'])} | {fmt(b['ticks'] if b else None)} | {fmt(a['ticks'])} | {a['ticks'] and r['macs'] / a['ticks']:.3f} | {a['ticks'] / 180_000:.2f} | "
                      f"{fmt(ref)}{mark} | {fmt(cm)}{mark} | {fmt(r['macs'] / cm if cm else None)} | "
                      f"{fmt(a['ticks'] / cm if cm else None, 3)} | {'PASS' if a['passed'] else 'FAIL'} |")
     if quoted:
@@ -186,11 +192,12 @@ def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
                   "the mcuq models here are rebuilt from benchmarks/models.py, so these ratios compare different weights "
                   "of the same architecture."]
     lines += ["", "### Memory of the plain-C runtime (bytes)", "",
-              "| model | buffer | flash constants before | after | RAM constants before | after | M4 flash before | after | AVR flash before | after |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| model | buffer (= liveness plan, unchanged) | flash constants before | after (AVR layout) | after (SIMD layout) | RAM constants before | after | M4 firmware flash before | after | AVR firmware flash before | after |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         b = old.get(name) or {}
         lines.append(f"| {name} | {fmt(r['buffer'])} | {fmt(b.get('flash_constants'))} | {fmt(r['flash_constants'])} | "
+                     f"{fmt(r.get('flash_constants_simd'))} | "
                      f"{fmt(b.get('ram_constants'))} | {fmt(r['ram_constants'])} | {fmt((b.get('cm4') or {}).get('flash'))} | "
                      f"{fmt(r['cm4']['flash'])} | {fmt((b.get('avr') or {}).get('flash'))} | {fmt((r.get('avr') or {}).get('flash'))} |")
     return "\n".join(lines) + "\n"

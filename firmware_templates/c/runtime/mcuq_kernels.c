@@ -14,13 +14,138 @@
  * keeps the multiply in the 8/16-bit hardware multiplier instead of a 32-bit library call. */
 #define MCUQ_MAC16(w, x) ((int32_t)(int16_t)((int16_t)(w) * (int16_t)(x)))
 
-/* gemmlowp::SaturatingRoundingDoublingHighMul */
-int32_t mcuq_srdhm(int32_t a, int32_t b) {
-  int overflow = (a == b) && (a == INT32_MIN);
-  int64_t ab = (int64_t)a * (int64_t)b;
-  int32_t nudge = ab >= 0 ? ((int32_t)1 << 30) : (1 - ((int32_t)1 << 30));
-  int32_t high = (int32_t)((ab + nudge) / ((int64_t)1 << 31));
-  return overflow ? INT32_MAX : high;
+#if defined(__AVR__)
+/* AVR: |a| * |b| as a 64-bit (hi, lo) pair with the 8x8 hardware multiplier (16 MULs, ~120
+ * cycles; libgcc's 64-bit multiply takes several hundred). */
+static inline void umul32x32(uint32_t a, uint32_t b, uint32_t* lo_out, uint32_t* hi_out) {
+  uint32_t lo = 0, hi = 0;
+  uint8_t z = 0;
+  __asm__(
+        "mul %A[a], %A[b]\n\t"
+        "add %A[lo], r0\n\t"
+        "adc %B[lo], r1\n\t"
+        "adc %C[lo], %[z]\n\t"
+        "adc %D[lo], %[z]\n\t"
+        "adc %A[hi], %[z]\n\t"
+        "adc %B[hi], %[z]\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %A[a], %B[b]\n\t"
+        "add %B[lo], r0\n\t"
+        "adc %C[lo], r1\n\t"
+        "adc %D[lo], %[z]\n\t"
+        "adc %A[hi], %[z]\n\t"
+        "adc %B[hi], %[z]\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %A[a], %C[b]\n\t"
+        "add %C[lo], r0\n\t"
+        "adc %D[lo], r1\n\t"
+        "adc %A[hi], %[z]\n\t"
+        "adc %B[hi], %[z]\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %A[a], %D[b]\n\t"
+        "add %D[lo], r0\n\t"
+        "adc %A[hi], r1\n\t"
+        "adc %B[hi], %[z]\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %B[a], %A[b]\n\t"
+        "add %B[lo], r0\n\t"
+        "adc %C[lo], r1\n\t"
+        "adc %D[lo], %[z]\n\t"
+        "adc %A[hi], %[z]\n\t"
+        "adc %B[hi], %[z]\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %B[a], %B[b]\n\t"
+        "add %C[lo], r0\n\t"
+        "adc %D[lo], r1\n\t"
+        "adc %A[hi], %[z]\n\t"
+        "adc %B[hi], %[z]\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %B[a], %C[b]\n\t"
+        "add %D[lo], r0\n\t"
+        "adc %A[hi], r1\n\t"
+        "adc %B[hi], %[z]\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %B[a], %D[b]\n\t"
+        "add %A[hi], r0\n\t"
+        "adc %B[hi], r1\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %C[a], %A[b]\n\t"
+        "add %C[lo], r0\n\t"
+        "adc %D[lo], r1\n\t"
+        "adc %A[hi], %[z]\n\t"
+        "adc %B[hi], %[z]\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %C[a], %B[b]\n\t"
+        "add %D[lo], r0\n\t"
+        "adc %A[hi], r1\n\t"
+        "adc %B[hi], %[z]\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %C[a], %C[b]\n\t"
+        "add %A[hi], r0\n\t"
+        "adc %B[hi], r1\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %C[a], %D[b]\n\t"
+        "add %B[hi], r0\n\t"
+        "adc %C[hi], r1\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %D[a], %A[b]\n\t"
+        "add %D[lo], r0\n\t"
+        "adc %A[hi], r1\n\t"
+        "adc %B[hi], %[z]\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %D[a], %B[b]\n\t"
+        "add %A[hi], r0\n\t"
+        "adc %B[hi], r1\n\t"
+        "adc %C[hi], %[z]\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %D[a], %C[b]\n\t"
+        "add %B[hi], r0\n\t"
+        "adc %C[hi], r1\n\t"
+        "adc %D[hi], %[z]\n\t"
+        "mul %D[a], %D[b]\n\t"
+        "add %C[hi], r0\n\t"
+        "adc %D[hi], r1\n\t"
+        "clr __zero_reg__\n\t"
+        : [lo] "+&r"(lo), [hi] "+&r"(hi)
+        : [a] "r"(a), [b] "r"(b), [z] "r"(z)
+        : "r0");
+  *lo_out = lo;
+  *hi_out = hi;
+}
+#endif
+
+/* gemmlowp::SaturatingRoundingDoublingHighMul. gemmlowp adds a nudge of 2^30 (ab >= 0) or
+ * 1 - 2^30 (ab < 0) and divides by 2^31 truncating toward zero; both cases equal
+ * floor((ab + 2^30) / 2^31), one 64-bit add and shift. AVR has no fast 64-bit multiply: the
+ * product is formed from four 16x16 -> 32 hardware multiplies on magnitudes. */
+static inline int32_t srdhm(int32_t a, int32_t b) {
+  if (a == b && a == INT32_MIN) return INT32_MAX;
+#if defined(__AVR__)
+  {
+    const uint8_t negative = (a < 0) != (b < 0);
+    uint32_t lo, hi, t;
+    umul32x32(a < 0 ? (uint32_t)0 - (uint32_t)a : (uint32_t)a, b < 0 ? (uint32_t)0 - (uint32_t)b : (uint32_t)b, &lo, &hi);
+    /* |ab| + 2^30 (product >= 0) or |ab| + 2^30 - 1 (product < 0, floor of the negation) */
+    t = lo + (negative ? 0x3FFFFFFFu : 0x40000000u);
+    hi += t < lo;
+    t = (hi << 1) | (t >> 31);
+    return negative ? -(int32_t)t : (int32_t)t;
+  }
+#else
+  return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
+#endif
 }
 
 /* gemmlowp::RoundingDivideByPOT */
@@ -31,12 +156,29 @@ int32_t mcuq_rdivpot(int32_t x, int exponent) {
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-/* tflite::MultiplyByQuantizedMultiplier (double rounding, TFLM's default build) */
-int32_t mcuq_mbqm(int32_t x, int32_t multiplier, int shift) {
-  int left_shift = shift > 0 ? shift : 0;
-  int right_shift = shift > 0 ? 0 : -shift;
-  return mcuq_rdivpot(mcuq_srdhm((int32_t)((uint32_t)x << left_shift), multiplier), right_shift);
+/* tflite::MultiplyByQuantizedMultiplier (double rounding, TFLM's default build). The
+ * multiplier is positive, so srdhm never returns INT32_MIN and RoundingDivideByPOT (round half
+ * away from zero) is floor((floor((x - [x < 0]) / 2^(e-1)) + 1) / 2): two shifts, no masks. */
+static inline int32_t mbqm(int32_t x, int32_t multiplier, int shift) {
+  int32_t r;
+  if (shift > 0) x = (int32_t)((uint32_t)x << shift);
+  r = srdhm(x, multiplier);
+  if (shift < 0) {
+    int e = -shift - 1;
+#if defined(__AVR__)
+    r -= r < 0;
+    if (e >= 16) r >>= 16, e -= 16; /* whole bytes first: AVR shifts one bit per loop turn */
+    if (e >= 8) r >>= 8, e -= 8;
+    r = ((r >> e) + 1) >> 1;
+#else
+    r = (((r - (r < 0)) >> e) + 1) >> 1;
+#endif
+  }
+  return r;
 }
+
+int32_t mcuq_srdhm(int32_t a, int32_t b) { return srdhm(a, b); }
+int32_t mcuq_mbqm(int32_t x, int32_t multiplier, int shift) { return mbqm(x, multiplier, shift); }
 
 /* ---- SIMD: ACLE intrinsics on Cortex-M with the DSP extension; host builds with
  * -DMCUQ_EMULATE_SIMD run the same arithmetic in portable C (so the host tests check the
@@ -177,7 +319,7 @@ static const int8_t* dot_block(const int8_t* w, const int8_t* x, mcuq_sz n, mcuq
 
 /* pad[0..nb) += the segment's weights (taps that lie in the padding). */
 static const int8_t* wsum_block(const int8_t* w, mcuq_sz n, mcuq_sz nb, int32_t* pad) {
-  const int32_t count = (int32_t)n * nb;
+  const int32_t count = (mcuq_sz)n * nb;
   int32_t e;
   mcuq_sz j;
   if (nb == 1) {
@@ -185,7 +327,7 @@ static const int8_t* wsum_block(const int8_t* w, mcuq_sz n, mcuq_sz nb, int32_t*
   } else {
     for (e = 0; e < count; ++e) {
       const mcuq_sz full = n & ~3;
-      j = e < (int32_t)full * nb ? (mcuq_sz)((e >> 2) % nb) : (mcuq_sz)((e - (int32_t)full * nb) / (n & 3));
+      j = e < (mcuq_sz)full * nb ? (mcuq_sz)((e >> 2) % nb) : (mcuq_sz)((e - (mcuq_sz)full * nb) / (n & 3));
       pad[j] += MCUQ_RD_I8(w + e);
     }
   }
@@ -202,25 +344,43 @@ static const int8_t* border_row(const int8_t* w, const int8_t* in_row, mcuq_sz x
     const int valid = ix >= 0 && ix < in_w;
     for (c = 0; c < in_c; ++c) {
       const mcuq_sz e = fx * in_c + c;
-      const int8_t* we = e < full ? w + (int32_t)(e >> 2) * 4 * nb + (e & 3) : w + (int32_t)full * nb + (e - full);
+      const int8_t* we = e < full ? w + (mcuq_sz)(e >> 2) * 4 * nb + (e & 3) : w + (mcuq_sz)full * nb + (e - full);
       const mcuq_sz step = e < full ? 4 : tail;
       for (j = 0; j < nb; ++j) {
         const int8_t v = MCUQ_RD_I8(we + j * step);
         if (valid) {
-          acc[j] += MCUQ_MAC16(v, in_row[(int32_t)ix * in_c + c]);
+          acc[j] += MCUQ_MAC16(v, in_row[(mcuq_sz)ix * in_c + c]);
         } else {
           pad[j] += v;
         }
       }
     }
   }
-  return w + (int32_t)n * nb;
+  return w + (mcuq_sz)n * nb;
 }
 
 /* TFLite's MultiplyByQuantizedMultiplier + output offset + activation clamp. */
-static int8_t requantize(int32_t acc, const int32_t* mult, const int8_t* shift, int32_t out_zp, int32_t lo, int32_t hi) {
-  acc = mcuq_mbqm(acc, MCUQ_RD_I32(mult), MCUQ_RD_I8(shift)) + out_zp;
+static inline int8_t requantize(int32_t acc, const int32_t* mult, const int8_t* shift, int32_t out_zp, int32_t lo, int32_t hi) {
+  acc = mbqm(acc, MCUQ_RD_I32(mult), MCUQ_RD_I8(shift)) + out_zp;
   return (int8_t)MCUQ_CLAMP(acc, lo, hi);
+}
+
+/* The receptive field of one output pixel copied into `col` (k_h * k_w * in_c inputs in
+ * filter order); taps in the padding get in_zp, whose product with the folded bias term
+ * cancels, exactly as TFLite Micro skips them. */
+static void im2col(const mcuq_conv_params* p, mcuq_sz y0, mcuq_sz x0, int8_t* col) {
+  mcuq_sz fy, fx;
+  for (fy = 0; fy < p->k_h; ++fy) {
+    const mcuq_sz iy = y0 + fy * p->dil_h;
+    for (fx = 0; fx < p->k_w; ++fx, col += p->in_c) {
+      const mcuq_sz ix = x0 + fx * p->dil_w;
+      if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+        memset(col, (uint8_t)p->in_zp, (size_t)p->in_c);
+      } else {
+        memcpy(col, p->in + ((mcuq_sz)iy * p->in_w + ix) * p->in_c, (size_t)p->in_c);
+      }
+    }
+  }
 }
 
 void mcuq_conv2d(const mcuq_conv_params* params) {
@@ -229,35 +389,58 @@ void mcuq_conv2d(const mcuq_conv_params* params) {
   int8_t* out;
   MCUQ_LOAD_PARAMS(p, params);
   out = p.out;
-  for (oy = 0; oy < p.out_h; ++oy) {
-    const mcuq_sz y0 = oy * p.stride_h - p.pad_h;
-    for (ox = 0; ox < p.out_w; ++ox, out += p.out_c) {
-      const mcuq_sz x0 = ox * p.stride_w - p.pad_w;
-      /* dilation 1: one segment per filter row (k_w * in_c contiguous inputs); else per tap */
-      const int rows = p.dil_w == 1;
-      const mcuq_sz n = rows ? p.k_w * p.in_c : p.in_c, segs = rows ? p.k_h : p.k_h * p.k_w;
-      const int x_inside = x0 >= 0 && x0 + (p.k_w - 1) * p.dil_w < p.in_w;
-      const int8_t* w = p.filter;
-      for (oc0 = 0; oc0 < p.out_c; oc0 += p.block) {
-        const mcuq_sz nb = MCUQ_MIN(p.block, p.out_c - oc0);
-        int32_t acc[4], pad[4];
-        for (j = 0; j < nb; ++j) acc[j] = MCUQ_RD_I32(p.bias + oc0 + j), pad[j] = 0;
-        for (s = 0; s < segs; ++s) {
-          const mcuq_sz fy = rows ? s : s / p.k_w, fx = rows ? 0 : s % p.k_w;
-          const mcuq_sz iy = y0 + fy * p.dil_h, ix = x0 + fx * p.dil_w;
-          if (iy < 0 || iy >= p.in_h || (!rows && (ix < 0 || ix >= p.in_w))) {
-            w = wsum_block(w, n, nb, pad);
-          } else if (!rows || x_inside) {
-            w = dot_block(w, p.in + ((int32_t)iy * p.in_w + ix) * p.in_c, n, nb, acc);
+  {
+    /* col_len > 0: the generator laid the weights out as one segment of col_len (the
+     * receptive field rounded up to 4, zero weights in the padding) for an im2col buffer */
+    int8_t col[p.col_len > 0 ? p.col_len : 1];
+    if (p.col_len > 0) memset(col, 0, (size_t)p.col_len);
+    for (oy = 0; oy < p.out_h; ++oy) {
+      const mcuq_sz y0 = oy * p.stride_h - p.pad_h;
+      for (ox = 0; ox < p.out_w; ++ox, out += p.out_c) {
+        const mcuq_sz x0 = ox * p.stride_w - p.pad_w;
+        /* otherwise, dilation 1: one segment per filter row (k_w * in_c contiguous inputs); else per tap */
+        const int rows = p.dil_w == 1;
+        const mcuq_sz n = p.col_len > 0 ? p.col_len : rows ? p.k_w * p.in_c : p.in_c;
+        const mcuq_sz segs = p.col_len > 0 ? 1 : rows ? p.k_h : p.k_h * p.k_w;
+        const int x_inside = x0 >= 0 && x0 + (p.k_w - 1) * p.dil_w < p.in_w;
+        const int8_t* w = p.filter;
+        if (p.col_len > 0) im2col(&p, y0, x0, col);
+        for (oc0 = 0; oc0 < p.out_c; oc0 += p.block) {
+          const mcuq_sz nb = MCUQ_MIN(p.block, p.out_c - oc0);
+          int32_t acc[4], pad[4];
+          for (j = 0; j < nb; ++j) acc[j] = MCUQ_RD_I32(p.bias + oc0 + j), pad[j] = 0;
+          if (p.col_len > 0) {
+            w = dot_block(w, col, n, nb, acc);
           } else {
-            w = border_row(w, p.in + (int32_t)iy * p.in_w * p.in_c, x0, p.in_w, p.in_c, p.k_w, nb, acc, pad);
+            for (s = 0; s < segs; ++s) {
+              const mcuq_sz fy = rows ? s : s / p.k_w, fx = rows ? 0 : s % p.k_w;
+              const mcuq_sz iy = y0 + fy * p.dil_h, ix = x0 + fx * p.dil_w;
+              if (iy < 0 || iy >= p.in_h || (!rows && (ix < 0 || ix >= p.in_w))) {
+                w = wsum_block(w, n, nb, pad);
+              } else if (!rows || x_inside) {
+                w = dot_block(w, p.in + ((mcuq_sz)iy * p.in_w + ix) * p.in_c, n, nb, acc);
+              } else {
+                w = border_row(w, p.in + (mcuq_sz)iy * p.in_w * p.in_c, x0, p.in_w, p.in_c, p.k_w, nb, acc, pad);
+              }
+            }
           }
+          for (j = 0; j < nb; ++j)
+            out[oc0 + j] = requantize(acc[j] + p.in_zp * pad[j], p.mult + oc0 + j, p.shift + oc0 + j, p.out_zp, p.act_min, p.act_max);
         }
-        for (j = 0; j < nb; ++j)
-          out[oc0 + j] = requantize(acc[j] + p.in_zp * pad[j], p.mult + oc0 + j, p.shift + oc0 + j, p.out_zp, p.act_min, p.act_max);
       }
     }
   }
+}
+
+/* One depthwise channel over an interior window: weights sequential, inputs `step` bytes apart
+ * within a row and `row` bytes between rows. A small function keeps AVR's frame small. */
+static int32_t dw_taps1(const int8_t* w, const int8_t* x, mcuq_sz k_h, mcuq_sz k_w, mcuq_sz step, mcuq_sz row, int32_t acc) {
+  mcuq_sz fy, fx;
+  for (fy = k_h; fy > 0; --fy, x += row) {
+    const int8_t* xp = x;
+    for (fx = k_w; fx > 0; --fx, xp += step) acc += MCUQ_MAC16(MCUQ_RD_I8(w++), *xp);
+  }
+  return acc;
 }
 
 void mcuq_depthwise_conv2d(const mcuq_conv_params* params) {
@@ -279,18 +462,14 @@ void mcuq_depthwise_conv2d(const mcuq_conv_params* params) {
         for (j = 0; j < nb; ++j) acc[j] = MCUQ_RD_I32(p.bias + oc0 + j), pad[j] = 0;
         if (inside && nb == 1) {
           /* interior, one channel: sequential weights, inputs one pixel (in_c bytes) apart */
-          const mcuq_sz step = p.dil_w * p.in_c;
-          int32_t a = acc[0];
-          for (fy = 0; fy < p.k_h; ++fy) {
-            const int8_t* x = p.in + ((int32_t)(y0 + fy * p.dil_h) * p.in_w + x0) * p.in_c + oc0;
-            for (fx = p.k_w; fx > 0; --fx, x += step) a += MCUQ_MAC16(MCUQ_RD_I8(w++), *x);
-          }
-          acc[0] = a;
+          acc[0] = dw_taps1(w, p.in + ((mcuq_sz)y0 * p.in_w + x0) * p.in_c + oc0, p.k_h, p.k_w, p.dil_w * p.in_c,
+                            p.dil_h * p.in_w * p.in_c, acc[0]);
+          w += p.k_h * p.k_w;
 #ifdef MCUQ_SIMD
         } else if (inside && nb == 4) {
           int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
           for (fy = 0; fy < p.k_h; ++fy) {
-            const int8_t* x = p.in + ((int32_t)(y0 + fy * p.dil_h) * p.in_w + x0) * p.in_c + oc0;
+            const int8_t* x = p.in + ((mcuq_sz)(y0 + fy * p.dil_h) * p.in_w + x0) * p.in_c + oc0;
             for (fx = p.k_w; fx > 0; --fx, x += p.dil_w * p.in_c, w += 4) {
               const uint32_t xv = rd32(x), wv = rd32(w);
               const uint32_t xe = sxtb16(xv), xo = sxtb16_ror8(xv), we = sxtb16(wv), wo = sxtb16_ror8(wv);
@@ -310,8 +489,12 @@ void mcuq_depthwise_conv2d(const mcuq_conv_params* params) {
               if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w) {
                 for (j = 0; j < nb; ++j) pad[j] += MCUQ_RD_I8(w + j);
               } else {
-                const int8_t* x = p.in + ((int32_t)iy * p.in_w + ix) * p.in_c;
-                for (j = 0; j < nb; ++j) acc[j] += MCUQ_MAC16(MCUQ_RD_I8(w + j), x[(oc0 + j) / p.depth_mult]);
+                const int8_t* x = p.in + ((mcuq_sz)iy * p.in_w + ix) * p.in_c;
+                if (p.depth_mult == 1) {
+                  for (j = 0; j < nb; ++j) acc[j] += MCUQ_MAC16(MCUQ_RD_I8(w + j), x[oc0 + j]);
+                } else {
+                  for (j = 0; j < nb; ++j) acc[j] += MCUQ_MAC16(MCUQ_RD_I8(w + j), x[(oc0 + j) / p.depth_mult]);
+                }
               }
             }
           }
@@ -328,8 +511,8 @@ void mcuq_fully_connected(const mcuq_fc_params* params) {
   mcuq_sz b, u0, j;
   MCUQ_LOAD_PARAMS(p, params);
   for (b = 0; b < p.batches; ++b) {
-    const int8_t* x = p.in + (int32_t)b * p.depth;
-    int8_t* out = p.out + (int32_t)b * p.units;
+    const int8_t* x = p.in + (mcuq_sz)b * p.depth;
+    int8_t* out = p.out + (mcuq_sz)b * p.units;
     const int8_t* w = p.filter;
     for (u0 = 0; u0 < p.units; u0 += p.block) {
       const mcuq_sz nb = MCUQ_MIN(p.block, p.units - u0);
@@ -403,17 +586,30 @@ typedef struct {
   int32_t act_min, act_max;
 } binary_params;
 
-static int32_t binary_value(int32_t x, int32_t y, const binary_params* p) {
-  if (p->is_mul) return p->out_offset + mcuq_mbqm(x * y, p->out_mult, p->out_shift);
-  x = mcuq_rdivpot(mcuq_srdhm((int32_t)((uint32_t)x << p->left_shift), p->a_mult), -p->a_shift);
-  y = mcuq_rdivpot(mcuq_srdhm((int32_t)((uint32_t)y << p->left_shift), p->b_mult), -p->b_shift);
-  return mcuq_rdivpot(mcuq_srdhm(x + y, p->out_mult), -p->out_shift) + p->out_offset;
+/* MultiplyByQuantizedMultiplierSmallerThanOneExp: for shift <= 0 the same as mcuq_mbqm. */
+static inline int32_t mul_smaller_than_one(int32_t x, int32_t m, int shift) {
+  return shift <= 0 ? mbqm(x, m, shift) : mcuq_rdivpot(srdhm(x, m), -shift);
+}
+
+static inline int32_t binary_value(int32_t x, int32_t y, const binary_params* p) {
+  if (p->is_mul) return p->out_offset + mbqm(x * y, p->out_mult, p->out_shift);
+  x = mul_smaller_than_one((int32_t)((uint32_t)x << p->left_shift), p->a_mult, p->a_shift);
+  y = mul_smaller_than_one((int32_t)((uint32_t)y << p->left_shift), p->b_mult, p->b_shift);
+  return mul_smaller_than_one(x + y, p->out_mult, p->out_shift) + p->out_offset;
 }
 
 /* ADD and MUL share the 4-D broadcast walk over the output. */
 static void broadcast_binary(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
                              int8_t* out, const mcuq_dim* out_dims, const binary_params* p) {
   mcuq_dim i0, i1, i2, i3, o = 0;
+  if (memcmp(a_dims, out_dims, 4 * sizeof(mcuq_dim)) == 0 && memcmp(b_dims, out_dims, 4 * sizeof(mcuq_dim)) == 0) {
+    const mcuq_dim n = out_dims[0] * out_dims[1] * out_dims[2] * out_dims[3];
+    for (o = 0; o < n; ++o) { /* same shapes: no broadcast indexing */
+      const int32_t r = binary_value(p->a_offset + a[o], p->b_offset + b[o], p);
+      out[o] = (int8_t)MCUQ_CLAMP(r, p->act_min, p->act_max);
+    }
+    return;
+  }
   for (i0 = 0; i0 < out_dims[0]; ++i0)
     for (i1 = 0; i1 < out_dims[1]; ++i1)
       for (i2 = 0; i2 < out_dims[2]; ++i2)
@@ -458,7 +654,7 @@ void mcuq_requantize(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, i
                      int32_t mult, int shift, int32_t act_min, int32_t act_max) {
   mcuq_dim i;
   for (i = 0; i < n; ++i) {
-    int32_t v = mcuq_mbqm((int32_t)in[i] - in_zp, mult, shift) + out_zp;
+    int32_t v = mbqm((int32_t)in[i] - in_zp, mult, shift) + out_zp;
     out[i] = (int8_t)MCUQ_CLAMP(v, act_min, act_max);
   }
 }

@@ -40,6 +40,8 @@ typedef int32_t mcuq_sz;
 
 /* Weighted ops take one named constant struct per layer (in flash; on AVR copied to the
  * stack with memcpy_P). The generator has re-laid the weights for the inner loop:
+ *  - CONV_2D with col_len > 0: the receptive field (k_h * k_w * in_c, rounded up to 4 with zero
+ *    weights) is one segment, read from a per-pixel im2col copy on the stack;
  *  - `block` output channels are computed together; within a block the weights of each tap
  *    (CONV_2D, per input-depth segment; FULLY_CONNECTED: the whole depth) come as chunks of
  *    4 inputs per channel ([c0 w0..3][c1 w0..3]...), then the depth % 4 tail per channel. With
@@ -57,7 +59,7 @@ typedef struct {
   const int8_t* shift;
   mcuq_sz in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w;
   mcuq_sz stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
-  mcuq_sz block, depth_mult;
+  mcuq_sz block, depth_mult, col_len;
   int16_t in_zp, out_zp, act_min, act_max;
 } mcuq_conv_params;
 

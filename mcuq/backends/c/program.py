@@ -144,6 +144,9 @@ def _dims4(shape: tuple[int, ...]) -> list[int]:
 
 
 SIMD_BLOCK = 4  # output channels per block on the SIMD path (four SMLAD accumulators)
+# Largest im2col stack buffer (bytes) per CONV_2D pixel: small on AVR / Cortex-M0+ (2-8 KB of
+# RAM), larger on the DSP Cortex-M parts the SIMD layout targets.
+IM2COL_MAX = {False: 128, True: 1024}
 
 
 def block_layout(w3: np.ndarray, block: int) -> np.ndarray:
@@ -249,7 +252,13 @@ def _windowed(e: _Emitter, op: OpInfo, kind: str) -> KernelCall:
         if wic != ic:
             raise _fail(e.info, op, "is a grouped convolution")
         block = SIMD_BLOCK if e.program.simd else 1
-        segments = w.reshape(wc, kh, kw * ic) if dw == 1 else w.reshape(wc, kh * kw, ic)
+        field = kh * kw * ic
+        col_len = -(-field // 4) * 4 if kh * kw > 1 and -(-field // 4) * 4 <= IM2COL_MAX[e.program.simd] else 0
+        if col_len:
+            segments = np.zeros((wc, 1, col_len), np.int8)
+            segments[:, 0, :field] = w.reshape(wc, field)
+        else:
+            segments = w.reshape(wc, kh, kw * ic) if dw == 1 else w.reshape(wc, kh * kw, ic)
         laid = block_layout(segments, block)
         sums = w.reshape(wc, -1).astype(np.int64).sum(axis=1)
         depth_mult = 1
@@ -259,6 +268,7 @@ def _windowed(e: _Emitter, op: OpInfo, kind: str) -> KernelCall:
         block = SIMD_BLOCK if e.program.simd and depth_mult == 1 else 1
         laid = depthwise_layout(w, block)
         sums = w.reshape(-1, wc).astype(np.int64).sum(axis=0)
+        col_len = 0
     ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
     m, s = e.per_channel_params(op, inp, e.t(op.inputs[1]), out, oc)
     return KernelCall(op.index, "mcuq_conv2d" if kind == "conv" else "mcuq_depthwise_conv2d", [
@@ -267,7 +277,7 @@ def _windowed(e: _Emitter, op: OpInfo, kind: str) -> KernelCall:
         ("bias", e.const(f"b{op.index}", "int32_t", folded_bias(e.bias_data(op, 2), sums, izp))),
         ("mult", m), ("shift", s), ("in_h", ih), ("in_w", iw), ("in_c", ic), ("out_h", oh), ("out_w", ow), ("out_c", oc),
         ("k_h", kh), ("k_w", kw), ("stride_h", sh), ("stride_w", sw), ("dil_h", dh), ("dil_w", dw), ("pad_h", ph), ("pad_w", pw),
-        ("block", block), ("depth_mult", depth_mult), *_out_range(op, inp, out)], "mcuq_conv_params")
+        ("block", block), ("depth_mult", depth_mult), ("col_len", col_len), *_out_range(op, inp, out)], "mcuq_conv_params")
 
 
 def _conv(e: _Emitter, op: OpInfo) -> KernelCall:
