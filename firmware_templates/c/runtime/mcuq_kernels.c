@@ -2,6 +2,11 @@
  * reference integer kernel of the same op (tensorflow/lite/kernels/internal/reference/
  * integer_ops, gemmlowp fixedpoint.h) operation for operation, so that outputs are
  * bit-exact with TFLite Micro. Layout is NHWC with batch 1 folded away by the generator. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__AVR__) && !defined(MCUQ_KEEP_OPT_LEVEL)
+/* The SIMD loops need -O2's register allocation (-Os, PlatformIO's default, spills the
+ * accumulators to the stack and doubles the instruction count); AVR keeps -Os (flash). */
+#pragma GCC optimize("O2")
+#endif
 #include "mcuq_kernels.h"
 
 #include <math.h>
@@ -10,6 +15,13 @@
 #define MCUQ_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MCUQ_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define MCUQ_CLAMP(x, lo, hi) MCUQ_MIN(MCUQ_MAX((x), (lo)), (hi))
+/* The per-output requantization is inlined into the kernels on 32-bit targets (a call costs
+ * as much as the arithmetic); AVR keeps one copy (flash). */
+#if defined(__AVR__)
+#define MCUQ_HOT static inline
+#else
+#define MCUQ_HOT static inline __attribute__((always_inline))
+#endif
 /* weight (int8) x (input + offset) (within +-255) always fits 16 bits (|p| <= 32640): on AVR this
  * keeps the multiply in the 8/16-bit hardware multiplier instead of a 32-bit library call. */
 #define MCUQ_MAC16(w, x) ((int32_t)(int16_t)((int16_t)(w) * (int16_t)(x)))
@@ -130,7 +142,7 @@ static inline void umul32x32(uint32_t a, uint32_t b, uint32_t* lo_out, uint32_t*
  * 1 - 2^30 (ab < 0) and divides by 2^31 truncating toward zero; both cases equal
  * floor((ab + 2^30) / 2^31), one 64-bit add and shift. AVR has no fast 64-bit multiply: the
  * product is formed from four 16x16 -> 32 hardware multiplies on magnitudes. */
-static inline int32_t srdhm(int32_t a, int32_t b) {
+MCUQ_HOT int32_t srdhm(int32_t a, int32_t b) {
   if (a == b && a == INT32_MIN) return INT32_MAX;
 #if defined(__AVR__)
   {
@@ -159,7 +171,7 @@ int32_t mcuq_rdivpot(int32_t x, int exponent) {
 /* tflite::MultiplyByQuantizedMultiplier (double rounding, TFLM's default build). The
  * multiplier is positive, so srdhm never returns INT32_MIN and RoundingDivideByPOT (round half
  * away from zero) is floor((floor((x - [x < 0]) / 2^(e-1)) + 1) / 2): two shifts, no masks. */
-static inline int32_t mbqm(int32_t x, int32_t multiplier, int shift) {
+MCUQ_HOT int32_t mbqm(int32_t x, int32_t multiplier, int shift) {
   int32_t r;
   if (shift > 0) x = (int32_t)((uint32_t)x << shift);
   r = srdhm(x, multiplier);
@@ -360,7 +372,7 @@ static const int8_t* border_row(const int8_t* w, const int8_t* in_row, mcuq_sz x
 }
 
 /* TFLite's MultiplyByQuantizedMultiplier + output offset + activation clamp. */
-static inline int8_t requantize(int32_t acc, const int32_t* mult, const int8_t* shift, int32_t out_zp, int32_t lo, int32_t hi) {
+MCUQ_HOT int8_t requantize(int32_t acc, const int32_t* mult, const int8_t* shift, int32_t out_zp, int32_t lo, int32_t hi) {
   acc = mbqm(acc, MCUQ_RD_I32(mult), MCUQ_RD_I8(shift)) + out_zp;
   return (int8_t)MCUQ_CLAMP(acc, lo, hi);
 }
@@ -383,6 +395,69 @@ static void im2col(const mcuq_conv_params* p, mcuq_sz y0, mcuq_sz x0, int8_t* co
   }
 }
 
+#ifdef MCUQ_SIMD
+/* Two output pixels at once (x0, x1: their contiguous inputs, n % 4 == 0): every weight word
+ * is loaded once for both, two channels at a time (four SMLAD accumulators in registers). */
+__attribute__((noinline)) static void conv_pair_simd(const mcuq_conv_params* p, const int8_t* x0, const int8_t* x1, mcuq_sz n,
+                                                     int8_t* out0, int8_t* out1) {
+  const int8_t* w = p->filter;
+  mcuq_sz oc0, h, k;
+  for (oc0 = 0; oc0 < p->out_c; oc0 += 4) {
+    if (p->out_c - oc0 < 4) {
+      const mcuq_sz nb = p->out_c - oc0;
+      int32_t a[4], b[4];
+      for (h = 0; h < nb; ++h) a[h] = b[h] = MCUQ_RD_I32(p->bias + oc0 + h);
+      dot_block(w, x0, n, nb, a);
+      w = dot_block(w, x1, n, nb, b);
+      for (h = 0; h < nb; ++h) {
+        out0[oc0 + h] = requantize(a[h], p->mult + oc0 + h, p->shift + oc0 + h, p->out_zp, p->act_min, p->act_max);
+        out1[oc0 + h] = requantize(b[h], p->mult + oc0 + h, p->shift + oc0 + h, p->out_zp, p->act_min, p->act_max);
+      }
+      continue;
+    }
+    for (h = 0; h < 4; h += 2) {
+      int32_t a0 = MCUQ_RD_I32(p->bias + oc0 + h), a1 = MCUQ_RD_I32(p->bias + oc0 + h + 1), b0 = a0, b1 = a1;
+      const int8_t* wp = w + 4 * h;
+      const int8_t* xa = x0;
+      const int8_t* xb = x1;
+      for (k = n >> 2; k > 0; --k, wp += 16, xa += 4, xb += 4) {
+        const uint32_t va = rd32(xa), vb = rd32(xb);
+        const uint32_t ae = sxtb16(va), ao = sxtb16_ror8(va), be = sxtb16(vb), bo = sxtb16_ror8(vb);
+        uint32_t wv = rd32(wp), wo = sxtb16_ror8(wv);
+        wv = sxtb16(wv);
+        a0 = smlad(wv, ae, a0);
+        a0 = smlad(wo, ao, a0);
+        b0 = smlad(wv, be, b0);
+        b0 = smlad(wo, bo, b0);
+        wv = rd32(wp + 4);
+        wo = sxtb16_ror8(wv);
+        wv = sxtb16(wv);
+        a1 = smlad(wv, ae, a1);
+        a1 = smlad(wo, ao, a1);
+        b1 = smlad(wv, be, b1);
+        b1 = smlad(wo, bo, b1);
+      }
+      out0[oc0 + h] = requantize(a0, p->mult + oc0 + h, p->shift + oc0 + h, p->out_zp, p->act_min, p->act_max);
+      out0[oc0 + h + 1] = requantize(a1, p->mult + oc0 + h + 1, p->shift + oc0 + h + 1, p->out_zp, p->act_min, p->act_max);
+      out1[oc0 + h] = requantize(b0, p->mult + oc0 + h, p->shift + oc0 + h, p->out_zp, p->act_min, p->act_max);
+      out1[oc0 + h + 1] = requantize(b1, p->mult + oc0 + h + 1, p->shift + oc0 + h + 1, p->out_zp, p->act_min, p->act_max);
+    }
+    w += 4 * n;
+  }
+}
+#endif
+
+/* Every output channel of one pixel over n contiguous inputs, one channel at a time (block 1). */
+#if defined(__AVR__)
+__attribute__((noinline))
+#endif
+static void conv_pixel_1(const mcuq_conv_params* p, const int8_t* x, mcuq_sz n, int8_t* out) {
+  const int8_t* w = p->filter;
+  mcuq_sz c;
+  for (c = 0; c < p->out_c; ++c, w += n)
+    out[c] = requantize(dot1(w, x, n, MCUQ_RD_I32(p->bias + c)), p->mult + c, p->shift + c, p->out_zp, p->act_min, p->act_max);
+}
+
 void mcuq_conv2d(const mcuq_conv_params* params) {
   mcuq_conv_params p;
   mcuq_sz oy, ox, oc0, j, s;
@@ -393,6 +468,12 @@ void mcuq_conv2d(const mcuq_conv_params* params) {
     /* col_len > 0: the generator laid the weights out as one segment of col_len (the
      * receptive field rounded up to 4, zero weights in the padding) for an im2col buffer */
     int8_t col[p.col_len > 0 ? p.col_len : 1];
+#ifdef MCUQ_SIMD
+    /* two pixels per pass: a second im2col buffer, or 1x1 filters read in place */
+    int8_t col2[p.col_len > 0 ? p.col_len : 1];
+    const int pairs = p.block == 4 && (p.col_len > 0 || (p.k_h == 1 && p.k_w == 1 && (p.in_c & 3) == 0));
+    if (p.col_len > 0) memset(col2, 0, (size_t)p.col_len);
+#endif
     if (p.col_len > 0) memset(col, 0, (size_t)p.col_len);
     for (oy = 0; oy < p.out_h; ++oy) {
       const mcuq_sz y0 = oy * p.stride_h - p.pad_h;
@@ -404,7 +485,30 @@ void mcuq_conv2d(const mcuq_conv_params* params) {
         const mcuq_sz segs = p.col_len > 0 ? 1 : rows ? p.k_h : p.k_h * p.k_w;
         const int x_inside = x0 >= 0 && x0 + (p.k_w - 1) * p.dil_w < p.in_w;
         const int8_t* w = p.filter;
+#ifdef MCUQ_SIMD
+        if (pairs && ox + 1 < p.out_w) {
+          const mcuq_sz x1 = x0 + p.stride_w;
+          const int inside1 = x1 >= 0 && x1 < p.in_w && y0 >= 0 && y0 < p.in_h;
+          if (p.col_len > 0) {
+            im2col(&p, y0, x0, col);
+            im2col(&p, y0, x1, col2);
+            conv_pair_simd(&p, col, col2, p.col_len, out, out + p.out_c);
+            ++ox, out += p.out_c;
+            continue;
+          }
+          if (x_inside && inside1) {
+            const int8_t* row = p.in + (mcuq_sz)y0 * p.in_w * p.in_c;
+            conv_pair_simd(&p, row + (mcuq_sz)x0 * p.in_c, row + (mcuq_sz)x1 * p.in_c, p.in_c, out, out + p.out_c);
+            ++ox, out += p.out_c;
+            continue;
+          }
+        }
+#endif
         if (p.col_len > 0) im2col(&p, y0, x0, col);
+        if (p.block == 1 && (p.col_len > 0 || (p.k_h == 1 && p.k_w == 1 && x_inside && y0 >= 0 && y0 < p.in_h))) {
+          conv_pixel_1(&p, p.col_len > 0 ? col : p.in + ((mcuq_sz)y0 * p.in_w + x0) * p.in_c, n, out);
+          continue;
+        }
         for (oc0 = 0; oc0 < p.out_c; oc0 += p.block) {
           const mcuq_sz nb = MCUQ_MIN(p.block, p.out_c - oc0);
           int32_t acc[4], pad[4];
@@ -443,6 +547,58 @@ static int32_t dw_taps1(const int8_t* w, const int8_t* x, mcuq_sz k_h, mcuq_sz k
   return acc;
 }
 
+#ifdef MCUQ_SIMD
+/* Every channel of one output pixel, four per word: one word of inputs and one of weights per
+ * tap; taps outside the input (bit clear in `valid`) read the input zero point, which the
+ * folded bias cancels. Out of line so that its loops have the registers to themselves. */
+__attribute__((noinline)) static void dw_pixel_simd(const mcuq_conv_params* p, const int8_t* x, uint32_t valid, int8_t* out) {
+  const uint32_t zp4 = (uint32_t)(uint8_t)p->in_zp * 0x01010101u;
+  const mcuq_sz step = p->dil_w * p->in_c, row = p->dil_h * p->in_w * p->in_c - p->k_w * step;
+  const int8_t* w = p->filter;
+  mcuq_sz c, fy, fx;
+  for (c = 0; c + 4 <= p->out_c; c += 4, x += 4, out += 4) {
+    int32_t a0 = MCUQ_RD_I32(p->bias + c), a1 = MCUQ_RD_I32(p->bias + c + 1);
+    int32_t a2 = MCUQ_RD_I32(p->bias + c + 2), a3 = MCUQ_RD_I32(p->bias + c + 3);
+    const int8_t* xp = x;
+    uint32_t bits = valid;
+    for (fy = p->k_h; fy > 0; --fy, xp += row) {
+      for (fx = p->k_w; fx > 0; --fx, xp += step, w += 4, bits >>= 1) {
+        const uint32_t xv = (bits & 1u) ? rd32(xp) : zp4, wv = rd32(w);
+        const uint32_t xe = sxtb16(xv), xo = sxtb16_ror8(xv), we = sxtb16(wv), wo = sxtb16_ror8(wv);
+        a0 = smlabb(we, xe, a0);
+        a2 = smlatt(we, xe, a2);
+        a1 = smlabb(wo, xo, a1);
+        a3 = smlatt(wo, xo, a3);
+      }
+    }
+    out[0] = requantize(a0, p->mult + c, p->shift + c, p->out_zp, p->act_min, p->act_max);
+    out[1] = requantize(a1, p->mult + c + 1, p->shift + c + 1, p->out_zp, p->act_min, p->act_max);
+    out[2] = requantize(a2, p->mult + c + 2, p->shift + c + 2, p->out_zp, p->act_min, p->act_max);
+    out[3] = requantize(a3, p->mult + c + 3, p->shift + c + 3, p->out_zp, p->act_min, p->act_max);
+  }
+}
+#endif
+
+/* Every channel of one output pixel, one channel at a time (weights [channel][tap], read in
+ * order); taps outside the input (bit clear in `valid`) read the input zero point. */
+#if defined(__AVR__)
+__attribute__((noinline))
+#endif
+static void dw_pixel_1(const mcuq_conv_params* p, const int8_t* x, uint32_t valid, int8_t* out) {
+  const int8_t zp = (int8_t)p->in_zp;
+  const mcuq_sz step = p->dil_w * p->in_c, row = p->dil_h * p->in_w * p->in_c - p->k_w * step;
+  const int8_t* w = p->filter;
+  mcuq_sz c, fy, fx;
+  for (c = 0; c < p->out_c; ++c, ++x) {
+    int32_t a = MCUQ_RD_I32(p->bias + c);
+    const int8_t* xp = x;
+    uint32_t bits = valid;
+    for (fy = p->k_h; fy > 0; --fy, xp += row)
+      for (fx = p->k_w; fx > 0; --fx, xp += step, bits >>= 1) a += MCUQ_MAC16(MCUQ_RD_I8(w++), (bits & 1u) ? *xp : zp);
+    out[c] = requantize(a, p->mult + c, p->shift + c, p->out_zp, p->act_min, p->act_max);
+  }
+}
+
 void mcuq_depthwise_conv2d(const mcuq_conv_params* params) {
   mcuq_conv_params p;
   mcuq_sz oy, ox, oc0, j, fy, fx;
@@ -456,6 +612,24 @@ void mcuq_depthwise_conv2d(const mcuq_conv_params* params) {
       const mcuq_sz x0 = ox * p.stride_w - p.pad_w;
       const int inside = y_inside && x0 >= 0 && x0 + (p.k_w - 1) * p.dil_w < p.in_w && p.depth_mult == 1;
       const int8_t* w = p.filter;
+      if (p.depth_mult == 1 && p.k_h * p.k_w <= 32 && (p.block == 1 || (p.out_c & 3) == 0)) {
+        uint32_t valid = 0, bit = 1; /* bit t: tap t lies inside the input */
+        for (fy = 0; fy < p.k_h; ++fy)
+          for (fx = 0; fx < p.k_w; ++fx, bit <<= 1) {
+            const mcuq_sz iy = y0 + fy * p.dil_h, ix = x0 + fx * p.dil_w;
+            if (iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w) valid |= bit;
+          }
+#ifdef MCUQ_SIMD
+        if (p.block == 4) {
+          dw_pixel_simd(&p, p.in + ((mcuq_sz)y0 * p.in_w + x0) * p.in_c, valid, out);
+          continue;
+        }
+#endif
+        if (p.block == 1) {
+          dw_pixel_1(&p, p.in + ((mcuq_sz)y0 * p.in_w + x0) * p.in_c, valid, out);
+          continue;
+        }
+      }
       for (oc0 = 0; oc0 < p.out_c; oc0 += p.block) {
         const mcuq_sz nb = MCUQ_MIN(p.block, p.out_c - oc0);
         int32_t acc[4], pad[4];
@@ -465,22 +639,6 @@ void mcuq_depthwise_conv2d(const mcuq_conv_params* params) {
           acc[0] = dw_taps1(w, p.in + ((mcuq_sz)y0 * p.in_w + x0) * p.in_c + oc0, p.k_h, p.k_w, p.dil_w * p.in_c,
                             p.dil_h * p.in_w * p.in_c, acc[0]);
           w += p.k_h * p.k_w;
-#ifdef MCUQ_SIMD
-        } else if (inside && nb == 4) {
-          int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-          for (fy = 0; fy < p.k_h; ++fy) {
-            const int8_t* x = p.in + ((mcuq_sz)(y0 + fy * p.dil_h) * p.in_w + x0) * p.in_c + oc0;
-            for (fx = p.k_w; fx > 0; --fx, x += p.dil_w * p.in_c, w += 4) {
-              const uint32_t xv = rd32(x), wv = rd32(w);
-              const uint32_t xe = sxtb16(xv), xo = sxtb16_ror8(xv), we = sxtb16(wv), wo = sxtb16_ror8(wv);
-              a0 = smlabb(we, xe, a0);
-              a2 = smlatt(we, xe, a2);
-              a1 = smlabb(wo, xo, a1);
-              a3 = smlatt(wo, xo, a3);
-            }
-          }
-          acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
-#endif
         } else {
           for (fy = 0; fy < p.k_h; ++fy) {
             const mcuq_sz iy = y0 + fy * p.dil_h;
