@@ -1,0 +1,37 @@
+// mcuq shim on the host: stdout, the monotonic clock, exit().
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "mcuq_shim.h"
+
+static int g_arg = -1;
+
+extern "C" void mcuq_shim_write(const char* text) {
+  fputs(text, stdout);
+  fflush(stdout);
+}
+extern "C" uint64_t mcuq_shim_nanos(void) {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+extern "C" void mcuq_shim_exit(int code) {
+  fflush(stdout);
+  exit(code);
+}
+extern "C" int mcuq_shim_arg(void) { return g_arg; }
+
+// Runs before main(): the argument comes from the command line, as in qemu's semihosting.
+extern "C" void mcuq_shim_set_arg(int value) { g_arg = value; }
+__attribute__((constructor)) static void read_arg() {
+  FILE* f = fopen("/proc/self/cmdline", "rb");
+  if (f == nullptr) return;
+  char buf[4096];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  size_t first = 0;
+  while (first < n && buf[first] != 0) ++first;
+  if (first + 1 < n) g_arg = atoi(buf + first + 1);
+}
