@@ -59,6 +59,9 @@ class TflmSection:
     library: str
     api_flavour: str
     kernels: str
+    # The Arduino core's architecture as library.properties names it (mbed_nano, stm32, ...):
+    # compared with the library's declared architectures (item shown by `mcuq boards`).
+    core_architecture: str | None = None
     component: str | None = None
     component_version: str | None = None
 

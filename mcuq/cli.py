@@ -72,17 +72,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_boards(args: argparse.Namespace) -> int:
+    from mcuq.backends.tflm.ops import load_library, unlisted_core_note
     from mcuq.boards import get_board, list_boards
 
     boards = [get_board(board_file=args.board_file)] if args.board_file else list_boards()
+    notes = {b.id: unlisted_core_note(load_library(b.tflm["library"]), b.tflm.get("core_architecture")) if b.tflm else None
+             for b in boards}
     if args.json:
-        print(json.dumps([b.as_dict() for b in boards], indent=2))
+        print(json.dumps([{**b.as_dict(), "library_unlisted_core": notes[b.id]} for b in boards], indent=2))
         return EXIT_OK
     print(f"{'id':<14} {'mcu':<12} {'arch':<11} {'MHz':>4} {'SRAM':>8} {'flash':>9} {'PSRAM':>7} {'runtime':<7} library")
     for b in boards:
         lib = get_backend(b.default_runtime).describe(b)
+        mark = " (*) core not listed by the library" if notes[b.id] else ""
         print(f"{b.id:<14} {b.mcu:<12} {b.architecture:<11} {b.clock_mhz:>4} {b.sram_bytes // 1024:>6}KB "
-              f"{b.flash_bytes // 1024:>7}KB {b.psram_bytes // 1024 if b.psram_bytes else '-':>5}{'KB' if b.psram_bytes else '  '} {b.default_runtime:<7} {lib}")
+              f"{b.flash_bytes // 1024:>7}KB {b.psram_bytes // 1024 if b.psram_bytes else '-':>5}{'KB' if b.psram_bytes else '  '} {b.default_runtime:<7} {lib}{mark}")
+    for b in boards:
+        if notes[b.id]:
+            print(f"(*) {b.id}: {notes[b.id]}")
     return EXIT_OK
 
 
@@ -103,7 +110,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     report = validate_project(args.project, data=args.data, max_drop=args.max_drop, min_snr=args.min_snr,
                               write_report=not args.no_report, console=_console(args), emulate=args.emulate,
-                              labels=args.labels)
+                              labels=args.labels, build=args.build, tflm_source=args.tflm_source)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     elif not args.quiet:
@@ -158,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", help="output folder (default build/<board>-<model>)")
     p.add_argument("--runtime", choices=backend_names(), help="TFLite Micro or the plain-C int8 runtime (default: the board's)")
     p.add_argument("--arena-size", type=int, metavar="BYTES", help="override the planned tensor arena")
+    p.add_argument("--tflm-source", metavar="DIR",
+                   help="the board's TFLite Micro library sources: golden vectors and the exact arena then come from "
+                        "that library (default: the output folder's .pio/libdeps or managed_components, if present)")
     p.add_argument("--golden", type=int, metavar="N", help="golden vectors checked at boot (default 4)")
     p.add_argument("--data", metavar="VAL", help="validation data (.npz with inputs and optional labels)")
     p.add_argument("--force", action="store_true", help="replace the files of a previous mcuq project in --out (never your own files)")
@@ -174,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-snr", type=float, metavar="DB", help="fail when an output's SNR is below DB")
     p.add_argument("--no-report", action="store_true", help="do not write report.html/report.json")
     p.add_argument("--emulate", action="store_true", help="plain-C projects: also build for the MCU and run the self-test in simavr/qemu")
+    p.add_argument("--build", action="store_true",
+                   help="TFLite Micro projects: compile src/ against the board's pinned library (x86-64, and the board's "
+                        "Cortex-M in qemu) and run the self-test; prints flash/RAM and the true smallest arena")
+    p.add_argument("--tflm-source", metavar="DIR",
+                   help="where the library sources are (default: .pio/libdeps/<env>/ or managed_components/ in the project)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_validate)
 

@@ -51,6 +51,7 @@ class DeployRequest:
     force: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     config: str | None = None
+    tflm_source: str | None = None
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> DeployRequest:
@@ -73,7 +74,7 @@ class DeployRequest:
             model=pick("model", args.model), board=pick("board", args.board), board_file=pick("board_file", args.board_file),
             out=pick("out", args.out), runtime=pick("runtime", args.runtime), arena_size=pick("arena_size", args.arena_size),
             calibration=pick("calibration", args.calibration), data=pick("data", args.data), golden=pick("golden", args.golden),
-            force=args.force, options=options, config=config_path,
+            force=args.force, options=options, config=config_path, tflm_source=pick("tflm_source", getattr(args, "tflm_source", None)),
         )
 
 
@@ -91,8 +92,16 @@ class DeployResult:
     extra_summary: list[str] = field(default_factory=list)
 
     @property
+    def emulator_passed(self) -> bool | None:
+        """The self-test the backend ran on the board's CPU during deploy (None: none ran)."""
+        emulation = self.plan.emulation
+        return None if emulation is None else bool(emulation.get("passed"))
+
+    @property
     def ok(self) -> bool:
-        return self.validation is None or bool(self.validation.passed)
+        """False (exit 1) when validation or the emulator self-test failed: deploy must not claim
+        success for firmware that failed its own boot check."""
+        return self.emulator_passed is not False and (self.validation is None or bool(self.validation.passed))
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -179,7 +188,7 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     quantized = quantize(model_path, request.calibration, options=options, console=console)
     validation_data = _load_validation(request.data, quantized.info, quantized.options)
     golden_in, golden_source = _golden_inputs(quantized, validation_data, golden_count, options.seed, out_dir)
-    job = DeployJob(quantized, board, name, golden_in, golden_source, request.arena_size)
+    job = DeployJob(quantized, board, name, golden_in, golden_source, request.arena_size, request.tflm_source, out_dir)
     plan = backend.plan(job, console)
     rendered = backend.render(job, plan, common_context(job, plan.golden_out))
     files: dict[str, str | bytes] = {**rendered.files, **plan.extra_files}
@@ -201,6 +210,9 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
 def build_manifest(job: DeployJob, runtime: str, plan: BackendPlan, request: DeployRequest, out_dir: Path) -> Manifest:
     """The typed record of what was generated and how; the backend's own section rides along."""
     q, board, info = job.quantized, job.board, job.info
+    section = dict(plan.section)
+    # A backend that computed the golden outputs another way (the board's own library) says so.
+    computed_by = str(section.pop("golden_computed_by", f"x86 tflite-micro {tflm_version()}"))
     quantization = {**q.manifest_entry(), "source": project_relative(q.source, out_dir),
                     "calibration": _relative_source(q.calibration_source, out_dir)}
     model = ModelRecord(
@@ -214,9 +226,9 @@ def build_manifest(job: DeployJob, runtime: str, plan: BackendPlan, request: Dep
         python=platform.python_version(), runtime=runtime,
         board=BoardRecord(board.id, _board_file(board, out_dir), board.sha256, board.architecture, board.mcu),
         model=model, quantization=quantization,
-        golden=GoldenRecord(len(job.golden_in), job.golden_source, f"x86 tflite-micro {tflm_version()}"),
+        golden=GoldenRecord(len(job.golden_in), job.golden_source, computed_by),
         validation_data=project_relative(request.data, out_dir),
-        arena=plan.arena.as_dict(), fit=plan.fit.as_dict(), runtime_section={"library": None, **plan.section},
+        arena=plan.arena.as_dict(), fit=plan.fit.as_dict(), runtime_section={"library": None, **section},
     )
 
 
@@ -257,6 +269,10 @@ def format_summary(result: DeployResult) -> str:
         from mcuq.validate import format_validation
 
         lines.append(format_validation(result.validation))
+    if result.emulator_passed is False:
+        target = (result.plan.emulation or {}).get("target", "the emulator")
+        lines.append(f"deploy: FAIL: the firmware's self-test failed on {target}; the project is written but does not "
+                     "compute the golden vectors there")
     if result.ok:
         lines.append(f"next:    cd {result.out_dir} && pio run -t upload && pio device monitor")
     else:

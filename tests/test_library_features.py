@@ -66,3 +66,15 @@ def test_struct_sizes_are_those_of_a_32_bit_build(library_id: str, tmp_path: Pat
     proc = subprocess.run(["arm-none-eabi-g++", "-mcpu=cortex-m4", "-mthumb", "-std=gnu++17", "-fsyntax-only", *flags,
                            "-I", str(root), str(src)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_boards_marks_cores_the_library_does_not_list(capsys) -> None:
+    from mcuq.cli import main
+
+    assert main(["boards"]) == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln and not ln.startswith(("id ", "(*)"))}
+    for board in ("pico", "teensy41", "nucleo_f446re", "nucleo_l4r5zi"):
+        assert "(*)" in lines[board], lines[board]
+    assert "(*)" not in lines["nano33ble"] and "(*)" not in lines["esp32"]
+    library = load_library("chirale-tensorflowlite")
+    assert library.lists_architecture("mbed_nano") and not library.lists_architecture("stm32")

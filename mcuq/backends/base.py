@@ -105,6 +105,10 @@ class DeployJob:
     golden_in: Samples
     golden_source: str
     arena_override: int | None = None
+    # Where the board's library sources may be (--tflm-source), and the output folder (whose
+    # .pio/libdeps or managed_components hold them after a first build).
+    library_source: str | None = None
+    out_dir: Path | None = None
 
     @property
     def info(self) -> ModelInfo:

@@ -12,9 +12,9 @@ from mcuq.common.errors import MCUQError
 KEYS: dict[str, type | tuple[type, ...]] = {
     "model": str, "calibration": str, "data": str, "board": str, "board_file": str, "out": str, "runtime": str,
     "arena_size": int, "io": str, "activations": str, "per_channel": (str, bool), "calibration_samples": int,
-    "seed": int, "image_scale": str, "golden": int,
+    "seed": int, "image_scale": str, "golden": int, "tflm_source": str,
 }
-PATH_KEYS = {"model", "calibration", "data", "board_file", "out"}
+PATH_KEYS = {"model", "calibration", "data", "board_file", "out", "tflm_source"}
 POSITIVE_KEYS = {"arena_size", "calibration_samples", "golden"}
 CHOICES: dict[str, tuple[Any, ...]] = {
     "io": ("int8", "uint8", "float32"), "activations": ("int8", "int16"), "per_channel": ("auto", "all", "none", True, False),

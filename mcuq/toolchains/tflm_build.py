@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -90,7 +90,9 @@ MCU_CPUS = {"nRF52840": "cortex-m4", "STM32F446RE": "cortex-m4", "STM32L4R5ZI": 
 
 COMMON_CXX = ("-std=gnu++17", "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-fno-use-cxa-atexit")
 COMMON_C = ("-std=gnu11",)
-OPT = ("-O2", "-ffunction-sections", "-fdata-sections", "-w")
+# -Os on the MCU (what Arduino/PlatformIO and ESP-IDF builds use, so flash sizes are real);
+# -O2 on the host. The library's own warnings are not ours to fix: -w.
+OPT = ("-ffunction-sections", "-fdata-sections", "-w")
 # Library files never needed by a firmware (tests, the all-ops resolver, audio front end).
 EXCLUDE = re.compile(r"(_test\.|test_helper|/testing/|/tools/|/examples?/|all_ops_resolver|mock_micro_graph|fake_micro_context|"
                      r"kernel_runner|microfrontend|kissfft|/signal/|hexdump)")
@@ -115,12 +117,11 @@ def cache_root() -> Path:
     return Path(base) / "mcuq"
 
 
-def board_cpu(board: object) -> str | None:
-    """The board's CPU name in :data:`CPUS`, or None (AVR, Xtensa, RISC-V: no emulator here)."""
-    explicit = getattr(board, "cpu", None)
-    if isinstance(explicit, str) and explicit in CPUS:
+def board_cpu(mcu: str, explicit: str | None = None) -> str | None:
+    """The CPU name in :data:`CPUS` for a board's MCU, or None (AVR, Xtensa, RISC-V: no emulator here)."""
+    if explicit in CPUS:
         return explicit
-    return MCU_CPUS.get(str(getattr(board, "mcu", "")))
+    return MCU_CPUS.get(mcu)
 
 
 def missing_tools(cpu: Cpu) -> list[str]:
@@ -208,10 +209,11 @@ def _helper_files(kernel_dir: Path, optimized_dir: Path | None) -> tuple[Path, .
 
 def _chirale_tree(folder: Path, library: TflmLibrary, kernels: str) -> LibraryTree:
     props = (folder / "library.properties").read_text(errors="replace")
-    version = (re.search(r"^version=(.+)$", props, re.M) or [None, "?"])[1].strip()
+    found = re.search(r"^version=(.+)$", props, re.M)
+    version = found.group(1).strip() if found else "?"
     src = folder / "src"
-    framework = [p for p in _sources(src) if "micro/kernels/" not in p.as_posix() and "cmsis_nn/Source" not in p.as_posix()
-                 and "/peripherals/" not in p.as_posix() or p.name == "utility_arduino.cpp"]
+    framework = [p for p in _sources(src) if ("micro/kernels/" not in p.as_posix() and "cmsis_nn/Source" not in p.as_posix()
+                 and "/peripherals/" not in p.as_posix()) or p.name == "utility_arduino.cpp"]
     cmsis = _sources(src / "third_party" / "cmsis_nn" / "Source")
     tp = src / "third_party"
     return LibraryTree(
@@ -228,7 +230,8 @@ def _chirale_tree(folder: Path, library: TflmLibrary, kernels: str) -> LibraryTr
 
 def _esp_tree(folder: Path, library: TflmLibrary, kernels: str) -> LibraryTree:
     manifest = (folder / "idf_component.yml").read_text(errors="replace")
-    version = (re.search(r'^version:\s*"?([^"\s]+)"?', manifest, re.M) or [None, "?"])[1]
+    found = re.search(r'^version:\s*"?([^"\s]+)"?', manifest, re.M)
+    version = found.group(1) if found else "?"
     nn = next((c for c in (folder.parent / "esp-nn", folder.parent / "espressif__esp-nn", folder / "esp-nn") if (c / "include" / "esp_nn.h").is_file()), None)
     if nn is None and kernels == "optimized":
         raise BuildError(f"{folder}: ESP-NN sources not found next to it (esp-nn/ or espressif__esp-nn/); "
@@ -243,7 +246,8 @@ def _esp_tree(folder: Path, library: TflmLibrary, kernels: str) -> LibraryTree:
             continue  # the component uses esp/micro_time.cc instead (CMakeLists.txt)
         framework.append(p)
     tp = folder / "third_party"
-    includes = [folder, tp / "gemmlowp", tp / "flatbuffers" / "include", tp / "ruy", tp / "kissfft"]
+    # The shim folder supplies <esp_timer.h>, which the ESP-NN kernels include for profiling.
+    includes = [folder, tp / "gemmlowp", tp / "flatbuffers" / "include", tp / "ruy", tp / "kissfft", shim_dir()]
     defines = ["-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON"]
     extra: list[Path] = []
     optimized = None
@@ -327,7 +331,7 @@ def _compile_cmd(cpu: Cpu, source: Path, obj: Path, includes: Sequence[Path], de
     lang = COMMON_CXX if cxx else COMMON_C
     pre = ["-include", str(pch)] if pch is not None and cxx else []
     kind = ["-x", "c++-header"] if source.suffix == ".h" else []
-    return [tool, *cpu.flags, *lang, *OPT, *defines, *[f"-I{d}" for d in includes], *pre, *kind, "-c", str(source), "-o", str(obj)]
+    return [tool, *cpu.flags, *lang, "-O2" if cpu.is_host else "-Os", *OPT, *defines, *[f"-I{d}" for d in includes], *pre, *kind, "-c", str(source), "-o", str(obj)]
 
 
 def _run_compile(cmd: list[str], source: Path, final: Path | None = None) -> None:
@@ -346,7 +350,7 @@ def _run_compile(cmd: list[str], source: Path, final: Path | None = None) -> Non
 def compile_library_objects(tree: LibraryTree, cpu: Cpu, sources: Sequence[Path], extra_defines: Sequence[str] = ()) -> list[Path]:
     """Objects for library files, from the cache or compiled now (in parallel, atomically cached)."""
     defines = (*tree.defines, *extra_defines)
-    flags_key = hashlib.sha256(repr((cpu.flags, COMMON_CXX, COMMON_C, OPT, defines, _compiler_id(cpu.tool("g++")))).encode()).hexdigest()[:12]
+    flags_key = hashlib.sha256(repr((cpu.flags, COMMON_CXX, COMMON_C, OPT, cpu.is_host, defines, _compiler_id(cpu.tool("g++")))).encode()).hexdigest()[:12]
     folder = cache_root() / "tflm-objects" / cpu.name / f"{tree.cache_tag}-{flags_key}"
     folder.mkdir(parents=True, exist_ok=True)
     jobs: list[tuple[list[str], Path, Path]] = []  # (command, source, cached object)
@@ -381,14 +385,21 @@ def _compile_with_pch(tree: LibraryTree, cpu: Cpu, defines: Sequence[str], jobs:
                 pch = header
             except BuildError:
                 pch = None  # compile each file in full
-        with ThreadPoolExecutor(max_workers=_jobs()) as pool:
-            futures = []
-            for cmd, src, obj in jobs:
-                if pch is not None and src.suffix in (".cc", ".cpp"):
-                    cmd = [*cmd[:-4], "-include", str(pch), *cmd[-4:]]
-                futures.append(pool.submit(_run_compile, cmd, src, obj))
-            for future in futures:
-                future.result()
+        _parallel([([*cmd[:-4], "-include", str(pch), *cmd[-4:]] if pch is not None and src.suffix in (".cc", ".cpp") else cmd, src, obj)
+                   for cmd, src, obj in jobs])
+
+
+def _parallel(jobs: Sequence[tuple[list[str], Path, Path | None]]) -> None:
+    """Run compile jobs on the build cores; the first error cancels the rest and is raised."""
+    pool = ThreadPoolExecutor(max_workers=_jobs())
+    try:
+        futures = [pool.submit(_run_compile, cmd, src, obj) for cmd, src, obj in jobs]
+        for future in as_completed(futures):
+            future.result()
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def library_objects(tree: LibraryTree, cpu: Cpu, ops: Iterable[str], extra_defines: Sequence[str] = (), full: bool = False) -> list[Path]:
@@ -476,9 +487,7 @@ def _compile_local(cpu: Cpu, sources: Sequence[Path], includes: Sequence[Path], 
     for i, source in enumerate(sources):
         obj = folder / f"{i:02d}_{source.stem}.o"
         jobs.append((_compile_cmd(cpu, source, obj, includes, defines), source, obj))
-    with ThreadPoolExecutor(max_workers=_jobs()) as pool:
-        for future in [pool.submit(_run_compile, cmd, src) for cmd, src, _ in jobs]:
-            future.result()
+    _parallel([(cmd, src, None) for cmd, src, _ in jobs])
     return [obj for _, _, obj in jobs]
 
 
@@ -624,12 +633,25 @@ def min_arena(fw: Firmware, high: int, low: int = 0) -> tuple[int, Probe]:
     """Exact smallest N (bytes) that allocates and invokes with the outputs of a large arena.
 
     Each probe is a fresh process (fresh qemu): below the minimum, TFLite Micro may write
-    through a null pointer, which must not leak into the next probe.
+    through a null pointer, which must not leak into the next probe. The search first
+    brackets the minimum near the ``arena_used_bytes()`` of the large run (the minimum can
+    be a few bytes below it, never far), so it needs about a dozen probes instead of twenty.
     """
     reference = probe(fw, high)
     if not reference.ok:
         raise BuildError(f"the arena probe fails even with {high} bytes: {_last_line(reference.log)}")
     lo, hi = low, high  # lo fails (or 0), hi works
+    used = reference.used or 0
+    start = used * 15 // 16
+    if start > lo and not probe(fw, start).ok:
+        lo = start
+        step = max(64, used // 8)
+        while lo + step < hi:
+            trial = probe(fw, lo + step)
+            if trial.ok and trial.crc == reference.crc:
+                hi = lo + step
+                break
+            lo, step = lo + step, step * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
         result = probe(fw, mid)

@@ -18,6 +18,10 @@ from mcuq.model.info import ModelInfo, OpInfo
 ALIGN = 16
 MARGIN_FRACTION = 0.05
 MARGIN_MIN_BYTES = 256
+# With the exact minimum of the board's library measured, the margin only has to absorb
+# what the measurement cannot see (another compiler version, flags): a few percent.
+LIBRARY_MARGIN_FRACTION = 0.02
+LIBRARY_MARGIN_MIN_BYTES = 64
 
 # 64-bit minus 32-bit sizes (TF_LITE_STATIC_MEMORY builds): docs/arena.md section 2.
 EVAL_TENSOR_DELTA = 24 - 12  # per tensor in the subgraph
@@ -100,9 +104,15 @@ class ArenaPlan:
     host_bytes: int
     kernels: str
     overridden: bool = False
+    # Set when the board's own library was at hand: its exact minimum and where it was measured.
+    library_min_bytes: int | None = None
+    measured_on: str = ""
 
     @property
     def how(self) -> str:
+        if self.library_min_bytes is not None and not self.overridden:
+            return (f"exact minimum {self.library_min_bytes} B with {self.measured_on} (bisection) + {self.margin_bytes} B margin "
+                    f"({int(LIBRARY_MARGIN_FRACTION * 100)}%, min {LIBRARY_MARGIN_MIN_BYTES} B), 16-byte aligned")
         if self.overridden:
             return f"set by --arena-size ({self.target_bytes} B); x86 minimum measured {self.host_min_bytes} B"
         scratch = f" + {self.scratch_bytes} B {self.kernels} scratch ({self.scratch_op})" if self.scratch_bytes else f" + 0 B scratch ({self.kernels})"
@@ -127,3 +137,17 @@ def plan_arena(info: ModelInfo, host_min: int, kernels: str, override: int | Non
         target = align_up(override)
         return ArenaPlan(host_min, delta, scratch, where if scratch else None, 0, target, target + delta, kernels, overridden=True)
     return ArenaPlan(host_min, delta, scratch, where if scratch else None, margin, target, target + delta, kernels)
+
+
+def plan_arena_from_library(info: ModelInfo, host_min: int, kernels: str, library_min: int, measured_on: str,
+                            override: int | None = None) -> ArenaPlan:
+    """The arena from the exact minimum of the library that runs (planned/true 1.00-1.10).
+
+    ``host_bytes`` (what validate gives the x86 wheel) keeps the wheel's own excess over the
+    32-bit minimum, so the x86 check still allocates.
+    """
+    margin = align_up(max(-(-library_min * int(LIBRARY_MARGIN_FRACTION * 1000) // 1000), LIBRARY_MARGIN_MIN_BYTES))
+    target = align_up(library_min + margin) if override is None else align_up(override)
+    host_extra = max(host_min - library_min, struct_delta(info) if override is not None else 0, 0)
+    return ArenaPlan(host_min, host_extra, 0, None, margin if override is None else 0, target, target + host_extra, kernels,
+                     overridden=override is not None, library_min_bytes=library_min, measured_on=measured_on)

@@ -102,6 +102,11 @@ class TflmLibrary:
     source: str
     add_methods: frozenset[str]
     features: LibraryFeatures
+    architectures: tuple[str, ...] | None = None  # None: the library declares no architecture list
+
+    def lists_architecture(self, core_architecture: str | None) -> bool:
+        """Whether the library declares this Arduino core (unknown core or no list: True)."""
+        return self.architectures is None or core_architecture is None or core_architecture in self.architectures
 
     def missing_ops(self, ops: list[str]) -> list[str]:
         return [op for op in ops if add_method_name(op) not in self.add_methods]
@@ -142,8 +147,9 @@ def load_library(library_id: str) -> TflmLibrary:
         methods = [add_method_name(op) for op in installed_tflm_ops()]
     if not isinstance(methods, list):
         raise BoardError(f"{path}: add_methods must be a list of Add* names or \"installed-tflite-micro\"")
+    architectures = data.get("architectures")
     return TflmLibrary(library_id, data["name"], data["version"], data["snapshot"], data["source"], frozenset(methods),
-                       _features(data, path))
+                       _features(data, path), tuple(architectures) if isinstance(architectures, list) else None)
 
 
 @lru_cache(maxsize=1)
@@ -187,3 +193,12 @@ def check_library_rules(info: ModelInfo, library: TflmLibrary, where: str) -> No
     problems = library_rule_violations(info, library)
     if problems:
         raise UnsupportedOpError(f"{where}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+
+
+def unlisted_core_note(library: TflmLibrary, core_architecture: str | None) -> str | None:
+    """What is and is not verified for a board whose core the pinned library does not list."""
+    if library.lists_architecture(core_architecture):
+        return None
+    return (f"{library.label} lists {', '.join(library.architectures or ())}, not {core_architecture} (built with "
+            "lib_compat_mode = soft). Verified: its kernels for this CPU, bit-exact in qemu (`mcuq validate --build`). "
+            "Not verified: the build with this Arduino core, the hardware.")
