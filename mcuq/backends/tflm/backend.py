@@ -270,7 +270,7 @@ class TflmBackend:
         outputs = [(tuple(t.shape), t.dtype) for t in info.output_tensors]
         try:
             return measure_with_library(info.raw, outputs, board.tflm["library"], board.mcu, job.golden_in, source,
-                                        job.out_dir, console)
+                                        job.out_dir, console, board.cpu["core"] if board.cpu else None)
         except BuildError as exc:
             raise MCUQError(f"board {board.id}: {exc}") from None
 

@@ -110,6 +110,18 @@ def _measure_min(tree: tb.LibraryTree, cpu: tb.Cpu, raw: bytes, ops: list[str], 
     return _MIN_ARENA_MEMO[key]
 
 
+def _board_core(board_id: str) -> str | None:
+    """The ``[cpu] core`` of a shipped board file (None for a custom or unknown board)."""
+    from mcuq.boards import get_board
+    from mcuq.common.errors import BoardError
+
+    try:
+        cpu = get_board(board_id).cpu
+    except BoardError:
+        return None
+    return str(cpu["core"]) if cpu else None
+
+
 def build_and_check(project: Path, manifest: dict[str, Any], raw: bytes, source: str | None = None,
                     console: Console = SILENT, emulate: bool = True) -> BuildOutcome:
     """Build the project against its library for the host (and its Cortex-M in qemu); raises
@@ -121,7 +133,7 @@ def build_and_check(project: Path, manifest: dict[str, Any], raw: bytes, source:
     declared = declared_arena(project, manifest)
     outcome = BuildOutcome(f"{tree.library.name} {tree.version}", declared)
     ceiling = min(max(declared * 4, 256 * 1024), PROBE_CEILING)
-    cpu_name = tb.board_cpu(str(manifest["board"].get("mcu", "")), manifest["board"].get("cpu"))
+    cpu_name = tb.board_cpu(str(manifest["board"].get("mcu", "")), _board_core(str(manifest["board"].get("id", ""))))
     cpu = tb.CPUS.get(cpu_name or "")
     target_min = None
     if cpu is not None and emulate and not tb.missing_tools(cpu):
@@ -204,7 +216,7 @@ def _samples_bytes(samples: list[list[Any]]) -> bytes:
 
 def measure_with_library(raw: bytes, info_outputs: list[tuple[tuple[int, ...], str]], library_id: str, mcu: str,
                          golden_in: list[list[Any]], source: Path | None, project: Path | None,
-                         console: Console = SILENT) -> LibraryMeasurement | None:
+                         console: Console = SILENT, core: str | None = None) -> LibraryMeasurement | None:
     """None when the library sources are not at hand; raises tb.BuildError when they do not build."""
     import numpy as np
 
@@ -218,7 +230,7 @@ def measure_with_library(raw: bytes, info_outputs: list[tuple[tuple[int, ...], s
     ops = info.op_names
     label = f"{tree.library.name} {tree.version}"
     ceiling = PROBE_CEILING
-    cpu_name = tb.board_cpu(mcu)
+    cpu_name = tb.board_cpu(mcu, core)
     flags: tuple[str, ...] = ()
     if cpu_name is None and not tb.missing_tools(tb.CPUS["cortex-m4"]):
         cpu_name, flags = "cortex-m4", XTENSA_STAND_IN_FLAGS
