@@ -280,7 +280,11 @@ def main() -> int:
         fidelity_rows()))
     out.append(f"Not measured here: real-device cycles and TFLite Micro firmware sizes (PlatformIO cannot download toolchains offline); "
                f"Cortex-M4 speed is instruction counts in qemu, not cycles.\n\nRun time: {time.perf_counter() - started:.0f} s\n")
-    (HERE / "RESULTS.md").write_text("\n".join(out))
+    results = HERE / "RESULTS.md"
+    previous = results.read_text() if results.exists() else ""
+    begin, end = "<!-- speed.py begin -->", "<!-- speed.py end -->"
+    speed = previous[previous.index(begin) : previous.index(end) + len(end)] + "\n" if begin in previous and end in previous else ""
+    results.write_text("\n".join(out) + ("\n" + speed if speed else ""))  # keep benchmarks/speed.py's section
     print(f"wrote {HERE / 'RESULTS.md'} in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -171,6 +171,9 @@ def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
         speed = f"{b['ticks'] / a['ticks']:.1f}x" if b and a["ticks"] else "-"
         lines.append(f"| {name} | {fmt(r['macs'])} | {fmt(b['ticks'] if b else None)} | {fmt(a['ticks'])} | {speed} | "
                      f"{a['ticks'] / 16_000:.1f} | " + " | ".join(cells) + f" | {'PASS' if a['passed'] else 'FAIL'} |")
+    worst = {op: max((per_mac(r.get("avr"), op) or 0.0) for r in rows.values()) for op in WEIGHTED}
+    lines += ["", "Issue #12 target, at most 20 AVR cycles per MAC (stretch 12): "
+              + "; ".join(f"{op} worst {v:.1f} ({'met' if v <= 20 else 'not met'})" for op, v in worst.items() if v) + "."]
     lines += ["", "### Cortex-M4 (arm-none-eabi-gcc -Os, qemu mps2-an386): instructions per inference", "",
               "Before: -mcpu=cortex-m4 soft-float, scalar kernels. After: the nucleo_f446re board's flags "
               "(-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard), SIMD weight layout, ACLE SXTB16/SMLAD path.", "",
@@ -187,6 +190,10 @@ def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
         lines.append(f"| {name} | {fmt(r['macs'])} | {fmt(b['ticks'] if b else None)} | {fmt(a['ticks'])} | {a['ticks'] and r['macs'] / a['ticks']:.3f} | {a['ticks'] / 180_000:.2f} | "
                      f"{fmt(ref)}{mark} | {fmt(cm)}{mark} | {fmt(r['macs'] / cm if cm else None)} | "
                      f"{fmt(a['ticks'] / cm if cm else None, 3)} | {'PASS' if a['passed'] else 'FAIL'} |")
+    beaten = [name for name, r in rows.items() if r.get("tflm") and r["cm4"]["ticks"] < r["tflm"]["cmsis_nn"]]
+    compared = [name for name, r in rows.items() if r.get("tflm")]
+    lines += ["", f"Fewer instructions than TFLite Micro + CMSIS-NN on {len(beaten)} of {len(compared)} models"
+              + (f" ({', '.join(beaten)})" if beaten else "") + "."]
     if quoted:
         lines += ["", "\\* from issue #12, not re-measured in this run (the TFLite Micro qemu harness was not in this tree); "
                   "the mcuq models here are rebuilt from benchmarks/models.py, so these ratios compare different weights "

@@ -142,8 +142,7 @@ static inline void umul32x32(uint32_t a, uint32_t b, uint32_t* lo_out, uint32_t*
  * 1 - 2^30 (ab < 0) and divides by 2^31 truncating toward zero; both cases equal
  * floor((ab + 2^30) / 2^31), one 64-bit add and shift. AVR has no fast 64-bit multiply: the
  * product is formed from four 16x16 -> 32 hardware multiplies on magnitudes. */
-MCUQ_HOT int32_t srdhm(int32_t a, int32_t b) {
-  if (a == b && a == INT32_MIN) return INT32_MAX;
+MCUQ_HOT int32_t srdhm_core(int32_t a, int32_t b) {
 #if defined(__AVR__)
   {
     const uint8_t negative = (a < 0) != (b < 0);
@@ -160,6 +159,11 @@ MCUQ_HOT int32_t srdhm(int32_t a, int32_t b) {
 #endif
 }
 
+MCUQ_HOT int32_t srdhm(int32_t a, int32_t b) {
+  if (a == b && a == INT32_MIN) return INT32_MAX; /* the one product that overflows */
+  return srdhm_core(a, b);
+}
+
 /* gemmlowp::RoundingDivideByPOT */
 int32_t mcuq_rdivpot(int32_t x, int exponent) {
   int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
@@ -174,7 +178,7 @@ int32_t mcuq_rdivpot(int32_t x, int exponent) {
 MCUQ_HOT int32_t mbqm(int32_t x, int32_t multiplier, int shift) {
   int32_t r;
   if (shift > 0) x = (int32_t)((uint32_t)x << shift);
-  r = srdhm(x, multiplier);
+  r = srdhm_core(x, multiplier); /* multiplier > 0: the INT32_MIN * INT32_MIN case cannot occur */
   if (shift < 0) {
     int e = -shift - 1;
 #if defined(__AVR__)
@@ -380,16 +384,35 @@ MCUQ_HOT int8_t requantize(int32_t acc, const int32_t* mult, const int8_t* shift
 /* The receptive field of one output pixel copied into `col` (k_h * k_w * in_c inputs in
  * filter order); taps in the padding get in_zp, whose product with the folded bias term
  * cancels, exactly as TFLite Micro skips them. */
+static void copy_bytes(int8_t* dst, const int8_t* src, mcuq_sz n) {
+  if (n >= 16) {
+    memcpy(dst, src, (size_t)n);
+  } else {
+    for (; n > 0; --n) *dst++ = *src++;
+  }
+}
+
 static void im2col(const mcuq_conv_params* p, mcuq_sz y0, mcuq_sz x0, int8_t* col) {
-  mcuq_sz fy, fx;
+  const mcuq_sz row_len = p->k_w * p->in_c;
+  const int row_inside = p->dil_w == 1 && x0 >= 0 && x0 + p->k_w <= p->in_w;
+  mcuq_sz fy, fx, i;
   for (fy = 0; fy < p->k_h; ++fy) {
     const mcuq_sz iy = y0 + fy * p->dil_h;
+    if (iy < 0 || iy >= p->in_h) {
+      for (i = 0; i < row_len; ++i) *col++ = (int8_t)p->in_zp;
+      continue;
+    }
+    if (row_inside) { /* the whole filter row is contiguous in the input */
+      copy_bytes(col, p->in + ((mcuq_sz)iy * p->in_w + x0) * p->in_c, row_len);
+      col += row_len;
+      continue;
+    }
     for (fx = 0; fx < p->k_w; ++fx, col += p->in_c) {
       const mcuq_sz ix = x0 + fx * p->dil_w;
-      if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
-        memset(col, (uint8_t)p->in_zp, (size_t)p->in_c);
+      if (ix < 0 || ix >= p->in_w) {
+        for (i = 0; i < p->in_c; ++i) col[i] = (int8_t)p->in_zp;
       } else {
-        memcpy(col, p->in + ((mcuq_sz)iy * p->in_w + ix) * p->in_c, (size_t)p->in_c);
+        copy_bytes(col, p->in + ((mcuq_sz)iy * p->in_w + ix) * p->in_c, p->in_c);
       }
     }
   }
