@@ -139,7 +139,8 @@ class CBackend:
         context["c"]["emulation"] = emulation.as_dict() if emulation else None
         context["c"]["not_emulated"] = no_emulator
         context["program"] = program
-        return BackendPlan(golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw}, emulation_record)
+        return BackendPlan(golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw},
+                           emulation_record if emulation else None)  # None: not emulated (the section says why)
 
     def render(self, job: DeployJob, plan: BackendPlan, context: dict[str, Any]) -> RenderedProject:
         context = {**context, **plan.context}
