@@ -34,6 +34,7 @@ from mcuq.backends.tflm.backend import model_bytes_from_c_array  # noqa: E402
 from mcuq.deploy import DeployRequest, deploy  # noqa: E402
 from mcuq.model.info import parse_model  # noqa: E402
 from mcuq.toolchains import tflm_build as tb  # noqa: E402
+from mcuq.validate import read_manifest  # noqa: E402
 
 SECTION_START = "<!-- tflm-library:start -->"
 SECTION_END = "<!-- tflm-library:end -->"
@@ -125,7 +126,7 @@ def main() -> int:
                 project = tflm_project if board == "nano33ble" else work / f"{board}-{name}"
                 if board != "nano33ble":
                     deploy(DeployRequest(model=str(path), board=board, out=str(project), calibration=calibration))
-                manifest_arena = int(re.search(r"kTensorArenaSize = (\d+)", (project / "src" / "mcuq_model.h").read_text()).group(1))  # type: ignore[union-attr]
+                manifest_arena = int(read_manifest(project)["arena"]["target_bytes"])
                 board_raw = model_bytes_from_c_array(project / "src" / "model_data.cpp")
                 exact = true_min(board_raw, library_id, cpu, flags)
                 lib_plan = plan_arena_from_library(parse_model(board_raw, name), exact, "", exact, "").target_bytes

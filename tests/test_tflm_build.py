@@ -193,3 +193,17 @@ def test_without_the_library_the_project_says_bit_exactness_is_unverified(projec
     manifest = read_manifest(projects[("nano33ble", "sine")])
     check = manifest["library_check"]
     assert check["golden_from_library"] is False and "unverified" in check["note"] and "validate --build" in check["note"]
+
+
+def test_instruction_count_per_inference_on_cortex_m4(digits_tflite, sine_tflite) -> None:
+    """The -icount column of the speed table (issue #12): a bigger model executes more instructions."""
+    need("arm-none-eabi-g++")
+    need("qemu-system-arm")
+    from mcuq.model.info import parse_model
+
+    counts = {}
+    for name, path in (("digits", digits_tflite), ("sine", sine_tflite)):
+        info = parse_model(path.read_bytes(), name)
+        counts[name] = tb.instructions_per_inference(info.raw, info.op_names, "cmsis-nn", "cortex-m4", LIBS, arena=64 * 1024)
+    assert 0 < counts["sine"] < counts["digits"]
+    assert counts["digits"] % 40 == 0  # SysTick resolution: 40 instructions per tick at 25 MHz
