@@ -188,11 +188,13 @@ def test_deploy_with_the_library_at_hand_plans_the_exact_arena(sine_tflite, tmp_
 
 
 def test_without_the_library_the_project_says_bit_exactness_is_unverified(projects) -> None:
-    from mcuq.deploy import format_summary  # noqa: F401  (the summary line comes from the backend)
+    from mcuq.backends.tflm.backend import BACKEND
 
     manifest = read_manifest(projects[("nano33ble", "sine")])
     check = manifest["library_check"]
     assert check["golden_from_library"] is False and "unverified" in check["note"] and "validate --build" in check["note"]
+    assert any("unverified" in line for line in BACKEND.summary_lines(manifest))
+    assert "unverified" in BACKEND.report_section(manifest)["library"]
 
 
 def test_instruction_count_per_inference_on_cortex_m4(digits_tflite, sine_tflite) -> None:
