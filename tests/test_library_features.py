@@ -78,3 +78,14 @@ def test_boards_marks_cores_the_library_does_not_list(capsys) -> None:
     assert "(*)" not in lines["nano33ble"] and "(*)" not in lines["esp32"]
     library = load_library("chirale-tensorflowlite")
     assert library.lists_architecture("mbed_nano") and not library.lists_architecture("stm32")
+
+
+def test_deploy_refuses_per_channel_dense_for_chirale_before_writing(tmp_path: Path) -> None:
+    from mcuq.deploy import DeployRequest, deploy
+
+    out = tmp_path / "p"
+    with pytest.raises(UnsupportedOpError, match=r"board nano33ble: .*FULLY_CONNECTED.*one scale to all channels") as err:
+        deploy(DeployRequest(model=str(ROOT / "examples" / "sine" / "model.keras"), board="nano33ble", out=str(out),
+                             calibration=str(ROOT / "examples" / "sine" / "calibration.npy"), options={"per_channel": "all"}))
+    assert "\n" not in str(err.value)
+    assert not (out / "src").exists()
