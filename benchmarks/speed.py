@@ -118,9 +118,19 @@ def measure(name: str, q: Any) -> dict[str, Any]:
 
 
 def measure_tflm(name: str, info: Any) -> dict[str, Any] | None:
-    """TFLite Micro on the Cortex-M4 (reference and CMSIS-NN kernels). No qemu harness for
-    TFLite Micro instruction counts is in this tree yet, so these are the counts quoted in
-    issue #12, always labelled as such in the table."""
+    """TFLite Micro on the Cortex-M4 in qemu, same method (-icount shift=0, one Invoke()):
+    Chirale_TensorFLowLite 2.0.0 with CMSIS-NN, and esp-tflite-micro 1.4.0 built without
+    ESP-NN for the reference kernels (mcuq.toolchains.tflm_build). Without the library
+    sources (../shared/tflm-libs) or when a build fails, the counts quoted in issue #12,
+    labelled as such."""
+    from mcuq.toolchains import tflm_build
+
+    try:
+        counts = {kernels: tflm_build.instructions_per_inference(info.raw, info.op_names, kernels, "cortex-m4")
+                  for kernels in ("cmsis-nn", "reference")}
+        return {"reference": counts["reference"], "cmsis_nn": counts["cmsis-nn"], "source": "measured"}
+    except MCUQError as exc:
+        print(f"  TFLite Micro not measured for {name}: {exc}", flush=True)
     quoted = ISSUE_TFLM.get(name)
     return {"reference": quoted[0], "cmsis_nn": quoted[1], "source": "quoted"} if quoted else None
 
@@ -190,10 +200,14 @@ def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
     compared = [name for name, r in rows.items() if r.get("tflm")]
     lines += ["", f"Fewer instructions than TFLite Micro + CMSIS-NN on {len(beaten)} of {len(compared)} models"
               + (f" ({', '.join(beaten)})" if beaten else "") + "."]
+    lines += ["", "TFLite Micro columns: measured in the same run and the same way (qemu mps2-an386, -icount shift=0, "
+              "instructions of one Invoke()) with mcuq.toolchains.tflm_build: CMSIS-NN = Chirale_TensorFLowLite 2.0.0 "
+              "(the Arduino Cortex-M boards' library), reference = esp-tflite-micro 1.4.0 without ESP-NN (upstream "
+              "reference kernels); same .tflite as the mcuq column. Both are built -Os as Arduino/PlatformIO builds them; mcuq_kernels.c raises itself to -O2 with a GCC pragma on 32-bit targets (part of the generated code, so the board build gets it too)."]
     if quoted:
-        lines += ["", "\\* from issue #12, not re-measured in this run (the TFLite Micro qemu harness was not in this tree); "
-                  "the mcuq models here are rebuilt from benchmarks/models.py, so these ratios compare different weights "
-                  "of the same architecture."]
+        lines += ["", "\\* from issue #12, not re-measured in this run (the TFLite Micro build failed or its sources are "
+                  "absent); the mcuq models here are rebuilt from benchmarks/models.py, so these ratios compare different "
+                  "weights of the same architecture."]
     lines += ["", "### Memory of the plain-C runtime (bytes)", "",
               "| model | buffer (= liveness plan, unchanged) | flash constants before | after (AVR layout) | after (SIMD layout) | RAM constants before | after | M4 firmware flash before | after | AVR firmware flash before | after |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
