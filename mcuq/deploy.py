@@ -19,6 +19,7 @@ import numpy as np
 from mcuq import __version__
 from mcuq.backends.base import BackendPlan, DeployJob, get_backend
 from mcuq.boards import Board, get_board
+from mcuq.checks.golden import GOLDEN_DATA, golden_data, prove_sources
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError, UsageError
 from mcuq.common.resources import boards_dir
@@ -35,6 +36,7 @@ from mcuq.reference.host_tflm import tflm_version
 DEFAULT_BOARD = "esp32"
 DEFAULT_GOLDEN = 4
 FLOAT_MODEL_PATH = "mcuq/float_model.tflite"
+INT8_MODEL_PATH = "mcuq/model_int8.tflite"
 
 
 @dataclass
@@ -192,6 +194,11 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     plan = backend.plan(job, console)
     rendered = backend.render(job, plan, common_context(job, plan.golden_out))
     files: dict[str, str | bytes] = {**rendered.files, **plan.extra_files}
+    # validate reads the model and the golden vectors from these hashed data files, never from C;
+    # prove_sources shows once, here, that the C arrays hold exactly the same values.
+    files.setdefault(INT8_MODEL_PATH, quantized.info.raw)
+    files[GOLDEN_DATA] = golden_data(golden_in, plan.golden_out)
+    prove_sources(rendered.files, quantized.info, golden_in, plan.golden_out)
     if quantized.float_tflite is not None:
         files[FLOAT_MODEL_PATH] = quantized.float_tflite
     manifest = build_manifest(job, backend.name, plan, request, out_dir)

@@ -1,16 +1,58 @@
-"""Golden vectors read back from a generated project's C source (both runtimes use one naming)."""
+"""Golden vectors: stored once as data (``mcuq/golden.json``), proven equal to the C arrays.
+
+``validate`` reads the golden vectors from the hashed data file, never by parsing C: the
+generated-files check proves every file is what mcuq wrote, and ``prove_sources`` proved at
+render time that the C arrays (both runtimes use one naming) hold exactly these values. The
+JSON is written deterministically (sorted, no timestamps) so regenerating changes nothing.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from mcuq.common.errors import ValidationFailed
+from mcuq.common.errors import MCUQError, ValidationFailed
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, TensorInfo
 
+GOLDEN_DATA = "mcuq/golden.json"
 GOLDEN_RE = re.compile(r"mcuq_golden_(?P<kind>in|out)_(?P<vec>\d+)_(?P<idx>\d+)\[(?P<n>\d+)\][^=;]*=\s*\{(?P<body>[^}]*)\}")
+Samples = list[list[np.ndarray]]
+
+
+def golden_data(golden_in: Samples, golden_out: Samples) -> bytes:
+    """The golden vectors as deterministic JSON (dtype, shape, values per tensor)."""
+    def tensors(values: list[np.ndarray]) -> list[dict[str, Any]]:
+        return [{"dtype": str(np.asarray(v).dtype), "shape": list(np.asarray(v).shape),
+                 "values": np.asarray(v).reshape(-1).tolist()} for v in values]
+
+    vectors = [{"inputs": tensors(i), "outputs": tensors(o)} for i, o in zip(golden_in, golden_out)]
+    return (json.dumps({"vectors": vectors}, separators=(",", ":")) + "\n").encode()
+
+
+def golden_from_project(project: Path, info: ModelInfo, source: str = GOLDEN_DATA) -> tuple[Samples, Samples]:
+    """(inputs, outputs) per golden vector, from the project's hashed data file."""
+    del source  # kept for callers that name the C file they trust; the data file is the record
+    path = project / GOLDEN_DATA
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        vectors = data["vectors"]
+        inputs = [[_tensor(t, spec) for t, spec in zip(v["inputs"], info.input_tensors, strict=True)] for v in vectors]
+        outputs = [[_tensor(t, spec) for t, spec in zip(v["outputs"], info.output_tensors, strict=True)] for v in vectors]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ValidationFailed(f"{GOLDEN_DATA}: missing or malformed ({type(exc).__name__}); regenerate with 'mcuq deploy --force'") from None
+    if not inputs:
+        raise ValidationFailed(f"{GOLDEN_DATA}: no golden vectors; regenerate with 'mcuq deploy --force'")
+    return inputs, outputs
+
+
+def _tensor(record: dict[str, Any], spec: TensorInfo) -> np.ndarray:
+    if record["dtype"] != spec.dtype or tuple(record["shape"]) != spec.shape:
+        raise ValueError(f"tensor {spec.name}: {record['dtype']}{record['shape']} is not {spec.dtype}{list(spec.shape)}")
+    return np.array(record["values"], dtype=NUMPY_DTYPES[spec.dtype]).reshape(spec.shape)
 
 
 def _parse_values(body: str, dtype: str) -> np.ndarray:
@@ -18,24 +60,22 @@ def _parse_values(body: str, dtype: str) -> np.ndarray:
     return np.array([float(t) for t in tokens] if dtype == "float32" else [int(t) for t in tokens], dtype=NUMPY_DTYPES[dtype])
 
 
-def golden_from_project(project: Path, info: ModelInfo, source: str) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
-    """(inputs, outputs) per golden vector, as the firmware will see them."""
-    text = (project / source).read_text()
-    found: dict[tuple[str, int, int], str] = {}
-    for m in GOLDEN_RE.finditer(text):
-        found[(m.group("kind"), int(m.group("vec")), int(m.group("idx")))] = m.group("body")
-    count = 1 + max((k[1] for k in found), default=-1)
-    if count == 0:
-        raise ValidationFailed(f"{source}: no golden vectors found; regenerate with 'mcuq deploy --force'")
-
-    def tensor(kind: str, v: int, i: int, t: TensorInfo) -> np.ndarray:
-        try:
-            return _parse_values(found[(kind, v, i)], t.dtype).reshape(t.shape)
-        except (KeyError, ValueError):
-            what = "input" if kind == "in" else "output"
-            raise ValidationFailed(f"{source}: golden vector {v} {what} {i} is missing or malformed "
-                                   f"(expected {int(np.prod(t.shape))} {t.dtype} values)") from None
-
-    inputs = [[tensor("in", v, i, t) for i, t in enumerate(info.input_tensors)] for v in range(count)]
-    outputs = [[tensor("out", v, i, t) for i, t in enumerate(info.output_tensors)] for v in range(count)]
-    return inputs, outputs
+def prove_sources(files: dict[str, str | bytes], info: ModelInfo, golden_in: Samples, golden_out: Samples) -> int:
+    """At render time, once: every golden C array in the rendered files equals the golden data.
+    Returns how many arrays were checked (a project without any is an internal error too)."""
+    expected = {("in", v, i): a for v, s in enumerate(golden_in) for i, a in enumerate(s)}
+    expected.update({("out", v, i): a for v, s in enumerate(golden_out) for i, a in enumerate(s)})
+    checked = 0
+    for path, text in files.items():
+        if not isinstance(text, str):
+            continue
+        for m in GOLDEN_RE.finditer(text):
+            key = (m.group("kind"), int(m.group("vec")), int(m.group("idx")))
+            want = expected.get(key)
+            got = _parse_values(m.group("body"), str(want.dtype) if want is not None else "int32")
+            if want is None or not np.array_equal(got, np.asarray(want).reshape(-1)):
+                raise MCUQError(f"internal error: {path} renders golden array {key} differently from the golden data; please report this")
+            checked += 1
+    if checked < len(expected):
+        raise MCUQError(f"internal error: the rendered project holds {checked} of {len(expected)} golden arrays; please report this")
+    return checked

@@ -14,6 +14,8 @@ ACTIVATION_TYPES = {"int8": {"int8"}, "int16": {"int16"}}
 BIAS_TYPES = {"int8": {"int32"}, "int16": {"int64", "int32"}}
 IO_EDGE_OPS = {"QUANTIZE", "DEQUANTIZE"}
 QUANTIZED_TYPES = {"int8", "uint8", "int16"}
+# Inputs of the weighted ops that carry data or weights (the others are bias or output shape).
+DATA_INPUTS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNECTED": (0, 1), "TRANSPOSE_CONV": (1, 2)}
 ARITHMETIC_OPS = {"ADD", "SUB", "MUL", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "CONCATENATION"}
 # A model converted with batch None computes the shape of every Flatten at run time
 # (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE): small int32 tensors that are never data.
@@ -69,6 +71,8 @@ def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str, tflite: bo
         _check_has_quantization(info, op, t, tflite)
         if t.is_constant and op.name in ARITHMETIC_OPS and t.dtype not in allowed_act and not set(op.outputs) <= shapes:
             _fail_tensor(info, op, t, f"operand is {t.dtype}, expected {activations}", tflite)
+        if pos in DATA_INPUTS.get(op.name, ()) and t.dtype not in allowed_act | {"int8"}:
+            _fail_tensor(info, op, t, f"input {pos} is {t.dtype}, expected {activations} (data) or int8 (weights)", tflite)
         if t.is_constant:
             _check_constant(info, op, pos, t, activations, tflite)
         elif t.dtype not in allowed_act and not _is_float_edge(info, op, t, io):

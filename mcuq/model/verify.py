@@ -280,3 +280,34 @@ def _verify_layout(what: str, name: str, inputs: list[int], outputs: list[int], 
             _fail(f"{what} input {slot} has rank {got}, expected {rank}")
     if out_rank is not None and _len(tensors[outputs[0]].shape) != out_rank:
         _fail(f"{what} output has rank {_len(tensors[outputs[0]].shape)}, expected {out_rank}")
+    _verify_channels(what, name, inputs, outputs, tensors)
+
+
+# (filter input slot, filter dim holding the output channels, filter dim holding the input channels, input slot, bias slot)
+CHANNELS = {"CONV_2D": (1, 0, 3, 0, 2), "DEPTHWISE_CONV_2D": (1, 3, None, 0, 2), "FULLY_CONNECTED": (1, 0, 1, 0, 2),
+            "TRANSPOSE_CONV": (1, 0, 3, 2, 3)}
+
+
+def _verify_channels(what: str, name: str, inputs: list[int], outputs: list[int], tensors: list[Any]) -> None:
+    """The channel counts the kernels' Prepare checks: filter vs output, filter vs input, bias vs output."""
+    spec = CHANNELS.get(name)
+    out_shape = _ints(tensors[outputs[0]].shape)
+    if spec is None or not out_shape:
+        return
+    involved = [tensors[i] for i in [*inputs, *outputs] if i >= 0]
+    if any(-1 in _ints(t.shapeSignature) for t in involved if t.shapeSignature is not None):
+        return  # dynamic sizes are resolved at run time (and refused later, with their own message)
+    w_slot, w_out, w_in, x_slot, b_slot = spec
+    w_shape = _ints(tensors[inputs[w_slot]].shape)
+    channels = out_shape[-1]
+    if w_shape[w_out] != channels:
+        _fail(f"{what} filter has {w_shape[w_out]} output channels, its output {channels}")
+    x_shape = _ints(tensors[inputs[x_slot]].shape)
+    if w_in is not None and x_shape:
+        depth = math.prod(x_shape) // max(1, x_shape[0]) if name == "FULLY_CONNECTED" else x_shape[-1]
+        if w_shape[w_in] <= 0 or depth % w_shape[w_in]:
+            _fail(f"{what} filter takes {w_shape[w_in]} input values, the input has {depth}")
+    if len(inputs) > b_slot and inputs[b_slot] >= 0:
+        bias = math.prod(_ints(tensors[inputs[b_slot]].shape))
+        if bias != channels:
+            _fail(f"{what} bias has {bias} values for {channels} output channels")

@@ -186,20 +186,26 @@ TFLM_USER_FILES: list[tuple[str, str]] = [("tflm/src/app.cpp.j2", "src/app.cpp")
 ARRAY_RE = re.compile(r"g_mcuq_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}")
 MODEL_SOURCE = "src/model_data.cpp"
 GOLDEN_SOURCE = "src/golden_vectors.cpp"
+INT8_MODEL_PATH = "mcuq/model_int8.tflite"  # written by deploy for every runtime
 
 
-def model_bytes_from_c_array(source: Path) -> bytes:
-    """The bytes the firmware will flash, parsed back out of model_data.cpp."""
-    if not source.is_file():
-        raise ValidationFailed(f"{source}: missing; regenerate the project with 'mcuq deploy --force'")
-    match = ARRAY_RE.search(source.read_text())
+def model_bytes_from_c_text(text: str, where: str = MODEL_SOURCE) -> bytes:
+    """The bytes of the g_mcuq_model_data array in a model_data.cpp text."""
+    match = ARRAY_RE.search(text)
     if match is None:
-        raise ValidationFailed(f"{source}: no g_mcuq_model_data array found")
+        raise ValidationFailed(f"{where}: no g_mcuq_model_data array found")
     tokens = [tok for tok in re.split(r"[\s,]+", match.group("body")) if tok]
     try:
         return bytes(int(tok, 0) for tok in tokens)
     except ValueError as exc:
-        raise ValidationFailed(f"{source}: the model array holds a non-byte value ({exc})") from None
+        raise ValidationFailed(f"{where}: the model array holds a non-byte value ({exc})") from None
+
+
+def model_bytes_from_c_array(source: Path) -> bytes:
+    """The bytes the firmware will flash, parsed back out of model_data.cpp (tests and tools)."""
+    if not source.is_file():
+        raise ValidationFailed(f"{source}: missing; regenerate the project with 'mcuq deploy --force'")
+    return model_bytes_from_c_text(source.read_text(), str(source))
 
 
 class TflmBackend:
@@ -281,6 +287,11 @@ class TflmBackend:
         files: dict[str, str | bytes] = {path: env.get_template(template).render(**context)
                                          for template, path, when in TFLM_FILES if when in ("always", framework)}
         users = {path: env.get_template(template).render(**context) for template, path in TFLM_USER_FILES}
+        # Proven once, here: the C array the firmware flashes is exactly the model. validate then
+        # trusts the file hashes and reads the model from mcuq/model_int8.tflite.
+        model_source = files[MODEL_SOURCE]
+        if not isinstance(model_source, str) or model_bytes_from_c_text(model_source) != job.info.raw:
+            raise MCUQError(f"internal error: {MODEL_SOURCE} does not render the model byte for byte; please report this")
         return RenderedProject(files, users)
 
     def validate(self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions,
@@ -318,13 +329,15 @@ class TflmBackend:
 
     @staticmethod
     def _check_model_bytes(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> bytes | None:
-        raw = model_bytes_from_c_array(project / MODEL_SOURCE)
+        path = project / INT8_MODEL_PATH
+        raw = path.read_bytes() if path.is_file() else b""
         expected = manifest["model"]
         crc = f"{zlib.crc32(raw) & 0xFFFFFFFF:08x}"
         ok = len(raw) == expected["bytes"] and crc == expected["crc32"] and hashlib.sha256(raw).hexdigest() == expected["sha256"]
         detail = (f"{len(raw)} bytes, crc32 {crc} match {MANIFEST}" if ok else
-                  f"model checksum mismatch: {MODEL_SOURCE} holds {len(raw)} bytes crc32 {crc}, "
-                  f"{MANIFEST} says {expected['bytes']} bytes crc32 {expected['crc32']}: the C array was modified or damaged")
+                  f"model checksum mismatch: {INT8_MODEL_PATH} holds {len(raw)} bytes crc32 {crc}, "
+                  f"{MANIFEST} says {expected['bytes']} bytes crc32 {expected['crc32']}: the model file was modified or damaged; "
+                  "regenerate with 'mcuq deploy --force'")
         report.add("model checksum", ok, detail)
         return raw if ok else None
 
