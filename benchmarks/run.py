@@ -236,6 +236,42 @@ def emu_cells(result: Any, macs: int) -> list[Any]:
     return [f"{result.flash_bytes:,} / {result.ram_bytes:,}", f"{result.ticks:,}", per, "PASS" if result.passed else "FAIL"]
 
 
+def per_channel_rows(quantized: dict[str, Any]) -> list[list[Any]]:
+    """Arena (esp32 target plan) and fidelity with per-channel Dense vs the --per-channel auto choice."""
+    from mcuq.checks.weight_scales import PER_CHANNEL, PER_TENSOR, choose_dense_scales
+    from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
+
+    kernels = (get_board("esp32").tflm or {})["kernels"]
+    validation = {"digits": ROOT / "examples/digits/val.npz", "sine": ROOT / "examples/sine/val.npz"}
+    rows = []
+    for name, q in quantized.items():
+        info = q.info
+        specs = [InputSpec(n, t.shape[1:]) for n, t in zip(info.input_names, info.input_tensors)]
+        if name in validation:
+            data = load_samples(str(validation[name]), specs, max_samples=None)
+        else:  # MLPerf-class models are trained on synthetic data: SNR against float on fresh samples
+            rng = np.random.default_rng(1)
+            data = SampleSet({s.name: rng.normal(size=(100, *s.shape)).astype(np.float32) for s in specs}, "synthetic N(0,1), seed 1")
+        sample = [quantize_array(data.sample_for(0, info.input_names)[k], t) for k, t in enumerate(info.input_tensors)]
+        dense = sum(1 for op in info.ops if op.name == "FULLY_CONNECTED")
+
+        def arena(raw: bytes) -> int:
+            return plan_arena(parse_model(raw), measure_min_arena(raw, sample), kernels).target_bytes
+
+        if q.dense_per_channel_tflite is None:
+            a = arena(q.tflite)
+            rows.append([name, dense, a, a, 0, "-", "-", "-", "no Dense with several units: nothing to choose"])
+            continue
+        choice = choose_dense_scales(q.tflite, q.dense_per_channel_tflite, q.float_tflite, data)
+        pc_arena, pt_arena = arena(q.dense_per_channel_tflite), arena(q.tflite)
+        auto_arena = pc_arena if choice.per_channel else pt_arena
+        m = choice.measured
+        unit = "%" if m.get("metric") == "accuracy" else " dB"
+        rows.append([name, dense, pc_arena, auto_arena, pc_arena - auto_arena, m.get("metric", "-").replace("SNR_dB", "SNR"),
+                     f"{m[PER_CHANNEL]:.2f}{unit}" if m else "-", f"{m[PER_TENSOR]:.2f}{unit}" if m else "-", choice.kept])
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="digits and sine only")
@@ -270,6 +306,11 @@ def main() -> int:
              "MACs per instruction", "M4 self-test", "dominant op (M4)"],
             [[r["name"], r["macs"], r["model_bytes"], *emu_cells(r.get("avr", "n/a"), r["macs"]), r.get("avr_dominant", "-"),
               *emu_cells(r.get("cm4", "n/a"), r["macs"]), r.get("cm4_dominant", "-")] for r in rows]))
+    out.append(table(
+        "Per-channel Dense vs `--per-channel auto` (esp32 arena plan, bytes; fidelity on validation data, x86 TFLite Micro)",
+        ["model", "Dense layers", "arena, per-channel Dense", "arena, auto choice", "saved", "metric", "per-channel Dense",
+         "per-tensor Dense", "auto kept"],
+        per_channel_rows(quantized)))
     out.append(table(
         "Pipeline time of `mcuq deploy --board esp32` (seconds, wall clock)",
         ["model", "TensorFlow import", "conversion", "arena search + fit", "golden vectors + code generation", "validation", "other", "total"],

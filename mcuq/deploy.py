@@ -190,7 +190,8 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     quantized = quantize(model_path, request.calibration, options=options, console=console)
     validation_data = _load_validation(request.data, quantized.info, quantized.options)
     golden_in, golden_source = _golden_inputs(quantized, validation_data, golden_count, options.seed, out_dir)
-    job = DeployJob(quantized, board, name, golden_in, golden_source, request.arena_size, request.tflm_source, out_dir)
+    job = DeployJob(quantized, board, name, golden_in, golden_source, request.arena_size, request.tflm_source, out_dir,
+                    runtime=backend.name)
     plan = backend.plan(job, console)
     rendered = backend.render(job, plan, common_context(job, plan.golden_out))
     files: dict[str, str | bytes] = {**rendered.files, **plan.extra_files}

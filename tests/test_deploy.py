@@ -154,6 +154,8 @@ def test_cmsis_nn_board_plans_im2col_scratch(projects):
 def _compile(compiler: str, project: Path, out: Path, extra: list[str], harness: Path | None) -> None:
     sources = [project / "src" / f for f in ("model_data.cpp", "golden_vectors.cpp", "mcuq_checks.cpp")]
     cmd = [compiler, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-I", str(project / "src"), *extra]
+    prefix = next(p.name[: -len("_model.h")] for p in (project / "src").glob("*_model.h") if p.name != "mcuq_model.h")
+    cmd += [f"-DNS={prefix}_mcuq", f"-DMODEL_DATA=g_{prefix}_model_data", f"-DMODEL_DATA_LEN=g_{prefix}_model_data_len"]
     if harness is None:
         for src in sources:
             subprocess.run([*cmd, "-c", str(src), "-o", str(out / (src.stem + ".o"))], check=True)
@@ -168,19 +170,20 @@ HARNESS = r"""
 #include "mcuq_checks.h"
 #include "model_data.h"
 #include "quant_helpers.h"
+// NS and MODEL_DATA: the project's prefixed names (deploy --name), given with -D.
 int main() {
-  if (mcuq::crc32(g_mcuq_model_data, g_mcuq_model_data_len) != MCUQ_MODEL_CRC32) { puts("crc mismatch"); return 1; }
-  if (g_mcuq_model_data_len != MCUQ_MODEL_SIZE) return 2;
-  if ((reinterpret_cast<unsigned long>(g_mcuq_model_data) % 16) != 0) return 3;
-  const mcuq::QuantParams& q = mcuq::kInput0Quant;
-  for (int v = q.qmin; v <= q.qmax; ++v) if (mcuq::quantize_value(mcuq::dequantize_value(v, q), q) != v) return 4;
+  if (NS::crc32(MODEL_DATA, MODEL_DATA_LEN) != MCUQ_MODEL_CRC32) { puts("crc mismatch"); return 1; }
+  if (MODEL_DATA_LEN != MCUQ_MODEL_SIZE) return 2;
+  if ((reinterpret_cast<unsigned long>(MODEL_DATA) % 16) != 0) return 3;
+  const NS::QuantParams& q = NS::kInput0Quant;
+  for (int v = q.qmin; v <= q.qmax; ++v) if (NS::quantize_value(NS::dequantize_value(v, q), q) != v) return 4;
   for (int v = 0; v < MCUQ_GOLDEN_COUNT; ++v) {
-    const void* g = mcuq::kGoldenOutputs[v][0];
-    if (mcuq::max_abs_diff(g, g, mcuq::kOutputBytes[0], mcuq::kOutputType[0]) != 0.0) return 5;
+    const void* g = NS::kGoldenOutputs[v][0];
+    if (NS::max_abs_diff(g, g, NS::kOutputBytes[0], NS::kOutputType[0]) != 0.0) return 5;
     unsigned char copy[4096];
-    memcpy(copy, g, mcuq::kOutputBytes[0]);
+    memcpy(copy, g, NS::kOutputBytes[0]);
     copy[0] ^= 1;
-    if (mcuq::max_abs_diff(copy, g, mcuq::kOutputBytes[0], mcuq::kOutputType[0]) != 1.0) return 6;
+    if (NS::max_abs_diff(copy, g, NS::kOutputBytes[0], NS::kOutputType[0]) != 1.0) return 6;
   }
   printf("ok %u\n", MCUQ_MODEL_CRC32);
   return 0;

@@ -109,6 +109,10 @@ class DeployJob:
     # .pio/libdeps or managed_components hold them after a first build).
     library_source: str | None = None
     out_dir: Path | None = None
+    runtime: str = ""  # the backend's name, for the generated API's comments
+    prefix: str = ""  # C prefix of the generated API (deploy --name); empty: from ``name``
+    labels: tuple[str, ...] = ()  # class names for the generated label table and the report
+    labels_source: str | None = None
 
     @property
     def info(self) -> ModelInfo:

@@ -16,7 +16,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,9 @@ class QuantizedModel:
     calibration: SampleSet | None
     float_tflite: bytes | None = None  # same graph in float, batch 1: the reference for validation
     notes: list[str] = field(default_factory=list)
+    # --per-channel auto: the same model with per-channel Dense, for deploy to weigh against
+    # the per-tensor Dense of ``tflite`` (None: not auto, or no Dense with several units).
+    dense_per_channel_tflite: bytes | None = None
 
     def manifest_entry(self) -> dict[str, Any]:
         return {
@@ -249,7 +252,13 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
     if console.record:
         console.timings.extend(answer.get("timings", []))
     return QuantizedModel(answer["tflite"], info, model, answer["kind"], options, data.source, data.random, data,
-                          answer["float_tflite"], answer["notes"] + data.notes)
+                          answer["float_tflite"], answer["notes"] + data.notes, answer.get("dense_per_channel_tflite"))
+
+
+def has_multichannel_dense(info: ModelInfo) -> bool:
+    """A FULLY_CONNECTED with more than one output unit: where per-channel scales are a choice."""
+    return any(op.name == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1] >= 0
+               and len(info.tensors[op.inputs[1]].shape) > 0 and info.tensors[op.inputs[1]].shape[0] > 1 for op in info.ops)
 
 
 CONVERTER_TIMEOUT = 3600.0
@@ -287,6 +296,12 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
         mark_stage("converting")
         with console.step(f"calibrating on {data.count} samples and converting"):
             tflite = _run_converter(converter, loaded, console)
+        alternative = None
+        if options.per_channel == "auto" and has_multichannel_dense(parse_model(tflite, "converted model")):
+            converter = make_converter()
+            _configure(converter, tf, data, replace(options, per_channel="all"))
+            with console.step("converting again with per-channel Dense (for the per-channel choice)"):
+                alternative = _run_converter(converter, loaded, console)
         notes = list(loaded.notes)
         try:
             float_tflite: bytes | None = _run_converter(make_converter(), loaded, console)
@@ -294,7 +309,7 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
             float_tflite = None
             notes.append(f"no float reference model ({exc}); float-vs-int8 validation is unavailable")
     return {"tflite": tflite, "float_tflite": float_tflite, "kind": loaded.kind, "data": data, "notes": notes,
-            "timings": list(console.timings)}
+            "timings": list(console.timings), "dense_per_channel_tflite": alternative}
 
 
 def _child_main(request_path: str, response_path: str) -> int:

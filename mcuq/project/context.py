@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mcuq import __version__
+from mcuq.project.api import api_context, model_prefix
 from mcuq.project.render import BANNER, c_values, tensor_context
 from mcuq.reference.host_tflm import tflm_version
 
@@ -37,4 +38,5 @@ def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
         "inputs": [tensor_context(t) for t in info.input_tensors], "outputs": [tensor_context(t) for t in info.output_tensors],
         "golden": golden_context(job.golden_in, golden_out, job.golden_source), "tflm_version": f"tflite-micro {tflm_version()}",
         "quant": job.quantized.manifest_entry(),
+        "api": api_context(job.prefix or model_prefix(job.name), info, job.runtime, list(job.labels), job.labels_source),
     }

@@ -100,7 +100,11 @@ class CBackend:
     def plan(self, job: DeployJob, console: Console) -> BackendPlan:
         info, board, q = job.info, job.board, job.quantized
         if q.options.io != "int8" or q.options.activations != "int8":
-            raise MCUQError("the plain-C runtime runs full int8 models with int8 I/O: deploy with --io int8 --activations int8")
+            what = f"{q.options.io} input/output" if q.options.io != "int8" else f"{q.options.activations} activations"
+            fix = ("re-export the .tflite from its source model with int8 I/O, or run mcuq on the source model with --io int8 "
+                   "--activations int8" if q.source_kind == "tflite" else "deploy with --io int8 --activations int8")
+            raise MCUQError(f"{q.source.name}: the plain-C runtime runs full int8 models with int8 I/O, this one has {what}; "
+                            f"{fix} (or choose a TFLite Micro board, which runs it as it is)")
         program = compile_model(info, simd=uses_simd(board))
         assert program.plan is not None
         with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):

@@ -20,6 +20,7 @@ from mcuq import __version__
 from mcuq.backends.c.program import BufferRef, CProgram, KernelCall, PointerList, Value
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
+from mcuq.project.api import model_prefix, render_api
 from mcuq.project.render import BANNER, c_values, environment, tensor_context
 
 RUNTIME_FILES = ("mcuq_kernels.h", "mcuq_kernels.c")
@@ -53,8 +54,9 @@ def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
     }
 
 
-def render_c_model(program: CProgram, model_name: str) -> dict[str, str]:
-    """mcuq_model.h/.c for one model plus the fixed kernel files."""
+def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | None = None) -> dict[str, str]:
+    """mcuq_model.h/.c for one model plus the fixed kernel files. ``api``: the generated API's
+    context (mcuq.project.api); its prefix renames the model's external symbols."""
     assert program.plan is not None
     info = program.info
     plan = program.plan
@@ -64,6 +66,7 @@ def render_c_model(program: CProgram, model_name: str) -> dict[str, str]:
 
     context = {
         "banner": BANNER, "mcuq_version": __version__, "model_name": model_name, "ops": info.ops,
+        "api": api or {"prefix": model_prefix(model_name)},
         "arena_bytes": plan.arena_bytes, "arena_words": max(1, (plan.arena_bytes + 3) // 4), "lower_bound": plan.lower_bound,
         "inputs": [io(i) for i in info.inputs], "outputs": [io(i) for i in info.outputs],
         "calls": [_call_context(program, call) for call in program.calls], "simd": program.simd,
@@ -139,10 +142,11 @@ C_PROJECT_FILES: list[tuple[str, str]] = [
     ("c/src/mcuq_selftest.h.j2", "src/mcuq_selftest.h"),
     ("c/src/mcuq_selftest.c.j2", "src/mcuq_selftest.c"),
     ("c/src/main.cpp.j2", "src/main.cpp"),
+    ("c/src/mcuq_api.c.j2", "src/mcuq_api.c"),
     ("c/test/test_native/test_main.c.j2", "test/test_native/test_main.c"),
     ("c/tests/test_host.py.j2", "tests/test_host.py"),
 ]
-C_USER_FILES: list[tuple[str, str]] = [("c/src/app.cpp.j2", "src/app.cpp")]
+C_USER_FILES: list[tuple[str, str]] = [("api/app.cpp.j2", "src/app.cpp")]
 # ESP-IDF boards (framework espidf): the CMake project PlatformIO and idf.py both build.
 C_ESP_IDF_FILES: list[tuple[str, str]] = [
     ("c/espidf/CMakeLists.txt.j2", "CMakeLists.txt"),
@@ -153,7 +157,7 @@ C_ESP_IDF_FILES: list[tuple[str, str]] = [
 
 def selftest_sources(program: CProgram, model_name: str, context: dict[str, Any]) -> dict[str, str]:
     """The C files of the self-test firmware (model, kernels, golden vectors, self-test)."""
-    files = render_c_model(program, model_name)
+    files = render_c_model(program, model_name, context.get("api"))
     env = environment()
     for name in ("mcuq_golden.h", "mcuq_golden.c", "mcuq_selftest.h", "mcuq_selftest.c"):
         files[name] = env.get_template(f"c/src/{name}.j2").render(**context)
@@ -170,5 +174,6 @@ def render_c_project(program: CProgram, model_name: str, context: dict[str, Any]
     esp_idf = bool(getattr(board, "is_esp_idf", False) or (isinstance(board, dict) and board.get("is_esp_idf")))
     for template, path in C_PROJECT_FILES + (C_ESP_IDF_FILES if esp_idf else []):
         files[path] = env.get_template(template).render(**context)
+    files.update(render_api(context))
     users = {path: env.get_template(template).render(**context) for template, path in C_USER_FILES}
     return files, users

@@ -26,6 +26,7 @@ from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, ValidationFailed
 from mcuq.model.info import ModelInfo, parse_model
+from mcuq.project.api import render_api
 from mcuq.project.render import c_byte_array, environment
 from mcuq.project.writer import MANIFEST
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
@@ -165,7 +166,6 @@ TFLM_FILES: list[tuple[str, str, str]] = [
     ("tflm/src/golden_vectors.cpp.j2", "src/golden_vectors.cpp", "always"),
     ("tflm/src/mcuq_checks.h.j2", "src/mcuq_checks.h", "always"),
     ("tflm/src/mcuq_checks.cpp.j2", "src/mcuq_checks.cpp", "always"),
-    ("tflm/src/mcuq_platform.h.j2", "src/mcuq_platform.h", "always"),
     ("tflm/src/op_resolver.h.j2", "src/op_resolver.h", "always"),
     ("tflm/src/mcuq_model.h.j2", "src/mcuq_model.h", "always"),
     ("tflm/src/mcuq_model.cpp.j2", "src/mcuq_model.cpp", "always"),
@@ -179,11 +179,11 @@ TFLM_FILES: list[tuple[str, str, str]] = [
     ("tflm/espidf/sdkconfig.defaults.j2", "sdkconfig.defaults", "espidf"),
 ]
 # Created once, then owned by the user: never overwritten, not even with --force.
-TFLM_USER_FILES: list[tuple[str, str]] = [("tflm/src/app.cpp.j2", "src/app.cpp")]
+TFLM_USER_FILES: list[tuple[str, str]] = [("api/app.cpp.j2", "src/app.cpp")]
 
 
 
-ARRAY_RE = re.compile(r"g_mcuq_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}")
+ARRAY_RE = re.compile(r"g_\w+_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}")
 MODEL_SOURCE = "src/model_data.cpp"
 GOLDEN_SOURCE = "src/golden_vectors.cpp"
 INT8_MODEL_PATH = "mcuq/model_int8.tflite"  # written by deploy for every runtime
@@ -193,7 +193,7 @@ def model_bytes_from_c_text(text: str, where: str = MODEL_SOURCE) -> bytes:
     """The bytes of the g_mcuq_model_data array in a model_data.cpp text."""
     match = ARRAY_RE.search(text)
     if match is None:
-        raise ValidationFailed(f"{where}: no g_mcuq_model_data array found")
+        raise ValidationFailed(f"{where}: no g_<name>_model_data array found")
     tokens = [tok for tok in re.split(r"[\s,]+", match.group("body")) if tok]
     try:
         return bytes(int(tok, 0) for tok in tokens)
@@ -286,6 +286,7 @@ class TflmBackend:
         framework = job.board.platformio["framework"]
         files: dict[str, str | bytes] = {path: env.get_template(template).render(**context)
                                          for template, path, when in TFLM_FILES if when in ("always", framework)}
+        files.update(render_api(context))
         users = {path: env.get_template(template).render(**context) for template, path in TFLM_USER_FILES}
         # Proven once, here: the C array the firmware flashes is exactly the model. validate then
         # trusts the file hashes and reads the model from mcuq/model_int8.tflite.
