@@ -255,7 +255,7 @@ def per_channel_rows(quantized: dict[str, Any]) -> list[list[Any]]:
         sample = [quantize_array(data.sample_for(0, info.input_names)[k], t) for k, t in enumerate(info.input_tensors)]
         dense = sum(1 for op in info.ops if op.name == "FULLY_CONNECTED")
 
-        def arena(raw: bytes) -> int:
+        def arena(raw: bytes, sample: list[np.ndarray] = sample) -> int:
             return plan_arena(parse_model(raw), measure_min_arena(raw, sample), kernels).target_bytes
 
         if q.dense_per_channel_tflite is None:
@@ -272,20 +272,53 @@ def per_channel_rows(quantized: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+PER_CHANNEL_TITLE = "Per-channel Dense vs `--per-channel auto` (esp32 arena plan, bytes; fidelity on validation data, x86 TFLite Micro)"
+PER_CHANNEL_HEADERS = ["model", "Dense layers", "arena, per-channel Dense", "arena, auto choice", "saved", "metric",
+                       "per-channel Dense", "per-tensor Dense", "auto kept"]
+
+
+def update_per_channel_section(quantized: dict[str, Any], command: str, started: float) -> int:
+    """Measure only the per-channel table and replace its section in RESULTS.md (the other
+    tables keep the numbers, command and date of their own run)."""
+    text = table(PER_CHANNEL_TITLE, PER_CHANNEL_HEADERS, per_channel_rows(quantized))
+    note = (f"Measured separately: `{command}`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, {machine()}. "
+            "digits: accuracy on examples/digits/val.npz (labels); sine: SNR on examples/sine/val.npz; the MLPerf-class "
+            "models are trained on synthetic data, so their figure is the output SNR against float on 100 fresh samples.\n")
+    results = HERE / "RESULTS.md"
+    body = results.read_text() if results.exists() else "# mcuq benchmark results\n"
+    start = body.find(f"### {PER_CHANNEL_TITLE}")
+    section = text + "\n" + note
+    if start >= 0:
+        end = body.find("\n### ", start + 4)
+        end = body.find("\nNot measured here", start) if end < 0 else end
+        body = body[:start] + section + (body[end + 1 :] if end >= 0 else "")
+    else:
+        anchor = body.find("### Pipeline time")
+        body = body[:anchor] + section + "\n" + body[anchor:] if anchor >= 0 else body + "\n" + section
+    results.write_text(body)
+    print(f"updated the per-channel section of {results} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="digits and sine only")
     parser.add_argument("--skip-emulators", action="store_true", help="no avr-gcc/simavr/qemu runs")
+    parser.add_argument("--per-channel-only", action="store_true",
+                        help="only the per-channel Dense vs auto table, replaced in place in RESULTS.md")
     args = parser.parse_args()
     started = time.perf_counter()
     from mcuq.frontend.tf import import_tensorflow
 
     import_tensorflow()  # quiet TensorFlow before the model builders import Keras
-    command = "python benchmarks/run.py" + (" --quick" if args.quick else "") + (" --skip-emulators" if args.skip_emulators else "")
+    command = ("python benchmarks/run.py" + (" --quick" if args.quick else "") + (" --skip-emulators" if args.skip_emulators else "")
+               + (" --per-channel-only" if args.per_channel_only else ""))
     out = [f"# mcuq benchmark results\n\nCommand: `{command}`  \nDate: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  \n"
            f"Machine: {machine()}\n\nEvery number below was measured in this one run; ratios compare numbers from the same run.\n"]
     models = build_models(args.quick)
     quantized = {name: quantize(path, str(cal)) for name, (path, cal) in models.items()}
+    if args.per_channel_only:
+        return update_per_channel_section(quantized, command, started)
     rows = [measure_model(name, q, not args.skip_emulators) for name, q in quantized.items()]
 
     def ratio(v: Any, lb: Any) -> str:
@@ -306,11 +339,7 @@ def main() -> int:
              "MACs per instruction", "M4 self-test", "dominant op (M4)"],
             [[r["name"], r["macs"], r["model_bytes"], *emu_cells(r.get("avr", "n/a"), r["macs"]), r.get("avr_dominant", "-"),
               *emu_cells(r.get("cm4", "n/a"), r["macs"]), r.get("cm4_dominant", "-")] for r in rows]))
-    out.append(table(
-        "Per-channel Dense vs `--per-channel auto` (esp32 arena plan, bytes; fidelity on validation data, x86 TFLite Micro)",
-        ["model", "Dense layers", "arena, per-channel Dense", "arena, auto choice", "saved", "metric", "per-channel Dense",
-         "per-tensor Dense", "auto kept"],
-        per_channel_rows(quantized)))
+    out.append(table(PER_CHANNEL_TITLE, PER_CHANNEL_HEADERS, per_channel_rows(quantized)))
     out.append(table(
         "Pipeline time of `mcuq deploy --board esp32` (seconds, wall clock)",
         ["model", "TensorFlow import", "conversion", "arena search + fit", "golden vectors + code generation", "validation", "other", "total"],

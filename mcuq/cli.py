@@ -169,7 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the board's TFLite Micro library sources: golden vectors and the exact arena then come from "
                         "that library (default: the output folder's .pio/libdeps or managed_components, if present)")
     p.add_argument("--golden", type=int, metavar="N", help="golden vectors checked at boot (default 4)")
-    p.add_argument("--data", metavar="VAL", help="validation data (.npz with inputs and optional labels)")
+    p.add_argument("--data", metavar="VAL", help="validation data (.npz with one array per input name, optional 'labels' "
+                                                 "and 'label_names'); with --per-channel auto it decides per-channel Dense")
+    p.add_argument("--name", help="C prefix of the generated API (default: from the model's name): NAME_init(), NAME_model.h")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line: a label table in the generated code and the report")
     p.add_argument("--force", action="store_true", help="replace the files of a previous mcuq project in --out (never your own files)")
     p.add_argument("--config", default=None, help="project config file (default ./mcuq.toml when no MODEL is given)")
     p.add_argument("--json", action="store_true", help="print the deploy summary as JSON")

@@ -10,16 +10,17 @@ from __future__ import annotations
 import argparse
 import platform
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mcuq import __version__
-from mcuq.backends.base import BackendPlan, DeployJob, get_backend
+from mcuq.backends.base import Backend, BackendPlan, DeployJob, get_backend
 from mcuq.boards import Board, get_board
 from mcuq.checks.golden import GOLDEN_DATA, golden_data, prove_sources
+from mcuq.checks.weight_scales import PER_CHANNEL, PER_TENSOR, DenseScaleChoice, choose_dense_scales
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError, UsageError
 from mcuq.common.resources import boards_dir
@@ -27,7 +28,8 @@ from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
 from mcuq.frontend.config import load_config
 from mcuq.frontend.converter import QuantizedModel, QuantizeOptions, quantize
 from mcuq.frontend.tf import tensorflow_version
-from mcuq.model.info import ModelInfo, quantize_array
+from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model, quantize_array
+from mcuq.project.api import check_labels, load_labels, model_prefix
 from mcuq.project.context import common_context
 from mcuq.project.manifest import BoardRecord, GoldenRecord, Manifest, ModelRecord, project_relative
 from mcuq.project.writer import WriteResult, check_output_dir, mark_validated, sha256_bytes, write_project
@@ -54,6 +56,8 @@ class DeployRequest:
     options: dict[str, Any] = field(default_factory=dict)
     config: str | None = None
     tflm_source: str | None = None
+    name: str | None = None  # C prefix of the generated API (default: from the model's name)
+    labels: str | None = None  # class names file (else 'label_names' in the validation .npz)
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> DeployRequest:
@@ -68,7 +72,7 @@ class DeployRequest:
 
         options = {k: v for k, v in {
             "io": pick("io", args.io), "activations": pick("activations", args.activations),
-            "per_channel": (False if args.per_tensor else config.get("per_channel")),
+            "per_channel": ("none" if args.per_tensor else pick("per_channel", args.per_channel)),
             "calibration_samples": pick("calibration_samples", args.calibration_samples),
             "seed": pick("seed", args.seed), "image_scale": pick("image_scale", args.image_scale),
         }.items() if v is not None}
@@ -77,6 +81,7 @@ class DeployRequest:
             out=pick("out", args.out), runtime=pick("runtime", args.runtime), arena_size=pick("arena_size", args.arena_size),
             calibration=pick("calibration", args.calibration), data=pick("data", args.data), golden=pick("golden", args.golden),
             force=args.force, options=options, config=config_path, tflm_source=pick("tflm_source", getattr(args, "tflm_source", None)),
+            name=pick("name", getattr(args, "name", None)), labels=pick("labels", getattr(args, "labels", None)),
         )
 
 
@@ -128,7 +133,8 @@ def _golden_inputs(q: QuantizedModel, data: SampleSet | None, count: int, seed: 
     if source is not None:
         n = min(count, source.count)
         index = np.sort(np.random.default_rng(seed).choice(source.count, n, replace=False))
-        samples = [[quantize_array(x, t) for x, t in zip(source.sample(int(i)), info.input_tensors)] for i in index]
+        samples = [[quantize_array(x, t) for x, t in zip(source.sample_for(int(i), info.input_names), info.input_tensors)]
+                   for i in index]
         return samples, f"{'validation data' if data is not None else 'calibration set'} {_relative_source(source.source, out_dir)}"
     rng = np.random.default_rng(seed)
     samples = []
@@ -147,8 +153,37 @@ def _golden_inputs(q: QuantizedModel, data: SampleSet | None, count: int, seed: 
 def _load_validation(path: str | None, info: ModelInfo, options: QuantizeOptions) -> SampleSet | None:
     if path is None:
         return None
-    specs = [InputSpec(t.name, t.shape[1:]) for t in info.input_tensors]
+    specs = [InputSpec(n, t.shape[1:]) for n, t in zip(info.input_names, info.input_tensors)]
     return load_samples(path, specs, max_samples=None, seed=options.seed, image_scale=options.image_scale, what="validation data")
+
+
+def _labels(request: DeployRequest, data: SampleSet | None) -> tuple[list[str], str | None]:
+    """Class names: --labels FILE, else the 'label_names' array of the validation .npz."""
+    if request.labels:
+        return load_labels(request.labels), Path(request.labels).name
+    if data is not None and data.label_names:
+        return list(data.label_names), f"label_names in {Path(data.source).name}"
+    return [], None
+
+
+def _choose_dense_scales(backend: Backend, board: Board, q: QuantizedModel, data: SampleSet | None,
+                         console: Console) -> tuple[QuantizedModel, DenseScaleChoice | None]:
+    """--per-channel auto: per-tensor Dense unless the validation data says it costs accuracy
+    (mcuq.checks.weight_scales); both arenas are measured by the backend either way."""
+    alternative = q.dense_per_channel_tflite
+    if alternative is None:
+        return q, None
+    rule = backend.per_channel_dense_rule(board)
+    with console.step("weighing per-tensor against per-channel Dense" + (" on the validation data" if data else "")):
+        choice = choose_dense_scales(q.tflite, alternative, q.float_tflite, data, rule is None, rule or "")
+        alt_info = parse_model(alternative, "per-channel Dense variant")
+        sample: list[np.ndarray] = [np.zeros(t.shape, dtype=NUMPY_DTYPES[t.dtype]) for t in q.info.input_tensors]
+        choice.arenas = {PER_TENSOR: backend.arena_bytes(q.info, board, sample),
+                         PER_CHANNEL: backend.arena_bytes(alt_info, board, sample)}
+    console.info(f"weight scales: {choice.summary()}")
+    if choice.per_channel:
+        q = replace(q, tflite=alternative, info=alt_info)
+    return q, choice
 
 
 def _resolve_board(request: DeployRequest) -> Board:
@@ -183,15 +218,19 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
         raise MCUQError(reason)
     model_path = Path(request.model)
     name = model_display_name(model_path)
+    prefix = model_prefix(request.name, explicit=True) if request.name else model_prefix(name)
     out_dir = Path(request.out or Path("build") / f"{board.id}-{name}")
     check_output_dir(out_dir, request.force)  # refuse early, before minutes of work
     console.info(f"mcuq deploy: {model_path} -> {board.id} ({backend.name}) in {out_dir}")
     options = QuantizeOptions(**request.options)
     quantized = quantize(model_path, request.calibration, options=options, console=console)
     validation_data = _load_validation(request.data, quantized.info, quantized.options)
+    labels, labels_source = _labels(request, validation_data)
+    check_labels(labels, quantized.info, labels_source or "labels")
+    quantized, choice = _choose_dense_scales(backend, board, quantized, validation_data, console)
     golden_in, golden_source = _golden_inputs(quantized, validation_data, golden_count, options.seed, out_dir)
     job = DeployJob(quantized, board, name, golden_in, golden_source, request.arena_size, request.tflm_source, out_dir,
-                    runtime=backend.name)
+                    runtime=backend.name, prefix=prefix, labels=tuple(labels), labels_source=labels_source)
     plan = backend.plan(job, console)
     rendered = backend.render(job, plan, common_context(job, plan.golden_out))
     files: dict[str, str | bytes] = {**rendered.files, **plan.extra_files}
@@ -203,6 +242,9 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     if quantized.float_tflite is not None:
         files[FLOAT_MODEL_PATH] = quantized.float_tflite
     manifest = build_manifest(job, backend.name, plan, request, out_dir)
+    manifest = replace(manifest, weight_scales=choice.as_dict() if choice is not None else None, api={
+        "prefix": job.prefix, "header": f"src/{job.prefix}_model.h", "labels": list(labels), "labels_source": labels_source,
+        "inputs": list(quantized.info.input_names), "outputs": list(quantized.info.output_names)})
     with console.step(f"writing the project to {out_dir}"):
         written = write_project(out_dir, files, dict(rendered.user_files), manifest, request.force, mark_unvalidated=True)
     record = written.manifest.as_dict() if written.manifest is not None else manifest.as_dict()
@@ -264,6 +306,14 @@ def format_summary(result: DeployResult) -> str:
         f"arena:   {a['target_bytes']:,} bytes {'in PSRAM' if f['arena_in_psram'] else 'static'}  [{a['how']}]",
         f"fit:     RAM {f['ram_bytes']:,} / {f['ram_budget']:,}   flash {f['flash_bytes']:,} / {f['flash_budget']:,}  ({f['method'].split(':')[0]})",
     ]
+    scales = m.get("weight_scales")
+    if scales:
+        arenas = ", ".join(f"{k} {v:,} B" for k, v in scales["arena_bytes"].items())
+        lines.append(f"weights: conv per-channel; {scales['kept']} kept: {scales['reason']}  [arena: {arenas}]")
+    api = m.get("api") or {}
+    if api:
+        labels = f", {len(api['labels'])} labels" if api.get("labels") else ""
+        lines.append(f"api:     {api['header']} ({api['prefix']}_init/_invoke/_input/_output/_argmax{labels})")
     lines.extend(result.extra_summary)
     if q.random_calibration:
         lines.append("WARNING: calibrated on random data: ACCURACY UNVERIFIED")

@@ -65,7 +65,7 @@ def _validation_data(project: Path, data: str | None, manifest: dict[str, Any], 
         return None
     if not data and not Path(path).exists():
         return None  # recorded at deploy time, since moved: validate without it
-    specs = [InputSpec(t.name, t.shape[1:]) for t in info.input_tensors]
+    specs = [InputSpec(n, t.shape[1:]) for n, t in zip(info.input_names, info.input_tensors)]
     q = manifest.get("quantization", {})
     samples = load_samples(path, specs, max_samples=None, seed=q.get("calibration_seed", 0),
                            image_scale=q.get("image_scale", "0..1"), what="validation data")
@@ -154,6 +154,8 @@ def _write_reports(project: Path, report: ValidationReport, manifest: dict[str, 
         "float_bytes": len(float_model) if float_model else None, "arena_bytes": manifest["arena"]["target_bytes"],
         "arena_how": manifest["arena"]["how"], "fit": manifest["fit"], "random_calibration": q.get("random_calibration", False),
         "runtime_sizes": section["sizes"], "runtime_sizes_title": section.get("sizes_title", ""),
+        "weight_scales": manifest.get("weight_scales"), "per_channel_note": section.get("per_channel_note", ""),
+        "labels": (manifest.get("api") or {}).get("labels") or [],
     }
     data["ops"] = [{"index": op.index, "op": op.name, "macs": op.macs, "optimized": op.name in optimized, "layer": info.layer_of_op(op)} for op in info.ops]
     data["worst_layers"] = diagnose(report.per_layer)

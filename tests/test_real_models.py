@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import _plain_convert
-from mcuq.common.errors import CalibrationError, ConversionError
+from conftest import ROOT, _plain_convert, need
+from mcuq.common.errors import CalibrationError, ConversionError, MCUQError
 from mcuq.frontend.converter import QuantizeOptions, quantize
 from mcuq.frontend.fullint8 import shape_tensors
 
@@ -89,3 +89,147 @@ def test_per_channel_option_is_checked():
         QuantizeOptions(per_channel="sometimes").validate()
     assert QuantizeOptions(per_channel=False).per_channel == "none"  # older configs say true/false
     assert QuantizeOptions(per_channel=True).per_channel == "all"
+
+
+# --- deploy, validate and (plain C) emulate them ---------------------------------------------
+
+def _deploy(tmp_path, folder, **kwargs):
+    from mcuq.deploy import DeployRequest, deploy
+
+    result = deploy(DeployRequest(out=str(tmp_path / folder), **kwargs))
+    assert result.ok, [c for c in result.validation.checks if not c.passed]
+    return result
+
+
+def test_standard_converter_files_deploy_and_validate_on_tflite_micro(plain_tflites, tmp_path):
+    val = str(ROOT / "examples" / "digits" / "val.npz")
+    for key in ("digits_int8", "digits_float_io"):
+        result = _deploy(tmp_path, key, model=str(plain_tflites[key]), board="esp32", data=val)
+        accuracy = result.validation.metrics["outputs"][0]["ACC_int8"]
+        assert accuracy > 0.9
+        header = (tmp_path / key / "src" / f"{key}_model.h").read_text()
+        io_type = "MCUQ_FLOAT32" if key == "digits_float_io" else "MCUQ_INT8"
+        assert header.count(io_type) >= 2, "the wrapper's input and output infos carry the model's I/O type"
+        assert '"output_0"' in header and "StatefulPartitionedCall" not in header
+
+
+def test_standard_converter_file_runs_in_the_plain_c_emulator(plain_tflites, tmp_path):
+    need("avr-gcc")
+    need("simavr")
+    result = _deploy(tmp_path, "sine", model=str(plain_tflites["sine_int8"]), board="uno", data=str(ROOT / "examples" / "sine" / "val.npz"))
+    emulation = result.manifest["c_runtime"]["emulation"]
+    assert emulation["passed"] and emulation["target"]
+
+
+def test_plain_c_refuses_float_io_naming_io_int8(plain_tflites, tmp_path):
+    from mcuq.deploy import DeployRequest, deploy
+
+    with pytest.raises(MCUQError) as err:
+        deploy(DeployRequest(model=str(plain_tflites["digits_float_io"]), board="uno", out=str(tmp_path / "p")))
+    assert "--io int8" in str(err.value) and "float32 input/output" in str(err.value)
+    assert not (tmp_path / "p").exists()
+
+
+def test_two_input_two_output_model_deploys_on_both_runtimes(two_io, tmp_path):
+    common = {"model": str(two_io["model"]), "calibration": str(two_io["cal"]), "data": str(two_io["val"])}
+    tflm = _deploy(tmp_path, "tflm", board="esp32", **common)
+    outputs = {o["name"]: o for o in tflm.validation.metrics["outputs"]}
+    assert set(outputs) == {"activity", "energy"}
+    assert outputs["activity"]["ACC_int8"] > 0.8 and outputs["energy"]["SNR_dB"] > 10
+    assert tflm.manifest["api"]["inputs"] == ["accel", "gyro"] or set(tflm.manifest["api"]["inputs"]) == {"accel", "gyro"}
+    header = (tmp_path / "tflm" / "src" / "two_io_model.h").read_text()
+    assert "TWO_IO_INPUT_ACCEL" in header and "TWO_IO_OUTPUT_ENERGY" in header
+    report = (tmp_path / "tflm" / "report.html").read_text()
+    assert "activity" in report and "energy" in report
+    need("avr-gcc")
+    need("simavr")
+    c = _deploy(tmp_path, "c", board="uno", **common)
+    assert c.manifest["c_runtime"]["emulation"]["passed"]
+    assert any(ch.name.startswith("validation samples") or "bit-exact" in ch.detail for ch in c.validation.checks)
+
+
+def test_validation_npz_with_a_missing_input_lists_the_names(two_io, tmp_path):
+    from mcuq.deploy import DeployRequest, deploy
+
+    bad = tmp_path / "val.npz"
+    np.savez(bad, accel=np.zeros((4, 8), np.float32))
+    with pytest.raises(CalibrationError) as err:
+        deploy(DeployRequest(model=str(two_io["model"]), calibration=str(two_io["cal"]), data=str(bad), board="esp32",
+                             out=str(tmp_path / "p")))
+    assert "'gyro'" in str(err.value) and "accel, gyro" in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def outlier_model(tmp_path_factory):
+    """A Dense layer with one huge weight that float never uses: per-tensor int8 wrecks it."""
+    import keras
+
+    out = tmp_path_factory.mktemp("outlier")
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((8,), name="x")
+    h = keras.layers.Dense(16, activation="relu", name="fc1")(inp)
+    h = keras.layers.Dense(16, activation="relu", name="bad")(h)
+    model = keras.Model(inp, keras.layers.Dense(4, name="out")(h))
+    w1, b1 = model.get_layer("fc1").get_weights()
+    w1[:, 0], b1[0] = 0.0, -1.0
+    model.get_layer("fc1").set_weights([w1, b1])
+    w2, b2 = model.get_layer("bad").get_weights()
+    w2[0, 0] = 400.0
+    model.get_layer("bad").set_weights([w2, b2])
+    model.save(out / "outlier.keras")
+    rng = np.random.default_rng(0)
+    np.save(out / "cal.npy", rng.normal(size=(200, 8)).astype(np.float32))
+    np.savez(out / "val.npz", x=rng.normal(size=(64, 8)).astype(np.float32))
+    return out
+
+
+def test_auto_keeps_per_channel_dense_when_validation_shows_the_loss(outlier_model, tmp_path):
+    result = _deploy(tmp_path, "p", model=str(outlier_model / "outlier.keras"), board="esp32",
+                     calibration=str(outlier_model / "cal.npy"), data=str(outlier_model / "val.npz"))
+    choice = result.manifest["weight_scales"]
+    assert choice["kept"] == "per-channel Dense" and "dB SNR" in choice["reason"]
+    assert choice["measured"]["per-channel Dense"] > choice["measured"]["per-tensor Dense"] + 1
+    assert choice["arena_bytes"]["per-channel Dense"] > choice["arena_bytes"]["per-tensor Dense"]
+    assert result.manifest["arena"]["target_bytes"] == choice["arena_bytes"]["per-channel Dense"]
+    info = result.quantized.info
+    assert any(t.quant.per_channel for op in info.ops if op.name == "FULLY_CONNECTED" for t in [info.tensors[op.inputs[1]]])
+    lock = (tmp_path / "p" / "mcuq.lock.json").read_text()
+    assert "per-channel Dense" in lock
+    report = (tmp_path / "p" / "report.html").read_text()
+    assert "Weight scales" in report and "per-channel Dense (kept)" in report
+
+
+def test_auto_keeps_per_tensor_dense_without_validation_data_and_says_so(outlier_model, tmp_path):
+    from mcuq.deploy import format_summary
+
+    result = _deploy(tmp_path, "p", model=str(outlier_model / "outlier.keras"), board="esp32",
+                     calibration=str(outlier_model / "cal.npy"))
+    choice = result.manifest["weight_scales"]
+    assert choice["kept"] == "per-tensor Dense" and "no validation data" in choice["reason"]
+    summary = format_summary(result)
+    assert "per-tensor Dense kept" in summary and "per-channel Dense" in summary
+
+
+def test_per_channel_dense_is_a_rule_on_the_arduino_library(outlier_model, tmp_path):
+    result = _deploy(tmp_path, "p", model=str(outlier_model / "outlier.keras"), board="nano33ble",
+                     calibration=str(outlier_model / "cal.npy"), data=str(outlier_model / "val.npz"))
+    choice = result.manifest["weight_scales"]
+    assert choice["kept"] == "per-tensor Dense" and choice["reason"].startswith("rule:")
+
+
+def test_labels_go_into_the_generated_code_and_the_report(digits_tflite, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]) + "\n")
+    result = _deploy(tmp_path, "p", model=str(digits_tflite), board="esp32", data=str(ROOT / "examples" / "digits" / "val.npz"),
+                     labels=str(labels), name="digits")
+    header = (tmp_path / "p" / "src" / "digits_model.h").read_text()
+    assert '"zero", "one", "two"' in header and "DIGITS_NUM_LABELS 10" in header and "digits_label(int c)" in header
+    assert result.manifest["api"]["labels"][9] == "nine"
+    from mcuq.deploy import DeployRequest, deploy
+
+    with pytest.raises(MCUQError, match="3 labels"):
+        short = tmp_path / "three.txt"
+        short.write_text("a\nb\nc\n")
+        deploy(DeployRequest(model=str(digits_tflite), board="esp32", labels=str(short), out=str(tmp_path / "q")))
+    with pytest.raises(MCUQError, match="C identifier"):
+        deploy(DeployRequest(model=str(digits_tflite), board="esp32", name="2 digits", out=str(tmp_path / "r")))

@@ -158,6 +158,14 @@ class Backend(Protocol):
         """Why this runtime cannot serve the board (None when it can)."""
         ...
 
+    def per_channel_dense_rule(self, board: Board) -> str | None:
+        """Why per-channel Dense is not allowed on this board (None: it is a choice)."""
+        ...
+
+    def arena_bytes(self, info: ModelInfo, board: Board, sample: list[np.ndarray]) -> int:
+        """The working memory this model would need on the board (for the per-channel choice)."""
+        ...
+
     def plan(self, job: DeployJob, console: Console) -> BackendPlan:
         """Check ops, plan memory, compute golden outputs, build/emulate where possible, check the fit."""
         ...

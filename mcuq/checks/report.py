@@ -70,9 +70,14 @@ def layer_chart(rows: list[dict[str, Any]]) -> str:
     return _png(fig)
 
 
-def confusion_chart(matrix: list[list[int]], title: str) -> str:
-    fig, ax = _figure(3.4, 3.0)
+def confusion_chart(matrix: list[list[int]], title: str, labels: list[str] | None = None) -> str:
+    """Rows: true class, columns: predicted; axes carry the class names when the project has them."""
     m = np.asarray(matrix)
+    named = bool(labels) and labels is not None and len(labels) == len(m)
+    fig, ax = _figure(3.4 if not named else 4.6, 3.0 if not named else 4.2)
+    if named and labels is not None:
+        ax.set_xticks(range(len(labels)), [str(label)[:12] for label in labels], rotation=90, fontsize=6)
+        ax.set_yticks(range(len(labels)), [str(label)[:12] for label in labels], fontsize=6)
     ax.imshow(m, cmap="Blues")
     for (i, j), v in np.ndenumerate(m):
         if v:
@@ -147,12 +152,23 @@ def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo
         ops=[[o["index"], o["op"], o["macs"], "yes" if o["optimized"] else "reference", o["layer"]] for o in data["ops"]],
         metrics=metrics if outputs else None, metric_keys=METRIC_KEYS,
         metric_rows=[[o["name"], *[o.get(k, "-") for k in METRIC_KEYS]] for o in outputs],
-        confusion_images=[[confusion_chart(o[k], t) for k, t in (("confusion_float", "float"), ("confusion_int8", "int8")) if k in o]
-                          for o in outputs],
+        confusion_images=[[confusion_chart(o[k], f"{o['name']}: {t}", s.get("labels")) for k, t in
+                           (("confusion_float", "float"), ("confusion_int8", "int8")) if k in o] for o in outputs],
         per_layer=[[r["op_index"], r["op"], r["layer"], r["SNR_dB"], r["COS"], r["drop_dB"], f"{r['saturation']:.1%}"] for r in per_layer],
         layer_image=layer_chart(per_layer) if per_layer else "", worst_layers=data.get("worst_layers", []),
-        weights=data.get("weights", []),
+        weights=data.get("weights", []), **_weight_scale_rows(s.get("weight_scales")),
     )
+
+
+def _weight_scale_rows(choice: dict[str, Any] | None) -> dict[str, Any]:
+    """Both Dense variants with their arena (and validation figure when it was measured)."""
+    if not choice:
+        return {"weight_headers": [], "weight_rows": []}
+    measured = choice.get("measured") or {}
+    headers = ["Dense weights", "arena (bytes)"] + ([f"validation {measured['metric']}"] if measured else [])
+    rows = [[variant + (" (kept)" if variant == choice["kept"] else ""), arena] + ([measured.get(variant, "-")] if measured else [])
+            for variant, arena in choice.get("arena_bytes", {}).items()]
+    return {"weight_headers": headers, "weight_rows": rows}
 
 
 def weight_pictures(q: ModelInfo, float_info: ModelInfo | None, pairs: list[Any]) -> list[dict[str, Any]]:

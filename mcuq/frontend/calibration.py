@@ -44,6 +44,7 @@ class SampleSet:
     labels: np.ndarray | None = None
     targets: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    label_names: list[str] = field(default_factory=list)  # class names ('label_names' in a .npz)
 
     @property
     def count(self) -> int:
@@ -66,7 +67,8 @@ class SampleSet:
     def subset(self, index: np.ndarray) -> SampleSet:
         labels = self.labels[index] if self.labels is not None else None
         targets = {k: v[index] for k, v in self.targets.items()}
-        return SampleSet({k: v[index] for k, v in self.arrays.items()}, self.source, self.random, labels, targets, self.notes)
+        return SampleSet({k: v[index] for k, v in self.arrays.items()}, self.source, self.random, labels, targets, self.notes,
+                         self.label_names)
 
 
 def load_samples(
@@ -133,6 +135,8 @@ def _from_npz(path: Path, inputs: list[InputSpec]) -> SampleSet:
     except Exception as exc:  # noqa: BLE001
         raise CalibrationError(f"{path}: cannot read as .npz ({exc})") from None
     labels = arrays.pop("labels", arrays.pop("y_true", None))
+    names = arrays.pop("label_names", arrays.pop("class_names", None))
+    label_names = [str(n) for n in names.reshape(-1)] if names is not None else []
     chosen: dict[str, np.ndarray] = {}
     for spec in inputs:
         if spec.name in arrays:
@@ -147,7 +151,7 @@ def _from_npz(path: Path, inputs: list[InputSpec]) -> SampleSet:
                 f"name one array per model input: {', '.join(i.name for i in inputs)}"
             )
     targets = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray)}
-    return SampleSet(chosen, str(path), labels=labels, targets=targets)
+    return SampleSet(chosen, str(path), labels=labels, targets=targets, label_names=label_names)
 
 
 def _from_csv(path: Path, inputs: list[InputSpec]) -> SampleSet:

@@ -12,9 +12,9 @@ from mcuq.common.errors import MCUQError
 KEYS: dict[str, type | tuple[type, ...]] = {
     "model": str, "calibration": str, "data": str, "board": str, "board_file": str, "out": str, "runtime": str,
     "arena_size": int, "io": str, "activations": str, "per_channel": (str, bool), "calibration_samples": int,
-    "seed": int, "image_scale": str, "golden": int, "tflm_source": str,
+    "seed": int, "image_scale": str, "golden": int, "tflm_source": str, "name": str, "labels": str,
 }
-PATH_KEYS = {"model", "calibration", "data", "board_file", "out", "tflm_source"}
+PATH_KEYS = {"model", "calibration", "data", "board_file", "out", "tflm_source", "labels"}
 POSITIVE_KEYS = {"arena_size", "calibration_samples", "golden"}
 CHOICES: dict[str, tuple[Any, ...]] = {
     "io": ("int8", "uint8", "float32"), "activations": ("int8", "int16"), "per_channel": ("auto", "all", "none", True, False),
@@ -49,6 +49,8 @@ board = "{board}"                       # see `mcuq boards`
 # seed = 0
 # image_scale = "0..1"              # 0..1 | -1..1 | 0..255 for image-folder calibration
 # golden = 4                        # golden vectors checked at boot
+# name = "kws"                      # C prefix of the generated API: kws_init(), kws_model.h
+# labels = "labels.txt"             # class names, one per line (generated label table, report)
 """
 
 

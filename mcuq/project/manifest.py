@@ -103,6 +103,10 @@ class Manifest:
     arena: dict[str, Any]
     fit: dict[str, Any]
     runtime_section: dict[str, Any] = field(default_factory=dict)
+    # --per-channel auto: which Dense quantization deploy kept, why, both arenas (None: no choice)
+    weight_scales: dict[str, Any] | None = None
+    # The generated API: C prefix, header, class labels, readable input/output names
+    api: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     user_files: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION

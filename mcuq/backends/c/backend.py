@@ -97,6 +97,15 @@ class CBackend:
     def unsupported_reason(self, board: Board) -> str | None:
         return None
 
+    def per_channel_dense_rule(self, board: Board) -> str | None:
+        return None
+
+    def arena_bytes(self, info: ModelInfo, board: Board, sample: list[np.ndarray]) -> int:
+        """The activation buffer: per-channel multipliers and shifts are const arrays in flash,
+        so per-channel Dense costs this runtime no RAM (both answers are equal)."""
+        program = compile_model(info, simd=uses_simd(board))
+        return program.arena_bytes
+
     def plan(self, job: DeployJob, console: Console) -> BackendPlan:
         info, board, q = job.info, job.board, job.quantized
         if q.options.io != "int8" or q.options.activations != "int8":
@@ -206,7 +215,9 @@ class CBackend:
         elif emulation:
             sizes += [["emulator", emulation.get("not_emulated") or "not run"]]
         return {"library": f"plain-C int8 runtime {manifest.get('mcuq_version', __version__)}, mcuq-c kernels",
-                "optimized_ops": [], "sizes": sizes, "sizes_title": "Plain-C runtime: measured sizes and speed"}
+                "optimized_ops": [], "sizes": sizes, "sizes_title": "Plain-C runtime: measured sizes and speed",
+                "per_channel_note": "The plain-C runtime keeps per-channel multipliers and shifts in flash (const arrays "
+                                    "next to the weights), so per-channel Dense costs it no RAM: both arenas above are equal."}
 
     def summary_lines(self, manifest: dict[str, Any]) -> list[str]:
         emulation = (manifest.get("c_runtime") or {}).get("emulation")

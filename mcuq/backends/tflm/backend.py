@@ -222,6 +222,21 @@ class TflmBackend:
             return f"board {board.id} names no TFLite Micro library ([tflm] section); use --runtime c or another board"
         return None
 
+    def per_channel_dense_rule(self, board: Board) -> str | None:
+        """The board's library decides: Chirale 2.0.0 applies one scale to every channel."""
+        if board.tflm is None:
+            return None
+        library = load_library(board.tflm["library"])
+        if library.features.per_channel_fully_connected:
+            return None
+        return f"{library.name} {library.version}"
+
+    def arena_bytes(self, info: ModelInfo, board: Board, sample: list[np.ndarray]) -> int:
+        """Target arena of this model on the board (x86 measurement + 32-bit and kernel corrections):
+        a per-channel FULLY_CONNECTED keeps two int32 per output channel in it."""
+        kernels = board.tflm["kernels"] if board.tflm else "reference"
+        return plan_arena(info, measure_min_arena(info.raw, sample), kernels).target_bytes
+
     def plan(self, job: DeployJob, console: Console) -> BackendPlan:
         info, board = job.info, job.board
         with console.step("measuring the arena on x86 TFLite Micro and checking the fit"):
@@ -320,7 +335,9 @@ class TflmBackend:
         check = manifest.get("library_check") or {}
         note = f" ({check['note']})" if check.get("note") else ""
         return {"library": f"{library.get('name', '?')} {library.get('version', '?')}, {kernels} kernels{note}",
-                "optimized_ops": sorted(optimized_kernel_ops().get(kernels, frozenset())), "sizes": []}
+                "optimized_ops": sorted(optimized_kernel_ops().get(kernels, frozenset())), "sizes": [],
+                "per_channel_note": "TFLite Micro keeps a multiplier and a shift (two int32) per output channel of every "
+                                    "per-channel FULLY_CONNECTED in the arena; per-tensor Dense needs none."}
 
     def summary_lines(self, manifest: dict[str, Any]) -> list[str]:
         check = manifest.get("library_check") or {}
