@@ -283,7 +283,9 @@ def update_per_channel_section(quantized: dict[str, Any], command: str, started:
     text = table(PER_CHANNEL_TITLE, PER_CHANNEL_HEADERS, per_channel_rows(quantized))
     note = (f"Measured separately: `{command}`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, {machine()}. "
             "digits: accuracy on examples/digits/val.npz (labels); sine: SNR on examples/sine/val.npz; the MLPerf-class "
-            "models are trained on synthetic data, so their figure is the output SNR against float on 100 fresh samples.\n")
+            "models are trained on synthetic data, so their figure is the output SNR against float on 100 fresh samples. "
+            "The other tables come from their own runs (see their commands); "
+            "a memory table from before `auto` shows per-channel Dense arenas.\n")
     results = HERE / "RESULTS.md"
     body = results.read_text() if results.exists() else "# mcuq benchmark results\n"
     start = body.find(f"### {PER_CHANNEL_TITLE}")
