@@ -65,7 +65,7 @@ for kind, raw in mutants(seeds, int(sys.argv[1]), int(sys.argv[2])):
         outcome = "clean"
     rows[kind][outcome] += 1
     if outcome == "traceback":
-        print(f"fuzz traceback ({kind}):\n{detail}", file=sys.stderr)
+        print(f"fuzz traceback ({kind}): {detail}", file=sys.stderr)
 print(json.dumps({"rows": rows, "slowest_s": worst}))
 """
 

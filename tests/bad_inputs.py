@@ -93,6 +93,11 @@ def _graph_input(m: object) -> None:
     m.subgraphs[0].inputs = np.array([-7], dtype=np.int32)  # type: ignore[attr-defined]
 
 
+def _input_int32(m: object) -> None:
+    sg = m.subgraphs[0]  # type: ignore[attr-defined]
+    sg.tensors[sg.inputs[0]].type = 2  # INT32
+
+
 def _opcode(m: object) -> None:
     m.subgraphs[0].operators[0].opcodeIndex = 77  # type: ignore[attr-defined]
 
@@ -203,6 +208,7 @@ CASES: list[Case] = [
     Case("--data NaN", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_npz(d / "v.npz", x=np.full((4, 1), np.nan, np.float32)))], "NaN"),
     Case("deploy missing model", "deploy", lambda d, i: [str(d / "m.tflite"), "--out", str(d / "out")], "m.tflite"),
     Case("deploy malformed model", "deploy", lambda d, i: [_tflite(i, d, _op_input), "--out", str(d / "out")], "input tensor index"),
+    Case("deploy model input retyped int32", "deploy", lambda d, i: [_tflite(i, d, _input_int32), "--out", str(d / "out")], "int32"),
     Case("deploy float model", "deploy", lambda d, i: [str(i.float_model), "--out", str(d / "out")], "float .tflite"),
     Case("--config missing", "deploy", lambda d, i: ["--config", str(d / "mcuq.toml")], "mcuq.toml"),
     Case("config runtime java", "deploy", lambda d, i: _config(d, f'model = "{i.sine}"\nruntime = "java"\n'), "runtime"),

@@ -14,6 +14,7 @@ ACTIVATION_TYPES = {"int8": {"int8"}, "int16": {"int16"}}
 BIAS_TYPES = {"int8": {"int32"}, "int16": {"int64", "int32"}}
 IO_EDGE_OPS = {"QUANTIZE", "DEQUANTIZE"}
 QUANTIZED_TYPES = {"int8", "uint8", "int16"}
+EDGE_TYPES = {"int8", "uint8", "int16", "float32"}  # what the generated I/O helpers have C types for
 # Inputs of the weighted ops that carry data or weights (the others are bias or output shape).
 DATA_INPUTS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNECTED": (0, 1), "TRANSPOSE_CONV": (1, 2)}
 ARITHMETIC_OPS = {"ADD", "SUB", "MUL", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "CONCATENATION"}
@@ -140,6 +141,10 @@ def check_full_int8(info: ModelInfo, activations: str = "int8", io: str | None =
             "mcuq deploys single-subgraph models: remove the control flow from the model"
         )
     check_static_shapes(info, source, tflite)
+    for t in [*info.input_tensors, *info.output_tensors]:
+        if t.dtype not in EDGE_TYPES:
+            raise ConversionError(f"{source}: model {'input' if t.index in info.inputs else 'output'} '{t.name}' is {t.dtype}; "
+                                  f"mcuq deploys models whose inputs and outputs are {', '.join(sorted(EDGE_TYPES))}")
     io = io or activations
     shapes = frozenset(shape_tensors(info))
     for op in info.ops:
