@@ -93,8 +93,14 @@ def prepare(work: Path) -> tuple[Path, Path, Path, Path]:
 
 def fuzz_in_process(seeds: list[Path], count: int, seed: int) -> dict[str, object]:
     try:
-        proc = subprocess.run([sys.executable, "-c", FUZZ_CHILD, str(count), str(seed), *map(str, seeds)],
-                              capture_output=True, text=True, env=_env(), timeout=20 * 60, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", FUZZ_CHILD, str(count), str(seed), *map(str, seeds)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=20 * 60,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return {"rows": {}, "crash": False, "hang": True}
     if proc.returncode != 0:
@@ -114,8 +120,15 @@ def fuzz_deploy(seeds: list[Path], count: int, seed: int, work: Path) -> collect
         case.mkdir()
         (case / "m.tflite").write_bytes(raw)
         try:
-            proc = subprocess.run([sys.executable, "-m", "mcuq", "deploy", "-q", str(case / "m.tflite"), "--out", str(case / "out")],
-                                  capture_output=True, text=True, env=_env(), timeout=300, check=False, cwd=case)
+            proc = subprocess.run(
+                [sys.executable, "-m", "mcuq", "deploy", "-q", str(case / "m.tflite"), "--out", str(case / "out")],
+                capture_output=True,
+                text=True,
+                env=_env(),
+                timeout=300,
+                check=False,
+                cwd=case,
+            )
         except subprocess.TimeoutExpired:
             counts["hangs"] += 1
             continue
@@ -168,16 +181,18 @@ def kill_sweep(model: Path, kills: int, work: Path) -> collections.Counter[str]:
         if n % 2:  # half the kills hit a regeneration of an existing project, with a file of the user's
             deploy(DeployRequest(model=str(model), board="esp32", out=str(out)))
             (out / "src" / "app.cpp").write_text("// mine\n")
-        proc = subprocess.Popen([sys.executable, "-c", KILL_DEPLOY, str(model), str(out), str(val)], env=_env(),
-                                stdout=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILL_DEPLOY, str(model), str(out), str(val)], env=_env(), stdout=subprocess.PIPE, start_new_session=True
+        )
         assert proc.stdout is not None
         proc.stdout.readline()
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         time.sleep(0.5)
-        survivors = subprocess.run(["pgrep", "-f", f"mcuq.common.isolation {proc.pid} "], capture_output=True, text=True,
-                                   check=False).stdout.split()
+        survivors = subprocess.run(
+            ["pgrep", "-f", f"mcuq.common.isolation {proc.pid} "], capture_output=True, text=True, check=False
+        ).stdout.split()
         lost = bool(n % 2) and (not (out / "src" / "app.cpp").is_file() or (out / "src" / "app.cpp").read_text() != "// mine\n")
         broken = out.exists() and not _complete(out)
         finished = out.exists() and not (out / ".mcuq-unvalidated").exists()
@@ -216,40 +231,94 @@ def main() -> int:
         total = collections.Counter()
         for counts in per_kind.values():
             total.update(counts)
-        rows.append(("fuzz: verifier + inspect + int8 check + C compile", len(KINDS), args.mutants,
-                     {"clean": total["clean"], "poor": total["poor"], "tracebacks": total["traceback"],
-                      "crashes": int(bool(fz["crash"])), "hangs": total["hang"] + int(bool(fz["hang"])), "files_lost": 0}))
+        rows.append(
+            (
+                "fuzz: verifier + inspect + int8 check + C compile",
+                len(KINDS),
+                args.mutants,
+                {
+                    "clean": total["clean"],
+                    "poor": total["poor"],
+                    "tracebacks": total["traceback"],
+                    "crashes": int(bool(fz["crash"])),
+                    "hangs": total["hang"] + int(bool(fz["hang"])),
+                    "files_lost": 0,
+                },
+            )
+        )
         t_fuzz = time.monotonic() - start
         dwork = work / "deploy-fuzz"
         dwork.mkdir()
         d = fuzz_deploy([digits, sine], args.deploy_mutants, args.seed + 1, dwork)
-        rows.append(("fuzz: mcuq deploy (TFLite Micro children)", len(KINDS), args.deploy_mutants,
-                     {"clean": d["clean"], "poor": d["poor"], "tracebacks": d["tracebacks"], "crashes": d["crashes"],
-                      "hangs": d["hangs"], "files_lost": 0}))
+        rows.append(
+            (
+                "fuzz: mcuq deploy (TFLite Micro children)",
+                len(KINDS),
+                args.deploy_mutants,
+                {
+                    "clean": d["clean"],
+                    "poor": d["poor"],
+                    "tracebacks": d["tracebacks"],
+                    "crashes": d["crashes"],
+                    "hangs": d["hangs"],
+                    "files_lost": 0,
+                },
+            )
+        )
         if not args.skip_matrix:
             mwork = work / "matrix"
             outcomes = matrix(Inputs(digits, sine, float_model, project), mwork)
             s = summarize(outcomes)  # type: ignore[arg-type]
-            rows.append(("bad-input matrix (6 commands)", s["kinds"], s["kinds"],
-                         {"clean": s["clean"], "poor": s["poor"], "tracebacks": s["tracebacks"], "crashes": s["crashes"],
-                          "hangs": s["hangs"], "files_lost": s["files_changed"]}))
+            rows.append(
+                (
+                    "bad-input matrix (6 commands)",
+                    s["kinds"],
+                    s["kinds"],
+                    {
+                        "clean": s["clean"],
+                        "poor": s["poor"],
+                        "tracebacks": s["tracebacks"],
+                        "crashes": s["crashes"],
+                        "hangs": s["hangs"],
+                        "files_lost": s["files_changed"],
+                    },
+                )
+            )
             for o in outcomes:
                 if not o.clean:  # type: ignore[attr-defined]
                     print(f"matrix: {o.case}: {o.why}", file=sys.stderr)  # type: ignore[attr-defined]
         kwork = work / "kills"
         kwork.mkdir()
         k = kill_sweep(sine, args.kills, kwork)
-        rows.append(("kill -9 during deploy", args.kills, args.kills,
-                     {"clean": k["clean"], "poor": k["poor"], "tracebacks": 0, "crashes": k["crashes"], "hangs": 0,
-                      "files_lost": k["files_lost"]}))
-    print(f"{'suite':<52} {'kinds':>5} {'cases':>6} {'clean':>6} {'poor':>5} {'tracebacks':>10} {'crashes':>7} {'hangs':>5} {'files lost':>10}")
+        rows.append(
+            (
+                "kill -9 during deploy",
+                args.kills,
+                args.kills,
+                {
+                    "clean": k["clean"],
+                    "poor": k["poor"],
+                    "tracebacks": 0,
+                    "crashes": k["crashes"],
+                    "hangs": 0,
+                    "files_lost": k["files_lost"],
+                },
+            )
+        )
+    print(
+        f"{'suite':<52} {'kinds':>5} {'cases':>6} {'clean':>6} {'poor':>5} {'tracebacks':>10} {'crashes':>7} {'hangs':>5} {'files lost':>10}"
+    )
     for name, kinds, cases, c in rows:
-        print(f"{name:<52} {kinds:>5} {cases:>6} {c['clean']:>6} {c['poor']:>5} {c['tracebacks']:>10} {c['crashes']:>7} "
-              f"{c['hangs']:>5} {c['files_lost']:>10}")
+        print(
+            f"{name:<52} {kinds:>5} {cases:>6} {c['clean']:>6} {c['poor']:>5} {c['tracebacks']:>10} {c['crashes']:>7} "
+            f"{c['hangs']:>5} {c['files_lost']:>10}"
+        )
     print(f"\nin-process fuzz: {args.mutants} mutants in {t_fuzz:.0f} s, slowest {fz.get('slowest_s', 0):.2f} s; per kind:")
     for kind in KINDS:
         c = per_kind.get(kind, {})
-        print(f"  {kind:<14} clean {c.get('clean', 0):>5}  poor {c.get('poor', 0):>5}  tracebacks {c.get('traceback', 0):>3}  hangs {c.get('hang', 0):>3}")
+        print(
+            f"  {kind:<14} clean {c.get('clean', 0):>5}  poor {c.get('poor', 0):>5}  tracebacks {c.get('traceback', 0):>3}  hangs {c.get('hang', 0):>3}"
+        )
     bad = sum(c["tracebacks"] + c["crashes"] + c["hangs"] + c["files_lost"] for _, _, _, c in rows)
     return 1 if bad else 0
 

@@ -64,8 +64,10 @@ def table(title: str, headers: list[str], rows: list[list[Any]]) -> str:
 
 def build_models(quick: bool) -> dict[str, tuple[Path, Path]]:
     """name -> (.keras, calibration .npy); MLPerf-class models are cached in benchmarks/.cache."""
-    models = {"digits": (ROOT / "examples/digits/model.keras", ROOT / "examples/digits/calibration.npy"),
-              "sine": (ROOT / "examples/sine/model.keras", ROOT / "examples/sine/calibration.npy")}
+    models = {
+        "digits": (ROOT / "examples/digits/model.keras", ROOT / "examples/digits/calibration.npy"),
+        "sine": (ROOT / "examples/sine/model.keras", ROOT / "examples/sine/calibration.npy"),
+    }
     if quick:
         return models
     from models import MLPERF, train_briefly
@@ -103,8 +105,14 @@ def measure_model(name: str, q: Any, emulators: bool) -> dict[str, Any]:
     info = q.info
     sample = [np.zeros(t.shape, np.int8) for t in info.input_tensors]
     host_min = measure_min_arena(info.raw, sample)
-    row: dict[str, Any] = {"name": name, "tensors": len(info.tensors), "ops": len(info.ops), "macs": info.total_macs,
-                           "model_bytes": len(info.raw), "host_min": host_min}
+    row: dict[str, Any] = {
+        "name": name,
+        "tensors": len(info.tensors),
+        "ops": len(info.ops),
+        "macs": info.total_macs,
+        "model_bytes": len(info.raw),
+        "host_min": host_min,
+    }
     for kernels in ("reference", "cmsis-nn-dsp", "esp-nn-s3"):
         row[f"target_{kernels}"] = plan_arena(info, host_min, kernels).target_bytes
     missing = unsupported_ops(info)
@@ -122,8 +130,11 @@ def measure_model(name: str, q: Any, emulators: bool) -> dict[str, Any]:
     golden_bytes = sum(int(np.prod(t.shape)) for t in (*info.input_tensors, *info.output_tensors))
     if toolchain_for("avr8") is None:
         row["avr"] = "not measured: gcc-avr/simavr missing"
-    elif not estimate_c_fit(program, mega, golden_bytes).fits or max(c.values.nbytes for c in program.constants) > 32767 \
-            or program.flash_constant_bytes > 56 * 1024:
+    elif (
+        not estimate_c_fit(program, mega, golden_bytes).fits
+        or max(c.values.nbytes for c in program.constants) > 32767
+        or program.flash_constant_bytes > 56 * 1024
+    ):
         row["avr"] = f"does not fit ATmega2560 ({program.flash_constant_bytes:,} B weights, {program.arena_bytes:,} B buffer)"
     else:
         result = build_and_run_avr(sources, "ATmega2560", profile=True)
@@ -177,8 +188,14 @@ def fidelity_rows() -> list[list[Any]]:
             scaler = StandardScaler().fit(x_tr)
             x_tr, x_te = scaler.transform(x_tr).astype(np.float32), scaler.transform(x_te).astype(np.float32)
             keras.utils.set_random_seed(7)
-            model = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.Dense(16, activation="relu"),
-                                      keras.layers.Dense(8, activation="relu"), keras.layers.Dense(int(y.max()) + 1, activation="softmax")])
+            model = keras.Sequential(
+                [
+                    keras.Input(x.shape[1:]),
+                    keras.layers.Dense(16, activation="relu"),
+                    keras.layers.Dense(8, activation="relu"),
+                    keras.layers.Dense(int(y.max()) + 1, activation="softmax"),
+                ]
+            )
             model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
             model.fit(x_tr, y_tr, epochs=60, batch_size=16, verbose=0)
             model_path = tmp / f"{label.split()[0]}.keras"
@@ -191,7 +208,9 @@ def fidelity_rows() -> list[list[Any]]:
             rng = np.random.default_rng(0)
             pick = rng.choice(len(x_tr), n_cal, replace=n_cal > len(x_tr))
             np.save(tmp / "cal.npy", x_tr[pick])
-            out = convert_in_this_process(model_path, str(tmp / "cal.npy"), QuantizeOptions(per_channel=per_channel, calibration_samples=n_cal), Console())
+            out = convert_in_this_process(
+                model_path, str(tmp / "cal.npy"), QuantizeOptions(per_channel=per_channel, calibration_samples=n_cal), Console()
+            )
             info = parse_model(out["tflite"])
             samples = [[quantize_array(x_te[i : i + 1], info.input_tensors[0])] for i in range(len(x_te))]
             outs = run_tflm(info.raw, samples, 1 << 20, 1).outputs
@@ -223,10 +242,12 @@ def machine() -> str:
     from mcuq.frontend.tf import tensorflow_version
     from mcuq.reference.host_tflm import tflm_version
 
-    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-            f"TensorFlow {tensorflow_version()}, tflite-micro {tflm_version()}; {version(['avr-gcc', '--version'])}; "
-            f"{debian('simavr')}; "
-            f"{version(['qemu-system-arm', '--version'])}")
+    return (
+        f"{platform.platform()}, {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"TensorFlow {tensorflow_version()}, tflite-micro {tflm_version()}; {version(['avr-gcc', '--version'])}; "
+        f"{debian('simavr')}; "
+        f"{version(['qemu-system-arm', '--version'])}"
+    )
 
 
 def emu_cells(result: Any, macs: int) -> list[Any]:
@@ -267,25 +288,47 @@ def per_channel_rows(quantized: dict[str, Any]) -> list[list[Any]]:
         auto_arena = pc_arena if choice.per_channel else pt_arena
         m = choice.measured
         unit = "%" if m.get("metric") == "accuracy" else " dB"
-        rows.append([name, dense, pc_arena, auto_arena, pc_arena - auto_arena, m.get("metric", "-").replace("SNR_dB", "SNR"),
-                     f"{m[PER_CHANNEL]:.2f}{unit}" if m else "-", f"{m[PER_TENSOR]:.2f}{unit}" if m else "-", choice.kept])
+        rows.append(
+            [
+                name,
+                dense,
+                pc_arena,
+                auto_arena,
+                pc_arena - auto_arena,
+                m.get("metric", "-").replace("SNR_dB", "SNR"),
+                f"{m[PER_CHANNEL]:.2f}{unit}" if m else "-",
+                f"{m[PER_TENSOR]:.2f}{unit}" if m else "-",
+                choice.kept,
+            ]
+        )
     return rows
 
 
 PER_CHANNEL_TITLE = "Per-channel Dense vs `--per-channel auto` (esp32 arena plan, bytes; fidelity on validation data, x86 TFLite Micro)"
-PER_CHANNEL_HEADERS = ["model", "Dense layers", "arena, per-channel Dense", "arena, auto choice", "saved", "metric",
-                       "per-channel Dense", "per-tensor Dense", "auto kept"]
+PER_CHANNEL_HEADERS = [
+    "model",
+    "Dense layers",
+    "arena, per-channel Dense",
+    "arena, auto choice",
+    "saved",
+    "metric",
+    "per-channel Dense",
+    "per-tensor Dense",
+    "auto kept",
+]
 
 
 def update_per_channel_section(quantized: dict[str, Any], command: str, started: float) -> int:
     """Measure only the per-channel table and replace its section in RESULTS.md (the other
     tables keep the numbers, command and date of their own run)."""
     text = table(PER_CHANNEL_TITLE, PER_CHANNEL_HEADERS, per_channel_rows(quantized))
-    note = (f"Measured separately: `{command}`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, {machine()}. "
-            "digits: accuracy on examples/digits/val.npz (labels); sine: SNR on examples/sine/val.npz; the MLPerf-class "
-            "models are trained on synthetic data, so their figure is the output SNR against float on 100 fresh samples. "
-            "The other tables come from their own runs (see their commands); "
-            "a memory table from before `auto` shows per-channel Dense arenas.\n")
+    note = (
+        f"Measured separately: `{command}`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, {machine()}. "
+        "digits: accuracy on examples/digits/val.npz (labels); sine: SNR on examples/sine/val.npz; the MLPerf-class "
+        "models are trained on synthetic data, so their figure is the output SNR against float on 100 fresh samples. "
+        "The other tables come from their own runs (see their commands); "
+        "a memory table from before `auto` shows per-channel Dense arenas.\n"
+    )
     results = HERE / "RESULTS.md"
     body = results.read_text() if results.exists() else "# mcuq benchmark results\n"
     start = body.find(f"### {PER_CHANNEL_TITLE}")
@@ -306,17 +349,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="digits and sine only")
     parser.add_argument("--skip-emulators", action="store_true", help="no avr-gcc/simavr/qemu runs")
-    parser.add_argument("--per-channel-only", action="store_true",
-                        help="only the per-channel Dense vs auto table, replaced in place in RESULTS.md")
+    parser.add_argument(
+        "--per-channel-only", action="store_true", help="only the per-channel Dense vs auto table, replaced in place in RESULTS.md"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     from mcuq.frontend.tf import import_tensorflow
 
     import_tensorflow()  # quiet TensorFlow before the model builders import Keras
-    command = ("python benchmarks/run.py" + (" --quick" if args.quick else "") + (" --skip-emulators" if args.skip_emulators else "")
-               + (" --per-channel-only" if args.per_channel_only else ""))
-    out = [f"# mcuq benchmark results\n\nCommand: `{command}`  \nDate: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  \n"
-           f"Machine: {machine()}\n\nEvery number below was measured in this one run; ratios compare numbers from the same run.\n"]
+    command = (
+        "python benchmarks/run.py"
+        + (" --quick" if args.quick else "")
+        + (" --skip-emulators" if args.skip_emulators else "")
+        + (" --per-channel-only" if args.per_channel_only else "")
+    )
+    out = [
+        f"# mcuq benchmark results\n\nCommand: `{command}`  \nDate: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}  \n"
+        f"Machine: {machine()}\n\nEvery number below was measured in this one run; ratios compare numbers from the same run.\n"
+    ]
     models = build_models(args.quick)
     quantized = {name: quantize(path, str(cal)) for name, (path, cal) in models.items()}
     if args.per_channel_only:
@@ -326,32 +376,110 @@ def main() -> int:
     def ratio(v: Any, lb: Any) -> str:
         return f"{v / lb:.2f}" if isinstance(v, int) and isinstance(lb, int) and lb else "-"
 
-    out.append(table(
-        "Memory (bytes): arena and activation buffer",
-        ["model", "tensors", "ops", "x86 TFLM min arena", "mcuq target arena (reference kernels)", "... (CMSIS-NN, M4)",
-         "... (ESP-NN, ESP32-S3)", "plain-C buffer", "liveness lower bound", "TFLM x86 / LB", "target ref / LB", "C / LB"],
-        [[r["name"], r["tensors"], r["ops"], r["host_min"], r["target_reference"], r["target_cmsis-nn-dsp"], r["target_esp-nn-s3"],
-          r["c_buffer"], r["lower_bound"], ratio(r["host_min"], r["lower_bound"]), ratio(r["target_reference"], r["lower_bound"]),
-          ratio(r["c_buffer"], r["lower_bound"])] for r in rows]))
+    out.append(
+        table(
+            "Memory (bytes): arena and activation buffer",
+            [
+                "model",
+                "tensors",
+                "ops",
+                "x86 TFLM min arena",
+                "mcuq target arena (reference kernels)",
+                "... (CMSIS-NN, M4)",
+                "... (ESP-NN, ESP32-S3)",
+                "plain-C buffer",
+                "liveness lower bound",
+                "TFLM x86 / LB",
+                "target ref / LB",
+                "C / LB",
+            ],
+            [
+                [
+                    r["name"],
+                    r["tensors"],
+                    r["ops"],
+                    r["host_min"],
+                    r["target_reference"],
+                    r["target_cmsis-nn-dsp"],
+                    r["target_esp-nn-s3"],
+                    r["c_buffer"],
+                    r["lower_bound"],
+                    ratio(r["host_min"], r["lower_bound"]),
+                    ratio(r["target_reference"], r["lower_bound"]),
+                    ratio(r["c_buffer"], r["lower_bound"]),
+                ]
+                for r in rows
+            ],
+        )
+    )
     if not args.skip_emulators:
-        out.append(table(
-            "Plain-C runtime: size and speed in emulators (self-test with one golden vector, -Os)",
-            ["model", "MACs", "model bytes", "ATmega2560 flash / RAM (avr-size)", "cycles per inference (simavr)", "MACs per cycle",
-             "AVR self-test", "dominant op (AVR)", "Cortex-M4 flash / RAM (arm-none-eabi-size)", "instructions per inference (qemu -icount, +-40)",
-             "MACs per instruction", "M4 self-test", "dominant op (M4)"],
-            [[r["name"], r["macs"], r["model_bytes"], *emu_cells(r.get("avr", "n/a"), r["macs"]), r.get("avr_dominant", "-"),
-              *emu_cells(r.get("cm4", "n/a"), r["macs"]), r.get("cm4_dominant", "-")] for r in rows]))
+        out.append(
+            table(
+                "Plain-C runtime: size and speed in emulators (self-test with one golden vector, -Os)",
+                [
+                    "model",
+                    "MACs",
+                    "model bytes",
+                    "ATmega2560 flash / RAM (avr-size)",
+                    "cycles per inference (simavr)",
+                    "MACs per cycle",
+                    "AVR self-test",
+                    "dominant op (AVR)",
+                    "Cortex-M4 flash / RAM (arm-none-eabi-size)",
+                    "instructions per inference (qemu -icount, +-40)",
+                    "MACs per instruction",
+                    "M4 self-test",
+                    "dominant op (M4)",
+                ],
+                [
+                    [
+                        r["name"],
+                        r["macs"],
+                        r["model_bytes"],
+                        *emu_cells(r.get("avr", "n/a"), r["macs"]),
+                        r.get("avr_dominant", "-"),
+                        *emu_cells(r.get("cm4", "n/a"), r["macs"]),
+                        r.get("cm4_dominant", "-"),
+                    ]
+                    for r in rows
+                ],
+            )
+        )
     out.append(table(PER_CHANNEL_TITLE, PER_CHANNEL_HEADERS, per_channel_rows(quantized)))
-    out.append(table(
-        "Pipeline time of `mcuq deploy --board esp32` (seconds, wall clock)",
-        ["model", "TensorFlow import", "conversion", "arena search + fit", "golden vectors + code generation", "validation", "other", "total"],
-        [pipeline_times(name, path, cal) for name, (path, cal) in models.items()]))
-    out.append(table(
-        "Fidelity: test accuracy (%) float vs int8 on x86 TFLite Micro (scikit-learn datasets, 30% test split)",
-        ["dataset", "float", "int8 per-channel, 100 cal.", "int8 per-tensor, 100 cal.", "int8 per-channel, 10 cal.", "int8 per-channel, 1000 cal."],
-        fidelity_rows()))
-    out.append(f"Not measured here: real-device cycles and TFLite Micro firmware sizes (PlatformIO cannot download toolchains offline); "
-               f"Cortex-M4 speed is instruction counts in qemu, not cycles.\n\nRun time: {time.perf_counter() - started:.0f} s\n")
+    out.append(
+        table(
+            "Pipeline time of `mcuq deploy --board esp32` (seconds, wall clock)",
+            [
+                "model",
+                "TensorFlow import",
+                "conversion",
+                "arena search + fit",
+                "golden vectors + code generation",
+                "validation",
+                "other",
+                "total",
+            ],
+            [pipeline_times(name, path, cal) for name, (path, cal) in models.items()],
+        )
+    )
+    out.append(
+        table(
+            "Fidelity: test accuracy (%) float vs int8 on x86 TFLite Micro (scikit-learn datasets, 30% test split)",
+            [
+                "dataset",
+                "float",
+                "int8 per-channel, 100 cal.",
+                "int8 per-tensor, 100 cal.",
+                "int8 per-channel, 10 cal.",
+                "int8 per-channel, 1000 cal.",
+            ],
+            fidelity_rows(),
+        )
+    )
+    out.append(
+        f"Not measured here: real-device cycles and TFLite Micro firmware sizes (PlatformIO cannot download toolchains offline); "
+        f"Cortex-M4 speed is instruction counts in qemu, not cycles.\n\nRun time: {time.perf_counter() - started:.0f} s\n"
+    )
     results = HERE / "RESULTS.md"
     previous = results.read_text() if results.exists() else ""
     begin, end = "<!-- speed.py begin -->", "<!-- speed.py end -->"

@@ -47,9 +47,13 @@ from mcuq.toolchains import emulate  # noqa: E402
 # TFLite Micro instruction counts quoted in issue #12 (qemu -icount, Cortex-M4), used only
 # when the TFLite Micro harness is not available in this tree; always labelled as quoted.
 ISSUE_TFLM = {
-    "digits": (829_680, 119_880), "ds_cnn_kws": (198_500_000, 7_580_000), "resnet8_ic": (824_000_000, 29_770_000),
-    "mobilenet_v1_025_vww": (419_900_000, 20_050_000), "ad_autoencoder": (1_690_000, 600_000),
-    "conv1d_audio": (2_970_000, 690_000), "dense_mlp": (6_420_000, 2_050_000),
+    "digits": (829_680, 119_880),
+    "ds_cnn_kws": (198_500_000, 7_580_000),
+    "resnet8_ic": (824_000_000, 29_770_000),
+    "mobilenet_v1_025_vww": (419_900_000, 20_050_000),
+    "ad_autoencoder": (1_690_000, 600_000),
+    "conv1d_audio": (2_970_000, 690_000),
+    "dense_mlp": (6_420_000, 2_050_000),
 }
 
 
@@ -99,20 +103,34 @@ def measure(name: str, q: Any) -> dict[str, Any]:
     program = compile_model(info)
     simd_program = compile_model(info, simd=True)
     context = golden_context(info, program, name, q)
-    row: dict[str, Any] = {"macs": info.total_macs, "flash_constants": program.flash_constant_bytes,
-                           "flash_constants_simd": simd_program.flash_constant_bytes,
-                           "ram_constants": program.ram_constant_bytes, "buffer": program.arena_bytes}
+    row: dict[str, Any] = {
+        "macs": info.total_macs,
+        "flash_constants": program.flash_constant_bytes,
+        "flash_constants_simd": simd_program.flash_constant_bytes,
+        "ram_constants": program.ram_constant_bytes,
+        "buffer": program.arena_bytes,
+    }
     mega = get_board("mega2560")
     golden = sum(int(np.prod(t.shape)) for t in (*info.input_tensors, *info.output_tensors))
     if not estimate_c_fit(program, mega, golden).fits or program.flash_constant_bytes > 56 * 1024:
         row["avr"] = None
     else:
         r = _run_target(selftest_sources(program, name, context), "mega2560")
-        row["avr"] = {"ticks": r.ticks, "passed": r.passed, "flash": r.flash_bytes, "ram": r.ram_bytes,
-                      "ops": by_type(info, emulate.op_ticks(r.log))}
+        row["avr"] = {
+            "ticks": r.ticks,
+            "passed": r.passed,
+            "flash": r.flash_bytes,
+            "ram": r.ram_bytes,
+            "ops": by_type(info, emulate.op_ticks(r.log)),
+        }
     r = _run_target(selftest_sources(simd_program, name, context), "nucleo_f446re")
-    row["cm4"] = {"ticks": r.ticks, "passed": r.passed, "flash": r.flash_bytes, "ram": r.ram_bytes,
-                  "ops": by_type(info, emulate.op_ticks(r.log))}
+    row["cm4"] = {
+        "ticks": r.ticks,
+        "passed": r.passed,
+        "flash": r.flash_bytes,
+        "ram": r.ram_bytes,
+        "ops": by_type(info, emulate.op_ticks(r.log)),
+    }
     row["tflm"] = measure_tflm(name, info)
     return row
 
@@ -126,8 +144,10 @@ def measure_tflm(name: str, info: Any) -> dict[str, Any] | None:
     from mcuq.toolchains import tflm_build
 
     try:
-        counts = {kernels: tflm_build.instructions_per_inference(info.raw, info.op_names, kernels, "cortex-m4")
-                  for kernels in ("cmsis-nn", "reference")}
+        counts = {
+            kernels: tflm_build.instructions_per_inference(info.raw, info.op_names, kernels, "cortex-m4")
+            for kernels in ("cmsis-nn", "reference")
+        }
         return {"reference": counts["reference"], "cmsis_nn": counts["cmsis-nn"], "source": "measured"}
     except MCUQError as exc:
         print(f"  TFLite Micro not measured for {name}: {exc}", flush=True)
@@ -136,7 +156,9 @@ def measure_tflm(name: str, info: Any) -> dict[str, Any] | None:
 
 
 def git_commit() -> str:
-    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
 
 
 def fmt(v: Any, digits: int = 3) -> str:
@@ -158,14 +180,20 @@ def per_mac(entry: dict[str, Any] | None, op: str) -> float | None:
 
 def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
     old = before.get("models", {})
-    lines = [f"Command: `python benchmarks/speed.py`; before = commit {before.get('commit', '?')} "
-             f"(`python benchmarks/speed.py --record before`, {before.get('date', '?')}). All counts from the emulators: "
-             "simavr cycles are exact; qemu `-icount shift=0` counts instructions (+-40), not cycles. Between the two commits the "
-             "converter's default for Dense changed to per-tensor (`--per-channel auto`), so FULLY_CONNECTED layers were "
-             "per-channel before and per-tensor after; the MAC counts are the same.", ""]
-    lines += ["### AVR (ATmega2560, avr-gcc -Os, simavr): cycles per inference and cycles per MAC, before -> after", "",
-              "| model | MACs | cycles before | cycles after | speed-up | ms at 16 MHz after (emulator estimate) | CONV_2D cyc/MAC | DEPTHWISE_CONV_2D cyc/MAC | FULLY_CONNECTED cyc/MAC | self-test |",
-              "|---|---:|---:|---:|---:|---:|---|---|---|---|"]
+    lines = [
+        f"Command: `python benchmarks/speed.py`; before = commit {before.get('commit', '?')} "
+        f"(`python benchmarks/speed.py --record before`, {before.get('date', '?')}). All counts from the emulators: "
+        "simavr cycles are exact; qemu `-icount shift=0` counts instructions (+-40), not cycles. Between the two commits the "
+        "converter's default for Dense changed to per-tensor (`--per-channel auto`), so FULLY_CONNECTED layers were "
+        "per-channel before and per-tensor after; the MAC counts are the same.",
+        "",
+    ]
+    lines += [
+        "### AVR (ATmega2560, avr-gcc -Os, simavr): cycles per inference and cycles per MAC, before -> after",
+        "",
+        "| model | MACs | cycles before | cycles after | speed-up | ms at 16 MHz after (emulator estimate) | CONV_2D cyc/MAC | DEPTHWISE_CONV_2D cyc/MAC | FULLY_CONNECTED cyc/MAC | self-test |",
+        "|---|---:|---:|---:|---:|---:|---|---|---|---|",
+    ]
     for name, r in rows.items():
         a, b = r.get("avr"), (old.get(name) or {}).get("avr")
         if not a:
@@ -175,16 +203,27 @@ def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
             x, y = per_mac(b, op), per_mac(a, op)
             cells.append("-" if y is None else f"{fmt(x)} -> {fmt(y)}")
         speed = f"{b['ticks'] / a['ticks']:.1f}x" if b and a["ticks"] else "-"
-        lines.append(f"| {name} | {fmt(r['macs'])} | {fmt(b['ticks'] if b else None)} | {fmt(a['ticks'])} | {speed} | "
-                     f"{a['ticks'] / 16_000:.1f} | " + " | ".join(cells) + f" | {'PASS' if a['passed'] else 'FAIL'} |")
+        lines.append(
+            f"| {name} | {fmt(r['macs'])} | {fmt(b['ticks'] if b else None)} | {fmt(a['ticks'])} | {speed} | "
+            f"{a['ticks'] / 16_000:.1f} | " + " | ".join(cells) + f" | {'PASS' if a['passed'] else 'FAIL'} |"
+        )
     worst = {op: max((per_mac(r.get("avr"), op) or 0.0) for r in rows.values()) for op in WEIGHTED}
-    lines += ["", "Issue #12 target, at most 20 AVR cycles per MAC (stretch 12): "
-              + "; ".join(f"{op} worst {v:.1f} ({'met' if v <= 20 else 'not met'})" for op, v in worst.items() if v) + "."]
-    lines += ["", "### Cortex-M4 (arm-none-eabi-gcc -Os, qemu mps2-an386): instructions per inference", "",
-              "Before: -mcpu=cortex-m4 soft-float, scalar kernels. After: the nucleo_f446re board's flags "
-              "(-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard), SIMD weight layout, ACLE SXTB16/SMLAD path.", "",
-              "| model | MACs | mcuq C before | mcuq C after | MACs/instr after | ms at 180 MHz after (emulator estimate) | TFLM reference | TFLM + CMSIS-NN | CMSIS-NN MACs/instr | mcuq / CMSIS-NN | self-test |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "Issue #12 target, at most 20 AVR cycles per MAC (stretch 12): "
+        + "; ".join(f"{op} worst {v:.1f} ({'met' if v <= 20 else 'not met'})" for op, v in worst.items() if v)
+        + ".",
+    ]
+    lines += [
+        "",
+        "### Cortex-M4 (arm-none-eabi-gcc -Os, qemu mps2-an386): instructions per inference",
+        "",
+        "Before: -mcpu=cortex-m4 soft-float, scalar kernels. After: the nucleo_f446re board's flags "
+        "(-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard), SIMD weight layout, ACLE SXTB16/SMLAD path.",
+        "",
+        "| model | MACs | mcuq C before | mcuq C after | MACs/instr after | ms at 180 MHz after (emulator estimate) | TFLM reference | TFLM + CMSIS-NN | CMSIS-NN MACs/instr | mcuq / CMSIS-NN | self-test |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     quoted = False
     for name, r in rows.items():
         a, b, t = r["cm4"], (old.get(name) or {}).get("cm4"), r.get("tflm")
@@ -193,30 +232,48 @@ def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
             ref, cm = t["reference"], t["cmsis_nn"]
             quoted |= t["source"] == "quoted"
         mark = "*" if t and t["source"] == "quoted" else ""
-        lines.append(f"| {name} | {fmt(r['macs'])} | {fmt(b['ticks'] if b else None)} | {fmt(a['ticks'])} | {a['ticks'] and r['macs'] / a['ticks']:.3f} | {a['ticks'] / 180_000:.2f} | "
-                     f"{fmt(ref)}{mark} | {fmt(cm)}{mark} | {fmt(r['macs'] / cm if cm else None)} | "
-                     f"{fmt(a['ticks'] / cm if cm else None, 3)} | {'PASS' if a['passed'] else 'FAIL'} |")
+        lines.append(
+            f"| {name} | {fmt(r['macs'])} | {fmt(b['ticks'] if b else None)} | {fmt(a['ticks'])} | {a['ticks'] and r['macs'] / a['ticks']:.3f} | {a['ticks'] / 180_000:.2f} | "
+            f"{fmt(ref)}{mark} | {fmt(cm)}{mark} | {fmt(r['macs'] / cm if cm else None)} | "
+            f"{fmt(a['ticks'] / cm if cm else None, 3)} | {'PASS' if a['passed'] else 'FAIL'} |"
+        )
     beaten = [name for name, r in rows.items() if r.get("tflm") and r["cm4"]["ticks"] < r["tflm"]["cmsis_nn"]]
     compared = [name for name, r in rows.items() if r.get("tflm")]
-    lines += ["", f"Fewer instructions than TFLite Micro + CMSIS-NN on {len(beaten)} of {len(compared)} models"
-              + (f" ({', '.join(beaten)})" if beaten else "") + "."]
-    lines += ["", "TFLite Micro columns: measured in the same run and the same way (qemu mps2-an386, -icount shift=0, "
-              "instructions of one Invoke()) with mcuq.toolchains.tflm_build: CMSIS-NN = Chirale_TensorFLowLite 2.0.0 "
-              "(the Arduino Cortex-M boards' library), reference = esp-tflite-micro 1.4.0 without ESP-NN (upstream "
-              "reference kernels); same .tflite as the mcuq column. Both are built -Os as Arduino/PlatformIO builds them; mcuq_kernels.c raises itself to -O2 with a GCC pragma on 32-bit targets (part of the generated code, so the board build gets it too)."]
+    lines += [
+        "",
+        f"Fewer instructions than TFLite Micro + CMSIS-NN on {len(beaten)} of {len(compared)} models"
+        + (f" ({', '.join(beaten)})" if beaten else "")
+        + ".",
+    ]
+    lines += [
+        "",
+        "TFLite Micro columns: measured in the same run and the same way (qemu mps2-an386, -icount shift=0, "
+        "instructions of one Invoke()) with mcuq.toolchains.tflm_build: CMSIS-NN = Chirale_TensorFLowLite 2.0.0 "
+        "(the Arduino Cortex-M boards' library), reference = esp-tflite-micro 1.4.0 without ESP-NN (upstream "
+        "reference kernels); same .tflite as the mcuq column. Both are built -Os as Arduino/PlatformIO builds them; mcuq_kernels.c raises itself to -O2 with a GCC pragma on 32-bit targets (part of the generated code, so the board build gets it too).",
+    ]
     if quoted:
-        lines += ["", "\\* from issue #12, not re-measured in this run (the TFLite Micro build failed or its sources are "
-                  "absent); the mcuq models here are rebuilt from benchmarks/models.py, so these ratios compare different "
-                  "weights of the same architecture."]
-    lines += ["", "### Memory of the plain-C runtime (bytes)", "",
-              "| model | buffer (= liveness plan, unchanged) | flash constants before | after (AVR layout) | after (SIMD layout) | RAM constants before | after | M4 firmware flash before | after | AVR firmware flash before | after |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "\\* from issue #12, not re-measured in this run (the TFLite Micro build failed or its sources are "
+            "absent); the mcuq models here are rebuilt from benchmarks/models.py, so these ratios compare different "
+            "weights of the same architecture.",
+        ]
+    lines += [
+        "",
+        "### Memory of the plain-C runtime (bytes)",
+        "",
+        "| model | buffer (= liveness plan, unchanged) | flash constants before | after (AVR layout) | after (SIMD layout) | RAM constants before | after | M4 firmware flash before | after | AVR firmware flash before | after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, r in rows.items():
         b = old.get(name) or {}
-        lines.append(f"| {name} | {fmt(r['buffer'])} | {fmt(b.get('flash_constants'))} | {fmt(r['flash_constants'])} | "
-                     f"{fmt(r.get('flash_constants_simd'))} | "
-                     f"{fmt(b.get('ram_constants'))} | {fmt(r['ram_constants'])} | {fmt((b.get('cm4') or {}).get('flash'))} | "
-                     f"{fmt(r['cm4']['flash'])} | {fmt((b.get('avr') or {}).get('flash'))} | {fmt((r.get('avr') or {}).get('flash'))} |")
+        lines.append(
+            f"| {name} | {fmt(r['buffer'])} | {fmt(b.get('flash_constants'))} | {fmt(r['flash_constants'])} | "
+            f"{fmt(r.get('flash_constants_simd'))} | "
+            f"{fmt(b.get('ram_constants'))} | {fmt(r['ram_constants'])} | {fmt((b.get('cm4') or {}).get('flash'))} | "
+            f"{fmt(r['cm4']['flash'])} | {fmt((b.get('avr') or {}).get('flash'))} | {fmt((r.get('avr') or {}).get('flash'))} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -235,8 +292,10 @@ def main() -> int:
         print(f"measuring {name} ...", flush=True)
         rows[name] = measure(name, quantize(path, str(cal)))
     if args.record:
-        BEFORE.write_text(json.dumps({"commit": git_commit(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
-                                      "models": rows}, indent=1) + "\n")
+        BEFORE.write_text(
+            json.dumps({"commit": git_commit(), "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}", "models": rows}, indent=1)
+            + "\n"
+        )
         print(f"wrote {BEFORE}")
     before = json.loads(BEFORE.read_text()) if BEFORE.exists() else {}
     text = tables(rows, before)
@@ -244,7 +303,9 @@ def main() -> int:
     results = HERE / "RESULTS.md"
     if names == ORDER and not args.record and results.exists():
         old = results.read_text()
-        section = f"{MARK_BEGIN}\n## Plain-C runtime speed (issue #12)\n\n{text}\nRun time: {time.perf_counter() - started:.0f} s\n{MARK_END}\n"
+        section = (
+            f"{MARK_BEGIN}\n## Plain-C runtime speed (issue #12)\n\n{text}\nRun time: {time.perf_counter() - started:.0f} s\n{MARK_END}\n"
+        )
         if MARK_BEGIN in old:
             old = old[: old.index(MARK_BEGIN)] + old[old.index(MARK_END) + len(MARK_END) + 1 :]
         results.write_text(old.rstrip("\n") + "\n\n" + section)

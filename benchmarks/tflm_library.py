@@ -67,8 +67,12 @@ def models(quick: bool, work: Path) -> dict[str, Path]:
         return found
     import models as zoo  # benchmarks/models.py
 
-    for name, build in (("ds_cnn_kws", zoo.ds_cnn_kws), ("resnet8_ic", zoo.resnet8_ic),
-                        ("mobilenet_v1_025_vww", zoo.mobilenet_v1_025_vww), ("ad_autoencoder", zoo.anomaly_autoencoder)):
+    for name, build in (
+        ("ds_cnn_kws", zoo.ds_cnn_kws),
+        ("resnet8_ic", zoo.resnet8_ic),
+        ("mobilenet_v1_025_vww", zoo.mobilenet_v1_025_vww),
+        ("ad_autoencoder", zoo.anomaly_autoencoder),
+    ):
         model = build()
         zoo.train_briefly(model)
         path = work / f"{name}.keras"
@@ -115,12 +119,20 @@ def main() -> int:
             fw = tb.build_project(tflm_project, tree, tb.CPUS["cortex-m4"], info.op_names)
             selftest = tb.run_selftest(fw)
             fw.close()
-            c_result = deploy(DeployRequest(model=str(path), board="nano33ble", runtime="c", out=str(work / f"c-{name}"),
-                                            calibration=calibration))
+            c_result = deploy(
+                DeployRequest(model=str(path), board="nano33ble", runtime="c", out=str(work / f"c-{name}"), calibration=calibration)
+            )
             emulation = c_result.plan.emulation or {}
-            size_rows.append([name, len(raw), f"{fw.flash_bytes:,} / {fw.ram_bytes:,}", "PASS" if selftest.passed else "FAIL",
-                              f"{emulation.get('flash_bytes', 0):,} / {emulation.get('ram_bytes', 0):,}" if emulation else "-",
-                              "PASS" if emulation.get("passed") else "-"])
+            size_rows.append(
+                [
+                    name,
+                    len(raw),
+                    f"{fw.flash_bytes:,} / {fw.ram_bytes:,}",
+                    "PASS" if selftest.passed else "FAIL",
+                    f"{emulation.get('flash_bytes', 0):,} / {emulation.get('ram_bytes', 0):,}" if emulation else "-",
+                    "PASS" if emulation.get("passed") else "-",
+                ]
+            )
             # Arena: x86 estimate and library plan vs the true minimum on the board's CPU.
             for board, (library_id, cpu, flags) in ARENA_BOARDS.items():
                 project = tflm_project if board == "nano33ble" else work / f"{board}-{name}"
@@ -131,27 +143,53 @@ def main() -> int:
                 exact = true_min(board_raw, library_id, cpu, flags)
                 lib_plan = plan_arena_from_library(parse_model(board_raw, name), exact, "", exact, "").target_bytes
                 where = f"{cpu} (qemu)" + (", 4-byte enums: Xtensa stand-in" if flags else "")
-                arena_rows.append([name, board, tb.find_library_tree(library_id, source=LIBS).library.label, where,
-                                   manifest_arena, exact, manifest_arena / exact, lib_plan, lib_plan / exact])
+                arena_rows.append(
+                    [
+                        name,
+                        board,
+                        tb.find_library_tree(library_id, source=LIBS).library.label,
+                        where,
+                        manifest_arena,
+                        exact,
+                        manifest_arena / exact,
+                        lib_plan,
+                        lib_plan / exact,
+                    ]
+                )
             print(f"{name}: done", flush=True)
-    text = "\n".join([
-        f"Command: `python benchmarks/tflm_library.py{' --quick' if args.quick else ''}`  ",
-        f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Library sources: ../shared/tflm-libs "
-        "(Chirale_TensorFLowLite 2.0.0, esp-tflite-micro 1.4.0 + esp-nn 1.2.3); arm-none-eabi-g++ -Os; qemu mps2.",
-        "",
-        table("Firmware on a Cortex-M4: TFLite Micro (Chirale 2.0.0 + CMSIS-NN) vs plain-C runtime (bytes, arm-none-eabi-size)",
-              ["model", "model bytes", "TFLM+CMSIS-NN flash / RAM", "TFLM self-test (qemu)", "plain-C flash / RAM", "C self-test (qemu)"],
-              size_rows),
-        "Both firmwares hold the model, the golden vectors and the self-test; RAM includes the tensor arena "
-        "(TFLM) or the activation buffer (C). No Arduino core in either.",
-        "",
-        table("Arena: planned vs true minimum on the board's CPU (bytes)",
-              ["model", "board", "library", "measured on", "planned from x86 (no library at hand)", "true minimum",
-               "x86 plan / true", "planned from the library (exact + 2 %, min 64 B)", "library plan / true"],
-              arena_rows),
-        "True minimum: smallest arena for which a fresh interpreter allocates and invokes with the outputs of a large "
-        "arena, each probe a fresh qemu process (mcuq.toolchains.tflm_build.min_arena).",
-    ])
+    text = "\n".join(
+        [
+            f"Command: `python benchmarks/tflm_library.py{' --quick' if args.quick else ''}`  ",
+            f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Library sources: ../shared/tflm-libs "
+            "(Chirale_TensorFLowLite 2.0.0, esp-tflite-micro 1.4.0 + esp-nn 1.2.3); arm-none-eabi-g++ -Os; qemu mps2.",
+            "",
+            table(
+                "Firmware on a Cortex-M4: TFLite Micro (Chirale 2.0.0 + CMSIS-NN) vs plain-C runtime (bytes, arm-none-eabi-size)",
+                ["model", "model bytes", "TFLM+CMSIS-NN flash / RAM", "TFLM self-test (qemu)", "plain-C flash / RAM", "C self-test (qemu)"],
+                size_rows,
+            ),
+            "Both firmwares hold the model, the golden vectors and the self-test; RAM includes the tensor arena "
+            "(TFLM) or the activation buffer (C). No Arduino core in either.",
+            "",
+            table(
+                "Arena: planned vs true minimum on the board's CPU (bytes)",
+                [
+                    "model",
+                    "board",
+                    "library",
+                    "measured on",
+                    "planned from x86 (no library at hand)",
+                    "true minimum",
+                    "x86 plan / true",
+                    "planned from the library (exact + 2 %, min 64 B)",
+                    "library plan / true",
+                ],
+                arena_rows,
+            ),
+            "True minimum: smallest arena for which a fresh interpreter allocates and invokes with the outputs of a large "
+            "arena, each probe a fresh qemu process (mcuq.toolchains.tflm_build.min_arena).",
+        ]
+    )
     print(text)
     if not args.no_write:
         results = HERE / "RESULTS.md"

@@ -22,6 +22,7 @@ RUNTIMES = tuple(BACKEND_MODULES)
 KERNEL_SETS = ("reference", "cmsis-nn-dsp", "cmsis-nn-nodsp", "esp-nn", "esp-nn-s3")
 API_FLAVOURS = ("esp-idf", "arduino-2023")
 
+
 @dataclass(frozen=True)
 class PlatformIOSection:
     """[platformio] of a board file: what goes into platformio.ini (versions pinned)."""

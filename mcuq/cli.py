@@ -27,24 +27,47 @@ def _console(args: argparse.Namespace) -> Console:
 
 def _add_quantize_options(p: argparse.ArgumentParser, with_defaults: bool = True) -> None:
     d = (lambda v: v) if with_defaults else (lambda v: None)
-    p.add_argument("--calibration", "-c", metavar="DATA", help="representative data: .npy, .npz, .csv, image folder, module:function, or 'random'")
-    p.add_argument("--calibration-samples", type=int, default=d(300), metavar="N", help="samples used for calibration (default 300, chosen with --seed)")
+    p.add_argument(
+        "--calibration", "-c", metavar="DATA", help="representative data: .npy, .npz, .csv, image folder, module:function, or 'random'"
+    )
+    p.add_argument(
+        "--calibration-samples",
+        type=int,
+        default=d(300),
+        metavar="N",
+        help="samples used for calibration (default 300, chosen with --seed)",
+    )
     p.add_argument("--seed", type=int, default=d(0), help="seed for the sample choice (default 0)")
-    p.add_argument("--io", choices=["int8", "uint8", "float32"], default=d("int8"), help="dtype of the model's inputs/outputs (default int8)")
+    p.add_argument(
+        "--io", choices=["int8", "uint8", "float32"], default=d("int8"), help="dtype of the model's inputs/outputs (default int8)"
+    )
     p.add_argument("--activations", choices=["int8", "int16"], default=d("int8"), help="int16 selects the 16x8 mode")
-    p.add_argument("--per-channel", choices=["auto", "all", "none"], default=d("auto"),
-                   help="weight scales: auto (default) per-channel conv, per-tensor Dense unless validation data shows it costs "
-                        "accuracy; all: per-channel everywhere; none: per-tensor everywhere")
+    p.add_argument(
+        "--per-channel",
+        choices=["auto", "all", "none"],
+        default=d("auto"),
+        help="weight scales: auto (default) per-channel conv, per-tensor Dense unless validation data shows it costs "
+        "accuracy; all: per-channel everywhere; none: per-tensor everywhere",
+    )
     p.add_argument("--per-tensor", action="store_true", default=None, help="same as --per-channel none")
-    p.add_argument("--image-scale", choices=["0..1", "-1..1", "0..255"], default=d("0..1"), help="pixel scaling for an image-folder calibration (default 0..1)")
+    p.add_argument(
+        "--image-scale",
+        choices=["0..1", "-1..1", "0..255"],
+        default=d("0..1"),
+        help="pixel scaling for an image-folder calibration (default 0..1)",
+    )
 
 
 def _options_from(args: argparse.Namespace) -> Any:
     from mcuq.frontend.converter import QuantizeOptions
 
     return QuantizeOptions(
-        io=args.io, activations=args.activations, per_channel="none" if args.per_tensor else args.per_channel,
-        calibration_samples=args.calibration_samples, seed=args.seed, image_scale=args.image_scale,
+        io=args.io,
+        activations=args.activations,
+        per_channel="none" if args.per_tensor else args.per_channel,
+        calibration_samples=args.calibration_samples,
+        seed=args.seed,
+        image_scale=args.image_scale,
     )
 
 
@@ -55,8 +78,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     result = quantize(args.model, args.calibration, args.output, _options_from(args), console, force=args.force)
     record = f"{args.output}.mcuq.json"
     if not args.quiet:
-        print(f"wrote {args.output}: {len(result.tflite):,} bytes, full {result.options.activations}, "
-              f"io {result.options.io}, {len(result.info.ops)} ops ({', '.join(result.info.op_names)})")
+        print(
+            f"wrote {args.output}: {len(result.tflite):,} bytes, full {result.options.activations}, "
+            f"io {result.options.io}, {len(result.info.ops)} ops ({', '.join(result.info.op_names)})"
+        )
         if result.random_calibration:
             print("ACCURACY UNVERIFIED: calibrated on random data (--calibration random)")
         print(f"how it was made: {record}")
@@ -76,8 +101,7 @@ def cmd_boards(args: argparse.Namespace) -> int:
     from mcuq.boards import get_board, list_boards
 
     boards = [get_board(board_file=args.board_file)] if args.board_file else list_boards()
-    notes = {b.id: unlisted_core_note(load_library(b.tflm["library"]), b.tflm.get("core_architecture")) if b.tflm else None
-             for b in boards}
+    notes = {b.id: unlisted_core_note(load_library(b.tflm["library"]), b.tflm.get("core_architecture")) if b.tflm else None for b in boards}
     if args.json:
         print(json.dumps([{**b.as_dict(), "library_unlisted_core": notes[b.id]} for b in boards], indent=2))
         return EXIT_OK
@@ -85,8 +109,10 @@ def cmd_boards(args: argparse.Namespace) -> int:
     for b in boards:
         lib = get_backend(b.default_runtime).describe(b)
         mark = " (*) core not listed by the library" if notes[b.id] else ""
-        print(f"{b.id:<14} {b.mcu:<12} {b.architecture:<11} {b.clock_mhz:>4} {b.sram_bytes // 1024:>6}KB "
-              f"{b.flash_bytes // 1024:>7}KB {b.psram_bytes // 1024 if b.psram_bytes else '-':>5}{'KB' if b.psram_bytes else '  '} {b.default_runtime:<7} {lib}{mark}")
+        print(
+            f"{b.id:<14} {b.mcu:<12} {b.architecture:<11} {b.clock_mhz:>4} {b.sram_bytes // 1024:>6}KB "
+            f"{b.flash_bytes // 1024:>7}KB {b.psram_bytes // 1024 if b.psram_bytes else '-':>5}{'KB' if b.psram_bytes else '  '} {b.default_runtime:<7} {lib}{mark}"
+        )
     for b in boards:
         if notes[b.id]:
             print(f"(*) {b.id}: {notes[b.id]}")
@@ -108,9 +134,18 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from mcuq.validate import format_validation, validate_project
 
-    report = validate_project(args.project, data=args.data, max_drop=args.max_drop, min_snr=args.min_snr,
-                              write_report=not args.no_report, console=_console(args), emulate=args.emulate,
-                              labels=args.labels, build=args.build, tflm_source=args.tflm_source)
+    report = validate_project(
+        args.project,
+        data=args.data,
+        max_drop=args.max_drop,
+        min_snr=args.min_snr,
+        write_report=not args.no_report,
+        console=_console(args),
+        emulate=args.emulate,
+        labels=args.labels,
+        build=args.build,
+        tflm_source=args.tflm_source,
+    )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     elif not args.quiet:
@@ -138,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--quiet", "-q", action="store_true", help="print only errors and the result")
     common.add_argument("--verbose", "-v", action="store_true", help="show TensorFlow's own log output and debug detail")
     parser = OneLineParser(
-        prog="mcuq", description="Take a Keras/TensorFlow model to a microcontroller as full int8, and prove it on the host.",
+        prog="mcuq",
+        description="Take a Keras/TensorFlow model to a microcontroller as full int8, and prove it on the host.",
     )
     parser.add_argument("--version", action="version", version=f"mcuq {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -165,12 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", help="output folder (default build/<board>-<model>)")
     p.add_argument("--runtime", choices=backend_names(), help="TFLite Micro or the plain-C int8 runtime (default: the board's)")
     p.add_argument("--arena-size", type=int, metavar="BYTES", help="override the planned tensor arena")
-    p.add_argument("--tflm-source", metavar="DIR",
-                   help="the board's TFLite Micro library sources: golden vectors and the exact arena then come from "
-                        "that library (default: the output folder's .pio/libdeps or managed_components, if present)")
+    p.add_argument(
+        "--tflm-source",
+        metavar="DIR",
+        help="the board's TFLite Micro library sources: golden vectors and the exact arena then come from "
+        "that library (default: the output folder's .pio/libdeps or managed_components, if present)",
+    )
     p.add_argument("--golden", type=int, metavar="N", help="golden vectors checked at boot (default 4)")
-    p.add_argument("--data", metavar="VAL", help="validation data (.npz with one array per input name, optional 'labels' "
-                                                 "and 'label_names'); with --per-channel auto it decides per-channel Dense")
+    p.add_argument(
+        "--data",
+        metavar="VAL",
+        help="validation data (.npz with one array per input name, optional 'labels' "
+        "and 'label_names'); with --per-channel auto it decides per-channel Dense",
+    )
     p.add_argument("--name", help="C prefix of the generated API (default: from the model's name): NAME_init(), NAME_model.h")
     p.add_argument("--labels", metavar="FILE", help="class names, one per line: a label table in the generated code and the report")
     p.add_argument("--force", action="store_true", help="replace the files of a previous mcuq project in --out (never your own files)")
@@ -187,11 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-snr", type=float, metavar="DB", help="fail when an output's SNR is below DB")
     p.add_argument("--no-report", action="store_true", help="do not write report.html/report.json")
     p.add_argument("--emulate", action="store_true", help="plain-C projects: also build for the MCU and run the self-test in simavr/qemu")
-    p.add_argument("--build", action="store_true",
-                   help="TFLite Micro projects: compile src/ against the board's pinned library (x86-64, and the board's "
-                        "Cortex-M in qemu) and run the self-test; prints flash/RAM and the true smallest arena")
-    p.add_argument("--tflm-source", metavar="DIR",
-                   help="where the library sources are (default: .pio/libdeps/<env>/ or managed_components/ in the project)")
+    p.add_argument(
+        "--build",
+        action="store_true",
+        help="TFLite Micro projects: compile src/ against the board's pinned library (x86-64, and the board's "
+        "Cortex-M in qemu) and run the self-test; prints flash/RAM and the true smallest arena",
+    )
+    p.add_argument(
+        "--tflm-source",
+        metavar="DIR",
+        help="where the library sources are (default: .pio/libdeps/<env>/ or managed_components/ in the project)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_validate)
 

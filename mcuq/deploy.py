@@ -70,18 +70,34 @@ class DeployRequest:
         def pick(name: str, cli_value: Any) -> Any:
             return cli_value if cli_value is not None else config.get(name)
 
-        options = {k: v for k, v in {
-            "io": pick("io", args.io), "activations": pick("activations", args.activations),
-            "per_channel": ("none" if args.per_tensor else pick("per_channel", args.per_channel)),
-            "calibration_samples": pick("calibration_samples", args.calibration_samples),
-            "seed": pick("seed", args.seed), "image_scale": pick("image_scale", args.image_scale),
-        }.items() if v is not None}
+        options = {
+            k: v
+            for k, v in {
+                "io": pick("io", args.io),
+                "activations": pick("activations", args.activations),
+                "per_channel": ("none" if args.per_tensor else pick("per_channel", args.per_channel)),
+                "calibration_samples": pick("calibration_samples", args.calibration_samples),
+                "seed": pick("seed", args.seed),
+                "image_scale": pick("image_scale", args.image_scale),
+            }.items()
+            if v is not None
+        }
         return cls(
-            model=pick("model", args.model), board=pick("board", args.board), board_file=pick("board_file", args.board_file),
-            out=pick("out", args.out), runtime=pick("runtime", args.runtime), arena_size=pick("arena_size", args.arena_size),
-            calibration=pick("calibration", args.calibration), data=pick("data", args.data), golden=pick("golden", args.golden),
-            force=args.force, options=options, config=config_path, tflm_source=pick("tflm_source", getattr(args, "tflm_source", None)),
-            name=pick("name", getattr(args, "name", None)), labels=pick("labels", getattr(args, "labels", None)),
+            model=pick("model", args.model),
+            board=pick("board", args.board),
+            board_file=pick("board_file", args.board_file),
+            out=pick("out", args.out),
+            runtime=pick("runtime", args.runtime),
+            arena_size=pick("arena_size", args.arena_size),
+            calibration=pick("calibration", args.calibration),
+            data=pick("data", args.data),
+            golden=pick("golden", args.golden),
+            force=args.force,
+            options=options,
+            config=config_path,
+            tflm_source=pick("tflm_source", getattr(args, "tflm_source", None)),
+            name=pick("name", getattr(args, "name", None)),
+            labels=pick("labels", getattr(args, "labels", None)),
         )
 
 
@@ -112,10 +128,16 @@ class DeployResult:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "out_dir": str(self.out_dir), "board": self.board.id, "runtime": self.runtime,
-            "model_bytes": len(self.quantized.tflite), "ops": self.quantized.info.op_names,
-            "arena": self.manifest["arena"], "fit": self.manifest["fit"], **{key: self.manifest.get(key) for key in self.plan.section},
-            "golden": self.manifest["golden"], "kept_user_files": self.write.kept_user_files,
+            "out_dir": str(self.out_dir),
+            "board": self.board.id,
+            "runtime": self.runtime,
+            "model_bytes": len(self.quantized.tflite),
+            "ops": self.quantized.info.op_names,
+            "arena": self.manifest["arena"],
+            "fit": self.manifest["fit"],
+            **{key: self.manifest.get(key) for key in self.plan.section},
+            "golden": self.manifest["golden"],
+            "kept_user_files": self.write.kept_user_files,
             "edited_generated_files_replaced": self.write.edited_generated,
             "validation": self.validation.as_dict() if self.validation is not None else None,
             "random_calibration": self.quantized.random_calibration,
@@ -133,8 +155,7 @@ def _golden_inputs(q: QuantizedModel, data: SampleSet | None, count: int, seed: 
     if source is not None:
         n = min(count, source.count)
         index = np.sort(np.random.default_rng(seed).choice(source.count, n, replace=False))
-        samples = [[quantize_array(x, t) for x, t in zip(source.sample_for(int(i), info.input_names), info.input_tensors)]
-                   for i in index]
+        samples = [[quantize_array(x, t) for x, t in zip(source.sample_for(int(i), info.input_names), info.input_tensors)] for i in index]
         return samples, f"{'validation data' if data is not None else 'calibration set'} {_relative_source(source.source, out_dir)}"
     rng = np.random.default_rng(seed)
     samples = []
@@ -166,8 +187,9 @@ def _labels(request: DeployRequest, data: SampleSet | None) -> tuple[list[str], 
     return [], None
 
 
-def _choose_dense_scales(backend: Backend, board: Board, q: QuantizedModel, data: SampleSet | None,
-                         console: Console) -> tuple[QuantizedModel, DenseScaleChoice | None]:
+def _choose_dense_scales(
+    backend: Backend, board: Board, q: QuantizedModel, data: SampleSet | None, console: Console
+) -> tuple[QuantizedModel, DenseScaleChoice | None]:
     """--per-channel auto: per-tensor Dense unless the validation data says it costs accuracy
     (mcuq.checks.weight_scales); both arenas are measured by the backend either way."""
     alternative = q.dense_per_channel_tflite
@@ -178,8 +200,7 @@ def _choose_dense_scales(backend: Backend, board: Board, q: QuantizedModel, data
         choice = choose_dense_scales(q.tflite, alternative, q.float_tflite, data, rule is None, rule or "")
         alt_info = parse_model(alternative, "per-channel Dense variant")
         sample: list[np.ndarray] = [np.zeros(t.shape, dtype=NUMPY_DTYPES[t.dtype]) for t in q.info.input_tensors]
-        choice.arenas = {PER_TENSOR: backend.arena_bytes(q.info, board, sample),
-                         PER_CHANNEL: backend.arena_bytes(alt_info, board, sample)}
+        choice.arenas = {PER_TENSOR: backend.arena_bytes(q.info, board, sample), PER_CHANNEL: backend.arena_bytes(alt_info, board, sample)}
     console.info(f"weight scales: {choice.summary()}")
     if choice.per_channel:
         q = replace(q, tflite=alternative, info=alt_info)
@@ -229,8 +250,20 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     check_labels(labels, quantized.info, labels_source or "labels")
     quantized, choice = _choose_dense_scales(backend, board, quantized, validation_data, console)
     golden_in, golden_source = _golden_inputs(quantized, validation_data, golden_count, options.seed, out_dir)
-    job = DeployJob(quantized, board, name, golden_in, golden_source, request.arena_size, request.tflm_source, out_dir,
-                    runtime=backend.name, prefix=prefix, labels=tuple(labels), labels_source=labels_source)
+    job = DeployJob(
+        quantized,
+        board,
+        name,
+        golden_in,
+        golden_source,
+        request.arena_size,
+        request.tflm_source,
+        out_dir,
+        runtime=backend.name,
+        prefix=prefix,
+        labels=tuple(labels),
+        labels_source=labels_source,
+    )
     plan = backend.plan(job, console)
     rendered = backend.render(job, plan, common_context(job, plan.golden_out))
     files: dict[str, str | bytes] = {**rendered.files, **plan.extra_files}
@@ -242,14 +275,32 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     if quantized.float_tflite is not None:
         files[FLOAT_MODEL_PATH] = quantized.float_tflite
     manifest = build_manifest(job, backend.name, plan, request, out_dir)
-    manifest = replace(manifest, weight_scales=choice.as_dict() if choice is not None else None, api={
-        "prefix": job.prefix, "header": f"src/{job.prefix}_model.h", "labels": list(labels), "labels_source": labels_source,
-        "inputs": list(quantized.info.input_names), "outputs": list(quantized.info.output_names)})
+    manifest = replace(
+        manifest,
+        weight_scales=choice.as_dict() if choice is not None else None,
+        api={
+            "prefix": job.prefix,
+            "header": f"src/{job.prefix}_model.h",
+            "labels": list(labels),
+            "labels_source": labels_source,
+            "inputs": list(quantized.info.input_names),
+            "outputs": list(quantized.info.output_names),
+        },
+    )
     with console.step(f"writing the project to {out_dir}"):
         written = write_project(out_dir, files, dict(rendered.user_files), manifest, request.force, mark_unvalidated=True)
     record = written.manifest.as_dict() if written.manifest is not None else manifest.as_dict()
-    result = DeployResult(out_dir, board, quantized, plan, written, record, runtime=backend.name,
-                          runtime_line=backend.describe(board), extra_summary=backend.summary_lines(record))
+    result = DeployResult(
+        out_dir,
+        board,
+        quantized,
+        plan,
+        written,
+        record,
+        runtime=backend.name,
+        runtime_line=backend.describe(board),
+        extra_summary=backend.summary_lines(record),
+    )
     from mcuq.validate import validate_project
 
     result.validation = validate_project(out_dir, data=request.data, console=console)
@@ -263,22 +314,38 @@ def build_manifest(job: DeployJob, runtime: str, plan: BackendPlan, request: Dep
     section = dict(plan.section)
     # A backend that computed the golden outputs another way (the board's own library) says so.
     computed_by = str(section.pop("golden_computed_by", f"x86 tflite-micro {tflm_version()}"))
-    quantization = {**q.manifest_entry(), "source": project_relative(q.source, out_dir),
-                    "calibration": _relative_source(q.calibration_source, out_dir)}
+    quantization = {
+        **q.manifest_entry(),
+        "source": project_relative(q.source, out_dir),
+        "calibration": _relative_source(q.calibration_source, out_dir),
+    }
     model = ModelRecord(
-        name=job.name, source=project_relative(q.source, out_dir), source_kind=q.source_kind, bytes=len(info.raw),
-        crc32=f"{zlib.crc32(info.raw) & 0xFFFFFFFF:08x}", sha256=sha256_bytes(info.raw), ops=info.op_names,
-        op_count=len(info.ops), tensor_count=len(info.tensors), macs=info.total_macs,
+        name=job.name,
+        source=project_relative(q.source, out_dir),
+        source_kind=q.source_kind,
+        bytes=len(info.raw),
+        crc32=f"{zlib.crc32(info.raw) & 0xFFFFFFFF:08x}",
+        sha256=sha256_bytes(info.raw),
+        ops=info.op_names,
+        op_count=len(info.ops),
+        tensor_count=len(info.tensors),
+        macs=info.total_macs,
         float_reference=FLOAT_MODEL_PATH if q.float_tflite is not None else None,
     )
     return Manifest(
-        mcuq_version=__version__, tensorflow_version=tensorflow_version(), tflite_micro_version=tflm_version(),
-        python=platform.python_version(), runtime=runtime,
+        mcuq_version=__version__,
+        tensorflow_version=tensorflow_version(),
+        tflite_micro_version=tflm_version(),
+        python=platform.python_version(),
+        runtime=runtime,
         board=BoardRecord(board.id, _board_file(board, out_dir), board.sha256, board.architecture, board.mcu),
-        model=model, quantization=quantization,
+        model=model,
+        quantization=quantization,
         golden=GoldenRecord(len(job.golden_in), job.golden_source, computed_by),
         validation_data=project_relative(request.data, out_dir),
-        arena=plan.arena.as_dict(), fit=plan.fit.as_dict(), runtime_section={"library": None, **section},
+        arena=plan.arena.as_dict(),
+        fit=plan.fit.as_dict(),
+        runtime_section={"library": None, **section},
     )
 
 
@@ -329,8 +396,10 @@ def format_summary(result: DeployResult) -> str:
         lines.append(format_validation(result.validation))
     if result.emulator_passed is False:
         target = (result.plan.emulation or {}).get("target", "the emulator")
-        lines.append(f"deploy: FAIL: the firmware's self-test failed on {target}; the project is written but does not "
-                     "compute the golden vectors there")
+        lines.append(
+            f"deploy: FAIL: the firmware's self-test failed on {target}; the project is written but does not "
+            "compute the golden vectors there"
+        )
     if result.ok:
         lines.append(f"next:    cd {result.out_dir} && pio run -t upload && pio device monitor")
     else:

@@ -54,12 +54,16 @@ def check_generated_files(report: ValidationReport, project: Path, manifest: Man
     if not changed and not missing:
         return report.add(GENERATED_FILES, True, f"{len(manifest.files)} generated files match the hashes in {MANIFEST}")
     parts = ([f"edited since deploy: {', '.join(changed)}"] if changed else []) + ([f"missing: {', '.join(missing)}"] if missing else [])
-    return report.add(GENERATED_FILES, False, f"{'; '.join(parts)}; put your code in src/app.cpp (or your own files) "
-                                              "and regenerate with 'mcuq deploy --force'")
+    return report.add(
+        GENERATED_FILES,
+        False,
+        f"{'; '.join(parts)}; put your code in src/app.cpp (or your own files) and regenerate with 'mcuq deploy --force'",
+    )
 
 
-def _validation_data(project: Path, data: str | None, manifest: dict[str, Any], info: ModelInfo,
-                     labels: str | None = None) -> SampleSet | None:
+def _validation_data(
+    project: Path, data: str | None, manifest: dict[str, Any], info: ModelInfo, labels: str | None = None
+) -> SampleSet | None:
     path = data or resolve_from_project(manifest.get("validation_data"), project)
     if not path:
         return None
@@ -67,8 +71,9 @@ def _validation_data(project: Path, data: str | None, manifest: dict[str, Any], 
         return None  # recorded at deploy time, since moved: validate without it
     specs = [InputSpec(n, t.shape[1:]) for n, t in zip(info.input_names, info.input_tensors)]
     q = manifest.get("quantization", {})
-    samples = load_samples(path, specs, max_samples=None, seed=q.get("calibration_seed", 0),
-                           image_scale=q.get("image_scale", "0..1"), what="validation data")
+    samples = load_samples(
+        path, specs, max_samples=None, seed=q.get("calibration_seed", 0), image_scale=q.get("image_scale", "0..1"), what="validation data"
+    )
     if labels is not None:
         try:
             values = np.load(labels, allow_pickle=False).reshape(-1)
@@ -89,21 +94,34 @@ def _check_accuracy(report: ValidationReport, metrics: dict[str, Any], max_drop:
     for out in metrics["outputs"]:
         if max_drop is not None and "ACC_float" in out:
             drop = 100.0 * (out["ACC_float"] - out["ACC_int8"])
-            report.add(f"accuracy drop ({out['name']})", drop <= max_drop,
-                       f"int8 {100 * out['ACC_int8']:.2f}% vs float {100 * out['ACC_float']:.2f}%: drop {drop:.2f} points (limit {max_drop})")
+            report.add(
+                f"accuracy drop ({out['name']})",
+                drop <= max_drop,
+                f"int8 {100 * out['ACC_int8']:.2f}% vs float {100 * out['ACC_float']:.2f}%: drop {drop:.2f} points (limit {max_drop})",
+            )
         elif max_drop is not None:
             report.add(f"accuracy drop ({out['name']})", False, "--max-drop needs labels in the validation data and the float reference")
         if min_snr is not None:
             snr = out.get("SNR_dB")
             ok = snr is not None and snr >= min_snr
-            report.add(f"output SNR ({out['name']})", ok,
-                       f"SNR {snr:.1f} dB (limit {min_snr} dB)" if snr is not None else "no float reference to compare with")
+            report.add(
+                f"output SNR ({out['name']})",
+                ok,
+                f"SNR {snr:.1f} dB (limit {min_snr} dB)" if snr is not None else "no float reference to compare with",
+            )
 
 
 def validate_project(
-    project: str | Path, data: str | None = None, max_drop: float | None = None, min_snr: float | None = None,
-    write_report: bool = True, console: Console = SILENT, emulate: bool = False, labels: str | None = None,
-    build: bool = False, tflm_source: str | None = None,
+    project: str | Path,
+    data: str | None = None,
+    max_drop: float | None = None,
+    min_snr: float | None = None,
+    write_report: bool = True,
+    console: Console = SILENT,
+    emulate: bool = False,
+    labels: str | None = None,
+    build: bool = False,
+    tflm_source: str | None = None,
 ) -> ValidationReport:
     project = Path(project)
     typed = load_manifest(project)
@@ -139,8 +157,15 @@ def validate_project(
     return report
 
 
-def _write_reports(project: Path, report: ValidationReport, manifest: dict[str, Any], backend: Backend, info: ModelInfo,
-                   float_info: ModelInfo | None, float_model: bytes | None) -> list[str]:
+def _write_reports(
+    project: Path,
+    report: ValidationReport,
+    manifest: dict[str, Any],
+    backend: Backend,
+    info: ModelInfo,
+    float_info: ModelInfo | None,
+    float_model: bytes | None,
+) -> list[str]:
     from mcuq.checks.report import render_report_html, render_report_json, weight_pictures, write_report
 
     section = backend.report_section(manifest)
@@ -148,16 +173,28 @@ def _write_reports(project: Path, report: ValidationReport, manifest: dict[str, 
     data = report.as_dict()
     q = manifest.get("quantization", {})
     data["summary"] = {
-        "model": manifest["model"]["name"], "board": manifest["board"]["id"], "runtime": manifest["runtime"],
+        "model": manifest["model"]["name"],
+        "board": manifest["board"]["id"],
+        "runtime": manifest["runtime"],
         "library": section["library"],
-        "activations": q.get("activations", "int8"), "io": q.get("io", "int8"), "int8_bytes": len(info.raw),
-        "float_bytes": len(float_model) if float_model else None, "arena_bytes": manifest["arena"]["target_bytes"],
-        "arena_how": manifest["arena"]["how"], "fit": manifest["fit"], "random_calibration": q.get("random_calibration", False),
-        "runtime_sizes": section["sizes"], "runtime_sizes_title": section.get("sizes_title", ""),
-        "weight_scales": manifest.get("weight_scales"), "per_channel_note": section.get("per_channel_note", ""),
+        "activations": q.get("activations", "int8"),
+        "io": q.get("io", "int8"),
+        "int8_bytes": len(info.raw),
+        "float_bytes": len(float_model) if float_model else None,
+        "arena_bytes": manifest["arena"]["target_bytes"],
+        "arena_how": manifest["arena"]["how"],
+        "fit": manifest["fit"],
+        "random_calibration": q.get("random_calibration", False),
+        "runtime_sizes": section["sizes"],
+        "runtime_sizes_title": section.get("sizes_title", ""),
+        "weight_scales": manifest.get("weight_scales"),
+        "per_channel_note": section.get("per_channel_note", ""),
         "labels": (manifest.get("api") or {}).get("labels") or [],
     }
-    data["ops"] = [{"index": op.index, "op": op.name, "macs": op.macs, "optimized": op.name in optimized, "layer": info.layer_of_op(op)} for op in info.ops]
+    data["ops"] = [
+        {"index": op.index, "op": op.name, "macs": op.macs, "optimized": op.name in optimized, "layer": info.layer_of_op(op)}
+        for op in info.ops
+    ]
     data["worst_layers"] = diagnose(report.per_layer)
     pairs = pair_layers(info, float_info) if float_info is not None else []
     json_text = render_report_json(data)
@@ -177,21 +214,28 @@ def format_validation(report: ValidationReport) -> str:
         lines.append(f"  [{'ok' if c.passed else 'FAIL'}] {c.name}: {c.detail}")
     if report.metrics.get("outputs"):
         lines.append(f"  float vs int8 on {report.metrics['samples']} samples ({report.metrics['source']}):")
-        lines.append(f"    {'output':<28} {'ACC float':>9} {'ACC int8':>9} {'top1 agr':>9} {'RMSE':>9} {'MAE':>9} {'L2R':>9} {'COS':>9} {'SNR dB':>8}")
+        lines.append(
+            f"    {'output':<28} {'ACC float':>9} {'ACC int8':>9} {'top1 agr':>9} {'RMSE':>9} {'MAE':>9} {'L2R':>9} {'COS':>9} {'SNR dB':>8}"
+        )
         for o in report.metrics["outputs"]:
-            lines.append(f"    {o['name'][:28]:<28} {_num(o.get('ACC_float'), True):>9} {_num(o.get('ACC_int8'), True):>9} "
-                         f"{_num(o.get('top1_agreement'), True):>9} {_num(o.get('RMSE')):>9} {_num(o.get('MAE')):>9} "
-                         f"{_num(o.get('L2R')):>9} {_num(o.get('COS')):>9} {_num(o.get('SNR_dB')):>8}")
+            lines.append(
+                f"    {o['name'][:28]:<28} {_num(o.get('ACC_float'), True):>9} {_num(o.get('ACC_int8'), True):>9} "
+                f"{_num(o.get('top1_agreement'), True):>9} {_num(o.get('RMSE')):>9} {_num(o.get('MAE')):>9} "
+                f"{_num(o.get('L2R')):>9} {_num(o.get('COS')):>9} {_num(o.get('SNR_dB')):>8}"
+            )
     worst = diagnose(report.per_layer)
     if worst:
         lines.append("  layers that lose the most precision:")
         for w in worst:
-            lines.append(f"    op {w['op_index']} {w['op']} '{w['layer']}': SNR {w['SNR_dB']:.1f} dB (loses {w['drop_dB']:.1f} dB here). {w['advice']}")
+            lines.append(
+                f"    op {w['op_index']} {w['op']} '{w['layer']}': SNR {w['SNR_dB']:.1f} dB (loses {w['drop_dB']:.1f} dB here). {w['advice']}"
+            )
     elif report.per_layer:
         lines.append(f"  per-layer: every layer keeps SNR >= 30 dB (lowest {min(r['SNR_dB'] for r in report.per_layer):.1f} dB)")
     if report.report_files:
         lines.append(f"  report: {report.project / report.report_files[0]}")
     if report.kept_reports:
-        lines.append(f"  not written: {', '.join(report.kept_reports)} exist and mcuq did not write them (kept; move them away "
-                     "to get mcuq's report)")
+        lines.append(
+            f"  not written: {', '.join(report.kept_reports)} exist and mcuq did not write them (kept; move them away to get mcuq's report)"
+        )
     return "\n".join(lines)

@@ -152,23 +152,68 @@ X = np.zeros((4, 1), np.float32)
 CASES: list[Case] = [
     # quantize
     Case("missing model", "quantize", lambda d, i: [str(d / "nope.keras"), "-o", str(d / "o.tflite"), "-c", "random"], "nope.keras"),
-    Case("model folder not SavedModel", "quantize", lambda d, i: [str(_write(d / "m" / "x.txt", "x").parent), "-o", str(d / "o.tflite"), "-c", "random"], "m"),
+    Case(
+        "model folder not SavedModel",
+        "quantize",
+        lambda d, i: [str(_write(d / "m" / "x.txt", "x").parent), "-o", str(d / "o.tflite"), "-c", "random"],
+        "m",
+    ),
     Case("empty .keras", "quantize", lambda d, i: [str(_write(d / "m.keras", b"")), "-o", str(d / "o.tflite"), "-c", "random"], "m.keras"),
-    Case("garbage .tflite", "quantize", lambda d, i: [str(_write(d / "g.tflite", b"hello world, not a model")), "-o", str(d / "o.tflite")], "g.tflite"),
-    Case("truncated .tflite", "quantize", lambda d, i: [str(_write(d / "t.tflite", i.digits.read_bytes()[:3000])), "-o", str(d / "o.tflite")], "t.tflite"),
+    Case(
+        "garbage .tflite",
+        "quantize",
+        lambda d, i: [str(_write(d / "g.tflite", b"hello world, not a model")), "-o", str(d / "o.tflite")],
+        "g.tflite",
+    ),
+    Case(
+        "truncated .tflite",
+        "quantize",
+        lambda d, i: [str(_write(d / "t.tflite", i.digits.read_bytes()[:3000])), "-o", str(d / "o.tflite")],
+        "t.tflite",
+    ),
     Case("float .tflite", "quantize", lambda d, i: [str(i.float_model), "-o", str(d / "o.tflite")], "float .tflite"),
     Case("-o under a file", "quantize", lambda d, i: [str(i.sine), "-o", str(_write(d / "f", "x") / "o.tflite")], "is a file"),
-    Case("-o onto a folder --force", "quantize", lambda d, i: [str(i.sine), "-o", str(_write(d / "o.tflite" / "x", "x").parent), "--force"], "not a regular file"),
-    Case("-o dangling symlink", "quantize", lambda d, i: (os.symlink(d / "nowhere", d / "o.tflite"), [str(i.sine), "-o", str(d / "o.tflite")])[1], "symbolic link"),
+    Case(
+        "-o onto a folder --force",
+        "quantize",
+        lambda d, i: [str(i.sine), "-o", str(_write(d / "o.tflite" / "x", "x").parent), "--force"],
+        "not a regular file",
+    ),
+    Case(
+        "-o dangling symlink",
+        "quantize",
+        lambda d, i: (os.symlink(d / "nowhere", d / "o.tflite"), [str(i.sine), "-o", str(d / "o.tflite")])[1],
+        "symbolic link",
+    ),
     Case("-o in /proc", "quantize", lambda d, i: [str(i.sine), "-o", "/proc/mcuq.tflite"], "/proc"),
-    Case("-o onto a foreign file", "quantize", lambda d, i: [str(i.sine), "-o", str(_write(d / "o.tflite", "mine"))], "not written by mcuq"),
-    Case("foreign .mcuq.json", "quantize", lambda d, i: (_write(d / "o.tflite.mcuq.json", "mine"), [str(i.sine), "-o", str(d / "o.tflite")])[1], "o.tflite.mcuq.json"),
+    Case(
+        "-o onto a foreign file", "quantize", lambda d, i: [str(i.sine), "-o", str(_write(d / "o.tflite", "mine"))], "not written by mcuq"
+    ),
+    Case(
+        "foreign .mcuq.json",
+        "quantize",
+        lambda d, i: (_write(d / "o.tflite.mcuq.json", "mine"), [str(i.sine), "-o", str(d / "o.tflite")])[1],
+        "o.tflite.mcuq.json",
+    ),
     Case("keras without calibration", "quantize", lambda d, i: [str(i.keras), "-o", str(d / "o.tflite")], "calibration"),
-    Case("--calibration-samples 0", "quantize", lambda d, i: [str(i.sine), "-o", str(d / "o.tflite"), "--calibration-samples", "0"], "calibration-samples", (1, 2)),
+    Case(
+        "--calibration-samples 0",
+        "quantize",
+        lambda d, i: [str(i.sine), "-o", str(d / "o.tflite"), "--calibration-samples", "0"],
+        "calibration-samples",
+        (1, 2),
+    ),
     Case("--io bogus", "quantize", lambda d, i: [str(i.sine), "-o", str(d / "o.tflite"), "--io", "int4"], "--io", (2,)),
     Case("unknown option", "quantize", lambda d, i: [str(i.sine), "-o", str(d / "o.tflite"), "--frobnicate"], "--frobnicate", (2,)),
-    Case("missing calibration file", "quantize", lambda d, i: [str(i.keras), "-o", str(d / "o.tflite"), "-c", str(d / "cal.npy")], "cal.npy"),
-    Case("empty calibration CSV", "quantize", lambda d, i: [str(i.keras), "-o", str(d / "o.tflite"), "-c", str(_write(d / "cal.csv", ""))], "cal.csv"),
+    Case(
+        "missing calibration file", "quantize", lambda d, i: [str(i.keras), "-o", str(d / "o.tflite"), "-c", str(d / "cal.npy")], "cal.npy"
+    ),
+    Case(
+        "empty calibration CSV",
+        "quantize",
+        lambda d, i: [str(i.keras), "-o", str(d / "o.tflite"), "-c", str(_write(d / "cal.csv", ""))],
+        "cal.csv",
+    ),
     # inspect
     Case("inspect missing", "inspect", lambda d, i: [str(d / "nope.tflite")], "nope.tflite"),
     Case("inspect garbage", "inspect", lambda d, i: [str(_write(d / "g.tflite", os.urandom(2000)))], "g.tflite"),
@@ -190,22 +235,57 @@ CASES: list[Case] = [
     Case("--golden 100000", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--golden", "100000"], "--golden 100000", (2,)),
     Case("--arena-size 0", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--arena-size", "0"], "--arena-size 0", (2,)),
     Case("--arena-size -5", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--arena-size", "-5"], "--arena-size -5", (2,)),
-    Case("--arena-size absurd", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--arena-size", "1000000000", "-b", "nano33ble"], "drop --arena-size"),
+    Case(
+        "--arena-size absurd",
+        "deploy",
+        lambda d, i: [str(i.sine), "--out", str(d / "out"), "--arena-size", "1000000000", "-b", "nano33ble"],
+        "drop --arena-size",
+    ),
     Case("unknown board", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "-b", "nope"], "nope"),
     Case("missing board file", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--board-file", str(d / "b.toml")], "b.toml"),
-    Case("garbage board file", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--board-file", str(_write(d / "b.toml", "[[["))], "b.toml"),
+    Case(
+        "garbage board file",
+        "deploy",
+        lambda d, i: [str(i.sine), "--out", str(d / "out"), "--board-file", str(_write(d / "b.toml", "[[["))],
+        "b.toml",
+    ),
     Case("--runtime java", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--runtime", "java"], "--runtime", (2,)),
     Case("--out under a file", "deploy", lambda d, i: [str(i.sine), "--out", str(_write(d / "f", "x") / "out")], "is a file"),
-    Case("--out dangling symlink", "deploy", lambda d, i: (os.symlink(d / "nowhere", d / "out"), [str(i.sine), "--out", str(d / "out")])[1], "symbolic link"),
+    Case(
+        "--out dangling symlink",
+        "deploy",
+        lambda d, i: (os.symlink(d / "nowhere", d / "out"), [str(i.sine), "--out", str(d / "out")])[1],
+        "symbolic link",
+    ),
     Case("--out in /proc", "deploy", lambda d, i: [str(i.sine), "--out", "/proc/mcuq-out"], "/proc"),
-    Case("--out foreign folder", "deploy", lambda d, i: [str(i.sine), "--out", str(_write(d / "out" / "mine.txt", "x").parent)], "not generated by mcuq"),
+    Case(
+        "--out foreign folder",
+        "deploy",
+        lambda d, i: [str(i.sine), "--out", str(_write(d / "out" / "mine.txt", "x").parent)],
+        "not generated by mcuq",
+    ),
     Case("--out project without --force", "deploy", lambda d, i: [str(i.sine), "--out", str(_project(d, i))], "--force"),
     Case("--force onto manifest {}", "deploy", lambda d, i: [str(i.sine), "--out", str(_manifest(d, i, "{}")), "--force"], "manifest"),
     Case("--force onto manifest list", "deploy", lambda d, i: [str(i.sine), "--out", str(_manifest(d, i, "[1]")), "--force"], "manifest"),
-    Case("--data wrong label count", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_npz(d / "v.npz", x=X, labels=np.arange(3)))], "labels"),
+    Case(
+        "--data wrong label count",
+        "deploy",
+        lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_npz(d / "v.npz", x=X, labels=np.arange(3)))],
+        "labels",
+    ),
     Case("--data missing", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(d / "v.npz")], "v.npz"),
-    Case("--data wrong shape", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_npz(d / "v.npz", x=np.zeros((4, 3), np.float32)))], "shape"),
-    Case("--data NaN", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_npz(d / "v.npz", x=np.full((4, 1), np.nan, np.float32)))], "NaN"),
+    Case(
+        "--data wrong shape",
+        "deploy",
+        lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_npz(d / "v.npz", x=np.zeros((4, 3), np.float32)))],
+        "shape",
+    ),
+    Case(
+        "--data NaN",
+        "deploy",
+        lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_npz(d / "v.npz", x=np.full((4, 1), np.nan, np.float32)))],
+        "NaN",
+    ),
     Case("deploy missing model", "deploy", lambda d, i: [str(d / "m.tflite"), "--out", str(d / "out")], "m.tflite"),
     Case("deploy malformed model", "deploy", lambda d, i: [_tflite(i, d, _op_input), "--out", str(d / "out")], "input tensor index"),
     Case("deploy model input retyped int32", "deploy", lambda d, i: [_tflite(i, d, _input_int32), "--out", str(d / "out")], "int32"),
@@ -218,7 +298,13 @@ CASES: list[Case] = [
     Case("config golden 0", "deploy", lambda d, i: _config(d, f'model = "{i.sine}"\ngolden = 0\n'), "golden"),
     Case("config wrong type", "deploy", lambda d, i: _config(d, f'model = "{i.sine}"\narena_size = "big"\n'), "arena_size"),
     Case("config io bogus", "deploy", lambda d, i: _config(d, f'model = "{i.sine}"\nio = "int4"\n'), "io"),
-    Case("--calibration-samples 0 deploy", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--calibration-samples", "0"], "calibration-samples", (1, 2)),
+    Case(
+        "--calibration-samples 0 deploy",
+        "deploy",
+        lambda d, i: [str(i.sine), "--out", str(d / "out"), "--calibration-samples", "0"],
+        "calibration-samples",
+        (1, 2),
+    ),
     # validate
     Case("validate missing folder", "validate", lambda d, i: [str(d / "nope")], "nope"),
     Case("validate folder without manifest", "validate", lambda d, i: [str(_write(d / "p" / "x", "x").parent)], "mcuq.lock.json"),
@@ -230,16 +316,41 @@ CASES: list[Case] = [
     Case("validate manifest schema 1", "validate", lambda d, i: [str(_manifest(d, i, '{"schema_version": 1}'))], "schema version 1"),
     Case("validate manifest missing keys", "validate", lambda d, i: [str(_manifest(d, i, '{"schema_version": 2}'))], "malformed"),
     Case("validate --data missing", "validate", lambda d, i: [str(_project(d, i)), "--data", str(d / "v.npz"), "--no-report"], "v.npz"),
-    Case("validate --labels count", "validate", lambda d, i: [str(_project(d, i)), "--data", str(i.val), "--no-report", "--labels",
-                                                               str((np.save(d / "l.npy", np.arange(3)), d / "l.npy")[1])], "labels"),
-    Case("validate --labels garbage", "validate", lambda d, i: [str(_project(d, i)), "--data", str(i.val), "--no-report", "--labels",
-                                                                 str(_write(d / "l.npy", "nope"))], "l.npy"),
+    Case(
+        "validate --labels count",
+        "validate",
+        lambda d, i: [
+            str(_project(d, i)),
+            "--data",
+            str(i.val),
+            "--no-report",
+            "--labels",
+            str((np.save(d / "l.npy", np.arange(3)), d / "l.npy")[1]),
+        ],
+        "labels",
+    ),
+    Case(
+        "validate --labels garbage",
+        "validate",
+        lambda d, i: [str(_project(d, i)), "--data", str(i.val), "--no-report", "--labels", str(_write(d / "l.npy", "nope"))],
+        "l.npy",
+    ),
     # boards
     Case("boards missing file", "boards", lambda d, i: ["--board-file", str(d / "b.toml")], "b.toml"),
     Case("boards garbage file", "boards", lambda d, i: ["--board-file", str(_write(d / "b.toml", "= ="))], "b.toml"),
-    Case("boards missing key", "boards", lambda d, i: ["--board-file", str(_write(d / "b.toml", _board_text().replace('mcu = "ESP32"\n', "")))], "mcu"),
-    Case("boards not UTF-8", "boards", lambda d, i: ["--board-file", str(_write(d / "b.toml", b"id = \"\xff\"\n"))], "b.toml"),
-    Case("boards wrong type", "boards", lambda d, i: ["--board-file", str(_write(d / "b.toml", _board_text().replace("sram_bytes = 327680", 'sram_bytes = "x"')))], "sram_bytes"),
+    Case(
+        "boards missing key",
+        "boards",
+        lambda d, i: ["--board-file", str(_write(d / "b.toml", _board_text().replace('mcu = "ESP32"\n', "")))],
+        "mcu",
+    ),
+    Case("boards not UTF-8", "boards", lambda d, i: ["--board-file", str(_write(d / "b.toml", b'id = "\xff"\n'))], "b.toml"),
+    Case(
+        "boards wrong type",
+        "boards",
+        lambda d, i: ["--board-file", str(_write(d / "b.toml", _board_text().replace("sram_bytes = 327680", 'sram_bytes = "x"')))],
+        "sram_bytes",
+    ),
     # init
     Case("init path exists", "init", lambda d, i: ["--path", str(_write(d / "mcuq.toml", "# mine\n"))], "exists"),
     Case("init missing folder", "init", lambda d, i: ["--path", str(d / "no" / "mcuq.toml")], "does not exist"),
@@ -285,8 +396,15 @@ def run_case(case: Case, work: Path, inputs: Inputs, timeout: float = 300) -> Ou
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
     try:
         # -q: progress lines off, so stderr holds only what went wrong
-        proc = subprocess.run([sys.executable, "-m", "mcuq", case.command, "-q", *args], capture_output=True, text=True,
-                              cwd=work, env=env, timeout=timeout, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "mcuq", case.command, "-q", *args],
+            capture_output=True,
+            text=True,
+            cwd=work,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return Outcome(case.name, case.command, None, "", False, False, False, True, [], "hang")
     after = {**tree_digest(work), **{f"<inputs>/{k}": v for k, v in tree_digest(inputs.project).items()}}
@@ -303,15 +421,30 @@ def run_case(case: Case, work: Path, inputs: Inputs, timeout: float = 300) -> Ou
         why.append(f"stderr does not name {case.expect!r}")
     if changed:
         why.append(f"changed {changed[:3]}")
-    return Outcome(case.name, case.command, proc.returncode, proc.stderr[-2000:], not why and not traceback, traceback, crash,
-                   False, changed, "; ".join(why))
+    return Outcome(
+        case.name,
+        case.command,
+        proc.returncode,
+        proc.stderr[-2000:],
+        not why and not traceback,
+        traceback,
+        crash,
+        False,
+        changed,
+        "; ".join(why),
+    )
 
 
 def summarize(outcomes: list[Outcome]) -> dict[str, int]:
-    return {"kinds": len(outcomes), "clean": sum(o.clean for o in outcomes),
-            "poor": sum(not o.clean and not o.traceback and not o.crash and not o.hang for o in outcomes),
-            "tracebacks": sum(o.traceback for o in outcomes), "crashes": sum(o.crash for o in outcomes),
-            "hangs": sum(o.hang for o in outcomes), "files_changed": sum(bool(o.files_changed) for o in outcomes)}
+    return {
+        "kinds": len(outcomes),
+        "clean": sum(o.clean for o in outcomes),
+        "poor": sum(not o.clean and not o.traceback and not o.crash and not o.hang for o in outcomes),
+        "tracebacks": sum(o.traceback for o in outcomes),
+        "crashes": sum(o.crash for o in outcomes),
+        "hangs": sum(o.hang for o in outcomes),
+        "files_changed": sum(bool(o.files_changed) for o in outcomes),
+    }
 
 
 def as_json(outcomes: list[Outcome]) -> str:

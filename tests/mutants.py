@@ -149,8 +149,7 @@ def buffer_data(model: Any, rng: random.Random) -> None:
         return
     b = rng.choice(full)
     n = len(b.data)
-    b.data = np.array(list(b.data)[: rng.randrange(n)] if rng.random() < 0.5 else list(b.data) + [0] * rng.randint(1, 64),
-                      dtype=np.uint8)
+    b.data = np.array(list(b.data)[: rng.randrange(n)] if rng.random() < 0.5 else list(b.data) + [0] * rng.randint(1, 64), dtype=np.uint8)
 
 
 def options(model: Any, rng: random.Random) -> None:
@@ -192,11 +191,21 @@ def structure(model: Any, rng: random.Random) -> None:
 
 
 SCHEMA_MUTATIONS: dict[str, Callable[[Any, random.Random], None]] = {
-    "op index": op_index, "graph index": graph_index, "shape": tensor_shape, "tensor field": tensor_fields,
-    "quantization": quantization, "buffer size": buffer_data, "options": options, "opcode": opcode, "structure": structure,
+    "op index": op_index,
+    "graph index": graph_index,
+    "shape": tensor_shape,
+    "tensor field": tensor_fields,
+    "quantization": quantization,
+    "buffer size": buffer_data,
+    "options": options,
+    "opcode": opcode,
+    "structure": structure,
 }
 BYTE_MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {
-    "bit flip": bit_flips, "overwrite": overwrite, "int32 write": int32_write, "truncate": truncate,
+    "bit flip": bit_flips,
+    "overwrite": overwrite,
+    "int32 write": int32_write,
+    "truncate": truncate,
 }
 KINDS = [*BYTE_MUTATIONS, *SCHEMA_MUTATIONS]
 

@@ -71,14 +71,26 @@ def test_model_too_big_for_uno_is_refused_with_numbers(tmp_path):
     x = keras.layers.Dense(256, activation="relu")(inp)
     keras.Model(inp, keras.layers.Dense(10)(keras.layers.Dense(128, activation="relu")(x))).save(tmp_path / "big.keras")
     with pytest.raises(FitError, match=r"model needs \d+ B flash, uno has 32256 B .*fits: .*mega2560"):
-        deploy(DeployRequest(model=str(tmp_path / "big.keras"), board="uno", calibration="random", out=str(tmp_path / "p"),
-                             options={"calibration_samples": 16}))
+        deploy(
+            DeployRequest(
+                model=str(tmp_path / "big.keras"),
+                board="uno",
+                calibration="random",
+                out=str(tmp_path / "p"),
+                options={"calibration_samples": 16},
+            )
+        )
     assert not (tmp_path / "p").exists()
 
 
-@pytest.mark.parametrize("board, core, machine, block", [
-    ("nucleo_f446re", "cortex-m4", "mps2-an386", 4), ("teensy41", "cortex-m7", "mps2-an500", 4), ("pico", "cortex-m0plus", "mps2-an385", 1),
-])
+@pytest.mark.parametrize(
+    "board, core, machine, block",
+    [
+        ("nucleo_f446re", "cortex-m4", "mps2-an386", 4),
+        ("teensy41", "cortex-m7", "mps2-an500", 4),
+        ("pico", "cortex-m0plus", "mps2-an385", 1),
+    ],
+)
 def test_runtime_c_runs_on_the_boards_own_cpu_in_qemu(tmp_path, digits_tflite, board, core, machine, block):
     """Each board's -mcpu in its qemu machine; DSP cores get the SIMD weight layout, so the
     ACLE SXTB16/SMLAD path runs on the real instructions and must still pass the golden vectors."""
@@ -92,7 +104,9 @@ def test_runtime_c_runs_on_the_boards_own_cpu_in_qemu(tmp_path, digits_tflite, b
     assert result.manifest["fit"]["method"].startswith("measured with arm-none-eabi-size")
     model_c = (tmp_path / "p" / "src" / "mcuq_model.c").read_text()
     assert f".block = {block}," in model_c and "mcuq_conv2d(&op0_params);" in model_c
-    assert "ms at" in "\n".join(C_BACKEND.summary_lines(result.manifest)) and "(emulator estimate" in "\n".join(C_BACKEND.summary_lines(result.manifest))
+    assert "ms at" in "\n".join(C_BACKEND.summary_lines(result.manifest)) and "(emulator estimate" in "\n".join(
+        C_BACKEND.summary_lines(result.manifest)
+    )
 
 
 def test_esp32_runtime_c_is_an_esp_idf_project(tmp_path, digits_tflite):
@@ -117,8 +131,24 @@ def test_esp32_runtime_c_is_an_esp_idf_project(tmp_path, digits_tflite):
     (shim / "freertos" / "task.h").write_text("void vTaskDelay(unsigned ticks);\n")
     for source in sorted((project / "src").glob("*.c*")):
         compiler = ["g++", "-std=gnu++17"] if source.suffix == ".cpp" else ["gcc", "-std=c99"]
-        proc = subprocess.run([*compiler, "-Wall", "-Wextra", "-Werror", "-c", "-I", str(shim), "-I", str(project / "src"),
-                               str(source), "-o", str(tmp_path / (source.name + ".o"))], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                *compiler,
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-c",
+                "-I",
+                str(shim),
+                "-I",
+                str(project / "src"),
+                str(source),
+                "-o",
+                str(tmp_path / (source.name + ".o")),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, f"{source.name}: {proc.stderr[:400]}"
 
 
@@ -146,8 +176,14 @@ def test_edited_weight_in_generated_c_is_caught(mega_digits, tmp_path):
 
 def test_generated_c_project_host_tests_pass_in_emulator(mega_digits):
     env = {**os.environ, "MCUQ_EMULATE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=mega_digits,
-                          capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=mega_digits,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -89,12 +89,33 @@ def _layers():
     }
 
 
-CASES = sorted([
-    "conv3x3_same", "conv3x3_s2_valid", "conv5x3_s21_same_relu6", "conv_dilated", "conv1x1_nobias", "dw_mult1",
-    "dw_mult2_s2", "dw_dilated", "dense", "dense_nobias_batched", "maxpool_2", "maxpool_3s2_same", "avgpool_2",
-    "avgpool_3s1_same", "softmax_wide", "logistic", "tanh", "reshape_flatten", "conv1d", "mean_gap", "pad",
-    "transpose_conv_same", "transpose_conv_valid",
-])
+CASES = sorted(
+    [
+        "conv3x3_same",
+        "conv3x3_s2_valid",
+        "conv5x3_s21_same_relu6",
+        "conv_dilated",
+        "conv1x1_nobias",
+        "dw_mult1",
+        "dw_mult2_s2",
+        "dw_dilated",
+        "dense",
+        "dense_nobias_batched",
+        "maxpool_2",
+        "maxpool_3s2_same",
+        "avgpool_2",
+        "avgpool_3s1_same",
+        "softmax_wide",
+        "logistic",
+        "tanh",
+        "reshape_flatten",
+        "conv1d",
+        "mean_gap",
+        "pad",
+        "transpose_conv_same",
+        "transpose_conv_valid",
+    ]
+)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -131,8 +152,18 @@ def _two_branch(kind: str):
     return keras.Model(inp, x)
 
 
-@pytest.mark.parametrize("kind, op", [("add", "ADD"), ("mul", "MUL"), ("add_broadcast", "ADD"), ("mul_broadcast", "MUL"),
-                                      ("concat", "CONCATENATION"), ("concat_relu", "RELU"), ("concat_relu6", "RELU6")])
+@pytest.mark.parametrize(
+    "kind, op",
+    [
+        ("add", "ADD"),
+        ("mul", "MUL"),
+        ("add_broadcast", "ADD"),
+        ("mul_broadcast", "MUL"),
+        ("concat", "CONCATENATION"),
+        ("concat_relu", "RELU"),
+        ("concat_relu6", "RELU6"),
+    ],
+)
 def test_multi_input_ops_bit_exact(tmp_path, kind, op):
     info = _convert(tmp_path, _two_branch(kind), (6, 6, 3))
     assert op in info.op_names, info.op_names
@@ -210,11 +241,29 @@ def test_float_helpers_quantize_like_tflite(tmp_path, sine_int8):
     values = np.array([-7.3, -0.01, 0.0, 0.013, 1.5, 3.14159, 6.2, 99.0], np.float32)
     (tmp_path / "main.c").write_text(
         '#include <stdio.h>\n#include "mcuq_model.h"\nint main(void){ const float v[8] = {'
-        + ", ".join(f"{float(x)!r}f" for x in values) + '}; int i; for (i = 0; i < 8; ++i) { mcuq_set_input_float(0, v + i, 1);'
-        ' printf("%d ", mcuq_input(0)[0]); } return 0; }\n')
+        + ", ".join(f"{float(x)!r}f" for x in values)
+        + "}; int i; for (i = 0; i < 8; ++i) { mcuq_set_input_float(0, v + i, 1);"
+        ' printf("%d ", mcuq_input(0)[0]); } return 0; }\n'
+    )
     exe = tmp_path / "t"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), str(tmp_path / "mcuq_model.c"),
-                    str(tmp_path / "mcuq_kernels.c"), str(tmp_path / "main.c"), "-o", str(exe), "-lm"], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            str(tmp_path),
+            str(tmp_path / "mcuq_model.c"),
+            str(tmp_path / "mcuq_kernels.c"),
+            str(tmp_path / "main.c"),
+            "-o",
+            str(exe),
+            "-lm",
+        ],
+        check=True,
+    )
     got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
     want = [int(quantize_array(np.array([x]), info.input_tensors[0])[0]) for x in values]
     assert got == want
@@ -227,9 +276,16 @@ def test_property_random_conv_stacks_bit_exact(tmp_path_factory):
 
     @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(
-        size=st.integers(4, 11), cin=st.integers(1, 5), cout=st.integers(1, 6), kernel=st.integers(1, 4),
-        stride=st.integers(1, 3), same=st.booleans(), mult=st.integers(1, 3), pool=st.sampled_from(["max", "avg"]),
-        act=st.sampled_from([None, "relu", "relu6"]), seed=st.integers(0, 1000),
+        size=st.integers(4, 11),
+        cin=st.integers(1, 5),
+        cout=st.integers(1, 6),
+        kernel=st.integers(1, 4),
+        stride=st.integers(1, 3),
+        same=st.booleans(),
+        mult=st.integers(1, 3),
+        pool=st.sampled_from(["max", "avg"]),
+        act=st.sampled_from([None, "relu", "relu6"]),
+        seed=st.integers(0, 1000),
     )
     def check(size, cin, cout, kernel, stride, same, mult, pool, act, seed):
         import keras
@@ -239,9 +295,11 @@ def test_property_random_conv_stacks_bit_exact(tmp_path_factory):
         if not same and kernel > size:
             return
         keras.utils.set_random_seed(seed)
-        layers = [L.Conv2D(cout, kernel, strides=stride, padding=padding, activation=act),
-                  L.DepthwiseConv2D(min(kernel, 3), depth_multiplier=mult, padding="same"),
-                  (L.MaxPooling2D if pool == "max" else L.AveragePooling2D)(2, padding="same")]
+        layers = [
+            L.Conv2D(cout, kernel, strides=stride, padding=padding, activation=act),
+            L.DepthwiseConv2D(min(kernel, 3), depth_multiplier=mult, padding="same"),
+            (L.MaxPooling2D if pool == "max" else L.AveragePooling2D)(2, padding="same"),
+        ]
         tmp = tmp_path_factory.mktemp("prop")
         info = _convert(tmp, _seq((size, size, cin), *layers), (size, size, cin), seed=seed)
         _assert_bit_exact(info, seed=seed, n=16)

@@ -1,4 +1,4 @@
-"""Ruff and mypy keep the code style and the type hints honest."""
+"""Ruff (lint and format) and mypy keep the code style and the type hints honest."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ import sys
 
 from conftest import ROOT
 
+PYTHON_TREES = ["mcuq", "tests", "examples", "benchmarks"]
+
 
 def test_ruff_clean():
-    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "mcuq", "tests", "examples"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", *PYTHON_TREES], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_ruff_format_clean():
+    proc = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", *PYTHON_TREES], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, f"run 'ruff format {' '.join(PYTHON_TREES)}':\n{proc.stdout}"
 
 
 def test_mypy_clean():

@@ -38,8 +38,19 @@ def projects(tmp_path_factory, digits_tflite, sine_tflite) -> dict[tuple[str, st
 
 def test_every_shipped_board_file_validates():
     boards = list_boards()
-    assert {"esp32", "esp32s3", "esp32c3", "nano33ble", "pico", "nucleo_f446re", "nucleo_l4r5zi", "teensy41",
-            "uno", "nano", "mega2560"} <= {b.id for b in boards}
+    assert {
+        "esp32",
+        "esp32s3",
+        "esp32c3",
+        "nano33ble",
+        "pico",
+        "nucleo_f446re",
+        "nucleo_l4r5zi",
+        "teensy41",
+        "uno",
+        "nano",
+        "mega2560",
+    } <= {b.id for b in boards}
     for b in boards:
         assert "@" in b.platformio["platform"]
         assert (b.default_runtime == "tflm") == (b.word_size == 32)
@@ -257,8 +268,15 @@ def test_big_arena_goes_to_psram_on_esp32s3(tmp_path):
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
     x = keras.layers.GlobalAveragePooling2D()(x)
     keras.Model(inp, keras.layers.Dense(2)(x)).save(tmp_path / "wide.keras")
-    result = deploy(DeployRequest(model=str(tmp_path / "wide.keras"), board="esp32s3", calibration="random", out=str(tmp_path / "p"),
-                                  options={"calibration_samples": 8}))
+    result = deploy(
+        DeployRequest(
+            model=str(tmp_path / "wide.keras"),
+            board="esp32s3",
+            calibration="random",
+            out=str(tmp_path / "p"),
+            options={"calibration_samples": 8},
+        )
+    )
     assert result.plan.fit.arena_in_psram
     assert "heap_caps_aligned_alloc" in (tmp_path / "p" / "src" / "mcuq_model.cpp").read_text()
     assert "MCUQ_ARENA_IN_PSRAM" in (tmp_path / "p" / "platformio.ini").read_text()
@@ -321,15 +339,22 @@ def test_arena_size_override(tmp_path, sine_tflite):
 
 def test_readme_default_command_uses_mcuq_toml(tmp_path):
     out = tmp_path / "default"
-    proc = subprocess.run([sys.executable, "-m", "mcuq", "deploy", "--board", "esp32", "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, cwd=ROOT, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mcuq", "deploy", "--board", "esp32", "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "mcuq.lock.json").read_text())
     assert manifest["model"]["name"] == "digits" and manifest["golden"]["source"].startswith("validation data")
 
 
 def test_init_writes_config_once(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "mcuq", "init", "--board", "pico"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mcuq", "init", "--board", "pico"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0
     text = (tmp_path / "mcuq.toml").read_text()
     assert 'board = "pico"' in text
@@ -340,8 +365,9 @@ def test_init_writes_config_once(tmp_path):
 
 def test_generated_project_host_tests_pass(projects):
     project = projects[("esp32", "sine")]
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-                          cwd=project, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=project, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -21,9 +21,11 @@ def api_projects(tmp_path_factory, digits_tflite, sine_tflite) -> dict[str, Path
     """digits for TFLite Micro (esp32) and plain C (uno), sine for plain C."""
     base = tmp_path_factory.mktemp("api")
     out = {}
-    for key, model, board, data in (("digits_tflm", digits_tflite, "esp32", DIGITS / "val.npz"),
-                                    ("digits_c", digits_tflite, "uno", DIGITS / "val.npz"),
-                                    ("sine_c", sine_tflite, "uno", SINE / "val.npz")):
+    for key, model, board, data in (
+        ("digits_tflm", digits_tflite, "esp32", DIGITS / "val.npz"),
+        ("digits_c", digits_tflite, "uno", DIGITS / "val.npz"),
+        ("sine_c", sine_tflite, "uno", SINE / "val.npz"),
+    ):
         result = deploy(DeployRequest(model=str(model), board=board, out=str(base / key), data=str(data)))
         assert result.ok, [c for c in result.validation.checks if not c.passed]
         out[key] = base / key
@@ -35,8 +37,9 @@ def _compile(sources: list[Path], include: list[Path], out_dir: Path) -> list[Pa
     for src in sources:
         obj = out_dir / f"{src.parent.parent.name}_{src.stem}.o"
         cmd = ["gcc", "-std=c99"] if src.suffix == ".c" else ["g++", "-std=c++11"]
-        proc = subprocess.run([*cmd, *CFLAGS, *[f"-I{i}" for i in include], "-c", str(src), "-o", str(obj)],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [*cmd, *CFLAGS, *[f"-I{i}" for i in include], "-c", str(src), "-o", str(obj)], capture_output=True, text=True, check=False
+        )
         assert proc.returncode == 0, f"{src.name}: {proc.stderr[-2000:]}"
         objects.append(obj)
     return objects
@@ -63,11 +66,22 @@ def test_one_app_cpp_builds_against_both_runtimes(api_projects, tmp_path):
     _compile([tflm / "app.cpp"], [tflm], tmp_path)
     if not TFLM_LIB.is_dir():
         pytest.skip(f"TFLite Micro sources not found at {TFLM_LIB} (../shared/tflm-libs)")
-    lib = [f"-isystem{p}" for p in (TFLM_LIB, TFLM_LIB / "third_party" / "flatbuffers" / "include",
-                                    TFLM_LIB / "third_party" / "gemmlowp", TFLM_LIB / "third_party" / "ruy")]
+    lib = [
+        f"-isystem{p}"
+        for p in (
+            TFLM_LIB,
+            TFLM_LIB / "third_party" / "flatbuffers" / "include",
+            TFLM_LIB / "third_party" / "gemmlowp",
+            TFLM_LIB / "third_party" / "ruy",
+        )
+    ]
     for src in ("mcuq_model.cpp", "mcuq_selftest.cpp", "main.cpp", "golden_vectors.cpp", "model_data.cpp"):
-        proc = subprocess.run(["g++", "-std=c++17", "-fsyntax-only", *CFLAGS, "-DTF_LITE_STATIC_MEMORY", f"-I{tflm}", *lib,
-                               str(tflm / src)], capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["g++", "-std=c++17", "-fsyntax-only", *CFLAGS, "-DTF_LITE_STATIC_MEMORY", f"-I{tflm}", *lib, str(tflm / src)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert proc.returncode == 0, f"{src}: {proc.stderr[-2000:]}"
 
 

@@ -75,12 +75,14 @@ def test_child_dies_with_a_killed_parent_and_its_temp_data_is_cleaned(sleeper_en
 
 
 def test_endless_calibration_generator_is_capped(tmp_path, monkeypatch):
-    (tmp_path / "endless.py").write_text(textwrap.dedent("""
+    (tmp_path / "endless.py").write_text(
+        textwrap.dedent("""
         import numpy as np
         def samples():
             while True:
                 yield np.zeros((1,), np.float32)
-    """))
+    """)
+    )
     monkeypatch.chdir(tmp_path)
     data = load_samples("endless:samples", [InputSpec("x", (1,))], max_samples=7)
     assert data.count == 7
@@ -95,8 +97,9 @@ def test_empty_csv_is_one_line(tmp_path):
         load_samples(str(tmp_path / "header.csv"), [InputSpec("x", (1,))])
 
 
-@pytest.mark.parametrize("body, how", [("os.kill(os.getpid(), signal.SIGSEGV)", "crashed (signal 11"),
-                                       ("sys.exit(3)", "exited (exit code 3")])
+@pytest.mark.parametrize(
+    "body, how", [("os.kill(os.getpid(), signal.SIGSEGV)", "crashed (signal 11"), ("sys.exit(3)", "exited (exit code 3")]
+)
 def test_dying_calibration_function_is_named(tmp_path, monkeypatch, body, how):
     from mcuq.frontend.converter import quantize
 

@@ -43,8 +43,11 @@ def test_per_tensor_dense_passes_the_chirale_rules(sine_per_tensor, digits_per_t
 def test_int16_pooling_is_refused_for_chirale() -> None:
     from mcuq.frontend.converter import QuantizeOptions, quantize
 
-    q = quantize(ROOT / "examples" / "digits" / "model.keras", str(ROOT / "examples" / "digits" / "calibration.npy"),
-                 options=QuantizeOptions(activations="int16"))
+    q = quantize(
+        ROOT / "examples" / "digits" / "model.keras",
+        str(ROOT / "examples" / "digits" / "calibration.npy"),
+        options=QuantizeOptions(activations="int16"),
+    )
     problems = library_rule_violations(q.info, load_library("chirale-tensorflowlite"))
     assert any("MAX_POOL_2D" in p and "--activations int8" in p for p in problems)
     assert library_rule_violations(q.info, load_library("esp-tflite-micro")) == []
@@ -63,8 +66,12 @@ def test_struct_sizes_are_those_of_a_32_bit_build(library_id: str, tmp_path: Pat
     src = tmp_path / "sizes.cpp"
     src.write_text(f'#include "tensorflow/lite/c/common.h"\n{checks}\n')
     flags = ["-DTF_LITE_STATIC_MEMORY"] if features.static_memory else []
-    proc = subprocess.run(["arm-none-eabi-g++", "-mcpu=cortex-m4", "-mthumb", "-std=gnu++17", "-fsyntax-only", *flags,
-                           "-I", str(root), str(src)], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["arm-none-eabi-g++", "-mcpu=cortex-m4", "-mthumb", "-std=gnu++17", "-fsyntax-only", *flags, "-I", str(root), str(src)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -85,7 +92,14 @@ def test_deploy_refuses_per_channel_dense_for_chirale_before_writing(tmp_path: P
 
     out = tmp_path / "p"
     with pytest.raises(UnsupportedOpError, match=r"board nano33ble: .*FULLY_CONNECTED.*one scale to all channels") as err:
-        deploy(DeployRequest(model=str(ROOT / "examples" / "sine" / "model.keras"), board="nano33ble", out=str(out),
-                             calibration=str(ROOT / "examples" / "sine" / "calibration.npy"), options={"per_channel": "all"}))
+        deploy(
+            DeployRequest(
+                model=str(ROOT / "examples" / "sine" / "model.keras"),
+                board="nano33ble",
+                out=str(out),
+                calibration=str(ROOT / "examples" / "sine" / "calibration.npy"),
+                options={"per_channel": "all"},
+            )
+        )
     assert "\n" not in str(err.value)
     assert not (out / "src").exists()

@@ -10,8 +10,12 @@ from conftest import ROOT
 
 
 def test_wheel_contains_boards_and_templates(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     wheel = next(tmp_path.glob("mcuq-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())

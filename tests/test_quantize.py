@@ -66,12 +66,14 @@ def test_keras3_h5_file(tmp_path):
 def test_legacy_keras2_h5_falls_back_to_tf_keras(tmp_path):
     import tf_keras
 
-    model = tf_keras.Sequential([
-        tf_keras.layers.Input((8, 8, 1)),
-        tf_keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
-        tf_keras.layers.Flatten(),
-        tf_keras.layers.Dense(4),
-    ])
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.Input((8, 8, 1)),
+            tf_keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+            tf_keras.layers.Flatten(),
+            tf_keras.layers.Dense(4),
+        ]
+    )
     path = tmp_path / "legacy.h5"
     model.save(path)
     result = quantize(path, str(DIGITS / "calibration.npy"))

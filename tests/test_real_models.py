@@ -13,8 +13,11 @@ from mcuq.frontend.fullint8 import shape_tensors
 
 
 def _dense_per_channel(info) -> list[bool]:
-    return [info.tensors[op.inputs[1]].quant.per_channel for op in info.ops
-            if op.name == "FULLY_CONNECTED" and info.tensors[op.inputs[1]].shape[0] > 1]
+    return [
+        info.tensors[op.inputs[1]].quant.per_channel
+        for op in info.ops
+        if op.name == "FULLY_CONNECTED" and info.tensors[op.inputs[1]].shape[0] > 1
+    ]
 
 
 def test_standard_converter_int8_tflite_is_accepted_with_an_info_line(plain_tflites):
@@ -93,6 +96,7 @@ def test_per_channel_option_is_checked():
 
 # --- deploy, validate and (plain C) emulate them ---------------------------------------------
 
+
 def _deploy(tmp_path, folder, **kwargs):
     from mcuq.deploy import DeployRequest, deploy
 
@@ -154,8 +158,9 @@ def test_validation_npz_with_a_missing_input_lists_the_names(two_io, tmp_path):
     bad = tmp_path / "val.npz"
     np.savez(bad, accel=np.zeros((4, 8), np.float32))
     with pytest.raises(CalibrationError) as err:
-        deploy(DeployRequest(model=str(two_io["model"]), calibration=str(two_io["cal"]), data=str(bad), board="esp32",
-                             out=str(tmp_path / "p")))
+        deploy(
+            DeployRequest(model=str(two_io["model"]), calibration=str(two_io["cal"]), data=str(bad), board="esp32", out=str(tmp_path / "p"))
+        )
     assert "'gyro'" in str(err.value) and "accel, gyro" in str(err.value)
 
 
@@ -184,8 +189,14 @@ def outlier_model(tmp_path_factory):
 
 
 def test_auto_keeps_per_channel_dense_when_validation_shows_the_loss(outlier_model, tmp_path):
-    result = _deploy(tmp_path, "p", model=str(outlier_model / "outlier.keras"), board="esp32",
-                     calibration=str(outlier_model / "cal.npy"), data=str(outlier_model / "val.npz"))
+    result = _deploy(
+        tmp_path,
+        "p",
+        model=str(outlier_model / "outlier.keras"),
+        board="esp32",
+        calibration=str(outlier_model / "cal.npy"),
+        data=str(outlier_model / "val.npz"),
+    )
     choice = result.manifest["weight_scales"]
     assert choice["kept"] == "per-channel Dense" and "dB SNR" in choice["reason"]
     assert choice["measured"]["per-channel Dense"] > choice["measured"]["per-tensor Dense"] + 1
@@ -202,8 +213,7 @@ def test_auto_keeps_per_channel_dense_when_validation_shows_the_loss(outlier_mod
 def test_auto_keeps_per_tensor_dense_without_validation_data_and_says_so(outlier_model, tmp_path):
     from mcuq.deploy import format_summary
 
-    result = _deploy(tmp_path, "p", model=str(outlier_model / "outlier.keras"), board="esp32",
-                     calibration=str(outlier_model / "cal.npy"))
+    result = _deploy(tmp_path, "p", model=str(outlier_model / "outlier.keras"), board="esp32", calibration=str(outlier_model / "cal.npy"))
     choice = result.manifest["weight_scales"]
     assert choice["kept"] == "per-tensor Dense" and "no validation data" in choice["reason"]
     summary = format_summary(result)
@@ -211,8 +221,14 @@ def test_auto_keeps_per_tensor_dense_without_validation_data_and_says_so(outlier
 
 
 def test_per_channel_dense_is_a_rule_on_the_arduino_library(outlier_model, tmp_path):
-    result = _deploy(tmp_path, "p", model=str(outlier_model / "outlier.keras"), board="nano33ble",
-                     calibration=str(outlier_model / "cal.npy"), data=str(outlier_model / "val.npz"))
+    result = _deploy(
+        tmp_path,
+        "p",
+        model=str(outlier_model / "outlier.keras"),
+        board="nano33ble",
+        calibration=str(outlier_model / "cal.npy"),
+        data=str(outlier_model / "val.npz"),
+    )
     choice = result.manifest["weight_scales"]
     assert choice["kept"] == "per-tensor Dense" and choice["reason"].startswith("rule:")
 
@@ -220,8 +236,15 @@ def test_per_channel_dense_is_a_rule_on_the_arduino_library(outlier_model, tmp_p
 def test_labels_go_into_the_generated_code_and_the_report(digits_tflite, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]) + "\n")
-    result = _deploy(tmp_path, "p", model=str(digits_tflite), board="esp32", data=str(ROOT / "examples" / "digits" / "val.npz"),
-                     labels=str(labels), name="digits")
+    result = _deploy(
+        tmp_path,
+        "p",
+        model=str(digits_tflite),
+        board="esp32",
+        data=str(ROOT / "examples" / "digits" / "val.npz"),
+        labels=str(labels),
+        name="digits",
+    )
     header = (tmp_path / "p" / "src" / "digits_model.h").read_text()
     assert '"zero", "one", "two"' in header and "DIGITS_NUM_LABELS 10" in header and "digits_label(int c)" in header
     assert result.manifest["api"]["labels"][9] == "nine"

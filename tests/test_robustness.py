@@ -58,8 +58,12 @@ def test_kill_9_during_deploy_leaves_complete_or_absent_and_rerun_works(tmp_path
     nothing is left in the temp folder, and a plain rerun works."""
     out = tmp_path / "proj"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", KILL_DEPLOY, str(sine_tflite), str(out), str(SINE / "val.npz")],
-                            env=env, stdout=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_DEPLOY, str(sine_tflite), str(out), str(SINE / "val.npz")],
+        env=env,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
     assert proc.stdout is not None and proc.stdout.readline() == b"go\n"
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)

@@ -136,7 +136,7 @@ def test_validate_build_cli_fails_naming_the_vector(projects, tmp_path: Path, ca
     first = re.search(r"(golden_out\w*\[\d+\]\s*=\s*\{\s*)(-?\d+)", text)
     assert first is not None, golden
     value = int(first.group(2))
-    golden.write_text(text[:first.start(2)] + str(value + 1 if value < 127 else value - 1) + text[first.end(2):])
+    golden.write_text(text[: first.start(2)] + str(value + 1 if value < 127 else value - 1) + text[first.end(2) :])
     code = main(["validate", str(project), "--build", "--tflm-source", str(LIBS), "--no-report", "--json"])
     assert code == 1
     report = json.loads(capsys.readouterr().out)

@@ -21,14 +21,23 @@ from mcuq.validate import validate_project
 @pytest.fixture(scope="session")
 def digits_project(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("validate") / "esp32-digits"
-    result = deploy(DeployRequest(model=str(DIGITS / "model.keras"), board="esp32", out=str(out),
-                                  calibration=str(DIGITS / "calibration.npy"), data=str(DIGITS / "val.npz")))
+    result = deploy(
+        DeployRequest(
+            model=str(DIGITS / "model.keras"),
+            board="esp32",
+            out=str(out),
+            calibration=str(DIGITS / "calibration.npy"),
+            data=str(DIGITS / "val.npz"),
+        )
+    )
     assert result.ok
     return out
 
 
 def _validate_cli(project: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mcuq", "validate", str(project), *extra], capture_output=True, text=True, cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "mcuq", "validate", str(project), *extra], capture_output=True, text=True, cwd=ROOT, check=False
+    )
 
 
 def test_validate_digits_prints_metrics_and_writes_reports(digits_project):
@@ -110,10 +119,16 @@ def test_edited_arena_size_in_the_sources_fails(digits_project, tmp_path):
     assert not report.passed and files is not None and not files.passed and "src/mcuq_model.h" in files.detail
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{}", "older mcuq"), ("[]", "a JSON list, not an object"), ("{", "damaged manifest"),
-    ('{"schema_version": 1}', "schema version 1"), ('{"schema_version": 2}', "malformed manifest"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{}", "older mcuq"),
+        ("[]", "a JSON list, not an object"),
+        ("{", "damaged manifest"),
+        ('{"schema_version": 1}', "schema version 1"),
+        ('{"schema_version": 2}', "malformed manifest"),
+    ],
+)
 def test_bad_manifest_is_one_line(digits_project, tmp_path, content, message):
     project = _copy(digits_project, tmp_path)
     (project / "mcuq.lock.json").write_text(content)
@@ -149,9 +164,16 @@ def test_damaged_layer_is_named_worst(tmp_path):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "cal.npy", rng.normal(size=(200, 8)).astype(np.float32))
     np.savez(tmp_path / "val.npz", x=rng.normal(size=(64, 8)).astype(np.float32))
-    result = deploy(DeployRequest(model=str(tmp_path / "m.keras"), board="esp32", out=str(tmp_path / "p"),
-                                  calibration=str(tmp_path / "cal.npy"), data=str(tmp_path / "val.npz"),
-                                  options={"per_channel": False}))
+    result = deploy(
+        DeployRequest(
+            model=str(tmp_path / "m.keras"),
+            board="esp32",
+            out=str(tmp_path / "p"),
+            calibration=str(tmp_path / "cal.npy"),
+            data=str(tmp_path / "val.npz"),
+            options={"per_channel": False},
+        )
+    )
     worst = diagnose(result.validation.per_layer)
     assert worst and worst[0]["layer"] == "bad"
     fc1 = next(r for r in result.validation.per_layer if r["layer"] == "fc1")
@@ -164,11 +186,25 @@ def test_report_renders_in_headless_chromium(digits_project, tmp_path):
 
     shot = tmp_path / "report.png"
     subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,2400", f"--screenshot={shot}",
-         (digits_project / "report.html").as_uri()],
-        capture_output=True, timeout=120, check=True,
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1100,2400",
+            f"--screenshot={shot}",
+            (digits_project / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
     )
     image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     assert image.shape[1] == 1100

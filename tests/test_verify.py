@@ -68,16 +68,19 @@ def _stride_zero(model):
     _first_op(model, "CONV_2D").builtinOptions.strideW = 0
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda m: _set_input(m, 1000000), r"op 0 \(CONV_2D\) input tensor index is 1000000, out of range"),
-    (_grow_weights, r"holds 72 bytes of data but its shape \[800, 3, 3, 1\]"),
-    (_short_scales, r"7 quantization scales|7 per-channel scales for 8 channels"),
-    (_wrong_options, r"carries Pool2DOptions, expected Conv2DOptions"),
-    (_negative_dim, r"negative dimension"),
-    (_graph_output, r"the main subgraph output tensor index is 999"),
-    (_stride_zero, r"strideW = 0"),
-    (lambda m: setattr(m, "version", 2), r"schema version 2"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: _set_input(m, 1000000), r"op 0 \(CONV_2D\) input tensor index is 1000000, out of range"),
+        (_grow_weights, r"holds 72 bytes of data but its shape \[800, 3, 3, 1\]"),
+        (_short_scales, r"7 quantization scales|7 per-channel scales for 8 channels"),
+        (_wrong_options, r"carries Pool2DOptions, expected Conv2DOptions"),
+        (_negative_dim, r"negative dimension"),
+        (_graph_output, r"the main subgraph output tensor index is 999"),
+        (_stride_zero, r"strideW = 0"),
+        (lambda m: setattr(m, "version", 2), r"schema version 2"),
+    ],
+)
 def test_verifier_names_the_defect(digits_int8, change, message):
     raw = _edit(digits_int8.tflite, change)
     with pytest.raises(ModelLoadError, match=message) as err:
@@ -113,8 +116,14 @@ FUZZ = textwrap.dedent("""
 def test_fuzz_600_mutants_no_traceback_crash_or_hang(digits_tflite, sine_tflite):
     """One child runs every mutant (a crash would show as its exit status, a hang as the timeout)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    proc = subprocess.run([sys.executable, "-c", FUZZ, "600", "20261129", str(digits_tflite), str(sine_tflite)],
-                          capture_output=True, text=True, timeout=300, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", FUZZ, "600", "20261129", str(digits_tflite), str(sine_tflite)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert sum(result["counts"].values()) == 600

@@ -50,9 +50,16 @@ class FitReport:
         return self.ram_bytes <= self.ram_budget and self.flash_bytes <= self.flash_budget
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ram_bytes": self.ram_bytes, "ram_budget": self.ram_budget, "flash_bytes": self.flash_bytes,
-                "flash_budget": self.flash_budget, "arena_in_psram": self.arena_in_psram,
-                "psram_budget": self.psram_budget, "fits": self.fits, "method": self.estimate}
+        return {
+            "ram_bytes": self.ram_bytes,
+            "ram_budget": self.ram_budget,
+            "flash_bytes": self.flash_bytes,
+            "flash_budget": self.flash_budget,
+            "arena_in_psram": self.arena_in_psram,
+            "psram_budget": self.psram_budget,
+            "fits": self.fits,
+            "method": self.estimate,
+        }
 
 
 class ArenaRecord(Protocol):
@@ -91,8 +98,13 @@ class ArenaSummary:
         return self.explanation
 
     def as_dict(self) -> dict[str, Any]:
-        return {"target_bytes": self.target_bytes, "host_bytes": self.host_bytes, "host_min_bytes": self.host_min_bytes,
-                "overridden": self.overridden, "how": self.how}
+        return {
+            "target_bytes": self.target_bytes,
+            "host_bytes": self.host_bytes,
+            "host_min_bytes": self.host_min_bytes,
+            "overridden": self.overridden,
+            "how": self.how,
+        }
 
 
 @dataclass
@@ -174,13 +186,13 @@ class Backend(Protocol):
         """The project's files as text; ``context`` is the runtime-independent template context."""
         ...
 
-    def validate(self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions,
-                 console: Console) -> bytes | None:
+    def validate(
+        self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions, console: Console
+    ) -> bytes | None:
         """Host-side proof of a generated project. Returns the int8 model bytes when they check out."""
         ...
 
-    def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples,
-                      report: ValidationReport) -> None:
+    def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples, report: ValidationReport) -> None:
         """Runtime-specific checks on the validation samples (the TFLite Micro outputs are given)."""
         ...
 

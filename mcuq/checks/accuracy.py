@@ -135,11 +135,20 @@ def per_layer_error(q: ModelInfo, f: ModelInfo, float_model: bytes, data: Sample
         snr_of[qt.index] = snr
         upstream = [snr_of[i] for i in p.int8_op.inputs if i in snr_of]
         before = min(upstream) if upstream else float("inf")
-        rows.append({
-            "op_index": p.int8_op.index, "op": p.int8_op.name, "layer": q.layer_of_op(p.int8_op), "tensor": qt.name,
-            "SNR_dB": snr, "COS": cosine(ref, deq), "drop_dB": (min(before, 200.0) - min(snr, 200.0)),
-            "saturation": 0.0 if p.int8_op.name in BOUNDED_OPS else _saturation(raw, qt.dtype, qt.quant.zero_point[0] if qt.quant else 0),
-        })
+        rows.append(
+            {
+                "op_index": p.int8_op.index,
+                "op": p.int8_op.name,
+                "layer": q.layer_of_op(p.int8_op),
+                "tensor": qt.name,
+                "SNR_dB": snr,
+                "COS": cosine(ref, deq),
+                "drop_dB": (min(before, 200.0) - min(snr, 200.0)),
+                "saturation": 0.0
+                if p.int8_op.name in BOUNDED_OPS
+                else _saturation(raw, qt.dtype, qt.quant.zero_point[0] if qt.quant else 0),
+            }
+        )
     return rows
 
 
@@ -150,8 +159,10 @@ def diagnose(rows: list[dict[str, Any]], limit: int = 3, threshold_db: float = 3
     for r in suspects:
         hints = []
         if r["saturation"] > SATURATION_WARN:
-            hints.append(f"{r['saturation']:.0%} of its int8 values sit at the limits (saturation): the calibration data "
-                         "does not cover the inputs seen here; use more representative calibration data")
+            hints.append(
+                f"{r['saturation']:.0%} of its int8 values sit at the limits (saturation): the calibration data "
+                "does not cover the inputs seen here; use more representative calibration data"
+            )
         hints.append("try --activations int16 (16x8) for this model")
         if r["op"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
             hints.append("keep per-channel weights (default) and check the layer for outlier weights")

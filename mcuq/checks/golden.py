@@ -25,9 +25,12 @@ Samples = list[list[np.ndarray]]
 
 def golden_data(golden_in: Samples, golden_out: Samples) -> bytes:
     """The golden vectors as deterministic JSON (dtype, shape, values per tensor)."""
+
     def tensors(values: list[np.ndarray]) -> list[dict[str, Any]]:
-        return [{"dtype": str(np.asarray(v).dtype), "shape": list(np.asarray(v).shape),
-                 "values": np.asarray(v).reshape(-1).tolist()} for v in values]
+        return [
+            {"dtype": str(np.asarray(v).dtype), "shape": list(np.asarray(v).shape), "values": np.asarray(v).reshape(-1).tolist()}
+            for v in values
+        ]
 
     vectors = [{"inputs": tensors(i), "outputs": tensors(o)} for i, o in zip(golden_in, golden_out)]
     return (json.dumps({"vectors": vectors}, separators=(",", ":")) + "\n").encode()
@@ -43,7 +46,9 @@ def golden_from_project(project: Path, info: ModelInfo, source: str = GOLDEN_DAT
         inputs = [[_tensor(t, spec) for t, spec in zip(v["inputs"], info.input_tensors, strict=True)] for v in vectors]
         outputs = [[_tensor(t, spec) for t, spec in zip(v["outputs"], info.output_tensors, strict=True)] for v in vectors]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-        raise ValidationFailed(f"{GOLDEN_DATA}: missing or malformed ({type(exc).__name__}); regenerate with 'mcuq deploy --force'") from None
+        raise ValidationFailed(
+            f"{GOLDEN_DATA}: missing or malformed ({type(exc).__name__}); regenerate with 'mcuq deploy --force'"
+        ) from None
     if not inputs:
         raise ValidationFailed(f"{GOLDEN_DATA}: no golden vectors; regenerate with 'mcuq deploy --force'")
     return inputs, outputs

@@ -38,9 +38,11 @@ class ValidationReport:
         """Why a golden vector differs, as far as the file hashes tell: an edit, or not an edit."""
         files = self.check("generated files")
         if files is not None and files.passed:
-            return ("no generated file was edited (all match their hashes), so x86 TFLite Micro does not reproduce "
-                    "its own deploy-time result: the model is malformed or its output is not deterministic; "
-                    "do not upload it, check the model")
+            return (
+                "no generated file was edited (all match their hashes), so x86 TFLite Micro does not reproduce "
+                "its own deploy-time result: the model is malformed or its output is not deterministic; "
+                "do not upload it, check the model"
+            )
         return f"{sources} was edited or the model changed; regenerate with 'mcuq deploy --force'"
 
     def check(self, name: str) -> Check | None:
@@ -48,7 +50,10 @@ class ValidationReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "project": str(self.project), "passed": self.passed,
-            "checks": [c.__dict__ for c in self.checks], "metrics": self.metrics,
-            "per_layer": self.per_layer, "report_files": self.report_files,
+            "project": str(self.project),
+            "passed": self.passed,
+            "checks": [c.__dict__ for c in self.checks],
+            "metrics": self.metrics,
+            "per_layer": self.per_layer,
+            "report_files": self.report_files,
         }

@@ -130,8 +130,13 @@ img{max-width:100%;height:auto} .wrap{overflow-x:auto} code{font-size:12px;word-
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["fmt"] = _fmt
     return env
 
@@ -145,18 +150,35 @@ def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo
     metrics = data.get("metrics") or {}
     outputs = metrics.get("outputs") or []
     per_layer = data.get("per_layer") or []
-    return _environment().get_template("report.html.j2").render(
-        s=s, passed=data["passed"], style=STYLE,
-        checks=[[c["name"], "ok" if c["passed"] else "FAIL", c["detail"]] for c in data["checks"]],
-        budget_image=budget_chart(s["fit"], s["arena_bytes"]),
-        ops=[[o["index"], o["op"], o["macs"], "yes" if o["optimized"] else "reference", o["layer"]] for o in data["ops"]],
-        metrics=metrics if outputs else None, metric_keys=METRIC_KEYS,
-        metric_rows=[[o["name"], *[o.get(k, "-") for k in METRIC_KEYS]] for o in outputs],
-        confusion_images=[[confusion_chart(o[k], f"{o['name']}: {t}", s.get("labels")) for k, t in
-                           (("confusion_float", "float"), ("confusion_int8", "int8")) if k in o] for o in outputs],
-        per_layer=[[r["op_index"], r["op"], r["layer"], r["SNR_dB"], r["COS"], r["drop_dB"], f"{r['saturation']:.1%}"] for r in per_layer],
-        layer_image=layer_chart(per_layer) if per_layer else "", worst_layers=data.get("worst_layers", []),
-        weights=data.get("weights", []), **_weight_scale_rows(s.get("weight_scales")),
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            s=s,
+            passed=data["passed"],
+            style=STYLE,
+            checks=[[c["name"], "ok" if c["passed"] else "FAIL", c["detail"]] for c in data["checks"]],
+            budget_image=budget_chart(s["fit"], s["arena_bytes"]),
+            ops=[[o["index"], o["op"], o["macs"], "yes" if o["optimized"] else "reference", o["layer"]] for o in data["ops"]],
+            metrics=metrics if outputs else None,
+            metric_keys=METRIC_KEYS,
+            metric_rows=[[o["name"], *[o.get(k, "-") for k in METRIC_KEYS]] for o in outputs],
+            confusion_images=[
+                [
+                    confusion_chart(o[k], f"{o['name']}: {t}", s.get("labels"))
+                    for k, t in (("confusion_float", "float"), ("confusion_int8", "int8"))
+                    if k in o
+                ]
+                for o in outputs
+            ],
+            per_layer=[
+                [r["op_index"], r["op"], r["layer"], r["SNR_dB"], r["COS"], r["drop_dB"], f"{r['saturation']:.1%}"] for r in per_layer
+            ],
+            layer_image=layer_chart(per_layer) if per_layer else "",
+            worst_layers=data.get("worst_layers", []),
+            weights=data.get("weights", []),
+            **_weight_scale_rows(s.get("weight_scales")),
+        )
     )
 
 
@@ -166,8 +188,10 @@ def _weight_scale_rows(choice: dict[str, Any] | None) -> dict[str, Any]:
         return {"weight_headers": [], "weight_rows": []}
     measured = choice.get("measured") or {}
     headers = ["Dense weights", "arena (bytes)"] + ([f"validation {measured['metric']}"] if measured else [])
-    rows = [[variant + (" (kept)" if variant == choice["kept"] else ""), arena] + ([measured.get(variant, "-")] if measured else [])
-            for variant, arena in choice.get("arena_bytes", {}).items()]
+    rows = [
+        [variant + (" (kept)" if variant == choice["kept"] else ""), arena] + ([measured.get(variant, "-")] if measured else [])
+        for variant, arena in choice.get("arena_bytes", {}).items()
+    ]
     return {"weight_headers": headers, "weight_rows": rows}
 
 
@@ -182,8 +206,11 @@ def weight_pictures(q: ModelInfo, float_info: ModelInfo | None, pairs: list[Any]
         qt, ft = q.tensors[p.int8_op.inputs[pos]], float_info.tensors[p.float_op.inputs[pos]]
         if qt.data is None or ft.data is None or qt.quant is None:
             continue
-        quant = (f"per-channel, {len(qt.quant.scale)} scales {min(qt.quant.scale):.3g}..{max(qt.quant.scale):.3g}, zero point 0"
-                 if qt.quant.per_channel else f"scale {qt.quant.scale[0]:.4g}, zero point {qt.quant.zero_point[0]}")
+        quant = (
+            f"per-channel, {len(qt.quant.scale)} scales {min(qt.quant.scale):.3g}..{max(qt.quant.scale):.3g}, zero point 0"
+            if qt.quant.per_channel
+            else f"scale {qt.quant.scale[0]:.4g}, zero point {qt.quant.zero_point[0]}"
+        )
         out.append({"name": qt.name, "shape": list(qt.shape), "quant": quant, "image": weight_histogram(ft.data.astype(np.float32), qt)})
     return out
 

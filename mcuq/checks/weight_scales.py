@@ -56,30 +56,38 @@ def _score(metrics: dict[str, Any]) -> tuple[str, float] | None:
     return ("SNR_dB", min(snrs)) if snrs else None
 
 
-def choose_dense_scales(per_tensor: bytes, per_channel: bytes, float_model: bytes | None, data: SampleSet | None,
-                        library_allows_per_channel: bool = True, library: str = "") -> DenseScaleChoice:
+def choose_dense_scales(
+    per_tensor: bytes,
+    per_channel: bytes,
+    float_model: bytes | None,
+    data: SampleSet | None,
+    library_allows_per_channel: bool = True,
+    library: str = "",
+) -> DenseScaleChoice:
     """Compare the two quantizations of one model on the validation data (x86 TFLite Micro)."""
     if not library_allows_per_channel:
-        return DenseScaleChoice(PER_TENSOR, f"rule: {library} computes per-channel Dense wrongly "
-                                            "(features.per_channel_fully_connected = false)")
+        return DenseScaleChoice(
+            PER_TENSOR, f"rule: {library} computes per-channel Dense wrongly (features.per_channel_fully_connected = false)"
+        )
     if data is None:
-        return DenseScaleChoice(PER_TENSOR, "no validation data (--data) to show that per-tensor Dense costs accuracy; "
-                                            "per-tensor Dense saves arena RAM")
+        return DenseScaleChoice(
+            PER_TENSOR, "no validation data (--data) to show that per-tensor Dense costs accuracy; per-tensor Dense saves arena RAM"
+        )
     scores = {}
     for label, model in ((PER_TENSOR, per_tensor), (PER_CHANNEL, per_channel)):
         info = parse_model(model, label)
         scores[label] = _score(evaluate_outputs(info, float_model, data, EVALUATION_ARENA).metrics)
     pt, pc = scores[PER_TENSOR], scores[PER_CHANNEL]
     if pt is None or pc is None:
-        return DenseScaleChoice(PER_TENSOR, "validation data has no labels and there is no float reference to measure SNR; "
-                                            "per-tensor Dense saves arena RAM")
+        return DenseScaleChoice(
+            PER_TENSOR, "validation data has no labels and there is no float reference to measure SNR; per-tensor Dense saves arena RAM"
+        )
     metric = pt[0]
-    measured = {"metric": metric, PER_TENSOR: round(pt[1], 3), PER_CHANNEL: round(pc[1], 3),
-                "samples": data.count}
+    measured = {"metric": metric, PER_TENSOR: round(pt[1], 3), PER_CHANNEL: round(pc[1], 3), "samples": data.count}
     loss = pc[1] - pt[1]
     tolerance, unit = (ACCURACY_TOLERANCE_POINTS, "accuracy points") if metric == "accuracy" else (SNR_TOLERANCE_DB, "dB SNR")
     what = "accuracy" if metric == "accuracy" else "output SNR"
-    figures = (f"{what} {pt[1]:.2f} vs {pc[1]:.2f}{'%' if metric == 'accuracy' else ' dB'} on {data.count} validation samples")
+    figures = f"{what} {pt[1]:.2f} vs {pc[1]:.2f}{'%' if metric == 'accuracy' else ' dB'} on {data.count} validation samples"
     if loss > tolerance:
         return DenseScaleChoice(PER_CHANNEL, f"per-tensor Dense costs {loss:.2f} {unit} (> {tolerance}): {figures}", measured)
     return DenseScaleChoice(PER_TENSOR, f"per-tensor Dense costs {max(loss, 0.0):.2f} {unit} (<= {tolerance}): {figures}", measured)

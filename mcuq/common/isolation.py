@@ -115,18 +115,23 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         proc.kill()
 
 
-def run_isolated_ex(module: str, request: dict[str, Any], capture_stderr: bool,
-                    timeout: float | None = DEFAULT_TIMEOUT) -> tuple[Any, ChildFailure | None]:
+def run_isolated_ex(
+    module: str, request: dict[str, Any], capture_stderr: bool, timeout: float | None = DEFAULT_TIMEOUT
+) -> tuple[Any, ChildFailure | None]:
     """(answer, None) or (None, why the child gave no answer)."""
     clean_stale_temp()
     with tempfile.TemporaryDirectory(prefix=f"mcuq-child-{os.getpid()}-") as tmp:
         req_path, resp_path, stage_path = Path(tmp) / "request.pkl", Path(tmp) / "response.pkl", Path(tmp) / "stage"
         req_path.write_bytes(pickle.dumps(request))
         env = {**os.environ, STAGE_ENV: str(stage_path)}
-        proc = subprocess.Popen([sys.executable, "-m", "mcuq.common.isolation", str(os.getpid()), module, str(req_path), str(resp_path)],
-                                stderr=subprocess.PIPE if capture_stderr else None,
-                                stdout=subprocess.DEVNULL if capture_stderr else None,
-                                text=True, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mcuq.common.isolation", str(os.getpid()), module, str(req_path), str(resp_path)],
+            stderr=subprocess.PIPE if capture_stderr else None,
+            stdout=subprocess.DEVNULL if capture_stderr else None,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
         timed_out = False
         try:
             _, stderr = proc.communicate(timeout=timeout)
@@ -146,8 +151,7 @@ def run_isolated_ex(module: str, request: dict[str, Any], capture_stderr: bool,
         return pickle.loads(resp_path.read_bytes()), None
 
 
-def run_isolated(module: str, request: dict[str, Any], capture_stderr: bool,
-                 timeout: float | None = DEFAULT_TIMEOUT) -> tuple[Any, str]:
+def run_isolated(module: str, request: dict[str, Any], capture_stderr: bool, timeout: float | None = DEFAULT_TIMEOUT) -> tuple[Any, str]:
     """(answer or None if the child crashed or timed out, crash detail)."""
     answer, failure = run_isolated_ex(module, request, capture_stderr, timeout)
     return answer, failure.detail if failure else ""

@@ -67,8 +67,9 @@ class SampleSet:
     def subset(self, index: np.ndarray) -> SampleSet:
         labels = self.labels[index] if self.labels is not None else None
         targets = {k: v[index] for k, v in self.targets.items()}
-        return SampleSet({k: v[index] for k, v in self.arrays.items()}, self.source, self.random, labels, targets, self.notes,
-                         self.label_names)
+        return SampleSet(
+            {k: v[index] for k, v in self.arrays.items()}, self.source, self.random, labels, targets, self.notes, self.label_names
+        )
 
 
 def load_samples(
@@ -97,7 +98,9 @@ def load_samples(
         elif path.suffix.lower() == ".csv":
             data = _from_csv(path, inputs)
         else:
-            raise CalibrationError(f"{spec}: unknown {what} format '{path.suffix}'; use .npy, .npz, .csv, an image folder or module:function")
+            raise CalibrationError(
+                f"{spec}: unknown {what} format '{path.suffix}'; use .npy, .npz, .csv, an image folder or module:function"
+            )
     _check(data, inputs, what)
     if max_samples is not None and data.count > max_samples:
         index = np.sort(np.random.default_rng(seed).choice(data.count, max_samples, replace=False))
@@ -115,7 +118,9 @@ def _random(inputs: list[InputSpec], n: int, seed: int) -> SampleSet:
 def _one_input(path: Path, inputs: list[InputSpec], fmt: str) -> InputSpec:
     if len(inputs) != 1:
         names = ", ".join(i.name for i in inputs)
-        raise CalibrationError(f"{path}: the model has {len(inputs)} inputs ({names}); a {fmt} holds one; use a .npz with one array per input name")
+        raise CalibrationError(
+            f"{path}: the model has {len(inputs)} inputs ({names}); a {fmt} holds one; use a .npz with one array per input name"
+        )
     return inputs[0]
 
 
@@ -264,5 +269,6 @@ def _check(data: SampleSet, inputs: list[InputSpec], what: str) -> None:
         labels = np.asarray(data.labels)
         if labels.ndim == 0 or len(labels) != data.count or labels.dtype.kind not in "iub":
             size = "a scalar" if labels.ndim == 0 else f"{len(labels)} {labels.dtype} values"
-            raise CalibrationError(f"{data.source}: 'labels' holds {size} for {data.count} samples; "
-                                   "give one integer class label per sample")
+            raise CalibrationError(
+                f"{data.source}: 'labels' holds {size} for {data.count} samples; give one integer class label per sample"
+            )

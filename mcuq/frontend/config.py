@@ -10,14 +10,31 @@ from mcuq.common.compat import tomllib
 from mcuq.common.errors import MCUQError
 
 KEYS: dict[str, type | tuple[type, ...]] = {
-    "model": str, "calibration": str, "data": str, "board": str, "board_file": str, "out": str, "runtime": str,
-    "arena_size": int, "io": str, "activations": str, "per_channel": (str, bool), "calibration_samples": int,
-    "seed": int, "image_scale": str, "golden": int, "tflm_source": str, "name": str, "labels": str,
+    "model": str,
+    "calibration": str,
+    "data": str,
+    "board": str,
+    "board_file": str,
+    "out": str,
+    "runtime": str,
+    "arena_size": int,
+    "io": str,
+    "activations": str,
+    "per_channel": (str, bool),
+    "calibration_samples": int,
+    "seed": int,
+    "image_scale": str,
+    "golden": int,
+    "tflm_source": str,
+    "name": str,
+    "labels": str,
 }
 PATH_KEYS = {"model", "calibration", "data", "board_file", "out", "tflm_source", "labels"}
 POSITIVE_KEYS = {"arena_size", "calibration_samples", "golden"}
 CHOICES: dict[str, tuple[Any, ...]] = {
-    "io": ("int8", "uint8", "float32"), "activations": ("int8", "int16"), "per_channel": ("auto", "all", "none", True, False),
+    "io": ("int8", "uint8", "float32"),
+    "activations": ("int8", "int16"),
+    "per_channel": ("auto", "all", "none", True, False),
     "image_scale": ("0..1", "-1..1", "0..255"),
 }
 
@@ -29,6 +46,7 @@ def _choices(key: str) -> tuple[Any, ...] | None:
 
         return tuple(backend_names())
     return CHOICES.get(key)
+
 
 DEFAULT_CONFIG = """\
 # mcuq project config: `mcuq deploy` reads this when no MODEL is given.

@@ -208,8 +208,14 @@ def _pass_through_tflite(loaded: LoadedModel, options: QuantizeOptions) -> Quant
     info = parse_model(loaded.tflite, str(loaded.path))
     activations, io = detect_mode(info)
     check_full_int8(info, activations, io, source=str(loaded.path), tflite=True)
-    opts = QuantizeOptions(io=io, activations=activations, per_channel=weight_scales(info), seed=options.seed,
-                           calibration_samples=options.calibration_samples, image_scale=options.image_scale)
+    opts = QuantizeOptions(
+        io=io,
+        activations=activations,
+        per_channel=weight_scales(info),
+        seed=options.seed,
+        calibration_samples=options.calibration_samples,
+        image_scale=options.image_scale,
+    )
     notes = [f"{loaded.path.name} is already full {activations}: used as is"]
     if dynamic_batch(info):
         notes.append(f"{loaded.path.name} declares batch -1 (shape_signature); TFLite Micro runs its batch-1 shape")
@@ -221,6 +227,7 @@ def _pass_through_tflite(loaded: LoadedModel, options: QuantizeOptions) -> Quant
 def weight_scales(info: ModelInfo) -> str:
     """How an existing model's weights are scaled, in --per-channel terms: per-channel Dense
     means "all", per-channel conv with per-tensor Dense is what "auto" produces."""
+
     def per_channel(op_names: set[str]) -> bool | None:
         weights = [info.tensors[op.inputs[1]] for op in info.ops if op.name in op_names and len(op.inputs) > 1]
         quantized = [w for w in weights if w.quant is not None]
@@ -251,14 +258,31 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
     data: SampleSet = answer["data"]
     if console.record:
         console.timings.extend(answer.get("timings", []))
-    return QuantizedModel(answer["tflite"], info, model, answer["kind"], options, data.source, data.random, data,
-                          answer["float_tflite"], answer["notes"] + data.notes, answer.get("dense_per_channel_tflite"))
+    return QuantizedModel(
+        answer["tflite"],
+        info,
+        model,
+        answer["kind"],
+        options,
+        data.source,
+        data.random,
+        data,
+        answer["float_tflite"],
+        answer["notes"] + data.notes,
+        answer.get("dense_per_channel_tflite"),
+    )
 
 
 def has_multichannel_dense(info: ModelInfo) -> bool:
     """A FULLY_CONNECTED with more than one output unit: where per-channel scales are a choice."""
-    return any(op.name == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.inputs[1] >= 0
-               and len(info.tensors[op.inputs[1]].shape) > 0 and info.tensors[op.inputs[1]].shape[0] > 1 for op in info.ops)
+    return any(
+        op.name == "FULLY_CONNECTED"
+        and len(op.inputs) > 1
+        and op.inputs[1] >= 0
+        and len(info.tensors[op.inputs[1]].shape) > 0
+        and info.tensors[op.inputs[1]].shape[0] > 1
+        for op in info.ops
+    )
 
 
 CONVERTER_TIMEOUT = 3600.0
@@ -266,14 +290,21 @@ CONVERTER_TIMEOUT = 3600.0
 
 def _crash_message(model: Path, calibration: str, failure: ChildFailure) -> str:
     """Name what actually died: the user's calibration function, the converter, or the child itself."""
-    how = f"timed out after {CONVERTER_TIMEOUT:g} s" if failure.timed_out else (
-        f"crashed ({failure.detail})" if failure.returncode < 0 else f"exited ({failure.detail})")
+    how = (
+        f"timed out after {CONVERTER_TIMEOUT:g} s"
+        if failure.timed_out
+        else (f"crashed ({failure.detail})" if failure.returncode < 0 else f"exited ({failure.detail})")
+    )
     if failure.stage.startswith("calibration function"):
-        return (f"{calibration}: the calibration function {how} before returning its samples; "
-                "run it on its own in Python and fix it (it must return or yield arrays, not exit)")
+        return (
+            f"{calibration}: the calibration function {how} before returning its samples; "
+            "run it on its own in Python and fix it (it must return or yield arrays, not exit)"
+        )
     if failure.stage == "converting" and not failure.timed_out:
-        return (f"{model}: the TFLite converter {how}; recurrent layers (LSTM/GRU) and custom ops are the usual cause: "
-                "build recurrent layers with unroll=True and a fixed sequence length, or replace the layer")
+        return (
+            f"{model}: the TFLite converter {how}; recurrent layers (LSTM/GRU) and custom ops are the usual cause: "
+            "build recurrent layers with unroll=True and a fixed sequence length, or replace the layer"
+        )
     stage = f" while {failure.stage}" if failure.stage else ""
     return f"{model}: the conversion step {how}{stage}; rerun with --verbose to see TensorFlow's own messages"
 
@@ -308,8 +339,15 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
         except ConversionError as exc:
             float_tflite = None
             notes.append(f"no float reference model ({exc}); float-vs-int8 validation is unavailable")
-    return {"tflite": tflite, "float_tflite": float_tflite, "kind": loaded.kind, "data": data, "notes": notes,
-            "timings": list(console.timings), "dense_per_channel_tflite": alternative}
+    return {
+        "tflite": tflite,
+        "float_tflite": float_tflite,
+        "kind": loaded.kind,
+        "data": data,
+        "notes": notes,
+        "timings": list(console.timings),
+        "dense_per_channel_tflite": alternative,
+    }
 
 
 def _child_main(request_path: str, response_path: str) -> int:
@@ -392,7 +430,9 @@ def _saved_model_converter(loaded: LoadedModel, tf: Any, console: Console) -> tu
     if loaded.model is not None and loaded.inputs:
         fn = loaded.model.signatures["serving_default"]
         if any(d < 0 for spec in loaded.inputs for d in spec.shape):
-            raise ModelLoadError(f"{loaded.path}: input shapes {[s.shape for s in loaded.inputs]} have undefined dimensions beyond the batch; export with fixed shapes")
+            raise ModelLoadError(
+                f"{loaded.path}: input shapes {[s.shape for s in loaded.inputs]} have undefined dimensions beyond the batch; export with fixed shapes"
+            )
         specs = {s.name: tf.TensorSpec([1, *s.shape], tf.float32, name=s.name) for s in loaded.inputs}
         concrete = tf.function(lambda **kw: fn(**kw)).get_concrete_function(**specs)
         return lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded.model), loaded.inputs

@@ -54,8 +54,7 @@ def _where(info: ModelInfo, op: OpInfo, tflite: bool = False) -> str:
     return f"op {op.index} {op.name} (Keras layer '{info.layer_of_op(op)}')"
 
 
-def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str, tflite: bool = False,
-              shapes: frozenset[int] = frozenset()) -> None:
+def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str, tflite: bool = False, shapes: frozenset[int] = frozenset()) -> None:
     if op.is_custom:
         kind = "a Flex (TensorFlow) op" if "Flex" in op.name else "a custom op"
         raise ConversionError(
@@ -118,8 +117,7 @@ def _fail_tensor(info: ModelInfo, op: OpInfo, t: TensorInfo, what: str, tflite: 
     )
 
 
-def check_full_int8(info: ModelInfo, activations: str = "int8", io: str | None = None, source: str = "model",
-                    tflite: bool = False) -> None:
+def check_full_int8(info: ModelInfo, activations: str = "int8", io: str | None = None, source: str = "model", tflite: bool = False) -> None:
     """Raise ConversionError naming the first violation of the full-int8 contract.
 
     ``tflite``: the model came as a .tflite file, so messages name tensors, not Keras layers.
@@ -143,8 +141,10 @@ def check_full_int8(info: ModelInfo, activations: str = "int8", io: str | None =
     check_static_shapes(info, source, tflite)
     for t in [*info.input_tensors, *info.output_tensors]:
         if t.dtype not in EDGE_TYPES:
-            raise ConversionError(f"{source}: model {'input' if t.index in info.inputs else 'output'} '{t.name}' is {t.dtype}; "
-                                  f"mcuq deploys models whose inputs and outputs are {', '.join(sorted(EDGE_TYPES))}")
+            raise ConversionError(
+                f"{source}: model {'input' if t.index in info.inputs else 'output'} '{t.name}' is {t.dtype}; "
+                f"mcuq deploys models whose inputs and outputs are {', '.join(sorted(EDGE_TYPES))}"
+            )
     io = io or activations
     shapes = frozenset(shape_tensors(info))
     for op in info.ops:
@@ -154,8 +154,7 @@ def check_full_int8(info: ModelInfo, activations: str = "int8", io: str | None =
 def dynamic_batch(info: ModelInfo) -> bool:
     """True when the signature says batch -1 (and ``shape`` batch 1): the standard converter
     writes that for every Keras model whose batch is None, and TFLite Micro runs ``shape``."""
-    return any(t.shape_signature is not None and len(t.shape_signature) > 0 and t.shape_signature[0] < 0
-               for t in info.tensors)
+    return any(t.shape_signature is not None and len(t.shape_signature) > 0 and t.shape_signature[0] < 0 for t in info.tensors)
 
 
 def check_static_shapes(info: ModelInfo, source: str, tflite: bool = False) -> None:
@@ -163,12 +162,14 @@ def check_static_shapes(info: ModelInfo, source: str, tflite: bool = False) -> N
     for t in info.tensors:
         if t.shape_signature is None:
             continue
-        batch_only = (len(t.shape_signature) > 0 and all(d >= 0 for d in t.shape_signature[1:])
-                      and len(t.shape) > 0 and t.shape[0] == 1)
+        batch_only = len(t.shape_signature) > 0 and all(d >= 0 for d in t.shape_signature[1:]) and len(t.shape) > 0 and t.shape[0] == 1
         if any(d < 0 for d in t.shape_signature) and not batch_only:
             where = f"tensor '{t.name}'" if tflite else f"tensor '{t.name}' (Keras layer '{t.layer}')"
-            fix = ("re-export the .tflite from a model whose input has fixed dimensions (only the batch may be None)"
-                   if tflite else "export the model with a fixed input shape and batch 1")
+            fix = (
+                "re-export the .tflite from a model whose input has fixed dimensions (only the batch may be None)"
+                if tflite
+                else "export the model with a fixed input shape and batch 1"
+            )
             raise ConversionError(f"{source}: {where} has a dynamic shape {list(t.shape_signature)}; {fix}")
 
 

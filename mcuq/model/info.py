@@ -19,14 +19,35 @@ from mcuq.model.verify import verify_model
 
 # TensorType enum values of the TFLite schema.
 TENSOR_TYPE_NAMES = {
-    0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
-    7: "int16", 8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64",
-    13: "resource", 14: "variant", 15: "uint32", 16: "uint16", 17: "int4",
+    0: "float32",
+    1: "float16",
+    2: "int32",
+    3: "uint8",
+    4: "int64",
+    5: "string",
+    6: "bool",
+    7: "int16",
+    8: "complex64",
+    9: "int8",
+    10: "float64",
+    11: "complex128",
+    12: "uint64",
+    13: "resource",
+    14: "variant",
+    15: "uint32",
+    16: "uint16",
+    17: "int4",
 }
 FLOAT_TYPES = {"float32", "float16", "float64"}
 INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "int32": (-(2**31), 2**31 - 1)}
-NUMPY_DTYPES: dict[str, type] = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32,
-                "int64": np.int64, "float32": np.float32}
+NUMPY_DTYPES: dict[str, type] = {
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "float32": np.float32,
+}
 
 # Ops whose input at this index is a bias (int32 in int8 mode, int64 in 16x8 mode).
 BIAS_INPUT_INDEX = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
@@ -240,8 +261,7 @@ def parse_model(raw: bytes, source: str = "model") -> ModelInfo:
     """Parse .tflite bytes; any malformed input becomes a one-line ModelLoadError."""
     if len(raw) < 8 or raw[4:8] != b"TFL3":
         raise ModelLoadError(
-            f"{source}: not a TFLite flatbuffer (missing the 'TFL3' identifier); "
-            "pass a .tflite file written by the TFLite converter"
+            f"{source}: not a TFLite flatbuffer (missing the 'TFL3' identifier); pass a .tflite file written by the TFLite converter"
         )
     try:
         model = _schema().ModelT.InitFromPackedBuf(bytearray(raw), 0)
@@ -250,9 +270,7 @@ def parse_model(raw: bytes, source: str = "model") -> ModelInfo:
     except ModelLoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means a damaged file
-        raise ModelLoadError(
-            f"{source}: the .tflite file is truncated or corrupted ({type(exc).__name__}); re-export it"
-        ) from None
+        raise ModelLoadError(f"{source}: the .tflite file is truncated or corrupted ({type(exc).__name__}); re-export it") from None
 
 
 def _model_info_from_schema(model: Any, raw: bytes) -> ModelInfo:
@@ -272,8 +290,9 @@ def _model_info_from_schema(model: Any, raw: bytes) -> ModelInfo:
             name = f"CUSTOM:{_decode(code.customCode)}"
         inputs = tuple(int(x) for x in (op.inputs if op.inputs is not None else []))
         outputs = tuple(int(x) for x in (op.outputs if op.outputs is not None else []))
-        ops.append(OpInfo(i, name, int(code.version), inputs, outputs,
-                          _op_macs(name, inputs, outputs, tensors), _options_dict(op.builtinOptions)))
+        ops.append(
+            OpInfo(i, name, int(code.version), inputs, outputs, _op_macs(name, inputs, outputs, tensors), _options_dict(op.builtinOptions))
+        )
     metadata = tuple(_decode(m.name) for m in (model.metadata or []))
     input_names, output_names = _signature_names(model, sg, tensors)
     return ModelInfo(

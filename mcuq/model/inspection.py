@@ -17,7 +17,11 @@ from mcuq.model.info import ModelInfo, TensorInfo, parse_model
 
 def _tensor_dict(t: TensorInfo, name: str | None = None) -> dict[str, Any]:
     return {
-        "index": t.index, "name": name or t.name, "tensor": t.name, "shape": list(t.shape), "dtype": t.dtype,
+        "index": t.index,
+        "name": name or t.name,
+        "tensor": t.name,
+        "shape": list(t.shape),
+        "dtype": t.dtype,
         "scale": list(t.quant.scale) if t.quant else None,
         "zero_point": list(t.quant.zero_point) if t.quant else None,
     }
@@ -33,9 +37,15 @@ def inspect_info(info: ModelInfo, source: str) -> dict[str, Any]:
     tflm_ops = installed_tflm_ops()
     ops = [
         {
-            "index": op.index, "op": op.name, "version": op.version,
-            "inputs": [i for i in op.inputs if i >= 0], "outputs": list(op.outputs), "macs": op.macs,
-            "layer": info.layer_of_op(op), "tflm": op.name in tflm_ops, "c_runtime": c_runtime_support(op.name),
+            "index": op.index,
+            "op": op.name,
+            "version": op.version,
+            "inputs": [i for i in op.inputs if i >= 0],
+            "outputs": list(op.outputs),
+            "macs": op.macs,
+            "layer": info.layer_of_op(op),
+            "tflm": op.name in tflm_ops,
+            "c_runtime": c_runtime_support(op.name),
         }
         for op in info.ops
     ]
@@ -88,9 +98,15 @@ def format_inspection(report: dict[str, Any]) -> str:
         ins = ",".join(map(str, op["inputs"]))
         outs = ",".join(map(str, op["outputs"]))
         tflm = "yes" if op["tflm"] else "NO"
-        lines.append(f"  {op['index']:>3}  {op['op']:<22} {op['version']:>2}  {ins:<14} {outs:<8} {op['macs']:>10,}  {tflm:<4}  {op['c_runtime']:<3}  {op['layer']}")
+        lines.append(
+            f"  {op['index']:>3}  {op['op']:<22} {op['version']:>2}  {ins:<14} {outs:<8} {op['macs']:>10,}  {tflm:<4}  {op['c_runtime']:<3}  {op['layer']}"
+        )
     lines.append("")
     lines.append(f"  tensors: {report['tensor_count']}   weights: {report['weight_bytes']:,} bytes   total MACs: {report['total_macs']:,}")
-    verdict = "every op is supported by the installed TFLite Micro" if report["all_ops_supported_by_tflm"] else "SOME OPS ARE NOT SUPPORTED by TFLite Micro"
+    verdict = (
+        "every op is supported by the installed TFLite Micro"
+        if report["all_ops_supported_by_tflm"]
+        else "SOME OPS ARE NOT SUPPORTED by TFLite Micro"
+    )
     lines.append(f"  {verdict}")
     return "\n".join(lines)

@@ -55,10 +55,35 @@ LAYOUTS: dict[str, tuple[int, dict[int, int], int | None]] = {
 }
 # Inputs an op cannot run without (TFLite kernels check NumInputs in Prepare; mcuq's stages index them).
 MIN_INPUTS = {
-    "ADD": 2, "SUB": 2, "MUL": 2, "SQUARED_DIFFERENCE": 2, "MAXIMUM": 2, "MINIMUM": 2, "MEAN": 2, "SUM": 2, "PAD": 2,
-    "PADV2": 2, "RESHAPE": 1, "SOFTMAX": 1, "LOGISTIC": 1, "TANH": 1, "RELU": 1, "RELU6": 1, "LEAKY_RELU": 1,
-    "QUANTIZE": 1, "DEQUANTIZE": 1, "CONCATENATION": 1, "HARD_SWISH": 1, "PRELU": 2, "TRANSPOSE": 2,
-    "STRIDED_SLICE": 4, "SLICE": 3, "RESIZE_NEAREST_NEIGHBOR": 2, "RESIZE_BILINEAR": 2, "SQUEEZE": 1, "EXPAND_DIMS": 2,
+    "ADD": 2,
+    "SUB": 2,
+    "MUL": 2,
+    "SQUARED_DIFFERENCE": 2,
+    "MAXIMUM": 2,
+    "MINIMUM": 2,
+    "MEAN": 2,
+    "SUM": 2,
+    "PAD": 2,
+    "PADV2": 2,
+    "RESHAPE": 1,
+    "SOFTMAX": 1,
+    "LOGISTIC": 1,
+    "TANH": 1,
+    "RELU": 1,
+    "RELU6": 1,
+    "LEAKY_RELU": 1,
+    "QUANTIZE": 1,
+    "DEQUANTIZE": 1,
+    "CONCATENATION": 1,
+    "HARD_SWISH": 1,
+    "PRELU": 2,
+    "TRANSPOSE": 2,
+    "STRIDED_SLICE": 4,
+    "SLICE": 3,
+    "RESIZE_NEAREST_NEIGHBOR": 2,
+    "RESIZE_BILINEAR": 2,
+    "SQUEEZE": 1,
+    "EXPAND_DIMS": 2,
 }
 REQUIRED_OPTIONS = {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "TRANSPOSE_CONV"}
 AT_LEAST_ONE = ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "filterHeight", "filterWidth")
@@ -153,8 +178,9 @@ def _verify(model: Any, raw: bytes) -> None:
             _check_index(int(t.tensorIndex), count, f"signature {d} tensor")
 
 
-def _verify_subgraph(s: int, sg: Any, buffers: list[Any], opcodes: list[Any], n_subgraphs: int,
-                     op_names: dict[int, str], option_names: dict[int, str]) -> None:
+def _verify_subgraph(
+    s: int, sg: Any, buffers: list[Any], opcodes: list[Any], n_subgraphs: int, op_names: dict[int, str], option_names: dict[int, str]
+) -> None:
     where = f"subgraph {s}" if s else "the main subgraph"
     tensors = sg.tensors or []
     ops = sg.operators or []
@@ -232,8 +258,7 @@ def _verify_tensor(what: str, t: Any, buffers: list[Any]) -> None:
                 _fail(f"{what} has {len(scales)} per-channel scales for {shape[axis]} channels (axis {axis})")
 
 
-def _verify_options(what: str, name: str, op: Any, expected: dict[str, int], option_names: dict[int, str],
-                    n_subgraphs: int) -> None:
+def _verify_options(what: str, name: str, op: Any, expected: dict[str, int], option_names: dict[int, str], n_subgraphs: int) -> None:
     kind = int(op.builtinOptionsType)
     if kind not in option_names:
         _fail(f"{what} has unknown options type {kind}")
@@ -284,8 +309,12 @@ def _verify_layout(what: str, name: str, inputs: list[int], outputs: list[int], 
 
 
 # (filter input slot, filter dim holding the output channels, filter dim holding the input channels, input slot, bias slot)
-CHANNELS = {"CONV_2D": (1, 0, 3, 0, 2), "DEPTHWISE_CONV_2D": (1, 3, None, 0, 2), "FULLY_CONNECTED": (1, 0, 1, 0, 2),
-            "TRANSPOSE_CONV": (1, 0, 3, 2, 3)}
+CHANNELS = {
+    "CONV_2D": (1, 0, 3, 0, 2),
+    "DEPTHWISE_CONV_2D": (1, 3, None, 0, 2),
+    "FULLY_CONNECTED": (1, 0, 1, 0, 2),
+    "TRANSPOSE_CONV": (1, 0, 3, 2, 3),
+}
 
 
 def _verify_channels(what: str, name: str, inputs: list[int], outputs: list[int], tensors: list[Any]) -> None:

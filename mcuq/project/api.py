@@ -79,8 +79,10 @@ def check_labels(labels: list[str], info: ModelInfo, source: str) -> None:
         return
     sizes = [int(np.prod(t.shape[1:])) if len(t.shape) > 1 else int(np.prod(t.shape)) for t in info.output_tensors]
     if len(labels) not in sizes:
-        raise MCUQError(f"{source}: {len(labels)} labels, but the model's outputs have {', '.join(map(str, sizes))} values; "
-                        "give one name per class of the classifier output")
+        raise MCUQError(
+            f"{source}: {len(labels)} labels, but the model's outputs have {', '.join(map(str, sizes))} values; "
+            "give one name per class of the classifier output"
+        )
 
 
 def _c_string(text: str) -> str:
@@ -94,8 +96,16 @@ def _tensor(t: TensorInfo, name: str, used: set[str]) -> dict[str, Any]:
     used.add(ident)
     scale = t.quant.scale[0] if t.quant else 1.0
     size = int(np.prod(t.shape)) if t.shape else 1
-    return {"name": _c_string(name), "ident": ident, "shape": list(t.shape), "dtype": t.dtype, "enum": DTYPE_ENUMS[t.dtype],
-            "size": size, "scale_literal": f"{scale!r}f", "zero_point": t.quant.zero_point[0] if t.quant else 0}
+    return {
+        "name": _c_string(name),
+        "ident": ident,
+        "shape": list(t.shape),
+        "dtype": t.dtype,
+        "enum": DTYPE_ENUMS[t.dtype],
+        "size": size,
+        "scale_literal": f"{scale!r}f",
+        "zero_point": t.quant.zero_point[0] if t.quant else 0,
+    }
 
 
 def api_context(prefix: str, info: ModelInfo, runtime: str, labels: list[str], labels_source: str | None) -> dict[str, Any]:
@@ -103,10 +113,14 @@ def api_context(prefix: str, info: ModelInfo, runtime: str, labels: list[str], l
     used_in: set[str] = set()
     used_out: set[str] = set()
     return {
-        "prefix": prefix, "PREFIX": prefix.upper(), "ns": f"{prefix}_mcuq", "runtime": runtime,
+        "prefix": prefix,
+        "PREFIX": prefix.upper(),
+        "ns": f"{prefix}_mcuq",
+        "runtime": runtime,
         "inputs": [_tensor(t, n, used_in) for t, n in zip(info.input_tensors, info.input_names)],
         "outputs": [_tensor(t, n, used_out) for t, n in zip(info.output_tensors, info.output_names)],
-        "labels": [_c_string(label) for label in labels], "labels_source": _c_string(labels_source or ""),
+        "labels": [_c_string(label) for label in labels],
+        "labels_source": _c_string(labels_source or ""),
         "header": f"{prefix}_model.h",
     }
 

@@ -23,20 +23,35 @@ def golden_context(golden_in: Samples, golden_out: Samples, source: str) -> dict
     def arrays(values: list[np.ndarray]) -> list[dict[str, Any]]:
         return [{"size": int(np.asarray(v).size), "data": c_values(v)} for v in values]
 
-    return {"count": len(golden_in), "source": source,
-            "vectors": [{"inputs": arrays(i), "outputs": arrays(o)} for i, o in zip(golden_in, golden_out)]}
+    return {
+        "count": len(golden_in),
+        "source": source,
+        "vectors": [{"inputs": arrays(i), "outputs": arrays(o)} for i, o in zip(golden_in, golden_out)],
+    }
 
 
 def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
     """What every project template (TFLite Micro or plain C) gets."""
     info, board = job.info, job.board
     return {
-        "banner": BANNER, "mcuq_version": __version__,
-        "board": board, "env_name": board.id, "model_name": job.name,
-        "pio": {"lib_deps": [], "build_flags": [], "build_unflags": [], "lib_compat_mode": None,
-                "monitor_speed": 115200, "sdkconfig": [], **board.platformio},
-        "inputs": [tensor_context(t) for t in info.input_tensors], "outputs": [tensor_context(t) for t in info.output_tensors],
-        "golden": golden_context(job.golden_in, golden_out, job.golden_source), "tflm_version": f"tflite-micro {tflm_version()}",
+        "banner": BANNER,
+        "mcuq_version": __version__,
+        "board": board,
+        "env_name": board.id,
+        "model_name": job.name,
+        "pio": {
+            "lib_deps": [],
+            "build_flags": [],
+            "build_unflags": [],
+            "lib_compat_mode": None,
+            "monitor_speed": 115200,
+            "sdkconfig": [],
+            **board.platformio,
+        },
+        "inputs": [tensor_context(t) for t in info.input_tensors],
+        "outputs": [tensor_context(t) for t in info.output_tensors],
+        "golden": golden_context(job.golden_in, golden_out, job.golden_source),
+        "tflm_version": f"tflite-micro {tflm_version()}",
         "quant": job.quantized.manifest_entry(),
         "api": api_context(job.prefix or model_prefix(job.name), info, job.runtime, list(job.labels), job.labels_source),
     }

@@ -118,8 +118,7 @@ class Manifest:
         clash = set(self.runtime_section) & set(data)
         if clash:
             raise ValueError(f"internal error: runtime section keys {sorted(clash)} clash with the manifest's own")
-        return {"schema_version": self.schema_version, **{k: v for k, v in data.items() if k != "schema_version"},
-                **self.runtime_section}
+        return {"schema_version": self.schema_version, **{k: v for k, v in data.items() if k != "schema_version"}, **self.runtime_section}
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, sort_keys=False, default=_jsonable) + "\n"
@@ -127,13 +126,17 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: Any, where: str = MANIFEST) -> Manifest:
         if not isinstance(data, dict):
-            raise ManifestError(f"{where}: malformed manifest (a JSON {type(data).__name__}, not an object); "
-                                "regenerate the project with 'mcuq deploy --force'")
+            raise ManifestError(
+                f"{where}: malformed manifest (a JSON {type(data).__name__}, not an object); "
+                "regenerate the project with 'mcuq deploy --force'"
+            )
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             older = "an older mcuq (no schema_version)" if version is None else f"schema version {version!r}"
-            raise ManifestError(f"{where}: written by {older}; this mcuq reads schema version {SCHEMA_VERSION}: "
-                                "regenerate the project with 'mcuq deploy --force'")
+            raise ManifestError(
+                f"{where}: written by {older}; this mcuq reads schema version {SCHEMA_VERSION}: "
+                "regenerate the project with 'mcuq deploy --force'"
+            )
         own = {f.name for f in fields(cls)} - {"runtime_section"}
         try:
             kwargs: dict[str, Any] = {k: data[k] for k in own if k in data}
@@ -142,8 +145,9 @@ class Manifest:
             kwargs["golden"] = _record(GoldenRecord, data["golden"])
             manifest = cls(**kwargs, runtime_section={k: v for k, v in data.items() if k not in own})
         except (KeyError, TypeError) as exc:
-            raise ManifestError(f"{where}: malformed manifest ({type(exc).__name__}: {exc}); "
-                                "regenerate the project with 'mcuq deploy --force'") from None
+            raise ManifestError(
+                f"{where}: malformed manifest ({type(exc).__name__}: {exc}); regenerate the project with 'mcuq deploy --force'"
+            ) from None
         _check_types(manifest, where)
         return manifest
 

@@ -82,11 +82,15 @@ def read_manifest(out_dir: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise OutputDirError(f"{path}: damaged manifest ({type(exc).__name__}); mcuq cannot tell its files from yours: "
-                             "move the folder away or choose another --out") from None
+        raise OutputDirError(
+            f"{path}: damaged manifest ({type(exc).__name__}); mcuq cannot tell its files from yours: "
+            "move the folder away or choose another --out"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
-        raise OutputDirError(f"{path}: malformed manifest (no 'files' table); mcuq cannot tell its files from yours: "
-                             "move the folder away or choose another --out")
+        raise OutputDirError(
+            f"{path}: malformed manifest (no 'files' table); mcuq cannot tell its files from yours: "
+            "move the folder away or choose another --out"
+        )
     return data
 
 
@@ -186,8 +190,7 @@ def _free_name(out_dir: Path, rel: str, taken: set[str]) -> str:
     return candidate
 
 
-def _stage_old_tree(out_dir: Path, staging: Path, generated: dict[str, bytes], previous: dict[str, Any],
-                    result: WriteResult) -> set[str]:
+def _stage_old_tree(out_dir: Path, staging: Path, generated: dict[str, bytes], previous: dict[str, Any], result: WriteResult) -> set[str]:
     """Carry every old file that stays into ``staging``; return the paths that exist there."""
     old_files: dict[str, str] = {p: d for p, d in previous.get("files", {}).items() if isinstance(p, str)}
     result.ignored_manifest_paths = sorted(p for p in old_files if not inside_project(p))
@@ -214,7 +217,9 @@ def _stage_old_tree(out_dir: Path, staging: Path, generated: dict[str, bytes], p
             ours = rel in old_files and sha256_file(full) == old_files[rel]
             if rel in generated or rel in generated_dirs:
                 if rel in generated_dirs:
-                    raise OutputDirError(f"{full} is in the way of the generated folder {rel}/; move it away, then retry (nothing was changed)")
+                    raise OutputDirError(
+                        f"{full} is in the way of the generated folder {rel}/; move it away, then retry (nothing was changed)"
+                    )
                 if ours:
                     continue  # mcuq's own, unchanged: replaced
                 if rel not in old_files:
@@ -276,8 +281,12 @@ def _swap_in(out_dir: Path, staging: Path) -> Path | None:
 
 
 def write_project(
-    out_dir: Path, files: dict[str, str | bytes], user_files: dict[str, str | bytes], manifest: Manifest | dict[str, Any],
-    force: bool, mark_unvalidated: bool = False,
+    out_dir: Path,
+    files: dict[str, str | bytes],
+    user_files: dict[str, str | bytes],
+    manifest: Manifest | dict[str, Any],
+    force: bool,
+    mark_unvalidated: bool = False,
 ) -> WriteResult:
     """Write the project all-or-nothing. ``mark_unvalidated`` leaves ``.mcuq-unvalidated`` in it
     until ``mark_validated`` is called, so a killed deploy is recognised on the rerun."""
@@ -292,7 +301,9 @@ def write_project(
         typed = replace(manifest, files=hashes, user_files=sorted(user_files))
         manifest_bytes = typed.to_json().encode()
     else:  # a bare record (tests of the writer alone)
-        manifest_bytes = (json.dumps({**manifest, "files": hashes, "user_files": sorted(user_files)}, indent=2, default=str) + "\n").encode()
+        manifest_bytes = (
+            json.dumps({**manifest, "files": hashes, "user_files": sorted(user_files)}, indent=2, default=str) + "\n"
+        ).encode()
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.mcuq-{os.getpid()}-stage-", dir=out_dir.parent))
@@ -319,8 +330,7 @@ def write_project(
         (staging / MANIFEST).write_bytes(manifest_bytes)  # last: a staging folder without it is not a project
         old = _swap_in(out_dir, staging)
     except OSError as exc:
-        raise OutputDirError(f"{out_dir}: could not write the project ({exc.strerror}: {exc.filename}); "
-                             "nothing was changed") from None
+        raise OutputDirError(f"{out_dir}: could not write the project ({exc.strerror}: {exc.filename}); nothing was changed") from None
     finally:
         for leftover in (staging, old):
             if leftover is not None and leftover.exists():

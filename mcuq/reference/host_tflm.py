@@ -53,8 +53,14 @@ def run_tflm(
 ) -> TflmRun:
     """Invoke ``model`` on each sample (a list of int tensors, one per model input)."""
     answer = _call_worker(
-        {"kind": "run", "model": model, "inputs": samples, "arena": int(arena_size),
-         "num_outputs": num_outputs, "tensors": keep_tensors or []},
+        {
+            "kind": "run",
+            "model": model,
+            "inputs": samples,
+            "arena": int(arena_size),
+            "num_outputs": num_outputs,
+            "tensors": keep_tensors or [],
+        },
         "running the model",
     )
     if not answer["ok"]:
@@ -69,16 +75,15 @@ def measure_min_arena(model: bytes, sample: list[np.ndarray]) -> int:
         "measuring the arena",
     )
     if not answer["ok"] or answer.get("min_arena") is None:
-        raise NativeCrashError(
-            f"x86 TFLite Micro could not allocate the model even with {ARENA_SEARCH_LIMIT // (1024 * 1024)} MB of arena"
-        )
+        raise NativeCrashError(f"x86 TFLite Micro could not allocate the model even with {ARENA_SEARCH_LIMIT // (1024 * 1024)} MB of arena")
     return int(answer["min_arena"])
 
 
 def run_float_reference(model: bytes, samples: list[list[np.ndarray]], keep_tensors: list[int] | None = None) -> TflmRun:
     """Run the float .tflite on LiteRT's reference kernels, in the same isolated worker."""
-    answer = _call_worker({"kind": "litert", "model": model, "inputs": samples, "tensors": keep_tensors or []},
-                          "running the float reference model")
+    answer = _call_worker(
+        {"kind": "litert", "model": model, "inputs": samples, "tensors": keep_tensors or []}, "running the float reference model"
+    )
     if not answer["ok"]:
         raise NativeCrashError(f"LiteRT could not run the float reference model: {answer['error']}")
     return TflmRun(answer["outputs"], answer["tensors"])

@@ -50,9 +50,18 @@ class EmulationResult:
         return self.ticks / (self.clock_mhz * 1000.0)
 
     def as_dict(self) -> dict[str, object]:
-        return {"target": self.target, "passed": self.passed, "ticks": self.ticks, "unit": self.unit,
-                "flash_bytes": self.flash_bytes, "ram_bytes": self.ram_bytes, "clock_mhz": self.clock_mhz,
-                "latency_ms": self.latency_ms, "latency_note": "emulator estimate", "log": self.log}
+        return {
+            "target": self.target,
+            "passed": self.passed,
+            "ticks": self.ticks,
+            "unit": self.unit,
+            "flash_bytes": self.flash_bytes,
+            "ram_bytes": self.ram_bytes,
+            "clock_mhz": self.clock_mhz,
+            "latency_ms": self.latency_ms,
+            "latency_note": "emulator estimate",
+            "log": self.log,
+        }
 
 
 def toolchain_for(architecture: str) -> str | None:
@@ -68,10 +77,12 @@ def no_emulator_reason(board: Board) -> str | None:
     """Why this board's firmware cannot be emulated here (None when it can)."""
     cpu = board.cpu or {}
     if cpu.get("emulator", "none") == "none":
-        return (f"{board.id} ({cpu.get('core', board.mcu)}, {board.architecture}): no emulator for this CPU; "
-                "the firmware is checked on the host only")
+        return (
+            f"{board.id} ({cpu.get('core', board.mcu)}, {board.architecture}): no emulator for this CPU; "
+            "the firmware is checked on the host only"
+        )
     if toolchain_for(board.architecture) is None:
-        return ("no emulator toolchain here (AVR: gcc-avr avr-libc simavr; Cortex-M: gcc-arm-none-eabi qemu-system-arm)")
+        return "no emulator toolchain here (AVR: gcc-avr avr-libc simavr; Cortex-M: gcc-arm-none-eabi qemu-system-arm)"
     return None
 
 
@@ -133,10 +144,29 @@ def build_and_run_avr(files: dict[str, str], mcu_name: str, f_cpu: int = 16_000_
         sources = _write(files, folder) + [str(templates_dir() / "c" / "emulate" / "avr_main.c")]
         name_bytes = ",".join(str(b) for b in mcu.encode()) + ",0"
         elf = folder / "firmware.elf"
-        cmd = ["avr-gcc", f"-mmcu={mcu}", f"-DF_CPU={f_cpu}UL", f'-DMCUQ_MMCU_NAME="{mcu}"', f"-DMCUQ_MMCU_NAME_BYTES={name_bytes}",
-               "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-I", str(folder), *sources, "-o", str(elf),
-               "-Wl,--undefined=_mmcu,--section-start=.mmcu=0x910000", "-Wl,--gc-sections", "-ffunction-sections", "-fdata-sections",
-               *(["-DMCUQ_PROFILE"] if profile else [])]
+        cmd = [
+            "avr-gcc",
+            f"-mmcu={mcu}",
+            f"-DF_CPU={f_cpu}UL",
+            f'-DMCUQ_MMCU_NAME="{mcu}"',
+            f"-DMCUQ_MMCU_NAME_BYTES={name_bytes}",
+            "-std=c99",
+            "-Os",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-ffp-contract=off",
+            "-I",
+            str(folder),
+            *sources,
+            "-o",
+            str(elf),
+            "-Wl,--undefined=_mmcu,--section-start=.mmcu=0x910000",
+            "-Wl,--gc-sections",
+            "-ffunction-sections",
+            "-fdata-sections",
+            *(["-DMCUQ_PROFILE"] if profile else []),
+        ]
         build = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if build.returncode != 0:
             raise MCUQError(f"avr-gcc could not build the firmware for {mcu}: {(build.stderr.strip().splitlines() or [''])[0][:240]}")
@@ -151,13 +181,35 @@ def build_arm(files: dict[str, str], folder: Path, cflags: list[str], profile: b
     emu = templates_dir() / "c" / "emulate"
     sources = _write(files, folder) + [str(emu / "cm4_main.c")]
     elf = folder / "firmware.elf"
-    cmd = ["arm-none-eabi-gcc", *cflags, "-std=c99", "-Os", "-Wall", "-Wextra", "-Werror",
-           "-ffp-contract=off", "-ffunction-sections", "-fdata-sections", "-I", str(folder), *sources, "-T", str(emu / "mps2_an386.ld"),
-           "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-o", str(elf), "-lm", *(["-DMCUQ_PROFILE"] if profile else [])]
+    cmd = [
+        "arm-none-eabi-gcc",
+        *cflags,
+        "-std=c99",
+        "-Os",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-ffp-contract=off",
+        "-ffunction-sections",
+        "-fdata-sections",
+        "-I",
+        str(folder),
+        *sources,
+        "-T",
+        str(emu / "mps2_an386.ld"),
+        "-nostartfiles",
+        "--specs=nano.specs",
+        "-Wl,--gc-sections",
+        "-o",
+        str(elf),
+        "-lm",
+        *(["-DMCUQ_PROFILE"] if profile else []),
+    ]
     build = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if build.returncode != 0:
-        raise MCUQError(f"arm-none-eabi-gcc {' '.join(cflags)} could not build the firmware: "
-                        f"{(build.stderr.strip().splitlines() or [''])[0][:240]}")
+        raise MCUQError(
+            f"arm-none-eabi-gcc {' '.join(cflags)} could not build the firmware: {(build.stderr.strip().splitlines() or [''])[0][:240]}"
+        )
     return elf
 
 
@@ -171,8 +223,25 @@ def build_and_run_qemu(files: dict[str, str], cflags: list[str], machine: str, c
     with tempfile.TemporaryDirectory(prefix="mcuq-arm-") as tmp:
         elf = build_arm(files, Path(tmp), cflags, profile)
         flash, ram = _size("arm-none-eabi-size", elf)
-        log = _run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "none",
-                    "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)], f"qemu ({machine})")
+        log = _run(
+            [
+                "qemu-system-arm",
+                "-M",
+                machine,
+                "-nographic",
+                "-monitor",
+                "none",
+                "-serial",
+                "none",
+                "-semihosting-config",
+                "enable=on,target=native",
+                "-icount",
+                "shift=0",
+                "-kernel",
+                str(elf),
+            ],
+            f"qemu ({machine})",
+        )
     passed, ticks = _parse(log)
     instructions = ticks * (1_000_000_000 // QEMU_CPU_HZ) // QEMU_NS_PER_INSN if ticks is not None else None
     return EmulationResult(f"{core} code on qemu {machine}", passed, log, instructions, "instructions", flash, ram)

@@ -79,14 +79,21 @@ HOST = Cpu("x86-64", "", ())
 CPUS: dict[str, Cpu] = {
     "x86-64": HOST,
     # Cortex-M4F boards (nRF52840, STM32F4/L4) build with the FPU; mps2-an386 is a Cortex-M4F.
-    "cortex-m4": Cpu("cortex-m4", "arm-none-eabi-", ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16"), "mps2-an386"),
+    "cortex-m4": Cpu(
+        "cortex-m4", "arm-none-eabi-", ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16"), "mps2-an386"
+    ),
     "cortex-m7": Cpu("cortex-m7", "arm-none-eabi-", ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"), "mps2-an500"),
     # ARMv6-M code runs unchanged on the Cortex-M3 of mps2-an385.
     "cortex-m0plus": Cpu("cortex-m0plus", "arm-none-eabi-", ("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"), "mps2-an385"),
 }
 # The MCU of each board file -> its CPU (a board file may also say `cpu = "..."`).
-MCU_CPUS = {"nRF52840": "cortex-m4", "STM32F446RE": "cortex-m4", "STM32L4R5ZI": "cortex-m4",
-            "i.MX RT1062": "cortex-m7", "RP2040": "cortex-m0plus"}
+MCU_CPUS = {
+    "nRF52840": "cortex-m4",
+    "STM32F446RE": "cortex-m4",
+    "STM32L4R5ZI": "cortex-m4",
+    "i.MX RT1062": "cortex-m7",
+    "RP2040": "cortex-m0plus",
+}
 
 COMMON_CXX = ("-std=gnu++17", "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-fno-use-cxa-atexit")
 COMMON_C = ("-std=gnu11",)
@@ -94,17 +101,26 @@ COMMON_C = ("-std=gnu11",)
 # -O2 on the host. The library's own warnings are not ours to fix: -w.
 OPT = ("-ffunction-sections", "-fdata-sections", "-w")
 # Library files never needed by a firmware (tests, the all-ops resolver, audio front end).
-EXCLUDE = re.compile(r"(_test\.|test_helper|/testing/|/tools/|/examples?/|all_ops_resolver|mock_micro_graph|fake_micro_context|"
-                     r"kernel_runner|microfrontend|kissfft|/signal/|hexdump)")
+EXCLUDE = re.compile(
+    r"(_test\.|test_helper|/testing/|/tools/|/examples?/|all_ops_resolver|mock_micro_graph|fake_micro_context|"
+    r"kernel_runner|microfrontend|kissfft|/signal/|hexdump)"
+)
 # Framework files an interpreter + op resolver firmware does not reference (checked with a
 # link map); compiled only if a link needs them (see build_* fallbacks).
-OPTIONAL = re.compile(r"(recording_|micro_profiler|micro_time|linear_memory_planner|non_persistent_buffer_planner_shim|"
-                      r"/peripherals/|lstm_eval|micro_tensor_utils|/esp/)")
+OPTIONAL = re.compile(
+    r"(recording_|micro_profiler|micro_time|linear_memory_planner|non_persistent_buffer_planner_shim|"
+    r"/peripherals/|lstm_eval|micro_tensor_utils|/esp/)"
+)
 # Headers most library files include: compiled once into a precompiled header per build
 # (parsing them is 2/3 of the compile time; the generated code is the same).
-PCH_HEADERS = ("tensorflow/lite/schema/schema_generated.h", "tensorflow/lite/micro/micro_mutable_op_resolver.h",
-               "tensorflow/lite/micro/micro_interpreter.h", "tensorflow/lite/micro/kernels/kernel_util.h",
-               "tensorflow/lite/kernels/internal/common.h", "tensorflow/lite/kernels/kernel_util.h")
+PCH_HEADERS = (
+    "tensorflow/lite/schema/schema_generated.h",
+    "tensorflow/lite/micro/micro_mutable_op_resolver.h",
+    "tensorflow/lite/micro/micro_interpreter.h",
+    "tensorflow/lite/micro/kernels/kernel_util.h",
+    "tensorflow/lite/kernels/internal/common.h",
+    "tensorflow/lite/kernels/kernel_util.h",
+)
 REGISTER = re.compile(r"(?:TfLiteRegistration|TFLMRegistration|TfLiteRegistration_V1)\s*\*?\s+Register_([A-Z0-9_]+)\s*\(\s*\)\s*\{")
 
 
@@ -174,7 +190,11 @@ class LibraryTree:
             chosen[str(path)] = path
         for path in list(chosen.values()):
             for folder in {path.parent, self.kernel_dir}:
-                for common in (folder / f"{path.stem}_common{path.suffix}", folder / f"{path.stem}_common.cc", folder / f"{path.stem}_common.cpp"):
+                for common in (
+                    folder / f"{path.stem}_common{path.suffix}",
+                    folder / f"{path.stem}_common.cc",
+                    folder / f"{path.stem}_common.cpp",
+                ):
                     if common.is_file():
                         chosen[str(common)] = common
         return sorted(chosen.values())
@@ -212,19 +232,38 @@ def _chirale_tree(folder: Path, library: TflmLibrary, kernels: str) -> LibraryTr
     found = re.search(r"^version=(.+)$", props, re.M)
     version = found.group(1).strip() if found else "?"
     src = folder / "src"
-    framework = [p for p in _sources(src) if ("micro/kernels/" not in p.as_posix() and "cmsis_nn/Source" not in p.as_posix()
-                 and "/peripherals/" not in p.as_posix()) or p.name == "utility_arduino.cpp"]
+    framework = [
+        p
+        for p in _sources(src)
+        if ("micro/kernels/" not in p.as_posix() and "cmsis_nn/Source" not in p.as_posix() and "/peripherals/" not in p.as_posix())
+        or p.name == "utility_arduino.cpp"
+    ]
     cmsis = _sources(src / "third_party" / "cmsis_nn" / "Source")
     tp = src / "third_party"
     return LibraryTree(
-        library, src, version,
+        library,
+        src,
+        version,
         # The shim folder supplies <Arduino.h>, which system_setup.cpp and peripherals/ include.
-        (src, tp / "flatbuffers" / "include", tp / "gemmlowp", tp / "ruy", tp / "kissfft", tp / "cmsis_nn", tp / "cmsis_nn" / "Include", shim_dir()),
+        (
+            src,
+            tp / "flatbuffers" / "include",
+            tp / "gemmlowp",
+            tp / "ruy",
+            tp / "kissfft",
+            tp / "cmsis_nn",
+            tp / "cmsis_nn" / "Include",
+            shim_dir(),
+        ),
         # Arduino builds define ARDUINO, which selects the CMSIS-NN registrations in the kernel headers.
         # (Not ARDUINO_ARCH_MBED: system_setup.cpp then takes the library's own ring buffer.)
         ("-DARDUINO=10819",),
-        tuple(framework), src / "tensorflow" / "lite" / "micro" / "kernels",
-        src / "tensorflow" / "lite" / "micro" / "kernels" / "cmsis_nn", tuple(cmsis), "arduino", kernels,
+        tuple(framework),
+        src / "tensorflow" / "lite" / "micro" / "kernels",
+        src / "tensorflow" / "lite" / "micro" / "kernels" / "cmsis_nn",
+        tuple(cmsis),
+        "arduino",
+        kernels,
     )
 
 
@@ -232,10 +271,19 @@ def _esp_tree(folder: Path, library: TflmLibrary, kernels: str) -> LibraryTree:
     manifest = (folder / "idf_component.yml").read_text(errors="replace")
     found = re.search(r'^version:\s*"?([^"\s]+)"?', manifest, re.M)
     version = found.group(1) if found else "?"
-    nn = next((c for c in (folder.parent / "esp-nn", folder.parent / "espressif__esp-nn", folder / "esp-nn") if (c / "include" / "esp_nn.h").is_file()), None)
+    nn = next(
+        (
+            c
+            for c in (folder.parent / "esp-nn", folder.parent / "espressif__esp-nn", folder / "esp-nn")
+            if (c / "include" / "esp_nn.h").is_file()
+        ),
+        None,
+    )
     if nn is None and kernels == "optimized":
-        raise BuildError(f"{folder}: ESP-NN sources not found next to it (esp-nn/ or espressif__esp-nn/); "
-                         "run `idf.py reconfigure` once, or pass --tflm-source with a folder holding both")
+        raise BuildError(
+            f"{folder}: ESP-NN sources not found next to it (esp-nn/ or espressif__esp-nn/); "
+            "run `idf.py reconfigure` once, or pass --tflm-source with a folder holding both"
+        )
     micro = folder / "tensorflow" / "lite" / "micro"
     framework = []
     for p in _sources(folder / "tensorflow"):
@@ -261,8 +309,19 @@ def _esp_tree(folder: Path, library: TflmLibrary, kernels: str) -> LibraryTree:
         c_srcs = re.search(r"set\(c_srcs(.*?)\)", cmake, re.S)
         extra = [nn / s for s in re.findall(r'"([^"]+\.c)"', c_srcs.group(1))] if c_srcs else _sources(nn / "src")
         optimized = micro / "kernels" / "esp_nn"
-    return LibraryTree(library, folder, version, tuple(includes), tuple(defines), tuple(framework), micro / "kernels",
-                       optimized, tuple(extra), "espidf", kernels)
+    return LibraryTree(
+        library,
+        folder,
+        version,
+        tuple(includes),
+        tuple(defines),
+        tuple(framework),
+        micro / "kernels",
+        optimized,
+        tuple(extra),
+        "espidf",
+        kernels,
+    )
 
 
 TREE_BUILDERS = {"chirale-tensorflowlite": _chirale_tree, "esp-tflite-micro": _esp_tree}
@@ -274,8 +333,10 @@ def _looks_like(library_id: str, folder: Path) -> bool:
     return (folder / "idf_component.yml").is_file() and (folder / "tensorflow" / "lite" / "micro").is_dir()
 
 
-LIBRARY_DIR_NAMES = {"chirale-tensorflowlite": ("Chirale_TensorFLowLite", "Chirale_TensorFlowLite"),
-                     "esp-tflite-micro": ("espressif__esp-tflite-micro", "esp-tflite-micro")}
+LIBRARY_DIR_NAMES = {
+    "chirale-tensorflowlite": ("Chirale_TensorFLowLite", "Chirale_TensorFlowLite"),
+    "esp-tflite-micro": ("espressif__esp-tflite-micro", "esp-tflite-micro"),
+}
 
 
 def candidate_dirs(library_id: str, project: Path | None, source: Path | None) -> list[Path]:
@@ -290,8 +351,9 @@ def candidate_dirs(library_id: str, project: Path | None, source: Path | None) -
     return found
 
 
-def find_library_tree(library_id: str, project: Path | None = None, source: Path | None = None,
-                      kernels: str = "optimized", check_version: bool = True) -> LibraryTree:
+def find_library_tree(
+    library_id: str, project: Path | None = None, source: Path | None = None, kernels: str = "optimized", check_version: bool = True
+) -> LibraryTree:
     """The library sources for ``library_id``; a one-line error says where mcuq looked."""
     library = load_library(library_id)
     if library_id not in TREE_BUILDERS:
@@ -304,8 +366,10 @@ def find_library_tree(library_id: str, project: Path | None = None, source: Path
         raise BuildError(f"{library.name} {library.version} sources not found (looked in {where}); {hint}, or pass --tflm-source DIR")
     tree = TREE_BUILDERS[library_id](folder.resolve(), library, kernels)
     if check_version and tree.version != library.version:
-        raise BuildError(f"{folder}: {library.name} {tree.version} found, but the board pins {library.version}; "
-                         "pass the pinned version with --tflm-source")
+        raise BuildError(
+            f"{folder}: {library.name} {tree.version} found, but the board pins {library.version}; "
+            "pass the pinned version with --tflm-source"
+        )
     return tree
 
 
@@ -331,7 +395,21 @@ def _compile_cmd(cpu: Cpu, source: Path, obj: Path, includes: Sequence[Path], de
     lang = COMMON_CXX if cxx else COMMON_C
     pre = ["-include", str(pch)] if pch is not None and cxx else []
     kind = ["-x", "c++-header"] if source.suffix == ".h" else []
-    return [tool, *cpu.flags, *lang, "-O2" if cpu.is_host else "-Os", *OPT, *defines, *[f"-I{d}" for d in includes], *pre, *kind, "-c", str(source), "-o", str(obj)]
+    return [
+        tool,
+        *cpu.flags,
+        *lang,
+        "-O2" if cpu.is_host else "-Os",
+        *OPT,
+        *defines,
+        *[f"-I{d}" for d in includes],
+        *pre,
+        *kind,
+        "-c",
+        str(source),
+        "-o",
+        str(obj),
+    ]
 
 
 def _run_compile(cmd: list[str], source: Path, final: Path | None = None) -> None:
@@ -350,7 +428,9 @@ def _run_compile(cmd: list[str], source: Path, final: Path | None = None) -> Non
 def compile_library_objects(tree: LibraryTree, cpu: Cpu, sources: Sequence[Path], extra_defines: Sequence[str] = ()) -> list[Path]:
     """Objects for library files, from the cache or compiled now (in parallel, atomically cached)."""
     defines = (*tree.defines, *extra_defines)
-    flags_key = hashlib.sha256(repr((cpu.flags, COMMON_CXX, COMMON_C, OPT, cpu.is_host, defines, _compiler_id(cpu.tool("g++")))).encode()).hexdigest()[:12]
+    flags_key = hashlib.sha256(
+        repr((cpu.flags, COMMON_CXX, COMMON_C, OPT, cpu.is_host, defines, _compiler_id(cpu.tool("g++")))).encode()
+    ).hexdigest()[:12]
     folder = cache_root() / "tflm-objects" / cpu.name / f"{tree.cache_tag}-{flags_key}"
     folder.mkdir(parents=True, exist_ok=True)
     jobs: list[tuple[list[str], Path, Path]] = []  # (command, source, cached object)
@@ -385,8 +465,12 @@ def _compile_with_pch(tree: LibraryTree, cpu: Cpu, defines: Sequence[str], jobs:
                 pch = header
             except BuildError:
                 pch = None  # compile each file in full
-        _parallel([([*cmd[:-4], "-include", str(pch), *cmd[-4:]] if pch is not None and src.suffix in (".cc", ".cpp") else cmd, src, obj)
-                   for cmd, src, obj in jobs])
+        _parallel(
+            [
+                ([*cmd[:-4], "-include", str(pch), *cmd[-4:]] if pch is not None and src.suffix in (".cc", ".cpp") else cmd, src, obj)
+                for cmd, src, obj in jobs
+            ]
+        )
 
 
 def _parallel(jobs: Sequence[tuple[list[str], Path, Path | None]]) -> None:
@@ -429,8 +513,23 @@ def _link(cpu: Cpu, objects: Sequence[Path], archive: Path, out: Path) -> Path:
     if cpu.is_host:
         cmd = ["g++", *objects, str(archive), "-Wl,--gc-sections", "-lm", "-o", str(out)]
     else:
-        cmd = [cpu.tool("g++"), *cpu.flags, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-u", "_printf_float", "-T", str(shim_dir() / "cortexm.ld"),
-               *objects, str(archive), "-Wl,--gc-sections", "-lm", "-o", str(out)]
+        cmd = [
+            cpu.tool("g++"),
+            *cpu.flags,
+            "-nostartfiles",
+            "--specs=nano.specs",
+            "--specs=nosys.specs",
+            "-u",
+            "_printf_float",
+            "-T",
+            str(shim_dir() / "cortexm.ld"),
+            *objects,
+            str(archive),
+            "-Wl,--gc-sections",
+            "-lm",
+            "-o",
+            str(out),
+        ]
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=COMPILE_TIMEOUT, check=False)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if "undefined reference" in ln or "error" in ln] or proc.stderr.splitlines() or [""]
@@ -438,8 +537,9 @@ def _link(cpu: Cpu, objects: Sequence[Path], archive: Path, out: Path) -> Path:
     return out
 
 
-def _link_with_library(cpu: Cpu, objects: Sequence[Path], tree: LibraryTree, ops: Sequence[str], extra_defines: Sequence[str],
-                       folder: Path, out: Path) -> Path:
+def _link_with_library(
+    cpu: Cpu, objects: Sequence[Path], tree: LibraryTree, ops: Sequence[str], extra_defines: Sequence[str], folder: Path, out: Path
+) -> Path:
     """Link against the lean library; if a symbol is missing, against the full framework."""
     lib = library_objects(tree, cpu, ops, extra_defines)
     try:
@@ -527,7 +627,9 @@ def _probe_model_source(model: bytes, ops: Sequence[str]) -> str:
     )
 
 
-def build_probe(model: bytes, ops: Sequence[str], tree: LibraryTree, cpu: Cpu, max_arena: int, extra_defines: Sequence[str] = ()) -> Firmware:
+def build_probe(
+    model: bytes, ops: Sequence[str], tree: LibraryTree, cpu: Cpu, max_arena: int, extra_defines: Sequence[str] = ()
+) -> Firmware:
     """The arena probe for this model (see shim/probe_main.cpp)."""
     library_objects(tree, cpu, ops, extra_defines)
     work = tempfile.TemporaryDirectory(prefix=f"mcuq-probe-{cpu.name}-")
@@ -536,8 +638,9 @@ def build_probe(model: bytes, ops: Sequence[str], tree: LibraryTree, cpu: Cpu, m
         model_src = folder / "mcuq_probe_model.cpp"
         model_src.write_text(_probe_model_source(model, ops))
         defines = (*tree.defines, *extra_defines, f"-DMCUQ_PROBE_ARENA_MAX={max_arena}", *(["-DMCUQ_PROBE_HOST_IO"] if cpu.is_host else []))
-        objects = _compile_local(cpu, [model_src, shim_dir() / "probe_main.cpp", *_platform_sources(cpu)],
-                                 (shim_dir(), *tree.include_dirs), defines, folder)
+        objects = _compile_local(
+            cpu, [model_src, shim_dir() / "probe_main.cpp", *_platform_sources(cpu)], (shim_dir(), *tree.include_dirs), defines, folder
+        )
         elf = _link_with_library(cpu, objects, tree, ops, extra_defines, folder, folder / "probe.elf")
     except BaseException:
         work.cleanup()
@@ -563,8 +666,22 @@ def run_firmware(fw: Firmware, arg: int | None = None, extra_args: Sequence[str]
         limit = timeout or HOST_RUN_TIMEOUT
     else:
         semi = "enable=on,target=native" + "".join(f",arg={a}" for a in ["firmware", *args])
-        cmd = ["qemu-system-arm", "-M", str(fw.cpu.machine), "-nographic", "-monitor", "none", "-serial", "none",
-               "-semihosting-config", semi, "-icount", "shift=0", "-kernel", str(fw.path)]
+        cmd = [
+            "qemu-system-arm",
+            "-M",
+            str(fw.cpu.machine),
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+            "-semihosting-config",
+            semi,
+            "-icount",
+            "shift=0",
+            "-kernel",
+            str(fw.path),
+        ]
         limit = timeout or QEMU_RUN_TIMEOUT
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, check=False, errors="replace")
@@ -587,8 +704,9 @@ class SelfTest:
     @classmethod
     def parse(cls, run: RunResult) -> SelfTest:
         log = run.log
-        vectors = tuple((int(m.group(1)), m.group(2) == "PASS", m.group(3).strip())
-                        for m in re.finditer(r"mcuq: golden (\d+) (PASS|FAIL)(.*)", log))
+        vectors = tuple(
+            (int(m.group(1)), m.group(2) == "PASS", m.group(3).strip()) for m in re.finditer(r"mcuq: golden (\d+) (PASS|FAIL)(.*)", log)
+        )
         used = re.search(r"mcuq: arena_used_bytes=(\d+)", log)
         passed = run.returncode == 0 and "mcuq: selftest PASS" in log and bool(vectors) and all(v[1] for v in vectors)
         problem = ""
@@ -602,7 +720,9 @@ class SelfTest:
             elif other:
                 problem = other
             elif run.returncode != 0:
-                problem = f"the firmware exited with code {run.returncode} ({'signal ' + str(-run.returncode) if run.returncode < 0 else 'exit'})"
+                problem = (
+                    f"the firmware exited with code {run.returncode} ({'signal ' + str(-run.returncode) if run.returncode < 0 else 'exit'})"
+                )
             else:
                 problem = "no 'selftest PASS' line in the output"
         return cls(passed, vectors, log, int(used.group(1)) if used else None, problem)
@@ -690,8 +810,14 @@ def default_source_root() -> Path | None:
     return None
 
 
-def instructions_per_inference(model: bytes, ops: Sequence[str], kernels: str = "cmsis-nn", cpu: str = "cortex-m4",
-                               source_root: Path | None = None, arena: int = 512 * 1024) -> int:
+def instructions_per_inference(
+    model: bytes,
+    ops: Sequence[str],
+    kernels: str = "cmsis-nn",
+    cpu: str = "cortex-m4",
+    source_root: Path | None = None,
+    arena: int = 512 * 1024,
+) -> int:
     """Instructions qemu (``-icount shift=0``) executes for one ``Invoke()`` of ``model``.
 
     ``kernels="cmsis-nn"``: Chirale_TensorFLowLite 2.0.0 (TFLite Micro 2023 + CMSIS-NN);

@@ -29,8 +29,16 @@ from mcuq.toolchains.emulate import EmulationResult, build_and_run, no_emulator_
 
 INT8_MODEL_PATH = "mcuq/model_int8.tflite"
 GOLDEN_SOURCE = "src/mcuq_golden.c"
-C_SOURCES = ("mcuq_model.h", "mcuq_model.c", "mcuq_kernels.h", "mcuq_kernels.c", "mcuq_golden.h", "mcuq_golden.c",
-             "mcuq_selftest.h", "mcuq_selftest.c")
+C_SOURCES = (
+    "mcuq_model.h",
+    "mcuq_model.c",
+    "mcuq_kernels.h",
+    "mcuq_kernels.c",
+    "mcuq_golden.h",
+    "mcuq_golden.c",
+    "mcuq_selftest.h",
+    "mcuq_selftest.c",
+)
 AVR_MAX_OBJECT = 32767  # avr-gcc: size_t is 16 bits
 AVR_NEAR_FLASH = 64 * 1024  # pgm_read_* reaches the first 64 KB of flash
 
@@ -39,11 +47,15 @@ def check_avr_limits(program: CProgram) -> None:
     """What avr-gcc and pgm_read_* cannot address, refused before building."""
     biggest = max(program.constants, key=lambda c: c.values.nbytes, default=None)
     if biggest is not None and biggest.values.nbytes > AVR_MAX_OBJECT:
-        raise MCUQError(f"weight array {biggest.name} is {biggest.values.nbytes} B; avr-gcc limits one object to {AVR_MAX_OBJECT} B: "
-                        "split or shrink that layer, or use a 32-bit board")
+        raise MCUQError(
+            f"weight array {biggest.name} is {biggest.values.nbytes} B; avr-gcc limits one object to {AVR_MAX_OBJECT} B: "
+            "split or shrink that layer, or use a 32-bit board"
+        )
     if program.flash_constant_bytes > AVR_NEAR_FLASH - 8 * 1024:
-        raise MCUQError(f"{program.flash_constant_bytes} B of weights exceed the {AVR_NEAR_FLASH // 1024} KB that AVR's pgm_read_* "
-                        "reaches in this runtime version; shrink the model or use a 32-bit board")
+        raise MCUQError(
+            f"{program.flash_constant_bytes} B of weights exceed the {AVR_NEAR_FLASH // 1024} KB that AVR's pgm_read_* "
+            "reaches in this runtime version; shrink the model or use a 32-bit board"
+        )
 
 
 def emulate_sources(sources: dict[str, str], board: Board) -> EmulationResult:
@@ -82,8 +94,10 @@ def project_sources(project: Path) -> dict[str, str]:
 
 def c_template_context(program: CProgram, tflm_min: int) -> dict[str, Any]:
     assert program.plan is not None
-    return {"fit": {}, "c": {"arena_bytes": program.arena_bytes, "lower_bound": program.plan.lower_bound,
-                             "tflm_arena": tflm_min, "emulation": None}}
+    return {
+        "fit": {},
+        "c": {"arena_bytes": program.arena_bytes, "lower_bound": program.plan.lower_bound, "tflm_arena": tflm_min, "emulation": None},
+    }
 
 
 class CBackend:
@@ -110,10 +124,16 @@ class CBackend:
         info, board, q = job.info, job.board, job.quantized
         if q.options.io != "int8" or q.options.activations != "int8":
             what = f"{q.options.io} input/output" if q.options.io != "int8" else f"{q.options.activations} activations"
-            fix = ("re-export the .tflite from its source model with int8 I/O, or run mcuq on the source model with --io int8 "
-                   "--activations int8" if q.source_kind == "tflite" else "deploy with --io int8 --activations int8")
-            raise MCUQError(f"{q.source.name}: the plain-C runtime runs full int8 models with int8 I/O, this one has {what}; "
-                            f"{fix} (or choose a TFLite Micro board, which runs it as it is)")
+            fix = (
+                "re-export the .tflite from its source model with int8 I/O, or run mcuq on the source model with --io int8 "
+                "--activations int8"
+                if q.source_kind == "tflite"
+                else "deploy with --io int8 --activations int8"
+            )
+            raise MCUQError(
+                f"{q.source.name}: the plain-C runtime runs full int8 models with int8 I/O, this one has {what}; "
+                f"{fix} (or choose a TFLite Micro board, which runs it as it is)"
+            )
         program = compile_model(info, simd=uses_simd(board))
         assert program.plan is not None
         with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
@@ -134,26 +154,40 @@ class CBackend:
         if no_emulator is None:
             with console.step(f"building for {(board.cpu or {}).get('core')} and running the self-test in the emulator"):
                 emulation = emulate_sources(sources, board)
-            fit = measured_c_fit(emulation.flash_bytes, emulation.ram_bytes, board,
-                                 "avr-size" if board.architecture == "avr8" else "arm-none-eabi-size")
+            fit = measured_c_fit(
+                emulation.flash_bytes, emulation.ram_bytes, board, "avr-size" if board.architecture == "avr8" else "arm-none-eabi-size"
+            )
         else:
             fit = estimate_c_fit(program, board, golden_bytes)
         check_c_fit(program, board, fit, golden_bytes)
-        emulation_record = ({k: v for k, v in emulation.as_dict().items() if k != "log"} if emulation
-                            else {"target": None, "not_emulated": no_emulator})
-        arena = ArenaSummary(program.arena_bytes, tflm_min, tflm_min,
-                             f"plain-C liveness plan {program.arena_bytes} B (lower bound {program.plan.lower_bound} B); "
-                             f"x86 TFLite Micro would need {tflm_min} B")
-        section = {"c_runtime": {"arena_bytes": program.arena_bytes, "lower_bound_bytes": program.plan.lower_bound,
-                                 "tflm_host_min_bytes": tflm_min, "flash_constant_bytes": program.flash_constant_bytes,
-                                 "int8_reference": INT8_MODEL_PATH, "emulation": emulation_record}}
+        emulation_record = (
+            {k: v for k, v in emulation.as_dict().items() if k != "log"} if emulation else {"target": None, "not_emulated": no_emulator}
+        )
+        arena = ArenaSummary(
+            program.arena_bytes,
+            tflm_min,
+            tflm_min,
+            f"plain-C liveness plan {program.arena_bytes} B (lower bound {program.plan.lower_bound} B); "
+            f"x86 TFLite Micro would need {tflm_min} B",
+        )
+        section = {
+            "c_runtime": {
+                "arena_bytes": program.arena_bytes,
+                "lower_bound_bytes": program.plan.lower_bound,
+                "tflm_host_min_bytes": tflm_min,
+                "flash_constant_bytes": program.flash_constant_bytes,
+                "int8_reference": INT8_MODEL_PATH,
+                "emulation": emulation_record,
+            }
+        }
         context = c_template_context(program, tflm_min)
         context["fit"] = fit.as_dict()
         context["c"]["emulation"] = emulation.as_dict() if emulation else None
         context["c"]["not_emulated"] = no_emulator
         context["program"] = program
-        return BackendPlan(golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw},
-                           emulation_record if emulation else None)  # None: not emulated (the section says why)
+        return BackendPlan(
+            golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw}, emulation_record if emulation else None
+        )  # None: not emulated (the section says why)
 
     def render(self, job: DeployJob, plan: BackendPlan, context: dict[str, Any]) -> RenderedProject:
         context = {**context, **plan.context}
@@ -161,16 +195,22 @@ class CBackend:
         rendered: dict[str, str | bytes] = dict(files)
         return RenderedProject(rendered, dict(users))
 
-    def validate(self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions,
-                 console: Console) -> bytes | None:
+    def validate(
+        self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions, console: Console
+    ) -> bytes | None:
         """The reference model, then the project's own C built with gcc (and the firmware in an emulator)."""
         with console.step("validating the plain-C runtime against x86 TFLite Micro"):
             section = manifest.get("c_runtime") or {}
             ref = project / section.get("int8_reference", INT8_MODEL_PATH)
             raw = ref.read_bytes() if ref.is_file() else b""
             ok = sha256_bytes(raw) == manifest["model"]["sha256"]
-            report.add("model checksum", ok, f"{ref.name} matches {MANIFEST}" if ok else
-                       f"model checksum mismatch: {ref} is missing or differs from {MANIFEST}; regenerate with 'mcuq deploy --force'")
+            report.add(
+                "model checksum",
+                ok,
+                f"{ref.name} matches {MANIFEST}"
+                if ok
+                else f"model checksum mismatch: {ref} is missing or differs from {MANIFEST}; regenerate with 'mcuq deploy --force'",
+            )
             if not ok:
                 return None
             info = parse_model(raw, str(ref))
@@ -186,16 +226,18 @@ class CBackend:
                 c_ok = all(np.array_equal(a, b) for a, b in zip(c, g))
                 t_ok = all(np.array_equal(a, b) for a, b in zip(t, g))
                 who = " and ".join(w for w, bad in (("C output", not c_ok), ("x86 TFLite Micro", not t_ok)) if bad)
-                report.add(f"golden vector {v}", c_ok and t_ok,
-                           "C output and x86 TFLite Micro are bit-exact with it" if c_ok and t_ok else
-                           f"golden vector {v} differs ({who} disagree): "
-                           + report.mismatch_cause(f"{GOLDEN_SOURCE} or src/mcuq_model.c"))
+                report.add(
+                    f"golden vector {v}",
+                    c_ok and t_ok,
+                    "C output and x86 TFLite Micro are bit-exact with it"
+                    if c_ok and t_ok
+                    else f"golden vector {v} differs ({who} disagree): " + report.mismatch_cause(f"{GOLDEN_SOURCE} or src/mcuq_model.c"),
+                )
         if options.emulate:
             self._check_emulation(report, project, manifest)
         return raw
 
-    def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples,
-                      report: ValidationReport) -> None:
+    def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples, report: ValidationReport) -> None:
         """The project's C on every validation sample against the TFLite Micro outputs already computed."""
         c_out = run_host(CProgram(info), project_sources(project), inputs)
         same = sum(all(np.array_equal(a, b) for a, b in zip(c, t)) for c, t in zip(c_out, tflm_outputs))
@@ -203,21 +245,32 @@ class CBackend:
 
     def report_section(self, manifest: dict[str, Any]) -> dict[str, Any]:
         c = manifest.get("c_runtime") or {}
-        sizes: list[list[Any]] = [["activation buffer (bytes)", c.get("arena_bytes")], ["liveness lower bound (bytes)", c.get("lower_bound_bytes")],
-                                  ["x86 TFLite Micro minimum arena (bytes)", c.get("tflm_host_min_bytes")],
-                                  ["weights in flash (bytes)", c.get("flash_constant_bytes")]]
+        sizes: list[list[Any]] = [
+            ["activation buffer (bytes)", c.get("arena_bytes")],
+            ["liveness lower bound (bytes)", c.get("lower_bound_bytes")],
+            ["x86 TFLite Micro minimum arena (bytes)", c.get("tflm_host_min_bytes")],
+            ["weights in flash (bytes)", c.get("flash_constant_bytes")],
+        ]
         emulation = c.get("emulation")
         if emulation and emulation.get("target"):
-            sizes += [["emulator", emulation["target"]], ["self-test", "PASS" if emulation["passed"] else "FAIL"],
-                      [f"{emulation['unit']} per inference", emulation["ticks"]],
-                      ["latency (emulator estimate)", latency_text(emulation) or "-"],
-                      ["firmware flash (bytes)", emulation["flash_bytes"]], ["firmware static RAM (bytes)", emulation["ram_bytes"]]]
+            sizes += [
+                ["emulator", emulation["target"]],
+                ["self-test", "PASS" if emulation["passed"] else "FAIL"],
+                [f"{emulation['unit']} per inference", emulation["ticks"]],
+                ["latency (emulator estimate)", latency_text(emulation) or "-"],
+                ["firmware flash (bytes)", emulation["flash_bytes"]],
+                ["firmware static RAM (bytes)", emulation["ram_bytes"]],
+            ]
         elif emulation:
             sizes += [["emulator", emulation.get("not_emulated") or "not run"]]
-        return {"library": f"plain-C int8 runtime {manifest.get('mcuq_version', __version__)}, mcuq-c kernels",
-                "optimized_ops": [], "sizes": sizes, "sizes_title": "Plain-C runtime: measured sizes and speed",
-                "per_channel_note": "The plain-C runtime keeps per-channel multipliers and shifts in flash (const arrays "
-                                    "next to the weights), so per-channel Dense costs it no RAM: both arenas above are equal."}
+        return {
+            "library": f"plain-C int8 runtime {manifest.get('mcuq_version', __version__)}, mcuq-c kernels",
+            "optimized_ops": [],
+            "sizes": sizes,
+            "sizes_title": "Plain-C runtime: measured sizes and speed",
+            "per_channel_note": "The plain-C runtime keeps per-channel multipliers and shifts in flash (const arrays "
+            "next to the weights), so per-channel Dense costs it no RAM: both arenas above are equal.",
+        }
 
     def summary_lines(self, manifest: dict[str, Any]) -> list[str]:
         emulation = (manifest.get("c_runtime") or {}).get("emulation")
@@ -226,8 +279,10 @@ class CBackend:
         if not emulation.get("target"):
             return [f"not emulated: {emulation.get('not_emulated')}"]
         latency = latency_text(emulation)
-        return [f"emulated: {emulation['target']}: self-test {'PASS' if emulation['passed'] else 'FAIL'}, "
-                f"{emulation['ticks']:,} {emulation['unit']} per inference" + (f"; latency {latency}" if latency else "")]
+        return [
+            f"emulated: {emulation['target']}: self-test {'PASS' if emulation['passed'] else 'FAIL'}, "
+            f"{emulation['ticks']:,} {emulation['unit']} per inference" + (f"; latency {latency}" if latency else "")
+        ]
 
     @staticmethod
     def _check_emulation(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> None:
@@ -246,8 +301,12 @@ class CBackend:
             report.add("emulator", False, str(exc))
             return
         report.metrics["emulation"] = {k: v for k, v in result.as_dict().items() if k != "log"}
-        report.add("emulator", result.passed, f"{result.target}: self-test {'PASS' if result.passed else 'FAIL'}, "
-                   f"{result.ticks} {result.unit} per inference, flash {result.flash_bytes} B, RAM {result.ram_bytes} B")
+        report.add(
+            "emulator",
+            result.passed,
+            f"{result.target}: self-test {'PASS' if result.passed else 'FAIL'}, "
+            f"{result.ticks} {result.unit} per inference, flash {result.flash_bytes} B, RAM {result.ram_bytes} B",
+        )
 
 
 BACKEND = CBackend()

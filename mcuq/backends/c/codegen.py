@@ -47,8 +47,12 @@ def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
     op = program.info.ops[call.op_index]
     lists = [v for _, v in call.args if isinstance(v, PointerList)]
     return {
-        "index": call.op_index, "op": op.name, "layer": program.info.layer_of_op(op).replace("*/", "* /"),
-        "function": call.function, "params_type": call.params_type, "params_name": f"op{call.op_index}_params",
+        "index": call.op_index,
+        "op": op.name,
+        "layer": program.info.layer_of_op(op).replace("*/", "* /"),
+        "function": call.function,
+        "params_type": call.params_type,
+        "params_name": f"op{call.op_index}_params",
         "args": [(name, _render_value(program, value)) for name, value in call.args],
         "pointer_lists": [{"name": p.name, "count": len(p.items), "items": [_render_value(program, v) for v in p.items]} for p in lists],
     }
@@ -65,13 +69,29 @@ def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | Non
         return {**tensor_context(info.tensors[t_index]), "offset": plan.tensor_offset[t_index]}
 
     context = {
-        "banner": BANNER, "mcuq_version": __version__, "model_name": model_name, "ops": info.ops,
+        "banner": BANNER,
+        "mcuq_version": __version__,
+        "model_name": model_name,
+        "ops": info.ops,
         "api": api or {"prefix": model_prefix(model_name)},
-        "arena_bytes": plan.arena_bytes, "arena_words": max(1, (plan.arena_bytes + 3) // 4), "lower_bound": plan.lower_bound,
-        "inputs": [io(i) for i in info.inputs], "outputs": [io(i) for i in info.outputs],
-        "calls": [_call_context(program, call) for call in program.calls], "simd": program.simd,
-        "constants": [{"name": c.name, "ctype": c.ctype, "count": max(1, c.values.size), "data": _literal(c.values, c.ctype),
-                       "flash": c.flash, "aligned": c.aligned} for c in program.constants],
+        "arena_bytes": plan.arena_bytes,
+        "arena_words": max(1, (plan.arena_bytes + 3) // 4),
+        "lower_bound": plan.lower_bound,
+        "inputs": [io(i) for i in info.inputs],
+        "outputs": [io(i) for i in info.outputs],
+        "calls": [_call_context(program, call) for call in program.calls],
+        "simd": program.simd,
+        "constants": [
+            {
+                "name": c.name,
+                "ctype": c.ctype,
+                "count": max(1, c.values.size),
+                "data": _literal(c.values, c.ctype),
+                "flash": c.flash,
+                "aligned": c.aligned,
+            }
+            for c in program.constants
+        ],
     }
     env = environment()
     files = {
@@ -101,10 +121,11 @@ def build_host(files: dict[str, str], folder: Path, simd: bool = False) -> Path:
     sources = [str(folder / n) for n in ("mcuq_model.c", "mcuq_kernels.c")] + [str(harness)]
     exe = folder / "mcuq_host"
     flags = [*HOST_CFLAGS, *(["-DMCUQ_EMULATE_SIMD"] if simd else [])]
-    proc = subprocess.run(["gcc", *flags, "-I", str(folder), *sources, "-o", str(exe), "-lm"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(["gcc", *flags, "-I", str(folder), *sources, "-o", str(exe), "-lm"], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise MCUQError(f"the generated C does not compile with gcc -Wall -Wextra -Werror: {proc.stderr.strip().splitlines()[0] if proc.stderr else ''}")
+        raise MCUQError(
+            f"the generated C does not compile with gcc -Wall -Wextra -Werror: {proc.stderr.strip().splitlines()[0] if proc.stderr else ''}"
+        )
     return exe
 
 

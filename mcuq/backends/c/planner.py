@@ -63,8 +63,9 @@ def _lifetimes(info: ModelInfo, alias_ops: set[str]) -> tuple[list[Buffer], dict
     for op in info.ops:
         src = op.inputs[0] if op.inputs else -1
         dst = op.outputs[0]
-        aliasable = (op.name in alias_ops and src in owner and last.get(src) == op.index
-                     and src not in info.inputs and src not in info.outputs)
+        aliasable = (
+            op.name in alias_ops and src in owner and last.get(src) == op.index and src not in info.inputs and src not in info.outputs
+        )
         if aliasable:
             buf = owner[src]
             buf.last = max(buf.last, last.get(dst, op.index))
@@ -96,5 +97,6 @@ def plan_memory(info: ModelInfo, scratch: dict[int, int], alias_ops: set[str] | 
     arena = max((b.offset + b.size for b in buffers), default=0)
     steps = range(-1, len(info.ops) + 1)
     lower = max((sum(b.size for b in buffers if b.first <= t <= b.last) for t in steps), default=0)
-    return MemoryPlan(buffers, arena, lower, {t: b.offset for t, b in owner.items()},
-                      {int(b.key[1:]): b.offset for b in buffers if b.key.startswith("s")})
+    return MemoryPlan(
+        buffers, arena, lower, {t: b.offset for t, b in owner.items()}, {int(b.key[1:]): b.offset for b in buffers if b.key.startswith("s")}
+    )

@@ -34,11 +34,31 @@ from mcuq.model.quant_math import (
 if TYPE_CHECKING:
     from mcuq.boards import Board
 
-SUPPORTED_OPS = frozenset({
-    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "AVERAGE_POOL_2D", "ADD", "MUL",
-    "RESHAPE", "EXPAND_DIMS", "SQUEEZE", "SOFTMAX", "LOGISTIC", "TANH", "RELU", "RELU6", "QUANTIZE",
-    "CONCATENATION", "MEAN", "PAD", "PADV2", "TRANSPOSE_CONV",
-})
+SUPPORTED_OPS = frozenset(
+    {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "FULLY_CONNECTED",
+        "MAX_POOL_2D",
+        "AVERAGE_POOL_2D",
+        "ADD",
+        "MUL",
+        "RESHAPE",
+        "EXPAND_DIMS",
+        "SQUEEZE",
+        "SOFTMAX",
+        "LOGISTIC",
+        "TANH",
+        "RELU",
+        "RELU6",
+        "QUANTIZE",
+        "CONCATENATION",
+        "MEAN",
+        "PAD",
+        "PADV2",
+        "TRANSPOSE_CONV",
+    }
+)
 RESHAPE_OPS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
 SCRATCH_ALIGN = 4
 
@@ -123,10 +143,14 @@ def _fail(info: ModelInfo, op: OpInfo, why: str) -> UnsupportedOpError:
 def check_supported(info: ModelInfo) -> None:
     for op in info.ops:
         if op.name not in SUPPORTED_OPS:
-            raise _fail(info, op, f"is not supported; supported ops: {', '.join(sorted(SUPPORTED_OPS))}; use --runtime tflm on a 32-bit board")
+            raise _fail(
+                info, op, f"is not supported; supported ops: {', '.join(sorted(SUPPORTED_OPS))}; use --runtime tflm on a 32-bit board"
+            )
     for t in info.tensors:
         if not t.is_constant and t.dtype != "int8" and t.index in _used(info):
-            raise UnsupportedOpError(f"plain-C runtime: tensor '{t.name}' is {t.dtype}; the C runtime runs int8 models (--io int8, --activations int8)")
+            raise UnsupportedOpError(
+                f"plain-C runtime: tensor '{t.name}' is {t.dtype}; the C runtime runs int8 models (--io int8, --activations int8)"
+            )
 
 
 def _used(info: ModelInfo) -> set[int]:
@@ -222,8 +246,10 @@ class _Emitter:
             m, sh = quantize_multiplier(real)
             mults.append(m)
             shifts.append(sh)
-        return (self.const(f"m{op.index}", "int32_t", np.array(mults, np.int32)),
-                self.const(f"s{op.index}", "int8_t", np.array(shifts, np.int8)))
+        return (
+            self.const(f"m{op.index}", "int32_t", np.array(mults, np.int32)),
+            self.const(f"s{op.index}", "int8_t", np.array(shifts, np.int8)),
+        )
 
     def bias(self, op: OpInfo, pos: int) -> str:
         data = self.bias_data(op, pos)
@@ -271,13 +297,37 @@ def _windowed(e: _Emitter, op: OpInfo, kind: str) -> KernelCall:
         col_len = 0
     ph, pw = padding_for(sh, dh, ih, kh, oh), padding_for(sw, dw, iw, kw, ow)
     m, s = e.per_channel_params(op, inp, e.t(op.inputs[1]), out, oc)
-    return KernelCall(op.index, "mcuq_conv2d" if kind == "conv" else "mcuq_depthwise_conv2d", [
-        ("in", e.buf(inp.index)), ("out", e.buf(out.index)),
-        ("filter", e.const(f"w{op.index}", "int8_t", laid, aligned=True)),
-        ("bias", e.const(f"b{op.index}", "int32_t", folded_bias(e.bias_data(op, 2), sums, izp))),
-        ("mult", m), ("shift", s), ("in_h", ih), ("in_w", iw), ("in_c", ic), ("out_h", oh), ("out_w", ow), ("out_c", oc),
-        ("k_h", kh), ("k_w", kw), ("stride_h", sh), ("stride_w", sw), ("dil_h", dh), ("dil_w", dw), ("pad_h", ph), ("pad_w", pw),
-        ("block", block), ("depth_mult", depth_mult), ("col_len", col_len), *_out_range(op, inp, out)], "mcuq_conv_params")
+    return KernelCall(
+        op.index,
+        "mcuq_conv2d" if kind == "conv" else "mcuq_depthwise_conv2d",
+        [
+            ("in", e.buf(inp.index)),
+            ("out", e.buf(out.index)),
+            ("filter", e.const(f"w{op.index}", "int8_t", laid, aligned=True)),
+            ("bias", e.const(f"b{op.index}", "int32_t", folded_bias(e.bias_data(op, 2), sums, izp))),
+            ("mult", m),
+            ("shift", s),
+            ("in_h", ih),
+            ("in_w", iw),
+            ("in_c", ic),
+            ("out_h", oh),
+            ("out_w", ow),
+            ("out_c", oc),
+            ("k_h", kh),
+            ("k_w", kw),
+            ("stride_h", sh),
+            ("stride_w", sw),
+            ("dil_h", dh),
+            ("dil_w", dw),
+            ("pad_h", ph),
+            ("pad_w", pw),
+            ("block", block),
+            ("depth_mult", depth_mult),
+            ("col_len", col_len),
+            *_out_range(op, inp, out),
+        ],
+        "mcuq_conv_params",
+    )
 
 
 def _conv(e: _Emitter, op: OpInfo) -> KernelCall:
@@ -310,11 +360,25 @@ def _fully_connected(e: _Emitter, op: OpInfo) -> KernelCall:
     block = SIMD_BLOCK if e.program.simd else 1
     laid = block_layout(wdata.reshape(units, 1, depth), block)
     bias = folded_bias(e.bias_data(op, 2), wdata.astype(np.int64).sum(axis=1), izp)
-    return KernelCall(op.index, "mcuq_fully_connected", [
-        ("in", e.buf(inp.index)), ("out", e.buf(out.index)), ("filter", e.const(f"w{op.index}", "int8_t", laid, aligned=True)),
-        ("bias", e.const(f"b{op.index}", "int32_t", bias)), ("mult", m), ("shift", s),
-        ("batches", batches), ("depth", depth), ("units", units), ("block", block), ("per_channel", per_channel),
-        *_out_range(op, inp, out)], "mcuq_fc_params")
+    return KernelCall(
+        op.index,
+        "mcuq_fully_connected",
+        [
+            ("in", e.buf(inp.index)),
+            ("out", e.buf(out.index)),
+            ("filter", e.const(f"w{op.index}", "int8_t", laid, aligned=True)),
+            ("bias", e.const(f"b{op.index}", "int32_t", bias)),
+            ("mult", m),
+            ("shift", s),
+            ("batches", batches),
+            ("depth", depth),
+            ("units", units),
+            ("block", block),
+            ("per_channel", per_channel),
+            *_out_range(op, inp, out),
+        ],
+        "mcuq_fc_params",
+    )
 
 
 def _pool(e: _Emitter, op: OpInfo) -> KernelCall:
@@ -327,9 +391,27 @@ def _pool(e: _Emitter, op: OpInfo) -> KernelCall:
     os_, ozp = _q(out)
     amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
     fn = "mcuq_max_pool" if op.name == "MAX_POOL_2D" else "mcuq_avg_pool"
-    return KernelCall(op.index, fn, [("in", e.buf(inp.index)), ("in_h", ih), ("in_w", iw), ("ch", c), ("out", e.buf(out.index)),
-                                     ("out_h", oh), ("out_w", ow), ("f_h", fh), ("f_w", fw), ("stride_h", sh), ("stride_w", sw),
-                                     ("pad_h", ph), ("pad_w", pw), ("act_min", amin), ("act_max", amax)])
+    return KernelCall(
+        op.index,
+        fn,
+        [
+            ("in", e.buf(inp.index)),
+            ("in_h", ih),
+            ("in_w", iw),
+            ("ch", c),
+            ("out", e.buf(out.index)),
+            ("out_h", oh),
+            ("out_w", ow),
+            ("f_h", fh),
+            ("f_w", fw),
+            ("stride_h", sh),
+            ("stride_w", sw),
+            ("pad_h", ph),
+            ("pad_w", pw),
+            ("act_min", amin),
+            ("act_max", amax),
+        ],
+    )
 
 
 def _operand(e: _Emitter, op: OpInfo, index: int, slot: int) -> Value:
@@ -346,9 +428,14 @@ def _dims_const(e: _Emitter, name: str, shape: tuple[int, ...]) -> str:
 
 def _binary_operands(e: _Emitter, op: OpInfo) -> list[tuple[str, Value]]:
     a, b, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
-    return [("a", _operand(e, op, a.index, 0)), ("a_dims", _dims_const(e, f"da{op.index}", a.shape)),
-            ("b", _operand(e, op, b.index, 1)), ("b_dims", _dims_const(e, f"db{op.index}", b.shape)),
-            ("out", e.buf(out.index)), ("out_dims", _dims_const(e, f"do{op.index}", out.shape))]
+    return [
+        ("a", _operand(e, op, a.index, 0)),
+        ("a_dims", _dims_const(e, f"da{op.index}", a.shape)),
+        ("b", _operand(e, op, b.index, 1)),
+        ("b_dims", _dims_const(e, f"db{op.index}", b.shape)),
+        ("out", e.buf(out.index)),
+        ("out_dims", _dims_const(e, f"do{op.index}", out.shape)),
+    ]
 
 
 def _add(e: _Emitter, op: OpInfo) -> KernelCall:
@@ -360,10 +447,25 @@ def _add(e: _Emitter, op: OpInfo) -> KernelCall:
     mb, shb = quantize_multiplier(float(f32(sb)) / twice_max)
     mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * float(f32(so))))
     amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), so, zo)
-    return KernelCall(op.index, "mcuq_add", [
-        *_binary_operands(e, op), ("a_offset", -za), ("a_mult", ma), ("a_shift", sha), ("b_offset", -zb), ("b_mult", mb),
-        ("b_shift", shb), ("left_shift", left_shift), ("out_offset", zo), ("out_mult", mo), ("out_shift", sho),
-        ("act_min", amin), ("act_max", amax)])
+    return KernelCall(
+        op.index,
+        "mcuq_add",
+        [
+            *_binary_operands(e, op),
+            ("a_offset", -za),
+            ("a_mult", ma),
+            ("a_shift", sha),
+            ("b_offset", -zb),
+            ("b_mult", mb),
+            ("b_shift", shb),
+            ("left_shift", left_shift),
+            ("out_offset", zo),
+            ("out_mult", mo),
+            ("out_shift", sho),
+            ("act_min", amin),
+            ("act_max", amax),
+        ],
+    )
 
 
 def _mul(e: _Emitter, op: OpInfo) -> KernelCall:
@@ -371,9 +473,20 @@ def _mul(e: _Emitter, op: OpInfo) -> KernelCall:
     (sa, za), (sb, zb), (so, zo) = _q(a), _q(b), _q(out)
     mo, sho = quantize_multiplier(float(f32(sa)) * float(f32(sb)) / float(f32(so)))
     amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), so, zo)
-    return KernelCall(op.index, "mcuq_mul", [
-        *_binary_operands(e, op), ("a_offset", -za), ("b_offset", -zb), ("out_offset", zo), ("out_mult", mo),
-        ("out_shift", sho), ("act_min", amin), ("act_max", amax)])
+    return KernelCall(
+        op.index,
+        "mcuq_mul",
+        [
+            *_binary_operands(e, op),
+            ("a_offset", -za),
+            ("b_offset", -zb),
+            ("out_offset", zo),
+            ("out_mult", mo),
+            ("out_shift", sho),
+            ("act_min", amin),
+            ("act_max", amax),
+        ],
+    )
 
 
 def _reshape(e: _Emitter, op: OpInfo) -> KernelCall:
@@ -389,9 +502,19 @@ def _softmax(e: _Emitter, op: OpInfo) -> KernelCall:
     mult, shift = quantize_multiplier(real)
     diff_min = -calculate_input_radius(5, shift)
     depth = inp.shape[-1]
-    return KernelCall(op.index, "mcuq_softmax", [("in", e.buf(inp.index)), ("out", e.buf(out.index)),
-                                                 ("outer", int(np.prod(inp.shape)) // depth), ("depth", depth),
-                                                 ("in_mult", mult), ("in_left_shift", shift), ("diff_min", diff_min)])
+    return KernelCall(
+        op.index,
+        "mcuq_softmax",
+        [
+            ("in", e.buf(inp.index)),
+            ("out", e.buf(out.index)),
+            ("outer", int(np.prod(inp.shape)) // depth),
+            ("depth", depth),
+            ("in_mult", mult),
+            ("in_left_shift", shift),
+            ("diff_min", diff_min),
+        ],
+    )
 
 
 def _logistic_tanh(e: _Emitter, op: OpInfo) -> KernelCall:
@@ -402,15 +525,38 @@ def _logistic_tanh(e: _Emitter, op: OpInfo) -> KernelCall:
     mult = tflite_round(q * (1 << 31))
     radius = calculate_input_radius(4, left_shift, 31)
     fn = "mcuq_logistic" if op.name == "LOGISTIC" else "mcuq_tanh"
-    return KernelCall(op.index, fn, [("in", e.buf(inp.index)), ("out", e.buf(out.index)), ("n", int(np.prod(inp.shape))),
-                                     ("in_zp", izp), ("range_radius", radius), ("in_mult", mult), ("in_left_shift", left_shift)])
+    return KernelCall(
+        op.index,
+        fn,
+        [
+            ("in", e.buf(inp.index)),
+            ("out", e.buf(out.index)),
+            ("n", int(np.prod(inp.shape))),
+            ("in_zp", izp),
+            ("range_radius", radius),
+            ("in_mult", mult),
+            ("in_left_shift", left_shift),
+        ],
+    )
 
 
 def _requantize(e: _Emitter, op: OpInfo, zps: tuple[int, int], mult: int, shift: int, lo: int, hi: int) -> KernelCall:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
-    return KernelCall(op.index, "mcuq_requantize", [("in", e.buf(inp.index)), ("out", e.buf(out.index)), ("n", int(np.prod(inp.shape))),
-                                                    ("in_zp", zps[0]), ("out_zp", zps[1]), ("mult", mult), ("shift", shift),
-                                                    ("act_min", lo), ("act_max", hi)])
+    return KernelCall(
+        op.index,
+        "mcuq_requantize",
+        [
+            ("in", e.buf(inp.index)),
+            ("out", e.buf(out.index)),
+            ("n", int(np.prod(inp.shape))),
+            ("in_zp", zps[0]),
+            ("out_zp", zps[1]),
+            ("mult", mult),
+            ("shift", shift),
+            ("act_min", lo),
+            ("act_max", hi),
+        ],
+    )
 
 
 def _relu(e: _Emitter, op: OpInfo) -> KernelCall:
@@ -443,8 +589,11 @@ def _concat(e: _Emitter, op: OpInfo) -> KernelCall:
     inner = int(np.prod(out.shape[axis + 1 :]))
     pointers = PointerList(f"ins{op.index}", tuple(_operand(e, op, t.index, k) for k, t in enumerate(ins)))
     sizes = e.const(f"ax{op.index}", "mcuq_dim", np.array([t.shape[axis] for t in ins], np.int32), flash=False)
-    return KernelCall(op.index, "mcuq_concat", [("ins", pointers), ("axis_sizes", sizes), ("count", len(ins)),
-                                                ("out", e.buf(out.index)), ("outer", outer), ("inner", inner)])
+    return KernelCall(
+        op.index,
+        "mcuq_concat",
+        [("ins", pointers), ("axis_sizes", sizes), ("count", len(ins)), ("out", e.buf(out.index)), ("outer", outer), ("inner", inner)],
+    )
 
 
 def _pad(e: _Emitter, op: OpInfo) -> KernelCall:
@@ -455,10 +604,18 @@ def _pad(e: _Emitter, op: OpInfo) -> KernelCall:
     value = _q(out)[1]
     if op.name == "PADV2" and len(op.inputs) > 2 and e.t(op.inputs[2]).data is not None:
         value = int(e.t(op.inputs[2]).data.reshape(-1)[0])  # type: ignore[union-attr]
-    return KernelCall(op.index, "mcuq_pad", [
-        ("in", e.buf(inp.index)), ("in_dims", _dims_const(e, f"di{op.index}", inp.shape)), ("out", e.buf(out.index)),
-        ("out_dims", _dims_const(e, f"do{op.index}", out.shape)),
-        ("before", e.const(f"pb{op.index}", "mcuq_dim", np.array(before, np.int32), flash=False)), ("pad_value", value)])
+    return KernelCall(
+        op.index,
+        "mcuq_pad",
+        [
+            ("in", e.buf(inp.index)),
+            ("in_dims", _dims_const(e, f"di{op.index}", inp.shape)),
+            ("out", e.buf(out.index)),
+            ("out_dims", _dims_const(e, f"do{op.index}", out.shape)),
+            ("before", e.const(f"pb{op.index}", "mcuq_dim", np.array(before, np.int32), flash=False)),
+            ("pad_value", value),
+        ],
+    )
 
 
 def _mean(e: _Emitter, op: OpInfo) -> KernelCall:
@@ -476,10 +633,21 @@ def _mean(e: _Emitter, op: OpInfo) -> KernelCall:
     extra = min(63 - (64 - n.bit_length()) if n > 0 else 0, 32, 31 + shift)
     mult = int((mult << extra) // n)
     shift -= extra
-    return KernelCall(op.index, "mcuq_mean", [
-        ("in", e.buf(inp.index)), ("in_dims", _dims_const(e, f"di{op.index}", inp.shape)), ("axis_mask", mask),
-        ("out", e.buf(out.index)), ("temp_sum", BufferRef("scratch", op.index, "int32_t*")), ("in_zp", zi), ("out_zp", zo),
-        ("mult", mult), ("shift", shift)])
+    return KernelCall(
+        op.index,
+        "mcuq_mean",
+        [
+            ("in", e.buf(inp.index)),
+            ("in_dims", _dims_const(e, f"di{op.index}", inp.shape)),
+            ("axis_mask", mask),
+            ("out", e.buf(out.index)),
+            ("temp_sum", BufferRef("scratch", op.index, "int32_t*")),
+            ("in_zp", zi),
+            ("out_zp", zo),
+            ("mult", mult),
+            ("shift", shift),
+        ],
+    )
 
 
 def _transpose_conv(e: _Emitter, op: OpInfo) -> KernelCall:
@@ -494,11 +662,35 @@ def _transpose_conv(e: _Emitter, op: OpInfo) -> KernelCall:
     m, s = e.per_channel_params(op, inp, w, out, oc)
     (_, izp), (os_, ozp) = _q(inp), _q(out)
     amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
-    return KernelCall(op.index, "mcuq_transpose_conv", [
-        ("in", e.buf(inp.index)), ("in_h", ih), ("in_w", iw), ("in_c", ic), ("filter", e.weights(op, 1)), ("k_h", kh), ("k_w", kw),
-        ("bias", e.bias(op, 3)), ("mult", m), ("shift", s), ("out", e.buf(out.index)), ("out_h", oh), ("out_w", ow), ("out_c", oc),
-        ("stride_h", sh), ("stride_w", sw), ("pad_h", ph), ("pad_w", pw), ("scratch", BufferRef("scratch", op.index, "int32_t*")),
-        ("in_offset", -izp), ("out_offset", ozp), ("act_min", amin), ("act_max", amax)])
+    return KernelCall(
+        op.index,
+        "mcuq_transpose_conv",
+        [
+            ("in", e.buf(inp.index)),
+            ("in_h", ih),
+            ("in_w", iw),
+            ("in_c", ic),
+            ("filter", e.weights(op, 1)),
+            ("k_h", kh),
+            ("k_w", kw),
+            ("bias", e.bias(op, 3)),
+            ("mult", m),
+            ("shift", s),
+            ("out", e.buf(out.index)),
+            ("out_h", oh),
+            ("out_w", ow),
+            ("out_c", oc),
+            ("stride_h", sh),
+            ("stride_w", sw),
+            ("pad_h", ph),
+            ("pad_w", pw),
+            ("scratch", BufferRef("scratch", op.index, "int32_t*")),
+            ("in_offset", -izp),
+            ("out_offset", ozp),
+            ("act_min", amin),
+            ("act_max", amax),
+        ],
+    )
 
 
 def scratch_bytes(info: ModelInfo, op: OpInfo) -> int:
@@ -511,11 +703,27 @@ def scratch_bytes(info: ModelInfo, op: OpInfo) -> int:
 
 
 EMITTERS: dict[str, Callable[[_Emitter, OpInfo], KernelCall]] = {
-    "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
-    "MAX_POOL_2D": _pool, "AVERAGE_POOL_2D": _pool, "ADD": _add, "MUL": _mul,
-    "RESHAPE": _reshape, "EXPAND_DIMS": _reshape, "SQUEEZE": _reshape, "SOFTMAX": _softmax,
-    "LOGISTIC": _logistic_tanh, "TANH": _logistic_tanh, "RELU": _relu, "RELU6": _relu, "QUANTIZE": _quantize,
-    "CONCATENATION": _concat, "PAD": _pad, "PADV2": _pad, "MEAN": _mean, "TRANSPOSE_CONV": _transpose_conv,
+    "CONV_2D": _conv,
+    "DEPTHWISE_CONV_2D": _depthwise,
+    "FULLY_CONNECTED": _fully_connected,
+    "MAX_POOL_2D": _pool,
+    "AVERAGE_POOL_2D": _pool,
+    "ADD": _add,
+    "MUL": _mul,
+    "RESHAPE": _reshape,
+    "EXPAND_DIMS": _reshape,
+    "SQUEEZE": _reshape,
+    "SOFTMAX": _softmax,
+    "LOGISTIC": _logistic_tanh,
+    "TANH": _logistic_tanh,
+    "RELU": _relu,
+    "RELU6": _relu,
+    "QUANTIZE": _quantize,
+    "CONCATENATION": _concat,
+    "PAD": _pad,
+    "PADV2": _pad,
+    "MEAN": _mean,
+    "TRANSPOSE_CONV": _transpose_conv,
 }
 
 
@@ -537,8 +745,18 @@ def compile_model(info: ModelInfo, simd: bool = False) -> CProgram:
     return program
 
 
-__all__ = ["SUPPORTED_OPS", "Buffer", "BufferRef", "CProgram", "ConstArray", "KernelCall", "PointerList", "check_supported",
-           "compile_model", "unsupported_ops"]
+__all__ = [
+    "SUPPORTED_OPS",
+    "Buffer",
+    "BufferRef",
+    "CProgram",
+    "ConstArray",
+    "KernelCall",
+    "PointerList",
+    "check_supported",
+    "compile_model",
+    "unsupported_ops",
+]
 
 
 # Fit check for the plain-C runtime. Measured numbers come from the emulator build
@@ -551,14 +769,27 @@ STACK_ALLOWANCE = 256
 def estimate_c_fit(program: CProgram, board: Board, golden_bytes: int) -> FitReport:
     flash = program.flash_constant_bytes + program.ram_constant_bytes + golden_bytes + KERNEL_CODE_ESTIMATE + board.framework_flash_bytes
     ram = program.arena_bytes + program.ram_constant_bytes + STACK_ALLOWANCE + board.framework_ram_bytes
-    return FitReport(ram, board.sram_bytes, flash, board.flash_bytes, False, 0,
-                     "estimate: constants + golden vectors + ~6 KB kernels + framework; RAM = buffer + RAM constants + stack + framework")
+    return FitReport(
+        ram,
+        board.sram_bytes,
+        flash,
+        board.flash_bytes,
+        False,
+        0,
+        "estimate: constants + golden vectors + ~6 KB kernels + framework; RAM = buffer + RAM constants + stack + framework",
+    )
 
 
 def measured_c_fit(flash: int, ram: int, board: Board, tool: str) -> FitReport:
-    return FitReport(ram + STACK_ALLOWANCE + board.framework_ram_bytes, board.sram_bytes, flash + board.framework_flash_bytes,
-                     board.flash_bytes, False, 0,
-                     f"measured with {tool} on the built firmware, plus the board's framework figures and {STACK_ALLOWANCE} B of stack")
+    return FitReport(
+        ram + STACK_ALLOWANCE + board.framework_ram_bytes,
+        board.sram_bytes,
+        flash + board.framework_flash_bytes,
+        board.flash_bytes,
+        False,
+        0,
+        f"measured with {tool} on the built firmware, plus the board's framework figures and {STACK_ALLOWANCE} B of stack",
+    )
 
 
 def check_c_fit(program: CProgram, board: Board, report: FitReport, golden_bytes: int) -> None:
@@ -567,11 +798,18 @@ def check_c_fit(program: CProgram, board: Board, report: FitReport, golden_bytes
 
     if report.fits:
         return
-    others = [b.id for b in sorted(list_boards(), key=lambda b: b.sram_bytes)
-              if b.id != board.id and estimate_c_fit(program, b, golden_bytes).fits]
+    others = [
+        b.id
+        for b in sorted(list_boards(), key=lambda b: b.sram_bytes)
+        if b.id != board.id and estimate_c_fit(program, b, golden_bytes).fits
+    ]
     fits = f"fits: {', '.join(others[:3])}" if others else "no shipped board fits: shrink the model"
     if report.ram_bytes > report.ram_budget:
-        raise FitError(f"model needs {report.ram_bytes} B RAM, {board.id} has {board.sram_bytes} B "
-                       f"(activation buffer {program.arena_bytes} B, framework {board.framework_ram_bytes} B; {report.estimate.split(':')[0]}); {fits}")
-    raise FitError(f"model needs {report.flash_bytes} B flash, {board.id} has {board.flash_bytes} B "
-                   f"(weights {program.flash_constant_bytes} B; {report.estimate.split(':')[0]}); {fits}")
+        raise FitError(
+            f"model needs {report.ram_bytes} B RAM, {board.id} has {board.sram_bytes} B "
+            f"(activation buffer {program.arena_bytes} B, framework {board.framework_ram_bytes} B; {report.estimate.split(':')[0]}); {fits}"
+        )
+    raise FitError(
+        f"model needs {report.flash_bytes} B flash, {board.id} has {board.flash_bytes} B "
+        f"(weights {program.flash_constant_bytes} B; {report.estimate.split(':')[0]}); {fits}"
+    )

@@ -111,11 +111,17 @@ class ArenaPlan:
     @property
     def how(self) -> str:
         if self.library_min_bytes is not None and not self.overridden:
-            return (f"exact minimum {self.library_min_bytes} B with {self.measured_on} (bisection) + {self.margin_bytes} B margin "
-                    f"({int(LIBRARY_MARGIN_FRACTION * 100)}%, min {LIBRARY_MARGIN_MIN_BYTES} B), 16-byte aligned")
+            return (
+                f"exact minimum {self.library_min_bytes} B with {self.measured_on} (bisection) + {self.margin_bytes} B margin "
+                f"({int(LIBRARY_MARGIN_FRACTION * 100)}%, min {LIBRARY_MARGIN_MIN_BYTES} B), 16-byte aligned"
+            )
         if self.overridden:
             return f"set by --arena-size ({self.target_bytes} B); x86 minimum measured {self.host_min_bytes} B"
-        scratch = f" + {self.scratch_bytes} B {self.kernels} scratch ({self.scratch_op})" if self.scratch_bytes else f" + 0 B scratch ({self.kernels})"
+        scratch = (
+            f" + {self.scratch_bytes} B {self.kernels} scratch ({self.scratch_op})"
+            if self.scratch_bytes
+            else f" + 0 B scratch ({self.kernels})"
+        )
         return (
             f"x86 TFLite Micro minimum {self.host_min_bytes} B (bisection) - {self.struct_delta_bytes} B 64->32-bit structs"
             f"{scratch} + {self.margin_bytes} B margin ({int(MARGIN_FRACTION * 100)}%, min {MARGIN_MIN_BYTES} B), 16-byte aligned"
@@ -139,8 +145,9 @@ def plan_arena(info: ModelInfo, host_min: int, kernels: str, override: int | Non
     return ArenaPlan(host_min, delta, scratch, where if scratch else None, margin, target, target + delta, kernels)
 
 
-def plan_arena_from_library(info: ModelInfo, host_min: int, kernels: str, library_min: int, measured_on: str,
-                            override: int | None = None) -> ArenaPlan:
+def plan_arena_from_library(
+    info: ModelInfo, host_min: int, kernels: str, library_min: int, measured_on: str, override: int | None = None
+) -> ArenaPlan:
     """The arena from the exact minimum of the library that runs (planned/true 1.00-1.10).
 
     ``host_bytes`` (what validate gives the x86 wheel) keeps the wheel's own excess over the
@@ -149,5 +156,16 @@ def plan_arena_from_library(info: ModelInfo, host_min: int, kernels: str, librar
     margin = align_up(max(-(-library_min * int(LIBRARY_MARGIN_FRACTION * 1000) // 1000), LIBRARY_MARGIN_MIN_BYTES))
     target = align_up(library_min + margin) if override is None else align_up(override)
     host_extra = max(host_min - library_min, struct_delta(info) if override is not None else 0, 0)
-    return ArenaPlan(host_min, host_extra, 0, None, margin if override is None else 0, target, target + host_extra, kernels,
-                     overridden=override is not None, library_min_bytes=library_min, measured_on=measured_on)
+    return ArenaPlan(
+        host_min,
+        host_extra,
+        0,
+        None,
+        margin if override is None else 0,
+        target,
+        target + host_extra,
+        kernels,
+        overridden=override is not None,
+        library_min_bytes=library_min,
+        measured_on=measured_on,
+    )

@@ -36,8 +36,14 @@ from mcuq.toolchains.tflm_build import BuildError
 # interpreter + allocator + planner ~10 KB on Cortex-M3, 20 KB on x86-64; kernels add
 # several KB each, CMSIS-NN ~20 KB more in total. Stated as estimates in every output.
 TFLM_CORE_FLASH = 40 * 1024
-KERNEL_FLASH = {"CONV_2D": 12 * 1024, "DEPTHWISE_CONV_2D": 12 * 1024, "FULLY_CONNECTED": 8 * 1024,
-                "TRANSPOSE_CONV": 10 * 1024, "SOFTMAX": 6 * 1024, "UNIDIRECTIONAL_SEQUENCE_LSTM": 20 * 1024}
+KERNEL_FLASH = {
+    "CONV_2D": 12 * 1024,
+    "DEPTHWISE_CONV_2D": 12 * 1024,
+    "FULLY_CONNECTED": 8 * 1024,
+    "TRANSPOSE_CONV": 10 * 1024,
+    "SOFTMAX": 6 * 1024,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": 20 * 1024,
+}
 DEFAULT_KERNEL_FLASH = 4 * 1024
 # RAM besides the arena: MicroInterpreter + allocator objects + resolver (TFLMRegistration
 # 28 B + code + parser pointer per op on 32-bit), rounded up.
@@ -85,8 +91,15 @@ def fit_report(info: ModelInfo, board: Board, arena: ArenaPlan, golden_bytes: in
     internal_need = arena.target_bytes + runtime_ram + board.framework_ram_bytes
     in_psram = board.is_esp_idf and board.psram_bytes > 0 and internal_need > board.sram_bytes
     ram = (runtime_ram + board.framework_ram_bytes) if in_psram else internal_need
-    return FitReport(ram, board.sram_bytes, flash, board.flash_bytes, in_psram, board.psram_bytes,
-                     "estimate: arena + interpreter objects + framework RAM; model + golden vectors + TFLM core + kernels + framework flash")
+    return FitReport(
+        ram,
+        board.sram_bytes,
+        flash,
+        board.flash_bytes,
+        in_psram,
+        board.psram_bytes,
+        "estimate: arena + interpreter objects + framework RAM; model + golden vectors + TFLM core + kernels + framework flash",
+    )
 
 
 def _kb(n: int) -> str:
@@ -111,8 +124,10 @@ def check_fit(info: ModelInfo, board: Board, arena: ArenaPlan, report: FitReport
         return
     if arena.overridden and (report.ram_bytes > report.ram_budget or psram_short):
         # Other boards were planned with the measured arena, not this one: suggesting them would be wrong.
-        raise FitError(f"--arena-size {arena.target_bytes:,} needs {_kb(report.ram_bytes)} RAM, {board.id} has "
-                       f"{_kb(board.sram_bytes)}; drop --arena-size to use the planned arena, or give a smaller one")
+        raise FitError(
+            f"--arena-size {arena.target_bytes:,} needs {_kb(report.ram_bytes)} RAM, {board.id} has "
+            f"{_kb(board.sram_bytes)}; drop --arena-size to use the planned arena, or give a smaller one"
+        )
     others = nearest_fitting_boards(info, arena.host_min_bytes, board.id, golden_bytes)
     fits = f"fits: {', '.join(others[:3])}" if others else "no shipped board fits: shrink the model"
     if golden_bytes and report.flash_bytes - golden_bytes <= report.flash_budget < report.flash_bytes:
@@ -155,6 +170,8 @@ def plan_tflm(info: ModelInfo, board: Board, sample: list, arena_override: int |
     fit = fit_report(info, board, arena, golden_bytes)
     check_fit(info, board, arena, fit, golden_bytes)
     return TflmPlan(library, resolver_entries(info), arena, fit)
+
+
 # (template under firmware_templates/, output path, when) for the TFLM runtime.
 TFLM_FILES: list[tuple[str, str, str]] = [
     ("tflm/platformio.ini.j2", "platformio.ini", "always"),
@@ -180,7 +197,6 @@ TFLM_FILES: list[tuple[str, str, str]] = [
 ]
 # Created once, then owned by the user: never overwritten, not even with --force.
 TFLM_USER_FILES: list[tuple[str, str]] = [("api/app.cpp.j2", "src/app.cpp")]
-
 
 
 ARRAY_RE = re.compile(r"g_\w+_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}")
@@ -246,24 +262,43 @@ class TflmBackend:
         if measured is not None:
             golden_out = measured.golden_out
             if measured.true_min_bytes is not None:
-                arena = plan_arena_from_library(info, tflm.arena.host_min_bytes, tflm.arena.kernels, measured.true_min_bytes,
-                                                f"{measured.library} on {measured.cpu_label}", job.arena_override)
+                arena = plan_arena_from_library(
+                    info,
+                    tflm.arena.host_min_bytes,
+                    tflm.arena.kernels,
+                    measured.true_min_bytes,
+                    f"{measured.library} on {measured.cpu_label}",
+                    job.arena_override,
+                )
                 golden_bytes = golden_flash_bytes(info, len(job.golden_in))
                 fit = fit_report(info, board, arena, golden_bytes)
                 check_fit(info, board, arena, fit, golden_bytes)
                 tflm = TflmPlan(tflm.library, tflm.resolver, arena, fit)
-            check = {"golden_from_library": True, "library_sources": measured.source, "arena_measured_on": measured.cpu_label,
-                     "note": f"golden vectors computed by {measured.library} (x86-64 build); the library the board builds"}
+            check = {
+                "golden_from_library": True,
+                "library_sources": measured.source,
+                "arena_measured_on": measured.cpu_label,
+                "note": f"golden vectors computed by {measured.library} (x86-64 build); the library the board builds",
+            }
             computed_by = f"{measured.library} (x86-64 build of the board's library)"
         else:
             with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
                 golden_out = run_tflm(info.raw, job.golden_in, tflm.arena.host_bytes, len(info.outputs)).outputs
-            check = {"golden_from_library": False, "library_sources": None, "arena_measured_on": None,
-                     "note": UNVERIFIED_NOTE.format(library=library.label)}
+            check = {
+                "golden_from_library": False,
+                "library_sources": None,
+                "arena_measured_on": None,
+                "note": UNVERIFIED_NOTE.format(library=library.label),
+            }
             computed_by = None
         section = {
-            "library": {"id": library.id, "name": library.name, "version": library.version, "snapshot": library.snapshot,
-                        "kernels": board.tflm["kernels"] if board.tflm else None},
+            "library": {
+                "id": library.id,
+                "name": library.name,
+                "version": library.version,
+                "snapshot": library.snapshot,
+                "kernels": board.tflm["kernels"] if board.tflm else None,
+            },
             "resolver": [{"op": e.op, "method": e.method, "count": e.count} for e in tflm.resolver],
             "library_check": check,
         }
@@ -271,9 +306,16 @@ class TflmBackend:
             section["golden_computed_by"] = computed_by
         raw = info.raw
         context = {
-            "tflm": board.tflm or {}, "board_notes": board.notes, "project_name": f"mcuq_{job.name}".replace("-", "_"),
-            "model_size": len(raw), "model_crc32": zlib.crc32(raw) & 0xFFFFFFFF, "model_sha256": hashlib.sha256(raw).hexdigest(),
-            "model_array": c_byte_array(raw), "resolver": tflm.resolver, "library": library, "library_header": tflm.library_header,
+            "tflm": board.tflm or {},
+            "board_notes": board.notes,
+            "project_name": f"mcuq_{job.name}".replace("-", "_"),
+            "model_size": len(raw),
+            "model_crc32": zlib.crc32(raw) & 0xFFFFFFFF,
+            "model_sha256": hashlib.sha256(raw).hexdigest(),
+            "model_array": c_byte_array(raw),
+            "resolver": tflm.resolver,
+            "library": library,
+            "library_header": tflm.library_header,
             "arena": {"target_bytes": tflm.arena.target_bytes, "how": tflm.arena.how, "in_psram": tflm.fit.arena_in_psram},
             "fit": tflm.fit.as_dict(),
         }
@@ -290,8 +332,17 @@ class TflmBackend:
             return None
         outputs = [(tuple(t.shape), t.dtype) for t in info.output_tensors]
         try:
-            return measure_with_library(info.raw, outputs, board.tflm["library"], board.mcu, job.golden_in, source,
-                                        job.out_dir, console, board.cpu["core"] if board.cpu else None)
+            return measure_with_library(
+                info.raw,
+                outputs,
+                board.tflm["library"],
+                board.mcu,
+                job.golden_in,
+                source,
+                job.out_dir,
+                console,
+                board.cpu["core"] if board.cpu else None,
+            )
         except BuildError as exc:
             raise MCUQError(f"board {board.id}: {exc}") from None
 
@@ -299,8 +350,9 @@ class TflmBackend:
         env = environment()
         context = {**context, **plan.context}
         framework = job.board.platformio["framework"]
-        files: dict[str, str | bytes] = {path: env.get_template(template).render(**context)
-                                         for template, path, when in TFLM_FILES if when in ("always", framework)}
+        files: dict[str, str | bytes] = {
+            path: env.get_template(template).render(**context) for template, path, when in TFLM_FILES if when in ("always", framework)
+        }
         files.update(render_api(context))
         users = {path: env.get_template(template).render(**context) for template, path in TFLM_USER_FILES}
         # Proven once, here: the C array the firmware flashes is exactly the model. validate then
@@ -310,23 +362,26 @@ class TflmBackend:
             raise MCUQError(f"internal error: {MODEL_SOURCE} does not render the model byte for byte; please report this")
         return RenderedProject(files, users)
 
-    def validate(self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions,
-                 console: Console) -> bytes | None:
+    def validate(
+        self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions, console: Console
+    ) -> bytes | None:
         with console.step("validating on x86 TFLite Micro"):
             raw = self._check_model_bytes(report, project, manifest)
             if raw is not None:
                 self._check_golden(report, project, raw, manifest)
         if options.emulate:
-            report.add("emulator", False, "--emulate runs the plain-C runtime's firmware; a TFLite Micro project is built "
-                                          "against its library with --build")
+            report.add(
+                "emulator",
+                False,
+                "--emulate runs the plain-C runtime's firmware; a TFLite Micro project is built against its library with --build",
+            )
         if options.build and raw is not None:
             from mcuq.backends.tflm.build_check import add_build_checks
 
             add_build_checks(report, project, manifest, raw, options.tflm_source, console)
         return raw
 
-    def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples,
-                      report: ValidationReport) -> None:
+    def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples, report: ValidationReport) -> None:
         """The TFLite Micro outputs are the reference itself: nothing more to compare."""
 
     def report_section(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -334,16 +389,21 @@ class TflmBackend:
         kernels = library.get("kernels") or "reference"
         check = manifest.get("library_check") or {}
         note = f" ({check['note']})" if check.get("note") else ""
-        return {"library": f"{library.get('name', '?')} {library.get('version', '?')}, {kernels} kernels{note}",
-                "optimized_ops": sorted(optimized_kernel_ops().get(kernels, frozenset())), "sizes": [],
-                "per_channel_note": "TFLite Micro keeps a multiplier and a shift (two int32) per output channel of every "
-                                    "per-channel FULLY_CONNECTED in the arena; per-tensor Dense needs none."}
+        return {
+            "library": f"{library.get('name', '?')} {library.get('version', '?')}, {kernels} kernels{note}",
+            "optimized_ops": sorted(optimized_kernel_ops().get(kernels, frozenset())),
+            "sizes": [],
+            "per_channel_note": "TFLite Micro keeps a multiplier and a shift (two int32) per output channel of every "
+            "per-channel FULLY_CONNECTED in the arena; per-tensor Dense needs none.",
+        }
 
     def summary_lines(self, manifest: dict[str, Any]) -> list[str]:
         check = manifest.get("library_check") or {}
         if not check:
             return []
-        return [f"library: {check['note']}" + (f"; arena measured on {check['arena_measured_on']}" if check.get("arena_measured_on") else "")]
+        return [
+            f"library: {check['note']}" + (f"; arena measured on {check['arena_measured_on']}" if check.get("arena_measured_on") else "")
+        ]
 
     @staticmethod
     def _check_model_bytes(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> bytes | None:
@@ -352,10 +412,13 @@ class TflmBackend:
         expected = manifest["model"]
         crc = f"{zlib.crc32(raw) & 0xFFFFFFFF:08x}"
         ok = len(raw) == expected["bytes"] and crc == expected["crc32"] and hashlib.sha256(raw).hexdigest() == expected["sha256"]
-        detail = (f"{len(raw)} bytes, crc32 {crc} match {MANIFEST}" if ok else
-                  f"model checksum mismatch: {INT8_MODEL_PATH} holds {len(raw)} bytes crc32 {crc}, "
-                  f"{MANIFEST} says {expected['bytes']} bytes crc32 {expected['crc32']}: the model file was modified or damaged; "
-                  "regenerate with 'mcuq deploy --force'")
+        detail = (
+            f"{len(raw)} bytes, crc32 {crc} match {MANIFEST}"
+            if ok
+            else f"model checksum mismatch: {INT8_MODEL_PATH} holds {len(raw)} bytes crc32 {crc}, "
+            f"{MANIFEST} says {expected['bytes']} bytes crc32 {expected['crc32']}: the model file was modified or damaged; "
+            "regenerate with 'mcuq deploy --force'"
+        )
         report.add("model checksum", ok, detail)
         return raw if ok else None
 
@@ -373,8 +436,12 @@ class TflmBackend:
         except NativeCrashError as exc:
             if "allocate" in str(exc):
                 needed = measure_min_arena(raw, golden_in[0])
-                report.add("arena", False, f"arena too small: planned host-equivalent {host_arena} B < x86 TFLite Micro minimum {needed} B; "
-                                            "redeploy without --arena-size or with a larger one")
+                report.add(
+                    "arena",
+                    False,
+                    f"arena too small: planned host-equivalent {host_arena} B < x86 TFLite Micro minimum {needed} B; "
+                    "redeploy without --arena-size or with a larger one",
+                )
             else:
                 report.add("x86 TFLite Micro run", False, str(exc))
             return
@@ -385,13 +452,21 @@ class TflmBackend:
             worst = max(diffs, default=0.0)
             if from_library and worst != 0.0:
                 # The golden vectors are the board library's own; the wheel is a newer TFLite Micro.
-                report.add(f"golden vector {v}", True, f"x86 tflite-micro differs from the board library's golden output by "
-                                                       f"{worst:g} (older kernel arithmetic); `mcuq validate --build` checks the library itself")
+                report.add(
+                    f"golden vector {v}",
+                    True,
+                    f"x86 tflite-micro differs from the board library's golden output by "
+                    f"{worst:g} (older kernel arithmetic); `mcuq validate --build` checks the library itself",
+                )
                 continue
-            report.add(f"golden vector {v}", worst == 0.0,
-                       "bit-exact on x86 TFLite Micro" if worst == 0.0 else
-                       f"golden vector {v} differs from the x86 TFLite Micro output (max abs diff {worst:g}): "
-                       + report.mismatch_cause(GOLDEN_SOURCE))
+            report.add(
+                f"golden vector {v}",
+                worst == 0.0,
+                "bit-exact on x86 TFLite Micro"
+                if worst == 0.0
+                else f"golden vector {v} differs from the x86 TFLite Micro output (max abs diff {worst:g}): "
+                + report.mismatch_cause(GOLDEN_SOURCE),
+            )
 
 
 BACKEND = TflmBackend()

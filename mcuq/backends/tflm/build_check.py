@@ -122,8 +122,9 @@ def _board_core(board_id: str) -> str | None:
     return str(cpu["core"]) if cpu else None
 
 
-def build_and_check(project: Path, manifest: dict[str, Any], raw: bytes, source: str | None = None,
-                    console: Console = SILENT, emulate: bool = True) -> BuildOutcome:
+def build_and_check(
+    project: Path, manifest: dict[str, Any], raw: bytes, source: str | None = None, console: Console = SILENT, emulate: bool = True
+) -> BuildOutcome:
     """Build the project against its library for the host (and its Cortex-M in qemu); raises
     tb.BuildError when the library is missing or a file does not compile."""
     info = parse_model(raw, "the project's model")
@@ -144,10 +145,24 @@ def build_and_check(project: Path, manifest: dict[str, Any], raw: bytes, source:
                 result = tb.run_selftest(fw)
             finally:
                 fw.close()
-        where = f"at the declared {declared} B arena; true minimum {target_min} B (planned/true {declared / target_min:.3f}); " \
-                f"flash {fw.flash_bytes} B, RAM {fw.ram_bytes} B (arm-none-eabi-size)"
-        outcome.runs.append(TargetRun(cpu.name, cpu.label, result.passed, _selftest_detail(result, where), declared, target_min,
-                                      fw.flash_bytes, fw.ram_bytes, len(result.vectors), result.log))
+        where = (
+            f"at the declared {declared} B arena; true minimum {target_min} B (planned/true {declared / target_min:.3f}); "
+            f"flash {fw.flash_bytes} B, RAM {fw.ram_bytes} B (arm-none-eabi-size)"
+        )
+        outcome.runs.append(
+            TargetRun(
+                cpu.name,
+                cpu.label,
+                result.passed,
+                _selftest_detail(result, where),
+                declared,
+                target_min,
+                fw.flash_bytes,
+                fw.ram_bytes,
+                len(result.vectors),
+                result.log,
+            )
+        )
     elif cpu is None:
         outcome.note = f"{manifest['board'].get('architecture', '?')}: no emulator for this CPU here; host build only"
     else:
@@ -169,13 +184,25 @@ def build_and_check(project: Path, manifest: dict[str, Any], raw: bytes, source:
             finally:
                 fw.close()
     where = f"at {host_arena} B (declared {declared} B + {max(extra, 0)} B, {why}; host minimum {host_min} B)"
-    outcome.runs.insert(0, TargetRun("x86-64", tb.HOST.label, result.passed, _selftest_detail(result, where), host_arena, host_min,
-                                     vectors=len(result.vectors), log=result.log))
+    outcome.runs.insert(
+        0,
+        TargetRun(
+            "x86-64",
+            tb.HOST.label,
+            result.passed,
+            _selftest_detail(result, where),
+            host_arena,
+            host_min,
+            vectors=len(result.vectors),
+            log=result.log,
+        ),
+    )
     return outcome
 
 
-def add_build_checks(report: ValidationReport, project: Path, manifest: dict[str, Any], raw: bytes, source: str | None,
-                     console: Console) -> BuildOutcome | None:
+def add_build_checks(
+    report: ValidationReport, project: Path, manifest: dict[str, Any], raw: bytes, source: str | None, console: Console
+) -> BuildOutcome | None:
     """Run :func:`build_and_check` and record one check per build in ``report``."""
     try:
         outcome = build_and_check(project, manifest, raw, source, console)
@@ -193,9 +220,11 @@ def add_build_checks(report: ValidationReport, project: Path, manifest: dict[str
 
 # Xtensa keeps 4-byte enums (perf_anchors.md 3a); arm-none-eabi defaults to short enums.
 XTENSA_STAND_IN_FLAGS = ("-fno-short-enums",)
-UNVERIFIED_NOTE = ("bit-exactness with {library} is unverified: the golden vectors and the arena come from the x86 "
-                   "tflite-micro wheel; run `mcuq validate --build` (library sources from `pio pkg install`, "
-                   "`idf.py reconfigure` or --tflm-source)")
+UNVERIFIED_NOTE = (
+    "bit-exactness with {library} is unverified: the golden vectors and the arena come from the x86 "
+    "tflite-micro wheel; run `mcuq validate --build` (library sources from `pio pkg install`, "
+    "`idf.py reconfigure` or --tflm-source)"
+)
 
 
 @dataclass(frozen=True)
@@ -214,9 +243,17 @@ def _samples_bytes(samples: list[list[Any]]) -> bytes:
     return b"".join(x.tobytes() for sample in samples for x in sample)
 
 
-def measure_with_library(raw: bytes, info_outputs: list[tuple[tuple[int, ...], str]], library_id: str, mcu: str,
-                         golden_in: list[list[Any]], source: Path | None, project: Path | None,
-                         console: Console = SILENT, core: str | None = None) -> LibraryMeasurement | None:
+def measure_with_library(
+    raw: bytes,
+    info_outputs: list[tuple[tuple[int, ...], str]],
+    library_id: str,
+    mcu: str,
+    golden_in: list[list[Any]],
+    source: Path | None,
+    project: Path | None,
+    console: Console = SILENT,
+    core: str | None = None,
+) -> LibraryMeasurement | None:
     """None when the library sources are not at hand; raises tb.BuildError when they do not build."""
     import numpy as np
 
@@ -258,7 +295,7 @@ def measure_with_library(raw: bytes, info_outputs: list[tuple[tuple[int, ...], s
         vector = []
         for shape, dtype in info_outputs:
             n = int(np.prod(shape)) * np.dtype(dtype).itemsize
-            vector.append(np.frombuffer(out[offset:offset + n], dtype=dtype).reshape(shape).copy())
+            vector.append(np.frombuffer(out[offset : offset + n], dtype=dtype).reshape(shape).copy())
             offset += n
         golden_out.append(vector)
     if offset != len(out):

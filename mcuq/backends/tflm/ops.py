@@ -67,8 +67,24 @@ def installed_tflm_ops() -> frozenset[str]:
 
 
 # Ops that only move or reinterpret bytes: they run for any activation type.
-TYPE_AGNOSTIC_OPS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "GATHER", "TRANSPOSE", "PACK", "UNPACK",
-                               "SPLIT", "SPLIT_V", "SLICE", "STRIDED_SLICE", "PAD", "PADV2", "SHAPE"})
+TYPE_AGNOSTIC_OPS = frozenset(
+    {
+        "RESHAPE",
+        "SQUEEZE",
+        "EXPAND_DIMS",
+        "GATHER",
+        "TRANSPOSE",
+        "PACK",
+        "UNPACK",
+        "SPLIT",
+        "SPLIT_V",
+        "SLICE",
+        "STRIDED_SLICE",
+        "PAD",
+        "PADV2",
+        "SHAPE",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -139,17 +155,27 @@ def load_library(library_id: str) -> TflmLibrary:
     """The library data file ``boards/libraries/<id>.toml``, with its kernel ``features``."""
     path = boards_dir() / "libraries" / f"{library_id}.toml"
     if not path.exists():
-        raise BoardError(f"unknown TFLite Micro library '{library_id}' (no {path}); use one of: "
-                         + ", ".join(sorted(p.stem for p in (boards_dir() / "libraries").glob("*.toml"))))
+        raise BoardError(
+            f"unknown TFLite Micro library '{library_id}' (no {path}); use one of: "
+            + ", ".join(sorted(p.stem for p in (boards_dir() / "libraries").glob("*.toml")))
+        )
     data = tomllib.loads(path.read_text())
     methods = data.get("add_methods")
     if methods == "installed-tflite-micro":
         methods = [add_method_name(op) for op in installed_tflm_ops()]
     if not isinstance(methods, list):
-        raise BoardError(f"{path}: add_methods must be a list of Add* names or \"installed-tflite-micro\"")
+        raise BoardError(f'{path}: add_methods must be a list of Add* names or "installed-tflite-micro"')
     architectures = data.get("architectures")
-    return TflmLibrary(library_id, data["name"], data["version"], data["snapshot"], data["source"], frozenset(methods),
-                       _features(data, path), tuple(architectures) if isinstance(architectures, list) else None)
+    return TflmLibrary(
+        library_id,
+        data["name"],
+        data["version"],
+        data["snapshot"],
+        data["source"],
+        frozenset(methods),
+        _features(data, path),
+        tuple(architectures) if isinstance(architectures, list) else None,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -183,8 +209,9 @@ def library_rule_violations(info: ModelInfo, library: TflmLibrary) -> list[str]:
     if activation_int16:
         missing = features.int16x8_missing(info.op_names)
         if missing:
-            problems.append(f"{library.label} has no int16-activation (16x8) kernel for {', '.join(missing)}; "
-                            "quantize with --activations int8")
+            problems.append(
+                f"{library.label} has no int16-activation (16x8) kernel for {', '.join(missing)}; quantize with --activations int8"
+            )
     return problems
 
 
@@ -199,6 +226,8 @@ def unlisted_core_note(library: TflmLibrary, core_architecture: str | None) -> s
     """What is and is not verified for a board whose core the pinned library does not list."""
     if library.lists_architecture(core_architecture):
         return None
-    return (f"{library.label} lists {', '.join(library.architectures or ())}, not {core_architecture} (built with "
-            "lib_compat_mode = soft). Verified: its kernels for this CPU, bit-exact in qemu (`mcuq validate --build`). "
-            "Not verified: the build with this Arduino core, the hardware.")
+    return (
+        f"{library.label} lists {', '.join(library.architectures or ())}, not {core_architecture} (built with "
+        "lib_compat_mode = soft). Verified: its kernels for this CPU, bit-exact in qemu (`mcuq validate --build`). "
+        "Not verified: the build with this Arduino core, the hardware."
+    )
