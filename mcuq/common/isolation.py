@@ -66,7 +66,8 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process still runs (stale temp and staging folders are recognised by their owner's pid)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -86,7 +87,7 @@ def clean_stale_temp(tmpdir: str | None = None) -> int:
         return 0
     for entry in entries:
         m = _TEMP_RE.match(entry.name)
-        if m and not _pid_alive(int(m.group("pid"))) and entry.is_dir() and not entry.is_symlink():
+        if m and not pid_alive(int(m.group("pid"))) and entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
     return removed

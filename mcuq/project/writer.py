@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mcuq.common.errors import OutputDirError
+from mcuq.common.isolation import pid_alive
 from mcuq.project.manifest import MANIFEST, Manifest
 
 UNVALIDATED_MARK = ".mcuq-unvalidated"
@@ -94,16 +95,6 @@ def read_manifest(out_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale(out_dir: Path) -> list[str]:
     """Remove staging folders of dead mcuq runs next to ``out_dir``; bring back an old project a
     kill left between the two fallback renames. Returns what was done (for tests and logs)."""
@@ -117,7 +108,7 @@ def clean_stale(out_dir: Path) -> list[str]:
         return done
     for entry in entries:
         m = _STAGE_RE.match(entry.name)
-        if m is None or m.group("name") != out_dir.name or _pid_alive(int(m.group("pid"))) or entry.is_symlink():
+        if m is None or m.group("name") != out_dir.name or pid_alive(int(m.group("pid"))) or entry.is_symlink():
             continue
         if m.group("kind") == "old" and not out_dir.exists() and not out_dir.is_symlink():
             os.rename(entry, out_dir)  # killed between the two renames: the old project comes back
