@@ -70,7 +70,7 @@ def test_child_dies_with_a_killed_parent_and_its_temp_data_is_cleaned(sleeper_en
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(child), "the child outlived mcuq"
-    assert clean_stale_temp() >= 1
+    clean_stale_temp()  # another mcuq process on this machine may have cleaned it first: either way it must be gone
     assert not any(p.exists() for p in stale), "the pickled request outlived the run"
 
 
