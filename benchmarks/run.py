@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -345,6 +346,9 @@ def update_per_channel_section(quantized: dict[str, Any], command: str, started:
     return 0
 
 
+OTHER_SCRIPTS_SECTION = re.compile(r"<!-- (?P<name>[\w.-]+)(?::| )(?:start|begin) -->.*?<!-- (?P=name)(?::| )end -->", re.S)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="digits and sine only")
@@ -482,9 +486,9 @@ def main() -> int:
     )
     results = HERE / "RESULTS.md"
     previous = results.read_text() if results.exists() else ""
-    begin, end = "<!-- speed.py begin -->", "<!-- speed.py end -->"
-    speed = previous[previous.index(begin) : previous.index(end) + len(end)] + "\n" if begin in previous and end in previous else ""
-    results.write_text("\n".join(out) + ("\n" + speed if speed else ""))  # keep benchmarks/speed.py's section
+    # speed.py and tflm_library.py own marked sections of RESULTS.md: keep them all.
+    kept = "".join("\n" + m.group(0) + "\n" for m in OTHER_SCRIPTS_SECTION.finditer(previous))
+    results.write_text("\n".join(out) + kept)
     print(f"wrote {HERE / 'RESULTS.md'} in {time.perf_counter() - started:.0f} s")
     return 0
 
