@@ -86,6 +86,17 @@ def by_type(info: Any, ticks: dict[int, int]) -> dict[str, dict[str, int]]:
     return out
 
 
+def _emulated(r: Any, info: Any) -> dict[str, Any]:
+    """One emulator run as a table row: ticks, verdict, sizes and ticks per op type."""
+    return {
+        "ticks": r.ticks,
+        "passed": r.passed,
+        "flash": r.flash_bytes,
+        "ram": r.ram_bytes,
+        "ops": by_type(info, emulate.op_ticks(r.log)),
+    }
+
+
 def _run_target(sources: dict[str, str], board_id: str) -> Any:
     """One profiled self-test on the board's emulator (the API of emulate.py at this commit)."""
     if hasattr(emulate, "build_and_run"):
@@ -115,22 +126,8 @@ def measure(name: str, q: Any) -> dict[str, Any]:
     if not estimate_c_fit(program, mega, golden).fits or program.flash_constant_bytes > 56 * 1024:
         row["avr"] = None
     else:
-        r = _run_target(selftest_sources(program, name, context), "mega2560")
-        row["avr"] = {
-            "ticks": r.ticks,
-            "passed": r.passed,
-            "flash": r.flash_bytes,
-            "ram": r.ram_bytes,
-            "ops": by_type(info, emulate.op_ticks(r.log)),
-        }
-    r = _run_target(selftest_sources(simd_program, name, context), "nucleo_f446re")
-    row["cm4"] = {
-        "ticks": r.ticks,
-        "passed": r.passed,
-        "flash": r.flash_bytes,
-        "ram": r.ram_bytes,
-        "ops": by_type(info, emulate.op_ticks(r.log)),
-    }
+        row["avr"] = _emulated(_run_target(selftest_sources(program, name, context), "mega2560"), info)
+    row["cm4"] = _emulated(_run_target(selftest_sources(simd_program, name, context), "nucleo_f446re"), info)
     row["tflm"] = measure_tflm(name, info)
     return row
 
