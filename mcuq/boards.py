@@ -1,7 +1,10 @@
 """Boards are data: one TOML file per board in ``boards/``, checked against a schema on load.
 
 A typo in a board file must fail loudly with the file and the key, not generate a project
-that fails to build an hour later on the user's desk.
+that fails to build an hour later on the user's desk. This module knows nothing about the
+backends: whether ``default_runtime`` names a registered runtime that can serve the board is
+checked where runtimes are resolved (``mcuq.backends.base.backend_for``), so the dependency
+runs one way, backends -> boards.
 """
 
 from __future__ import annotations
@@ -12,13 +15,11 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from mcuq.backends.base import BACKEND_MODULES, get_backend
 from mcuq.common.compat import tomllib
 from mcuq.common.errors import BoardError
 from mcuq.common.resources import boards_dir
 
 ARCHITECTURES = ("avr8", "armv6m", "armv7em", "armv8m", "xtensa-lx6", "xtensa-lx7", "riscv32")
-RUNTIMES = tuple(BACKEND_MODULES)
 KERNEL_SETS = ("reference", "cmsis-nn-dsp", "cmsis-nn-nodsp", "esp-nn", "esp-nn-s3")
 API_FLAVOURS = ("esp-idf", "arduino-2023")
 
@@ -151,7 +152,8 @@ def _check_values(data: dict[str, Any], where: str) -> None:
             raise BoardError(f"{where}: {key} '{value}' is not one of {', '.join(allowed)}")
 
     one_of("architecture", data["architecture"], ARCHITECTURES)
-    one_of("default_runtime", data["default_runtime"], RUNTIMES)
+    if not data["default_runtime"]:
+        raise BoardError(f"{where}: default_runtime must name a runtime (see 'mcuq deploy --help' for --runtime)")
     if data["word_size"] not in (8, 16, 32, 64):
         raise BoardError(f"{where}: word_size must be 8, 16, 32 or 64, got {data['word_size']}")
     for key in ("sram_bytes", "flash_bytes", "clock_mhz"):
@@ -189,11 +191,7 @@ def load_board_file(path: str | Path) -> Board:
     _check_section(data, schema_of(Board), str(path))
     _check_section(data["platformio"], schema_of(PlatformIOSection), f"{path} [platformio]")
     _check_values(data, str(path))
-    board = Board(**data, path=path, sha256=hashlib.sha256(raw).hexdigest())
-    reason = get_backend(board.default_runtime).unsupported_reason(board)
-    if reason:
-        raise BoardError(f"{path}: default_runtime '{board.default_runtime}': {reason}")
-    return board
+    return Board(**data, path=path, sha256=hashlib.sha256(raw).hexdigest())
 
 
 def list_boards() -> list[Board]:

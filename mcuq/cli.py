@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from mcuq import __version__
-from mcuq.backends.base import backend_names, get_backend
+from mcuq.backends.base import backend_for, backend_names
 from mcuq.common.console import Console
 from mcuq.common.errors import MCUQError, UsageError
 
@@ -107,7 +107,7 @@ def cmd_boards(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'id':<14} {'mcu':<12} {'arch':<11} {'MHz':>4} {'SRAM':>8} {'flash':>9} {'PSRAM':>7} {'runtime':<7} library")
     for b in boards:
-        lib = get_backend(b.default_runtime).describe(b)
+        lib = backend_for(b).describe(b)
         mark = " (*) core not listed by the library" if notes[b.id] else ""
         print(
             f"{b.id:<14} {b.mcu:<12} {b.architecture:<11} {b.clock_mhz:>4} {b.sram_bytes // 1024:>6}KB "

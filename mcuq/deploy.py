@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mcuq import __version__
-from mcuq.backends.base import Backend, BackendPlan, DeployJob, get_backend
+from mcuq.backends.base import Backend, BackendPlan, DeployJob, backend_for
 from mcuq.boards import Board, get_board
 from mcuq.checks.golden import GOLDEN_DATA, golden_data, prove_sources
 from mcuq.checks.weight_scales import PER_CHANNEL, PER_TENSOR, DenseScaleChoice, choose_dense_scales
@@ -233,10 +233,7 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
         raise MCUQError("no model: pass MODEL, or run in a folder with an mcuq.toml that names one ('mcuq init' writes it)")
     golden_count = check_request(request)
     board = _resolve_board(request)
-    backend = get_backend(request.runtime or board.default_runtime)
-    reason = backend.unsupported_reason(board)
-    if reason:
-        raise MCUQError(reason)
+    backend = backend_for(board, request.runtime)
     model_path = Path(request.model)
     name = model_display_name(model_path)
     prefix = model_prefix(request.name, explicit=True) if request.name else model_prefix(name)

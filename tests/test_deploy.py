@@ -86,6 +86,35 @@ def test_bad_board_file(tmp_path, edit, message):
     assert "my_board.toml" in str(info.value) or "nope" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace('default_runtime = "tflm"', 'default_runtime = "nope"'), "default_runtime 'nope' is not one of tflm, c"),
+        (lambda t: t.split("[tflm]")[0], "default_runtime 'tflm': board esp32 names no TFLite Micro library"),
+    ],
+)
+def test_bad_default_runtime_names_the_board_file_where_backends_are_resolved(tmp_path, sine_tflite, edit, message):
+    """Boards are data (mcuq.boards never imports the backend registry); the runtime name is
+    checked where it is resolved, and the error still names the board file."""
+    from mcuq.backends.base import backend_for
+
+    path = tmp_path / "my_board.toml"
+    path.write_text(edit((ROOT / "boards" / "esp32.toml").read_text()))
+    board = load_board_file(path)
+    with pytest.raises(BoardError, match=message) as info:
+        backend_for(board)
+    assert str(path) in str(info.value)
+    with pytest.raises(BoardError, match=message):
+        deploy(DeployRequest(model=str(sine_tflite), board_file=str(path), out=str(tmp_path / "p")))
+    assert not (tmp_path / "p").exists()
+
+
+def test_boards_module_does_not_import_the_backends():
+    code = "import sys\nimport mcuq.boards\nprint(sorted(m for m in sys.modules if m.startswith('mcuq.backends')))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
 def test_user_board_file_deploys(tmp_path, sine_tflite):
     text = (ROOT / "boards" / "nano33ble.toml").read_text().replace('id = "nano33ble"', 'id = "myboard"')
     (tmp_path / "myboard.toml").write_text(text)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mcuq.common.errors import MCUQError
+from mcuq.common.errors import BoardError, MCUQError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -224,4 +224,24 @@ def get_backend(name: str) -> Backend:
     if module is None:
         raise MCUQError(f"unknown runtime '{name}'; known runtimes: {', '.join(BACKEND_MODULES)}")
     backend: Backend = importlib.import_module(module).BACKEND
+    return backend
+
+
+def backend_for(board: Board, runtime: str | None = None) -> Backend:
+    """The backend that serves ``board``: ``runtime`` when the user chose one, else the board
+    file's ``default_runtime``. Checked here rather than in ``mcuq.boards``, which is plain data
+    and must not depend on the registry; a bad ``default_runtime`` still names the board file."""
+    if runtime:
+        backend = get_backend(runtime)
+        reason = backend.unsupported_reason(board)
+        if reason:
+            raise MCUQError(reason)
+        return backend
+    name = board.default_runtime
+    if name not in BACKEND_MODULES:
+        raise BoardError(f"{board.path}: default_runtime '{name}' is not one of {', '.join(BACKEND_MODULES)}")
+    backend = get_backend(name)
+    reason = backend.unsupported_reason(board)
+    if reason:
+        raise BoardError(f"{board.path}: default_runtime '{name}': {reason}")
     return backend
