@@ -30,7 +30,6 @@ from mcuq.frontend.converter import QuantizedModel, QuantizeOptions, quantize
 from mcuq.frontend.tf import tensorflow_version
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model, quantize_array
 from mcuq.project.api import check_labels, load_labels, model_prefix
-from mcuq.project.context import common_context
 from mcuq.project.manifest import BoardRecord, GoldenRecord, Manifest, ModelRecord, project_relative
 from mcuq.project.writer import WriteResult, check_output_dir, mark_validated, sha256_bytes, write_project
 from mcuq.reference.host_tflm import tflm_version
@@ -262,7 +261,7 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
         labels_source=labels_source,
     )
     plan = backend.plan(job, console)
-    rendered = backend.render(job, plan, common_context(job, plan.golden_out))
+    rendered = backend.render(job, plan)
     files: dict[str, str | bytes] = {**rendered.files, **plan.extra_files}
     # validate reads the model and the golden vectors from these hashed data files, never from C;
     # prove_sources shows once, here, that the C arrays hold exactly the same values.

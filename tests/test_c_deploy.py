@@ -53,11 +53,17 @@ def test_validate_emulate_and_data(mega_digits):
     assert names["C vs TFLite Micro on validation data"].detail.startswith("450/450")
 
 
-def test_sine_runs_on_uno_in_simavr(tmp_path, sine_int8):
+def test_sine_runs_on_uno_in_simavr(tmp_path, sine_int8, monkeypatch):
     need("simavr")
+    import mcuq.backends.c.backend as c_backend
+
+    built = []  # the template context is built once per deploy: the plan's self-test and render() share it
+    real = c_backend.common_context
+    monkeypatch.setattr(c_backend, "common_context", lambda *a: built.append(1) or real(*a))
     model = tmp_path / "sine.tflite"
     model.write_bytes(sine_int8.tflite)
     result = deploy(DeployRequest(model=str(model), board="uno", out=str(tmp_path / "p"), data=str(SINE / "val.npz")))
+    assert len(built) == 1
     emulation = result.manifest["c_runtime"]["emulation"]
     assert result.ok and emulation["passed"] and emulation["target"].startswith("atmega328p")
     assert result.manifest["fit"]["ram_bytes"] <= 2048

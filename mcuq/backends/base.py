@@ -136,8 +136,11 @@ class BackendPlan:
     """A backend's decisions, made before a single file is written.
 
     ``arena`` is the record every runtime fills; ``section`` is the runtime's own part of the
-    manifest (merged at its top level); ``context`` extends the template context;
-    ``extra_files`` are binary files the project carries (reference models).
+    manifest (merged at its top level); ``context`` is the whole template context: the
+    runtime-independent part (:func:`mcuq.project.context.common_context`, built once, here,
+    because it holds the golden outputs only the plan computes; the plain-C plan also compiles
+    its self-test from it) plus the runtime's own keys. ``extra_files`` are binary files the
+    project carries (reference models).
     """
 
     golden_out: Samples
@@ -182,8 +185,8 @@ class Backend(Protocol):
         """Check ops, plan memory, compute golden outputs, build/emulate where possible, check the fit."""
         ...
 
-    def render(self, job: DeployJob, plan: BackendPlan, context: dict[str, Any]) -> RenderedProject:
-        """The project's files as text; ``context`` is the runtime-independent template context."""
+    def render(self, job: DeployJob, plan: BackendPlan) -> RenderedProject:
+        """The project's files as text, rendered from ``plan.context`` (nothing is recomputed)."""
         ...
 
     def validate(

@@ -1,7 +1,8 @@
 """The runtime-independent part of every project's template context.
 
-Backends add their own keys (``BackendPlan.context``); the templates of both runtimes can
-rely on everything here.
+Each backend's ``plan`` builds it once (it holds the golden outputs, which only the plan
+computes) and adds its own keys to make ``BackendPlan.context``; ``render`` uses that as is.
+The templates of both runtimes can rely on everything here.
 """
 
 from __future__ import annotations

@@ -139,8 +139,8 @@ class CBackend:
         with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
             tflm_min = measure_min_arena(info.raw, job.golden_in[0])
             golden_out = run_tflm(info.raw, job.golden_in, tflm_min, len(info.outputs)).outputs
-        context = {**common_context(job, golden_out), **c_template_context(program, tflm_min)}
-        sources = selftest_sources(program, job.name, context)
+        common = common_context(job, golden_out)  # built once: the self-test below and render() share it
+        sources = selftest_sources(program, job.name, {**common, **c_template_context(program, tflm_min)})
         with console.step("checking the generated C against x86 TFLite Micro"):
             c_out = run_host(program, sources, job.golden_in)
         if any(not np.array_equal(a, b) for got, want in zip(c_out, golden_out) for a, b in zip(got, want)):
@@ -180,7 +180,7 @@ class CBackend:
                 "emulation": emulation_record,
             }
         }
-        context = c_template_context(program, tflm_min)
+        context = {**common, **c_template_context(program, tflm_min)}
         context["fit"] = fit.as_dict()
         context["c"]["emulation"] = emulation.as_dict() if emulation else None
         context["c"]["not_emulated"] = no_emulator
@@ -189,9 +189,8 @@ class CBackend:
             golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw}, emulation_record if emulation else None
         )  # None: not emulated (the section says why)
 
-    def render(self, job: DeployJob, plan: BackendPlan, context: dict[str, Any]) -> RenderedProject:
-        context = {**context, **plan.context}
-        files, users = render_c_project(context["program"], job.name, context)
+    def render(self, job: DeployJob, plan: BackendPlan) -> RenderedProject:
+        files, users = render_c_project(plan.context["program"], job.name, plan.context)
         rendered: dict[str, str | bytes] = dict(files)
         return RenderedProject(rendered, dict(users))
 

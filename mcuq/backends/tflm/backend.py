@@ -27,6 +27,7 @@ from mcuq.common.console import Console
 from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, ValidationFailed
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
+from mcuq.project.context import common_context
 from mcuq.project.render import c_byte_array, environment
 from mcuq.project.writer import MANIFEST
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
@@ -306,6 +307,7 @@ class TflmBackend:
             section["golden_computed_by"] = computed_by
         raw = info.raw
         context = {
+            **common_context(job, golden_out),
             "tflm": board.tflm or {},
             "board_notes": board.notes,
             "project_name": f"mcuq_{job.name}".replace("-", "_"),
@@ -346,9 +348,9 @@ class TflmBackend:
         except BuildError as exc:
             raise MCUQError(f"board {board.id}: {exc}") from None
 
-    def render(self, job: DeployJob, plan: BackendPlan, context: dict[str, Any]) -> RenderedProject:
+    def render(self, job: DeployJob, plan: BackendPlan) -> RenderedProject:
         env = environment()
-        context = {**context, **plan.context}
+        context = plan.context
         framework = job.board.platformio["framework"]
         files: dict[str, str | bytes] = {
             path: env.get_template(template).render(**context) for template, path, when in TFLM_FILES if when in ("always", framework)
