@@ -138,7 +138,7 @@ def main() -> int:
                 project = tflm_project if board == "nano33ble" else work / f"{board}-{name}"
                 if board != "nano33ble":
                     deploy(DeployRequest(model=str(path), board=board, out=str(project), calibration=calibration))
-                manifest_arena = int(read_manifest(project)["arena"]["target_bytes"])
+                manifest_arena = int(read_manifest(project).arena["target_bytes"])
                 board_raw = model_bytes_from_c_array(project / "src" / "model_data.cpp")
                 exact = true_min(board_raw, library_id, cpu, flags)
                 lib_plan = plan_arena_from_library(parse_model(board_raw, name), exact, "", exact, "").target_bytes

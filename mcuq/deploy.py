@@ -107,7 +107,8 @@ class DeployResult:
     quantized: QuantizedModel
     plan: BackendPlan
     write: WriteResult
-    manifest: dict[str, Any]
+    manifest: dict[str, Any]  # mcuq.lock.json as JSON (what --json prints)
+    lock: Manifest  # the same, typed (what the backends read)
     validation: Any = None
     runtime: str = ""
     runtime_line: str = ""
@@ -134,7 +135,7 @@ class DeployResult:
             "ops": self.quantized.info.op_names,
             "arena": self.manifest["arena"],
             "fit": self.manifest["fit"],
-            **{key: self.manifest.get(key) for key in self.plan.section},
+            self.plan.section.KEY: self.manifest.get(self.plan.section.KEY),
             "golden": self.manifest["golden"],
             "kept_user_files": self.write.kept_user_files,
             "edited_generated_files_replaced": self.write.edited_generated,
@@ -285,17 +286,18 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     )
     with console.step(f"writing the project to {out_dir}"):
         written = write_project(out_dir, files, dict(rendered.user_files), manifest, request.force, mark_unvalidated=True)
-    record = written.manifest.as_dict() if written.manifest is not None else manifest.as_dict()
+    lock = written.manifest if written.manifest is not None else manifest
     result = DeployResult(
         out_dir,
         board,
         quantized,
         plan,
         written,
-        record,
+        lock.as_dict(),
+        lock,
         runtime=backend.name,
         runtime_line=backend.describe(board),
-        extra_summary=backend.summary_lines(record),
+        extra_summary=backend.summary_lines(lock),
     )
     from mcuq.validate import validate_project
 
@@ -307,9 +309,8 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
 def build_manifest(job: DeployJob, runtime: str, plan: BackendPlan, request: DeployRequest, out_dir: Path) -> Manifest:
     """The typed record of what was generated and how; the backend's own section rides along."""
     q, board, info = job.quantized, job.board, job.info
-    section = dict(plan.section)
     # A backend that computed the golden outputs another way (the board's own library) says so.
-    computed_by = str(section.pop("golden_computed_by", f"x86 tflite-micro {tflm_version()}"))
+    computed_by = plan.golden_computed_by or f"x86 tflite-micro {tflm_version()}"
     quantization = {
         **q.manifest_entry(),
         "source": project_relative(q.source, out_dir),
@@ -341,7 +342,7 @@ def build_manifest(job: DeployJob, runtime: str, plan: BackendPlan, request: Dep
         validation_data=project_relative(request.data, out_dir),
         arena=plan.arena.as_dict(),
         fit=plan.fit.as_dict(),
-        runtime_section={"library": None, **section},
+        runtime_section=plan.section,
     )
 
 

@@ -31,9 +31,9 @@ ROOMY_ARENA = 16 * 1024 * 1024
 GENERATED_FILES = "generated files"
 
 
-def read_manifest(project: Path) -> dict[str, Any]:
-    """The project's manifest checked against its typed definition, as the backends read it."""
-    return load_manifest(project).as_dict()
+def read_manifest(project: Path) -> Manifest:
+    """The project's manifest, checked against its typed definition (a one-line ManifestError otherwise)."""
+    return load_manifest(project)
 
 
 def check_generated_files(report: ValidationReport, project: Path, manifest: Manifest) -> bool:
@@ -61,16 +61,14 @@ def check_generated_files(report: ValidationReport, project: Path, manifest: Man
     )
 
 
-def _validation_data(
-    project: Path, data: str | None, manifest: dict[str, Any], info: ModelInfo, labels: str | None = None
-) -> SampleSet | None:
-    path = data or resolve_from_project(manifest.get("validation_data"), project)
+def _validation_data(project: Path, data: str | None, manifest: Manifest, info: ModelInfo, labels: str | None = None) -> SampleSet | None:
+    path = data or resolve_from_project(manifest.validation_data, project)
     if not path:
         return None
     if not data and not Path(path).exists():
         return None  # recorded at deploy time, since moved: validate without it
     specs = [InputSpec(n, t.shape[1:]) for n, t in zip(info.input_names, info.input_tensors)]
-    q = manifest.get("quantization", {})
+    q = manifest.quantization
     samples = load_samples(
         path, specs, max_samples=None, seed=q.get("calibration_seed", 0), image_scale=q.get("image_scale", "0..1"), what="validation data"
     )
@@ -85,8 +83,8 @@ def _validation_data(
     return samples
 
 
-def _float_reference(project: Path, manifest: dict[str, Any]) -> bytes | None:
-    rel = manifest.get("model", {}).get("float_reference")
+def _float_reference(project: Path, manifest: Manifest) -> bytes | None:
+    rel = manifest.model.float_reference
     return (project / rel).read_bytes() if rel and (project / rel).is_file() else None
 
 
@@ -124,11 +122,10 @@ def validate_project(
     tflm_source: str | None = None,
 ) -> ValidationReport:
     project = Path(project)
-    typed = load_manifest(project)
-    manifest = typed.as_dict()
-    backend = get_backend(typed.runtime)
+    manifest = load_manifest(project)
+    backend = get_backend(manifest.runtime)
     report = ValidationReport(project)
-    check_generated_files(report, project, typed)
+    check_generated_files(report, project, manifest)
     raw = backend.validate(project, manifest, report, ValidateOptions(emulate, build, tflm_source), console)
     if raw is None:
         return report
@@ -138,7 +135,7 @@ def validate_project(
     samples = _validation_data(project, data, manifest, info, labels)
     arena_check = report.check("arena")
     # Accuracy is still worth knowing when the planned arena failed: measure it with a roomy one.
-    arena = ROOMY_ARENA if arena_check is not None and not arena_check.passed else int(manifest["arena"]["host_bytes"])
+    arena = ROOMY_ARENA if arena_check is not None and not arena_check.passed else int(manifest.arena["host_bytes"])
     if samples is not None:
         with console.step(f"float vs int8 on {samples.count} validation samples"):
             evaluation = evaluate_outputs(info, float_model, samples, arena)
@@ -160,7 +157,7 @@ def validate_project(
 def _write_reports(
     project: Path,
     report: ValidationReport,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     backend: Backend,
     info: ModelInfo,
     float_info: ModelInfo | None,
@@ -171,25 +168,25 @@ def _write_reports(
     section = backend.report_section(manifest)
     optimized = set(section["optimized_ops"])
     data = report.as_dict()
-    q = manifest.get("quantization", {})
+    q = manifest.quantization
     data["summary"] = {
-        "model": manifest["model"]["name"],
-        "board": manifest["board"]["id"],
-        "runtime": manifest["runtime"],
+        "model": manifest.model.name,
+        "board": manifest.board.id,
+        "runtime": manifest.runtime,
         "library": section["library"],
         "activations": q.get("activations", "int8"),
         "io": q.get("io", "int8"),
         "int8_bytes": len(info.raw),
         "float_bytes": len(float_model) if float_model else None,
-        "arena_bytes": manifest["arena"]["target_bytes"],
-        "arena_how": manifest["arena"]["how"],
-        "fit": manifest["fit"],
+        "arena_bytes": manifest.arena["target_bytes"],
+        "arena_how": manifest.arena["how"],
+        "fit": manifest.fit,
         "random_calibration": q.get("random_calibration", False),
         "runtime_sizes": section["sizes"],
         "runtime_sizes_title": section.get("sizes_title", ""),
-        "weight_scales": manifest.get("weight_scales"),
+        "weight_scales": manifest.weight_scales,
         "per_channel_note": section.get("per_channel_note", ""),
-        "labels": (manifest.get("api") or {}).get("labels") or [],
+        "labels": manifest.api.get("labels") or [],
     }
     data["ops"] = [
         {"index": op.index, "op": op.name, "macs": op.macs, "optimized": op.name in optimized, "layer": info.layer_of_op(op)}

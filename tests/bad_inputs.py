@@ -314,7 +314,8 @@ CASES: list[Case] = [
     Case("validate manifest broken JSON", "validate", lambda d, i: [str(_manifest(d, i, '{"schema'))], "damaged"),
     Case("validate manifest not UTF-8", "validate", lambda d, i: [str(_non_utf8_manifest(d, i))], "damaged"),
     Case("validate manifest schema 1", "validate", lambda d, i: [str(_manifest(d, i, '{"schema_version": 1}'))], "schema version 1"),
-    Case("validate manifest missing keys", "validate", lambda d, i: [str(_manifest(d, i, '{"schema_version": 2}'))], "malformed"),
+    Case("validate manifest schema 2", "validate", lambda d, i: [str(_manifest(d, i, '{"schema_version": 2}'))], "mcuq deploy --force"),
+    Case("validate manifest missing keys", "validate", lambda d, i: [str(_manifest(d, i, '{"schema_version": 3}'))], "malformed"),
     Case("validate --data missing", "validate", lambda d, i: [str(_project(d, i)), "--data", str(d / "v.npz"), "--no-report"], "v.npz"),
     Case(
         "validate --labels count",

@@ -110,8 +110,8 @@ def test_runtime_c_runs_on_the_boards_own_cpu_in_qemu(tmp_path, digits_tflite, b
     assert result.manifest["fit"]["method"].startswith("measured with arm-none-eabi-size")
     model_c = (tmp_path / "p" / "src" / "mcuq_model.c").read_text()
     assert f".block = {block}," in model_c and "mcuq_conv2d(&op0_params);" in model_c
-    assert "ms at" in "\n".join(C_BACKEND.summary_lines(result.manifest)) and "(emulator estimate" in "\n".join(
-        C_BACKEND.summary_lines(result.manifest)
+    assert "ms at" in "\n".join(C_BACKEND.summary_lines(result.lock)) and "(emulator estimate" in "\n".join(
+        C_BACKEND.summary_lines(result.lock)
     )
 
 
@@ -128,7 +128,7 @@ def test_esp32_runtime_c_is_an_esp_idf_project(tmp_path, digits_tflite):
     main = (project / "src" / "main.cpp").read_text()
     assert 'extern "C" void app_main(void)' in main
     assert not any("Arduino.h" in f.read_text() for f in (project / "src").glob("*.*"))
-    assert any("no emulator for this CPU" in line for line in C_BACKEND.summary_lines(result.manifest))
+    assert any("no emulator for this CPU" in line for line in C_BACKEND.summary_lines(result.lock))
     assert result.manifest["c_runtime"]["emulation"]["not_emulated"].startswith("esp32 (esp32, xtensa-lx6)")
     shim = tmp_path / "shim"
     (shim / "freertos").mkdir(parents=True)

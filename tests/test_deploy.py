@@ -413,5 +413,5 @@ def test_regenerating_an_unchanged_model_is_byte_identical(tmp_path, sine_tflite
     text = b"".join(after[rel] for rel in [*manifest["files"], "mcuq.lock.json"] if not rel.endswith(".tflite"))
     for absolute in (str(tmp_path), str(ROOT)):  # (a relative path may pass through ROOT's folders, never start at /)
         assert f" {absolute}".encode() not in text and f'"{absolute}'.encode() not in text, f"{absolute} leaked"
-    assert manifest["schema_version"] == 2 and manifest["validation_data"].endswith("examples/sine/val.npz")
+    assert manifest["schema_version"] == 3 and manifest["validation_data"].endswith("examples/sine/val.npz")
     assert not Path(manifest["validation_data"]).is_absolute()

@@ -18,6 +18,7 @@ import pytest
 from conftest import need
 from mcuq.backends.tflm.backend import model_bytes_from_c_array
 from mcuq.backends.tflm.build_check import build_and_check
+from mcuq.backends.tflm.section import TflmSection
 from mcuq.boards import list_boards
 from mcuq.deploy import DeployRequest, deploy
 from mcuq.toolchains import tflm_build as tb
@@ -112,7 +113,7 @@ def test_arena_below_the_true_minimum_fails_on_the_board_cpu(projects, tmp_path:
     project = tmp_path / "p"
     shutil.copytree(good, project)
     header = project / "src" / "mcuq_model.h"
-    declared = read_manifest(good)["arena"]["target_bytes"]
+    declared = read_manifest(good).arena["target_bytes"]
     text = header.read_text()
     assert str(declared) in text
     header.write_text(re.sub(rf"\b{declared}\b", str(true_min - 16), text))
@@ -176,11 +177,12 @@ def test_deploy_with_the_library_at_hand_plans_the_exact_arena(sine_tflite, tmp_
     need("qemu-system-arm")
     result = deploy(DeployRequest(model=str(sine_tflite), board="nano33ble", out=str(tmp_path / "p"), tflm_source=str(LIBS)))
     manifest = result.manifest
-    assert manifest["library_check"]["golden_from_library"] is True
+    assert manifest["tflm"]["library_check"]["golden_from_library"] is True
+    assert result.lock.section(TflmSection).library_check.golden_from_library is True
     assert "Chirale" in manifest["golden"]["computed_by"]
     arena = manifest["arena"]
     assert arena["library_min_bytes"] and "exact minimum" in arena["how"]
-    outcome = build_and_check(tmp_path / "p", manifest, _raw(tmp_path / "p"), str(LIBS))
+    outcome = build_and_check(tmp_path / "p", result.lock, _raw(tmp_path / "p"), str(LIBS))
     m4 = outcome.run("cortex-m4")
     assert m4 is not None and m4.passed, m4
     assert m4.true_min_bytes == arena["library_min_bytes"]
@@ -191,8 +193,8 @@ def test_without_the_library_the_project_says_bit_exactness_is_unverified(projec
     from mcuq.backends.tflm.backend import BACKEND
 
     manifest = read_manifest(projects[("nano33ble", "sine")])
-    check = manifest["library_check"]
-    assert check["golden_from_library"] is False and "unverified" in check["note"] and "validate --build" in check["note"]
+    check = manifest.section(TflmSection).library_check
+    assert check.golden_from_library is False and "unverified" in check.note and "validate --build" in check.note
     assert any("unverified" in line for line in BACKEND.summary_lines(manifest))
     assert "unverified" in BACKEND.report_section(manifest)["library"]
 

@@ -126,7 +126,12 @@ def test_edited_arena_size_in_the_sources_fails(digits_project, tmp_path):
         ("[]", "a JSON list, not an object"),
         ("{", "damaged manifest"),
         ('{"schema_version": 1}', "schema version 1"),
-        ('{"schema_version": 2}', "malformed manifest"),
+        (
+            '{"schema_version": 2, "runtime": "tflm"}',
+            "schema version 2; this mcuq reads schema version 3: regenerate the project with 'mcuq deploy --force'",
+        ),
+        ('{"schema_version": 3}', "malformed manifest ('runtime' must be str, got null)"),
+        ('{"schema_version": 3, "runtime": "z80"}', "malformed manifest ('runtime' 'z80' is not one of tflm, c)"),
     ],
 )
 def test_bad_manifest_is_one_line(digits_project, tmp_path, content, message):
@@ -134,6 +139,38 @@ def test_bad_manifest_is_one_line(digits_project, tmp_path, content, message):
     (project / "mcuq.lock.json").write_text(content)
     proc = subprocess.run([sys.executable, "-m", "mcuq", "validate", str(project)], capture_output=True, text=True, check=False)
     assert proc.returncode == 1 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_manifest_reads_back_as_written_with_a_typed_runtime_section(digits_project):
+    from mcuq.backends.tflm.section import TflmSection
+    from mcuq.validate import read_manifest
+
+    manifest = read_manifest(digits_project)
+    section = manifest.section(TflmSection)
+    assert section.library.id == "esp-tflite-micro" and [r.op for r in section.resolver] == manifest.model.ops
+    on_disk = json.loads((digits_project / "mcuq.lock.json").read_text())
+    assert manifest.as_dict() == on_disk and on_disk["schema_version"] == 3 and "library_check" not in on_disk
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m["tflm"]["library"].update(id=7), "'tflm.library.id' must be str, got int 7"),
+        (lambda m: m["tflm"]["resolver"][0].pop("method"), "'tflm.resolver[0].method' is missing"),
+        (lambda m: m.pop("tflm"), "'tflm' is missing"),
+        (lambda m: m["tflm"].update(library_check=[]), "'tflm.library_check' must be an object, got list []"),
+        (lambda m: m["board"].update(sha256=None), "'board.sha256' must be str, got null"),
+    ],
+)
+def test_malformed_runtime_section_is_one_line_naming_file_and_key(digits_project, tmp_path, edit, message):
+    project = _copy(digits_project, tmp_path)
+    manifest = json.loads((project / "mcuq.lock.json").read_text())
+    edit(manifest)
+    (project / "mcuq.lock.json").write_text(json.dumps(manifest))
+    proc = _validate_cli(project)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert str(project / "mcuq.lock.json") in lines[0] and message in lines[0] and "mcuq deploy --force" in lines[0], lines[0]
 
 
 def test_too_small_arena_is_reported_with_numbers(digits_project, tmp_path):

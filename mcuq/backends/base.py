@@ -1,9 +1,10 @@
 """The one interface every runtime implements, and the registry that finds it by name.
 
 ``deploy``, ``validate`` and the report only talk to a :class:`Backend`; they never test
-the runtime's name. A new runtime is one package under ``mcuq/backends/`` (with a module
-that defines ``BACKEND``), its templates under ``firmware_templates/``, and one line in
-:data:`BACKEND_MODULES`.
+the runtime's name. A new runtime is one package under ``mcuq/backends/`` (``backend.py``
+defining ``BACKEND``, ``section.py`` defining ``SECTION``: the dataclass of its part of
+``mcuq.lock.json``), its templates under ``firmware_templates/``, and one line in
+:data:`BACKEND_PACKAGES`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ if TYPE_CHECKING:
     from mcuq.common.console import Console
     from mcuq.frontend.converter import QuantizedModel
     from mcuq.model.info import ModelInfo
+    from mcuq.project.manifest import Manifest, RuntimeSection
 
 Samples = list[list["np.ndarray"]]
 
-# name -> module defining BACKEND. Adding a runtime adds a line here, nothing else outside its package.
-BACKEND_MODULES: dict[str, str] = {
-    "tflm": "mcuq.backends.tflm.backend",
-    "c": "mcuq.backends.c.backend",
+# name -> package holding backend.py (BACKEND) and section.py (SECTION). Adding a runtime adds a
+# line here, nothing else outside its package.
+BACKEND_PACKAGES: dict[str, str] = {
+    "tflm": "mcuq.backends.tflm",
+    "c": "mcuq.backends.c",
 }
 
 
@@ -136,7 +139,9 @@ class BackendPlan:
     """A backend's decisions, made before a single file is written.
 
     ``arena`` is the record every runtime fills; ``section`` is the runtime's own part of the
-    manifest (merged at its top level); ``context`` is the whole template context: the
+    manifest (its ``SECTION`` dataclass, stored under ``SECTION.KEY``); ``golden_computed_by``
+    says so when the runtime computed the golden outputs with something other than the x86
+    tflite-micro wheel (the board's own library); ``context`` is the whole template context: the
     runtime-independent part (:func:`mcuq.project.context.common_context`, built once, here,
     because it holds the golden outputs only the plan computes; the plain-C plan also compiles
     its self-test from it) plus the runtime's own keys. ``extra_files`` are binary files the
@@ -146,10 +151,11 @@ class BackendPlan:
     golden_out: Samples
     arena: ArenaRecord
     fit: FitReport
-    section: dict[str, Any] = field(default_factory=dict)
+    section: RuntimeSection
     context: dict[str, Any] = field(default_factory=dict)
     extra_files: dict[str, bytes] = field(default_factory=dict)
     emulation: dict[str, Any] | None = None
+    golden_computed_by: str | None = None
 
 
 @dataclass
@@ -190,20 +196,21 @@ class Backend(Protocol):
         ...
 
     def validate(
-        self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions, console: Console
+        self, project: Path, manifest: Manifest, report: ValidationReport, options: ValidateOptions, console: Console
     ) -> bytes | None:
-        """Host-side proof of a generated project. Returns the int8 model bytes when they check out."""
+        """Host-side proof of a generated project. Returns the int8 model bytes when they check out.
+        ``manifest.runtime_section`` is this backend's ``SECTION`` (the manifest checked that)."""
         ...
 
     def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples, report: ValidationReport) -> None:
         """Runtime-specific checks on the validation samples (the TFLite Micro outputs are given)."""
         ...
 
-    def report_section(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    def report_section(self, manifest: Manifest) -> dict[str, Any]:
         """What the report says about this runtime: library line, kernel set, measured sizes."""
         ...
 
-    def summary_lines(self, manifest: dict[str, Any]) -> list[str]:
+    def summary_lines(self, manifest: Manifest) -> list[str]:
         """Extra deploy-summary lines (emulator results, measured speed)."""
         ...
 
@@ -218,16 +225,26 @@ class ValidateOptions:
 
 
 def backend_names() -> list[str]:
-    return list(BACKEND_MODULES)
+    return list(BACKEND_PACKAGES)
 
 
 def get_backend(name: str) -> Backend:
     """The registered backend called ``name`` (one line naming the known ones otherwise)."""
-    module = BACKEND_MODULES.get(name)
-    if module is None:
-        raise MCUQError(f"unknown runtime '{name}'; known runtimes: {', '.join(BACKEND_MODULES)}")
-    backend: Backend = importlib.import_module(module).BACKEND
+    package = BACKEND_PACKAGES.get(name)
+    if package is None:
+        raise MCUQError(f"unknown runtime '{name}'; known runtimes: {', '.join(BACKEND_PACKAGES)}")
+    backend: Backend = importlib.import_module(f"{package}.backend").BACKEND
     return backend
+
+
+def section_type(name: str) -> type[RuntimeSection] | None:
+    """The dataclass of runtime ``name``'s part of the manifest (None: no such runtime). Its
+    module is tiny and imports nothing of mcuq, so reading a manifest loads no backend."""
+    package = BACKEND_PACKAGES.get(name)
+    if package is None:
+        return None
+    section: type[RuntimeSection] = importlib.import_module(f"{package}.section").SECTION
+    return section
 
 
 def backend_for(board: Board, runtime: str | None = None) -> Backend:
@@ -241,8 +258,8 @@ def backend_for(board: Board, runtime: str | None = None) -> Backend:
             raise MCUQError(reason)
         return backend
     name = board.default_runtime
-    if name not in BACKEND_MODULES:
-        raise BoardError(f"{board.path}: default_runtime '{name}' is not one of {', '.join(BACKEND_MODULES)}")
+    if name not in BACKEND_PACKAGES:
+        raise BoardError(f"{board.path}: default_runtime '{name}' is not one of {', '.join(BACKEND_PACKAGES)}")
     backend = get_backend(name)
     reason = backend.unsupported_reason(board)
     if reason:

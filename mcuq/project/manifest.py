@@ -12,26 +12,123 @@ it regenerates), so the two cannot drift apart. Why it looks like this:
 * ``files`` maps every generated file to its sha256: ``validate`` proves the project is exactly
   what mcuq wrote before it runs anything, and ``deploy --force`` replaces only files that
   still match.
-* The runtime's own part (TFLite Micro library and resolver, plain-C buffer sizes, ...) is a
-  section the backend provides; it is stored at the top level under the backend's own keys.
+* The runtime's own part (TFLite Micro library and resolver, plain-C buffer sizes, ...) is
+  typed too: each backend declares it as a dataclass (``mcuq/backends/<runtime>/section.py``,
+  found through the registry) stored under that class's ``KEY``. Every record is read back
+  through :func:`load_record`, which checks each field against its type hint, so a damaged
+  file fails in one line naming the key, and nothing downstream reads the JSON by string keys.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+import types
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from mcuq.backends.base import BACKEND_PACKAGES, section_type
 from mcuq.common.errors import MCUQError
 
-SCHEMA_VERSION = 2
+# 3: the runtime's part is one typed record under its own key (tflm / c_runtime)
+SCHEMA_VERSION = 3
 MANIFEST = "mcuq.lock.json"
+REGENERATE = "regenerate the project with 'mcuq deploy --force'"
+
+T = TypeVar("T")
 
 
 class ManifestError(MCUQError):
     """A project's manifest is missing, from another mcuq version, or damaged."""
+
+
+class RuntimeSection(Protocol):
+    """A backend's part of the manifest: a frozen dataclass stored under its ``KEY``."""
+
+    KEY: ClassVar[str]
+
+
+class Malformed(Exception):
+    """A record does not match its dataclass: ``key`` is the dotted path of the bad value."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"'{key}' {problem}")
+        self.key = key
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"{type(value).__name__} {json.dumps(value, default=str)[:40]}"
+
+
+def _type_name(hint: Any) -> str:
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(hint))
+    if hint is type(None):
+        return "null"
+    origin = get_origin(hint)
+    if origin is list:
+        return "a list"
+    if origin is dict or is_dataclass(hint):
+        return "an object"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _value(hint: Any, value: Any, key: str) -> Any:
+    """``value`` checked against ``hint`` (JSON types, unions, lists, dicts, nested dataclasses)."""
+    if hint is Any:
+        return value
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        for arg in get_args(hint):
+            try:
+                return _value(arg, value, key)
+            except Malformed as exc:
+                if exc.key != key:
+                    raise  # the value has the right shape; something inside it is wrong
+        raise Malformed(key, f"must be {_type_name(hint)}, got {_kind(value)}")
+    if hint is type(None):
+        if value is not None:
+            raise Malformed(key, f"must be null, got {_kind(value)}")
+        return None
+    if origin is list:
+        if not isinstance(value, list):
+            raise Malformed(key, f"must be a list, got {_kind(value)}")
+        (item,) = get_args(hint)
+        return [_value(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise Malformed(key, f"must be an object, got {_kind(value)}")
+        _, item = get_args(hint)
+        return {k: _value(item, v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(hint, type) and is_dataclass(hint):
+        return load_record(hint, value, key)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise Malformed(key, f"must be {_type_name(hint)}, got {_kind(value)}")
+    return value
+
+
+def load_record(cls: type[T], data: Any, key: str, **given: Any) -> T:
+    """``data`` (parsed JSON) as the dataclass ``cls``, every field checked against its type
+    hint; raises :class:`Malformed` naming the dotted key that is missing or of the wrong type.
+    Fields in ``given`` are taken as they are (already typed); keys the dataclass does not
+    declare are ignored."""
+    if not isinstance(data, dict):
+        raise Malformed(key, f"must be an object, got {_kind(data)}")
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = dict(given)
+    for f in fields(cls):  # type: ignore[arg-type]
+        where = f"{key}.{f.name}" if key else f.name
+        if f.name in given:
+            continue
+        if f.name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise Malformed(where, "is missing")
+            continue
+        kwargs[f.name] = _value(hints[f.name], data[f.name], where)
+    return cls(**kwargs)
 
 
 def project_relative(path: str | Path | None, project: Path) -> str | None:
@@ -102,7 +199,8 @@ class Manifest:
     validation_data: str | None
     arena: dict[str, Any]
     fit: dict[str, Any]
-    runtime_section: dict[str, Any] = field(default_factory=dict)
+    # The backend's typed part (its SECTION dataclass), stored under SECTION.KEY
+    runtime_section: RuntimeSection
     # --per-channel auto: which Dense quantization deploy kept, why, both arenas (None: no choice)
     weight_scales: dict[str, Any] | None = None
     # The generated API: C prefix, header, class labels, readable input/output names
@@ -111,14 +209,24 @@ class Manifest:
     user_files: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
+    def section(self, cls: type[T]) -> T:
+        """The runtime section as the backend's own class (a backend asks for its own)."""
+        if not isinstance(self.runtime_section, cls):
+            raise ManifestError(
+                f"{MANIFEST}: runtime '{self.runtime}' has a {type(self.runtime_section).__name__}, not a {cls.__name__}; {REGENERATE}"
+            )
+        return self.runtime_section
+
     def as_dict(self) -> dict[str, Any]:
-        """The JSON layout: typed fields, then the runtime's section at the top level."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "runtime_section"}
-        data["board"], data["model"], data["golden"] = asdict(self.board), asdict(self.model), asdict(self.golden)
-        clash = set(self.runtime_section) & set(data)
-        if clash:
-            raise ValueError(f"internal error: runtime section keys {sorted(clash)} clash with the manifest's own")
-        return {"schema_version": self.schema_version, **{k: v for k, v in data.items() if k != "schema_version"}, **self.runtime_section}
+        """The JSON layout: schema_version first, the typed fields, the runtime's section under its key."""
+        data: dict[str, Any] = {"schema_version": self.schema_version}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "runtime_section":
+                data[value.KEY] = asdict(value)
+            elif f.name != "schema_version":
+                data[f.name] = asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, sort_keys=False, default=_jsonable) + "\n"
@@ -126,29 +234,23 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: Any, where: str = MANIFEST) -> Manifest:
         if not isinstance(data, dict):
-            raise ManifestError(
-                f"{where}: malformed manifest (a JSON {type(data).__name__}, not an object); "
-                "regenerate the project with 'mcuq deploy --force'"
-            )
+            raise ManifestError(f"{where}: malformed manifest (a JSON {type(data).__name__}, not an object); {REGENERATE}")
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             older = "an older mcuq (no schema_version)" if version is None else f"schema version {version!r}"
-            raise ManifestError(
-                f"{where}: written by {older}; this mcuq reads schema version {SCHEMA_VERSION}: "
-                "regenerate the project with 'mcuq deploy --force'"
-            )
-        own = {f.name for f in fields(cls)} - {"runtime_section"}
+            raise ManifestError(f"{where}: written by {older}; this mcuq reads schema version {SCHEMA_VERSION}: {REGENERATE}")
         try:
-            kwargs: dict[str, Any] = {k: data[k] for k in own if k in data}
-            kwargs["board"] = _record(BoardRecord, data["board"])
-            kwargs["model"] = _record(ModelRecord, data["model"])
-            kwargs["golden"] = _record(GoldenRecord, data["golden"])
-            manifest = cls(**kwargs, runtime_section={k: v for k, v in data.items() if k not in own})
-        except (KeyError, TypeError) as exc:
-            raise ManifestError(
-                f"{where}: malformed manifest ({type(exc).__name__}: {exc}); regenerate the project with 'mcuq deploy --force'"
-            ) from None
-        _check_types(manifest, where)
+            runtime = _value(str, data.get("runtime"), "runtime")
+            section_cls = section_type(runtime)
+            if section_cls is None:
+                raise Malformed("runtime", f"'{runtime}' is not one of {', '.join(BACKEND_PACKAGES)}")
+            if section_cls.KEY not in data:
+                raise Malformed(section_cls.KEY, "is missing")
+            section = load_record(section_cls, data[section_cls.KEY], section_cls.KEY)
+            manifest = load_record(cls, data, "", runtime_section=section)
+        except Malformed as exc:
+            raise ManifestError(f"{where}: malformed manifest ({exc}); {REGENERATE}") from None
+        _check_values(manifest, where)
         return manifest
 
 
@@ -156,29 +258,15 @@ def _jsonable(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
-def _record(cls: Any, data: Any) -> Any:
-    if not isinstance(data, dict):
-        raise TypeError(f"'{cls.__name__}' must be an object")
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def _check_types(m: Manifest, where: str) -> None:
+def _check_values(m: Manifest, where: str) -> None:
+    """What the types alone do not say: the arena numbers validate runs with, a golden count."""
     problems = []
-    if not isinstance(m.files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in m.files.items()):
-        problems.append("'files' must map paths to sha256 strings")
-    if not isinstance(m.arena, dict) or not isinstance(m.arena.get("host_bytes"), int) or not isinstance(m.arena.get("target_bytes"), int):
+    if not isinstance(m.arena.get("host_bytes"), int) or not isinstance(m.arena.get("target_bytes"), int):
         problems.append("'arena' needs integer target_bytes and host_bytes")
-    if not isinstance(m.fit, dict):
-        problems.append("'fit' must be an object")
-    if not isinstance(m.model.bytes, int) or not isinstance(m.model.sha256, str):
-        problems.append("'model' needs bytes and sha256")
-    if not isinstance(m.golden.count, int) or m.golden.count < 1:
+    if m.golden.count < 1:
         problems.append("'golden.count' must be a positive integer")
-    if not isinstance(m.runtime, str) or not isinstance(m.board.id, str):
-        problems.append("'runtime' and 'board.id' must be strings")
     if problems:
-        raise ManifestError(f"{where}: malformed manifest ({'; '.join(problems)}); regenerate the project with 'mcuq deploy --force'")
+        raise ManifestError(f"{where}: malformed manifest ({'; '.join(problems)}); {REGENERATE}")
 
 
 def read_manifest(project: Path) -> Manifest:
@@ -191,5 +279,5 @@ def read_manifest(project: Path) -> Manifest:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{path}: damaged manifest ({type(exc).__name__}); regenerate the project with 'mcuq deploy --force'") from None
+        raise ManifestError(f"{path}: damaged manifest ({type(exc).__name__}); {REGENERATE}") from None
     return Manifest.from_dict(data, str(path))

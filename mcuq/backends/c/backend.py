@@ -7,6 +7,7 @@ fit-check with the sizes the toolchain reports.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from mcuq import __version__
 from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, Samples, ValidateOptions
 from mcuq.backends.c.codegen import render_c_project, run_host, selftest_sources
 from mcuq.backends.c.program import CProgram, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
+from mcuq.backends.c.section import CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
 from mcuq.checks.golden import golden_from_project
 from mcuq.checks.outcome import ValidationReport
@@ -23,6 +25,7 @@ from mcuq.common.console import Console
 from mcuq.common.errors import MCUQError, ValidationFailed
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.context import common_context
+from mcuq.project.manifest import Manifest
 from mcuq.project.writer import MANIFEST, sha256_bytes
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 from mcuq.toolchains.emulate import EmulationResult, build_and_run, no_emulator_reason
@@ -68,23 +71,15 @@ def uses_simd(board: Board) -> bool:
     return bool((board.cpu or {}).get("dsp", False))
 
 
-def latency_text(emulation: dict[str, Any]) -> str:
-    ms = emulation.get("latency_ms")
-    if ms is None:
-        return ""
-    basis = "cycles" if emulation.get("unit") == "cycles" else "instructions counted as one cycle each"
-    return f"{ms:.3g} ms at {emulation.get('clock_mhz')} MHz (emulator estimate: {basis})"
-
-
-def board_of_manifest(project: Path, manifest: dict[str, Any]) -> Board:
+def board_of_manifest(project: Path, manifest: Manifest) -> Board:
     """The project's board: the shipped board file of that id, or the board file it names."""
     from mcuq.boards import get_board, load_board_file
 
-    record = manifest["board"]
+    record = manifest.board
     try:
-        return get_board(record["id"])
+        return get_board(record.id)
     except MCUQError:
-        path = Path(record.get("file", ""))
+        path = Path(record.file)
         return load_board_file(path if path.is_absolute() else project / path)
 
 
@@ -160,8 +155,20 @@ class CBackend:
         else:
             fit = estimate_c_fit(program, board, golden_bytes)
         check_c_fit(program, board, fit, golden_bytes)
-        emulation_record = (
-            {k: v for k, v in emulation.as_dict().items() if k != "log"} if emulation else {"target": None, "not_emulated": no_emulator}
+        emulated = (
+            EmulationRecord(
+                emulation.target,
+                emulation.passed,
+                emulation.ticks,
+                emulation.unit,
+                emulation.flash_bytes,
+                emulation.ram_bytes,
+                emulation.clock_mhz,
+                emulation.latency_ms,
+                "emulator estimate",
+            )
+            if emulation
+            else EmulationRecord(None, not_emulated=no_emulator)
         )
         arena = ArenaSummary(
             program.arena_bytes,
@@ -170,23 +177,21 @@ class CBackend:
             f"plain-C liveness plan {program.arena_bytes} B (lower bound {program.plan.lower_bound} B); "
             f"x86 TFLite Micro would need {tflm_min} B",
         )
-        section = {
-            "c_runtime": {
-                "arena_bytes": program.arena_bytes,
-                "lower_bound_bytes": program.plan.lower_bound,
-                "tflm_host_min_bytes": tflm_min,
-                "flash_constant_bytes": program.flash_constant_bytes,
-                "int8_reference": INT8_MODEL_PATH,
-                "emulation": emulation_record,
-            }
-        }
+        section = CRuntimeSection(
+            arena_bytes=program.arena_bytes,
+            lower_bound_bytes=program.plan.lower_bound,
+            tflm_host_min_bytes=tflm_min,
+            flash_constant_bytes=program.flash_constant_bytes,
+            int8_reference=INT8_MODEL_PATH,
+            emulation=emulated,
+        )
         context = {**common, **c_template_context(program, tflm_min)}
         context["fit"] = fit.as_dict()
         context["c"]["emulation"] = emulation.as_dict() if emulation else None
         context["c"]["not_emulated"] = no_emulator
         context["program"] = program
         return BackendPlan(
-            golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw}, emulation_record if emulation else None
+            golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw}, asdict(emulated) if emulation else None
         )  # None: not emulated (the section says why)
 
     def render(self, job: DeployJob, plan: BackendPlan) -> RenderedProject:
@@ -195,14 +200,14 @@ class CBackend:
         return RenderedProject(rendered, dict(users))
 
     def validate(
-        self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions, console: Console
+        self, project: Path, manifest: Manifest, report: ValidationReport, options: ValidateOptions, console: Console
     ) -> bytes | None:
         """The reference model, then the project's own C built with gcc (and the firmware in an emulator)."""
         with console.step("validating the plain-C runtime against x86 TFLite Micro"):
-            section = manifest.get("c_runtime") or {}
-            ref = project / section.get("int8_reference", INT8_MODEL_PATH)
+            section = manifest.section(CRuntimeSection)
+            ref = project / section.int8_reference
             raw = ref.read_bytes() if ref.is_file() else b""
-            ok = sha256_bytes(raw) == manifest["model"]["sha256"]
+            ok = sha256_bytes(raw) == manifest.model.sha256
             report.add(
                 "model checksum",
                 ok,
@@ -216,7 +221,7 @@ class CBackend:
             try:
                 golden_in, golden_out = golden_from_project(project, info, GOLDEN_SOURCE)
                 c_out = run_host(CProgram(info), project_sources(project), golden_in)
-                tflm_out = run_tflm(raw, golden_in, int(manifest["arena"]["host_bytes"]), len(info.outputs)).outputs
+                tflm_out = run_tflm(raw, golden_in, int(manifest.arena["host_bytes"]), len(info.outputs)).outputs
             except (ValidationFailed, MCUQError) as exc:
                 report.add("plain-C host build", False, str(exc))
                 return raw
@@ -242,28 +247,28 @@ class CBackend:
         same = sum(all(np.array_equal(a, b) for a, b in zip(c, t)) for c, t in zip(c_out, tflm_outputs))
         report.add("C vs TFLite Micro on validation data", same == len(inputs), f"{same}/{len(inputs)} samples bit-exact")
 
-    def report_section(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        c = manifest.get("c_runtime") or {}
+    def report_section(self, manifest: Manifest) -> dict[str, Any]:
+        c = manifest.section(CRuntimeSection)
         sizes: list[list[Any]] = [
-            ["activation buffer (bytes)", c.get("arena_bytes")],
-            ["liveness lower bound (bytes)", c.get("lower_bound_bytes")],
-            ["x86 TFLite Micro minimum arena (bytes)", c.get("tflm_host_min_bytes")],
-            ["weights in flash (bytes)", c.get("flash_constant_bytes")],
+            ["activation buffer (bytes)", c.arena_bytes],
+            ["liveness lower bound (bytes)", c.lower_bound_bytes],
+            ["x86 TFLite Micro minimum arena (bytes)", c.tflm_host_min_bytes],
+            ["weights in flash (bytes)", c.flash_constant_bytes],
         ]
-        emulation = c.get("emulation")
-        if emulation and emulation.get("target"):
+        emulation = c.emulation
+        if emulation.target:
             sizes += [
-                ["emulator", emulation["target"]],
-                ["self-test", "PASS" if emulation["passed"] else "FAIL"],
-                [f"{emulation['unit']} per inference", emulation["ticks"]],
-                ["latency (emulator estimate)", latency_text(emulation) or "-"],
-                ["firmware flash (bytes)", emulation["flash_bytes"]],
-                ["firmware static RAM (bytes)", emulation["ram_bytes"]],
+                ["emulator", emulation.target],
+                ["self-test", "PASS" if emulation.passed else "FAIL"],
+                [f"{emulation.unit} per inference", emulation.ticks],
+                ["latency (emulator estimate)", emulation.latency_text or "-"],
+                ["firmware flash (bytes)", emulation.flash_bytes],
+                ["firmware static RAM (bytes)", emulation.ram_bytes],
             ]
-        elif emulation:
-            sizes += [["emulator", emulation.get("not_emulated") or "not run"]]
+        else:
+            sizes += [["emulator", emulation.not_emulated or "not run"]]
         return {
-            "library": f"plain-C int8 runtime {manifest.get('mcuq_version', __version__)}, mcuq-c kernels",
+            "library": f"plain-C int8 runtime {manifest.mcuq_version or __version__}, mcuq-c kernels",
             "optimized_ops": [],
             "sizes": sizes,
             "sizes_title": "Plain-C runtime: measured sizes and speed",
@@ -271,20 +276,18 @@ class CBackend:
             "next to the weights), so per-channel Dense costs it no RAM: both arenas above are equal.",
         }
 
-    def summary_lines(self, manifest: dict[str, Any]) -> list[str]:
-        emulation = (manifest.get("c_runtime") or {}).get("emulation")
-        if not emulation:
-            return []
-        if not emulation.get("target"):
-            return [f"not emulated: {emulation.get('not_emulated')}"]
-        latency = latency_text(emulation)
+    def summary_lines(self, manifest: Manifest) -> list[str]:
+        emulation = manifest.section(CRuntimeSection).emulation
+        if not emulation.target:
+            return [f"not emulated: {emulation.not_emulated}"]
+        latency = emulation.latency_text
         return [
-            f"emulated: {emulation['target']}: self-test {'PASS' if emulation['passed'] else 'FAIL'}, "
-            f"{emulation['ticks']:,} {emulation['unit']} per inference" + (f"; latency {latency}" if latency else "")
+            f"emulated: {emulation.target}: self-test {'PASS' if emulation.passed else 'FAIL'}, "
+            f"{emulation.ticks or 0:,} {emulation.unit} per inference" + (f"; latency {latency}" if latency else "")
         ]
 
     @staticmethod
-    def _check_emulation(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> None:
+    def _check_emulation(report: ValidationReport, project: Path, manifest: Manifest) -> None:
         try:
             board = board_of_manifest(project, manifest)
         except MCUQError as exc:

@@ -20,6 +20,7 @@ from mcuq.backends.base import BackendPlan, DeployJob, FitReport, RenderedProjec
 from mcuq.backends.tflm.arena import ArenaPlan, plan_arena, plan_arena_from_library
 from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, measure_with_library
 from mcuq.backends.tflm.ops import TflmLibrary, add_method_name, check_library_rules, load_library, optimized_kernel_ops
+from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmSection
 from mcuq.boards import Board, list_boards
 from mcuq.checks.golden import golden_from_project
 from mcuq.checks.outcome import ValidationReport
@@ -28,6 +29,7 @@ from mcuq.common.errors import FitError, MCUQError, NativeCrashError, Unsupporte
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
 from mcuq.project.context import common_context
+from mcuq.project.manifest import Manifest
 from mcuq.project.render import c_byte_array, environment
 from mcuq.project.writer import MANIFEST
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
@@ -275,36 +277,30 @@ class TflmBackend:
                 fit = fit_report(info, board, arena, golden_bytes)
                 check_fit(info, board, arena, fit, golden_bytes)
                 tflm = TflmPlan(tflm.library, tflm.resolver, arena, fit)
-            check = {
-                "golden_from_library": True,
-                "library_sources": measured.source,
-                "arena_measured_on": measured.cpu_label,
-                "note": f"golden vectors computed by {measured.library} (x86-64 build); the library the board builds",
-            }
-            computed_by = f"{measured.library} (x86-64 build of the board's library)"
+            check = LibraryCheck(
+                golden_from_library=True,
+                library_sources=measured.source,
+                arena_measured_on=measured.cpu_label,
+                note=f"golden vectors computed by {measured.library} (x86-64 build); the library the board builds",
+            )
+            computed_by: str | None = f"{measured.library} (x86-64 build of the board's library)"
         else:
             with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
                 golden_out = run_tflm(info.raw, job.golden_in, tflm.arena.host_bytes, len(info.outputs)).outputs
-            check = {
-                "golden_from_library": False,
-                "library_sources": None,
-                "arena_measured_on": None,
-                "note": UNVERIFIED_NOTE.format(library=library.label),
-            }
+            check = LibraryCheck(
+                golden_from_library=False,
+                library_sources=None,
+                arena_measured_on=None,
+                note=UNVERIFIED_NOTE.format(library=library.label),
+            )
             computed_by = None
-        section = {
-            "library": {
-                "id": library.id,
-                "name": library.name,
-                "version": library.version,
-                "snapshot": library.snapshot,
-                "kernels": board.tflm["kernels"] if board.tflm else None,
-            },
-            "resolver": [{"op": e.op, "method": e.method, "count": e.count} for e in tflm.resolver],
-            "library_check": check,
-        }
-        if computed_by:
-            section["golden_computed_by"] = computed_by
+        section = TflmSection(
+            library=LibraryRecord(
+                library.id, library.name, library.version, library.snapshot, board.tflm["kernels"] if board.tflm else None
+            ),
+            resolver=[ResolverRecord(e.op, e.method, e.count) for e in tflm.resolver],
+            library_check=check,
+        )
         raw = info.raw
         context = {
             **common_context(job, golden_out),
@@ -321,7 +317,7 @@ class TflmBackend:
             "arena": {"target_bytes": tflm.arena.target_bytes, "how": tflm.arena.how, "in_psram": tflm.fit.arena_in_psram},
             "fit": tflm.fit.as_dict(),
         }
-        return BackendPlan(golden_out, tflm.arena, tflm.fit, section, context)
+        return BackendPlan(golden_out, tflm.arena, tflm.fit, section, context, golden_computed_by=computed_by)
 
     @staticmethod
     def _measure_with_library(job: DeployJob, console: Console) -> LibraryMeasurement | None:
@@ -365,7 +361,7 @@ class TflmBackend:
         return RenderedProject(files, users)
 
     def validate(
-        self, project: Path, manifest: dict[str, Any], report: ValidationReport, options: ValidateOptions, console: Console
+        self, project: Path, manifest: Manifest, report: ValidationReport, options: ValidateOptions, console: Console
     ) -> bytes | None:
         with console.step("validating on x86 TFLite Micro"):
             raw = self._check_model_bytes(report, project, manifest)
@@ -386,48 +382,44 @@ class TflmBackend:
     def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples, report: ValidationReport) -> None:
         """The TFLite Micro outputs are the reference itself: nothing more to compare."""
 
-    def report_section(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        library = manifest.get("library") or {}
-        kernels = library.get("kernels") or "reference"
-        check = manifest.get("library_check") or {}
-        note = f" ({check['note']})" if check.get("note") else ""
+    def report_section(self, manifest: Manifest) -> dict[str, Any]:
+        section = manifest.section(TflmSection)
+        library, check = section.library, section.library_check
+        kernels = library.kernels or "reference"
+        note = f" ({check.note})" if check.note else ""
         return {
-            "library": f"{library.get('name', '?')} {library.get('version', '?')}, {kernels} kernels{note}",
+            "library": f"{library.name} {library.version}, {kernels} kernels{note}",
             "optimized_ops": sorted(optimized_kernel_ops().get(kernels, frozenset())),
             "sizes": [],
             "per_channel_note": "TFLite Micro keeps a multiplier and a shift (two int32) per output channel of every "
             "per-channel FULLY_CONNECTED in the arena; per-tensor Dense needs none.",
         }
 
-    def summary_lines(self, manifest: dict[str, Any]) -> list[str]:
-        check = manifest.get("library_check") or {}
-        if not check:
-            return []
-        return [
-            f"library: {check['note']}" + (f"; arena measured on {check['arena_measured_on']}" if check.get("arena_measured_on") else "")
-        ]
+    def summary_lines(self, manifest: Manifest) -> list[str]:
+        check = manifest.section(TflmSection).library_check
+        return [f"library: {check.note}" + (f"; arena measured on {check.arena_measured_on}" if check.arena_measured_on else "")]
 
     @staticmethod
-    def _check_model_bytes(report: ValidationReport, project: Path, manifest: dict[str, Any]) -> bytes | None:
+    def _check_model_bytes(report: ValidationReport, project: Path, manifest: Manifest) -> bytes | None:
         path = project / INT8_MODEL_PATH
         raw = path.read_bytes() if path.is_file() else b""
-        expected = manifest["model"]
+        expected = manifest.model
         crc = f"{zlib.crc32(raw) & 0xFFFFFFFF:08x}"
-        ok = len(raw) == expected["bytes"] and crc == expected["crc32"] and hashlib.sha256(raw).hexdigest() == expected["sha256"]
+        ok = len(raw) == expected.bytes and crc == expected.crc32 and hashlib.sha256(raw).hexdigest() == expected.sha256
         detail = (
             f"{len(raw)} bytes, crc32 {crc} match {MANIFEST}"
             if ok
             else f"model checksum mismatch: {INT8_MODEL_PATH} holds {len(raw)} bytes crc32 {crc}, "
-            f"{MANIFEST} says {expected['bytes']} bytes crc32 {expected['crc32']}: the model file was modified or damaged; "
+            f"{MANIFEST} says {expected.bytes} bytes crc32 {expected.crc32}: the model file was modified or damaged; "
             "regenerate with 'mcuq deploy --force'"
         )
         report.add("model checksum", ok, detail)
         return raw if ok else None
 
     @staticmethod
-    def _check_golden(report: ValidationReport, project: Path, raw: bytes, manifest: dict[str, Any]) -> None:
+    def _check_golden(report: ValidationReport, project: Path, raw: bytes, manifest: Manifest) -> None:
         info = parse_model(raw, MODEL_SOURCE)
-        host_arena = int(manifest["arena"]["host_bytes"])
+        host_arena = int(manifest.arena["host_bytes"])
         try:
             golden_in, golden_out = golden_from_project(project, info, GOLDEN_SOURCE)
         except ValidationFailed as exc:
@@ -448,7 +440,7 @@ class TflmBackend:
                 report.add("x86 TFLite Micro run", False, str(exc))
             return
         report.add("arena", True, f"allocates and invokes with the host equivalent of the plan ({host_arena} B)")
-        from_library = bool((manifest.get("library_check") or {}).get("golden_from_library"))
+        from_library = manifest.section(TflmSection).library_check.golden_from_library
         for v, (got, want) in enumerate(zip(run.outputs, golden_out)):
             diffs = [float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) if g.size else 0.0 for g, w in zip(got, want)]
             worst = max(diffs, default=0.0)

@@ -22,12 +22,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mcuq.backends.tflm.section import TflmSection
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import SILENT, Console
 from mcuq.model.info import parse_model
 from mcuq.toolchains import tflm_build as tb
+
+if TYPE_CHECKING:
+    from mcuq.project.manifest import Manifest
 
 ARENA_LINE = re.compile(r"(?i)(\b\w*arena\w*\s*=\s*|#define\s+\w*arena\w*\s+)(\d+)")
 PROBE_CEILING = 4 * 1024 * 1024 - 256 * 1024  # below qemu's 4 MB RAM, stack and firmware
@@ -67,8 +71,8 @@ class BuildOutcome:
         return next((r for r in self.runs if r.cpu == cpu), None)
 
 
-def declared_arena(project: Path, manifest: dict[str, Any]) -> int:
-    return int(manifest["arena"]["target_bytes"])
+def declared_arena(project: Path, manifest: Manifest) -> int:
+    return int(manifest.arena["target_bytes"])
 
 
 def _copy_with_arena(project: Path, declared: int, arena: int, into: Path) -> Path:
@@ -123,18 +127,18 @@ def _board_core(board_id: str) -> str | None:
 
 
 def build_and_check(
-    project: Path, manifest: dict[str, Any], raw: bytes, source: str | None = None, console: Console = SILENT, emulate: bool = True
+    project: Path, manifest: Manifest, raw: bytes, source: str | None = None, console: Console = SILENT, emulate: bool = True
 ) -> BuildOutcome:
     """Build the project against its library for the host (and its Cortex-M in qemu); raises
     tb.BuildError when the library is missing or a file does not compile."""
     info = parse_model(raw, "the project's model")
     ops = info.op_names
-    library_id = manifest["library"]["id"]
+    library_id = manifest.section(TflmSection).library.id
     tree = tb.find_library_tree(library_id, project, Path(source) if source else None)
     declared = declared_arena(project, manifest)
     outcome = BuildOutcome(f"{tree.library.name} {tree.version}", declared)
     ceiling = min(max(declared * 4, 256 * 1024), PROBE_CEILING)
-    cpu_name = tb.board_cpu(str(manifest["board"].get("mcu", "")), _board_core(str(manifest["board"].get("id", ""))))
+    cpu_name = tb.board_cpu(manifest.board.mcu, _board_core(manifest.board.id))
     cpu = tb.CPUS.get(cpu_name or "")
     target_min = None
     if cpu is not None and emulate and not tb.missing_tools(cpu):
@@ -164,7 +168,7 @@ def build_and_check(
             )
         )
     elif cpu is None:
-        outcome.note = f"{manifest['board'].get('architecture', '?')}: no emulator for this CPU here; host build only"
+        outcome.note = f"{manifest.board.architecture}: no emulator for this CPU here; host build only"
     else:
         missing = ", ".join(tb.missing_tools(cpu)) if emulate else "skipped"
         outcome.note = f"{cpu.name}: not run in qemu ({missing}); host build only"
@@ -173,7 +177,7 @@ def build_and_check(
         if target_min is not None:
             extra, why = host_min - target_min, "measured 64-bit minus 32-bit minimum"
         else:
-            extra = int(manifest["arena"].get("host_bytes", declared)) - declared
+            extra = int(manifest.arena["host_bytes"]) - declared
             why = "64-bit struct estimate"
         host_arena = declared + max(extra, 0)
         with tempfile.TemporaryDirectory(prefix="mcuq-hostcopy-") as tmp:
@@ -201,7 +205,7 @@ def build_and_check(
 
 
 def add_build_checks(
-    report: ValidationReport, project: Path, manifest: dict[str, Any], raw: bytes, source: str | None, console: Console
+    report: ValidationReport, project: Path, manifest: Manifest, raw: bytes, source: str | None, console: Console
 ) -> BuildOutcome | None:
     """Run :func:`build_and_check` and record one check per build in ``report``."""
     try:

@@ -1,0 +1,51 @@
+"""The plain-C runtime's typed part of ``mcuq.lock.json`` (under the key ``c_runtime``).
+
+Kept apart from ``backend.py`` and free of mcuq imports so that the manifest can read it
+(``mcuq.project.manifest``, through the registry in ``mcuq.backends.base``) without loading
+the backend. ``validate`` and the report read these fields, never keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class EmulationRecord:
+    """The deploy-time self-test on the board's CPU in an emulator; ``target`` None: not run,
+    and ``not_emulated`` says why."""
+
+    target: str | None
+    passed: bool | None = None
+    ticks: int | None = None
+    unit: str | None = None
+    flash_bytes: int | None = None
+    ram_bytes: int | None = None
+    clock_mhz: int | None = None
+    latency_ms: float | None = None
+    latency_note: str | None = None
+    not_emulated: str | None = None
+
+    @property
+    def latency_text(self) -> str:
+        """The emulator's latency estimate in words ('' when there is none)."""
+        if self.latency_ms is None:
+            return ""
+        basis = "cycles" if self.unit == "cycles" else "instructions counted as one cycle each"
+        return f"{self.latency_ms:.3g} ms at {self.clock_mhz} MHz (emulator estimate: {basis})"
+
+
+@dataclass(frozen=True)
+class CRuntimeSection:
+    KEY: ClassVar[str] = "c_runtime"
+
+    arena_bytes: int  # the one static activation buffer
+    lower_bound_bytes: int  # liveness lower bound of any plan
+    tflm_host_min_bytes: int  # what x86 TFLite Micro needs for the same model (validate runs it)
+    flash_constant_bytes: int
+    int8_reference: str  # the model file validate checks, relative to the project
+    emulation: EmulationRecord
+
+
+SECTION = CRuntimeSection
