@@ -30,7 +30,7 @@ from mcuq.frontend.converter import QuantizedModel, QuantizeOptions, quantize
 from mcuq.frontend.tf import tensorflow_version
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model, quantize_array
 from mcuq.project.api import check_labels, load_labels, model_prefix
-from mcuq.project.manifest import BoardRecord, GoldenRecord, Manifest, ModelRecord, project_relative
+from mcuq.project.manifest import BoardRecord, GoldenRecord, Manifest, ModelRecord, file_sha256, project_relative
 from mcuq.project.writer import WriteResult, check_output_dir, mark_validated, sha256_bytes, write_project
 from mcuq.reference.host_tflm import tflm_version
 
@@ -315,6 +315,7 @@ def build_manifest(job: DeployJob, runtime: str, plan: BackendPlan, request: Dep
         **q.manifest_entry(),
         "source": project_relative(q.source, out_dir),
         "calibration": _relative_source(q.calibration_source, out_dir),
+        "calibration_sha256": file_sha256(q.calibration_source),
     }
     model = ModelRecord(
         name=job.name,
@@ -328,6 +329,7 @@ def build_manifest(job: DeployJob, runtime: str, plan: BackendPlan, request: Dep
         tensor_count=len(info.tensors),
         macs=info.total_macs,
         float_reference=FLOAT_MODEL_PATH if q.float_tflite is not None else None,
+        source_sha256=file_sha256(q.source),
     )
     return Manifest(
         mcuq_version=__version__,
@@ -343,6 +345,7 @@ def build_manifest(job: DeployJob, runtime: str, plan: BackendPlan, request: Dep
         arena=plan.arena.as_dict(),
         fit=plan.fit.as_dict(),
         runtime_section=plan.section,
+        validation_data_sha256=file_sha256(request.data),
     )
 
 
@@ -350,12 +353,12 @@ def _board_file(board: Board, out_dir: Path) -> str:
     shipped = boards_dir()
     try:
         return f"mcuq:boards/{Path(board.path).resolve().relative_to(shipped.resolve()).as_posix()}"
-    except ValueError:
+    except ValueError:  # a user's board file: identified by its name and the sha256 beside it
         return project_relative(board.path, out_dir) or str(board.path)
 
 
 def _relative_source(source: str, out_dir: Path) -> str:
-    """A data source description with its path made relative to the project ('random' kept)."""
+    """A data source description with its path as ``project_relative`` names it ('random' kept)."""
     relative = project_relative(source, out_dir) if source and Path(source).exists() else None
     return relative or source
 

@@ -21,7 +21,7 @@ from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError
 from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
 from mcuq.model.info import ModelInfo, parse_model
-from mcuq.project.manifest import MANIFEST, Manifest, resolve_from_project
+from mcuq.project.manifest import MANIFEST, Manifest, project_relative, resolve_from_project
 from mcuq.project.manifest import read_manifest as load_manifest
 from mcuq.project.writer import inside_project, sha256_file
 
@@ -168,6 +168,10 @@ def _write_reports(
     section = backend.report_section(manifest)
     optimized = set(section["optimized_ops"])
     data = report.as_dict()
+    # The reports live in the project: they name it and the data like the manifest does, without the host's folders.
+    data["project"] = project.resolve().name
+    if data["metrics"].get("source"):
+        data["metrics"] = {**data["metrics"], "source": project_relative(data["metrics"]["source"], project)}
     q = manifest.quantization
     data["summary"] = {
         "model": manifest.model.name,

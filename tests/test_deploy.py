@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from mcuq.checks.golden import golden_from_project
 from mcuq.common.errors import BoardError, FitError, MCUQError, OutputDirError, UnsupportedOpError
 from mcuq.deploy import DeployRequest, deploy
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
+from mcuq.validate import validate_project
 
 BOARDS_32 = [b.id for b in list_boards() if b.word_size == 32]
 BOARDS_8 = [b.id for b in list_boards() if b.word_size == 8]
@@ -413,5 +415,42 @@ def test_regenerating_an_unchanged_model_is_byte_identical(tmp_path, sine_tflite
     text = b"".join(after[rel] for rel in [*manifest["files"], "mcuq.lock.json"] if not rel.endswith(".tflite"))
     for absolute in (str(tmp_path), str(ROOT)):  # (a relative path may pass through ROOT's folders, never start at /)
         assert f" {absolute}".encode() not in text and f'"{absolute}'.encode() not in text, f"{absolute} leaked"
-    assert manifest["schema_version"] == 3 and manifest["validation_data"].endswith("examples/sine/val.npz")
-    assert not Path(manifest["validation_data"]).is_absolute()
+    assert manifest["schema_version"] == 3 and manifest["validation_data"] == "val.npz"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_paths_are_project_relative_inside_and_a_name_with_sha256_outside(tmp_path, sine_int8):
+    """The project sits deeper than its inputs: nothing it records may say '../..' or name the
+    folders above it; a file inside the project is named relative to it."""
+    inputs = tmp_path / "secret_inputs"
+    inputs.mkdir()
+    model = inputs / "sine_q.tflite"
+    model.write_bytes(sine_int8.tflite)
+    data = inputs / "val_data.npz"
+    shutil.copy(SINE / "val.npz", data)
+    board = inputs / "my_board.toml"
+    board.write_text((ROOT / "boards" / "nano33ble.toml").read_text().replace('id = "nano33ble"', 'id = "myboard"'))
+    out = tmp_path / "deep" / "er" / "proj"
+    result = deploy(DeployRequest(model=str(model), board_file=str(board), out=str(out), data=str(data)))
+    assert result.ok
+    manifest = result.manifest
+    assert (manifest["model"]["source"], manifest["model"]["source_sha256"]) == ("sine_q.tflite", _sha256(model))
+    assert (manifest["validation_data"], manifest["validation_data_sha256"]) == ("val_data.npz", _sha256(data))
+    assert (manifest["board"]["file"], manifest["board"]["sha256"]) == ("my_board.toml", _sha256(board))
+    assert manifest["golden"]["source"] == "validation data val_data.npz"
+    texts = [(out / rel).read_bytes() for rel in [*manifest["files"], "mcuq.lock.json", "report.json"] if not rel.endswith(".tflite")]
+    for leak in (b"../", b"secret_inputs", tmp_path.name.encode(), b"deep/er"):
+        assert not any(leak in t for t in texts), f"{leak!r} leaked into the project"
+    # A file inside the project is named relative to it (regeneration with --force).
+    (out / "data").mkdir()
+    shutil.copy(data, out / "data" / "val.npz")
+    result = deploy(DeployRequest(model=str(model), board_file=str(board), out=str(out), data=str(out / "data" / "val.npz"), force=True))
+    assert result.manifest["validation_data"] == "data/val.npz" and result.manifest["golden"]["source"] == "validation data data/val.npz"
+    # validate finds it again from the project alone, from any working folder
+    report = validate_project(out)
+    assert report.passed and report.metrics.get("samples")

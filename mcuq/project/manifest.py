@@ -5,10 +5,11 @@ it regenerates), so the two cannot drift apart. Why it looks like this:
 
 * ``schema_version`` says which layout a file has; a missing, older or malformed manifest is a
   one-line error, never a ``KeyError`` deep inside validation.
-* Nothing host-specific or time-dependent is recorded: no timestamps, and every path (model,
-  calibration and validation data, board file) is relative to the project folder, so a project
-  committed to git does not change when it is regenerated from the same model, and does not
-  leak the author's directory layout.
+* Nothing host-specific or time-dependent is recorded: no timestamps, and a path (model,
+  calibration and validation data, board file, library sources) is relative to the project
+  when the file lies inside it, else the file's name only with its sha256 (``project_relative``,
+  ``file_sha256``), so a project committed to git does not change when it is regenerated from
+  the same model or moved, and does not leak the author's directory layout.
 * ``files`` maps every generated file to its sha256: ``validate`` proves the project is exactly
   what mcuq wrote before it runs anything, and ``deploy --force`` replaces only files that
   still match.
@@ -21,8 +22,8 @@ it regenerates), so the two cannot drift apart. Why it looks like this:
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import types
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -132,20 +133,37 @@ def load_record(cls: type[T], data: Any, key: str, **given: Any) -> T:
 
 
 def project_relative(path: str | Path | None, project: Path) -> str | None:
-    """``path`` relative to the project folder (POSIX separators); special values kept as is."""
+    """How a file deploy read is named in the project's files and manifest.
+
+    Inside the project: relative to it (POSIX separators). Outside: its name only, never
+    ``../..``, which would leak the author's folder layout and change with where the project
+    sits; :func:`file_sha256` identifies the file instead. 'random' and module:function kept."""
     if path is None:
         return None
     text = str(path)
     if text == "random" or (":" in text and not Path(text).exists()):
         return text  # 'random' and module:function are not paths
-    try:
-        return Path(os.path.relpath(Path(text).resolve(), project.resolve())).as_posix()
-    except ValueError:  # another drive on Windows
-        return Path(text).name
+    resolved, root = Path(text).resolve(), project.resolve()
+    if resolved == root or root in resolved.parents:
+        return resolved.relative_to(root).as_posix()
+    return resolved.name
+
+
+def file_sha256(path: str | Path | None) -> str | None:
+    """sha256 of a file deploy read (what identifies it when only its name is recorded);
+    None for a folder (SavedModel), a missing path or a special value."""
+    if path is None or not Path(path).is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def resolve_from_project(path: str | None, project: Path) -> str | None:
-    """Inverse of ``project_relative``: a recorded path as usable from the current folder."""
+    """A recorded path as usable from the current folder (a file recorded by name only is looked
+    for in the project folder; the caller treats a missing file as moved away)."""
     if path is None or path == "random" or (":" in path and not (project / path).exists()):
         return path
     return str(project / path)
@@ -154,7 +172,7 @@ def resolve_from_project(path: str | None, project: Path) -> str | None:
 @dataclass(frozen=True)
 class BoardRecord:
     id: str
-    file: str  # relative to the project (a user's board file) or 'mcuq:boards/<id>.toml'
+    file: str  # 'mcuq:boards/<id>.toml', or a user's board file (see project_relative)
     sha256: str
     architecture: str
     mcu: str
@@ -163,7 +181,7 @@ class BoardRecord:
 @dataclass(frozen=True)
 class ModelRecord:
     name: str
-    source: str | None  # relative to the project
+    source: str | None  # see project_relative
     source_kind: str
     bytes: int
     crc32: str
@@ -174,6 +192,7 @@ class ModelRecord:
     macs: int
     float_reference: str | None = None
     int8_reference: str | None = None
+    source_sha256: str | None = None  # of the model file deploy read (None: a SavedModel folder)
 
 
 @dataclass(frozen=True)
@@ -196,7 +215,7 @@ class Manifest:
     model: ModelRecord
     quantization: dict[str, Any]
     golden: GoldenRecord
-    validation_data: str | None
+    validation_data: str | None  # see project_relative
     arena: dict[str, Any]
     fit: dict[str, Any]
     # The backend's typed part (its SECTION dataclass), stored under SECTION.KEY
@@ -207,6 +226,7 @@ class Manifest:
     api: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     user_files: list[str] = field(default_factory=list)
+    validation_data_sha256: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     def section(self, cls: type[T]) -> T:

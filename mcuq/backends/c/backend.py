@@ -79,8 +79,18 @@ def board_of_manifest(project: Path, manifest: Manifest) -> Board:
     try:
         return get_board(record.id)
     except MCUQError:
-        path = Path(record.file)
-        return load_board_file(path if path.is_absolute() else project / path)
+        path = project / record.file  # a board file outside the project is recorded by name (and sha256) only
+        if not path.is_file():
+            raise MCUQError(
+                f"board '{record.id}' is not shipped with mcuq and its file {record.file} (sha256 {record.sha256[:12]}...) "
+                f"is not in {project}: copy it there to emulate"
+            ) from None
+        board = load_board_file(path)
+        if board.sha256 != record.sha256:
+            raise MCUQError(
+                f"{path}: differs from the board file the project was generated for; regenerate with 'mcuq deploy --force'"
+            ) from None
+        return board
 
 
 def project_sources(project: Path) -> dict[str, str]:

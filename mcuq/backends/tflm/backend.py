@@ -29,7 +29,7 @@ from mcuq.common.errors import FitError, MCUQError, NativeCrashError, Unsupporte
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
 from mcuq.project.context import common_context
-from mcuq.project.manifest import Manifest
+from mcuq.project.manifest import Manifest, project_relative
 from mcuq.project.render import c_byte_array, environment
 from mcuq.project.writer import MANIFEST
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
@@ -279,7 +279,8 @@ class TflmBackend:
                 tflm = TflmPlan(tflm.library, tflm.resolver, arena, fit)
             check = LibraryCheck(
                 golden_from_library=True,
-                library_sources=measured.source,
+                # .pio/libdeps inside the project: relative; --tflm-source elsewhere: its folder name only
+                library_sources=project_relative(measured.source, job.out_dir or Path(measured.source).parent),
                 arena_measured_on=measured.cpu_label,
                 note=f"golden vectors computed by {measured.library} (x86-64 build); the library the board builds",
             )
