@@ -3,6 +3,7 @@ a per-model prefix, status codes instead of crashes, labels and argmax."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -140,3 +141,56 @@ def test_two_generated_models_link_into_one_host_binary(api_projects, tmp_path):
     assert run.stdout.count("selftest PASS") == 2
     value = float(run.stdout.split("sin(1)=")[1].split()[0])
     assert abs(value - 0.841) < 0.15
+
+
+TFLM_DRIVER = r"""
+#include <stdio.h>
+#include "hand_model.h"
+#include "wave_model.h"
+
+int main() {
+  /* Two TFLite Micro interpreters in one program, each with its own arena and resolver. */
+  if (hand_invoke() != MCUQ_ERR_NOT_INITIALIZED || wave_input(0) != NULL) return 10;
+  if (hand_init() != MCUQ_OK || wave_init() != MCUQ_OK) return 11;
+  /* Each self-test checks its own golden vectors bit for bit; hand runs again after wave
+     to show that the second interpreter did not disturb the first. */
+  if (hand_selftest() != MCUQ_OK) return 12;
+  if (wave_selftest() != MCUQ_OK) return 13;
+  if (hand_selftest() != MCUQ_OK) return 14;
+  printf("two TFLite Micro models PASS\n");
+  return 0;
+}
+"""
+
+
+def test_two_tflm_models_link_into_one_host_binary(digits_tflite, sine_tflite, tmp_path):
+    """Two TFLite Micro projects (--name hand, --name wave), their src/ compiled as they are
+    and linked with one x86 build of the board's library; both run and pass their golden vectors."""
+    from mcuq.toolchains import tflm_build as tb
+
+    need("g++")
+    if not TFLM_LIB.is_dir():
+        pytest.skip(f"TFLite Micro sources not found at {TFLM_LIB} (../shared/tflm-libs)")
+    projects, ops = {}, set()
+    for name, model in (("hand", digits_tflite), ("wave", sine_tflite)):
+        # A roomy arena: the declared one is sized for the 32-bit ESP32, this build is x86-64.
+        result = deploy(DeployRequest(model=str(model), board="esp32", name=name, out=str(tmp_path / name), arena_size=32 * 1024))
+        assert result.ok, [c for c in result.validation.checks if not c.passed]
+        projects[name] = tmp_path / name / "src"
+        ops |= set(result.lock.model.ops)
+    assert (projects["hand"] / "mcuq_model.cpp").is_file() and (projects["wave"] / "mcuq_model.cpp").is_file()
+    tree = tb.find_library_tree("esp-tflite-micro", None, TFLM_LIB.parent)
+    units = [([p for p in tb.project_sources(src.parent) if p.name not in ("main.cpp", "app.cpp")], [src]) for src in projects.values()]
+    driver = tmp_path / "driver" / "main.cpp"
+    driver.parent.mkdir()
+    driver.write_text(TFLM_DRIVER)
+    units.append(([driver], list(projects.values())))
+    fw = tb.build_units(units, tree, tb.HOST, sorted(ops))
+    try:
+        run = tb.run_firmware(fw)
+    finally:
+        fw.close()
+    assert run.returncode == 0, f"exit {run.returncode}: {run.log[-2000:]}"
+    assert run.log.count("mcuq: selftest PASS") == 3 and "FAIL" not in run.log, run.log
+    assert len(re.findall(r"mcuq: golden \d+ PASS max_abs_diff=0\b", run.log)) == 12, run.log
+    assert "two TFLite Micro models PASS" in run.log

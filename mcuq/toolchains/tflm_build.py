@@ -600,14 +600,25 @@ def build_project(project: Path, tree: LibraryTree, cpu: Cpu, ops: Iterable[str]
     sources = project_sources(project)
     if not sources:
         raise BuildError(f"{project / 'src'}: no source files to build")
+    main = shim_dir() / ("main_espidf.cpp" if tree.framework_kind == "espidf" else "main_arduino.cpp")
+    return build_units([([*sources, main], [project / "src"])], tree, cpu, ops)
+
+
+def build_units(units: Sequence[tuple[Sequence[Path], Sequence[Path]]], tree: LibraryTree, cpu: Cpu, ops: Iterable[str]) -> Firmware:
+    """Compile each unit (its sources, with its own include folders after the shim's and before
+    the library's), add the platform shim, link against the library for ``cpu``. One unit per
+    generated project: that is how several projects (each with its own ``--name`` prefix and
+    same-named files) link into one program."""
     ops = list(ops)
     library_objects(tree, cpu, ops)  # fill the cache first (a library error is reported as such)
     work = tempfile.TemporaryDirectory(prefix=f"mcuq-build-{cpu.name}-")
     folder = Path(work.name)
     try:
-        main = shim_dir() / ("main_espidf.cpp" if tree.framework_kind == "espidf" else "main_arduino.cpp")
-        includes = (shim_dir(), project / "src", *tree.include_dirs)
-        objects = _compile_local(cpu, [*sources, main, *_platform_sources(cpu)], includes, tree.defines, folder)
+        objects: list[Path] = []
+        for n, (sources, includes) in enumerate([*units, (_platform_sources(cpu), [])]):
+            unit = folder / f"unit{n}"
+            unit.mkdir()
+            objects += _compile_local(cpu, list(sources), (shim_dir(), *includes, *tree.include_dirs), tree.defines, unit)
         elf = _link_with_library(cpu, objects, tree, ops, (), folder, folder / "firmware.elf")
         flash, ram = (0, 0) if cpu.is_host else elf_size(cpu, elf)
     except BaseException:
