@@ -188,7 +188,8 @@ class Backend(Protocol):
         ...
 
     def plan(self, job: DeployJob, console: Console) -> BackendPlan:
-        """Check ops, plan memory, compute golden outputs, build/emulate where possible, check the fit."""
+        """Check ops, plan memory, compute golden outputs, build/emulate where possible, check the fit;
+        the plan carries the whole template context, so ``render`` recomputes nothing."""
         ...
 
     def render(self, job: DeployJob, plan: BackendPlan) -> RenderedProject:
