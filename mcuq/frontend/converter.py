@@ -108,7 +108,7 @@ class QuantizedModel:
 
 def quantize(
     model: str | Path,
-    calibration: str | None,
+    calibration: str | Path | None,
     output: str | Path | None = None,
     options: QuantizeOptions | None = None,
     console: Console = SILENT,
@@ -116,6 +116,8 @@ def quantize(
 ) -> QuantizedModel:
     """Quantize ``model`` to full int8 (or check a .tflite that already is) and optionally write it."""
     options = options or QuantizeOptions()
+    if isinstance(calibration, Path):  # the child process takes a spec string (file, folder, module:function)
+        calibration = str(calibration)
     options.validate()
     if output is not None:
         _check_output(Path(output), force)

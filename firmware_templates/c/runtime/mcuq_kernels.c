@@ -172,6 +172,174 @@ int32_t mcuq_rdivpot(int32_t x, int exponent) {
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+#if defined(__AVR__)
+/* mbqm(x, *mult, shift) saturated to int16, for |x| < 2^23 (nearly every accumulator on AVR:
+ * a few hundred int8 products), shift <= 0 and a multiplier in [0, 2^31) read from flash.
+ * srdhm: a signed 24 x unsigned 32-bit product by columns (12 MUL/MULSU; a 3-byte accumulator
+ * whose low byte leaves each column), + 2^30, bits 31..54. Only call-clobbered registers, so
+ * the caller saves nothing. */
+static inline int16_t mbqm_avr24(int32_t x, const int32_t* mult, int8_t shift) {
+  register int32_t r __asm__("r22") = x;
+  const int32_t* z = mult;
+  __asm__(
+      "lpm  r18, Z+\n\t" /* m0..m3 */
+      "lpm  r19, Z+\n\t"
+      "lpm  r20, Z+\n\t"
+      "lpm  r21, Z\n\t"
+      "clr  r30\n\t" /* zero */
+      "mov  r26, r22\n\t" /* x0 */
+      "mov  r27, r23\n\t" /* x1 */
+      "mov  r22, r24\n\t" /* x2 (signed; MULSU needs r16..r23) */
+      /* column 0: acc = r23 r24 r25 */
+      "mul  r26, r18\n\t"
+      "mov  r24, r1\n\t"
+      "clr  r25\n\t"
+      /* column 1: acc = r24 r25 r23 */
+      "clr  r23\n\t"
+      "mul  r26, r19\n\t"
+      "add  r24, r0\n\t"
+      "adc  r25, r1\n\t"
+      "adc  r23, r30\n\t"
+      "mul  r27, r18\n\t"
+      "add  r24, r0\n\t"
+      "adc  r25, r1\n\t"
+      "adc  r23, r30\n\t"
+      /* column 2: acc = r25 r23 r24 */
+      "clr  r24\n\t"
+      "mul  r26, r20\n\t"
+      "add  r25, r0\n\t"
+      "adc  r23, r1\n\t"
+      "adc  r24, r30\n\t"
+      "mul  r27, r19\n\t"
+      "add  r25, r0\n\t"
+      "adc  r23, r1\n\t"
+      "adc  r24, r30\n\t"
+      "mulsu r22, r18\n\t"
+      "sbc  r31, r31\n\t" /* sign extension of the signed product (C = its bit 15) */
+      "add  r25, r0\n\t"
+      "adc  r23, r1\n\t"
+      "adc  r24, r31\n\t"
+      /* column 3: acc = r23 r24 r25 */
+      "mov  r25, r24\n\t"
+      "lsl  r25\n\t"
+      "sbc  r25, r25\n\t"
+      "mul  r26, r21\n\t"
+      "add  r23, r0\n\t"
+      "adc  r24, r1\n\t"
+      "adc  r25, r30\n\t"
+      "mul  r27, r20\n\t"
+      "add  r23, r0\n\t"
+      "adc  r24, r1\n\t"
+      "adc  r25, r30\n\t"
+      "mulsu r22, r19\n\t"
+      "sbc  r31, r31\n\t"
+      "add  r23, r0\n\t"
+      "adc  r24, r1\n\t"
+      "adc  r25, r31\n\t"
+      "ldi  r31, 0x40\n\t" /* + 2^30 */
+      "add  r23, r31\n\t"
+      "adc  r24, r30\n\t"
+      "adc  r25, r30\n\t"
+      "bst  r23, 7\n\t" /* bit 31 */
+      /* column 4: acc = r24 r25 r23 */
+      "mov  r23, r25\n\t"
+      "lsl  r23\n\t"
+      "sbc  r23, r23\n\t"
+      "mul  r27, r21\n\t"
+      "add  r24, r0\n\t"
+      "adc  r25, r1\n\t"
+      "adc  r23, r30\n\t"
+      "mulsu r22, r20\n\t"
+      "sbc  r31, r31\n\t"
+      "add  r24, r0\n\t"
+      "adc  r25, r1\n\t"
+      "adc  r23, r31\n\t"
+      /* column 5: acc = r25 r23 r26; byte 4 stays in r24 */
+      "mov  r26, r23\n\t"
+      "lsl  r26\n\t"
+      "sbc  r26, r26\n\t"
+      "mulsu r22, r21\n\t"
+      "sbc  r31, r31\n\t"
+      "add  r25, r0\n\t"
+      "adc  r23, r1\n\t"
+      "adc  r26, r31\n\t"
+      "clr  r1\n\t"
+      /* bytes 4..7 = r24 r25 r23 r26; result = bits 31..62 into r22..r25 */
+      "lsl  r24\n\t"
+      "rol  r25\n\t"
+      "rol  r23\n\t"
+      "rol  r26\n\t"
+      "bld  r24, 0\n\t"
+      "mov  r22, r24\n\t"
+      "mov  r24, r23\n\t"
+      "mov  r23, r25\n\t"
+      /* r = r24:r23:r22 (|r| < 2^23). Rounding divide by 2^E, E = -shift: r - [r < 0], whole
+       * bytes while E > 8, then (t * 2^(8-E) + 128) >> 8 with 2^(8-E) built by bit tests. */
+      "mov  r27, %[s]\n\t"
+      "neg  r27\n\t"
+      "breq 8f\n\t"
+      "sbrs r24, 7\n\t"
+      "rjmp 2f\n\t"
+      "subi r22, 1\n\t"
+      "sbci r23, 0\n\t"
+      "sbci r24, 0\n\t"
+      "2:\n\t"
+      "cpi  r27, 9\n\t"
+      "brlo 3f\n\t"
+      "mov  r22, r23\n\t"
+      "mov  r23, r24\n\t"
+      "lsl  r24\n\t"
+      "sbc  r24, r24\n\t"
+      "subi r27, 8\n\t"
+      "rjmp 2b\n\t"
+      "3:\n\t"
+      "ldi  r31, 8\n\t"
+      "sub  r31, r27\n\t"
+      "ldi  r18, 1\n\t"
+      "sbrc r31, 1\n\t"
+      "ldi  r18, 4\n\t"
+      "sbrc r31, 2\n\t"
+      "swap r18\n\t"
+      "sbrc r31, 0\n\t"
+      "lsl  r18\n\t"
+      "mov  r21, r24\n\t"
+      "mul  r22, r18\n\t"
+      "mov  r20, r1\n\t"
+      "lsl  r0\n\t"
+      "adc  r20, r30\n\t"
+      "mov  r19, r30\n\t"
+      "adc  r19, r30\n\t"
+      "mul  r23, r18\n\t"
+      "add  r20, r0\n\t"
+      "adc  r19, r1\n\t"
+      "mulsu r21, r18\n\t"
+      "mov  r22, r20\n\t"
+      "add  r19, r0\n\t"
+      "mov  r23, r19\n\t"
+      "adc  r1, r30\n\t"
+      "mov  r24, r1\n\t"
+      "clr  r1\n\t"
+      /* saturate to int16 in r23:r22 */
+      "8:\n\t"
+      "mov  r26, r23\n\t"
+      "lsl  r26\n\t"
+      "sbc  r26, r26\n\t"
+      "cp   r24, r26\n\t"
+      "breq 9f\n\t"
+      "ldi  r22, 0xFF\n\t"
+      "ldi  r23, 0x7F\n\t"
+      "sbrs r24, 7\n\t"
+      "rjmp 9f\n\t"
+      "ldi  r22, 0x00\n\t"
+      "ldi  r23, 0x80\n\t"
+      "9:\n\t"
+      : "+r"(r), "+z"(z)
+      : [s] "r"(shift)
+      : "r0", "r18", "r19", "r20", "r21", "r26", "r27", "cc");
+  return (int16_t)(uint16_t)(uint32_t)r;
+}
+#endif
+
 /* tflite::MultiplyByQuantizedMultiplier (double rounding, TFLM's default build). The
  * multiplier is positive, so srdhm never returns INT32_MIN and RoundingDivideByPOT (round half
  * away from zero) is floor((floor((x - [x < 0]) / 2^(e-1)) + 1) / 2): two shifts, no masks. */
@@ -279,7 +447,12 @@ static int32_t dot1_simd(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t a)
 
 /* One channel over n sequential weights and inputs (the AVR path reads the weights with
  * sequential `lpm Z+` and keeps the product in the 8x8 hardware multiplier). */
-static int32_t dot1(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t acc) {
+#if defined(__AVR__)
+__attribute__((always_inline)) static inline
+#else
+static
+#endif
+int32_t dot1(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t acc) {
 #if defined(__AVR__)
   while (n > 0) {
     uint8_t count = n > 255 ? 255 : (uint8_t)n, wv, xv;
@@ -311,6 +484,16 @@ static int32_t dot1(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t acc) {
 #endif
 #endif
 }
+
+#if defined(__AVR__)
+/* acc[k] = bias[k] + channel k's n weights (sequential from w) times x, for count channels;
+ * returns the weights after them. Out of line with few live values: the loop stays in registers. */
+__attribute__((noinline)) static const int8_t* dot_group_avr(const int8_t* w, const int8_t* x, mcuq_sz n, const int32_t* bias,
+                                                             uint8_t count, int32_t* acc) {
+  for (; count > 0; --count, w += n, ++bias) *acc++ = dot1(w, x, n, MCUQ_RD_I32(bias));
+  return w;
+}
+#endif
 
 /* acc[0..nb) += one segment of n inputs against nb channels in the block layout; returns the
  * weights after the segment. */
@@ -376,10 +559,48 @@ static const int8_t* border_row(const int8_t* w, const int8_t* in_row, mcuq_sz x
 }
 
 /* TFLite's MultiplyByQuantizedMultiplier + output offset + activation clamp. */
+#if defined(__AVR__)
+/* One out-of-line copy taking the layer's (out_zp, act_min, act_max) by address (three int16s
+ * in both parameter structs): few argument registers, no call-saved spills. Accumulators
+ * within +-2^23 with a right shift (nearly all) take srdhm_avr24 and a 24-bit rounding shift. */
+/* v + out_zp clamped to [act_min, act_max] (oq = {out_zp, act_min, act_max}, int8 values):
+ * v is clamped to the bounds minus the zero point first, so the sum cannot overflow int16. */
+static int8_t clamp_out16(int16_t v, const int16_t* oq) {
+  const int16_t lo = oq[1] - oq[0], hi = oq[2] - oq[0];
+  if (v < lo) v = lo;
+  if (v > hi) v = hi;
+  return (int8_t)(v + oq[0]);
+}
+
+static int8_t clamp_out(int32_t r, const int16_t* oq) { return clamp_out16(r > 32767 ? 32767 : r < -32768 ? -32768 : (int16_t)r, oq); }
+
+/* Left shifts and accumulators beyond +-2^23: the general 32-bit path. */
+__attribute__((noinline)) static int8_t requantize_wide(int32_t acc, const int32_t* mult, int8_t s, const int16_t* oq) {
+  return clamp_out(mbqm(acc, MCUQ_RD_I32(mult), s), oq);
+}
+
+__attribute__((noinline)) static int8_t requantize_avr(int32_t acc, const int32_t* mult, const int8_t* shift, const int16_t* oq) {
+  const int8_t s = MCUQ_RD_I8(shift);
+  const int8_t b2 = (int8_t)((uint32_t)acc >> 16), b3 = (int8_t)((uint32_t)acc >> 24);
+  if (s > 0 || b3 != (b2 >> 7)) return requantize_wide(acc, mult, s, oq);
+  return clamp_out16(mbqm_avr24(acc, mult, s), oq);
+}
+#define MCUQ_REQUANT(acc, p, q) requantize_avr((acc), (p)->mult + (q), (p)->shift + (q), &(p)->out_zp)
+
+#define MCUQ_AVR_GROUP 8 /* channels accumulated before their requantization (32 B of stack) */
+
+/* acc[0..n) -> out[0..n): one requantization loop with few live values. */
+__attribute__((noinline)) static void requantize_group_avr(const int32_t* acc, uint8_t n, const int32_t* mult, const int8_t* shift,
+                                                           const int16_t* oq, int8_t* out) {
+  for (; n > 0; --n) *out++ = requantize_avr(*acc++, mult++, shift++, oq);
+}
+#else
 MCUQ_HOT int8_t requantize(int32_t acc, const int32_t* mult, const int8_t* shift, int32_t out_zp, int32_t lo, int32_t hi) {
   acc = mbqm(acc, MCUQ_RD_I32(mult), MCUQ_RD_I8(shift)) + out_zp;
   return (int8_t)MCUQ_CLAMP(acc, lo, hi);
 }
+#define MCUQ_REQUANT(acc, p, q) requantize((acc), (p)->mult + (q), (p)->shift + (q), (p)->out_zp, (p)->act_min, (p)->act_max)
+#endif
 
 /* The receptive field of one output pixel copied into `col` (k_h * k_w * in_c inputs in
  * filter order); taps in the padding get in_zp, whose product with the folded bias term
@@ -433,8 +654,8 @@ __attribute__((noinline)) static void conv_pair_simd(const mcuq_conv_params* p, 
       dot_block(w, x0, n, nb, a);
       w = dot_block(w, x1, n, nb, b);
       for (h = 0; h < nb; ++h) {
-        out0[oc0 + h] = requantize(a[h], p->mult + oc0 + h, p->shift + oc0 + h, p->out_zp, p->act_min, p->act_max);
-        out1[oc0 + h] = requantize(b[h], p->mult + oc0 + h, p->shift + oc0 + h, p->out_zp, p->act_min, p->act_max);
+        out0[oc0 + h] = MCUQ_REQUANT(a[h], p, oc0 + h);
+        out1[oc0 + h] = MCUQ_REQUANT(b[h], p, oc0 + h);
       }
       continue;
     }
@@ -460,10 +681,10 @@ __attribute__((noinline)) static void conv_pair_simd(const mcuq_conv_params* p, 
         b1 = smlad(wv, be, b1);
         b1 = smlad(wo, bo, b1);
       }
-      out0[oc0 + h] = requantize(a0, p->mult + oc0 + h, p->shift + oc0 + h, p->out_zp, p->act_min, p->act_max);
-      out0[oc0 + h + 1] = requantize(a1, p->mult + oc0 + h + 1, p->shift + oc0 + h + 1, p->out_zp, p->act_min, p->act_max);
-      out1[oc0 + h] = requantize(b0, p->mult + oc0 + h, p->shift + oc0 + h, p->out_zp, p->act_min, p->act_max);
-      out1[oc0 + h + 1] = requantize(b1, p->mult + oc0 + h + 1, p->shift + oc0 + h + 1, p->out_zp, p->act_min, p->act_max);
+      out0[oc0 + h] = MCUQ_REQUANT(a0, p, oc0 + h);
+      out0[oc0 + h + 1] = MCUQ_REQUANT(a1, p, oc0 + h + 1);
+      out1[oc0 + h] = MCUQ_REQUANT(b0, p, oc0 + h);
+      out1[oc0 + h + 1] = MCUQ_REQUANT(b1, p, oc0 + h + 1);
     }
     w += 4 * n;
   }
@@ -477,8 +698,17 @@ __attribute__((noinline))
 static void conv_pixel_1(const mcuq_conv_params* p, const int8_t* x, mcuq_sz n, int8_t* out) {
   const int8_t* w = p->filter;
   mcuq_sz c;
-  for (c = 0; c < p->out_c; ++c, w += n)
-    out[c] = requantize(dot1(w, x, n, MCUQ_RD_I32(p->bias + c)), p->mult + c, p->shift + c, p->out_zp, p->act_min, p->act_max);
+#if defined(__AVR__)
+  /* accumulate a group of channels, then requantize it: two loops with few live values */
+  int32_t acc[MCUQ_AVR_GROUP];
+  for (c = 0; c < p->out_c; c += MCUQ_AVR_GROUP) {
+    const uint8_t count = (uint8_t)MCUQ_MIN(MCUQ_AVR_GROUP, p->out_c - c);
+    w = dot_group_avr(w, x, n, p->bias + c, count, acc);
+    requantize_group_avr(acc, count, p->mult + c, p->shift + c, &p->out_zp, out + c);
+  }
+#else
+  for (c = 0; c < p->out_c; ++c, w += n) out[c] = MCUQ_REQUANT(dot1(w, x, n, MCUQ_RD_I32(p->bias + c)), p, c);
+#endif
 }
 
 void mcuq_conv2d(const mcuq_conv_params* params) {
@@ -552,7 +782,7 @@ void mcuq_conv2d(const mcuq_conv_params* params) {
             }
           }
           for (j = 0; j < nb; ++j)
-            out[oc0 + j] = requantize(acc[j] + p.in_zp * pad[j], p.mult + oc0 + j, p.shift + oc0 + j, p.out_zp, p.act_min, p.act_max);
+            out[oc0 + j] = MCUQ_REQUANT(acc[j] + p.in_zp * pad[j], &p, oc0 + j);
         }
       }
     }
@@ -594,19 +824,116 @@ __attribute__((noinline)) static void dw_pixel_simd(const mcuq_conv_params* p, c
         a3 = smlatt(wo, xo, a3);
       }
     }
-    out[0] = requantize(a0, p->mult + c, p->shift + c, p->out_zp, p->act_min, p->act_max);
-    out[1] = requantize(a1, p->mult + c + 1, p->shift + c + 1, p->out_zp, p->act_min, p->act_max);
-    out[2] = requantize(a2, p->mult + c + 2, p->shift + c + 2, p->out_zp, p->act_min, p->act_max);
-    out[3] = requantize(a3, p->mult + c + 3, p->shift + c + 3, p->out_zp, p->act_min, p->act_max);
+    out[0] = MCUQ_REQUANT(a0, p, c);
+    out[1] = MCUQ_REQUANT(a1, p, c + 1);
+    out[2] = MCUQ_REQUANT(a2, p, c + 2);
+    out[3] = MCUQ_REQUANT(a3, p, c + 3);
+  }
+}
+#endif
+
+#if defined(__AVR__)
+/* acc + the taps of one channel over a rows x cols window: weights sequential in flash
+ * (`w_skip` skipped after each row), inputs `step` bytes apart and `row` bytes from the end of
+ * one row to the start of the next. 17 cycles a tap. */
+__attribute__((always_inline)) static inline int32_t taps_avr(const int8_t* w, const int8_t* x, uint8_t rows, uint8_t cols, int16_t step, int16_t row,
+                               uint8_t w_skip, int32_t acc) {
+  uint8_t n, wv, xv;
+  __asm__ volatile(
+      "1:\n\t"
+      "mov  %[n], %[cols]\n\t"
+      "2:\n\t"
+      "lpm  %[wv], Z+\n\t"
+      "ld   %[xv], X\n\t"
+      "add  r26, %A[step]\n\t"
+      "adc  r27, %B[step]\n\t"
+      "muls %[wv], %[xv]\n\t"
+      "sbc  %[wv], %[wv]\n\t"
+      "add  %A[acc], r0\n\t"
+      "adc  %B[acc], r1\n\t"
+      "adc  %C[acc], %[wv]\n\t"
+      "adc  %D[acc], %[wv]\n\t"
+      "dec  %[n]\n\t"
+      "brne 2b\n\t"
+      "clr  __zero_reg__\n\t"
+      "add  r26, %A[row]\n\t"
+      "adc  r27, %B[row]\n\t"
+      "add  r30, %[skip]\n\t"
+      "adc  r31, __zero_reg__\n\t"
+      "dec  %[rows]\n\t"
+      "brne 1b\n\t"
+      : [acc] "+r"(acc), [rows] "+r"(rows), "+z"(w), "+x"(x), [n] "=&r"(n), [wv] "=&d"(wv), [xv] "=&d"(xv)
+      : [cols] "r"(cols), [step] "r"(step), [row] "r"(row), [skip] "r"(w_skip)
+      : "r0", "memory");
+  return acc;
+}
+
+/* Every channel of one output pixel (depth multiplier 1, weights [channel][tap]): the taps
+ * inside the input form a rectangle, run by taps_avr; taps in the padding add in_zp times
+ * their weights (border pixels only), as TFLite Micro's skipped taps do against the folded bias. */
+/* The part of a depthwise filter window that lies inside the input. */
+typedef struct {
+  int16_t step, row;    /* input bytes between taps of a row; from a row's end to the next row */
+  uint8_t rows, cols;   /* taps inside the input */
+  uint8_t skip, taps;   /* weights skipped after each row; weights per channel */
+} mcuq_dw_window;
+
+/* acc[k] = bias[k] + the window's taps of channel k, for n consecutive channels (weights
+ * [channel][tap] from w, inputs one byte apart per channel from x). Out of line with few live
+ * values, so the loop runs in registers. */
+__attribute__((noinline)) static void dw_group_avr(const int8_t* w, const int8_t* x, const int32_t* bias, uint8_t n,
+                                                   const mcuq_dw_window* win, int32_t* acc) {
+  const mcuq_dw_window g = *win;
+  for (; n > 0; --n, w += g.taps, ++x, ++bias)
+    *acc++ = taps_avr(w, x, g.rows, g.cols, g.step, g.row, g.skip, MCUQ_RD_I32(bias));
+}
+
+__attribute__((noinline)) static void dw_pixel_avr(const mcuq_conv_params* p, mcuq_sz y0, mcuq_sz x0, int8_t* out) {
+  const mcuq_sz taps = p->k_h * p->k_w, step = p->dil_w * p->in_c;
+  mcuq_sz fy0 = 0, fy1 = p->k_h, fx0 = 0, fx1 = p->k_w, c0, fy, fx;
+  int32_t acc[MCUQ_AVR_GROUP];
+  mcuq_dw_window g;
+  while (fy0 < fy1 && y0 + fy0 * p->dil_h < 0) ++fy0;
+  while (fy1 > fy0 && y0 + (fy1 - 1) * p->dil_h >= p->in_h) --fy1;
+  while (fx0 < fx1 && x0 + fx0 * p->dil_w < 0) ++fx0;
+  while (fx1 > fx0 && x0 + (fx1 - 1) * p->dil_w >= p->in_w) --fx1;
+  g.rows = (uint8_t)(fy1 - fy0);
+  g.cols = (uint8_t)(fx1 - fx0);
+  g.skip = (uint8_t)(p->k_w - g.cols);
+  g.taps = (uint8_t)taps;
+  g.step = (int16_t)step;
+  g.row = (int16_t)(p->dil_h * p->in_w * p->in_c - g.cols * step);
+  {
+    const int8_t* x = p->in + ((mcuq_sz)(y0 + fy0 * p->dil_h) * p->in_w + (x0 + fx0 * p->dil_w)) * p->in_c;
+    const int8_t* w = p->filter + fy0 * p->k_w + fx0;
+    const int partial = (mcuq_sz)g.rows * g.cols != taps;
+    for (c0 = 0; c0 < p->out_c; c0 += MCUQ_AVR_GROUP, w += MCUQ_AVR_GROUP * taps, x += MCUQ_AVR_GROUP) {
+      const uint8_t n = (uint8_t)MCUQ_MIN(MCUQ_AVR_GROUP, p->out_c - c0);
+      uint8_t k;
+      if (g.rows != 0 && g.cols != 0) {
+        dw_group_avr(w, x, p->bias + c0, n, &g, acc);
+      } else {
+        for (k = 0; k < n; ++k) acc[k] = MCUQ_RD_I32(p->bias + c0 + k);
+      }
+      if (partial) {
+        const int8_t* wc = p->filter + (mcuq_sz)c0 * taps;
+        for (k = 0; k < n; ++k, wc += taps) {
+          int16_t pad = 0;
+          for (fy = 0; fy < p->k_h; ++fy)
+            for (fx = 0; fx < p->k_w; ++fx)
+              if (fy < fy0 || fy >= fy1 || fx < fx0 || fx >= fx1) pad += MCUQ_RD_I8(wc + fy * p->k_w + fx);
+          acc[k] += (int32_t)p->in_zp * pad;
+        }
+      }
+      requantize_group_avr(acc, n, p->mult + c0, p->shift + c0, &p->out_zp, out + c0);
+    }
   }
 }
 #endif
 
 /* Every channel of one output pixel, one channel at a time (weights [channel][tap], read in
  * order); taps outside the input (bit clear in `valid`) read the input zero point. */
-#if defined(__AVR__)
-__attribute__((noinline))
-#endif
+#if !defined(__AVR__)
 static void dw_pixel_1(const mcuq_conv_params* p, const int8_t* x, uint32_t valid, int8_t* out) {
   const int8_t zp = (int8_t)p->in_zp;
   const mcuq_sz step = p->dil_w * p->in_c, row = p->dil_h * p->in_w * p->in_c - p->k_w * step;
@@ -618,9 +945,10 @@ static void dw_pixel_1(const mcuq_conv_params* p, const int8_t* x, uint32_t vali
     uint32_t bits = valid;
     for (fy = p->k_h; fy > 0; --fy, xp += row)
       for (fx = p->k_w; fx > 0; --fx, xp += step, bits >>= 1) a += MCUQ_MAC16(MCUQ_RD_I8(w++), (bits & 1u) ? *xp : zp);
-    out[c] = requantize(a, p->mult + c, p->shift + c, p->out_zp, p->act_min, p->act_max);
+    out[c] = MCUQ_REQUANT(a, p, c);
   }
 }
+#endif
 
 void mcuq_depthwise_conv2d(const mcuq_conv_params* params) {
   mcuq_conv_params p;
@@ -649,7 +977,12 @@ void mcuq_depthwise_conv2d(const mcuq_conv_params* params) {
         }
 #endif
         if (p.block == 1) {
+#if defined(__AVR__)
+          (void)valid;
+          dw_pixel_avr(&p, y0, x0, out);
+#else
           dw_pixel_1(&p, p.in + ((mcuq_sz)y0 * p.in_w + x0) * p.in_c, valid, out);
+#endif
           continue;
         }
       }
@@ -681,7 +1014,7 @@ void mcuq_depthwise_conv2d(const mcuq_conv_params* params) {
           }
         }
         for (j = 0; j < nb; ++j)
-          out[oc0 + j] = requantize(acc[j] + p.in_zp * pad[j], p.mult + oc0 + j, p.shift + oc0 + j, p.out_zp, p.act_min, p.act_max);
+          out[oc0 + j] = MCUQ_REQUANT(acc[j] + p.in_zp * pad[j], &p, oc0 + j);
       }
     }
   }
@@ -702,7 +1035,7 @@ void mcuq_fully_connected(const mcuq_fc_params* params) {
       w = dot_block(w, x, p.depth, nb, acc);
       for (j = 0; j < nb; ++j) {
         const mcuq_sz q = p.per_channel ? u0 + j : 0;
-        out[u0 + j] = requantize(acc[j], p.mult + q, p.shift + q, p.out_zp, p.act_min, p.act_max);
+        out[u0 + j] = MCUQ_REQUANT(acc[j], &p, q);
       }
     }
   }
