@@ -74,7 +74,9 @@ def _vectors(n: int, seed: int = 0) -> list[tuple[int, int, int, int, int, int]]
 
 
 def _requant_program(vectors: list[tuple[int, int, int, int, int, int]]) -> str:
-    rows = ",\n".join(f"  {{{a}L, {m}L, {s}, {{{zp}, {lo}, {hi}}}, {tflite_requantize(a, m, s, zp, lo, hi)}}}" for a, m, s, zp, lo, hi in vectors)
+    rows = ",\n".join(
+        f"  {{{a}L, {m}L, {s}, {{{zp}, {lo}, {hi}}}, {tflite_requantize(a, m, s, zp, lo, hi)}}}" for a, m, s, zp, lo, hi in vectors
+    )
     return f"""#include <stdio.h>
 #include "mcuq_kernels_impl.inc"
 #include "mcuq_selftest.h"
