@@ -1045,29 +1045,32 @@ void mcuq_fully_connected(const mcuq_fc_params* params) {
 static void pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out, mcuq_dim out_h,
                  mcuq_dim out_w, int f_h, int f_w, int stride_h, int stride_w, int pad_h, int pad_w,
                  int32_t act_min, int32_t act_max, int average) {
-  mcuq_dim oy, ox, c, fy, fx;
+  /* pointers walk the window (no per-element index products: 32-bit multiplies on AVR) */
+  const mcuq_sz row_step = (mcuq_sz)in_w * ch;
+  mcuq_sz oy, ox, c, fy, fx;
   for (oy = 0; oy < out_h; ++oy) {
-    for (ox = 0; ox < out_w; ++ox) {
-      const mcuq_dim y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
-      const mcuq_dim fy0 = MCUQ_MAX(0, -y0), fy1 = MCUQ_MIN(f_h, in_h - y0);
-      const mcuq_dim fx0 = MCUQ_MAX(0, -x0), fx1 = MCUQ_MIN(f_w, in_w - x0);
+    for (ox = 0; ox < out_w; ++ox, out += ch) {
+      const mcuq_sz y0 = oy * stride_h - pad_h, x0 = ox * stride_w - pad_w;
+      const mcuq_sz fy0 = MCUQ_MAX(0, -y0), fy1 = MCUQ_MIN(f_h, in_h - y0);
+      const mcuq_sz fx0 = MCUQ_MAX(0, -x0), fx1 = MCUQ_MIN(f_w, in_w - x0);
+      const int8_t* corner = in + ((mcuq_sz)(y0 + fy0) * in_w + (x0 + fx0)) * ch;
+      const int32_t count = fy1 > fy0 && fx1 > fx0 ? (int32_t)(fy1 - fy0) * (fx1 - fx0) : 1;
       for (c = 0; c < ch; ++c) {
-        int32_t acc = average ? 0 : -128, count = 0;
-        for (fy = fy0; fy < fy1; ++fy)
-          for (fx = fx0; fx < fx1; ++fx) {
-            const int32_t v = in[((y0 + fy) * in_w + (x0 + fx)) * ch + c];
+        const int8_t* row = corner + c;
+        int32_t acc = average ? 0 : -128;
+        for (fy = fy0; fy < fy1; ++fy, row += row_step) {
+          const int8_t* px = row;
+          for (fx = fx0; fx < fx1; ++fx, px += ch) {
+            const int8_t v = *px;
             if (average) {
               acc += v;
-              ++count;
             } else if (v > acc) {
               acc = v;
             }
           }
-        if (average) {
-          if (count == 0) count = 1;
-          acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count; /* round to nearest */
         }
-        out[(oy * out_w + ox) * ch + c] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
+        if (average) acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count; /* round to nearest */
+        out[c] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
       }
     }
   }
@@ -1387,15 +1390,21 @@ void mcuq_mean(const int8_t* in, const mcuq_dim* in_dims, int axis_mask, int8_t*
     if (axis_mask & (1 << d)) per_out *= in_dims[d];
   }
   for (k = 0; k < n_out; ++k) temp_sum[k] = 0;
-  for (i0 = 0; i0 < in_dims[0]; ++i0)
-    for (i1 = 0; i1 < in_dims[1]; ++i1)
-      for (i2 = 0; i2 < in_dims[2]; ++i2)
-        for (i3 = 0; i3 < in_dims[3]; ++i3) {
-          const mcuq_dim o0 = (axis_mask & 1) ? 0 : i0, o1 = (axis_mask & 2) ? 0 : i1;
-          const mcuq_dim o2 = (axis_mask & 4) ? 0 : i2, o3 = (axis_mask & 8) ? 0 : i3;
-          temp_sum[((o0 * out_dims[1] + o1) * out_dims[2] + o2) * out_dims[3] + o3] +=
-              in[((i0 * in_dims[1] + i1) * in_dims[2] + i2) * in_dims[3] + i3];
+  /* the input is read in order; each reduced axis has output stride 0 (no index products) */
+  {
+    mcuq_dim os[4];
+    const int8_t* px = in;
+    os[3] = 1;
+    for (d = 2; d >= 0; --d) os[d] = os[d + 1] * out_dims[d + 1];
+    for (d = 0; d < 4; ++d)
+      if (axis_mask & (1 << d)) os[d] = 0;
+    for (i0 = 0; i0 < in_dims[0]; ++i0)
+      for (i1 = 0; i1 < in_dims[1]; ++i1)
+        for (i2 = 0; i2 < in_dims[2]; ++i2) {
+          int32_t* t = temp_sum + i0 * os[0] + i1 * os[1] + i2 * os[2];
+          for (i3 = 0; i3 < in_dims[3]; ++i3, t += os[3]) *t += *px++;
         }
+  }
   /* QuantizedMeanOrSum: the 1/N factor is folded into (mult, shift) by the generator. */
   for (k = 0; k < n_out; ++k) {
     int32_t v = mcuq_mbqm(temp_sum[k] - in_zp * per_out, mult, shift) + out_zp;
