@@ -178,7 +178,7 @@ int32_t mcuq_rdivpot(int32_t x, int exponent) {
  * srdhm: a signed 24 x unsigned 32-bit product by columns (12 MUL/MULSU; a 3-byte accumulator
  * whose low byte leaves each column), + 2^30, bits 31..54. Only call-clobbered registers, so
  * the caller saves nothing. */
-static inline int16_t mbqm_avr24(int32_t x, const int32_t* mult, int8_t shift) {
+__attribute__((always_inline)) static inline int16_t mbqm_avr24(int32_t x, const int32_t* mult, int8_t shift) {
   register int32_t r __asm__("r22") = x;
   const int32_t* z = mult;
   __asm__(
@@ -583,16 +583,39 @@ __attribute__((noinline)) static int8_t requantize_avr(int32_t acc, const int32_
   const int8_t s = MCUQ_RD_I8(shift);
   const int8_t b2 = (int8_t)((uint32_t)acc >> 16), b3 = (int8_t)((uint32_t)acc >> 24);
   if (s > 0 || b3 != (b2 >> 7)) return requantize_wide(acc, mult, s, oq);
+  /* ReLU-like floor (act_min >= out_zp): a negative accumulator rounds to a value <= 0 (the
+   * multiplier is positive), so the output is act_min without the multiply. */
+  if (b3 < 0 && oq[1] >= oq[0]) return (int8_t)oq[1];
   return clamp_out16(mbqm_avr24(acc, mult, s), oq);
 }
 #define MCUQ_REQUANT(acc, p, q) requantize_avr((acc), (p)->mult + (q), (p)->shift + (q), &(p)->out_zp)
 
 #define MCUQ_AVR_GROUP 8 /* channels accumulated before their requantization (32 B of stack) */
 
-/* acc[0..n) -> out[0..n): one requantization loop with few live values. */
+/* acc[0..n) -> out[0..n): requantize_avr's steps with the assembly inlined in one loop (the
+ * loop's values stay in call-saved registers; nothing is pushed per output). */
 __attribute__((noinline)) static void requantize_group_avr(const int32_t* acc, uint8_t n, const int32_t* mult, const int8_t* shift,
                                                            const int16_t* oq, int8_t* out) {
-  for (; n > 0; --n) *out++ = requantize_avr(*acc++, mult++, shift++, oq);
+  const int16_t zp = oq[0], lo = oq[1] - zp, hi = oq[2] - zp;
+  const uint8_t relu = oq[1] >= zp;
+  for (; n > 0; --n, ++acc, ++mult, ++shift, ++out) {
+    const int32_t a = *acc;
+    const int8_t s = MCUQ_RD_I8(shift);
+    const int8_t b2 = (int8_t)((uint32_t)a >> 16), b3 = (int8_t)((uint32_t)a >> 24);
+    int16_t v;
+    if (s > 0 || b3 != (b2 >> 7)) {
+      *out = requantize_wide(a, mult, s, oq);
+      continue;
+    }
+    if (b3 < 0 && relu) {
+      *out = (int8_t)oq[1];
+      continue;
+    }
+    v = mbqm_avr24(a, mult, s);
+    if (v < lo) v = lo;
+    if (v > hi) v = hi;
+    *out = (int8_t)(v + zp);
+  }
 }
 #else
 MCUQ_HOT int8_t requantize(int32_t acc, const int32_t* mult, const int8_t* shift, int32_t out_zp, int32_t lo, int32_t hi) {

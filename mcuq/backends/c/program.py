@@ -279,7 +279,9 @@ def _windowed(e: _Emitter, op: OpInfo, kind: str) -> KernelCall:
             raise _fail(e.info, op, "is a grouped convolution")
         block = SIMD_BLOCK if e.program.simd else 1
         field = kh * kw * ic
-        col_len = -(-field // 4) * 4 if kh * kw > 1 and -(-field // 4) * 4 <= IM2COL_MAX[e.program.simd] else 0
+        # the SIMD loop reads words: its receptive field is padded to 4 with zero weights
+        padded = -(-field // 4) * 4 if e.program.simd else field
+        col_len = padded if kh * kw > 1 and padded <= IM2COL_MAX[e.program.simd] else 0
         if col_len:
             segments = np.zeros((wc, 1, col_len), np.int8)
             segments[:, 0, :field] = w.reshape(wc, field)
