@@ -1,10 +1,13 @@
 """``mcuq validate``: the host-side proof of a generated project.
 
-The project's backend (named in its manifest) checks what it generated: for TFLite Micro the
-model is read back out of the C array, checked against the manifest and run on x86 TFLite
-Micro with the planned arena; for the plain-C runtime the project's own C is built and run.
-Both must reproduce the golden vectors bit for bit. With validation data the float and int8
-models are compared, layer by layer, and the report is written.
+Every generated file is first checked against its sha256 in the manifest (the C model array
+included). The project's backend (named in its manifest) then checks what it generated: for
+TFLite Micro the model is read from mcuq/model_int8.tflite, checked against the manifest and
+run on x86 TFLite Micro with the planned arena; for the plain-C runtime the project's own C is
+built and run. Both must reproduce the golden vectors bit for bit. With validation data the
+float and int8 models are compared, layer by layer, and the report is written. Validation data
+deploy read from outside the project is recorded by name and sha256 only: without --data that
+is reported as "not checked" with the file to pass, never silently left out of a PASS.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError
 from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
 from mcuq.model.info import ModelInfo, parse_model
-from mcuq.project.manifest import MANIFEST, Manifest, project_relative, resolve_from_project
+from mcuq.project.manifest import MANIFEST, Manifest, file_sha256, project_relative, resolve_from_project
 from mcuq.project.manifest import read_manifest as load_manifest
 from mcuq.project.writer import inside_project, sha256_file
 
@@ -29,6 +32,7 @@ __all__ = ["Check", "ValidationReport", "format_validation", "read_manifest", "v
 
 ROOMY_ARENA = 16 * 1024 * 1024
 GENERATED_FILES = "generated files"
+VALIDATION_DATA = "validation data"
 
 
 def read_manifest(project: Path) -> Manifest:
@@ -61,12 +65,45 @@ def check_generated_files(report: ValidationReport, project: Path, manifest: Man
     )
 
 
-def _validation_data(project: Path, data: str | None, manifest: Manifest, info: ModelInfo, labels: str | None = None) -> SampleSet | None:
-    path = data or resolve_from_project(manifest.validation_data, project)
-    if not path:
-        return None
-    if not data and not Path(path).exists():
-        return None  # recorded at deploy time, since moved: validate without it
+def _short(digest: str) -> str:
+    return f"sha256 {digest[:12]}..."
+
+
+def find_validation_data(report: ValidationReport, project: Path, data: str | None, manifest: Manifest) -> tuple[str | None, str | None]:
+    """The validation data to run on, or why the data deploy recorded cannot be used.
+
+    ``--data`` wins (a one-line note when it is not the file deploy recorded). Otherwise the
+    recorded data is used when it is still in the project. A file outside the project is recorded
+    by name and sha256 only (no ../.. paths), so validate cannot find it by itself: the second value
+    then names the file and says what to pass, for the caller to report instead of a silent PASS."""
+    recorded, digest = manifest.validation_data, manifest.validation_data_sha256
+    if data:
+        actual = file_sha256(data)
+        if recorded and digest and actual and actual != digest:
+            given = project_relative(data, project)  # named like the manifest does: the note goes into the reports too
+            report.note(
+                f"{VALIDATION_DATA}: --data {given} ({_short(actual)}) is not the file deploy recorded ('{recorded}', {_short(digest)}); "
+                f"checked on {given}"
+            )
+        return data, None
+    if not recorded:
+        return None, None
+    path = resolve_from_project(recorded, project)
+    what = f"'{recorded}'" + (f" ({_short(digest)})" if digest else "")
+    if path is None or path == recorded:  # 'random' or module:function: not a file in the project
+        return None, f"{what} is not a file in the project, so float vs int8 accuracy was not measured; pass --data {recorded}"
+    if not Path(path).exists():
+        where = "is missing from the project (moved or deleted since deploy)" if "/" in recorded else "is outside the project"
+        return None, f"{what} {where}, so float vs int8 accuracy was not measured; pass --data <path>/{Path(recorded).name}"
+    actual = file_sha256(path)
+    if digest and actual and actual != digest:
+        report.note(
+            f"{VALIDATION_DATA}: {recorded} changed since deploy ({_short(actual)}, recorded {_short(digest)}); checked on it as it is"
+        )
+    return path, None
+
+
+def _validation_data(path: str, manifest: Manifest, info: ModelInfo, labels: str | None = None) -> SampleSet:
     specs = [InputSpec(n, t.shape[1:]) for n, t in zip(info.input_names, info.input_tensors)]
     q = manifest.quantization
     samples = load_samples(
@@ -132,7 +169,8 @@ def validate_project(
     info = parse_model(raw, "the project's model")
     float_model = _float_reference(project, manifest)
     float_info = parse_model(float_model, "float reference") if float_model else None
-    samples = _validation_data(project, data, manifest, info, labels)
+    path, missing = find_validation_data(report, project, data, manifest)
+    samples = _validation_data(path, manifest, info, labels) if path else None
     arena_check = report.check("arena")
     # Accuracy is still worth knowing when the planned arena failed: measure it with a roomy one.
     arena = ROOMY_ARENA if arena_check is not None and not arena_check.passed else int(manifest.arena["host_bytes"])
@@ -145,8 +183,16 @@ def validate_project(
                 report.per_layer = per_layer_error(info, float_info, float_model, samples, arena)
         _check_accuracy(report, report.metrics, max_drop, min_snr)
         backend.check_samples(project, info, evaluation.int8_inputs, evaluation.int8_outputs, report)
-    elif max_drop is not None or min_snr is not None:
-        report.add("validation data", False, "--max-drop/--min-snr need validation data (--data VAL.npz)")
+    else:
+        asked = [flag for flag, value in (("--max-drop", max_drop), ("--min-snr", min_snr), ("--labels", labels)) if value is not None]
+        if asked:  # the user asked for a check on validation data: it not running is a failure
+            report.add(
+                VALIDATION_DATA,
+                False,
+                f"{'/'.join(asked)} need{'s' if len(asked) == 1 else ''} validation data: {missing or 'pass --data VAL.npz'}",
+            )
+        elif missing:
+            report.skip(VALIDATION_DATA, missing)
     if write_report:
         with console.step("writing report.html and report.json"):
             report.report_files = _write_reports(project, report, manifest, backend, info, float_info, float_model)
@@ -210,9 +256,13 @@ def _num(v: Any, pct: bool = False) -> str:
 
 
 def format_validation(report: ValidationReport) -> str:
-    lines = [f"validate {report.project}: {'PASS' if report.passed else 'FAIL'}"]
+    lines = [f"validate {report.project}: {report.verdict}"]
     for c in report.checks:
         lines.append(f"  [{'ok' if c.passed else 'FAIL'}] {c.name}: {c.detail}")
+    for c in report.not_checked:
+        lines.append(f"  [not checked] {c.name}: {c.detail}")
+    for note in report.notes:
+        lines.append(f"  note: {note}")
     if report.metrics.get("outputs"):
         lines.append(f"  float vs int8 on {report.metrics['samples']} samples ({report.metrics['source']}):")
         lines.append(

@@ -68,6 +68,51 @@ def _copy(project: Path, tmp_path: Path) -> Path:
     return dest
 
 
+def test_validation_data_outside_the_project_is_not_checked_visibly(digits_project, tmp_path):
+    """Deploy read val.npz from outside the project: the lock keeps its name and sha256 only, so
+    validate without --data cannot measure accuracy and must say so, not print a bare PASS."""
+    manifest = json.loads((digits_project / "mcuq.lock.json").read_text())
+    digest = manifest["validation_data_sha256"]
+    assert manifest["validation_data"] == "val.npz" and digest
+    project = _copy(digits_project, tmp_path)
+    proc = _validate_cli(project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # nothing that ran failed, and nothing was asked for
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith(": PASS (1 check not run)"), lines[0]
+    skipped = [line for line in lines if line.startswith("  [not checked] validation data: ")]
+    assert len(skipped) == 1, proc.stdout
+    assert f"'val.npz' (sha256 {digest[:12]}...) is outside the project" in skipped[0] and "pass --data <path>/val.npz" in skipped[0]
+    assert "ACC int8" not in proc.stdout and "[ok] validation" not in proc.stdout
+    report = json.loads((project / "report.json").read_text())
+    assert report["passed"] and not report["metrics"] and not report["per_layer"]
+    assert [c["name"] for c in report["not_checked"]] == ["validation data"]
+    assert all(c["name"] != "validation data" for c in report["checks"])
+    assert "1 check not run" in (project / "report.html").read_text()
+
+
+def test_validation_data_outside_the_project_runs_with_data(digits_project):
+    report = validate_project(digits_project, data=str(DIGITS / "val.npz"), write_report=False)
+    assert report.passed and report.verdict == "PASS" and not report.not_checked and not report.notes
+    assert report.metrics["samples"] > 0 and report.metrics["outputs"][0]["ACC_int8"] > 0.5
+
+
+def test_other_validation_data_than_recorded_is_a_note_and_still_checked(digits_project, tmp_path):
+    with np.load(DIGITS / "val.npz") as val:
+        np.savez(tmp_path / "val_half.npz", **{k: v[: len(v) // 2] for k, v in val.items()})
+    proc = _validate_cli(digits_project, "--data", str(tmp_path / "val_half.npz"), "--no-report")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("  note: validation data: ")]
+    assert len(notes) == 1 and "val_half.npz" in notes[0] and "is not the file deploy recorded ('val.npz', sha256 " in notes[0]
+    assert "ACC int8" in proc.stdout and "[not checked]" not in proc.stdout
+
+
+def test_accuracy_gate_without_the_recorded_data_fails_naming_it(digits_project):
+    report = validate_project(digits_project, max_drop=2.0, write_report=False)
+    check = report.check("validation data")
+    assert not report.passed and check is not None and not check.passed and not report.not_checked
+    assert check.detail.startswith("--max-drop needs validation data: 'val.npz' (sha256 ") and "outside the project" in check.detail
+
+
 def test_corrupted_weights_in_c_array_fail_naming_the_checksum(digits_project, tmp_path):
     project = _copy(digits_project, tmp_path)
     src = project / "src" / "model_data.cpp"

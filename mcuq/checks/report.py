@@ -157,7 +157,10 @@ def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo
             s=s,
             passed=data["passed"],
             style=STYLE,
-            checks=[[c["name"], "ok" if c["passed"] else "FAIL", c["detail"]] for c in data["checks"]],
+            checks=[[c["name"], "ok" if c["passed"] else "FAIL", c["detail"]] for c in data["checks"]]
+            + [[c["name"], "not checked", c["detail"]] for c in data.get("not_checked", [])],
+            not_checked=len(data.get("not_checked", [])),
+            notes=data.get("notes", []),
             budget_image=budget_chart(s["fit"], s["arena_bytes"]),
             ops=[[o["index"], o["op"], o["macs"], "yes" if o["optimized"] else "reference", o["layer"]] for o in data["ops"]],
             metrics=metrics if outputs else None,
