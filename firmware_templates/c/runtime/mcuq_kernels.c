@@ -454,25 +454,66 @@ static
 #endif
 int32_t dot1(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t acc) {
 #if defined(__AVR__)
+  /* chunks of at most 252 products (|sum| < 2^22) summed in 24 bits, four per loop turn:
+   * 11.75 cycles a MAC */
   while (n > 0) {
-    uint8_t count = n > 255 ? 255 : (uint8_t)n, wv, xv;
+    const uint8_t count = n > 252 ? 252 : (uint8_t)n;
+    uint8_t quads = count >> 2, rest = count & 3, wv, xv;
+    uint32_t part = 0;
     n -= count;
     __asm__ volatile(
+        "tst  %[q]\n\t"
+        "breq 2f\n\t"
         "1:\n\t"
         "lpm  %[wv], Z+\n\t"
         "ld   %[xv], X+\n\t"
         "muls %[wv], %[xv]\n\t"
-        "sbc  %[wv], %[wv]\n\t" /* carry = sign of the 16-bit product: 0x00 or 0xFF */
-        "add  %A[acc], r0\n\t"
-        "adc  %B[acc], r1\n\t"
-        "adc  %C[acc], %[wv]\n\t"
-        "adc  %D[acc], %[wv]\n\t"
-        "dec  %[count]\n\t"
+        "sbc  %[wv], %[wv]\n\t"
+        "add  %A[a], r0\n\t"
+        "adc  %B[a], r1\n\t"
+        "adc  %C[a], %[wv]\n\t"
+        "lpm  %[wv], Z+\n\t"
+        "ld   %[xv], X+\n\t"
+        "muls %[wv], %[xv]\n\t"
+        "sbc  %[wv], %[wv]\n\t"
+        "add  %A[a], r0\n\t"
+        "adc  %B[a], r1\n\t"
+        "adc  %C[a], %[wv]\n\t"
+        "lpm  %[wv], Z+\n\t"
+        "ld   %[xv], X+\n\t"
+        "muls %[wv], %[xv]\n\t"
+        "sbc  %[wv], %[wv]\n\t"
+        "add  %A[a], r0\n\t"
+        "adc  %B[a], r1\n\t"
+        "adc  %C[a], %[wv]\n\t"
+        "lpm  %[wv], Z+\n\t"
+        "ld   %[xv], X+\n\t"
+        "muls %[wv], %[xv]\n\t"
+        "sbc  %[wv], %[wv]\n\t"
+        "add  %A[a], r0\n\t"
+        "adc  %B[a], r1\n\t"
+        "adc  %C[a], %[wv]\n\t"
+        "dec  %[q]\n\t"
         "brne 1b\n\t"
+        "2:\n\t"
+        "tst  %[r]\n\t"
+        "breq 4f\n\t"
+        "3:\n\t"
+        "lpm  %[wv], Z+\n\t"
+        "ld   %[xv], X+\n\t"
+        "muls %[wv], %[xv]\n\t"
+        "sbc  %[wv], %[wv]\n\t"
+        "add  %A[a], r0\n\t"
+        "adc  %B[a], r1\n\t"
+        "adc  %C[a], %[wv]\n\t"
+        "dec  %[r]\n\t"
+        "brne 3b\n\t"
+        "4:\n\t"
         "clr  __zero_reg__\n\t"
-        : [acc] "+r"(acc), [count] "+r"(count), "+z"(w), "+x"(x), [wv] "=&d"(wv), [xv] "=&d"(xv)
+        : [a] "+r"(part), [q] "+r"(quads), [r] "+r"(rest), "+z"(w), "+x"(x), [wv] "=&d"(wv), [xv] "=&d"(xv)
         :
         : "r0", "memory");
+    acc += (int32_t)(part << 8) >> 8; /* sign-extend the 24-bit partial sum */
   }
   return acc;
 #else
@@ -894,6 +935,31 @@ __attribute__((always_inline)) static inline int32_t taps_avr(const int8_t* w, c
 /* Every channel of one output pixel (depth multiplier 1, weights [channel][tap]): the taps
  * inside the input form a rectangle, run by taps_avr; taps in the padding add in_zp times
  * their weights (border pixels only), as TFLite Micro's skipped taps do against the folded bias. */
+/* The sum of a rows x cols window of weights in flash (`skip` weights after each row). */
+static int16_t wsum_avr(const int8_t* w, uint8_t rows, uint8_t cols, uint8_t skip) {
+  int16_t sum = 0;
+  uint8_t n, wv;
+  __asm__ volatile(
+      "1:\n\t"
+      "mov  %[n], %[cols]\n\t"
+      "2:\n\t"
+      "lpm  %[wv], Z+\n\t"
+      "add  %A[s], %[wv]\n\t"
+      "adc  %B[s], __zero_reg__\n\t"
+      "sbrc %[wv], 7\n\t"
+      "dec  %B[s]\n\t" /* a negative weight: its sign extension is 0xFF */
+      "dec  %[n]\n\t"
+      "brne 2b\n\t"
+      "add  r30, %[skip]\n\t"
+      "adc  r31, __zero_reg__\n\t"
+      "dec  %[rows]\n\t"
+      "brne 1b\n\t"
+      : [s] "+r"(sum), [rows] "+r"(rows), "+z"(w), [n] "=&r"(n), [wv] "=&r"(wv)
+      : [cols] "r"(cols), [skip] "r"(skip)
+      : "memory");
+  return sum;
+}
+
 /* The part of a depthwise filter window that lies inside the input. */
 typedef struct {
   int16_t step, row;    /* input bytes between taps of a row; from a row's end to the next row */
@@ -913,7 +979,7 @@ __attribute__((noinline)) static void dw_group_avr(const int8_t* w, const int8_t
 
 __attribute__((noinline)) static void dw_pixel_avr(const mcuq_conv_params* p, mcuq_sz y0, mcuq_sz x0, int8_t* out) {
   const mcuq_sz taps = p->k_h * p->k_w, step = p->dil_w * p->in_c;
-  mcuq_sz fy0 = 0, fy1 = p->k_h, fx0 = 0, fx1 = p->k_w, c0, fy, fx;
+  mcuq_sz fy0 = 0, fy1 = p->k_h, fx0 = 0, fx1 = p->k_w, c0;
   int32_t acc[MCUQ_AVR_GROUP];
   mcuq_dw_window g;
   while (fy0 < fy1 && y0 + fy0 * p->dil_h < 0) ++fy0;
@@ -938,13 +1004,10 @@ __attribute__((noinline)) static void dw_pixel_avr(const mcuq_conv_params* p, mc
       } else {
         for (k = 0; k < n; ++k) acc[k] = MCUQ_RD_I32(p->bias + c0 + k);
       }
-      if (partial) {
+      if (partial) { /* the taps in the padding: all weights minus the window's */
         const int8_t* wc = p->filter + (mcuq_sz)c0 * taps;
         for (k = 0; k < n; ++k, wc += taps) {
-          int16_t pad = 0;
-          for (fy = 0; fy < p->k_h; ++fy)
-            for (fx = 0; fx < p->k_w; ++fx)
-              if (fy < fy0 || fy >= fy1 || fx < fx0 || fx >= fx1) pad += MCUQ_RD_I8(wc + fy * p->k_w + fx);
+          const int16_t pad = wsum_avr(wc, 1, g.taps, 0) - (g.rows && g.cols ? wsum_avr(wc + fy0 * p->k_w + fx0, g.rows, g.cols, g.skip) : 0);
           acc[k] += (int32_t)p->in_zp * pad;
         }
       }
