@@ -4,7 +4,7 @@
 the runtime's name. A new runtime is one package under ``mcuq/backends/`` (``backend.py``
 defining ``BACKEND``, ``section.py`` defining ``SECTION``: the dataclass of its part of
 ``mcuq.lock.json``), its templates under ``firmware_templates/``, and one line in
-:data:`BACKEND_PACKAGES`.
+:data:`mcuq.backends.registry.BACKEND_PACKAGES`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mcuq.backends.registry import BACKEND_PACKAGES, backend_names, section_type
 from mcuq.common.errors import BoardError, MCUQError
 
 if TYPE_CHECKING:
@@ -26,14 +27,9 @@ if TYPE_CHECKING:
     from mcuq.model.info import ModelInfo
     from mcuq.project.manifest import Manifest, RuntimeSection
 
-Samples = list[list["np.ndarray"]]
+__all__ = ["BACKEND_PACKAGES", "backend_names", "section_type"]  # re-exported from the registry
 
-# name -> package holding backend.py (BACKEND) and section.py (SECTION). Adding a runtime adds a
-# line here, nothing else outside its package.
-BACKEND_PACKAGES: dict[str, str] = {
-    "tflm": "mcuq.backends.tflm",
-    "c": "mcuq.backends.c",
-}
+Samples = list[list["np.ndarray"]]
 
 
 @dataclass(frozen=True)
@@ -225,10 +221,6 @@ class ValidateOptions:
     tflm_source: str | None = None
 
 
-def backend_names() -> list[str]:
-    return list(BACKEND_PACKAGES)
-
-
 def get_backend(name: str) -> Backend:
     """The registered backend called ``name`` (one line naming the known ones otherwise)."""
     package = BACKEND_PACKAGES.get(name)
@@ -236,16 +228,6 @@ def get_backend(name: str) -> Backend:
         raise MCUQError(f"unknown runtime '{name}'; known runtimes: {', '.join(BACKEND_PACKAGES)}")
     backend: Backend = importlib.import_module(f"{package}.backend").BACKEND
     return backend
-
-
-def section_type(name: str) -> type[RuntimeSection] | None:
-    """The dataclass of runtime ``name``'s part of the manifest (None: no such runtime). Its
-    module is tiny and imports nothing of mcuq, so reading a manifest loads no backend."""
-    package = BACKEND_PACKAGES.get(name)
-    if package is None:
-        return None
-    section: type[RuntimeSection] = importlib.import_module(f"{package}.section").SECTION
-    return section
 
 
 def backend_for(board: Board, runtime: str | None = None) -> Backend:

@@ -29,7 +29,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from mcuq.backends.base import BACKEND_PACKAGES, section_type
+from mcuq.backends.registry import BACKEND_PACKAGES, section_type
 from mcuq.common.errors import MCUQError
 
 # 3: the runtime's part is one typed record under its own key (tflm / c_runtime)
@@ -261,7 +261,7 @@ class Manifest:
             raise ManifestError(f"{where}: written by {older}; this mcuq reads schema version {SCHEMA_VERSION}: {REGENERATE}")
         try:
             runtime = _value(str, data.get("runtime"), "runtime")
-            section_cls = section_type(runtime)
+            section_cls: type[RuntimeSection] | None = section_type(runtime)
             if section_cls is None:
                 raise Malformed("runtime", f"'{runtime}' is not one of {', '.join(BACKEND_PACKAGES)}")
             if section_cls.KEY not in data:
