@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "quantize": ("mcuq.frontend.converter", "quantize"),
     "QuantizeOptions": ("mcuq.frontend.converter", "QuantizeOptions"),
-    "inspect_model": ("mcuq.model.inspection", "inspect_model"),
+    "inspect_model": ("mcuq.inspection", "inspect_model"),
     "parse_model": ("mcuq.model.info", "parse_model"),
     "deploy": ("mcuq.deploy", "deploy"),
     "DeployRequest": ("mcuq.deploy", "DeployRequest"),

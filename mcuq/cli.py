@@ -89,7 +89,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from mcuq.model.inspection import format_inspection, inspect_model
+    from mcuq.inspection import format_inspection, inspect_model
 
     report = inspect_model(args.model, args.calibration, _console(args) if not args.json else Console(0), args.calibration_samples)
     print(json.dumps(report, indent=2) if args.json else format_inspection(report))

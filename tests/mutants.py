@@ -237,8 +237,8 @@ def run_pipeline(raw: bytes) -> tuple[str, str]:
     TFLite Micro op resolver + arena model, plain-C compile. ('accepted'|'rejected'|'traceback', detail)."""
     from mcuq.backends.c.program import compile_model
     from mcuq.frontend.fullint8 import check_full_int8, detect_mode
+    from mcuq.inspection import format_inspection, inspect_info
     from mcuq.model.info import parse_model
-    from mcuq.model.inspection import format_inspection, inspect_info
 
     try:
         info = parse_model(raw, "mutant.tflite")

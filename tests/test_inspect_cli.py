@@ -12,7 +12,7 @@ import pytest
 from conftest import DIGITS, ROOT
 from mcuq.cli import main
 from mcuq.common.errors import ModelLoadError
-from mcuq.model.inspection import inspect_model
+from mcuq.inspection import inspect_model
 
 
 def run_cli(*args, cwd=ROOT):

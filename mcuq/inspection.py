@@ -1,5 +1,8 @@
 """``mcuq inspect``: what is inside a .tflite, and whether TFLite Micro can run each op.
 
+An orchestrator like ``deploy`` and ``validate`` (it asks the front end and both backends),
+so it sits beside them rather than in ``mcuq.model``, which the backends build on.
+
 The same dictionary feeds the terminal table, ``--json`` and the deploy report, so
 machines and people see identical numbers.
 """
