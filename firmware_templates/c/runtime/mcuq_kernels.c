@@ -448,6 +448,19 @@ static int32_t dot1_simd(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t a)
 /* One channel over n sequential weights and inputs (the AVR path reads the weights with
  * sequential `lpm Z+` and keeps the product in the 8x8 hardware multiplier). */
 #if defined(__AVR__)
+/* One MAC into a 24-bit sum: weight by `lpm Z+`, input by `ld X+`, signed 8x8 product, its
+ * sign (carry = bit 15) extended into the top byte. 11 cycles. */
+#define MCUQ_AVR_MAC24              \
+  "lpm  %[wv], Z+\n\t"              \
+  "ld   %[xv], X+\n\t"              \
+  "muls %[wv], %[xv]\n\t"           \
+  "sbc  %[wv], %[wv]\n\t"           \
+  "add  %A[a], r0\n\t"              \
+  "adc  %B[a], r1\n\t"              \
+  "adc  %C[a], %[wv]\n\t"
+#endif
+
+#if defined(__AVR__)
 __attribute__((always_inline)) static inline
 #else
 static
@@ -465,47 +478,17 @@ int32_t dot1(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t acc) {
         "tst  %[q]\n\t"
         "breq 2f\n\t"
         "1:\n\t"
-        "lpm  %[wv], Z+\n\t"
-        "ld   %[xv], X+\n\t"
-        "muls %[wv], %[xv]\n\t"
-        "sbc  %[wv], %[wv]\n\t"
-        "add  %A[a], r0\n\t"
-        "adc  %B[a], r1\n\t"
-        "adc  %C[a], %[wv]\n\t"
-        "lpm  %[wv], Z+\n\t"
-        "ld   %[xv], X+\n\t"
-        "muls %[wv], %[xv]\n\t"
-        "sbc  %[wv], %[wv]\n\t"
-        "add  %A[a], r0\n\t"
-        "adc  %B[a], r1\n\t"
-        "adc  %C[a], %[wv]\n\t"
-        "lpm  %[wv], Z+\n\t"
-        "ld   %[xv], X+\n\t"
-        "muls %[wv], %[xv]\n\t"
-        "sbc  %[wv], %[wv]\n\t"
-        "add  %A[a], r0\n\t"
-        "adc  %B[a], r1\n\t"
-        "adc  %C[a], %[wv]\n\t"
-        "lpm  %[wv], Z+\n\t"
-        "ld   %[xv], X+\n\t"
-        "muls %[wv], %[xv]\n\t"
-        "sbc  %[wv], %[wv]\n\t"
-        "add  %A[a], r0\n\t"
-        "adc  %B[a], r1\n\t"
-        "adc  %C[a], %[wv]\n\t"
+        MCUQ_AVR_MAC24
+        MCUQ_AVR_MAC24
+        MCUQ_AVR_MAC24
+        MCUQ_AVR_MAC24
         "dec  %[q]\n\t"
         "brne 1b\n\t"
         "2:\n\t"
         "tst  %[r]\n\t"
         "breq 4f\n\t"
         "3:\n\t"
-        "lpm  %[wv], Z+\n\t"
-        "ld   %[xv], X+\n\t"
-        "muls %[wv], %[xv]\n\t"
-        "sbc  %[wv], %[wv]\n\t"
-        "add  %A[a], r0\n\t"
-        "adc  %B[a], r1\n\t"
-        "adc  %C[a], %[wv]\n\t"
+        MCUQ_AVR_MAC24
         "dec  %[r]\n\t"
         "brne 3b\n\t"
         "4:\n\t"
