@@ -584,63 +584,48 @@ static const int8_t* border_row(const int8_t* w, const int8_t* in_row, mcuq_sz x
 
 /* TFLite's MultiplyByQuantizedMultiplier + output offset + activation clamp. */
 #if defined(__AVR__)
-/* One out-of-line copy taking the layer's (out_zp, act_min, act_max) by address (three int16s
- * in both parameter structs): few argument registers, no call-saved spills. Accumulators
- * within +-2^23 with a right shift (nearly all) take srdhm_avr24 and a 24-bit rounding shift. */
-/* v + out_zp clamped to [act_min, act_max] (oq = {out_zp, act_min, act_max}, int8 values):
- * v is clamped to the bounds minus the zero point first, so the sum cannot overflow int16. */
-static int8_t clamp_out16(int16_t v, const int16_t* oq) {
-  const int16_t lo = oq[1] - oq[0], hi = oq[2] - oq[0];
+/* Left shifts and accumulators beyond +-2^23: the general 32-bit path, then out_zp and the clamp
+ * (oq = {out_zp, act_min, act_max}). */
+__attribute__((noinline)) static int8_t requantize_wide(int32_t acc, const int32_t* mult, int8_t s, const int16_t* oq) {
+  const int32_t v = mbqm(acc, MCUQ_RD_I32(mult), s) + oq[0];
+  return (int8_t)MCUQ_CLAMP(v, oq[1], oq[2]);
+}
+
+#define MCUQ_AVR_GROUP 8 /* channels accumulated before their requantization (32 B of stack) */
+
+/* One output with the layer's (out_zp, act_min, act_max) = oq (three int16s in both parameter
+ * structs; lo/hi: the bounds minus out_zp, relu: act_min >= out_zp, hoisted by the callers).
+ * Accumulators within +-2^23 with a right shift (nearly all) take mbqm_avr24, inlined. Its
+ * 16-bit result is clamped to the bounds minus the zero point first, so adding the zero point
+ * cannot overflow. */
+__attribute__((always_inline)) static inline int8_t requant_one_avr(int32_t a, const int32_t* mult, int8_t s, const int16_t* oq,
+                                                                    int16_t lo, int16_t hi, uint8_t relu) {
+  const int8_t b2 = (int8_t)((uint32_t)a >> 16), b3 = (int8_t)((uint32_t)a >> 24);
+  int16_t v;
+  if (s > 0 || b3 != (b2 >> 7)) return requantize_wide(a, mult, s, oq);
+  /* ReLU-like floor: a negative accumulator rounds to a value <= 0 (the multiplier is
+   * positive), so the output is act_min without the multiply. */
+  if (b3 < 0 && relu) return (int8_t)oq[1];
+  v = mbqm_avr24(a, mult, s);
   if (v < lo) v = lo;
   if (v > hi) v = hi;
   return (int8_t)(v + oq[0]);
 }
 
-static int8_t clamp_out(int32_t r, const int16_t* oq) { return clamp_out16(r > 32767 ? 32767 : r < -32768 ? -32768 : (int16_t)r, oq); }
-
-/* Left shifts and accumulators beyond +-2^23: the general 32-bit path. */
-__attribute__((noinline)) static int8_t requantize_wide(int32_t acc, const int32_t* mult, int8_t s, const int16_t* oq) {
-  return clamp_out(mbqm(acc, MCUQ_RD_I32(mult), s), oq);
-}
-
-__attribute__((noinline)) static int8_t requantize_avr(int32_t acc, const int32_t* mult, const int8_t* shift, const int16_t* oq) {
-  const int8_t s = MCUQ_RD_I8(shift);
-  const int8_t b2 = (int8_t)((uint32_t)acc >> 16), b3 = (int8_t)((uint32_t)acc >> 24);
-  if (s > 0 || b3 != (b2 >> 7)) return requantize_wide(acc, mult, s, oq);
-  /* ReLU-like floor (act_min >= out_zp): a negative accumulator rounds to a value <= 0 (the
-   * multiplier is positive), so the output is act_min without the multiply. */
-  if (b3 < 0 && oq[1] >= oq[0]) return (int8_t)oq[1];
-  return clamp_out16(mbqm_avr24(acc, mult, s), oq);
-}
-#define MCUQ_REQUANT(acc, p, q) requantize_avr((acc), (p)->mult + (q), (p)->shift + (q), &(p)->out_zp)
-
-#define MCUQ_AVR_GROUP 8 /* channels accumulated before their requantization (32 B of stack) */
-
-/* acc[0..n) -> out[0..n): requantize_avr's steps with the assembly inlined in one loop (the
- * loop's values stay in call-saved registers; nothing is pushed per output). */
+/* acc[0..n) -> out[0..n), per-channel parameters: the loop's values stay in call-saved
+ * registers, nothing is pushed per output. */
 __attribute__((noinline)) static void requantize_group_avr(const int32_t* acc, uint8_t n, const int32_t* mult, const int8_t* shift,
                                                            const int16_t* oq, int8_t* out) {
-  const int16_t zp = oq[0], lo = oq[1] - zp, hi = oq[2] - zp;
-  const uint8_t relu = oq[1] >= zp;
-  for (; n > 0; --n, ++acc, ++mult, ++shift, ++out) {
-    const int32_t a = *acc;
-    const int8_t s = MCUQ_RD_I8(shift);
-    const int8_t b2 = (int8_t)((uint32_t)a >> 16), b3 = (int8_t)((uint32_t)a >> 24);
-    int16_t v;
-    if (s > 0 || b3 != (b2 >> 7)) {
-      *out = requantize_wide(a, mult, s, oq);
-      continue;
-    }
-    if (b3 < 0 && relu) {
-      *out = (int8_t)oq[1];
-      continue;
-    }
-    v = mbqm_avr24(a, mult, s);
-    if (v < lo) v = lo;
-    if (v > hi) v = hi;
-    *out = (int8_t)(v + zp);
-  }
+  const int16_t lo = oq[1] - oq[0], hi = oq[2] - oq[0];
+  const uint8_t relu = oq[1] >= oq[0];
+  for (; n > 0; --n, ++acc, ++mult, ++shift, ++out) *out = requant_one_avr(*acc, mult, MCUQ_RD_I8(shift), oq, lo, hi, relu);
 }
+
+/* One output (the kernels' generic paths). */
+__attribute__((noinline)) static int8_t requantize_avr(int32_t acc, const int32_t* mult, const int8_t* shift, const int16_t* oq) {
+  return requant_one_avr(acc, mult, MCUQ_RD_I8(shift), oq, oq[1] - oq[0], oq[2] - oq[0], oq[1] >= oq[0]);
+}
+#define MCUQ_REQUANT(acc, p, q) requantize_avr((acc), (p)->mult + (q), (p)->shift + (q), &(p)->out_zp)
 #else
 MCUQ_HOT int8_t requantize(int32_t acc, const int32_t* mult, const int8_t* shift, int32_t out_zp, int32_t lo, int32_t hi) {
   acc = mbqm(acc, MCUQ_RD_I32(mult), MCUQ_RD_I8(shift)) + out_zp;
