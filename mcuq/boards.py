@@ -18,6 +18,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from mcuq.common.compat import tomllib
 from mcuq.common.errors import BoardError
 from mcuq.common.resources import boards_dir
+from mcuq.libraries import load_library
 
 ARCHITECTURES = ("avr8", "armv6m", "armv7em", "armv8m", "xtensa-lx6", "xtensa-lx7", "riscv32")
 KERNEL_SETS = ("reference", "cmsis-nn-dsp", "cmsis-nn-nodsp", "esp-nn", "esp-nn-s3")
@@ -174,8 +175,6 @@ def _check_values(data: dict[str, Any], where: str) -> None:
         _check_section(tflm, schema_of(TflmSection), f"{where} [tflm]")
         one_of("tflm.kernels", tflm["kernels"], KERNEL_SETS)
         one_of("tflm.api_flavour", tflm["api_flavour"], API_FLAVOURS)
-        from mcuq.backends.tflm.ops import load_library
-
         load_library(tflm["library"])
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mcuq.backends.tflm.ops import installed_tflm_ops
 from mcuq.common.console import SILENT, Console
 from mcuq.frontend.calibration import DEFAULT_SAMPLES
+from mcuq.libraries import installed_tflm_ops
 from mcuq.model.info import ModelInfo, TensorInfo, parse_model
 
 

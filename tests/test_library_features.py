@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mcuq.backends.tflm.ops import check_library_rules, library_rule_violations, load_library
+from mcuq.backends.tflm.ops import check_library_rules, library_rule_violations
 from mcuq.common.errors import UnsupportedOpError
+from mcuq.libraries import load_library
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBS = ROOT.parent / "shared" / "tflm-libs"

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from mcuq.backends.tflm.ops import TflmLibrary, add_method_name, load_library
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
+from mcuq.libraries import TflmLibrary, add_method_name, load_library
 
 CACHE_ENV = "MCUQ_CACHE_DIR"
 JOBS_ENV = "MCUQ_BUILD_JOBS"

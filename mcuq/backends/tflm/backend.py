@@ -19,13 +19,14 @@ import numpy as np
 from mcuq.backends.base import BackendPlan, DeployJob, FitReport, RenderedProject, Samples, ValidateOptions
 from mcuq.backends.tflm.arena import ArenaPlan, plan_arena, plan_arena_from_library
 from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, measure_with_library
-from mcuq.backends.tflm.ops import TflmLibrary, add_method_name, check_library_rules, load_library, optimized_kernel_ops
+from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops
 from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmSection
 from mcuq.boards import Board, list_boards
 from mcuq.checks.golden import golden_from_project
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, ValidationFailed
+from mcuq.libraries import TflmLibrary, add_method_name, load_library
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
 from mcuq.project.context import common_context
