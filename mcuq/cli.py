@@ -127,7 +127,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     result = deploy(request, console=_console(args))
     if args.json:
         print(json.dumps(result.summary(), indent=2))
-    elif not args.quiet:
+    elif args.quiet:  # the result only: a failure is an error, on stderr
+        print(result.result_line, file=sys.stdout if result.ok else sys.stderr)
+    else:
         print(format_summary(result))
     return EXIT_OK if result.ok else EXIT_USER_ERROR
 
@@ -149,7 +151,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
-    elif not args.quiet:
+    elif args.quiet:
+        print(report.result_line, file=sys.stdout if report.passed else sys.stderr)
+    else:
         print(format_validation(report))
     return EXIT_OK if report.passed else EXIT_USER_ERROR
 

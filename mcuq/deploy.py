@@ -126,6 +126,19 @@ class DeployResult:
         success for firmware that failed its own boot check."""
         return self.emulator_passed is not False and (self.validation is None or bool(self.validation.passed))
 
+    @property
+    def result_line(self) -> str:
+        """The outcome in one line (what ``deploy --quiet`` prints): PASS, or what failed first."""
+        if self.ok:
+            verdict = self.validation.verdict if self.validation is not None else "PASS"
+            return f"deploy {self.out_dir}: {verdict}"
+        if self.emulator_passed is False:
+            target = (self.plan.emulation or {}).get("target", "the emulator")
+            reason = f"the firmware's self-test failed on {target}"
+        else:
+            reason = self.validation.result_line if self.validation is not None else "validation failed"
+        return f"deploy {self.out_dir}: FAIL: {reason}; do not upload this project (mcuq validate {self.out_dir} lists every check)"
+
     def summary(self) -> dict[str, Any]:
         return {
             "out_dir": str(self.out_dir),

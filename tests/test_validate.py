@@ -137,6 +137,21 @@ def test_corrupted_model_file_fails_naming_the_checksum(digits_project, tmp_path
     assert "model checksum mismatch" in proc.stdout and "edited since deploy: mcuq/model_int8.tflite" in proc.stdout
 
 
+def test_quiet_validate_prints_the_verdict_line_and_the_first_failure(digits_project, tmp_path):
+    proc = _validate_cli(digits_project, "--no-report", "-q")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert proc.stdout.strip().splitlines() == [f"validate {digits_project}: PASS (1 check not run)"]
+    project = _copy(digits_project, tmp_path)
+    model = project / "mcuq" / "model_int8.tflite"
+    raw = bytearray(model.read_bytes())
+    raw[len(raw) // 2] ^= 0x55
+    model.write_bytes(bytes(raw))
+    proc = _validate_cli(project, "--no-report", "-q")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and proc.stdout == "" and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"validate {project}: FAIL: ") and "model_int8.tflite" in lines[0]
+
+
 def test_hand_edited_golden_vector_fails_naming_it(digits_project, tmp_path):
     project = _copy(digits_project, tmp_path)
     src = project / "src" / "golden_vectors.cpp"

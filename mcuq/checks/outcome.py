@@ -47,6 +47,13 @@ class ValidationReport:
         skipped = len(self.not_checked)
         return f"PASS ({skipped} check{'s' if skipped > 1 else ''} not run)" if skipped else "PASS"
 
+    @property
+    def result_line(self) -> str:
+        """The verdict in one line (what ``--quiet`` prints): on FAIL, the first failed check."""
+        failed = [c for c in self.checks if not c.passed]
+        more = f" (and {len(failed) - 1} more failed checks)" if len(failed) > 1 else ""
+        return f"validate {self.project}: {self.verdict}" + (f": {failed[0].name}: {failed[0].detail}{more}" if failed else "")
+
     def add(self, name: str, passed: bool, detail: str) -> bool:
         self.checks.append(Check(name, passed, detail))
         return passed
