@@ -228,7 +228,7 @@ def main() -> int:
         start = time.monotonic()
         fz = fuzz_in_process([digits, sine], args.mutants, args.seed)
         per_kind: dict[str, dict[str, int]] = fz.get("rows", {})  # type: ignore[assignment]
-        total = collections.Counter()
+        total: collections.Counter[str] = collections.Counter()
         for counts in per_kind.values():
             total.update(counts)
         rows.append(
