@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 
 from conftest import DIGITS, ROOT, need
 from mcuq.checks.accuracy import diagnose
+from mcuq.common.errors import MCUQError
 from mcuq.deploy import DeployRequest, deploy
 from mcuq.validate import validate_project
 
@@ -135,6 +138,24 @@ def test_corrupted_model_file_fails_naming_the_checksum(digits_project, tmp_path
     proc = _validate_cli(project, "--no-report")
     assert proc.returncode == 1
     assert "model checksum mismatch" in proc.stdout and "edited since deploy: mcuq/model_int8.tflite" in proc.stdout
+
+
+def test_unparsable_model_consistent_with_the_lock_names_the_model_file(digits_project, tmp_path):
+    """The golden-vector check parses the bytes validate read, mcuq/model_int8.tflite, and says so
+    (not src/model_data.cpp, which validate never reads)."""
+    project = _copy(digits_project, tmp_path)
+    model = project / "mcuq" / "model_int8.tflite"
+    raw = bytearray(model.read_bytes())
+    raw[4:8] = b"XXXX"  # no 'TFL3' identifier: parse_model refuses it
+    model.write_bytes(bytes(raw))
+    lock = project / "mcuq.lock.json"
+    manifest = json.loads(lock.read_text())
+    manifest["model"].update(crc32=f"{zlib.crc32(raw) & 0xFFFFFFFF:08x}", sha256=hashlib.sha256(raw).hexdigest())
+    lock.write_text(json.dumps(manifest))
+    with pytest.raises(MCUQError) as exc:
+        validate_project(project, write_report=False)
+    assert str(exc.value).startswith("mcuq/model_int8.tflite: not a TFLite flatbuffer"), str(exc.value)
+    assert "model_data.cpp" not in str(exc.value)
 
 
 def test_quiet_validate_prints_the_verdict_line_and_the_first_failure(digits_project, tmp_path):

@@ -420,7 +420,9 @@ class TflmBackend:
 
     @staticmethod
     def _check_golden(report: ValidationReport, project: Path, raw: bytes, manifest: Manifest) -> None:
-        info = parse_model(raw, MODEL_SOURCE)
+        # raw is what _check_model_bytes read from mcuq/model_int8.tflite (the firmware's C array is
+        # only proven by its hash), so any parse error names that file.
+        info = parse_model(raw, INT8_MODEL_PATH)
         host_arena = int(manifest.arena["host_bytes"])
         try:
             golden_in, golden_out = golden_from_project(project, info, GOLDEN_SOURCE)
