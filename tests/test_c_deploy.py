@@ -191,6 +191,8 @@ def test_generated_c_project_host_tests_pass_in_emulator(mega_digits):
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if "UserWarning: not checked: validation data: 'val.npz' (sha256 " in line]
+    assert len(notes) == 1 and "is outside the project" in notes[0], proc.stdout
 
 
 def test_report_shows_measured_c_sizes_and_cycles(mega_digits):

@@ -400,6 +400,9 @@ def test_generated_project_host_tests_pass(projects):
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=project, capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Deploy read val.npz from outside the project: the generated test says accuracy was not checked.
+    notes = [line for line in proc.stdout.splitlines() if "UserWarning: not checked: validation data: 'val.npz' (sha256 " in line]
+    assert len(notes) == 1 and "is outside the project" in notes[0], proc.stdout
 
 
 def test_regenerating_an_unchanged_model_is_byte_identical(tmp_path, sine_tflite):
