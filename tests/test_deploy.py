@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import DIGITS, ROOT, SINE, need
-from mcuq.backends.tflm.backend import GOLDEN_SOURCE, model_bytes_from_c_array
+from mcuq.backends.tflm.backend import model_bytes_from_c_array
 from mcuq.boards import get_board, list_boards, load_board_file
 from mcuq.checks.golden import golden_from_project
 from mcuq.common.errors import BoardError, FitError, MCUQError, OutputDirError, UnsupportedOpError
@@ -154,7 +154,7 @@ def test_model_array_is_byte_identical_and_runs_with_planned_arena(projects, boa
     assert arena["host_bytes"] >= arena["host_min_bytes"] and arena["target_bytes"] % 16 == 0
     from mcuq.model.info import parse_model
 
-    golden_in, golden_out = golden_from_project(project, parse_model(raw), GOLDEN_SOURCE)
+    golden_in, golden_out = golden_from_project(project, parse_model(raw))
     run = run_tflm(raw, golden_in, arena["host_bytes"], 1)
     for got, want in zip(run.outputs, golden_out):
         assert np.array_equal(got[0], want[0])

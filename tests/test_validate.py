@@ -187,6 +187,20 @@ def test_hand_edited_golden_vector_fails_naming_it(digits_project, tmp_path):
     assert "edited since deploy: src/golden_vectors.cpp" in failed[0].detail
 
 
+def test_edited_golden_data_file_fails_the_vector_and_points_at_the_edit(digits_project, tmp_path):
+    project = _copy(digits_project, tmp_path)
+    path = project / "mcuq" / "golden.json"
+    data = json.loads(path.read_text())
+    values = data["vectors"][1]["outputs"][0]["values"]
+    values[0] = values[0] + 1 if values[0] < 127 else values[0] - 1
+    path.write_text(json.dumps(data))
+    report = validate_project(project, write_report=False)
+    failed = {c.name: c.detail for c in report.checks if not c.passed}
+    assert "edited since deploy: mcuq/golden.json" in failed["generated files"]
+    assert set(failed) == {"generated files", "golden vector 1"}
+    assert "generated files were edited (see 'generated files')" in failed["golden vector 1"]
+
+
 def test_edited_arena_size_in_the_sources_fails(digits_project, tmp_path):
     """Every generated file is checked against its hash, not only the parts a check parses."""
     project = _copy(digits_project, tmp_path)

@@ -36,9 +36,8 @@ def golden_data(golden_in: Samples, golden_out: Samples) -> bytes:
     return (json.dumps({"vectors": vectors}, separators=(",", ":")) + "\n").encode()
 
 
-def golden_from_project(project: Path, info: ModelInfo, source: str = GOLDEN_DATA) -> tuple[Samples, Samples]:
+def golden_from_project(project: Path, info: ModelInfo) -> tuple[Samples, Samples]:
     """(inputs, outputs) per golden vector, from the project's hashed data file."""
-    del source  # kept for callers that name the C file they trust; the data file is the record
     path = project / GOLDEN_DATA
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

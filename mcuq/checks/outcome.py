@@ -65,7 +65,7 @@ class ValidationReport:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
-    def mismatch_cause(self, sources: str) -> str:
+    def mismatch_cause(self) -> str:
         """Why a golden vector differs, as far as the file hashes tell: an edit, or not an edit."""
         files = self.check("generated files")
         if files is not None and files.passed:
@@ -74,7 +74,7 @@ class ValidationReport:
                 "its own deploy-time result: the model is malformed or its output is not deterministic; "
                 "do not upload it, check the model"
             )
-        return f"{sources} was edited or the model changed; regenerate with 'mcuq deploy --force'"
+        return "generated files were edited (see 'generated files') or the model changed; regenerate with 'mcuq deploy --force'"
 
     def check(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)

@@ -31,7 +31,6 @@ from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 from mcuq.toolchains.emulate import EmulationResult, build_and_run, no_emulator_reason
 
 INT8_MODEL_PATH = "mcuq/model_int8.tflite"
-GOLDEN_SOURCE = "src/mcuq_golden.c"
 C_SOURCES = (
     "mcuq_model.h",
     "mcuq_model.c",
@@ -229,7 +228,7 @@ class CBackend:
                 return None
             info = parse_model(raw, str(ref))
             try:
-                golden_in, golden_out = golden_from_project(project, info, GOLDEN_SOURCE)
+                golden_in, golden_out = golden_from_project(project, info)
                 c_out = run_host(CProgram(info), project_sources(project), golden_in)
                 tflm_out = run_tflm(raw, golden_in, int(manifest.arena["host_bytes"]), len(info.outputs)).outputs
             except (ValidationFailed, MCUQError) as exc:
@@ -245,7 +244,7 @@ class CBackend:
                     c_ok and t_ok,
                     "C output and x86 TFLite Micro are bit-exact with it"
                     if c_ok and t_ok
-                    else f"golden vector {v} differs ({who} disagree): " + report.mismatch_cause(f"{GOLDEN_SOURCE} or src/mcuq_model.c"),
+                    else f"golden vector {v} differs ({who} disagree): " + report.mismatch_cause(),
                 )
         if options.emulate:
             self._check_emulation(report, project, manifest)

@@ -205,7 +205,6 @@ TFLM_USER_FILES: list[tuple[str, str]] = [("api/app.cpp.j2", "src/app.cpp")]
 
 ARRAY_RE = re.compile(r"g_\w+_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}")
 MODEL_SOURCE = "src/model_data.cpp"
-GOLDEN_SOURCE = "src/golden_vectors.cpp"
 INT8_MODEL_PATH = "mcuq/model_int8.tflite"  # written by deploy for every runtime
 
 
@@ -425,7 +424,7 @@ class TflmBackend:
         info = parse_model(raw, INT8_MODEL_PATH)
         host_arena = int(manifest.arena["host_bytes"])
         try:
-            golden_in, golden_out = golden_from_project(project, info, GOLDEN_SOURCE)
+            golden_in, golden_out = golden_from_project(project, info)
         except ValidationFailed as exc:
             report.add("golden vectors", False, str(exc))
             return
@@ -462,8 +461,7 @@ class TflmBackend:
                 worst == 0.0,
                 "bit-exact on x86 TFLite Micro"
                 if worst == 0.0
-                else f"golden vector {v} differs from the x86 TFLite Micro output (max abs diff {worst:g}): "
-                + report.mismatch_cause(GOLDEN_SOURCE),
+                else f"golden vector {v} differs from the x86 TFLite Micro output (max abs diff {worst:g}): " + report.mismatch_cause(),
             )
 
 
