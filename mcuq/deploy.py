@@ -127,15 +127,20 @@ class DeployResult:
         return self.emulator_passed is not False and (self.validation is None or bool(self.validation.passed))
 
     @property
+    def emulator_failure(self) -> str | None:
+        """What failed on the board's CPU, said once for the summary and the quiet line (None: nothing)."""
+        if self.emulator_passed is not False:
+            return None
+        return f"the firmware's self-test failed on {(self.plan.emulation or {}).get('target', 'the emulator')}"
+
+    @property
     def result_line(self) -> str:
         """The outcome in one line (what ``deploy --quiet`` prints): PASS, or what failed first."""
         if self.ok:
             verdict = self.validation.verdict if self.validation is not None else "PASS"
             return f"deploy {self.out_dir}: {verdict}"
-        if self.emulator_passed is False:
-            target = (self.plan.emulation or {}).get("target", "the emulator")
-            reason = f"the firmware's self-test failed on {target}"
-        else:
+        reason = self.emulator_failure
+        if reason is None:
             reason = self.validation.result_line if self.validation is not None else "validation failed"
         return f"deploy {self.out_dir}: FAIL: {reason}; do not upload this project (mcuq validate {self.out_dir} lists every check)"
 
@@ -407,12 +412,8 @@ def format_summary(result: DeployResult) -> str:
         from mcuq.validate import format_validation
 
         lines.append(format_validation(result.validation))
-    if result.emulator_passed is False:
-        target = (result.plan.emulation or {}).get("target", "the emulator")
-        lines.append(
-            f"deploy: FAIL: the firmware's self-test failed on {target}; the project is written but does not "
-            "compute the golden vectors there"
-        )
+    if result.emulator_failure:
+        lines.append(f"deploy: FAIL: {result.emulator_failure}; the project is written but does not compute the golden vectors there")
     if result.ok:
         lines.append(f"next:    cd {result.out_dir} && pio run -t upload && pio device monitor")
     else:
