@@ -22,6 +22,9 @@ from mcuq.boards import Board
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
 
+# Flags of every self-test build, AVR and Cortex-M: C99 and no float contraction as in the generated
+# platformio.ini, -Os as PlatformIO builds, and warnings as errors so generated code that warns fails here.
+SELFTEST_CFLAGS = ["-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
 SELFTEST_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c")
 AVR_MCUS = {"ATmega328P": "atmega328p", "ATmega2560": "atmega2560"}
 QEMU_CPU_HZ = 25_000_000  # SYSCLK of qemu's mps2 boards (an385, an386, an500)
@@ -150,12 +153,7 @@ def build_and_run_avr(files: dict[str, str], mcu_name: str, f_cpu: int = 16_000_
             f"-DF_CPU={f_cpu}UL",
             f'-DMCUQ_MMCU_NAME="{mcu}"',
             f"-DMCUQ_MMCU_NAME_BYTES={name_bytes}",
-            "-std=c99",
-            "-Os",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-ffp-contract=off",
+            *SELFTEST_CFLAGS,
             "-I",
             str(folder),
             *sources,
@@ -184,12 +182,7 @@ def build_arm(files: dict[str, str], folder: Path, cflags: list[str], profile: b
     cmd = [
         "arm-none-eabi-gcc",
         *cflags,
-        "-std=c99",
-        "-Os",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-ffp-contract=off",
+        *SELFTEST_CFLAGS,
         "-ffunction-sections",
         "-fdata-sections",
         "-I",
