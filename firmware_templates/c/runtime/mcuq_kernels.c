@@ -1095,6 +1095,44 @@ void mcuq_fully_connected(const mcuq_fc_params* params) {
   }
 }
 
+#if defined(__AVR__)
+/* CONV_2D and DEPTHWISE_CONV_2D (dilation 1) through a generated pixel function: a window
+ * inside the input is read in place (rows in_w * in_c apart); a window over the padding is
+ * copied by im2col first (padding taps hold in_zp, as in mcuq_conv2d; rows k_w * in_c apart). */
+void mcuq_window_avr(const mcuq_conv_params* params, mcuq_avr_pixel pixel) {
+  mcuq_conv_params p;
+  mcuq_sz oy, ox;
+  int8_t* out;
+  MCUQ_LOAD_PARAMS(p, params);
+  out = p.out;
+  {
+    const mcuq_sz row = p.in_w * p.in_c, step = p.stride_w * p.in_c, x_end = p.in_w - p.k_w;
+    int8_t col[p.pad_h > 0 || p.pad_w > 0 ? p.k_h * p.k_w * p.in_c : 1];
+    for (oy = 0; oy < p.out_h; ++oy) {
+      const mcuq_sz y0 = oy * p.stride_h - p.pad_h;
+      const int rows_inside = y0 >= 0 && y0 + p.k_h <= p.in_h;
+      mcuq_sz x0 = -p.pad_w;
+      const int8_t* in = p.in + (mcuq_sz)y0 * row + x0 * p.in_c;
+      for (ox = 0; ox < p.out_w; ++ox, out += p.out_c, in += step, x0 += p.stride_w) {
+        if (rows_inside && x0 >= 0 && x0 <= x_end) {
+          pixel(in, out, row);
+        } else {
+          im2col(&p, y0, x0, col);
+          pixel(col, out, p.k_w * p.in_c);
+        }
+      }
+    }
+  }
+}
+
+void mcuq_fully_connected_avr(const mcuq_fc_params* params, mcuq_avr_pixel pixel) {
+  mcuq_fc_params p;
+  mcuq_sz b;
+  MCUQ_LOAD_PARAMS(p, params);
+  for (b = 0; b < p.batches; ++b) pixel(p.in + (mcuq_sz)b * p.depth, p.out + (mcuq_sz)b * p.units, 0);
+}
+#endif
+
 /* MAX_POOL_2D and AVERAGE_POOL_2D walk the same clipped windows (TFLite's filter_x_start/end). */
 static void pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out, mcuq_dim out_h,
                  mcuq_dim out_w, int f_h, int f_w, int stride_h, int stride_w, int pad_h, int pad_w,

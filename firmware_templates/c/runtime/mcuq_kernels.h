@@ -79,6 +79,15 @@ typedef struct {
 
 void mcuq_fully_connected(const mcuq_fc_params* params);
 
+#if defined(__AVR__)
+/* Layers with few MACs per output run a function generated for them (assembly in
+ * mcuq_model.c: weights, biases and requantization as immediates) that computes every output
+ * channel of one pixel from its inputs; these drivers walk the pixels. */
+typedef void (*mcuq_avr_pixel)(const int8_t* in, int8_t* out, mcuq_sz row_stride);
+void mcuq_window_avr(const mcuq_conv_params* params, mcuq_avr_pixel pixel); /* CONV_2D, DEPTHWISE_CONV_2D */
+void mcuq_fully_connected_avr(const mcuq_fc_params* params, mcuq_avr_pixel pixel);
+#endif
+
 void mcuq_max_pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out,
                    mcuq_dim out_h, mcuq_dim out_w, int f_h, int f_w, int stride_h, int stride_w,
                    int pad_h, int pad_w, int32_t act_min, int32_t act_max);

@@ -55,6 +55,7 @@ def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
         "params_name": f"op{call.op_index}_params",
         "args": [(name, _render_value(program, value)) for name, value in call.args],
         "pointer_lists": [{"name": p.name, "count": len(p.items), "items": [_render_value(program, v) for v in p.items]} for p in lists],
+        "avr": program.avr_kernels.get(call.op_index),
     }
 
 
@@ -81,6 +82,15 @@ def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | Non
         "outputs": [io(i) for i in info.outputs],
         "calls": [_call_context(program, call) for call in program.calls],
         "simd": program.simd,
+        "avr_kernels": [
+            {
+                "symbol": k.symbol,
+                "op": k.op_index,
+                "bytes": k.code_bytes,
+                "lines": [line.replace('"', '\\"').replace("\t", "\\t") for line in k.asm],
+            }
+            for k in program.avr_kernels.values()
+        ],
         "constants": [
             {
                 "name": c.name,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mcuq.backends.base import FitReport
+from mcuq.backends.c.avr_codegen import AvrKernel
 from mcuq.backends.c.planner import Buffer, MemoryPlan, plan_memory
 from mcuq.common.errors import UnsupportedOpError
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
@@ -118,6 +119,7 @@ class CProgram:
     plan: MemoryPlan | None = None
     scratch: dict[int, int] = field(default_factory=dict)  # op index -> scratch bytes
     simd: bool = False  # weights laid out for the 4-channel SIMD path (Cortex-M with DSP)
+    avr_kernels: dict[int, AvrKernel] = field(default_factory=dict)  # op index -> generated AVR function
 
     @property
     def arena_bytes(self) -> int:

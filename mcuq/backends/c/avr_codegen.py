@@ -1,0 +1,366 @@
+"""AVR assembly generated per layer: the weights, biases and requantization as immediates.
+
+A generic kernel pays on every output for what the generator already knows: loading each
+weight from flash (`lpm`, 3 cycles), looping, and TFLite's full 24 x 31-bit requantization
+with a variable shift (about 150 cycles). Layers with few MACs per output (3x3 convolutions on
+one channel, 1x1 convolutions, small Dense layers) spend most of their time there. For those
+this module writes one function per layer that computes every output channel of one pixel
+from its n inputs (an im2col row or a Dense input):
+
+- MACs: `ldd` input, `ldi` weight, `muls`, a 24-bit add; zero weights are left out; four
+  channels share each input load.
+- Requantization: two compares against the channel's thresholds (act_min / act_max), then
+  the short exact multiply found by `avr_requant` (a few `mul`s, byte-aligned result).
+
+Only layers whose every channel has an exact short plan and whose sums fit 24 bits are
+generated; the C driver in mcuq_kernels.c walks the pixels. The code is checked bit for bit
+by the AVR self-test in simavr against TFLite Micro's golden vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mcuq.backends.c.avr_requant import RequantPart, RequantPlan, plan_requant
+
+if TYPE_CHECKING:
+    from mcuq.backends.c.program import CProgram, KernelCall
+
+GROUP = 4  # channels accumulated together: 12 accumulator registers r2..r13
+MAX_MACS_PER_OUTPUT = 64  # beyond this the generic kernel is already near its MAC-loop cost
+
+
+@dataclass(frozen=True)
+class AvrKernel:
+    """One layer's generated function `void symbol(const int8_t* in, int8_t* out, mcuq_sz row_stride)`:
+    every output channel of one pixel; `in` points at the window's first input, the rows of
+    the window are `row_stride` bytes apart (the input's row, or im2col's at the borders)."""
+
+    op_index: int
+    symbol: str
+    driver: str  # the C function in mcuq_kernels.c that walks the pixels and calls `symbol`
+    asm: list[str]  # GNU as lines
+    code_bytes: int  # flash of the function (every instruction used is one word)
+    cycles_per_pixel: int  # an upper estimate, for choosing layers under a flash budget
+
+
+def acc_range(weights: np.ndarray, bias: int) -> tuple[int, int]:
+    """The accumulator's reachable range over all int8 inputs (padding taps hold in_zp, an int8 too)."""
+    w = weights.astype(np.int64)
+    return bias + int(np.minimum(w * -128, w * 127).sum()), bias + int(np.maximum(w * -128, w * 127).sum())
+
+
+def _bytes(value: int, count: int) -> list[int]:
+    return [(value >> (8 * i)) & 0xFF for i in range(count)]
+
+
+class _Writer:
+    """Collects instructions and counts their words (all one-word instructions)."""
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.lines: list[str] = []
+        self.words = 0
+        self.labels = 0
+
+    def op(self, text: str) -> None:
+        self.lines.append(f"\t{text}")
+        self.words += 1
+
+    def label(self, name: str) -> None:
+        self.lines.append(f"{name}:")
+
+    def new_label(self) -> str:
+        self.labels += 1
+        return f".L{self.symbol}_{self.labels}"
+
+
+def _compare(w: _Writer, acc: tuple[int, int, int], value: int) -> None:
+    """Signed 24-bit compare of the accumulator with a constant (flags for brlt/brge)."""
+    for i, (reg, byte) in enumerate(zip(acc, _bytes(value, 3))):
+        w.op(f"ldi r17, {byte}")
+        w.op(f"{'cp' if i == 0 else 'cpc'} r{reg}, r17")
+
+
+def _part(w: _Writer, acc: tuple[int, int, int], part: RequantPart) -> None:
+    """out = base + byte K/8 of (acc bytes x M + R), stored at Z+."""
+    kb = part.k // 8
+    cols = [18 + p for p in range(kb + 1)]
+    for reg, byte in zip(cols, _bytes(part.r, kb + 1)):
+        w.op(f"ldi r{reg}, {byte}")
+    w.op("clr r16")  # zero for the carries
+    for j, mj in enumerate(part.m_bytes):
+        pairs = [(i, jj) for i, jj in part.products if jj == j]
+        if not pairs:
+            continue
+        w.op(f"ldi r17, {mj}")
+        for i, _ in pairs:
+            p = i + j
+            w.op(f"mul r{acc[i]}, r17")
+            w.op(f"add r{cols[p]}, r0")
+            if p + 1 <= kb:
+                w.op(f"adc r{cols[p + 1]}, r1")
+            for q in range(p + 2, kb + 1):
+                w.op(f"adc r{cols[q]}, r16")
+    w.op(f"subi r{cols[kb]}, {(-part.base) & 0xFF}")
+    w.op(f"st Z+, r{cols[kb]}")
+
+
+def _requant(w: _Writer, acc: tuple[int, int, int], plan: RequantPlan, lo_acc: int, hi_acc: int) -> int:
+    """One channel's requantization; returns its cycles on the longest path."""
+    done = w.new_label()
+    cycles = 0
+    if plan.t_lo > lo_acc:
+        ok = w.new_label()
+        _compare(w, acc, plan.t_lo)
+        w.op(f"brge {ok}")
+        w.op(f"ldi r17, {plan.lo & 0xFF}")
+        w.op("st Z+, r17")
+        w.op(f"rjmp {done}")
+        w.label(ok)
+        cycles += 8
+    if not plan.parts:
+        w.op(f"ldi r17, {plan.hi & 0xFF}")
+        w.op("st Z+, r17")
+        w.label(done)
+        return cycles + 3
+    if plan.t_hi <= hi_acc:
+        ok = w.new_label()
+        _compare(w, acc, plan.t_hi)
+        w.op(f"brlt {ok}")
+        w.op(f"ldi r17, {plan.hi & 0xFF}")
+        w.op("st Z+, r17")
+        w.op(f"rjmp {done}")
+        w.label(ok)
+        cycles += 8
+    if len(plan.parts) == 2:
+        positive = w.new_label()
+        w.op(f"sbrs r{acc[2]}, 7")
+        w.op(f"rjmp {positive}")
+        _part(w, acc, plan.parts[0])
+        w.op(f"rjmp {done}")
+        w.label(positive)
+        cycles += 4
+    _part(w, acc, plan.parts[-1])
+    w.label(done)
+    part_cycles = max(len(p.products) * 5 + p.k // 8 + 8 for p in plan.parts)
+    return cycles + part_cycles
+
+
+def _prologue(w: _Writer, saved: list[int]) -> None:
+    for reg in saved:
+        w.op(f"push r{reg}")
+    w.op("movw r28, r24")  # Y = in
+    w.op("movw r30, r22")  # Z = out
+    w.op("movw r14, r20")  # row stride
+
+
+def _epilogue(w: _Writer, saved: list[int]) -> None:
+    w.op("clr r1")
+    for reg in reversed(saved):
+        w.op(f"pop r{reg}")
+    w.op("ret")
+
+
+def _mac(w: _Writer, acc: tuple[int, int, int], weight: int) -> None:
+    """acc += r16 * weight (24 bits): 7 cycles."""
+    w.op(f"ldi r17, {weight & 0xFF}")
+    w.op("muls r16, r17")
+    w.op("sbc r17, r17")  # the product's sign (C = bit 15) for the top byte
+    w.op(f"add r{acc[0]}, r0")
+    w.op(f"adc r{acc[1]}, r1")
+    w.op(f"adc r{acc[2]}, r17")
+
+
+def _init(w: _Writer, acc: tuple[int, int, int], value: int) -> None:
+    for reg, byte in zip(acc, _bytes(value, 3)):
+        w.op(f"ldi r17, {byte}")
+        w.op(f"mov r{reg}, r17")
+
+
+def _next_row(w: _Writer) -> None:
+    w.op("add r28, r14")
+    w.op("adc r29, r15")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where input i of a pixel lies: its row of the window and its byte offset in that row."""
+
+    rows: tuple[int, ...]
+    offsets: tuple[int, ...]
+
+
+def dense_kernel(op_index: int, symbol: str, window: Window, weights: np.ndarray, bias: np.ndarray, plans: list[RequantPlan]) -> AvrKernel:
+    """CONV_2D and FULLY_CONNECTED: out[c] = requant_c(bias[c] + sum_i weights[c, i] * in[i]).
+
+    Four channels share each input load. Registers: Y the input (ldd), Z the output (st Z+),
+    r2..r13 four 24-bit sums, r14:r15 the row stride, r16 the input byte (then zero), r17
+    weights and constants, r18..r23 the product's columns.
+    """
+    out_c, n = weights.shape
+    w = _Writer(symbol)
+    group = min(GROUP, out_c)
+    saved = [*range(2, 2 + 3 * group), 14, 15, 16, 17, 28, 29]
+    _prologue(w, saved)
+    cycles = 8 * len(saved) + 12
+    for c0 in range(0, out_c, group):
+        channels = list(range(c0, min(c0 + group, out_c)))
+        accs = {c: (2 + 3 * k, 3 + 3 * k, 4 + 3 * k) for k, c in enumerate(channels)}
+        for c in channels:
+            _init(w, accs[c], int(bias[c]))
+        cycles += 6 * len(channels)
+        row = 0
+        for i in range(n):
+            nonzero = [c for c in channels if weights[c, i]]
+            if not nonzero:
+                continue
+            while row < window.rows[i]:
+                _next_row(w)
+                row += 1
+            w.op(f"ldd r16, Y+{window.offsets[i]}")
+            cycles += 2 + 7 * len(nonzero)
+            for c in nonzero:
+                _mac(w, accs[c], int(weights[c, i]))
+        if row:
+            w.op("movw r28, r24")
+        for c in channels:
+            lo_acc, hi_acc = acc_range(weights[c], int(bias[c]))
+            cycles += _requant(w, accs[c], plans[c], lo_acc, hi_acc)
+    _epilogue(w, saved)
+    return AvrKernel(op_index, symbol, "", _function(symbol, w), 2 * w.words, cycles)
+
+
+def depthwise_kernel(
+    op_index: int, symbol: str, window: Window, weights: np.ndarray, bias: np.ndarray, plans: list[RequantPlan]
+) -> AvrKernel:
+    """DEPTHWISE_CONV_2D (depth multiplier 1): channel c reads in[offset + c] of each tap.
+
+    X walks the channels, Y the taps of one channel; one 24-bit sum in r2..r4.
+    """
+    taps, channels = weights.shape
+    w = _Writer(symbol)
+    saved = [2, 3, 4, 14, 15, 16, 17, 28, 29]
+    _prologue(w, saved)
+    w.op("movw r26, r24")  # X = the channel's first input
+    cycles = 8 * len(saved) + 14
+    acc = (2, 3, 4)
+    for c in range(channels):
+        if c:
+            w.op("adiw r26, 1")
+            w.op("movw r28, r26")
+        _init(w, acc, int(bias[c]))
+        row = 0
+        for t in range(taps):
+            if not weights[t, c]:
+                continue
+            while row < window.rows[t]:
+                _next_row(w)
+                row += 1
+            w.op(f"ldd r16, Y+{window.offsets[t]}")
+            _mac(w, acc, int(weights[t, c]))
+        cycles += 9 + 2 * row + 9 * int(np.count_nonzero(weights[:, c]))
+        lo_acc, hi_acc = acc_range(weights[:, c], int(bias[c]))
+        cycles += _requant(w, acc, plans[c], lo_acc, hi_acc)
+    _epilogue(w, saved)
+    return AvrKernel(op_index, symbol, "", _function(symbol, w), 2 * w.words, cycles)
+
+
+def _function(symbol: str, w: _Writer) -> list[str]:
+    header = [f'.section .text.{symbol},"ax",@progbits', f".global {symbol}", f".type {symbol}, @function", f"{symbol}:"]
+    return header + w.lines + [f".size {symbol}, .-{symbol}"]
+
+
+def plan_channels(
+    weights: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray, zp: int, lo: int, hi: int
+) -> list[RequantPlan] | None:
+    """Every channel's exact short requantization (weights: [channel, input]), or None when one
+    has none or its sums can leave 24 bits."""
+    plans = []
+    for c in range(weights.shape[0]):
+        lo_acc, hi_acc = acc_range(weights[c], int(bias[c]))
+        magnitude = abs(int(bias[c])) + 128 * int(np.abs(weights[c].astype(np.int64)).sum())
+        if magnitude >= 2**23:
+            return None
+        m, s = int(mult[c if mult.size > 1 else 0]), int(shift[c if shift.size > 1 else 0])
+        plan = plan_requant(m, s, zp, lo, hi, lo_acc, hi_acc)
+        if plan is None or any(p.k > 40 for p in plan.parts):
+            return None
+        plans.append(plan)
+    return plans
+
+
+def _const(program: CProgram, name: object) -> np.ndarray:
+    return next(c.values for c in program.constants if c.name == name)
+
+
+def _int(args: dict[str, object], key: str) -> int:
+    value = args[key]
+    assert isinstance(value, int), key
+    return value
+
+
+def _candidate(program: CProgram, call: KernelCall, symbol: str) -> tuple[AvrKernel, int] | None:
+    """A CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED call's generated kernel and its number
+    of pixels, if the layer qualifies: few MACs per output, dilation 1, every tap of a window
+    row within `ldd` reach (63 bytes), sums within 24 bits, an exact short requantization."""
+    a: dict[str, object] = dict(call.args)
+    if call.function in ("mcuq_conv2d", "mcuq_depthwise_conv2d"):
+        kh, kw, ic, oc = _int(a, "k_h"), _int(a, "k_w"), _int(a, "in_c"), _int(a, "out_c")
+        if _int(a, "block") != 1 or _int(a, "dil_h") != 1 or _int(a, "dil_w") != 1:
+            return None
+        pixels = _int(a, "out_h") * _int(a, "out_w")
+        taps = [(fy, fx) for fy in range(kh) for fx in range(kw)]
+        if call.function == "mcuq_conv2d":
+            if kh * kw * ic > MAX_MACS_PER_OUTPUT or kw * ic > 64 or (_int(a, "col_len") == 0 and kh * kw > 1):
+                return None
+            window = Window(tuple(fy for fy, fx in taps for _ in range(ic)), tuple(fx * ic + c for fy, fx in taps for c in range(ic)))
+            weights = _const(program, a["filter"]).reshape(oc, kh * kw * ic)
+            driver, generate, per_channel = "mcuq_window_avr", dense_kernel, weights
+        else:
+            if _int(a, "depth_mult") != 1 or kh * kw > MAX_MACS_PER_OUTPUT or (kw - 1) * ic + 1 > 64:
+                return None
+            window = Window(tuple(fy for fy, _ in taps), tuple(fx * ic for _, fx in taps))
+            weights = _const(program, a["filter"]).reshape(oc, kh * kw).T  # block 1 layout: [channel][tap]
+            driver, generate, per_channel = "mcuq_window_avr", depthwise_kernel, weights.T
+    elif call.function == "mcuq_fully_connected":
+        depth, units = _int(a, "depth"), _int(a, "units")
+        if _int(a, "block") != 1 or depth > MAX_MACS_PER_OUTPUT:
+            return None
+        window = Window((0,) * depth, tuple(range(depth)))
+        weights = _const(program, a["filter"]).reshape(units, depth)
+        driver, generate, per_channel, pixels = "mcuq_fully_connected_avr", dense_kernel, weights, _int(a, "batches")
+    else:
+        return None
+    bias = _const(program, a["bias"])
+    mult, shift = _const(program, a["mult"]), _const(program, a["shift"])
+    plans = plan_channels(per_channel, bias, mult, shift, _int(a, "out_zp"), _int(a, "act_min"), _int(a, "act_max"))
+    if plans is None:
+        return None
+    kernel = generate(call.op_index, symbol, window, weights, bias, plans)
+    return AvrKernel(kernel.op_index, symbol, driver, kernel.asm, kernel.code_bytes, kernel.cycles_per_pixel), pixels
+
+
+def avr_kernels(program: CProgram, prefix: str, flash_budget: int) -> dict[int, AvrKernel]:
+    """The layers to generate within `flash_budget` bytes, most cycles saved per byte first
+    (the generic path costs about 12 cycles a MAC and 200 an output)."""
+    candidates = []
+    for call in program.calls:
+        found = _candidate(program, call, f"{prefix}_avr_op{call.op_index}")
+        if found is None:
+            continue
+        kernel, pixels = found
+        op = program.info.ops[call.op_index]
+        outputs = int(np.prod(program.info.tensors[op.outputs[0]].shape))
+        saved = op.macs * 12 + outputs * 200 - pixels * kernel.cycles_per_pixel
+        if saved > 0:
+            candidates.append((saved / kernel.code_bytes, kernel))
+    chosen: dict[int, AvrKernel] = {}
+    for _, kernel in sorted(candidates, key=lambda c: -c[0]):
+        if kernel.code_bytes <= flash_budget:
+            chosen[kernel.op_index] = kernel
+            flash_budget -= kernel.code_bytes
+    return chosen
