@@ -14,38 +14,9 @@ import numpy as np
 import pytest
 
 from conftest import need
+from mcuq.backends.c.avr_requant import INT32_MAX, INT32_MIN, tflite_requantize
 from mcuq.common.resources import templates_dir
 from mcuq.toolchains.emulate import build_and_run_avr
-
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-
-
-def _srdhm(a: int, b: int) -> int:
-    """gemmlowp::SaturatingRoundingDoublingHighMul."""
-    if a == b == INT32_MIN:
-        return INT32_MAX
-    ab = a * b
-    nudge = 2**30 if ab >= 0 else 1 - 2**30
-    q = abs(ab + nudge) // 2**31  # C++ division truncates toward zero
-    return q if ab + nudge >= 0 else -q
-
-
-def _rdivpot(x: int, exponent: int) -> int:
-    """gemmlowp::RoundingDivideByPOT."""
-    mask = (1 << exponent) - 1
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> exponent) + (1 if (x & mask) > threshold else 0)
-
-
-def _wrap32(x: int) -> int:
-    return (x + 2**31) % 2**32 - 2**31
-
-
-def tflite_requantize(acc: int, mult: int, shift: int, zp: int, lo: int, hi: int) -> int:
-    """TFLite's MultiplyByQuantizedMultiplier (double rounding) + zero point + clamp."""
-    x = _wrap32(acc * (1 << max(shift, 0)))
-    value = _rdivpot(_srdhm(x, mult), max(-shift, 0)) + zp
-    return min(max(value, lo), hi)
 
 
 def _vectors(n: int, seed: int = 0) -> list[tuple[int, int, int, int, int, int]]:
@@ -184,6 +155,11 @@ def _layers(case: str):
     ], (8, 9, 3)
 
 
+# the layers written as generated AVR assembly (avr_codegen): few MACs per output, dilation 1,
+# depth multiplier 1; the others run the generic AVR kernels
+GENERATED = {"depthwise": {0, 1, 3}, "conv_dense": {0, 1, 6}}
+
+
 @pytest.mark.parametrize("case", ["depthwise", "conv_dense"])
 def test_avr_layers_bit_exact_with_tflite_micro_in_simavr(tmp_path, case):
     need("avr-gcc")
@@ -197,3 +173,4 @@ def test_avr_layers_bit_exact_with_tflite_micro_in_simavr(tmp_path, case):
     assert result.emulator_passed is True, emulation.get("log", "")[-800:]
     assert emulation["target"].startswith("atmega2560")
     assert result.ok
+    assert set(result.plan.context["program"].avr_kernels) == GENERATED[case]

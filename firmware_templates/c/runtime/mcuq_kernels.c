@@ -1096,6 +1096,30 @@ void mcuq_fully_connected(const mcuq_fc_params* params) {
 }
 
 #if defined(__AVR__)
+/* im2col for dilation 1 with byte counters and walking pointers (a row is at most 127 bytes
+ * for the generated layers): each row is padding, input, padding. */
+static void window_avr(const mcuq_conv_params* p, mcuq_sz y0, mcuq_sz x0, int8_t* col) {
+  const uint8_t row_len = (uint8_t)(p->k_w * p->in_c);
+  const uint8_t left = (uint8_t)(x0 < 0 ? -x0 * p->in_c : 0);
+  const uint8_t right = (uint8_t)(x0 + p->k_w > p->in_w ? (x0 + p->k_w - p->in_w) * p->in_c : 0);
+  const int8_t zp = (int8_t)p->in_zp;
+  const int8_t* src = p->in + ((mcuq_sz)y0 * p->in_w + x0) * p->in_c + left;
+  uint8_t fy, k;
+  for (fy = 0; fy < (uint8_t)p->k_h; ++fy, src += p->in_w * p->in_c) {
+    const mcuq_sz iy = y0 + fy;
+    if (iy < 0 || iy >= p->in_h) {
+      for (k = row_len; k > 0; --k) *col++ = zp;
+      continue;
+    }
+    {
+      const int8_t* s = src;
+      for (k = left; k > 0; --k) *col++ = zp;
+      for (k = row_len - left - right; k > 0; --k) *col++ = *s++;
+      for (k = right; k > 0; --k) *col++ = zp;
+    }
+  }
+}
+
 /* CONV_2D and DEPTHWISE_CONV_2D (dilation 1) through a generated pixel function: a window
  * inside the input is read in place (rows in_w * in_c apart); a window over the padding is
  * copied by im2col first (padding taps hold in_zp, as in mcuq_conv2d; rows k_w * in_c apart). */
@@ -1117,9 +1141,39 @@ void mcuq_window_avr(const mcuq_conv_params* params, mcuq_avr_pixel pixel) {
         if (rows_inside && x0 >= 0 && x0 <= x_end) {
           pixel(in, out, row);
         } else {
-          im2col(&p, y0, x0, col);
+          window_avr(&p, y0, x0, col);
           pixel(col, out, p.k_w * p.in_c);
         }
+      }
+    }
+  }
+}
+
+void mcuq_depthwise_avr(const mcuq_conv_params* params, const mcuq_avr_rows* by_column) {
+  mcuq_conv_params p;
+  mcuq_sz oy, ox, fy;
+  int8_t* out;
+  MCUQ_LOAD_PARAMS(p, params);
+  out = p.out;
+  {
+    const mcuq_sz row = p.in_w * p.in_c, step = p.stride_w * p.in_c;
+    int8_t zp_row[p.k_w * p.in_c];
+    const int8_t* base[p.k_h];
+    const int8_t* rows[p.k_h];
+    memset(zp_row, (int8_t)p.in_zp, sizeof zp_row);
+    for (oy = 0; oy < p.out_h; ++oy) {
+      const mcuq_sz y0 = oy * p.stride_h - p.pad_h;
+      const mcuq_sz x_off = -p.pad_w * p.in_c;
+      for (fy = 0; fy < p.k_h; ++fy) {
+        const mcuq_sz iy = y0 + fy;
+        base[fy] = iy >= 0 && iy < p.in_h ? p.in + (mcuq_sz)iy * row + x_off : 0;
+      }
+      for (ox = 0; ox < p.out_w; ++ox, out += p.out_c) {
+        for (fy = 0; fy < p.k_h; ++fy) {
+          rows[fy] = base[fy] ? base[fy] : zp_row;
+          if (base[fy]) base[fy] += step;
+        }
+        ((mcuq_avr_rows)pgm_read_word(by_column + ox))(rows, out);
       }
     }
   }

@@ -86,6 +86,10 @@ void mcuq_fully_connected(const mcuq_fc_params* params);
 typedef void (*mcuq_avr_pixel)(const int8_t* in, int8_t* out, mcuq_sz row_stride);
 void mcuq_window_avr(const mcuq_conv_params* params, mcuq_avr_pixel pixel); /* CONV_2D, DEPTHWISE_CONV_2D */
 void mcuq_fully_connected_avr(const mcuq_fc_params* params, mcuq_avr_pixel pixel);
+/* DEPTHWISE_CONV_2D (dilation 1): per output column a function that leaves out the taps in
+ * that column's left/right padding; rows[fy] points at the window's row (or a row of in_zp). */
+typedef void (*mcuq_avr_rows)(const int8_t* const* rows, int8_t* out);
+void mcuq_depthwise_avr(const mcuq_conv_params* params, const mcuq_avr_rows* by_column);
 #endif
 
 void mcuq_max_pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out,

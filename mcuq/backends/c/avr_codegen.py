@@ -19,7 +19,7 @@ by the AVR self-test in simavr against TFLite Micro's golden vectors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,16 +35,24 @@ MAX_MACS_PER_OUTPUT = 64  # beyond this the generic kernel is already near its M
 
 @dataclass(frozen=True)
 class AvrKernel:
-    """One layer's generated function `void symbol(const int8_t* in, int8_t* out, mcuq_sz row_stride)`:
-    every output channel of one pixel; `in` points at the window's first input, the rows of
-    the window are `row_stride` bytes apart (the input's row, or im2col's at the borders)."""
+    """One layer's generated code: `driver(&params, argument)` replaces the generic kernel call.
+
+    CONV_2D and FULLY_CONNECTED: `void argument(const int8_t* in, int8_t* out, mcuq_sz row_stride)`
+    computes every output channel of one pixel; `in` points at the window's first input, its
+    rows `row_stride` bytes apart (the input's rows, or im2col's at the borders).
+    DEPTHWISE_CONV_2D: `argument` is a flash table of one function per output column, `void
+    f(const int8_t* const* rows, int8_t* out)`, each leaving out the taps that fall in that
+    column's left or right padding (their zero-point products are in its biases); rows in the
+    top or bottom padding point at a row of zero points.
+    """
 
     op_index: int
-    symbol: str
-    driver: str  # the C function in mcuq_kernels.c that walks the pixels and calls `symbol`
+    driver: str  # the C function in mcuq_kernels.c that walks the pixels
+    argument: str  # what it is given besides the layer's parameters
+    declarations: list[str]  # C lines (prototypes, the column table)
     asm: list[str]  # GNU as lines
-    code_bytes: int  # flash of the function (every instruction used is one word)
-    cycles_per_pixel: int  # an upper estimate, for choosing layers under a flash budget
+    code_bytes: int  # flash of the functions (every instruction used is one word) and tables
+    cycles_per_pixel: int  # an estimate (the slowest variant), for choosing layers under a flash budget
 
 
 def acc_range(weights: np.ndarray, bias: int) -> tuple[int, int]:
@@ -231,42 +239,107 @@ def dense_kernel(op_index: int, symbol: str, window: Window, weights: np.ndarray
             lo_acc, hi_acc = acc_range(weights[c], int(bias[c]))
             cycles += _requant(w, accs[c], plans[c], lo_acc, hi_acc)
     _epilogue(w, saved)
-    return AvrKernel(op_index, symbol, "", _function(symbol, w), 2 * w.words, cycles)
+    return AvrKernel(
+        op_index,
+        "",
+        symbol,
+        [f"void {symbol}(const int8_t* in, int8_t* out, mcuq_sz row_stride);"],
+        _function(symbol, w),
+        2 * w.words,
+        cycles,
+    )
 
 
 def depthwise_kernel(
-    op_index: int, symbol: str, window: Window, weights: np.ndarray, bias: np.ndarray, plans: list[RequantPlan]
-) -> AvrKernel:
-    """DEPTHWISE_CONV_2D (depth multiplier 1): channel c reads in[offset + c] of each tap.
+    op_index: int,
+    symbol: str,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    mult: np.ndarray,
+    shift: np.ndarray,
+    out_range: tuple[int, int, int],
+    geometry: dict[str, int],
+) -> AvrKernel | None:
+    """DEPTHWISE_CONV_2D with depth multiplier 1: one function per distinct set of valid filter
+    columns (interior, left border, right border, ...); one 24-bit sum in r2..r4, the row
+    pointers in r6.., Y the row being read (ldd: column offset + channel)."""
+    g = geometry
+    kh, kw, ch = g["k_h"], g["k_w"], g["in_c"]
+    taps = [(fy, fx) for fy in range(kh) for fx in range(kw)]
+    columns = []
+    for ox in range(g["out_w"]):
+        x0 = ox * g["stride_w"] - g["pad_w"]
+        columns.append(range(max(0, -x0), min(kw, g["in_w"] - x0)))
+    variants = sorted(set((r.start, r.stop) for r in columns))
+    zp, lo, hi = out_range
+    # one plan per channel, over the accumulators of every variant (the union of their ranges)
+    plans = []
+    for c in range(ch):
+        lows, highs = [], []
+        for start, stop in variants:
+            skipped = sum(int(weights[t, c]) for t in range(len(taps)) if not start <= taps[t][1] < stop)
+            kept = np.array([weights[t, c] for t in range(len(taps)) if start <= taps[t][1] < stop], np.int64)
+            a, b = acc_range(kept, int(bias[c]) + g["in_zp"] * skipped)
+            lows.append(a)
+            highs.append(b)
+            if max(abs(a), abs(b)) + 128 * int(np.abs(kept).sum()) >= 2**23:
+                return None
+        m, s = int(mult[c if mult.size > 1 else 0]), int(shift[c if shift.size > 1 else 0])
+        plan = plan_requant(m, s, zp, lo, hi, min(lows), max(highs))
+        if plan is None or any(p.k > 40 for p in plan.parts):
+            return None
+        plans.append((plan, min(lows), max(highs)))
+    asm: list[str] = []
+    names = {}
+    words = 0
+    slowest = 0
+    for k, (start, stop) in enumerate(variants):
+        name = f"{symbol}_v{k}"
+        names[(start, stop)] = name
+        w = _Writer(name)
+        rows = kh
+        saved = [2, 3, 4, *range(6, 6 + 2 * rows), 16, 17, 28, 29]
+        for reg in saved:
+            w.op(f"push r{reg}")
+        w.op("movw r26, r24")  # X = the row pointers
+        for j in range(2 * rows):
+            w.op(f"ld r{6 + j}, X+")
+        w.op("movw r30, r22")  # Z = out
+        cycles = 8 * len(saved) + 4 * rows + 8
+        acc = (2, 3, 4)
+        for c in range(ch):
+            used = [t for t in range(len(taps)) if start <= taps[t][1] < stop and weights[t, c]]
+            skipped = sum(int(weights[t, c]) for t in range(len(taps)) if not start <= taps[t][1] < stop)
+            _init(w, acc, int(bias[c]) + g["in_zp"] * skipped)
+            row = -1
+            for t in used:
+                fy, fx = taps[t]
+                if fy != row:
+                    w.op(f"movw r28, r{6 + 2 * fy}")
+                    row = fy
+                    cycles += 1
+                w.op(f"ldd r16, Y+{fx * ch + c}")
+                _mac(w, acc, int(weights[t, c]))
+            plan, lo_acc, hi_acc = plans[c]
+            cycles += 6 + 9 * len(used) + _requant(w, acc, plan, lo_acc, hi_acc)
+        w.op("clr r1")
+        for reg in reversed(saved):
+            w.op(f"pop r{reg}")
+        w.op("ret")
+        asm += _function(name, w)
+        words += w.words
+        slowest = max(slowest, cycles)
+    table = f"{symbol}_columns"
+    declarations = [f"void {name}(const int8_t* const* rows, int8_t* out);" for name in names.values()]
+    declarations.append(
+        f"static const mcuq_avr_rows {table}[{len(columns)}] PROGMEM = {{ {', '.join(names[(r.start, r.stop)] for r in columns)} }};"
+    )
+    return AvrKernel(op_index, "mcuq_depthwise_avr", table, declarations, asm, 2 * words + 2 * len(columns), slowest)
 
-    X walks the channels, Y the taps of one channel; one 24-bit sum in r2..r4.
-    """
-    taps, channels = weights.shape
-    w = _Writer(symbol)
-    saved = [2, 3, 4, 14, 15, 16, 17, 28, 29]
-    _prologue(w, saved)
-    w.op("movw r26, r24")  # X = the channel's first input
-    cycles = 8 * len(saved) + 14
-    acc = (2, 3, 4)
-    for c in range(channels):
-        if c:
-            w.op("adiw r26, 1")
-            w.op("movw r28, r26")
-        _init(w, acc, int(bias[c]))
-        row = 0
-        for t in range(taps):
-            if not weights[t, c]:
-                continue
-            while row < window.rows[t]:
-                _next_row(w)
-                row += 1
-            w.op(f"ldd r16, Y+{window.offsets[t]}")
-            _mac(w, acc, int(weights[t, c]))
-        cycles += 9 + 2 * row + 9 * int(np.count_nonzero(weights[:, c]))
-        lo_acc, hi_acc = acc_range(weights[:, c], int(bias[c]))
-        cycles += _requant(w, acc, plans[c], lo_acc, hi_acc)
-    _epilogue(w, saved)
-    return AvrKernel(op_index, symbol, "", _function(symbol, w), 2 * w.words, cycles)
+
+def c_string_literals(asm: list[str]) -> list[str]:
+    """The assembly as the C string literals of a top-level `__asm__(...)` statement."""
+    return ['"' + line.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t") + '\\n"' for line in asm]
 
 
 def _function(symbol: str, w: _Writer) -> list[str]:
@@ -304,44 +377,46 @@ def _int(args: dict[str, object], key: str) -> int:
 
 
 def _candidate(program: CProgram, call: KernelCall, symbol: str) -> tuple[AvrKernel, int] | None:
-    """A CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED call's generated kernel and its number
-    of pixels, if the layer qualifies: few MACs per output, dilation 1, every tap of a window
-    row within `ldd` reach (63 bytes), sums within 24 bits, an exact short requantization."""
+    """A CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED call's generated code and its number
+    of pixels, if the layer qualifies: few MACs per output, dilation 1, a window row within
+    `ldd` reach (64 bytes), sums within 24 bits, an exact short requantization per channel."""
+    if call.function not in ("mcuq_conv2d", "mcuq_depthwise_conv2d", "mcuq_fully_connected"):
+        return None
     a: dict[str, object] = dict(call.args)
+    bias, mult, shift = _const(program, a["bias"]), _const(program, a["mult"]), _const(program, a["shift"])
+    out_range = (_int(a, "out_zp"), _int(a, "act_min"), _int(a, "act_max"))
     if call.function in ("mcuq_conv2d", "mcuq_depthwise_conv2d"):
-        kh, kw, ic, oc = _int(a, "k_h"), _int(a, "k_w"), _int(a, "in_c"), _int(a, "out_c")
-        if _int(a, "block") != 1 or _int(a, "dil_h") != 1 or _int(a, "dil_w") != 1:
+        g = {k: _int(a, k) for k in ("k_h", "k_w", "in_c", "out_c", "in_w", "out_h", "out_w", "stride_w", "pad_w", "in_zp")}
+        kh, kw, ic, oc = g["k_h"], g["k_w"], g["in_c"], g["out_c"]
+        if _int(a, "block") != 1 or _int(a, "dil_h") != 1 or _int(a, "dil_w") != 1 or kw * ic > 64:
             return None
-        pixels = _int(a, "out_h") * _int(a, "out_w")
-        taps = [(fy, fx) for fy in range(kh) for fx in range(kw)]
-        if call.function == "mcuq_conv2d":
-            if kh * kw * ic > MAX_MACS_PER_OUTPUT or kw * ic > 64 or (_int(a, "col_len") == 0 and kh * kw > 1):
+        pixels = g["out_h"] * g["out_w"]
+        if call.function == "mcuq_depthwise_conv2d":
+            if _int(a, "depth_mult") != 1 or kh > 5 or kh * kw > MAX_MACS_PER_OUTPUT:
                 return None
-            window = Window(tuple(fy for fy, fx in taps for _ in range(ic)), tuple(fx * ic + c for fy, fx in taps for c in range(ic)))
-            weights = _const(program, a["filter"]).reshape(oc, kh * kw * ic)
-            driver, generate, per_channel = "mcuq_window_avr", dense_kernel, weights
-        else:
-            if _int(a, "depth_mult") != 1 or kh * kw > MAX_MACS_PER_OUTPUT or (kw - 1) * ic + 1 > 64:
-                return None
-            window = Window(tuple(fy for fy, _ in taps), tuple(fx * ic for _, fx in taps))
             weights = _const(program, a["filter"]).reshape(oc, kh * kw).T  # block 1 layout: [channel][tap]
-            driver, generate, per_channel = "mcuq_window_avr", depthwise_kernel, weights.T
+            kernel = depthwise_kernel(call.op_index, symbol, weights, bias, mult, shift, out_range, g)
+            return (kernel, pixels) if kernel else None
+        if kh * kw * ic > MAX_MACS_PER_OUTPUT or (_int(a, "col_len") == 0 and kh * kw > 1):
+            return None
+        taps = [(fy, fx) for fy in range(kh) for fx in range(kw)]
+        window = Window(tuple(fy for fy, fx in taps for _ in range(ic)), tuple(fx * ic + c for fy, fx in taps for c in range(ic)))
+        weights = _const(program, a["filter"]).reshape(oc, kh * kw * ic)
+        driver = "mcuq_window_avr"
     elif call.function == "mcuq_fully_connected":
         depth, units = _int(a, "depth"), _int(a, "units")
         if _int(a, "block") != 1 or depth > MAX_MACS_PER_OUTPUT:
             return None
         window = Window((0,) * depth, tuple(range(depth)))
         weights = _const(program, a["filter"]).reshape(units, depth)
-        driver, generate, per_channel, pixels = "mcuq_fully_connected_avr", dense_kernel, weights, _int(a, "batches")
+        driver, pixels = "mcuq_fully_connected_avr", _int(a, "batches")
     else:
         return None
-    bias = _const(program, a["bias"])
-    mult, shift = _const(program, a["mult"]), _const(program, a["shift"])
-    plans = plan_channels(per_channel, bias, mult, shift, _int(a, "out_zp"), _int(a, "act_min"), _int(a, "act_max"))
+    plans = plan_channels(weights, bias, mult, shift, *out_range)
     if plans is None:
         return None
-    kernel = generate(call.op_index, symbol, window, weights, bias, plans)
-    return AvrKernel(kernel.op_index, symbol, driver, kernel.asm, kernel.code_bytes, kernel.cycles_per_pixel), pixels
+    kernel = dense_kernel(call.op_index, symbol, window, weights, bias, plans)
+    return replace(kernel, driver=driver), pixels
 
 
 def avr_kernels(program: CProgram, prefix: str, flash_budget: int) -> dict[int, AvrKernel]:

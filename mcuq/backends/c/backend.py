@@ -15,8 +15,9 @@ import numpy as np
 
 from mcuq import __version__
 from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, Samples, ValidateOptions
+from mcuq.backends.c.avr_codegen import avr_kernels
 from mcuq.backends.c.codegen import render_c_project, run_host, selftest_sources
-from mcuq.backends.c.program import CProgram, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
+from mcuq.backends.c.program import CProgram, avr_code_budget, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
 from mcuq.backends.c.section import CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
 from mcuq.checks.golden import golden_from_project
@@ -144,12 +145,15 @@ class CBackend:
             tflm_min = measure_min_arena(info.raw, job.golden_in[0])
             golden_out = run_tflm(info.raw, job.golden_in, tflm_min, len(info.outputs)).outputs
         common = common_context(job, golden_out)  # built once: the self-test below and render() share it
+        golden_bytes = sum(x.size for s in job.golden_in for x in s) + sum(x.size for s in golden_out for x in s)
+        if board.architecture == "avr8":
+            with console.step("generating AVR assembly for the layers with few MACs per output"):
+                program.avr_kernels = avr_kernels(program, common["api"]["prefix"], avr_code_budget(program, board, golden_bytes))
         sources = selftest_sources(program, job.name, {**common, **c_template_context(program, tflm_min)})
         with console.step("checking the generated C against x86 TFLite Micro"):
             c_out = run_host(program, sources, job.golden_in)
         if any(not np.array_equal(a, b) for got, want in zip(c_out, golden_out) for a, b in zip(got, want)):
             raise MCUQError("internal error: the generated C differs from x86 TFLite Micro on the golden vectors; please report this model")
-        golden_bytes = sum(x.size for s in job.golden_in for x in s) + sum(x.size for s in golden_out for x in s)
         check_c_fit(program, board, estimate_c_fit(program, board, golden_bytes), golden_bytes)  # cheap refusal first
         if board.architecture == "avr8":
             check_avr_limits(program)
@@ -161,6 +165,12 @@ class CBackend:
             fit = measured_c_fit(
                 emulation.flash_bytes, emulation.ram_bytes, board, "avr-size" if board.architecture == "avr8" else "arm-none-eabi-size"
             )
+            if program.avr_kernels and not fit.fits:  # the generated layers pushed it over: the generic kernels only
+                program.avr_kernels = {}
+                sources = selftest_sources(program, job.name, {**common, **c_template_context(program, tflm_min)})
+                with console.step("the firmware with generated layers does not fit: building it with the generic kernels"):
+                    emulation = emulate_sources(sources, board)
+                fit = measured_c_fit(emulation.flash_bytes, emulation.ram_bytes, board, "avr-size")
         else:
             fit = estimate_c_fit(program, board, golden_bytes)
         check_c_fit(program, board, fit, golden_bytes)

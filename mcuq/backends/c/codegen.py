@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mcuq import __version__
+from mcuq.backends.c.avr_codegen import c_string_literals
 from mcuq.backends.c.program import BufferRef, CProgram, KernelCall, PointerList, Value
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
@@ -84,10 +85,10 @@ def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | Non
         "simd": program.simd,
         "avr_kernels": [
             {
-                "symbol": k.symbol,
                 "op": k.op_index,
+                "declarations": k.declarations,
                 "bytes": k.code_bytes,
-                "lines": [line.replace('"', '\\"').replace("\t", "\\t") for line in k.asm],
+                "lines": c_string_literals(k.asm),
             }
             for k in program.avr_kernels.values()
         ],

@@ -757,6 +757,7 @@ __all__ = [
     "ConstArray",
     "KernelCall",
     "PointerList",
+    "avr_code_budget",
     "check_supported",
     "compile_model",
     "unsupported_ops",
@@ -771,7 +772,15 @@ STACK_ALLOWANCE = 256
 
 
 def estimate_c_fit(program: CProgram, board: Board, golden_bytes: int) -> FitReport:
-    flash = program.flash_constant_bytes + program.ram_constant_bytes + golden_bytes + KERNEL_CODE_ESTIMATE + board.framework_flash_bytes
+    generated = sum(k.code_bytes for k in program.avr_kernels.values())
+    flash = (
+        program.flash_constant_bytes
+        + program.ram_constant_bytes
+        + golden_bytes
+        + KERNEL_CODE_ESTIMATE
+        + generated
+        + board.framework_flash_bytes
+    )
     ram = program.arena_bytes + program.ram_constant_bytes + STACK_ALLOWANCE + board.framework_ram_bytes
     return FitReport(
         ram,
@@ -782,6 +791,17 @@ def estimate_c_fit(program: CProgram, board: Board, golden_bytes: int) -> FitRep
         0,
         "estimate: constants + golden vectors + ~6 KB kernels + framework; RAM = buffer + RAM constants + stack + framework",
     )
+
+
+AVR_GENERIC_CODE = 16 * 1024  # the AVR build's kernels and self-test (digits with every kernel: about 16 KB)
+AVR_FLASH_RESERVE = 1024
+
+
+def avr_code_budget(program: CProgram, board: Board, golden_bytes: int) -> int:
+    """Flash left for generated AVR layers after the constants, golden vectors, generic code
+    and framework; the measured size of the built firmware has the last word."""
+    used = program.flash_constant_bytes + program.ram_constant_bytes + golden_bytes + AVR_GENERIC_CODE + board.framework_flash_bytes
+    return max(0, board.flash_bytes - used - AVR_FLASH_RESERVE)
 
 
 def measured_c_fit(flash: int, ram: int, board: Board, tool: str) -> FitReport:
