@@ -35,7 +35,7 @@ CACHE = HERE / ".cache"
 from mcuq.backends.base import DeployJob  # noqa: E402
 from mcuq.backends.c.backend import c_template_context  # noqa: E402
 from mcuq.backends.c.codegen import selftest_sources  # noqa: E402
-from mcuq.backends.c.program import compile_model, estimate_c_fit, unsupported_ops  # noqa: E402
+from mcuq.backends.c.program import attach_avr_kernels, compile_model, estimate_c_fit, unsupported_ops  # noqa: E402
 from mcuq.backends.tflm.arena import plan_arena  # noqa: E402
 from mcuq.boards import get_board  # noqa: E402
 from mcuq.common.console import Console  # noqa: E402
@@ -43,6 +43,7 @@ from mcuq.common.errors import MCUQError  # noqa: E402
 from mcuq.deploy import DeployRequest, deploy  # noqa: E402
 from mcuq.frontend.converter import QuantizeOptions, convert_in_this_process, quantize  # noqa: E402
 from mcuq.model.info import dequantize_array, parse_model, quantize_array  # noqa: E402
+from mcuq.project.api import model_prefix  # noqa: E402
 from mcuq.project.context import common_context  # noqa: E402
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm  # noqa: E402
 from mcuq.toolchains.emulate import build_and_run, build_and_run_avr, op_ticks, toolchain_for  # noqa: E402
@@ -127,10 +128,11 @@ def measure_model(name: str, q: Any, emulators: bool) -> dict[str, Any]:
     row["c_buffer"], row["lower_bound"] = program.plan.arena_bytes, program.plan.lower_bound
     if not emulators:
         return row
-    context = golden_context(info, program, name, q)
-    sources = selftest_sources(program, name, context)
     mega = get_board("mega2560")
     golden_bytes = sum(int(np.prod(t.shape)) for t in (*info.input_tensors, *info.output_tensors))
+    attach_avr_kernels(program, model_prefix(name), mega, golden_bytes)  # what deploy builds for an AVR board
+    context = golden_context(info, program, name, q)
+    sources = selftest_sources(program, name, context)
     if toolchain_for("avr8") is None:
         row["avr"] = "not measured: gcc-avr/simavr missing"
     elif (

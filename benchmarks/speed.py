@@ -38,10 +38,11 @@ WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 ORDER = ["digits", "sine", "tiny_ds_cnn", "ds_cnn_kws", "resnet8_ic", "mobilenet_v1_025_vww", "ad_autoencoder", "conv1d_audio", "dense_mlp"]
 
 from mcuq.backends.c.codegen import selftest_sources  # noqa: E402
-from mcuq.backends.c.program import compile_model, estimate_c_fit  # noqa: E402
+from mcuq.backends.c.program import attach_avr_kernels, compile_model, estimate_c_fit  # noqa: E402
 from mcuq.boards import get_board  # noqa: E402
 from mcuq.common.errors import MCUQError  # noqa: E402
 from mcuq.frontend.converter import quantize  # noqa: E402
+from mcuq.project.api import model_prefix  # noqa: E402
 from mcuq.toolchains import emulate  # noqa: E402
 
 # TFLite Micro instruction counts quoted in issue #12 (qemu -icount, Cortex-M4), used only
@@ -144,7 +145,9 @@ def measure(name: str, q: Any) -> dict[str, Any]:
     if not estimate_c_fit(program, mega, golden).fits or program.flash_constant_bytes > 56 * 1024:
         row["avr"] = None
     else:
+        attach_avr_kernels(program, model_prefix(name), mega, golden)  # as deploy does for AVR boards
         row["avr"] = _emulated(_run_target(selftest_sources(program, name, context), "mega2560"), info)
+        row["avr"]["generated"] = {str(i): k.code_bytes for i, k in program.avr_kernels.items()}
     row["cm4"] = _emulated(_run_target(selftest_sources(simd_program, name, context), "nucleo_f446re"), info)
     row["tflm"] = measure_tflm(name, info)
     return row

@@ -15,9 +15,8 @@ import numpy as np
 
 from mcuq import __version__
 from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, Samples, ValidateOptions
-from mcuq.backends.c.avr_codegen import avr_kernels
 from mcuq.backends.c.codegen import render_c_project, run_host, selftest_sources
-from mcuq.backends.c.program import CProgram, avr_code_budget, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
+from mcuq.backends.c.program import CProgram, attach_avr_kernels, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
 from mcuq.backends.c.section import CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
 from mcuq.checks.golden import golden_from_project
@@ -148,7 +147,7 @@ class CBackend:
         golden_bytes = sum(x.size for s in job.golden_in for x in s) + sum(x.size for s in golden_out for x in s)
         if board.architecture == "avr8":
             with console.step("generating AVR assembly for the layers with few MACs per output"):
-                program.avr_kernels = avr_kernels(program, common["api"]["prefix"], avr_code_budget(program, board, golden_bytes))
+                attach_avr_kernels(program, common["api"]["prefix"], board, golden_bytes)
         sources = selftest_sources(program, job.name, {**common, **c_template_context(program, tflm_min)})
         with console.step("checking the generated C against x86 TFLite Micro"):
             c_out = run_host(program, sources, job.golden_in)
@@ -203,6 +202,8 @@ class CBackend:
             flash_constant_bytes=program.flash_constant_bytes,
             int8_reference=INT8_MODEL_PATH,
             emulation=emulated,
+            generated_ops=sorted(program.avr_kernels),
+            generated_bytes=sum(k.code_bytes for k in program.avr_kernels.values()),
         )
         context = {**common, **c_template_context(program, tflm_min)}
         context["fit"] = fit.as_dict()
@@ -296,13 +297,23 @@ class CBackend:
         }
 
     def summary_lines(self, manifest: Manifest) -> list[str]:
-        emulation = manifest.section(CRuntimeSection).emulation
+        section = manifest.section(CRuntimeSection)
+        emulation = section.emulation
+        generated = (
+            [
+                f"avr code: ops {', '.join(map(str, section.generated_ops))} as assembly generated for this model "
+                f"({section.generated_bytes:,} B; the others run the generic kernels)"
+            ]
+            if section.generated_ops
+            else []
+        )
         if not emulation.target:
-            return [f"not emulated: {emulation.not_emulated}"]
+            return [*generated, f"not emulated: {emulation.not_emulated}"]
         latency = emulation.latency_text
         return [
+            *generated,
             f"emulated: {emulation.target}: self-test {'PASS' if emulation.passed else 'FAIL'}, "
-            f"{emulation.ticks or 0:,} {emulation.unit} per inference" + (f"; latency {latency}" if latency else "")
+            f"{emulation.ticks or 0:,} {emulation.unit} per inference" + (f"; latency {latency}" if latency else ""),
         ]
 
     @staticmethod

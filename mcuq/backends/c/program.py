@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mcuq.backends.base import FitReport
-from mcuq.backends.c.avr_codegen import AvrKernel
+from mcuq.backends.c.avr_codegen import AvrKernel, avr_kernels
 from mcuq.backends.c.planner import Buffer, MemoryPlan, plan_memory
 from mcuq.common.errors import UnsupportedOpError
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
@@ -757,6 +757,7 @@ __all__ = [
     "ConstArray",
     "KernelCall",
     "PointerList",
+    "attach_avr_kernels",
     "avr_code_budget",
     "check_supported",
     "compile_model",
@@ -802,6 +803,13 @@ def avr_code_budget(program: CProgram, board: Board, golden_bytes: int) -> int:
     and framework; the measured size of the built firmware has the last word."""
     used = program.flash_constant_bytes + program.ram_constant_bytes + golden_bytes + AVR_GENERIC_CODE + board.framework_flash_bytes
     return max(0, board.flash_bytes - used - AVR_FLASH_RESERVE)
+
+
+def attach_avr_kernels(program: CProgram, prefix: str, board: Board, golden_bytes: int) -> None:
+    """On AVR boards, the layers to write as generated assembly (avr_codegen) within the flash
+    the board has left; `prefix` names their symbols (the model's C API prefix)."""
+    if board.architecture == "avr8":
+        program.avr_kernels = avr_kernels(program, prefix, avr_code_budget(program, board, golden_bytes))
 
 
 def measured_c_fit(flash: int, ram: int, board: Board, tool: str) -> FitReport:

@@ -7,7 +7,7 @@ the backend. ``validate`` and the report read these fields, never keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 
@@ -46,6 +46,10 @@ class CRuntimeSection:
     flash_constant_bytes: int
     int8_reference: str  # the model file validate checks, relative to the project
     emulation: EmulationRecord
+    # AVR: the ops written as generated assembly (mcuq_model.c) and their code bytes; the
+    # others run the generic kernels. Only the emulator's self-test runs this code.
+    generated_ops: list[int] = field(default_factory=list)
+    generated_bytes: int = 0
 
 
 SECTION = CRuntimeSection
