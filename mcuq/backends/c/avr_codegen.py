@@ -123,13 +123,18 @@ def _requant(w: _Writer, acc: tuple[int, int, int], plan: RequantPlan, lo_acc: i
     cycles = 0
     if plan.t_lo > lo_acc:
         ok = w.new_label()
-        _compare(w, acc, plan.t_lo)
-        w.op(f"brge {ok}")
+        if plan.origin == plan.t_lo:  # below t_lo: the accumulator is negative
+            w.op(f"sbrs r{acc[2]}, 7")
+            w.op(f"rjmp {ok}")
+            cycles += 2
+        else:
+            _compare(w, acc, plan.t_lo - plan.origin)
+            w.op(f"brge {ok}")
+            cycles += 8
         w.op(f"ldi r17, {plan.lo & 0xFF}")
         w.op("st Z+, r17")
         w.op(f"rjmp {done}")
         w.label(ok)
-        cycles += 8
     if not plan.parts:
         w.op(f"ldi r17, {plan.hi & 0xFF}")
         w.op("st Z+, r17")
@@ -137,7 +142,7 @@ def _requant(w: _Writer, acc: tuple[int, int, int], plan: RequantPlan, lo_acc: i
         return cycles + 3
     if plan.t_hi <= hi_acc:
         ok = w.new_label()
-        _compare(w, acc, plan.t_hi)
+        _compare(w, acc, plan.t_hi - plan.origin)
         w.op(f"brlt {ok}")
         w.op(f"ldi r17, {plan.hi & 0xFF}")
         w.op("st Z+, r17")
@@ -219,7 +224,7 @@ def dense_kernel(op_index: int, symbol: str, window: Window, weights: np.ndarray
         channels = list(range(c0, min(c0 + group, out_c)))
         accs = {c: (2 + 3 * k, 3 + 3 * k, 4 + 3 * k) for k, c in enumerate(channels)}
         for c in channels:
-            _init(w, accs[c], int(bias[c]))
+            _init(w, accs[c], int(bias[c]) - plans[c].origin)
         cycles += 6 * len(channels)
         row = 0
         for i in range(n):
@@ -310,7 +315,7 @@ def depthwise_kernel(
         for c in range(ch):
             used = [t for t in range(len(taps)) if start <= taps[t][1] < stop and weights[t, c]]
             skipped = sum(int(weights[t, c]) for t in range(len(taps)) if not start <= taps[t][1] < stop)
-            _init(w, acc, int(bias[c]) + g["in_zp"] * skipped)
+            _init(w, acc, int(bias[c]) + g["in_zp"] * skipped - plans[c][0].origin)
             row = -1
             for t in used:
                 fy, fx = taps[t]

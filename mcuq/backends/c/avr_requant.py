@@ -74,13 +74,16 @@ class RequantPart:
 
 @dataclass(frozen=True)
 class RequantPlan:
-    """One channel: act_min below t_lo, act_max from t_hi on, the parts in between."""
+    """One channel: act_min below t_lo, act_max from t_hi on, the parts in between. The code's
+    accumulator holds acc - origin: with origin = t_lo (a window on one side of zero) the
+    act_min test is the sign bit."""
 
     t_lo: int
     t_hi: int
     lo: int
     hi: int
     parts: tuple[RequantPart, ...]
+    origin: int = 0
 
 
 def _thresholds(mult: int, shift: int, zp: int, lo: int, hi: int, acc_min: int, acc_max: int) -> dict[int, int]:
@@ -125,12 +128,13 @@ def _solve(steps: np.ndarray, k: int) -> tuple[int, int] | None:
     return (m, lower) if lower <= upper else None
 
 
-def _part(t: dict[int, int], start: int, end: int, ref: dict[int, int]) -> RequantPart | None:
+def _part(t: dict[int, int], start: int, end: int, ref: dict[int, int], origin: int) -> RequantPart | None:
     base = ref[start]
     rows = [(0, 0)] + [(q - base, t[q] - start) for q in sorted(t) if start < t[q] < end and q > base]
     rows.append((ref[end - 1] - base + 1, end - start))
     steps = np.array(rows, dtype=np.int64)
-    top = (start >> 16) & 0xFF if (start >> 16) == ((end - 1) >> 16) else None
+    v_start, v_end = start - origin, end - origin  # what the code's accumulator holds
+    top = (v_start >> 16) & 0xFF if (v_start >> 16) == ((v_end - 1) >> 16) else None
     best: RequantPart | None = None
     for k in SHIFTS:
         found = _solve(steps, k)
@@ -139,7 +143,7 @@ def _part(t: dict[int, int], start: int, end: int, ref: dict[int, int]) -> Requa
         m, r = found
         # the generated code multiplies the accumulator's unsigned 24-bit pattern: fold the
         # part's start and, for negatives, the 2^24 of the two's complement into r
-        r_raw = r - start * m - ((1 << 24) * m if start < 0 else 0)
+        r_raw = r - v_start * m - ((1 << 24) * m if v_start < 0 else 0)
         if top is not None:
             r_raw += top * m << 16
         part = RequantPart(start, end, base, k, m, r_raw % (1 << (k + 8)), top)
@@ -159,15 +163,17 @@ def plan_requant(mult: int, shift: int, zp: int, lo: int, hi: int, acc_min: int,
         return RequantPlan(t_lo, t_hi, lo, hi, ())
     t_lo, t_hi = max(t_lo, acc_min), min(t_hi, acc_max + 1)
     bounds = [(t_lo, 0), (0, t_hi)] if t_lo < 0 < t_hi else [(t_lo, t_hi)]
+    # one part: count from t_lo when every accumulator stays within 24 bits from there
+    origin = t_lo if len(bounds) == 1 and acc_min - t_lo >= -(2**23) and acc_max - t_lo < 2**23 else 0
     needed = {a for s, e in bounds for a in (s, e - 1)}
     ref = {a: tflite_requantize(a, mult, shift, zp, lo, hi) for a in needed}
     parts = []
     for start, end in bounds:
-        part = _part(t, start, end, ref)
+        part = _part(t, start, end, ref, origin)
         if part is None:
             return None
         parts.append(part)
-    return RequantPlan(t_lo, t_hi, lo, hi, tuple(parts))
+    return RequantPlan(t_lo, t_hi, lo, hi, tuple(parts), origin)
 
 
 def evaluate(plan: RequantPlan, acc: int) -> int:
@@ -178,7 +184,7 @@ def evaluate(plan: RequantPlan, acc: int) -> int:
         return plan.hi
     for part in plan.parts:
         if part.start <= acc < part.end:
-            pattern = acc & 0xFFFFFF
+            pattern = (acc - plan.origin) & 0xFFFFFF
             if part.high_byte is not None:
                 pattern &= 0xFFFF
             total = sum((((pattern >> (8 * i)) & 0xFF) * part.m_bytes[j]) << (8 * (i + j)) for i, j in part.products)
