@@ -47,7 +47,7 @@ class AvrKernel:
     """
 
     op_index: int
-    driver: str  # the C function in mcuq_kernels.c that walks the pixels
+    driver: str  # the C function in mcuq_kernels.c that walks the pixels ("": one pixel, called directly)
     argument: str  # what it is given besides the layer's parameters
     declarations: list[str]  # C lines (prototypes, the column table)
     asm: list[str]  # GNU as lines
@@ -168,7 +168,8 @@ def _prologue(w: _Writer, saved: list[int]) -> None:
         w.op(f"push r{reg}")
     w.op("movw r28, r24")  # Y = in
     w.op("movw r30, r22")  # Z = out
-    w.op("movw r14, r20")  # row stride
+    if 14 in saved:
+        w.op("movw r14, r20")  # row stride
 
 
 def _epilogue(w: _Writer, saved: list[int]) -> None:
@@ -217,7 +218,7 @@ def dense_kernel(op_index: int, symbol: str, window: Window, weights: np.ndarray
     out_c, n = weights.shape
     w = _Writer(symbol)
     group = min(GROUP, out_c)
-    saved = [*range(2, 2 + 3 * group), 14, 15, 16, 17, 28, 29]
+    saved = [*range(2, 2 + 3 * group), *((14, 15) if max(window.rows) else ()), 16, 17, 28, 29]
     _prologue(w, saved)
     cycles = 8 * len(saved) + 12
     for c0 in range(0, out_c, group):
@@ -414,7 +415,8 @@ def _candidate(program: CProgram, call: KernelCall, symbol: str) -> tuple[AvrKer
             return None
         window = Window((0,) * depth, tuple(range(depth)))
         weights = _const(program, a["filter"]).reshape(units, depth)
-        driver, pixels = "mcuq_fully_connected_avr", _int(a, "batches")
+        pixels = _int(a, "batches")
+        driver = "mcuq_fully_connected_avr" if pixels > 1 else ""  # one row: called directly
     else:
         return None
     plans = plan_channels(weights, bias, mult, shift, *out_range)

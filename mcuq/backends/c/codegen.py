@@ -57,6 +57,7 @@ def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
         "args": [(name, _render_value(program, value)) for name, value in call.args],
         "pointer_lists": [{"name": p.name, "count": len(p.items), "items": [_render_value(program, v) for v in p.items]} for p in lists],
         "avr": program.avr_kernels.get(call.op_index),
+        "buffers": {name: _render_value(program, value) for name, value in call.args if isinstance(value, BufferRef)},
     }
 
 
