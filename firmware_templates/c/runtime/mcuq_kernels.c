@@ -1187,6 +1187,18 @@ void mcuq_fully_connected_avr(const mcuq_fc_params* params, mcuq_avr_pixel pixel
 }
 #endif
 
+/* TFLite's average: the sum divided by the count, halves away from zero. On AVR a window of
+ * fewer than 256 elements (|sum| < 2^15) divides in 16 bits: a third of the 32-bit division. */
+static int32_t rounded_average(int32_t sum, int32_t count) {
+#if defined(__AVR__)
+  if (count < 256) {
+    const uint16_t q = (uint16_t)(((uint16_t)(sum > 0 ? sum : -sum) + (uint16_t)(count >> 1)) / (uint16_t)count);
+    return sum > 0 ? (int32_t)q : -(int32_t)q;
+  }
+#endif
+  return sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+}
+
 /* MAX_POOL_2D and AVERAGE_POOL_2D walk the same clipped windows (TFLite's filter_x_start/end). */
 static void pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, int8_t* out, mcuq_dim out_h,
                  mcuq_dim out_w, int f_h, int f_w, int stride_h, int stride_w, int pad_h, int pad_w,
@@ -1215,7 +1227,7 @@ static void pool(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_dim ch, in
             }
           }
         }
-        if (average) acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count; /* round to nearest */
+        if (average) acc = rounded_average(acc, count);
         out[c] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
       }
     }
