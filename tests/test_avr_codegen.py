@@ -214,3 +214,19 @@ def test_generated_depthwise_variants_match_tflite_in_simavr():
     )
     log = _run(_harness(kernel, call, images, np.array(expected, np.int8), setup))
     assert f"checked {len(images)} vectors, 0 mismatches" in log, log[-800:]
+
+
+def test_layers_are_chosen_by_cycles_saved_per_byte_within_the_flash_budget(digits_int8):
+    from mcuq.backends.c.avr_codegen import avr_kernels
+    from mcuq.backends.c.program import compile_model
+
+    program = compile_model(digits_int8.info)
+    everything = avr_kernels(program, "d", 10**6)
+    # digits: the 3x3 conv, the depthwise conv, the 1x1 conv and the last Dense (depth 32);
+    # the Dense of depth 256 is left to the generic kernel (more than 64 MACs per output)
+    assert set(everything) == {0, 2, 3, 6}
+    assert avr_kernels(program, "d", 0) == {}
+    budget = everything[0].code_bytes + everything[2].code_bytes
+    chosen = avr_kernels(program, "d", budget)
+    assert chosen and sum(k.code_bytes for k in chosen.values()) <= budget
+    assert len(chosen) < len(everything)
