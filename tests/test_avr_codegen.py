@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import need
-from mcuq.backends.c.avr_codegen import AvrKernel, Window, c_string_literals, dense_kernel, depthwise_kernel, plan_channels
+from mcuq.backends.c.avr_codegen import AvrKernel, Window, c_string_literals, dense_kernel, depthwise_kernel, plan_channels, table_kernel
 from mcuq.backends.c.avr_requant import evaluate, plan_requant, tflite_requantize
 from mcuq.common.resources import templates_dir
 from mcuq.toolchains.emulate import build_and_run_avr
@@ -152,6 +152,20 @@ def test_generated_dense_kernel_matches_tflite_in_simavr(zp, lo, hi):
     )
     log = _run(_harness(kernel, "t_dense(in, out, 0);", inputs, expected))
     assert f"checked {len(inputs)} vectors, 0 mismatches" in log, log[-800:]
+
+
+def test_generated_table_for_one_input_dense_layers_matches_tflite_in_simavr():
+    """Depth 1: a 256-entry table per channel, every input value checked."""
+    rng = np.random.default_rng(11)
+    weights = rng.integers(-127, 128, size=(5, 1)).astype(np.int8)
+    bias = rng.integers(-30_000, 30_000, size=5).astype(np.int32)
+    mult, shift = np.array([1_518_500_250], np.int64), np.array([-7], np.int8)  # per-tensor
+    kernel = table_kernel(0, "t_table", weights, bias, mult, shift, (9, -128, 127))
+    inputs = np.arange(-128, 128, dtype=np.int8).reshape(-1, 1)
+    acc = inputs.astype(np.int64) @ weights.astype(np.int64).T + bias
+    expected = np.array([[tflite_requantize(int(a), int(mult[0]), int(shift[0]), 9, -128, 127) for a in row] for row in acc], np.int8)
+    log = _run(_harness(kernel, "t_table(in, out, 0);", inputs, expected))
+    assert "checked 256 vectors, 0 mismatches" in log, log[-800:]
 
 
 def test_generated_dense_kernel_reads_window_rows_a_stride_apart_in_simavr():
