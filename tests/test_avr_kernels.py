@@ -175,3 +175,27 @@ def test_avr_layers_bit_exact_with_tflite_micro_in_simavr(tmp_path, case):
     assert emulation["target"].startswith("atmega2560")
     assert result.ok
     assert set(result.plan.context["program"].avr_kernels) == GENERATED[case]
+
+
+def test_generated_layers_bit_exact_on_a_hundred_validation_samples_in_simavr(tmp_path):
+    """The digits example on the ATmega2560: its conv, depthwise, 1x1 and last Dense layers run
+    generated assembly; the firmware's self-test compares 100 validation samples with x86
+    TFLite Micro (the host build cannot run this code)."""
+    need("avr-gcc")
+    need("simavr")
+    from mcuq.deploy import DeployRequest, deploy
+
+    digits = Path(__file__).resolve().parents[1] / "examples" / "digits"
+    request = DeployRequest(
+        model=str(digits / "model.keras"),
+        calibration=str(digits / "calibration.npy"),
+        data=str(digits / "val.npz"),
+        board="mega2560",
+        out=str(tmp_path / "out"),
+        golden=100,
+    )
+    result = deploy(request)
+    log = result.plan.context["c"]["emulation"]["log"]
+    assert set(result.plan.context["program"].avr_kernels) == {0, 2, 3, 6}
+    assert result.emulator_passed is True, log[-800:]
+    assert log.count(" PASS max_abs_diff=0") == 100

@@ -259,7 +259,29 @@ class CBackend:
                 )
         if options.emulate:
             self._check_emulation(report, project, manifest)
+        elif section.generated_ops:
+            self._report_generated_code(report, section)
         return raw
+
+    @staticmethod
+    def _report_generated_code(report: ValidationReport, section: CRuntimeSection) -> None:
+        """The host build runs the generic kernels, not the AVR assembly generated for some ops:
+        say what ran that code (the deploy-time self-test on these same, hash-checked files)."""
+        ops = ", ".join(map(str, section.generated_ops))
+        emulation = section.emulation
+        if emulation.target and emulation.passed:
+            report.add(
+                "generated AVR code",
+                True,
+                f"ops {ops} passed every golden vector on {emulation.target} at deploy, from these same files "
+                "(hashes above); the host build runs the generic kernels instead; --emulate runs the firmware again",
+            )
+        else:
+            report.skip(
+                "generated AVR code",
+                f"ops {ops} run only on the AVR and the host build runs the generic kernels instead; "
+                "install gcc-avr and simavr and pass --emulate to run them",
+            )
 
     def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples, report: ValidationReport) -> None:
         """The project's C on every validation sample against the TFLite Micro outputs already computed."""
