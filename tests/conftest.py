@@ -88,6 +88,29 @@ def need(tool: str) -> None:
         pytest.skip(f"{tool} not installed")
 
 
+def run_avr_selftest(selftest_c: str, **extra: str):
+    """A hand-written mcuq_selftest() (mcuq_selftest.c) built for the ATmega2560 with the
+    runtime header and run in simavr; the harness's other units are empty. `extra`: more files
+    by name (dots as underscores: mcuq_kernels_impl_inc=...)."""
+    from mcuq.common.resources import templates_dir
+    from mcuq.toolchains.emulate import build_and_run_avr
+
+    need("avr-gcc")
+    need("simavr")
+    runtime = templates_dir() / "c" / "runtime"
+    empty = "typedef int mcuq_empty_unit;\n"
+    files = {
+        "mcuq_kernels.h": (runtime / "mcuq_kernels.h").read_text(),
+        "mcuq_selftest.h": "void mcuq_selftest(void);\n",
+        "mcuq_selftest.c": selftest_c,
+        "mcuq_kernels.c": empty,
+        "mcuq_model.c": empty,
+        "mcuq_golden.c": empty,
+        **{name.replace("_inc", ".inc"): text for name, text in extra.items()},
+    }
+    return build_and_run_avr(files, "ATmega2560")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -16,11 +16,9 @@ import random
 import numpy as np
 import pytest
 
-from conftest import need
+from conftest import run_avr_selftest
 from mcuq.backends.c.avr_codegen import AvrKernel, Window, c_string_literals, dense_kernel, depthwise_kernel, plan_channels, table_kernel
 from mcuq.backends.c.avr_requant import evaluate, plan_requant, tflite_requantize
-from mcuq.common.resources import templates_dir
-from mcuq.toolchains.emulate import build_and_run_avr
 
 
 def _random_channel(rng: random.Random) -> tuple[int, int, int, int, int, int, int]:
@@ -116,19 +114,7 @@ void mcuq_selftest(void) {{
 
 
 def _run(program: str) -> str:
-    need("avr-gcc")
-    need("simavr")
-    runtime = templates_dir() / "c" / "runtime"
-    empty = "typedef int mcuq_empty_unit;\n"
-    files = {
-        "mcuq_kernels.h": (runtime / "mcuq_kernels.h").read_text(),
-        "mcuq_kernels.c": empty,
-        "mcuq_selftest.h": "void mcuq_selftest(void);\n",
-        "mcuq_selftest.c": program,
-        "mcuq_model.c": empty,
-        "mcuq_golden.c": empty,
-    }
-    return build_and_run_avr(files, "ATmega2560").log
+    return str(run_avr_selftest(program).log)
 
 
 def _inputs(rng: np.random.Generator, count: int, n: int) -> np.ndarray:

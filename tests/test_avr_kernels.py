@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import need
+from conftest import need, run_avr_selftest
 from mcuq.backends.c.avr_requant import INT32_MAX, INT32_MIN, tflite_requantize
 from mcuq.common.resources import templates_dir
-from mcuq.toolchains.emulate import build_and_run_avr
 
 
 def _vectors(n: int, seed: int = 0) -> list[tuple[int, int, int, int, int, int]]:
@@ -89,22 +88,9 @@ def test_reference_requantize_matches_known_values():
 
 
 def test_avr_requantization_matches_tflite_in_simavr():
-    need("avr-gcc")
-    need("simavr")
-    runtime = templates_dir() / "c" / "runtime"
-    # The self-test unit includes the kernels (their AVR helpers are static); the harness's
-    # other units are left empty.
-    empty = "typedef int mcuq_empty_unit;\n"
-    files = {
-        "mcuq_kernels.h": (runtime / "mcuq_kernels.h").read_text(),
-        "mcuq_kernels_impl.inc": (runtime / "mcuq_kernels.c").read_text(),
-        "mcuq_selftest.h": "void mcuq_selftest(void);\n",
-        "mcuq_selftest.c": _requant_program(_vectors(1500)),
-        "mcuq_kernels.c": empty,
-        "mcuq_model.c": empty,
-        "mcuq_golden.c": empty,
-    }
-    result = build_and_run_avr(files, "ATmega2560")
+    # the self-test unit includes the kernels (their AVR helpers are static)
+    kernels = (templates_dir() / "c" / "runtime" / "mcuq_kernels.c").read_text()
+    result = run_avr_selftest(_requant_program(_vectors(1500)), mcuq_kernels_impl_inc=kernels)
     assert "checked 1500 vectors, 0 mismatches" in result.log, result.log[-800:]
     assert result.passed
 
