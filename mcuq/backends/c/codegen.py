@@ -44,9 +44,30 @@ def _render_value(program: CProgram, value: Value) -> str:
     return str(value)
 
 
+# The constants a weighted kernel reads; an op generated as AVR assembly carries them in its
+# instructions, so on AVR they are left out (and its parameter struct points at nothing).
+KERNEL_CONSTANTS = ("filter", "bias", "mult", "shift")
+
+
+def generic_only_constants(program: CProgram) -> set[str]:
+    return {
+        value
+        for call in program.calls
+        if call.op_index in program.avr_kernels
+        for name, value in call.args
+        if name in KERNEL_CONSTANTS and isinstance(value, str)
+    }
+
+
 def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
     op = program.info.ops[call.op_index]
     lists = [v for _, v in call.args if isinstance(v, PointerList)]
+    generated = call.op_index in program.avr_kernels
+
+    def rendered(name: str, value: Value) -> str:
+        text = _render_value(program, value)
+        return f"MCUQ_GENERIC_ONLY({text})" if generated and name in KERNEL_CONSTANTS else text
+
     return {
         "index": call.op_index,
         "op": op.name,
@@ -54,7 +75,7 @@ def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
         "function": call.function,
         "params_type": call.params_type,
         "params_name": f"op{call.op_index}_params",
-        "args": [(name, _render_value(program, value)) for name, value in call.args],
+        "args": [(name, rendered(name, value)) for name, value in call.args],
         "pointer_lists": [{"name": p.name, "count": len(p.items), "items": [_render_value(program, v) for v in p.items]} for p in lists],
         "avr": program.avr_kernels.get(call.op_index),
         "buffers": {name: _render_value(program, value) for name, value in call.args if isinstance(value, BufferRef)},
@@ -67,6 +88,8 @@ def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | Non
     assert program.plan is not None
     info = program.info
     plan = program.plan
+
+    generic_only = generic_only_constants(program)
 
     def io(t_index: int) -> dict[str, Any]:
         return {**tensor_context(info.tensors[t_index]), "offset": plan.tensor_offset[t_index]}
@@ -101,6 +124,7 @@ def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | Non
                 "data": _literal(c.values, c.ctype),
                 "flash": c.flash,
                 "aligned": c.aligned,
+                "generic_only": c.name in generic_only,
             }
             for c in program.constants
         ],
