@@ -145,7 +145,8 @@ class CBackend:
             golden_out = run_tflm(info.raw, job.golden_in, tflm_min, len(info.outputs)).outputs
         common = common_context(job, golden_out)  # built once: the self-test below and render() share it
         golden_bytes = sum(x.size for s in job.golden_in for x in s) + sum(x.size for s in golden_out for x in s)
-        if board.architecture == "avr8":
+        no_emulator = no_emulator_reason(board)
+        if board.architecture == "avr8" and no_emulator is None:  # generated code only where its self-test can run
             with console.step("generating AVR assembly for the layers with few MACs per output"):
                 attach_avr_kernels(program, common["api"]["prefix"], board, golden_bytes)
         sources = selftest_sources(program, job.name, {**common, **c_template_context(program, tflm_min)})
@@ -157,7 +158,6 @@ class CBackend:
         if board.architecture == "avr8":
             check_avr_limits(program)
         emulation = None
-        no_emulator = no_emulator_reason(board)
         if no_emulator is None:
             with console.step(f"building for {(board.cpu or {}).get('core')} and running the self-test in the emulator"):
                 emulation = emulate_sources(sources, board)
