@@ -17,7 +17,16 @@ import numpy as np
 import pytest
 
 from conftest import run_avr_selftest
-from mcuq.backends.c.avr_codegen import AvrKernel, Window, c_string_literals, dense_kernel, depthwise_kernel, plan_channels, table_kernel
+from mcuq.backends.c.avr_codegen import (
+    AvrKernel,
+    Window,
+    c_string_literals,
+    dense_kernel,
+    depthwise_kernel,
+    looped_kernel,
+    plan_channels,
+    table_kernel,
+)
 from mcuq.backends.c.avr_requant import evaluate, plan_requant, tflite_requantize
 
 
@@ -175,6 +184,27 @@ def test_generated_dense_kernel_reads_window_rows_a_stride_apart_in_simavr():
     assert f"checked {len(image)} vectors, 0 mismatches" in log, log[-800:]
 
 
+@pytest.mark.parametrize(("rows", "row_len", "stride"), [(1, 300, 0), (2, 70, 90)], ids=["dense-300", "window-2x70"])
+def test_generated_loop_kernel_matches_tflite_in_simavr(rows, row_len, stride):
+    """More than 64 MACs per output: a loop over each row's inputs (a 16-bit count past 255),
+    weights of 4 + 2 channels interleaved in a flash table, rows `stride` bytes apart."""
+    rng = np.random.default_rng(row_len)
+    n = rows * row_len
+    weights, bias, mult, shift = _layer(rng, 6, n, -128, -128, 127)
+    weights //= 4  # keeps 300 products within the 24-bit sums
+    plans = plan_channels(weights, bias, mult, shift, -128, -128, 127)
+    assert plans is not None
+    kernel = looped_kernel(0, "t_loop", rows, row_len, weights, bias, plans)
+    image = _inputs(rng, 12, max(stride, row_len) * (rows - 1) + row_len)
+    gathered = np.concatenate([image[:, fy * stride : fy * stride + row_len] for fy in range(rows)], axis=1)
+    acc = gathered.astype(np.int64) @ weights.astype(np.int64).T + bias
+    expected = np.array(
+        [[tflite_requantize(int(a), int(mult[c]), int(shift[c]), -128, -128, 127) for c, a in enumerate(r)] for r in acc], np.int8
+    )
+    log = _run(_harness(kernel, f"t_loop(in, out, {stride});", image, expected))
+    assert f"checked {len(image)} vectors, 0 mismatches" in log, log[-800:]
+
+
 def test_generated_depthwise_variants_match_tflite_in_simavr():
     """3x3 depthwise, 6 channels, SAME padding on a 2x3 input: one function per output column
     (left border, interior, right border); rows in the top and bottom padding read a row of
@@ -222,11 +252,12 @@ def test_layers_are_chosen_by_cycles_saved_per_byte_within_the_flash_budget(digi
 
     program = compile_model(digits_int8.info)
     everything = avr_kernels(program, "d", 10**6)
-    # digits: the 3x3 conv, the depthwise conv, the 1x1 conv and the last Dense (depth 32);
-    # the Dense of depth 256 is left to the generic kernel (more than 64 MACs per output)
-    assert set(everything) == {0, 2, 3, 6}
+    # digits: every weighted layer (the 3x3, depthwise and 1x1 convs and the last Dense
+    # unrolled, the Dense of depth 256 as a loop over its inputs)
+    assert set(everything) == {0, 2, 3, 5, 6}
     assert avr_kernels(program, "d", 0) == {}
-    budget = everything[0].code_bytes + everything[2].code_bytes
+    cost = {i: k.code_bytes - k.replaces_bytes for i, k in everything.items()}
+    budget = cost[0] + cost[2]
     chosen = avr_kernels(program, "d", budget)
-    assert chosen and sum(k.code_bytes for k in chosen.values()) <= budget
+    assert chosen and sum(cost[i] for i in chosen) <= budget
     assert len(chosen) < len(everything)

@@ -1,20 +1,22 @@
-"""AVR assembly generated per layer: the weights, biases and requantization as immediates.
+"""AVR assembly generated per layer: the weights, biases and requantization as constants.
 
 A generic kernel pays on every output for what the generator already knows: loading each
 weight from flash (`lpm`, 3 cycles), looping, and TFLite's full 24 x 31-bit requantization
-with a variable shift (about 150 cycles). Layers with few MACs per output (3x3 convolutions on
-one channel, 1x1 convolutions, small Dense layers) spend most of their time there. For those
-this module writes one function per layer that computes every output channel of one pixel
-from its n inputs (an im2col row or a Dense input):
+with a variable shift (about 150 cycles). This module writes, per CONV_2D, DEPTHWISE_CONV_2D and
+FULLY_CONNECTED layer, functions that compute every output channel of one pixel:
 
-- MACs: `ldd` input, `ldi` weight, `muls`, a 24-bit add; zero weights are left out; four
-  channels share each input load.
-- Requantization: two compares against the channel's thresholds (act_min / act_max), then
-  the short exact multiply found by `avr_requant` (a few `mul`s, byte-aligned result).
+- requantization: two compares against the channel's thresholds (act_min / act_max), then the
+  short exact multiply found by `avr_requant` (a few `mul`s with immediates, byte-aligned result);
+- up to 64 MACs per output, unrolled: `ldd` input, `ldi` weight, `muls`, a 24-bit add (zero
+  weights left out), four channels sharing each input load; depthwise: one function per set of
+  valid filter columns (left border, interior, right border), rows passed as pointers;
+- more MACs per output: a loop over each window row's inputs, four channels' weights
+  interleaved in a flash table in the order the loop reads them;
+- Dense layers of depth 1: a 256-entry table per channel.
 
 Only layers whose every channel has an exact short plan and whose sums fit 24 bits are
-generated; the C driver in mcuq_kernels.c walks the pixels. The code is checked bit for bit
-by the AVR self-test in simavr against TFLite Micro's golden vectors.
+generated; C drivers in mcuq_kernels.c walk the pixels. The code runs only on the AVR: every
+deploy's self-test runs it in simavr against TFLite Micro's golden vectors.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from mcuq.backends.c.program import CProgram, KernelCall
 
 GROUP = 4  # channels accumulated together: 12 accumulator registers r2..r13
-MAX_MACS_PER_OUTPUT = 64  # beyond this the generic kernel is already near its MAC-loop cost
+MAX_MACS_PER_OUTPUT = 64  # unrolled code up to here; beyond, a loop over the inputs (weights in a flash table)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class AvrKernel:
     asm: list[str]  # GNU as lines
     code_bytes: int  # flash of the functions (every instruction used is one word) and tables
     cycles_per_pixel: int  # an estimate (the slowest variant), for choosing layers under a flash budget
+    replaces_bytes: int = 0  # flash of the layer's weight, bias and multiplier arrays, left out on AVR
 
 
 def acc_range(weights: np.ndarray, bias: int) -> tuple[int, int]:
@@ -68,8 +71,9 @@ def _bytes(value: int, count: int) -> list[int]:
 class _Writer:
     """Collects instructions and counts their words (all one-word instructions)."""
 
-    def __init__(self, symbol: str) -> None:
+    def __init__(self, symbol: str, out: str = "Z") -> None:
         self.symbol = symbol
+        self.out = out  # the pointer register outputs are stored through (st out+)
         self.lines: list[str] = []
         self.words = 0
         self.labels = 0
@@ -94,7 +98,7 @@ def _compare(w: _Writer, acc: tuple[int, int, int], value: int) -> None:
 
 
 def _part(w: _Writer, acc: tuple[int, int, int], part: RequantPart) -> None:
-    """out = base + byte K/8 of (acc bytes x M + R), stored at Z+."""
+    """out = base + byte K/8 of (acc bytes x M + R), stored through the output pointer."""
     kb = part.k // 8
     cols = [18 + p for p in range(kb + 1)]
     for reg, byte in zip(cols, _bytes(part.r, kb + 1)):
@@ -114,7 +118,7 @@ def _part(w: _Writer, acc: tuple[int, int, int], part: RequantPart) -> None:
             for q in range(p + 2, kb + 1):
                 w.op(f"adc r{cols[q]}, r16")
     w.op(f"subi r{cols[kb]}, {(-part.base) & 0xFF}")
-    w.op(f"st Z+, r{cols[kb]}")
+    w.op(f"st {w.out}+, r{cols[kb]}")
 
 
 def _requant(w: _Writer, acc: tuple[int, int, int], plan: RequantPlan, lo_acc: int, hi_acc: int) -> int:
@@ -132,12 +136,12 @@ def _requant(w: _Writer, acc: tuple[int, int, int], plan: RequantPlan, lo_acc: i
             w.op(f"brge {ok}")
             cycles += 8
         w.op(f"ldi r17, {plan.lo & 0xFF}")
-        w.op("st Z+, r17")
+        w.op(f"st {w.out}+, r17")
         w.op(f"rjmp {done}")
         w.label(ok)
     if not plan.parts:
         w.op(f"ldi r17, {plan.hi & 0xFF}")
-        w.op("st Z+, r17")
+        w.op(f"st {w.out}+, r17")
         w.label(done)
         return cycles + 3
     if plan.t_hi <= hi_acc:
@@ -145,7 +149,7 @@ def _requant(w: _Writer, acc: tuple[int, int, int], plan: RequantPlan, lo_acc: i
         _compare(w, acc, plan.t_hi - plan.origin)
         w.op(f"brlt {ok}")
         w.op(f"ldi r17, {plan.hi & 0xFF}")
-        w.op("st Z+, r17")
+        w.op(f"st {w.out}+, r17")
         w.op(f"rjmp {done}")
         w.label(ok)
         cycles += 8
@@ -252,6 +256,80 @@ def dense_kernel(op_index: int, symbol: str, window: Window, weights: np.ndarray
         [f"void {symbol}(const int8_t* in, int8_t* out, mcuq_sz row_stride);"],
         _function(symbol, w),
         2 * w.words,
+        cycles,
+    )
+
+
+def looped_kernel(
+    op_index: int, symbol: str, rows: int, row_len: int, weights: np.ndarray, bias: np.ndarray, plans: list[RequantPlan]
+) -> AvrKernel:
+    """Layers with many MACs per output: a loop over the inputs of each window row (ld X+) with
+    the weights of four channels interleaved in a flash table in the order the loop reads them
+    (lpm Z+, 10.5 cycles a MAC), then the four channels' requantizations as immediates.
+
+    Registers: X the input, Z the weights, Y the output (st Y+), r2..r13 four 24-bit sums, r14:r15
+    the row stride minus the row, r16 the input byte, r17 the weight, r18:r19 the loop counter
+    (then the product's columns r18..r23).
+    """
+    out_c, n = weights.shape
+    table = f"{symbol}_weights"
+    w = _Writer(symbol, out="Y")
+    group = min(GROUP, out_c)
+    saved = [*range(2, 2 + 3 * group), *((14, 15) if rows > 1 else ()), 16, 17, 28, 29]
+    for reg in saved:
+        w.op(f"push r{reg}")
+    w.op("movw r28, r22")  # Y = out
+    if rows > 1:
+        w.op(f"subi r20, {row_len & 0xFF}")
+        w.op(f"sbci r21, {row_len >> 8}")
+        w.op("movw r14, r20")  # from a row's end to the next row's start
+    w.op(f"ldi r30, lo8({table})")
+    w.op(f"ldi r31, hi8({table})")
+    laid: list[int] = []
+    cycles = 8 * len(saved) + 10
+    for c0 in range(0, out_c, group):
+        channels = list(range(c0, min(c0 + group, out_c)))
+        accs = [(2 + 3 * k, 3 + 3 * k, 4 + 3 * k) for k in range(len(channels))]
+        w.op("movw r26, r24")  # X = in
+        for c, acc in zip(channels, accs):
+            _init(w, acc, int(bias[c]) - plans[c].origin)
+        for fy in range(rows):
+            top = w.new_label()
+            w.op(f"ldi r18, {row_len & 0xFF}")
+            w.op(f"ldi r19, {row_len >> 8}")
+            w.label(top)
+            w.op("ld r16, X+")
+            for acc in accs:
+                w.op("lpm r17, Z+")
+                w.op("muls r16, r17")
+                w.op("sbc r17, r17")
+                w.op(f"add r{acc[0]}, r0")
+                w.op(f"adc r{acc[1]}, r1")
+                w.op(f"adc r{acc[2]}, r17")
+            w.op("subi r18, 1")
+            w.op("sbci r19, 0")
+            w.op(f"brne {top}")
+            if fy + 1 < rows:
+                w.op("add r26, r14")
+                w.op("adc r27, r15")
+            laid += [int(weights[c, i]) & 0xFF for i in range(fy * row_len, (fy + 1) * row_len) for c in channels]
+        cycles += 6 * len(channels) + n * (6 + 9 * len(channels))
+        for c, acc in zip(channels, accs):
+            lo_acc, hi_acc = acc_range(weights[c], int(bias[c]))
+            cycles += _requant(w, acc, plans[c], lo_acc, hi_acc)
+    w.op("clr r1")
+    for reg in reversed(saved):
+        w.op(f"pop r{reg}")
+    w.op("ret")
+    data = [f'.section .progmem.gen.{table},"a",@progbits', f"{table}:"]
+    data += [".byte " + ", ".join(str(v) for v in laid[i : i + 32]) for i in range(0, len(laid), 32)]
+    return AvrKernel(
+        op_index,
+        "",
+        symbol,
+        [f"void {symbol}(const int8_t* in, int8_t* out, mcuq_sz row_stride);"],
+        data + _function(symbol, w),
+        2 * w.words + len(laid),
         cycles,
     )
 
@@ -426,54 +504,61 @@ def _int(args: dict[str, object], key: str) -> int:
 
 
 def _candidate(program: CProgram, call: KernelCall, symbol: str) -> tuple[AvrKernel, int] | None:
-    """A CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED call's generated code and its number
-    of pixels, if the layer qualifies: few MACs per output, dilation 1, a window row within
-    `ldd` reach (64 bytes), sums within 24 bits, an exact short requantization per channel."""
+    """A CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED call's generated code and its number of
+    pixels, if the layer qualifies: dilation 1, sums within 24 bits, an exact short
+    requantization per channel. Up to 64 MACs per output the code is unrolled (a window row
+    within `ldd` reach); beyond, a loop over the inputs with the weights in a flash table."""
     if call.function not in ("mcuq_conv2d", "mcuq_depthwise_conv2d", "mcuq_fully_connected"):
         return None
     a: dict[str, object] = dict(call.args)
     bias, mult, shift = _const(program, a["bias"]), _const(program, a["mult"]), _const(program, a["shift"])
     out_range = (_int(a, "out_zp"), _int(a, "act_min"), _int(a, "act_max"))
+    replaced = sum(_const(program, a[k]).nbytes for k in ("filter", "bias", "mult", "shift"))
     if call.function in ("mcuq_conv2d", "mcuq_depthwise_conv2d"):
         g = {k: _int(a, k) for k in ("k_h", "k_w", "in_c", "out_c", "in_w", "out_h", "out_w", "stride_w", "pad_w", "in_zp")}
         kh, kw, ic, oc = g["k_h"], g["k_w"], g["in_c"], g["out_c"]
-        if _int(a, "block") != 1 or _int(a, "dil_h") != 1 or _int(a, "dil_w") != 1 or kw * ic > 64:
+        if _int(a, "block") != 1 or _int(a, "dil_h") != 1 or _int(a, "dil_w") != 1 or kw * ic > 255:
             return None
         pixels = g["out_h"] * g["out_w"]
         if call.function == "mcuq_depthwise_conv2d":
-            if _int(a, "depth_mult") != 1 or kh > 5 or kh * kw > MAX_MACS_PER_OUTPUT:
+            if _int(a, "depth_mult") != 1 or kh > 5 or kw * ic > 64 or kh * kw > MAX_MACS_PER_OUTPUT:
                 return None
             weights = _const(program, a["filter"]).reshape(oc, kh * kw).T  # block 1 layout: [channel][tap]
             kernel = depthwise_kernel(call.op_index, symbol, weights, bias, mult, shift, out_range, g)
-            return (kernel, pixels) if kernel else None
-        if kh * kw * ic > MAX_MACS_PER_OUTPUT or (_int(a, "col_len") == 0 and kh * kw > 1):
+            return (replace(kernel, replaces_bytes=replaced), pixels) if kernel else None
+        if _int(a, "col_len") == 0 and kh * kw > 1:  # a receptive field too large for an im2col copy
             return None
         taps = [(fy, fx) for fy in range(kh) for fx in range(kw)]
         window = Window(tuple(fy for fy, fx in taps for _ in range(ic)), tuple(fx * ic + c for fy, fx in taps for c in range(ic)))
         weights = _const(program, a["filter"]).reshape(oc, kh * kw * ic)
-        driver = "mcuq_window_avr"
+        driver, rows, row_len = "mcuq_window_avr", kh, kw * ic
     elif call.function == "mcuq_fully_connected":
         depth, units = _int(a, "depth"), _int(a, "units")
-        if _int(a, "block") != 1 or depth > MAX_MACS_PER_OUTPUT:
+        if _int(a, "block") != 1:
             return None
         window = Window((0,) * depth, tuple(range(depth)))
         weights = _const(program, a["filter"]).reshape(units, depth)
         pixels = _int(a, "batches")
-        driver = "mcuq_fully_connected_avr" if pixels > 1 else ""  # one row: called directly
+        driver, rows, row_len = "mcuq_fully_connected_avr" if pixels > 1 else "", 1, depth  # one row: called directly
         if depth == 1:
-            return replace(table_kernel(call.op_index, symbol, weights, bias, mult, shift, out_range), driver=driver), pixels
+            kernel = table_kernel(call.op_index, symbol, weights, bias, mult, shift, out_range)
+            return replace(kernel, driver=driver, replaces_bytes=replaced), pixels
     else:
         return None
     plans = plan_channels(weights, bias, mult, shift, *out_range)
     if plans is None:
         return None
-    kernel = dense_kernel(call.op_index, symbol, window, weights, bias, plans)
-    return replace(kernel, driver=driver), pixels
+    if weights.shape[1] <= MAX_MACS_PER_OUTPUT and row_len <= 64:
+        kernel = dense_kernel(call.op_index, symbol, window, weights, bias, plans)
+    else:
+        kernel = looped_kernel(call.op_index, symbol, rows, row_len, weights, bias, plans)
+    return replace(kernel, driver=driver, replaces_bytes=replaced), pixels
 
 
 def avr_kernels(program: CProgram, prefix: str, flash_budget: int) -> dict[int, AvrKernel]:
-    """The layers to generate within `flash_budget` bytes, most cycles saved per byte first
-    (the generic path costs about 12 cycles a MAC and 200 an output)."""
+    """The layers to generate within `flash_budget` bytes (the code less the arrays it makes
+    unused), most cycles saved per byte first (the generic kernels cost about 12 cycles a MAC
+    and 200 an output)."""
     candidates = []
     for call in program.calls:
         found = _candidate(program, call, f"{prefix}_avr_op{call.op_index}")
@@ -484,10 +569,11 @@ def avr_kernels(program: CProgram, prefix: str, flash_budget: int) -> dict[int, 
         outputs = int(np.prod(program.info.tensors[op.outputs[0]].shape))
         saved = op.macs * 12 + outputs * 200 - pixels * kernel.cycles_per_pixel
         if saved > 0:
-            candidates.append((saved / kernel.code_bytes, kernel))
+            candidates.append((saved / max(1, kernel.code_bytes - kernel.replaces_bytes), kernel))
     chosen: dict[int, AvrKernel] = {}
     for _, kernel in sorted(candidates, key=lambda c: -c[0]):
-        if kernel.code_bytes <= flash_budget:
+        cost = kernel.code_bytes - kernel.replaces_bytes
+        if cost <= flash_budget:
             chosen[kernel.op_index] = kernel
-            flash_budget -= kernel.code_bytes
+            flash_budget -= max(0, cost)
     return chosen
