@@ -96,7 +96,9 @@ def _thresholds(mult: int, shift: int, zp: int, lo: int, hi: int, acc_min: int, 
     out = {}
     e = -shift
     for q in range(lo + 1, hi + 1):
-        a = min(max(((((q - zp) << (31 + e)) - (1 << 30)) // mult), acc_min), acc_max + 1)
+        # acc * mult + 2^30 (+ 2^(30+e), the second rounding) reaches (q - zp) * 2^(31+e)
+        estimate = (((q - zp) << (31 + e)) - (1 << 30) - ((1 << (29 + e)) << 1 if e > 0 else 0)) // mult
+        a = min(max(estimate, acc_min), acc_max + 1)
         while a > acc_min and f(a - 1) >= q:
             a -= 1
         while a <= acc_max and f(a) < q:
