@@ -207,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=backend_names(), help="TFLite Micro or the plain-C int8 runtime (default: the board's)")
     p.add_argument("--arena-size", type=int, metavar="BYTES", help="override the planned tensor arena")
     p.add_argument(
+        "--avr-kernels",
+        choices=["generated", "generic"],
+        help="AVR boards (plain-C runtime): 'generated' (default) writes assembly for this model's layers within the "
+        "flash the board has left, several times faster; 'generic' keeps the shared kernels only (less flash)",
+    )
+    p.add_argument(
         "--tflm-source",
         metavar="DIR",
         help="the board's TFLite Micro library sources: golden vectors and the exact arena then come from "

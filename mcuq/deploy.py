@@ -57,6 +57,7 @@ class DeployRequest:
     tflm_source: str | None = None
     name: str | None = None  # C prefix of the generated API (default: from the model's name)
     labels: str | None = None  # class names file (else 'label_names' in the validation .npz)
+    avr_kernels: str | None = None  # "generated" (default) or "generic": see DeployJob.avr_kernels
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> DeployRequest:
@@ -97,6 +98,7 @@ class DeployRequest:
             tflm_source=pick("tflm_source", getattr(args, "tflm_source", None)),
             name=pick("name", getattr(args, "name", None)),
             labels=pick("labels", getattr(args, "labels", None)),
+            avr_kernels=pick("avr_kernels", getattr(args, "avr_kernels", None)),
         )
 
 
@@ -238,6 +240,8 @@ def check_request(request: DeployRequest) -> int:
     golden = DEFAULT_GOLDEN if request.golden is None else request.golden
     if not 1 <= golden <= MAX_GOLDEN:
         raise UsageError(f"--golden {golden}: give between 1 and {MAX_GOLDEN} golden vectors (default {DEFAULT_GOLDEN})")
+    if request.avr_kernels not in (None, "generated", "generic"):
+        raise UsageError(f"--avr-kernels {request.avr_kernels}: choose 'generated' or 'generic'")
     if request.arena_size is not None and not 0 < request.arena_size <= MAX_ARENA:
         raise UsageError(f"--arena-size {request.arena_size}: give a positive byte count up to {MAX_ARENA:,}")
     samples = request.options.get("calibration_samples")
@@ -278,6 +282,7 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
         prefix=prefix,
         labels=tuple(labels),
         labels_source=labels_source,
+        avr_kernels=request.avr_kernels or "generated",
     )
     plan = backend.plan(job, console)
     rendered = backend.render(job, plan)

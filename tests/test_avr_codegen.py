@@ -261,3 +261,20 @@ def test_layers_are_chosen_by_cycles_saved_per_byte_within_the_flash_budget(digi
     chosen = avr_kernels(program, "d", budget)
     assert chosen and sum(cost[i] for i in chosen) <= budget
     assert len(chosen) < len(everything)
+
+
+def test_deploy_with_generic_avr_kernels_writes_no_assembly(tmp_path):
+    """--avr-kernels generic: the shared kernels only (less flash), still self-tested."""
+    from conftest import SINE, need
+    from mcuq.deploy import DeployRequest, deploy
+
+    need("avr-gcc")
+    need("simavr")
+    common = {"model": str(SINE / "model.keras"), "calibration": str(SINE / "calibration.npy"), "board": "nano"}
+    generic = deploy(DeployRequest(**common, out=str(tmp_path / "generic"), avr_kernels="generic"))
+    generated = deploy(DeployRequest(**common, out=str(tmp_path / "generated")))
+    assert generic.emulator_passed is True and generated.emulator_passed is True
+    assert generic.plan.context["program"].avr_kernels == {}
+    assert "_avr_op" not in (tmp_path / "generic" / "src" / "mcuq_model.c").read_text()
+    assert set(generated.plan.context["program"].avr_kernels) == {0, 1, 2}
+    assert "_avr_op0" in (tmp_path / "generated" / "src" / "mcuq_model.c").read_text()

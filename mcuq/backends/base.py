@@ -124,6 +124,9 @@ class DeployJob:
     prefix: str = ""  # C prefix of the generated API (deploy --name); empty: from ``name``
     labels: tuple[str, ...] = ()  # class names for the generated label table and the report
     labels_source: str | None = None
+    # AVR boards, plain-C runtime: "generated" writes assembly for the model's layers within the
+    # flash the board has left (faster, more flash); "generic" keeps the shared kernels only
+    avr_kernels: str = "generated"
 
     @property
     def info(self) -> ModelInfo:

@@ -28,6 +28,7 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "tflm_source": str,
     "name": str,
     "labels": str,
+    "avr_kernels": str,
 }
 PATH_KEYS = {"model", "calibration", "data", "board_file", "out", "tflm_source", "labels"}
 POSITIVE_KEYS = {"arena_size", "calibration_samples", "golden"}
@@ -36,6 +37,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "activations": ("int8", "int16"),
     "per_channel": ("auto", "all", "none", True, False),
     "image_scale": ("0..1", "-1..1", "0..255"),
+    "avr_kernels": ("generated", "generic"),
 }
 
 
@@ -69,6 +71,7 @@ board = "{board}"                       # see `mcuq boards`
 # golden = 4                        # golden vectors checked at boot
 # name = "kws"                      # C prefix of the generated API: kws_init(), kws_model.h
 # labels = "labels.txt"             # class names, one per line (generated label table, report)
+# avr_kernels = "generated"         # generated | generic: AVR assembly written for this model's layers, or shared kernels only
 """
 
 

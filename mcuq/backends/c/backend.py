@@ -146,7 +146,7 @@ class CBackend:
         common = common_context(job, golden_out)  # built once: the self-test below and render() share it
         golden_bytes = sum(x.size for s in job.golden_in for x in s) + sum(x.size for s in golden_out for x in s)
         no_emulator = no_emulator_reason(board)
-        if board.architecture == "avr8" and no_emulator is None:  # generated code only where its self-test can run
+        if board.architecture == "avr8" and no_emulator is None and job.avr_kernels == "generated":  # only where its self-test runs
             with console.step("generating AVR assembly for the layers with few MACs per output"):
                 attach_avr_kernels(program, common["api"]["prefix"], board, golden_bytes)
         sources = selftest_sources(program, job.name, {**common, **c_template_context(program, tflm_min)})
