@@ -260,13 +260,15 @@ def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
         "",
         "#### AVR per layer (after): generated assembly or generic kernel, MACs per output",
         "",
-        "Layers with at most 64 MACs per output run assembly generated for the model (`mcuq/backends/c/avr_codegen.py`, "
-        "size in bytes in the code column): weights and biases as immediates (`ldi`, `muls`, a 24-bit add: 7 cycles a MAC), "
-        "zero weights left out, and each channel's TFLite requantization as two compares and a few `mul`s with "
-        "constants found at generation time (`avr_requant.py`, exact at every step of the output: 30-60 cycles instead "
-        "of about 150-230 for the generic 24 x 31-bit product with a variable shift). Depthwise layers get one function "
-        "per border column; Dense layers of depth 1 a 256-entry table per channel. The generic kernels (11.75 cycles a "
-        "MAC) keep the layers with many MACs per output, where the requantization hardly counts.",
+        "Every layer here runs assembly generated for the model (`mcuq/backends/c/avr_codegen.py`; the code column gives "
+        "its bytes, code and tables, of which the layer's weights, whose C arrays are left out). Each channel's TFLite "
+        "requantization is two compares and a few `mul`s with constants found at generation time (`avr_requant.py`, "
+        "exact at every step of the output): 30-60 cycles instead of about 150-230 for the generic 24 x 31-bit product "
+        "with a variable shift. Up to 64 MACs per output the weights are immediates (`ldi`, `muls`, a 24-bit add: 7 "
+        "cycles a MAC, zero weights left out); beyond, a loop reads four channels' weights interleaved from flash "
+        "(10.5 cycles a MAC). Depthwise layers get one function per border column, Dense layers of depth 1 a 256-entry "
+        "table per channel. `--avr-kernels generic` keeps the shared kernels (11.75 cycles a MAC plus the generic "
+        "requantization): the before column's successor at a fraction of the flash.",
         "",
         "| model | layer | op | code | MACs | outputs | MACs per output | cycles | cycles per output | cycles per MAC |",
         "|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
