@@ -64,6 +64,11 @@ def acc_range(weights: np.ndarray, bias: int) -> tuple[int, int]:
     return bias + int(np.minimum(w * -128, w * 127).sum()), bias + int(np.maximum(w * -128, w * 127).sum())
 
 
+def _multiplier(mult: np.ndarray, shift: np.ndarray, c: int) -> tuple[int, int]:
+    """Channel c's multiplier and shift (per-tensor layers have one of each)."""
+    return int(mult[c if mult.size > 1 else 0]), int(shift[c if shift.size > 1 else 0])
+
+
 def _bytes(value: int, count: int) -> list[int]:
     return [(value >> (8 * i)) & 0xFF for i in range(count)]
 
@@ -167,9 +172,13 @@ def _requant(w: _Writer, acc: tuple[int, int, int], plan: RequantPlan, lo_acc: i
     return cycles + part_cycles
 
 
-def _prologue(w: _Writer, saved: list[int]) -> None:
+def _push(w: _Writer, saved: list[int]) -> None:
     for reg in saved:
         w.op(f"push r{reg}")
+
+
+def _prologue(w: _Writer, saved: list[int]) -> None:
+    _push(w, saved)
     w.op("movw r28, r24")  # Y = in
     w.op("movw r30, r22")  # Z = out
     if 14 in saved:
@@ -183,9 +192,9 @@ def _epilogue(w: _Writer, saved: list[int]) -> None:
     w.op("ret")
 
 
-def _mac(w: _Writer, acc: tuple[int, int, int], weight: int) -> None:
-    """acc += r16 * weight (24 bits): 7 cycles."""
-    w.op(f"ldi r17, {weight & 0xFF}")
+def _mac(w: _Writer, acc: tuple[int, int, int], load: str) -> None:
+    """acc += r16 * the weight `load` puts in r17 (24 bits): 6 cycles after the load."""
+    w.op(load)
     w.op("muls r16, r17")
     w.op("sbc r17, r17")  # the product's sign (C = bit 15) for the top byte
     w.op(f"add r{acc[0]}, r0")
@@ -242,7 +251,7 @@ def dense_kernel(op_index: int, symbol: str, window: Window, weights: np.ndarray
             w.op(f"ldd r16, Y+{window.offsets[i]}")
             cycles += 2 + 7 * len(nonzero)
             for c in nonzero:
-                _mac(w, accs[c], int(weights[c, i]))
+                _mac(w, accs[c], f"ldi r17, {int(weights[c, i]) & 0xFF}")
         if row:
             w.op("movw r28, r24")
         for c in channels:
@@ -253,7 +262,7 @@ def dense_kernel(op_index: int, symbol: str, window: Window, weights: np.ndarray
         op_index,
         "",
         symbol,
-        [f"void {symbol}(const int8_t* in, int8_t* out, mcuq_sz row_stride);"],
+        _pixel_declaration(symbol),
         _function(symbol, w),
         2 * w.words,
         cycles,
@@ -276,8 +285,7 @@ def looped_kernel(
     w = _Writer(symbol, out="Y")
     group = min(GROUP, out_c)
     saved = [*range(2, 2 + 3 * group), *((14, 15) if rows > 1 else ()), 16, 17, 28, 29]
-    for reg in saved:
-        w.op(f"push r{reg}")
+    _push(w, saved)
     w.op("movw r28, r22")  # Y = out
     if rows > 1:
         w.op(f"subi r20, {row_len & 0xFF}")
@@ -300,12 +308,7 @@ def looped_kernel(
             w.label(top)
             w.op("ld r16, X+")
             for acc in accs:
-                w.op("lpm r17, Z+")
-                w.op("muls r16, r17")
-                w.op("sbc r17, r17")
-                w.op(f"add r{acc[0]}, r0")
-                w.op(f"adc r{acc[1]}, r1")
-                w.op(f"adc r{acc[2]}, r17")
+                _mac(w, acc, "lpm r17, Z+")
             w.op("subi r18, 1")
             w.op("sbci r19, 0")
             w.op(f"brne {top}")
@@ -317,18 +320,13 @@ def looped_kernel(
         for c, acc in zip(channels, accs):
             lo_acc, hi_acc = acc_range(weights[c], int(bias[c]))
             cycles += _requant(w, acc, plans[c], lo_acc, hi_acc)
-    w.op("clr r1")
-    for reg in reversed(saved):
-        w.op(f"pop r{reg}")
-    w.op("ret")
-    data = [f'.section .progmem.gen.{table},"a",@progbits', f"{table}:"]
-    data += [".byte " + ", ".join(str(v) for v in laid[i : i + 32]) for i in range(0, len(laid), 32)]
+    _epilogue(w, saved)
     return AvrKernel(
         op_index,
         "",
         symbol,
-        [f"void {symbol}(const int8_t* in, int8_t* out, mcuq_sz row_stride);"],
-        data + _function(symbol, w),
+        _pixel_declaration(symbol),
+        _flash_table(table, laid) + _function(symbol, w),
         2 * w.words + len(laid),
         cycles,
     )
@@ -344,7 +342,7 @@ def table_kernel(
     x = np.arange(-128, 128, dtype=np.int64)
     rows = []
     for c in range(weights.shape[0]):
-        m, s = int(mult[c if mult.size > 1 else 0]), int(shift[c if shift.size > 1 else 0])
+        m, s = _multiplier(mult, shift, c)
         acc = int(bias[c]) + int(weights[c, 0]) * x
         rows.append([tflite_requantize(int(a), m, s, zp, lo, hi) & 0xFF for a in acc])
     table = f"{symbol}_table"
@@ -363,14 +361,12 @@ def table_kernel(
         w.op("lpm r18, Z")
         w.op("st X+, r18")
     w.op("ret")
-    data = [f'.section .progmem.gen.{table},"a",@progbits', f"{table}:"]
-    data += [".byte " + ", ".join(str(v) for v in row[i : i + 32]) for row in rows for i in range(0, 256, 32)]
-    lines = data + _function(symbol, w)
+    lines = _flash_table(table, [v for row in rows for v in row]) + _function(symbol, w)
     return AvrKernel(
         op_index,
         "",
         symbol,
-        [f"void {symbol}(const int8_t* in, int8_t* out, mcuq_sz row_stride);"],
+        _pixel_declaration(symbol),
         lines,
         2 * w.words + 256 * len(rows),
         12 + 6 * len(rows),
@@ -409,10 +405,7 @@ def depthwise_kernel(
             a, b = acc_range(kept, int(bias[c]) + g["in_zp"] * skipped)
             lows.append(a)
             highs.append(b)
-            if max(abs(a), abs(b)) + 128 * int(np.abs(kept).sum()) >= 2**23:
-                return None
-        m, s = int(mult[c if mult.size > 1 else 0]), int(shift[c if shift.size > 1 else 0])
-        plan = plan_requant(m, s, zp, lo, hi, min(lows), max(highs))
+        plan = plan_requant(*_multiplier(mult, shift, c), zp, lo, hi, min(lows), max(highs))
         if plan is None or any(p.k > 40 for p in plan.parts):
             return None
         plans.append((plan, min(lows), max(highs)))
@@ -426,8 +419,7 @@ def depthwise_kernel(
         w = _Writer(name)
         rows = kh
         saved = [2, 3, 4, *range(6, 6 + 2 * rows), 16, 17, 28, 29]
-        for reg in saved:
-            w.op(f"push r{reg}")
+        _push(w, saved)
         w.op("movw r26, r24")  # X = the row pointers
         for j in range(2 * rows):
             w.op(f"ld r{6 + j}, X+")
@@ -446,13 +438,10 @@ def depthwise_kernel(
                     row = fy
                     cycles += 1
                 w.op(f"ldd r16, Y+{fx * ch + c}")
-                _mac(w, acc, int(weights[t, c]))
+                _mac(w, acc, f"ldi r17, {int(weights[t, c]) & 0xFF}")
             plan, lo_acc, hi_acc = plans[c]
             cycles += 6 + 9 * len(used) + _requant(w, acc, plan, lo_acc, hi_acc)
-        w.op("clr r1")
-        for reg in reversed(saved):
-            w.op(f"pop r{reg}")
-        w.op("ret")
+        _epilogue(w, saved)
         asm += _function(name, w)
         words += w.words
         slowest = max(slowest, cycles)
@@ -469,6 +458,16 @@ def c_string_literals(asm: list[str]) -> list[str]:
     return ['"' + line.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t") + '\\n"' for line in asm]
 
 
+def _pixel_declaration(symbol: str) -> list[str]:
+    return [f"void {symbol}(const int8_t* in, int8_t* out, mcuq_sz row_stride);"]
+
+
+def _flash_table(name: str, values: list[int]) -> list[str]:
+    """Bytes in the section the linker places with the other flash constants (lpm reach)."""
+    rows = [".byte " + ", ".join(str(v) for v in values[i : i + 32]) for i in range(0, len(values), 32)]
+    return [f'.section .progmem.gen.{name},"a",@progbits', f"{name}:", *rows]
+
+
 def _function(symbol: str, w: _Writer) -> list[str]:
     header = [f'.section .text.{symbol},"ax",@progbits', f".global {symbol}", f".type {symbol}, @function", f"{symbol}:"]
     return header + w.lines + [f".size {symbol}, .-{symbol}"]
@@ -478,15 +477,11 @@ def plan_channels(
     weights: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray, zp: int, lo: int, hi: int
 ) -> list[RequantPlan] | None:
     """Every channel's exact short requantization (weights: [channel, input]), or None when one
-    has none or its sums can leave 24 bits."""
+    has none. Every partial sum lies within the channel's accumulator range, which
+    plan_requant keeps within 24 bits."""
     plans = []
     for c in range(weights.shape[0]):
-        lo_acc, hi_acc = acc_range(weights[c], int(bias[c]))
-        magnitude = abs(int(bias[c])) + 128 * int(np.abs(weights[c].astype(np.int64)).sum())
-        if magnitude >= 2**23:
-            return None
-        m, s = int(mult[c if mult.size > 1 else 0]), int(shift[c if shift.size > 1 else 0])
-        plan = plan_requant(m, s, zp, lo, hi, lo_acc, hi_acc)
+        plan = plan_requant(*_multiplier(mult, shift, c), zp, lo, hi, *acc_range(weights[c], int(bias[c])))
         if plan is None or any(p.k > 40 for p in plan.parts):
             return None
         plans.append(plan)
