@@ -172,6 +172,13 @@ def _requant(w: _Writer, acc: tuple[int, int, int], plan: RequantPlan, lo_acc: i
     return cycles + part_cycles
 
 
+def _requant_group(
+    w: _Writer, group: list[tuple[int, tuple[int, int, int]]], weights: np.ndarray, bias: np.ndarray, plans: list[RequantPlan]
+) -> int:
+    """The requantization of each (channel, accumulator registers) of a group, stored in order."""
+    return sum(_requant(w, acc, plans[c], *acc_range(weights[c], int(bias[c]))) for c, acc in group)
+
+
 def _push(w: _Writer, saved: list[int]) -> None:
     for reg in saved:
         w.op(f"push r{reg}")
@@ -254,19 +261,9 @@ def dense_kernel(op_index: int, symbol: str, window: Window, weights: np.ndarray
                 _mac(w, accs[c], f"ldi r17, {int(weights[c, i]) & 0xFF}")
         if row:
             w.op("movw r28, r24")
-        for c in channels:
-            lo_acc, hi_acc = acc_range(weights[c], int(bias[c]))
-            cycles += _requant(w, accs[c], plans[c], lo_acc, hi_acc)
+        cycles += _requant_group(w, [(c, accs[c]) for c in channels], weights, bias, plans)
     _epilogue(w, saved)
-    return AvrKernel(
-        op_index,
-        "",
-        symbol,
-        _pixel_declaration(symbol),
-        _function(symbol, w),
-        2 * w.words,
-        cycles,
-    )
+    return _pixel_kernel(op_index, symbol, _function(symbol, w), 2 * w.words, cycles)
 
 
 def looped_kernel(
@@ -317,19 +314,9 @@ def looped_kernel(
                 w.op("adc r27, r15")
             laid += [int(weights[c, i]) & 0xFF for i in range(fy * row_len, (fy + 1) * row_len) for c in channels]
         cycles += 6 * len(channels) + n * (6 + 9 * len(channels))
-        for c, acc in zip(channels, accs):
-            lo_acc, hi_acc = acc_range(weights[c], int(bias[c]))
-            cycles += _requant(w, acc, plans[c], lo_acc, hi_acc)
+        cycles += _requant_group(w, list(zip(channels, accs)), weights, bias, plans)
     _epilogue(w, saved)
-    return AvrKernel(
-        op_index,
-        "",
-        symbol,
-        _pixel_declaration(symbol),
-        _flash_table(table, laid) + _function(symbol, w),
-        2 * w.words + len(laid),
-        cycles,
-    )
+    return _pixel_kernel(op_index, symbol, _flash_table(table, laid) + _function(symbol, w), 2 * w.words + len(laid), cycles)
 
 
 def table_kernel(
@@ -362,15 +349,7 @@ def table_kernel(
         w.op("st X+, r18")
     w.op("ret")
     lines = _flash_table(table, [v for row in rows for v in row]) + _function(symbol, w)
-    return AvrKernel(
-        op_index,
-        "",
-        symbol,
-        _pixel_declaration(symbol),
-        lines,
-        2 * w.words + 256 * len(rows),
-        12 + 6 * len(rows),
-    )
+    return _pixel_kernel(op_index, symbol, lines, 2 * w.words + 256 * len(rows), 12 + 6 * len(rows))
 
 
 def depthwise_kernel(
@@ -458,8 +437,10 @@ def c_string_literals(asm: list[str]) -> list[str]:
     return ['"' + line.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t") + '\\n"' for line in asm]
 
 
-def _pixel_declaration(symbol: str) -> list[str]:
-    return [f"void {symbol}(const int8_t* in, int8_t* out, mcuq_sz row_stride);"]
+def _pixel_kernel(op_index: int, symbol: str, asm: list[str], code_bytes: int, cycles: int) -> AvrKernel:
+    """A kernel of one function `symbol(in, out, row_stride)`; the caller picks its driver."""
+    declaration = [f"void {symbol}(const int8_t* in, int8_t* out, mcuq_sz row_stride);"]
+    return AvrKernel(op_index, "", symbol, declaration, asm, code_bytes, cycles)
 
 
 def _flash_table(name: str, values: list[int]) -> list[str]:
