@@ -37,8 +37,9 @@ MARK_BEGIN, MARK_END = "<!-- speed.py begin -->", "<!-- speed.py end -->"
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 ORDER = ["digits", "sine", "tiny_ds_cnn", "ds_cnn_kws", "resnet8_ic", "mobilenet_v1_025_vww", "ad_autoencoder", "conv1d_audio", "dense_mlp"]
 
+from mcuq.backends.c.avr_codegen import attach_avr_kernels  # noqa: E402
 from mcuq.backends.c.codegen import selftest_sources  # noqa: E402
-from mcuq.backends.c.program import attach_avr_kernels, compile_model, estimate_c_fit  # noqa: E402
+from mcuq.backends.c.program import compile_model, estimate_c_fit  # noqa: E402
 from mcuq.boards import get_board  # noqa: E402
 from mcuq.common.errors import MCUQError  # noqa: E402
 from mcuq.frontend.converter import quantize  # noqa: E402

@@ -18,7 +18,6 @@ import pytest
 
 from conftest import run_avr_selftest
 from mcuq.backends.c.avr_codegen import (
-    AvrKernel,
     Window,
     c_string_literals,
     dense_kernel,
@@ -28,6 +27,7 @@ from mcuq.backends.c.avr_codegen import (
     table_kernel,
 )
 from mcuq.backends.c.avr_requant import evaluate, plan_requant, tflite_requantize
+from mcuq.backends.c.program import AvrKernel
 
 
 def _random_channel(rng: random.Random) -> tuple[int, int, int, int, int, int, int]:

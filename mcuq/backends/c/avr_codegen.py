@@ -27,35 +27,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mcuq.backends.c.avr_requant import RequantPart, RequantPlan, plan_requant, tflite_requantize
+from mcuq.backends.c.program import AvrKernel, CProgram, KernelCall
 
 if TYPE_CHECKING:
-    from mcuq.backends.c.program import CProgram, KernelCall
+    from mcuq.boards import Board
 
 GROUP = 4  # channels accumulated together: 12 accumulator registers r2..r13
 MAX_MACS_PER_OUTPUT = 64  # unrolled code up to here; beyond, a loop over the inputs (weights in a flash table)
-
-
-@dataclass(frozen=True)
-class AvrKernel:
-    """One layer's generated code: `driver(&params, argument)` replaces the generic kernel call.
-
-    CONV_2D and FULLY_CONNECTED: `void argument(const int8_t* in, int8_t* out, mcuq_sz row_stride)`
-    computes every output channel of one pixel; `in` points at the window's first input, its
-    rows `row_stride` bytes apart (the input's rows, or im2col's at the borders).
-    DEPTHWISE_CONV_2D: `argument` is a flash table of one function per output column, `void
-    f(const int8_t* const* rows, int8_t* out)`, each leaving out the taps that fall in that
-    column's left or right padding (their zero-point products are in its biases); rows in the
-    top or bottom padding point at a row of zero points.
-    """
-
-    op_index: int
-    driver: str  # the C function in mcuq_kernels.c that walks the pixels ("": one pixel, called directly)
-    argument: str  # what it is given besides the layer's parameters
-    declarations: list[str]  # C lines (prototypes, the column table)
-    asm: list[str]  # GNU as lines
-    code_bytes: int  # flash of the functions (every instruction used is one word) and tables
-    cycles_per_pixel: int  # an estimate (the slowest variant), for choosing layers under a flash budget
-    replaces_bytes: int = 0  # flash of the layer's weight, bias and multiplier arrays, left out on AVR
 
 
 def acc_range(weights: np.ndarray, bias: int) -> tuple[int, int]:
@@ -553,3 +531,21 @@ def avr_kernels(program: CProgram, prefix: str, flash_budget: int) -> dict[int, 
             chosen[kernel.op_index] = kernel
             flash_budget -= max(0, cost)
     return chosen
+
+
+AVR_GENERIC_CODE = 16 * 1024  # the AVR build's kernels and self-test (digits with every kernel: about 16 KB)
+AVR_FLASH_RESERVE = 1024
+
+
+def avr_code_budget(program: CProgram, board: Board, golden_bytes: int) -> int:
+    """Flash left for generated AVR layers after the constants, golden vectors, generic code
+    and framework; the measured size of the built firmware has the last word."""
+    used = program.flash_constant_bytes + program.ram_constant_bytes + golden_bytes + AVR_GENERIC_CODE + board.framework_flash_bytes
+    return max(0, board.flash_bytes - used - AVR_FLASH_RESERVE)
+
+
+def attach_avr_kernels(program: CProgram, prefix: str, board: Board, golden_bytes: int) -> None:
+    """On AVR boards, the layers to write as generated assembly (avr_codegen) within the flash
+    the board has left; `prefix` names their symbols (the model's C API prefix)."""
+    if board.architecture == "avr8":
+        program.avr_kernels = avr_kernels(program, prefix, avr_code_budget(program, board, golden_bytes))

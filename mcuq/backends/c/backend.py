@@ -15,8 +15,9 @@ import numpy as np
 
 from mcuq import __version__
 from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, Samples, ValidateOptions
+from mcuq.backends.c.avr_codegen import attach_avr_kernels
 from mcuq.backends.c.codegen import render_c_project, run_host, selftest_sources
-from mcuq.backends.c.program import CProgram, attach_avr_kernels, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
+from mcuq.backends.c.program import CProgram, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
 from mcuq.backends.c.section import CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
 from mcuq.checks.golden import golden_from_project
