@@ -19,6 +19,7 @@ import pytest
 from conftest import run_avr_selftest
 from mcuq.backends.c.avr_codegen import (
     Window,
+    acc_range,
     c_string_literals,
     dense_kernel,
     depthwise_kernel,
@@ -64,6 +65,42 @@ def test_requantization_plans_reproduce_tflite_over_the_whole_window(seed):
                 assert evaluate(plan, acc) == tflite_requantize(acc, mult, shift, zp, lo, hi), (mult, shift, zp, lo, hi, acc)
                 checked += 1
     assert checked > 100_000
+
+
+def test_layer_plans_are_exact_on_edge_case_layers():
+    """Whole layers as plan_channels sees them: all-zero, single-tap and saturated weights, tiny
+    weights, clamps one step wide, shifts down to -20; every plan exact around both thresholds
+    and at random accumulators of each channel's range."""
+    rng, pick = np.random.default_rng(5), random.Random(5)
+    checked = 0
+    for _ in range(150):
+        out_c, n = pick.choice([1, 2, 3, 5]), pick.choice([1, 2, 9, 30, 100])
+        weights = rng.integers(-127, 128, size=(out_c, n)).astype(np.int8)
+        kind = pick.choice(["zero", "one", "max", "random", "tiny"])
+        if kind == "zero":
+            weights[:] = 0
+        elif kind == "one":
+            weights[:] = 0
+            weights[:, 0] = pick.choice([1, -1, 127, -127])
+        elif kind == "max":
+            weights[:] = pick.choice([127, -127])
+        elif kind == "tiny":
+            weights = rng.integers(-2, 3, size=(out_c, n)).astype(np.int8)
+        bias = rng.integers(-(2**20), 2**20, size=out_c).astype(np.int32)
+        mult, shift = rng.integers(2**30, 2**31 - 1, size=out_c), rng.integers(-20, 1, size=out_c).astype(np.int8)
+        zp = pick.randint(-128, 126)
+        lo = pick.choice([-128, zp])
+        hi = pick.choice([127, lo + 1, min(127, lo + pick.randint(1, 50))])
+        plans = plan_channels(weights, bias, mult, shift, zp, lo, hi)
+        assert plans is not None
+        for c, plan in enumerate(plans):
+            a_min, a_max = acc_range(weights[c], int(bias[c]))
+            near = [a for t in (plan.t_lo, plan.t_hi) for a in range(t - 40, t + 41)]
+            for acc in {a_min, a_max, *near, *(pick.randint(a_min, a_max) for _ in range(200))}:
+                if a_min <= acc <= a_max:
+                    assert evaluate(plan, acc) == tflite_requantize(acc, int(mult[c]), int(shift[c]), zp, lo, hi)
+                    checked += 1
+    assert checked > 30_000
 
 
 def test_a_plan_is_refused_where_the_short_form_does_not_apply():
