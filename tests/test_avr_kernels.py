@@ -121,6 +121,9 @@ def _layers(case: str):
     import keras
 
     L = keras.layers
+    if case == "trailing_padding":
+        # stride 2, SAME on an even size: no leading padding, one row/column of trailing padding
+        return [L.Conv2D(4, 3, strides=2, padding="same", activation="relu"), L.Conv2D(3, 3, strides=2, padding="same")], (8, 8, 2)
     if case == "depthwise":
         # borders on every side, a stride, a dilation, a 5x5 window and a depth multiplier of 2
         return [
@@ -145,10 +148,10 @@ def _layers(case: str):
 # the layers written as generated AVR assembly (avr_codegen): dilation 1, depth multiplier 1
 # (unrolled up to 64 MACs per output, looped beyond: conv_dense layer 2); the others run the
 # generic AVR kernels
-GENERATED = {"depthwise": {0, 1, 3}, "conv_dense": {0, 1, 2, 6, 7}}
+GENERATED = {"depthwise": {0, 1, 3}, "conv_dense": {0, 1, 2, 6, 7}, "trailing_padding": {0, 1}}
 
 
-@pytest.mark.parametrize("case", ["depthwise", "conv_dense"])
+@pytest.mark.parametrize("case", ["depthwise", "conv_dense", "trailing_padding"])
 def test_avr_layers_bit_exact_with_tflite_micro_in_simavr(tmp_path, case):
     need("avr-gcc")
     need("simavr")

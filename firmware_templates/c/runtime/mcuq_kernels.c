@@ -1131,7 +1131,11 @@ void mcuq_window_avr(const mcuq_conv_params* params, mcuq_avr_pixel pixel) {
   out = p.out;
   {
     const mcuq_sz row = p.in_w * p.in_c, step = p.stride_w * p.in_c, x_end = p.in_w - p.k_w;
-    int8_t col[p.pad_h > 0 || p.pad_w > 0 ? p.k_h * p.k_w * p.in_c : 1];
+    /* a window leaves the input with leading padding, or trailing padding only (SAME with an
+     * odd total: the last row or column of windows) */
+    const int borders = p.pad_h > 0 || p.pad_w > 0 || (p.out_h - 1) * p.stride_h + p.k_h > p.in_h ||
+                        (p.out_w - 1) * p.stride_w + p.k_w > p.in_w;
+    int8_t col[borders ? p.k_h * p.k_w * p.in_c : 1];
     for (oy = 0; oy < p.out_h; ++oy) {
       const mcuq_sz y0 = oy * p.stride_h - p.pad_h;
       const int rows_inside = y0 >= 0 && y0 + p.k_h <= p.in_h;
