@@ -189,3 +189,4 @@ def test_generated_layers_bit_exact_on_a_hundred_validation_samples_in_simavr(tm
     assert set(result.plan.context["program"].avr_kernels) == {0, 2, 3, 5, 6}
     assert result.emulator_passed is True, log[-800:]
     assert log.count(" PASS max_abs_diff=0") == 100
+    assert "AVR assembly generated for ops</td><td>0, 2, 3, 5, 6 (" in (tmp_path / "out" / "report.html").read_text()

@@ -298,6 +298,8 @@ class CBackend:
             ["x86 TFLite Micro minimum arena (bytes)", c.tflm_host_min_bytes],
             ["weights in flash (bytes)", c.flash_constant_bytes],
         ]
+        if c.generated_ops:
+            sizes.append(["AVR assembly generated for ops", f"{', '.join(map(str, c.generated_ops))} ({c.generated_bytes:,} B)"])
         emulation = c.emulation
         if emulation.target:
             sizes += [
