@@ -145,12 +145,16 @@ class CBackend:
             tflm_min = measure_min_arena(info.raw, job.golden_in[0])
             golden_out = run_tflm(info.raw, job.golden_in, tflm_min, len(info.outputs)).outputs
         common = common_context(job, golden_out)  # built once: the self-test below and render() share it
+
+        def self_test_sources() -> dict[str, str]:
+            return selftest_sources(program, job.name, {**common, **c_template_context(program, tflm_min)})
+
         golden_bytes = sum(x.size for s in job.golden_in for x in s) + sum(x.size for s in golden_out for x in s)
         no_emulator = no_emulator_reason(board)
         if board.architecture == "avr8" and no_emulator is None and job.avr_kernels == "generated":  # only where its self-test runs
             with console.step("generating AVR assembly for the layers with few MACs per output"):
                 attach_avr_kernels(program, common["api"]["prefix"], board, golden_bytes)
-        sources = selftest_sources(program, job.name, {**common, **c_template_context(program, tflm_min)})
+        sources = self_test_sources()
         with console.step("checking the generated C against x86 TFLite Micro"):
             c_out = run_host(program, sources, job.golden_in)
         if any(not np.array_equal(a, b) for got, want in zip(c_out, golden_out) for a, b in zip(got, want)):
@@ -167,7 +171,7 @@ class CBackend:
             )
             if program.avr_kernels and not fit.fits:  # the generated layers pushed it over: the generic kernels only
                 program.avr_kernels = {}
-                sources = selftest_sources(program, job.name, {**common, **c_template_context(program, tflm_min)})
+                sources = self_test_sources()
                 with console.step("the firmware with generated layers does not fit: building it with the generic kernels"):
                     emulation = emulate_sources(sources, board)
                 fit = measured_c_fit(emulation.flash_bytes, emulation.ram_bytes, board, "avr-size")
@@ -268,7 +272,7 @@ class CBackend:
     def _report_generated_code(report: ValidationReport, section: CRuntimeSection) -> None:
         """The host build runs the generic kernels, not the AVR assembly generated for some ops:
         say what ran that code (the deploy-time self-test on these same, hash-checked files)."""
-        ops = ", ".join(map(str, section.generated_ops))
+        ops = section.generated_ops_text
         emulation = section.emulation
         if emulation.target and emulation.passed:
             report.add(
@@ -299,7 +303,7 @@ class CBackend:
             ["weights in flash (bytes)", c.flash_constant_bytes],
         ]
         if c.generated_ops:
-            sizes.append(["AVR assembly generated for ops", f"{', '.join(map(str, c.generated_ops))} ({c.generated_bytes:,} B)"])
+            sizes.append(["AVR assembly generated for ops", f"{c.generated_ops_text} ({c.generated_bytes:,} B)"])
         emulation = c.emulation
         if emulation.target:
             sizes += [
@@ -326,7 +330,7 @@ class CBackend:
         emulation = section.emulation
         generated = (
             [
-                f"avr code: ops {', '.join(map(str, section.generated_ops))} as assembly generated for this model "
+                f"avr code: ops {section.generated_ops_text} as assembly generated for this model "
                 f"({section.generated_bytes:,} B; the others run the generic kernels)"
             ]
             if section.generated_ops

@@ -51,5 +51,10 @@ class CRuntimeSection:
     generated_ops: list[int] = field(default_factory=list)
     generated_bytes: int = 0
 
+    @property
+    def generated_ops_text(self) -> str:
+        """'0, 2, 3': the generated ops as the summary, the report and validate name them."""
+        return ", ".join(map(str, self.generated_ops))
+
 
 SECTION = CRuntimeSection
