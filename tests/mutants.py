@@ -4,7 +4,11 @@ Shared by tests/test_robustness.py (hundreds of mutants) and benchmarks/robustne
 (thousands). Mutations are raw-byte damage (bit flips, overwrites, 32-bit "interesting value"
 writes, truncation) and structural edits made through the TFLite schema object API (an index,
 a shape, a type, a quantization array, an options table), repacked into a valid flatbuffer so
-the verifier, not the flatbuffer decoder, is what has to catch them.
+the verifier, not the flatbuffer decoder, is what has to catch them. The "dataflow" family makes
+graphs that decode and type-check but read a tensor nothing wrote (an op input rewired to an
+unwritten tensor, ops reordered so one reads before the write, a graph output that is a constant
+or an unwritten tensor): TFLite Micro runs those on whatever the arena held. ``has_hole`` says,
+independently of mcuq's verifier, whether a file has such a hole, so a run can count false PASS.
 """
 
 from __future__ import annotations
@@ -190,6 +194,113 @@ def structure(model: Any, rng: random.Random) -> None:
         sg.operators = [*sg.operators, sg.operators[rng.randrange(len(sg.operators))]]
 
 
+def _written(sg: Any, buffers: list[Any]) -> set[int]:
+    """Tensors readable before the first op: graph inputs, constants (buffer data), variables."""
+    tensors = sg.tensors or []
+    done = {int(i) for i in (sg.inputs if sg.inputs is not None else [])}
+    for i, t in enumerate(tensors):
+        data = buffers[t.buffer].data if 0 <= t.buffer < len(buffers) else None
+        if (data is not None and len(data) > 0) or t.isVariable:
+            done.add(i)
+    return done
+
+
+def _unwritten_tensor(model: Any, like: int, rng: random.Random) -> int:
+    """A new activation tensor shaped like ``like`` that no op writes (buffer 0 is empty)."""
+    sg = model.subgraphs[0]
+    src = sg.tensors[like]
+    t = _schema().TensorT()
+    t.shape, t.type, t.quantization, t.buffer = src.shape, src.type, src.quantization, 0
+    t.name = f"hole{rng.randrange(1000)}".encode()
+    sg.tensors.append(t)
+    return len(sg.tensors) - 1
+
+
+def dataflow(model: Any, rng: random.Random) -> None:
+    """One dataflow hole, by construction (see the module docstring); the graph stays well typed
+    where it can (a rewired input keeps the shape and type of the one it replaces)."""
+    sg = model.subgraphs[0]
+    ops = sg.operators
+    writer = {int(v): o for o, op in enumerate(ops) for v in op.outputs}
+    choice = rng.randrange(5)
+    if choice == 0:  # an op input rewired to a tensor nothing writes
+        o = rng.randrange(len(ops))
+        slots = [k for k, v in enumerate(ops[o].inputs) if v >= 0 and v not in _written(sg, model.buffers)] or [0]
+        k = rng.choice(slots)
+        inputs = list(ops[o].inputs)
+        inputs[k] = _unwritten_tensor(model, int(inputs[k]) if inputs[k] >= 0 else int(ops[o].outputs[0]), rng)
+        ops[o].inputs = np.array(inputs, dtype=np.int32)
+    elif choice == 1:  # ops reordered: a consumer moved before its producer
+        pairs = [(o, writer[int(v)]) for o, op in enumerate(ops) for v in op.inputs if writer.get(int(v), o) < o]
+        if not pairs:
+            return dataflow_graph_output(model, rng)
+        o, p = rng.choice(pairs)
+        ops.insert(p, ops.pop(o))
+    elif choice == 2:  # an op input rewired to a tensor of the same shape and type a later op writes
+
+        def same(a: int, b: int) -> bool:
+            ta, tb = sg.tensors[a], sg.tensors[b]
+            return ta.type == tb.type and list(ta.shape if ta.shape is not None else []) == list(tb.shape if tb.shape is not None else [])
+
+        triples = [
+            (o, k, v)
+            for o, op in enumerate(ops)
+            for k, x in enumerate(op.inputs)
+            for v, w in writer.items()
+            if w >= o and x >= 0 and same(int(x), v)
+        ]
+        if not triples:
+            o = rng.randrange(len(ops))
+            triples = [(o, 0, int(ops[o].outputs[0]))]  # an op reading its own output
+        o, k, v = rng.choice(triples)
+        inputs = list(ops[o].inputs)
+        inputs[k] = v
+        ops[o].inputs = np.array(inputs, dtype=np.int32)
+    else:
+        dataflow_graph_output(model, rng)
+    return None
+
+
+def dataflow_graph_output(model: Any, rng: random.Random) -> None:
+    """A graph output replaced by a constant weight tensor or by a tensor nothing writes."""
+    sg = model.subgraphs[0]
+    outputs = list(sg.outputs)
+    k = rng.randrange(len(outputs))
+    constants = [i for i, t in enumerate(sg.tensors) if model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)]
+    if constants and rng.random() < 0.5:
+        outputs[k] = rng.choice(constants)
+    else:
+        outputs[k] = _unwritten_tensor(model, int(outputs[k]), rng)
+    sg.outputs = np.array(outputs, dtype=np.int32)
+
+
+def dataflow_hole(raw: bytes, rng: random.Random) -> bytes:
+    """``raw`` with one dataflow hole (for tests that need a hole, not a random mutant)."""
+    model = _schema().ModelT.InitFromPackedBuf(bytearray(raw), 0)
+    dataflow(model, rng)
+    return _pack(model)
+
+
+def has_hole(raw: bytes) -> bool:
+    """Whether the main subgraph of ``raw`` reads a tensor nothing wrote, or returns a constant or
+    an unwritten tensor: written independently of mcuq's verifier, to judge its answers. False
+    for files the schema cannot decode or whose indices are out of range (other defects)."""
+    try:
+        model = _schema().ModelT.InitFromPackedBuf(bytearray(raw), 0)
+        sg = model.subgraphs[0]
+        n = len(sg.tensors)
+        done = _written(sg, model.buffers)
+        constants = {i for i in done if not sg.tensors[i].isVariable and i not in set(int(x) for x in sg.inputs)}
+        for op in sg.operators or []:
+            for v in op.inputs if op.inputs is not None else []:
+                if 0 <= v < n and v not in done:
+                    return True
+            done.update(int(v) for v in (op.outputs if op.outputs is not None else []))
+        return any(0 <= v < n and (v not in done or v in constants) for v in sg.outputs)
+    except Exception:  # noqa: BLE001 - undecodable: not a dataflow question
+        return False
+
+
 SCHEMA_MUTATIONS: dict[str, Callable[[Any, random.Random], None]] = {
     "op index": op_index,
     "graph index": graph_index,
@@ -200,6 +311,7 @@ SCHEMA_MUTATIONS: dict[str, Callable[[Any, random.Random], None]] = {
     "options": options,
     "opcode": opcode,
     "structure": structure,
+    "dataflow": dataflow,
 }
 BYTE_MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {
     "bit flip": bit_flips,

@@ -129,3 +129,128 @@ def test_fuzz_600_mutants_no_traceback_crash_or_hang(digits_tflite, sine_tflite)
     assert sum(result["counts"].values()) == 600
     assert result["counts"].get("traceback", 0) == 0, result["examples"]
     assert result["counts"].get("rejected", 0) > 300  # the mutants really are damaged
+
+
+# --- dataflow: every tensor an op reads, and every graph output, is written first ---------------
+
+import re  # noqa: E402
+
+from mutants import dataflow_hole, has_hole  # noqa: E402
+
+
+def _new_tensor(model, like: int, name: str, variable: bool = False) -> int:
+    """A copy of tensor ``like`` that nothing writes (an empty buffer), appended to the main subgraph."""
+    sg = model.subgraphs[0]
+    t = _schema().TensorT()
+    src = sg.tensors[like]
+    t.shape, t.type, t.name, t.quantization, t.isVariable = src.shape, src.type, name.encode(), src.quantization, variable
+    t.buffer = 0  # buffer 0 is the empty sentinel every converter writes
+    sg.tensors.append(t)
+    return len(sg.tensors) - 1
+
+
+def _read_unwritten(model, variable: bool = False):
+    op = _first_op(model, "MAX_POOL_2D")
+    op.inputs = np.array([_new_tensor(model, op.inputs[0], "hole", variable)], dtype=np.int32)
+
+
+def _read_before_write(model):
+    ops = model.subgraphs[0].operators
+    ops[1], ops[2] = ops[2], ops[1]  # DEPTHWISE_CONV_2D now runs before the MAX_POOL_2D that feeds it
+
+
+def _output_constant(model):
+    weights = _first_op(model, "CONV_2D").inputs[1]
+    model.subgraphs[0].outputs = np.array([weights], dtype=np.int32)
+
+
+def _output_unwritten(model):
+    sg = model.subgraphs[0]
+    sg.outputs = np.array([_new_tensor(model, sg.outputs[0], "orphan")], dtype=np.int32)
+
+
+def _writes_constant(model):
+    op = _first_op(model, "MAX_POOL_2D")
+    weights = _first_op(model, "CONV_2D").inputs[1]
+    op.outputs = np.array([weights], dtype=np.int32)
+
+
+def _call_once(model, hole: bool):
+    """A CALL_ONCE in the main subgraph that calls subgraph 1, a copy of the main one (a hole in it
+    if ``hole``): the check follows control-flow calls, as TFLite Micro's planner does."""
+    import copy
+
+    schema = _schema()
+    sub = copy.deepcopy(model.subgraphs[0])
+    if hole:
+        sub.operators[1], sub.operators[2] = sub.operators[2], sub.operators[1]
+    model.subgraphs.append(sub)
+    code = schema.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode = schema.BuiltinOperator.CALL_ONCE, 127  # 127: "see builtinCode"
+    code.version = 1
+    model.operatorCodes.append(code)
+    op = schema.OperatorT()
+    op.opcodeIndex = len(model.operatorCodes) - 1
+    op.inputs, op.outputs = np.array([], dtype=np.int32), np.array([], dtype=np.int32)
+    op.builtinOptionsType = schema.BuiltinOptions.CallOnceOptions
+    op.builtinOptions = schema.CallOnceOptionsT()
+    op.builtinOptions.initSubgraphIndex = 1
+    model.subgraphs[0].operators.insert(0, op)
+
+
+HOLES = [
+    (_read_unwritten, r"the main subgraph op 1 \(MAX_POOL_2D\) reads tensor \d+ 'hole' that no op, graph input or constant writes"),
+    (_read_before_write, r"op 1 \(DEPTHWISE_CONV_2D\) reads tensor \d+ '[^']*' before op 2 writes it"),
+    (_output_constant, r"output tensor \d+ '[^']*' is a constant weight tensor that no op computes"),
+    (_output_unwritten, r"output tensor \d+ 'orphan' is written by no op and is no graph input"),
+    (_writes_constant, r"op 1 \(MAX_POOL_2D\) writes tensor \d+ '[^']*', a constant stored in the model"),
+    (lambda m: _call_once(m, hole=True), r"subgraph 1 op 1 \(DEPTHWISE_CONV_2D\) reads tensor \d+ '[^']*' before op 2 writes it"),
+]
+
+
+@pytest.mark.parametrize(
+    "change, message", HOLES, ids=[h[0].__name__.strip("_") if h[0].__name__ != "<lambda>" else "call_once" for h in HOLES]
+)
+def test_dataflow_hole_is_refused_naming_op_and_tensor(digits_int8, change, message):
+    raw = _edit(digits_int8.tflite, change)
+    with pytest.raises(ModelLoadError, match=message) as err:
+        parse_model(raw, "hole.tflite")
+    assert str(err.value).startswith("hole.tflite: malformed .tflite:") and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: _read_unwritten(m, variable=True),  # a variable tensor: TFLite Micro allocates and zeroes it
+        lambda m: setattr(m.subgraphs[0], "outputs", np.array([m.subgraphs[0].inputs[0]], dtype=np.int32)),  # input passed through
+        lambda m: _call_once(m, hole=False),  # a control-flow subgraph whose inputs are its graph inputs
+        lambda m: m.subgraphs.append(__import__("copy").deepcopy(m.subgraphs[0])) or _read_before_write_in(m.subgraphs[1]),
+    ],
+    ids=["variable", "passthrough", "call_once", "unreached_subgraph"],
+)
+def test_dataflow_accepts_what_tflite_micro_runs(digits_int8, change):
+    """Never refuse what TFLite Micro runs deterministically: variables, a graph input returned as
+    an output, control-flow subgraphs, and a subgraph no op calls (TFLite Micro never plans it)."""
+    parse_model(_edit(digits_int8.tflite, change), "fine.tflite")
+
+
+def _read_before_write_in(sg) -> None:
+    sg.operators[1], sg.operators[2] = sg.operators[2], sg.operators[1]
+
+
+def test_dataflow_mutants_are_holes(digits_int8, sine_int8):
+    """The fuzz family really makes holes (by the independent ``has_hole``), and every one of 60 is
+    refused in one line; the shape-preserving ones by the dataflow rule itself."""
+    import random
+
+    rng = random.Random(7)
+    by_dataflow = 0
+    for n in range(60):
+        raw = dataflow_hole((digits_int8, sine_int8)[n % 2].tflite, rng)
+        assert has_hole(raw)
+        with pytest.raises(ModelLoadError) as err:
+            parse_model(raw, "m.tflite")
+        assert "\n" not in str(err.value)
+        by_dataflow += bool(re.search(r"reads tensor|output tensor", str(err.value)))
+    assert by_dataflow >= 50
+    assert not has_hole(digits_int8.tflite) and not has_hole(sine_int8.tflite)

@@ -21,7 +21,9 @@ What is checked (with TFLite's reference in parentheses):
   as the quantized dimension (``ParseQuantization``);
 * ops: builtin options of the type the op declares (``builtin_options_as_<T>``), known enum
   values, stride/dilation/filter sizes >= 1, and the ranks of the ops whose layouts later
-  stages index (conv, depthwise, transpose conv, pooling, fully connected).
+  stages index (conv, depthwise, transpose conv, pooling, fully connected);
+* dataflow (``_verify_dataflow``): every tensor an op reads, and every graph output, is written
+  before it is read (the rule of TFLite's ``VerifySubGraphConsistency``, see there).
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ MIN_INPUTS = {
     "SQUEEZE": 1,
     "EXPAND_DIMS": 2,
 }
+# Ops that write no tensor: they call a subgraph once or store into a resource variable.
+NO_OUTPUT_OPS = {"CALL_ONCE", "ASSIGN_VARIABLE"}
 REQUIRED_OPTIONS = {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "TRANSPOSE_CONV"}
 AT_LEAST_ONE = ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "filterHeight", "filterWidth")
 
@@ -171,6 +175,7 @@ def _verify(model: Any, raw: bytes) -> None:
         _verify_subgraph(s, sg, buffers, opcodes, len(subgraphs), op_names, option_names)
     if not _ints(subgraphs[0].inputs) or not _ints(subgraphs[0].outputs):
         _fail("the main subgraph has no inputs or no outputs")
+    _verify_dataflow(subgraphs, buffers, opcodes, op_names)
     for d, sig in enumerate(model.signatureDefs or []):
         _check_index(int(sig.subgraphIndex), len(subgraphs), f"signature {d} subgraph")
         count = _len(subgraphs[int(sig.subgraphIndex)].tensors)
@@ -202,7 +207,7 @@ def _verify_subgraph(
             _check_index(v, len(tensors), f"{what} input tensor index", allow_omitted=True)
         for v in [*outputs, *_ints(op.intermediates)]:
             _check_index(v, len(tensors), f"{what} output tensor index")
-        if not outputs:
+        if not outputs and name not in NO_OUTPUT_OPS:
             _fail(f"{what} has no output")
         _verify_options(what, name, op, expected, option_names, n_subgraphs)
         _verify_layout(what, name, inputs, outputs, tensors)
@@ -340,3 +345,79 @@ def _verify_channels(what: str, name: str, inputs: list[int], outputs: list[int]
         bias = math.prod(_ints(tensors[inputs[b_slot]].shape))
         if bias != channels:
             _fail(f"{what} bias has {bias} values for {channels} output channels")
+
+
+# --- dataflow ---------------------------------------------------------------------------------
+#
+# TFLite Micro never checks that a tensor is written before it is read. Its memory planner
+# (tensorflow/lite/micro/micro_allocation_info.cc, AllocationInfoBuilder::MarkAllocationLifetimes)
+# starts a tensor's lifetime where a subgraph input or an op output creates it; a tensor an op
+# reads that nothing creates still gets an arena buffer (lifetime first_created = -1) that other
+# tensors share, and a graph output nothing writes is "created" at the end of the subgraph. Both
+# run, and the op or the caller reads whatever the arena held: golden vectors of such a model are
+# not reproducible, on the host or on the board. Weights and biases are not in the plan: their
+# data points into the model (micro_allocator.cc, a buffer with data), and is_variable tensors
+# are allocated persistently and zeroed (ResetVariableTensors). A graph output that is a graph
+# input is planned from the start to the end of the subgraph: TFLite Micro returns the input.
+# So the rule is TFLite's own (tensorflow/lite/core/tools/verifier.cc, VerifySubGraphConsistency:
+# "Input tensor %d to op %d (%s) is not produced", "Output tensor %d to op %d (%s) is a constant"),
+# applied to the subgraphs TFLite Micro plans: the main one and those IF / WHILE / CALL_ONCE call.
+# A graph output that is a constant weight is refused by mcuq's own rule: TFLite Micro returns the
+# stored values, which no input changes, so there is nothing a deploy could verify.
+
+
+def _reachable_subgraphs(subgraphs: list[Any]) -> list[int]:
+    """The main subgraph and, transitively, every subgraph a control-flow op calls (the ones
+    TFLite Micro's planner walks); an unreferenced subgraph is never planned or run."""
+    seen, todo = {0}, [0]
+    while todo:
+        for op in subgraphs[todo.pop()].operators or []:
+            options = op.builtinOptions
+            for key, value in vars(options).items() if options is not None else []:
+                if key.endswith("SubgraphIndex") and isinstance(value, int) and value not in seen:
+                    seen.add(value)
+                    todo.append(value)
+    return sorted(seen)
+
+
+def _verify_dataflow(subgraphs: list[Any], buffers: list[Any], opcodes: list[Any], op_names: dict[int, str]) -> None:
+    """Every op input and graph output is written before it is read (indices are already checked)."""
+    for s in _reachable_subgraphs(subgraphs):
+        _verify_subgraph_dataflow(s, subgraphs[s], buffers, opcodes, op_names)
+
+
+def _tensor_what(index: int, t: Any) -> str:
+    return f"tensor {index} '{_name(t)}'"
+
+
+def _verify_subgraph_dataflow(s: int, sg: Any, buffers: list[Any], opcodes: list[Any], op_names: dict[int, str]) -> None:
+    where = f"subgraph {s}" if s else "the main subgraph"
+    tensors = sg.tensors or []
+    constant = {i for i, t in enumerate(tensors) if _len(buffers[int(t.buffer)].data)}
+    variable = {i for i, t in enumerate(tensors) if t.isVariable}
+    graph_inputs = set(_ints(sg.inputs))
+    writer: dict[int, int] = {}  # tensor -> the first op that writes it
+    ops = sg.operators or []
+    for o, op in enumerate(ops):
+        for v in _ints(op.outputs):
+            writer.setdefault(v, o)
+    written = constant | variable | graph_inputs
+    for o, op in enumerate(ops):
+        code = opcodes[int(op.opcodeIndex)]
+        what = f"{where} op {o} ({op_names[max(int(code.builtinCode), int(code.deprecatedBuiltinCode))]})"
+        for v in _ints(op.inputs):
+            if v < 0 or v in written:
+                continue
+            later = writer.get(v)
+            if later is None:
+                _fail(f"{what} reads {_tensor_what(v, tensors[v])} that no op, graph input or constant writes")
+            _fail(f"{what} reads {_tensor_what(v, tensors[v])} before op {later} writes it")
+        for v in _ints(op.outputs):
+            if v in constant:
+                _fail(f"{what} writes {_tensor_what(v, tensors[v])}, a constant stored in the model (read-only flash on a board)")
+            written.add(v)
+    for v in _ints(sg.outputs):
+        if v in constant and v not in graph_inputs:
+            _fail(f"{where} output {_tensor_what(v, tensors[v])} is a constant weight tensor that no op computes from the input")
+        if v not in written:
+            _fail(f"{where} output {_tensor_what(v, tensors[v])} is written by no op and is no graph input")
