@@ -4,6 +4,11 @@
 generated-files check proves every file is what mcuq wrote, and ``prove_sources`` proved at
 render time that the C arrays (both runtimes use one naming) hold exactly these values. The
 JSON is written deterministically (sorted, no timestamps) so regenerating changes nothing.
+
+The golden outputs themselves must be a function of the golden inputs: ``reproducible_golden``
+computes them twice, in two fresh x86 TFLite Micro interpreters (two child processes), the
+second after a warm-up invoke and in reverse order, so a model that reads arena memory nothing
+wrote sees other leftovers and is caught instead of shipping whatever the arena held.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from mcuq.common.errors import MCUQError, ValidationFailed
+from mcuq.common.errors import MCUQError, ModelLoadError, ValidationFailed
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, TensorInfo
+from mcuq.reference.host_tflm import run_tflm
 
 GOLDEN_DATA = "mcuq/golden.json"
 GOLDEN_RE = re.compile(r"mcuq_golden_(?P<kind>in|out)_(?P<vec>\d+)_(?P<idx>\d+)\[(?P<n>\d+)\][^=;]*=\s*\{(?P<body>[^}]*)\}")
@@ -34,6 +40,33 @@ def golden_data(golden_in: Samples, golden_out: Samples) -> bytes:
 
     vectors = [{"inputs": tensors(i), "outputs": tensors(o)} for i, o in zip(golden_in, golden_out)]
     return (json.dumps({"vectors": vectors}, separators=(",", ":")) + "\n").encode()
+
+
+def _perturbed(sample: list[np.ndarray]) -> list[np.ndarray]:
+    """Other values of the same dtype and shape (bitwise complement; negated floats), for a warm-up
+    invoke that leaves different activations in the arena than any golden input does."""
+    out = []
+    for x in sample:
+        a = np.asarray(x)
+        out.append(np.bitwise_not(a) if np.issubdtype(a.dtype, np.integer) else (1.0 - a).astype(a.dtype))
+    return out
+
+
+def reproducible_golden(info: ModelInfo, golden_in: Samples, arena: int, source: str) -> Samples:
+    """The golden outputs of x86 TFLite Micro, refused in one line unless a second fresh
+    interpreter (warm-up invoke first, vectors in reverse order) gives the same bits. Costs one
+    more child run over the golden inputs."""
+    first = run_tflm(info.raw, golden_in, arena, len(info.outputs)).outputs
+    second = run_tflm(info.raw, golden_in[::-1], arena, len(info.outputs), warmup=[_perturbed(golden_in[-1])]).outputs[::-1]
+    for v, (a, b) in enumerate(zip(first, second)):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if not np.array_equal(x, y):
+                name = info.output_names[i] if i < len(info.output_names) else str(i)
+                raise ModelLoadError(
+                    f"{source}: golden outputs differ between two runs of x86 TFLite Micro (output {i} '{name}', "
+                    f"golden vector {v}): the model reads memory nothing wrote; re-export it with the TFLite converter"
+                )
+    return first
 
 
 def golden_from_project(project: Path, info: ModelInfo) -> tuple[Samples, Samples]:

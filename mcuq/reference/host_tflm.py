@@ -7,13 +7,15 @@ malformed model or a too-small arena, and that must be reported, never fatal to 
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mcuq.common.errors import NativeCrashError
+from mcuq.common.errors import MCUQError, NativeCrashError
 from mcuq.common.isolation import run_isolated
+from mcuq.reference.tflm_worker import OSERROR_MARK
 
 ARENA_SEARCH_LIMIT = 64 * 1024 * 1024
 
@@ -34,7 +36,19 @@ def tflm_version() -> str:
 
 
 def _call_worker(request: dict[str, Any], what: str, timeout: float = 600) -> dict[str, Any]:
-    answer, detail = run_isolated("mcuq.reference.tflm_worker", request, capture_stderr=True, timeout=timeout)
+    try:
+        answer, detail = run_isolated("mcuq.reference.tflm_worker", request, capture_stderr=True, timeout=timeout)
+    except OSError as exc:  # the request could not be written: a full or read-only temp folder
+        raise MCUQError(
+            f"could not hand the model to the x86 TFLite Micro interpreter while {what}: {exc.strerror or exc} "
+            f"(temp folder {tempfile.gettempdir()}); free space there or point TMPDIR at another folder"
+        ) from None
+    if answer is None and OSERROR_MARK in detail:
+        cause = detail.split(OSERROR_MARK, 1)[1]
+        raise MCUQError(
+            f"the x86 TFLite Micro interpreter could not write its answer while {what}: {cause}; "
+            f"free space in the temp folder {tempfile.gettempdir()} or point TMPDIR at another folder"
+        )
     if answer is None:
         raise NativeCrashError(
             f"the x86 TFLite Micro interpreter crashed while {what} ({detail}); "
@@ -50,12 +64,15 @@ def run_tflm(
     arena_size: int,
     num_outputs: int,
     keep_tensors: list[int] | None = None,
+    warmup: list[list[np.ndarray]] | None = None,
 ) -> TflmRun:
-    """Invoke ``model`` on each sample (a list of int tensors, one per model input)."""
+    """Invoke ``model`` on each sample (a list of int tensors, one per model input), in one fresh
+    interpreter; ``warmup`` samples are invoked first and their outputs dropped."""
     answer = _call_worker(
         {
             "kind": "run",
             "model": model,
+            "warmup": warmup or [],
             "inputs": samples,
             "arena": int(arena_size),
             "num_outputs": num_outputs,

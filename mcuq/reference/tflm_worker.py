@@ -15,6 +15,11 @@ from typing import Any
 
 import numpy as np
 
+# The worker could not write its answer (a full or read-only temp folder): this exit status and
+# stderr prefix let the parent name the real cause instead of blaming the model.
+OSERROR_EXIT = 75
+OSERROR_MARK = "mcuq-worker-oserror: "
+
 
 def _interpreter(model: bytes, arena: int, preserve: bool = False) -> Any:
     from tflite_micro.python.tflite_micro import runtime
@@ -34,6 +39,11 @@ def _run(req: dict[str, Any]) -> dict[str, Any]:
     interp = _interpreter(req["model"], req["arena"], preserve=bool(req.get("tensors")))
     outputs: list[list[np.ndarray]] = []
     tensors: list[dict[int, np.ndarray]] = []
+    for sample in req.get("warmup", []):  # invoked first, outputs dropped: leaves other values in the arena
+        for i, x in enumerate(sample):
+            interp.set_input(x, i)
+        interp.invoke()
+        interp.reset()
     for sample in req["inputs"]:
         for i, x in enumerate(sample):
             interp.set_input(x, i)
@@ -116,8 +126,12 @@ def main() -> int:
         answer: dict[str, Any] = {"ok": True, **result}
     except Exception as exc:  # noqa: BLE001 - reported to the parent as text
         answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    with open(response_path, "wb") as f:
-        pickle.dump(answer, f)
+    try:
+        with open(response_path, "wb") as f:
+            pickle.dump(answer, f)
+    except OSError as exc:  # e.g. a full temp folder: say so, the parent must not blame the model
+        print(f"{OSERROR_MARK}{exc.strerror or exc} ({response_path})", file=sys.stderr)
+        return OSERROR_EXIT
     return 0
 
 

@@ -20,7 +20,7 @@ from mcuq.backends.c.codegen import render_c_project, run_host, selftest_sources
 from mcuq.backends.c.program import CProgram, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
 from mcuq.backends.c.section import CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
-from mcuq.checks.golden import golden_from_project
+from mcuq.checks.golden import golden_from_project, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import MCUQError, ValidationFailed
@@ -143,7 +143,7 @@ class CBackend:
         assert program.plan is not None
         with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
             tflm_min = measure_min_arena(info.raw, job.golden_in[0])
-            golden_out = run_tflm(info.raw, job.golden_in, tflm_min, len(info.outputs)).outputs
+            golden_out = reproducible_golden(info, job.golden_in, tflm_min, job.quantized.source.name)
         common = common_context(job, golden_out)  # built once: the self-test below and render() share it
 
         def self_test_sources() -> dict[str, str]:

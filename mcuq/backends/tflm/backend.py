@@ -22,7 +22,7 @@ from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, 
 from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops
 from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmSection
 from mcuq.boards import Board, list_boards
-from mcuq.checks.golden import golden_from_project
+from mcuq.checks.golden import golden_from_project, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, ValidationFailed
@@ -287,7 +287,7 @@ class TflmBackend:
             computed_by: str | None = f"{measured.library} (x86-64 build of the board's library)"
         else:
             with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
-                golden_out = run_tflm(info.raw, job.golden_in, tflm.arena.host_bytes, len(info.outputs)).outputs
+                golden_out = reproducible_golden(info, job.golden_in, tflm.arena.host_bytes, job.quantized.source.name)
             check = LibraryCheck(
                 golden_from_library=False,
                 library_sources=None,
