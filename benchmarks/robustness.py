@@ -6,15 +6,17 @@
    index/shape/type/quantization/options/opcode/structure edits through the TFLite schema) through
    every in-process stage that reads a model (verifier, inspect, full-int8 check, plain-C
    compile), in one child process with a 20 s alarm per mutant;
-2. ``--deploy-mutants`` of them through the real ``mcuq deploy`` CLI (TFLite Micro children and
-   all), each with a 300 s limit;
+2. ``--deploy-mutants`` of them, plus ``--deploy-holes`` mutants of the dataflow family only,
+   through the real ``mcuq deploy`` CLI (TFLite Micro children and all), each with a 300 s limit;
 3. the whole bad-input matrix of tests/bad_inputs.py;
 4. ``kill -9`` of a real deploy at ``--kills`` moments: the project must be complete or absent,
    no child may survive, no staging or temp data may remain, and a rerun must work.
 
 Prints one table (kinds tried, cases, clean, poor, tracebacks, crashes, hangs, files lost).
 "clean": accepted, or refused with one line naming the part at fault; "poor": refused without
-naming it (e.g. a flatbuffer the decoder cannot read: "truncated or corrupted").
+naming it (e.g. a flatbuffer the decoder cannot read: "truncated or corrupted"). A "false PASS"
+is a mutant with a dataflow hole (``tests/mutants.py:has_hole``, written apart from the
+verifier) that the in-process stages accept or that deploys with exit 0; any makes the exit 1.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 FUZZ_CHILD = """
 import collections, json, signal, sys, time
 from pathlib import Path
-from mutants import mutants, run_pipeline
+from mutants import has_hole, mutants, run_pipeline
 
 class Hang(Exception):
     pass
@@ -50,7 +52,9 @@ signal.signal(signal.SIGALRM, alarm)
 seeds = [Path(p).read_bytes() for p in sys.argv[3:]]
 rows = collections.defaultdict(collections.Counter)
 worst = 0.0
+holes = 0
 for kind, raw in mutants(seeds, int(sys.argv[1]), int(sys.argv[2])):
+    holes += has_hole(raw)
     start = time.monotonic()
     signal.alarm(20)
     try:
@@ -62,11 +66,13 @@ for kind, raw in mutants(seeds, int(sys.argv[1]), int(sys.argv[2])):
     if outcome == "rejected":
         outcome = "poor" if ("truncated or corrupted" in detail or "\\n" in detail) else "clean"
     elif outcome == "accepted":
-        outcome = "clean"
+        outcome = "false_pass" if has_hole(raw) else "clean"
     rows[kind][outcome] += 1
     if outcome == "traceback":
         print(f"fuzz traceback ({kind}): {detail}", file=sys.stderr)
-print(json.dumps({"rows": rows, "slowest_s": worst}))
+    if outcome == "false_pass":
+        print(f"fuzz false accept ({kind}): a dataflow hole passed every in-process stage", file=sys.stderr)
+print(json.dumps({"rows": rows, "slowest_s": worst, "holes": holes}))
 """
 
 
@@ -111,11 +117,26 @@ def fuzz_in_process(seeds: list[Path], count: int, seed: int) -> dict[str, objec
     return {**data, "crash": False, "hang": False}
 
 
-def fuzz_deploy(seeds: list[Path], count: int, seed: int, work: Path) -> collections.Counter[str]:
-    from mutants import mutants
+def deploy_cases(seeds: list[Path], count: int, holes: int, seed: int) -> list[tuple[str, bytes]]:
+    """``count`` mutants of every kind, plus ``holes`` more of the dataflow family only (the kind
+    that used to deploy with PASS, issue 23)."""
+    import random
+
+    from mutants import mutants, mutate
+
+    raw = [s.read_bytes() for s in seeds]
+    rng = random.Random(seed + 7)
+    return mutants(raw, count, seed) + [("dataflow", mutate(raw[n % len(raw)], "dataflow", rng)) for n in range(holes)]
+
+
+def fuzz_deploy(cases: list[tuple[str, bytes]], work: Path) -> collections.Counter[str]:
+    """Each case through ``mcuq deploy``; a case with a dataflow hole (``has_hole``) that exits 0
+    with PASS is a false PASS."""
+    from mutants import has_hole
 
     counts: collections.Counter[str] = collections.Counter()
-    for n, (_kind, raw) in enumerate(mutants([s.read_bytes() for s in seeds], count, seed)):
+    for n, (_kind, raw) in enumerate(cases):
+        counts["holes"] += has_hole(raw)
         case = work / f"m{n}"
         case.mkdir()
         (case / "m.tflite").write_bytes(raw)
@@ -140,6 +161,11 @@ def fuzz_deploy(seeds: list[Path], count: int, seed: int, work: Path) -> collect
             print(f"deploy fuzz traceback (mutant {n}, kept as {keep.name}):\n{proc.stderr[-3000:]}", file=sys.stderr)
         elif proc.returncode < 0:
             counts["crashes"] += 1
+        elif proc.returncode == 0 and has_hole(raw):
+            counts["false_pass"] += 1
+            keep = work / f"false-pass-{n}.tflite"
+            keep.write_bytes(raw)
+            print(f"deploy fuzz false PASS (mutant {n}, kept as {keep.name}): {proc.stdout.strip()[-200:]}", file=sys.stderr)
         elif proc.returncode == 0 or (proc.returncode == 1 and len(lines) == 1 and "truncated or corrupted" not in lines[0]):
             counts["clean"] += 1
         else:
@@ -214,6 +240,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mutants", type=int, default=5000)
     parser.add_argument("--deploy-mutants", type=int, default=200)
+    parser.add_argument("--deploy-holes", type=int, default=60, help="extra dataflow-hole mutants through deploy")
     parser.add_argument("--kills", type=int, default=12)
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--skip-matrix", action="store_true")
@@ -249,12 +276,12 @@ def main() -> int:
         t_fuzz = time.monotonic() - start
         dwork = work / "deploy-fuzz"
         dwork.mkdir()
-        d = fuzz_deploy([digits, sine], args.deploy_mutants, args.seed + 1, dwork)
+        d = fuzz_deploy(deploy_cases([digits, sine], args.deploy_mutants, args.deploy_holes, args.seed + 1), dwork)
         rows.append(
             (
                 "fuzz: mcuq deploy (TFLite Micro children)",
                 len(KINDS),
-                args.deploy_mutants,
+                args.deploy_mutants + args.deploy_holes,
                 {
                     "clean": d["clean"],
                     "poor": d["poor"],
@@ -318,8 +345,15 @@ def main() -> int:
         c = per_kind.get(kind, {})
         print(
             f"  {kind:<14} clean {c.get('clean', 0):>5}  poor {c.get('poor', 0):>5}  tracebacks {c.get('traceback', 0):>3}  hangs {c.get('hang', 0):>3}"
+            f"  false accept {c.get('false_pass', 0):>3}"
         )
-    bad = sum(c["tracebacks"] + c["crashes"] + c["hangs"] + c["files_lost"] for _, _, _, c in rows)
+    false_pass = total["false_pass"] + d["false_pass"]
+    print(
+        f"\nfalse PASS (a dataflow hole by tests/mutants.py:has_hole, accepted): in-process {total['false_pass']} "
+        f"({fz.get('holes', 0)} of {args.mutants} mutants have a hole), deploy exit 0 {d['false_pass']} "
+        f"({d['holes']} of {args.deploy_mutants + args.deploy_holes} have a hole)"
+    )
+    bad = sum(c["tracebacks"] + c["crashes"] + c["hangs"] + c["files_lost"] for _, _, _, c in rows) + false_pass
     return 1 if bad else 0
 
 
