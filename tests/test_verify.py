@@ -98,13 +98,16 @@ def test_real_models_pass(digits_int8, sine_int8):
 FUZZ = textwrap.dedent("""
     import collections, json, sys
     from pathlib import Path
-    from mutants import mutants, run_pipeline
+    from mutants import has_hole, mutants, run_pipeline
     seeds = [Path(p).read_bytes() for p in sys.argv[3:]]
     counts = collections.Counter()
     examples = {}
     for kind, raw in mutants(seeds, int(sys.argv[1]), int(sys.argv[2])):
         outcome, detail = run_pipeline(raw)
         counts[outcome] += 1
+        counts["holes"] += has_hole(raw)
+        if outcome == "accepted" and has_hole(raw):
+            counts["false_accept"] += 1
         if outcome == "traceback":
             examples.setdefault(kind, detail)
         if outcome == "rejected":
@@ -126,8 +129,10 @@ def test_fuzz_600_mutants_no_traceback_crash_or_hang(digits_tflite, sine_tflite)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert sum(result["counts"].values()) == 600
-    assert result["counts"].get("traceback", 0) == 0, result["examples"]
+    counts = result["counts"]
+    assert counts.get("accepted", 0) + counts.get("rejected", 0) + counts.get("traceback", 0) == 600
+    assert counts.get("traceback", 0) == 0, result["examples"]
+    assert counts["holes"] > 40 and counts.get("false_accept", 0) == 0  # dataflow holes among them, none accepted
     assert result["counts"].get("rejected", 0) > 300  # the mutants really are damaged
 
 
@@ -254,3 +259,52 @@ def test_dataflow_mutants_are_holes(digits_int8, sine_int8):
         by_dataflow += bool(re.search(r"reads tensor|output tensor", str(err.value)))
     assert by_dataflow >= 50
     assert not has_hole(digits_int8.tflite) and not has_hole(sine_int8.tflite)
+
+
+CONTROL_FLOW = textwrap.dedent("""
+    import sys
+    import tensorflow as tf
+    from pathlib import Path
+    out = Path(sys.argv[1])
+
+    class ResourceVariable(tf.Module):  # CALL_ONCE + VAR_HANDLE / READ_VARIABLE / ASSIGN_VARIABLE
+        def __init__(self):
+            self.v = tf.Variable(tf.zeros([1, 4]))
+
+        @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+        def __call__(self, x):
+            self.v.assign_add(x)
+            return self.v * 2.0
+
+    class IfWhile(tf.Module):  # IF and WHILE: subgraphs whose inputs are their graph inputs
+        @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+        def __call__(self, x):
+            y = tf.cond(tf.reduce_sum(x) > 0, lambda: x * 2.0, lambda: x - 1.0)
+            return tf.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y + 1.0), [tf.constant(0), y])[1]
+
+    class PassThrough(tf.Module):  # a graph output that is the graph input
+        @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+        def __call__(self, x):
+            return {"same": tf.identity(x), "twice": x * 2.0}
+
+    for name, module in (("resvar", ResourceVariable()), ("ifwhile", IfWhile()), ("passthrough", PassThrough())):
+        conv = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+        conv.experimental_enable_resource_variables = True
+        (out / f"{name}.tflite").write_bytes(conv.convert())
+""")
+
+
+@pytest.mark.slow
+def test_dataflow_accepts_converter_control_flow_and_variables(tmp_path):
+    """Real converter output that TFLite Micro runs: resource variables (CALL_ONCE, ASSIGN_VARIABLE
+    without outputs), IF/WHILE subgraphs, an input returned as an output. All pass the verifier,
+    and x86 TFLite Micro runs them (so a refusal would be false)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-c", CONTROL_FLOW, str(tmp_path)], check=True, timeout=600, env=env, capture_output=True)
+    from mcuq.reference.host_tflm import run_tflm
+
+    for name in ("resvar", "ifwhile", "passthrough"):
+        info = parse_model((tmp_path / f"{name}.tflite").read_bytes(), f"{name}.tflite")
+        sample = [np.ones(t.shape, dtype=np.float32) for t in info.input_tensors]
+        run = run_tflm(info.raw, [sample, sample], 1 << 16, len(info.outputs))
+        assert all(np.all(np.isfinite(o)) for s in run.outputs for o in s)
