@@ -70,6 +70,8 @@ class DeployRequest:
         def pick(name: str, cli_value: Any) -> Any:
             return cli_value if cli_value is not None else config.get(name)
 
+        _refuse_config_code(config, config_path, args)
+
         options = {
             k: v
             for k, v in {
@@ -100,6 +102,23 @@ class DeployRequest:
             labels=pick("labels", getattr(args, "labels", None)),
             avr_kernels=pick("avr_kernels", getattr(args, "avr_kernels", None)),
         )
+
+
+def _refuse_config_code(config: dict[str, Any], config_path: str | None, args: argparse.Namespace) -> None:
+    """A ``module:function`` in mcuq.toml is Python code from the config's folder: a cloned project
+    must not run it on a plain ``mcuq deploy``. It runs when the user asks: --allow-code, or the
+    same spec given on the command line."""
+    from mcuq.frontend.calibration import is_function_spec
+
+    if getattr(args, "allow_code", False):
+        return
+    for key in ("calibration", "data"):
+        value = config.get(key)
+        if isinstance(value, str) and getattr(args, key, None) is None and is_function_spec(value):
+            raise MCUQError(
+                f"{config_path}: {key} = {value!r} would import and run Python code from {Path(str(config_path)).resolve().parent}; "
+                f"pass --allow-code if you trust that folder, or give --{key} on the command line"
+            )
 
 
 @dataclass

@@ -12,6 +12,7 @@ is reported as "not checked" with the file to pass, never silently left out of a
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from mcuq.checks.accuracy import diagnose, evaluate_outputs, pair_layers, per_la
 from mcuq.checks.outcome import Check, ValidationReport
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError
+from mcuq.common.files import DATA_LIMIT, read_regular
 from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.manifest import MANIFEST, Manifest, file_sha256, project_relative, resolve_from_project
@@ -111,7 +113,7 @@ def _validation_data(path: str, manifest: Manifest, info: ModelInfo, labels: str
     )
     if labels is not None:
         try:
-            values = np.load(labels, allow_pickle=False).reshape(-1)
+            values = np.load(io.BytesIO(read_regular(labels, "validation labels (--labels)", DATA_LIMIT)), allow_pickle=False).reshape(-1)
         except (OSError, ValueError) as exc:
             raise MCUQError(f"{labels}: cannot read the labels as .npy ({exc})") from None
         if len(values) != samples.count:

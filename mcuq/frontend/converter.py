@@ -69,6 +69,8 @@ class QuantizeOptions:
             raise ConversionError("--io uint8 works with int8 activations only; use --io int8/float32 with --activations int16")
         if self.calibration_samples < 1:
             raise ConversionError("--calibration-samples must be at least 1")
+        if not 0 <= self.seed < 2**32:
+            raise ConversionError(f"--seed {self.seed}: give 0 to {2**32 - 1}")
 
 
 @dataclass
@@ -439,10 +441,9 @@ def _saved_model_converter(loaded: LoadedModel, tf: Any, console: Console) -> tu
         concrete = tf.function(lambda **kw: fn(**kw)).get_concrete_function(**specs)
         return lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded.model), loaded.inputs
     # Old SavedModel: ask the converter itself for the input shapes via a float conversion.
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(loaded.path))
     with console.step("reading input shapes from the SavedModel"), native_output_captured(console.level < 2):
         try:
-            float_info = parse_model(converter.convert(), str(loaded.path))
+            float_info = parse_model(tf.lite.TFLiteConverter.from_saved_model(str(loaded.path)).convert(), str(loaded.path))
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"{loaded.path}: the TFLite converter cannot read this SavedModel ({_first_line(exc)})") from None
     inputs = [InputSpec(t.name.split(":")[0].removeprefix("serving_default_"), t.shape[1:]) for t in float_info.input_tensors]
