@@ -254,6 +254,23 @@ def _sample_as_list(sample: object, inputs: list[InputSpec], spec: str) -> list[
     return [arr]
 
 
+def check_label_range(data: SampleSet, classes: list[int], labels_source: str | None = None) -> None:
+    """Labels must name a class of the classifier output (0..C-1): a label of 99 for 10 classes
+    would count as wrong for every model and report a meaningless accuracy, so it is refused.
+    ``classes``: the class counts of the model's classifier outputs (none: labels are unused)."""
+    if data.labels is None or not classes:
+        return
+    labels = np.asarray(data.labels).reshape(-1)
+    top = max(classes)
+    bad = np.flatnonzero((labels < 0) | (labels >= top))
+    if len(bad):
+        i = int(bad[0])
+        raise CalibrationError(
+            f"{labels_source or data.source}: label {labels[i]} of sample {i} is out of range for the model's {top} classes "
+            f"(0..{top - 1}){f', and {len(bad) - 1} more' if len(bad) > 1 else ''}; fix the labels or use the matching model"
+        )
+
+
 def _check(data: SampleSet, inputs: list[InputSpec], what: str) -> None:
     for spec in inputs:
         array = data.arrays[spec.name]

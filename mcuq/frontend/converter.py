@@ -26,6 +26,7 @@ from mcuq import __version__
 from mcuq.common import errors as errors_module
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ConversionError, MCUQError, ModelLoadError, NativeCrashError
+from mcuq.common.files import check_path_text
 from mcuq.common.isolation import ChildFailure, child_temp_dir, mark_stage, run_isolated_ex
 from mcuq.frontend.calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, load_samples
 from mcuq.frontend.fullint8 import check_full_int8, detect_mode, dynamic_batch
@@ -121,6 +122,10 @@ def quantize(
     if isinstance(calibration, Path):  # the child process takes a spec string (file, folder, module:function)
         calibration = str(calibration)
     options.validate()
+    check_path_text(model, "model")
+    for value, what in ((calibration, "calibration file"), (output, "output file")):
+        if value is not None:
+            check_path_text(value, what)
     if output is not None:
         _check_output(Path(output), force)
     if detect_kind(Path(model)) != "tflite" and calibration is None:

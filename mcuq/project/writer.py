@@ -12,9 +12,11 @@ Why it is built this way:
   mcuq wrote. A listed file the user edited is kept under a new name and reported; paths the
   manifest lists outside the project are never looked at. Old files that stay are carried into
   the staging folder as hard links, so even a large ``.pio`` build folder costs no copy.
-* **An interrupted deploy is recognised.** The project carries ``.mcuq-unvalidated`` from the
-  moment it is moved in until deploy's own validation finished, so a rerun after a kill in that
-  window regenerates it without ``--force``.
+* **An interrupted deploy is recognised.** The project carries ``.mcuq-unvalidated`` (with the
+  deploy's pid) from the moment it is moved in until deploy's own validation finished, so a rerun
+  after a kill in that window regenerates it without ``--force``. A deploy still running holds
+  the project lock (``mcuq.project.lock``) for that whole time, so the marker lets in only a run
+  whose owner is gone.
 """
 
 from __future__ import annotations
@@ -317,7 +319,8 @@ def write_project(
                 (staging / path).parent.mkdir(parents=True, exist_ok=True)
                 (staging / path).write_bytes(_as_bytes(content))
         if mark_unvalidated:
-            (staging / UNVALIDATED_MARK).write_text("mcuq deploy wrote this project and has not finished validating it\n")
+            # the pid names the run, so the one that takes the project over (under the project lock) can say whose it was
+            (staging / UNVALIDATED_MARK).write_text(f"{os.getpid()} mcuq deploy wrote this project and has not finished validating it\n")
         (staging / MANIFEST).write_bytes(manifest_bytes)  # last: a staging folder without it is not a project
         old = _swap_in(out_dir, staging)
     except OSError as exc:
