@@ -41,6 +41,8 @@ def _command() -> str:
     argv = list(sys.argv)
     if argv and (argv[0].endswith(("__main__.py", "/mcuq")) or argv[0] == "mcuq"):
         argv[0] = "mcuq"
+    elif argv and argv[0] in ("-c", "-m", ""):
+        argv = ["python", *(argv if argv[0] else argv[1:])]
     return shlex.join(argv)[:300] if argv else "python"
 
 

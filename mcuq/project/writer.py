@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mcuq.common.errors import OutputDirError
+from mcuq.common.files import MANIFEST_LIMIT, read_regular
 from mcuq.common.isolation import pid_alive
 from mcuq.project.manifest import MANIFEST, Manifest
 
@@ -82,8 +83,8 @@ def read_manifest(out_dir: Path) -> dict[str, Any] | None:
     path = out_dir / MANIFEST
     if not path.exists() and not path.is_symlink():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+    try:  # a FIFO or a link to /dev/zero in the user's folder must not hang or fill memory
+        data = json.loads(read_regular(path, "the previous project's manifest", MANIFEST_LIMIT, OutputDirError).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise OutputDirError(
             f"{path}: damaged manifest ({type(exc).__name__}); mcuq cannot tell its files from yours: "
