@@ -172,9 +172,11 @@ _SAVED_MODEL: list[Path] = []
 def _saved_model(d: Path, drop_variables: bool) -> str:
     """A real SavedModel (the sine model, exported once per run), copied; optionally without variables/."""
     if not _SAVED_MODEL:
+        import atexit
         import tempfile
 
         where = Path(tempfile.mkdtemp(prefix="mcuq-bad-inputs-")) / "saved"
+        atexit.register(shutil.rmtree, where.parent, True)
         code = f"import keras; keras.saving.load_model({str(Inputs.keras)!r}).export({str(where)!r}, verbose=False)"
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env, timeout=600)

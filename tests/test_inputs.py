@@ -369,3 +369,18 @@ def test_report_the_disk_refused_is_a_failure_with_the_cause(tmp_path, sine_proj
     assert "did not write them" not in proc.stdout
     assert not (project / "report.html").exists() and not list(project.glob(".report*"))
     assert resource.getrlimit(resource.RLIMIT_FSIZE)[0] == resource.RLIM_INFINITY  # only the child was limited
+
+
+def test_project_of_a_killed_deploy_is_taken_over_and_named(tmp_path):
+    """The in-progress marker names the deploy that wrote it; under the lock, only a run whose
+    owner is gone can see it, and the next deploy says it takes the project over."""
+    from mcuq.deploy import _interrupted_note
+    from mcuq.project.writer import UNVALIDATED_MARK, check_output_dir, write_project
+
+    out = tmp_path / "proj"
+    write_project(out, {"src/a.c": "int a;\n"}, {}, {}, force=False, mark_unvalidated=True)
+    assert (out / UNVALIDATED_MARK).read_text().startswith(f"{os.getpid()} ")
+    assert check_output_dir(out, force=False) is not None  # no --force needed: its deploy never finished
+    assert _interrupted_note(out) == [
+        f"{out}: the deploy that wrote it (pid {os.getpid()}) ended before its validation; taking the project over and regenerating it"
+    ]
