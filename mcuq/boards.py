@@ -10,6 +10,7 @@ runs one way, backends -> boards.
 from __future__ import annotations
 
 import hashlib
+import re
 import types
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from mcuq.common.compat import tomllib
 from mcuq.common.errors import BoardError
+from mcuq.common.files import BOARD_LIMIT, read_regular
 from mcuq.common.resources import boards_dir
 from mcuq.libraries import load_library
 
@@ -147,6 +149,76 @@ def _check_section(data: dict[str, Any], schema: Schema, where: str) -> None:
         raise BoardError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(schema)}")
 
 
+# Every text value of a board file reaches code or config (C strings, platformio.ini, sdkconfig,
+# idf_component.yml, file names): each key has a strict character set, so a board file can only
+# describe a board, never add a line, a comment or a command. (key, pattern, what it allows).
+_FLAG = r"-[A-Za-z0-9_.=+,/:-]*"  # a compiler flag: starts with '-', no quotes, spaces, '!' or '$'
+TEXT_RULES: dict[str, tuple[str, str]] = {
+    "id": (r"[a-z0-9][a-z0-9_-]{0,39}", "lower-case letters, digits, '_' and '-' (up to 40, starting with a letter or digit)"),
+    "name": (r"[A-Za-z0-9][A-Za-z0-9 ()\[\]_.,:+/&'-]{0,79}", "letters, digits, spaces and ()[]_.,:+/&'- (up to 80)"),
+    "mcu": (r"[A-Za-z0-9][A-Za-z0-9 ._+-]{0,39}", "letters, digits, spaces and ._+- (up to 40)"),
+    "default_runtime": (r"[a-z][a-z0-9_]{0,19}", "a runtime name (lower-case letters, digits, '_')"),
+    "notes": (r"[^\x00-\x1f\x7f-\x9f]{0,400}", "one line of text without control characters (up to 400)"),
+    "platformio.platform": (
+        r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?@[0-9][0-9A-Za-z.+-]{0,39}",
+        "[owner/]name@version, e.g. espressif32@6.13.0 (letters, digits, ._-)",
+    ),
+    "platformio.board": (r"[A-Za-z0-9_.-]{1,60}", "a PlatformIO board id (letters, digits, ._-)"),
+    "platformio.framework": (r"[a-z0-9_-]+(, ?[a-z0-9_-]+)*", "PlatformIO framework names (lower-case, comma-separated)"),
+    "platformio.lib_deps": (
+        r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?(@[~^=<>]{0,2}[0-9][0-9A-Za-z.+*-]{0,39})?",
+        "[owner/]name[@version] entries (letters, digits, ._-, no spaces)",
+    ),
+    "platformio.build_flags": (_FLAG, "flags starting with '-' (letters, digits, _.=+,/:-; no quotes, spaces, '!' or '$')"),
+    "platformio.build_unflags": (_FLAG, "flags starting with '-' (letters, digits, _.=+,/:-; no quotes, spaces, '!' or '$')"),
+    "platformio.lib_compat_mode": (r"off|soft|strict", "off, soft or strict"),
+    "platformio.sdkconfig": (r"CONFIG_[A-Z0-9_]+=[A-Za-z0-9_.+-]{0,60}", "CONFIG_NAME=value entries (value: letters, digits, ._+-)"),
+    "cpu.core": (r"[a-z0-9][a-z0-9_+-]{0,39}", "lower-case letters, digits, _+-"),
+    "cpu.cflags": (_FLAG, "flags starting with '-' (letters, digits, _.=+,/:-; no quotes, spaces, '!' or '$')"),
+    "cpu.qemu_machine": (r"[a-z0-9][a-z0-9_.-]{0,39}", "a qemu machine name (lower-case letters, digits, ._-)"),
+    "tflm.library": (r"[a-z0-9][a-z0-9_-]{0,59}", "a library id of boards/libraries (lower-case letters, digits, _-)"),
+    "tflm.core_architecture": (r"[a-z0-9_]{1,40}", "an Arduino architecture name (lower-case letters, digits, '_')"),
+    "tflm.component": (r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", "owner/name of an ESP-IDF component"),
+    "tflm.component_version": (r"[~^=<>!]{0,2}[0-9][0-9A-Za-z.+*-]{0,39}", "a version (range), e.g. ~1.4.0"),
+}
+# Every number: (smallest, largest). The upper bounds are generous for any microcontroller;
+# what they stop is a typo or a hostile file (10**30 bytes of RAM, a negative baud rate).
+NUMBER_RULES: dict[str, tuple[int, int]] = {
+    "clock_mhz": (1, 10_000),
+    "sram_bytes": (1, 2**32),
+    "flash_bytes": (1, 2**32),
+    "psram_bytes": (0, 2**32),
+    "framework_ram_bytes": (0, 2**32),
+    "framework_flash_bytes": (0, 2**32),
+    "platformio.monitor_speed": (1, 20_000_000),
+}
+
+
+def _check_text(where: str, key: str, value: object) -> None:
+    pattern, allowed = TEXT_RULES[key]
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if not isinstance(v, str):
+            raise BoardError(f"{where}: {key} entries must be strings, got {type(v).__name__} {v!r}")
+        if re.fullmatch(pattern, v) is None:
+            raise BoardError(f"{where}: {key} {v!r} is not allowed: use {allowed}")
+
+
+def _check_rules(data: dict[str, Any], where: str) -> None:
+    """Character set of every text value, range of every number (keys as 'section.key')."""
+    flat: dict[str, Any] = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    for section in ("platformio", "cpu", "tflm"):
+        for k, v in (data.get(section) or {}).items():
+            flat[f"{section}.{k}"] = v
+    for key, value in flat.items():
+        if key in TEXT_RULES:
+            _check_text(where, key, value)
+        elif key in NUMBER_RULES and not isinstance(value, bool) and isinstance(value, int):
+            lo, hi = NUMBER_RULES[key]
+            if not lo <= value <= hi:
+                raise BoardError(f"{where}: {key} = {value} is out of range: give {lo:,} to {hi:,}")
+
+
 def _check_values(data: dict[str, Any], where: str) -> None:
     def one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
         if value not in allowed:
@@ -157,13 +229,15 @@ def _check_values(data: dict[str, Any], where: str) -> None:
         raise BoardError(f"{where}: default_runtime must name a runtime (see 'mcuq deploy --help' for --runtime)")
     if data["word_size"] not in (8, 16, 32, 64):
         raise BoardError(f"{where}: word_size must be 8, 16, 32 or 64, got {data['word_size']}")
-    for key in ("sram_bytes", "flash_bytes", "clock_mhz"):
-        if data[key] <= 0:
-            raise BoardError(f"{where}: {key} must be positive, got {data[key]}")
-    if data["framework_ram_bytes"] >= data["sram_bytes"]:
-        raise BoardError(f"{where}: framework_ram_bytes ({data['framework_ram_bytes']}) leaves no RAM of sram_bytes ({data['sram_bytes']})")
     if "@" not in data["platformio"]["platform"]:
         raise BoardError(f"{where}: platformio.platform '{data['platformio']['platform']}' must pin a version (e.g. espressif32@6.13.0)")
+    _check_rules(data, where)
+    if data["framework_ram_bytes"] >= data["sram_bytes"]:
+        raise BoardError(f"{where}: framework_ram_bytes ({data['framework_ram_bytes']}) leaves no RAM of sram_bytes ({data['sram_bytes']})")
+    if data["framework_flash_bytes"] >= data["flash_bytes"]:
+        raise BoardError(
+            f"{where}: framework_flash_bytes ({data['framework_flash_bytes']}) leaves no flash of flash_bytes ({data['flash_bytes']})"
+        )
     cpu = data.get("cpu")
     if cpu is not None:
         _check_section(cpu, schema_of(CpuSection), f"{where} [cpu]")
@@ -180,9 +254,9 @@ def _check_values(data: dict[str, Any], where: str) -> None:
 
 def load_board_file(path: str | Path) -> Board:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise BoardError(f"{path}: board file not found")
-    raw = path.read_bytes()
+    raw = read_regular(path, "a board file", BOARD_LIMIT, BoardError)
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -25,6 +25,17 @@ def _console(args: argparse.Namespace) -> Console:
     return Console(level=level)
 
 
+def seed_value(text: str) -> int:
+    """--seed: a numpy seed, 0 to 2**32-1 (refused here, before minutes of conversion)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give 0 to {2**32 - 1}")
+    return value
+
+
 def _add_quantize_options(p: argparse.ArgumentParser, with_defaults: bool = True) -> None:
     d = (lambda v: v) if with_defaults else (lambda v: None)
     p.add_argument(
@@ -37,7 +48,7 @@ def _add_quantize_options(p: argparse.ArgumentParser, with_defaults: bool = True
         metavar="N",
         help="samples used for calibration (default 300, chosen with --seed)",
     )
-    p.add_argument("--seed", type=int, default=d(0), help="seed for the sample choice (default 0)")
+    p.add_argument("--seed", type=seed_value, default=d(0), help="seed for the sample choice (default 0)")
     p.add_argument(
         "--io", choices=["int8", "uint8", "float32"], default=d("int8"), help="dtype of the model's inputs/outputs (default int8)"
     )
@@ -229,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", metavar="FILE", help="class names, one per line: a label table in the generated code and the report")
     p.add_argument("--force", action="store_true", help="replace the files of a previous mcuq project in --out (never your own files)")
     p.add_argument("--config", default=None, help="project config file (default ./mcuq.toml when no MODEL is given)")
+    p.add_argument(
+        "--allow-code",
+        action="store_true",
+        help="let mcuq.toml name a calibration/data 'module:function' (Python code from that folder is imported and run)",
+    )
     p.add_argument("--json", action="store_true", help="print the deploy summary as JSON")
     _add_quantize_options(p, with_defaults=False)
     p.set_defaults(func=cmd_deploy)

@@ -23,15 +23,17 @@ from mcuq.checks.golden import GOLDEN_DATA, golden_data, prove_sources
 from mcuq.checks.weight_scales import PER_CHANNEL, PER_TENSOR, DenseScaleChoice, choose_dense_scales
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError, UsageError
+from mcuq.common.files import check_path_text
 from mcuq.common.resources import boards_dir
-from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
+from mcuq.frontend.calibration import InputSpec, SampleSet, check_label_range, load_samples
 from mcuq.frontend.config import load_config
 from mcuq.frontend.converter import QuantizedModel, QuantizeOptions, quantize
 from mcuq.frontend.tf import tensorflow_version
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model, quantize_array
 from mcuq.project.api import check_labels, load_labels, model_prefix
+from mcuq.project.lock import project_lock
 from mcuq.project.manifest import BoardRecord, GoldenRecord, Manifest, ModelRecord, file_sha256, project_relative
-from mcuq.project.writer import WriteResult, check_output_dir, mark_validated, sha256_bytes, write_project
+from mcuq.project.writer import UNVALIDATED_MARK, WriteResult, check_output_dir, mark_validated, sha256_bytes, write_project
 from mcuq.reference.host_tflm import tflm_version
 
 DEFAULT_BOARD = "esp32"
@@ -70,6 +72,8 @@ class DeployRequest:
         def pick(name: str, cli_value: Any) -> Any:
             return cli_value if cli_value is not None else config.get(name)
 
+        _refuse_config_code(config, config_path, args)
+
         options = {
             k: v
             for k, v in {
@@ -100,6 +104,23 @@ class DeployRequest:
             labels=pick("labels", getattr(args, "labels", None)),
             avr_kernels=pick("avr_kernels", getattr(args, "avr_kernels", None)),
         )
+
+
+def _refuse_config_code(config: dict[str, Any], config_path: str | None, args: argparse.Namespace) -> None:
+    """A ``module:function`` in mcuq.toml is Python code from the config's folder: a cloned project
+    must not run it on a plain ``mcuq deploy``. It runs when the user asks: --allow-code, or the
+    same spec given on the command line."""
+    from mcuq.frontend.calibration import is_function_spec
+
+    if getattr(args, "allow_code", False):
+        return
+    for key in ("calibration", "data"):
+        value = config.get(key)
+        if isinstance(value, str) and getattr(args, key, None) is None and is_function_spec(value):
+            raise MCUQError(
+                f"{config_path}: {key} = {value!r} would import and run Python code from {Path(str(config_path)).resolve().parent}; "
+                f"pass --allow-code if you trust that folder, or give --{key} on the command line"
+            )
 
 
 @dataclass
@@ -195,7 +216,11 @@ def _load_validation(path: str | None, info: ModelInfo, options: QuantizeOptions
     if path is None:
         return None
     specs = [InputSpec(n, t.shape[1:]) for n, t in zip(info.input_names, info.input_tensors)]
-    return load_samples(path, specs, max_samples=None, seed=options.seed, image_scale=options.image_scale, what="validation data")
+    from mcuq.validate import classifier_classes
+
+    data = load_samples(path, specs, max_samples=None, seed=options.seed, image_scale=options.image_scale, what="validation data")
+    check_label_range(data, classifier_classes(info))
+    return data
 
 
 def _labels(request: DeployRequest, data: SampleSet | None) -> tuple[list[str], str | None]:
@@ -244,6 +269,17 @@ def check_request(request: DeployRequest) -> int:
         raise UsageError(f"--avr-kernels {request.avr_kernels}: choose 'generated' or 'generic'")
     if request.arena_size is not None and not 0 < request.arena_size <= MAX_ARENA:
         raise UsageError(f"--arena-size {request.arena_size}: give a positive byte count up to {MAX_ARENA:,}")
+    for what, value in (
+        ("model", request.model),
+        ("--out folder", request.out),
+        ("calibration file", request.calibration),
+        ("--data file", request.data),
+        ("--labels file", request.labels),
+        ("--board-file", request.board_file),
+        ("--tflm-source folder", request.tflm_source),
+    ):
+        if value is not None:
+            check_path_text(value, what)  # recorded in the manifest and reports: fail now, not after the work
     samples = request.options.get("calibration_samples")
     if samples is not None and samples < 1:
         raise UsageError(f"--calibration-samples {samples}: give at least 1")
@@ -259,8 +295,75 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     model_path = Path(request.model)
     name = model_display_name(model_path)
     prefix = model_prefix(request.name, explicit=True) if request.name else model_prefix(name)
-    out_dir = Path(request.out or Path("build") / f"{board.id}-{name}")
+    out_dir = _out_dir(request, board, name)
     check_output_dir(out_dir, request.force)  # refuse early, before minutes of work
+    if request.tflm_source is not None:
+        check_library_source(board, request.tflm_source)
+    notes: list[str] = []
+    with project_lock(out_dir, notes):  # one mcuq per project folder until validation is done
+        check_output_dir(out_dir, request.force)  # again: nothing can change it now
+        for note in [*notes, *_interrupted_note(out_dir)]:
+            console.info(note)
+        return _deploy_locked(request, board, backend, model_path, name, prefix, out_dir, golden_count, console)
+
+
+def check_library_source(board: Board, source: str) -> None:
+    """--tflm-source must hold the board's TFLite Micro library: a folder that does not is said to
+    be one, in one line, instead of being ignored (the golden vectors would silently come from x86)."""
+    from mcuq.toolchains.tflm_build import find_library_tree
+
+    if not Path(source).is_dir():
+        raise UsageError(f"--tflm-source {source}: no such folder; give the board's TFLite Micro library sources")
+    if board.tflm is None:
+        raise UsageError(f"--tflm-source {source}: {board.id} uses no TFLite Micro library; drop --tflm-source")
+    from mcuq.toolchains.tflm_build import BuildError
+
+    try:
+        find_library_tree(board.tflm["library"], None, Path(source), check_version=False)
+    except BuildError as exc:
+        if "not found" not in str(exc):
+            raise
+        raise MCUQError(
+            f"--tflm-source {source}: not a TFLite Micro library ({board.tflm['library']}, the library {board.id} uses, "
+            "was not found there); give the folder pio pkg install / idf.py reconfigure put it in"
+        ) from None
+
+
+def _out_dir(request: DeployRequest, board: Board, name: str) -> Path:
+    """--out, else build/<board>-<model>: always inside build/ (the board id is checked, but a
+    Board made in Python is not: a '../' in it must not write elsewhere)."""
+    if request.out:
+        return Path(request.out)
+    leaf = f"{board.id}-{name}"
+    if not leaf or "/" in leaf or "\\" in leaf or leaf in (".", "..") or "\x00" in leaf:
+        raise UsageError(f"board id {board.id!r} and model name {name!r} do not make a folder name under build/; pass --out DIR")
+    return Path("build") / leaf
+
+
+def _interrupted_note(out_dir: Path) -> list[str]:
+    """What a previous deploy killed before its validation left (its marker names it)."""
+    mark = out_dir / UNVALIDATED_MARK
+    if not mark.is_file() or mark.is_symlink():
+        return []
+    try:
+        pid = mark.read_text(encoding="utf-8", errors="replace")[:20].split(" ")[0]
+    except OSError:
+        pid = ""
+    who = f" (pid {pid})" if pid.isdigit() else ""
+    return [f"{out_dir}: the deploy that wrote it{who} ended before its validation; taking the project over and regenerating it"]
+
+
+def _deploy_locked(
+    request: DeployRequest,
+    board: Board,
+    backend: Backend,
+    model_path: Path,
+    name: str,
+    prefix: str,
+    out_dir: Path,
+    golden_count: int,
+    console: Console,
+) -> DeployResult:
     console.info(f"mcuq deploy: {model_path} -> {board.id} ({backend.name}) in {out_dir}")
     options = QuantizeOptions(**request.options)
     quantized = quantize(model_path, request.calibration, options=options, console=console)

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from mcuq.common.console import SILENT, Console
+from mcuq.common.errors import ModelLoadError
+from mcuq.common.files import MODEL_LIMIT, read_regular
 from mcuq.frontend.calibration import DEFAULT_SAMPLES
 from mcuq.libraries import installed_tflm_ops
 from mcuq.model.info import ModelInfo, TensorInfo, parse_model
@@ -74,7 +76,8 @@ def inspect_model(
     """Inspect a .tflite directly, or a Keras/SavedModel after converting it to full int8."""
     path = Path(model)
     if path.suffix.lower() == ".tflite" and path.is_file():
-        return inspect_info(parse_model(path.read_bytes(), str(path)), str(path))
+        raw = read_regular(path, "a model file", MODEL_LIMIT, ModelLoadError)
+        return inspect_info(parse_model(raw, str(path)), str(path))
     from mcuq.frontend.converter import QuantizeOptions, quantize
 
     result = quantize(path, calibration, options=QuantizeOptions(calibration_samples=calibration_samples), console=console)

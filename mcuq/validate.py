@@ -12,6 +12,10 @@ is reported as "not checked" with the file to pass, never silently left out of a
 
 from __future__ import annotations
 
+import io
+import os
+import stat
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +24,13 @@ import numpy as np
 from mcuq.backends.base import Backend, ValidateOptions, get_backend
 from mcuq.checks.accuracy import diagnose, evaluate_outputs, pair_layers, per_layer_error
 from mcuq.checks.outcome import Check, ValidationReport
+from mcuq.checks.report import ReportWriteError
 from mcuq.common.console import SILENT, Console
-from mcuq.common.errors import MCUQError
-from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
+from mcuq.common.errors import MCUQError, UsageError, ValidationFailed
+from mcuq.common.files import DATA_LIMIT, read_regular, regular_file
+from mcuq.frontend.calibration import InputSpec, SampleSet, check_label_range, load_samples
 from mcuq.model.info import ModelInfo, parse_model
+from mcuq.project.lock import project_lock
 from mcuq.project.manifest import MANIFEST, Manifest, file_sha256, project_relative, resolve_from_project
 from mcuq.project.manifest import read_manifest as load_manifest
 from mcuq.project.writer import inside_project, sha256_file
@@ -111,13 +118,19 @@ def _validation_data(path: str, manifest: Manifest, info: ModelInfo, labels: str
     )
     if labels is not None:
         try:
-            values = np.load(labels, allow_pickle=False).reshape(-1)
+            values = np.load(io.BytesIO(read_regular(labels, "validation labels (--labels)", DATA_LIMIT)), allow_pickle=False).reshape(-1)
         except (OSError, ValueError) as exc:
             raise MCUQError(f"{labels}: cannot read the labels as .npy ({exc})") from None
         if len(values) != samples.count:
             raise MCUQError(f"{labels}: {len(values)} labels for {samples.count} validation samples; give one integer label per sample")
         samples.labels = values
+    check_label_range(samples, classifier_classes(info), labels)
     return samples
+
+
+def classifier_classes(info: ModelInfo) -> list[int]:
+    """Class counts of the outputs labels can apply to (batch x classes, more than one class)."""
+    return [int(t.shape[1]) for t in info.output_tensors if len(t.shape) == 2 and t.shape[1] > 1]
 
 
 def _float_reference(project: Path, manifest: Manifest) -> bytes | None:
@@ -159,7 +172,51 @@ def validate_project(
     tflm_source: str | None = None,
 ) -> ValidationReport:
     project = Path(project)
+    if tflm_source is not None and not build:
+        raise UsageError(f"--tflm-source {tflm_source}: the library sources are used by --build only; add --build or drop --tflm-source")
+    if tflm_source is not None and not Path(tflm_source).is_dir():
+        raise UsageError(f"--tflm-source {tflm_source}: no such folder; give the board's TFLite Micro library sources")
+    # The lock keeps a deploy from swapping the project in mid-check (deploy validates under its own lock).
+    with project_lock(project, required=False) if project.is_dir() else nullcontext():
+        return _validate_locked(project, data, max_drop, min_snr, write_report, console, emulate, labels, build, tflm_source)
+
+
+def check_project_files(project: Path, manifest: Manifest) -> None:
+    """Refuse a project file validate would read that is not the project's own regular file.
+
+    A symbolic link out of the project (``mcuq/model_int8.tflite -> /etc/shadow`` in a cloned
+    project) would make validate read, run or hash any file; a FIFO would hang it."""
+    root = Path(os.path.realpath(project))
+    extra = [manifest.model.float_reference, manifest.validation_data]
+    for rel in [MANIFEST, *manifest.files, *(r for r in extra if r)]:
+        path = project / rel
+        if not inside_project(rel) or (not path.exists() and not path.is_symlink()):
+            continue  # outside or missing: reported by check_generated_files / find_validation_data
+        real = Path(os.path.realpath(path))
+        if not real.is_relative_to(root):
+            raise ValidationFailed(
+                f"{path} is a symbolic link to {real}, outside the project; validate reads only the project's own files: "
+                "remove the link and regenerate with 'mcuq deploy --force'"
+            )
+        kind = os.stat(path).st_mode
+        if not stat.S_ISREG(kind):
+            regular_file(path, "a project file", 1 << 62, ValidationFailed)  # raises, naming what it is
+
+
+def _validate_locked(
+    project: Path,
+    data: str | None,
+    max_drop: float | None,
+    min_snr: float | None,
+    write_report: bool,
+    console: Console,
+    emulate: bool,
+    labels: str | None,
+    build: bool,
+    tflm_source: str | None,
+) -> ValidationReport:
     manifest = load_manifest(project)
+    check_project_files(project, manifest)
     backend = get_backend(manifest.runtime)
     report = ValidationReport(project)
     check_generated_files(report, project, manifest)
@@ -195,7 +252,11 @@ def validate_project(
             report.skip(VALIDATION_DATA, missing)
     if write_report:
         with console.step("writing report.html and report.json"):
-            report.report_files = _write_reports(project, report, manifest, backend, info, float_info, float_model)
+            try:
+                report.report_files = _write_reports(project, report, manifest, backend, info, float_info, float_model)
+            except ReportWriteError as exc:  # a full disk: the report is missing, and the run says so
+                report.add("report", False, f"could not write {exc.strerror} in {project}; free space (or fix the folder), then rerun")
+                return report
             report.kept_reports = [n for n in ("report.html", "report.json") if n not in report.report_files]
     return report
 
@@ -209,7 +270,8 @@ def _write_reports(
     float_info: ModelInfo | None,
     float_model: bytes | None,
 ) -> list[str]:
-    from mcuq.checks.report import render_report_html, render_report_json, weight_pictures, write_report
+    from mcuq.checks.report import render_report_html, render_report_json, weight_pictures
+    from mcuq.checks.report import write_report as write_report_files
 
     section = backend.report_section(manifest)
     optimized = set(section["optimized_ops"])
@@ -246,7 +308,7 @@ def _write_reports(
     pairs = pair_layers(info, float_info) if float_info is not None else []
     json_text = render_report_json(data)
     data["weights"] = weight_pictures(info, float_info, pairs)
-    return write_report(project, render_report_html(data, info, float_info), json_text)
+    return write_report_files(project, render_report_html(data, info, float_info), json_text)
 
 
 def _num(v: Any, pct: bool = False) -> str:

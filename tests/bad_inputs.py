@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+SINE_CAL = ROOT / "examples" / "sine" / "calibration.npy"
 Setup = Callable[[Path, "Inputs"], list[str]]
 
 
@@ -145,6 +146,63 @@ def _tflite(i: Inputs, d: Path, change: Callable[..., None], name: str = "bad.tf
 def _config(d: Path, text: str | bytes) -> list[str]:
     _write(d / "mcuq.toml", text)
     return ["--config", str(d / "mcuq.toml"), "--out", str(d / "out")]
+
+
+def _fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def _link(path: Path, target: str | Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, path)
+    return path
+
+
+def _board(d: Path, old: str, new: str) -> str:
+    text = _board_text()
+    assert old in text, old
+    return str(_write(d / "b.toml", text.replace(old, new, 1)))
+
+
+_SAVED_MODEL: list[Path] = []
+
+
+def _saved_model(d: Path, drop_variables: bool) -> str:
+    """A real SavedModel (the sine model, exported once per run), copied; optionally without variables/."""
+    if not _SAVED_MODEL:
+        import atexit
+        import tempfile
+
+        where = Path(tempfile.mkdtemp(prefix="mcuq-bad-inputs-")) / "saved"
+        atexit.register(shutil.rmtree, where.parent, True)
+        code = f"import keras; keras.saving.load_model({str(Inputs.keras)!r}).export({str(where)!r}, verbose=False)"
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env, timeout=600)
+        _SAVED_MODEL.append(where)
+    target = d / "saved"
+    shutil.copytree(_SAVED_MODEL[0], target)
+    if drop_variables:
+        shutil.rmtree(target / "variables")
+    else:
+        (target / "saved_model.pb").write_bytes(b"\x0a\xff\xff\xff garbage, not a protobuf")
+    return str(target)
+
+
+def _linked_model(d: Path, i: Inputs, target: str | Path) -> str:
+    project = _project(d, i)
+    model = project / "mcuq" / "model_int8.tflite"
+    model.unlink()
+    os.symlink(target, model)
+    return str(project)
+
+
+def _digits_labels(d: Path) -> str:
+    return str(_npz(d / "v.npz", x=np.zeros((4, 8, 8, 1), np.float32), labels=np.array([1, 2, 99, 3])))
+
+
+NON_UTF8 = os.fsdecode(b"m\xff.tflite")
 
 
 X = np.zeros((4, 1), np.float32)
@@ -358,6 +416,123 @@ CASES: list[Case] = [
     Case("init under a file", "init", lambda d, i: ["--path", str(_write(d / "f", "x") / "mcuq.toml")], "is a file"),
     Case("init in /proc", "init", lambda d, i: ["--path", "/proc/mcuq.toml"], "/proc"),
     Case("init path is a folder", "init", lambda d, i: ["--path", str(_write(d / "cfg" / "x", "x").parent)], "exists"),
+    # issue 23: hostile input
+    Case("quantize FIFO model", "quantize", lambda d, i: [str(_fifo(d / "m.tflite")), "-o", str(d / "o.tflite")], "FIFO"),
+    Case("inspect model linked to /dev/zero", "inspect", lambda d, i: [str(_link(d / "z.tflite", "/dev/zero"))], "/dev/zero"),
+    Case("inspect FIFO named .keras", "inspect", lambda d, i: [str(_fifo(d / "m.keras")), "-c", "random"], "m.keras"),
+    Case(
+        "calibration FIFO",
+        "quantize",
+        lambda d, i: [str(i.keras), "-o", str(d / "o.tflite"), "-c", str(_fifo(d / "cal.npy"))],
+        "cal.npy",
+    ),
+    Case(
+        "calibration linked to /dev/zero",
+        "quantize",
+        lambda d, i: [str(i.keras), "-o", str(d / "o.tflite"), "-c", str(_link(d / "cal.npz", "/dev/zero"))],
+        "character device",
+    ),
+    Case("deploy --data FIFO", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_fifo(d / "v.npz"))], "v.npz"),
+    Case(
+        "deploy --labels FIFO", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--labels", str(_fifo(d / "l.txt"))], "l.txt"
+    ),
+    Case("deploy --config FIFO", "deploy", lambda d, i: ["--config", str(_fifo(d / "mcuq.toml"))], "FIFO"),
+    Case("boards --board-file /dev/zero", "boards", lambda d, i: ["--board-file", str(_link(d / "b.toml", "/dev/zero"))], "b.toml"),
+    Case(
+        "SavedModel without variables/",
+        "quantize",
+        lambda d, i: [_saved_model(d, True), "-o", str(d / "o.tflite"), "-c", str(SINE_CAL)],
+        "variables/",
+    ),
+    Case(
+        "SavedModel corrupt saved_model.pb",
+        "quantize",
+        lambda d, i: [_saved_model(d, False), "-o", str(d / "o.tflite"), "-c", str(SINE_CAL)],
+        "saved_model.pb",
+    ),
+    Case("--seed -1", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--seed", "-1"], "--seed", (2,)),
+    Case("quantize --seed -1", "quantize", lambda d, i: [str(i.sine), "-o", str(d / "o.tflite"), "--seed", "-1"], "--seed", (2,)),
+    Case("config seed -1", "deploy", lambda d, i: _config(d, f'model = "{i.sine}"\nseed = -1\n'), "seed"),
+    Case(
+        "--labels JSON not a list",
+        "deploy",
+        lambda d, i: [str(i.sine), "--out", str(d / "out"), "--labels", str(_write(d / "l.json", '{"cat": 0}'))],
+        "not a list",
+    ),
+    Case(
+        "non-UTF-8 model file name",
+        "deploy",
+        lambda d, i: [str(_write(d / NON_UTF8, i.sine.read_bytes())), "--out", str(d / "out")],
+        "UTF-8",
+    ),
+    Case(
+        "non-UTF-8 name quantize",
+        "quantize",
+        lambda d, i: [str(_write(d / NON_UTF8, i.sine.read_bytes())), "-o", str(d / "o.tflite")],
+        "UTF-8",
+    ),
+    Case(
+        "--data one sample, wrong shape",
+        "deploy",
+        lambda d, i: [str(i.sine), "--out", str(d / "out"), "--data", str(_npz(d / "v.npz", x=np.zeros(5, np.float32)))],
+        "shape (5,)",
+    ),
+    Case(
+        "--tflm-source /etc", "deploy", lambda d, i: [str(i.sine), "--out", str(d / "out"), "--tflm-source", "/etc"], "not a TFLite Micro"
+    ),
+    Case(
+        "validate --tflm-source without --build",
+        "validate",
+        lambda d, i: [str(_project(d, i)), "--tflm-source", "/etc", "--no-report"],
+        "--build",
+        (2,),
+    ),
+    Case(
+        "--data labels out of range",
+        "deploy",
+        lambda d, i: [str(i.digits), "--out", str(d / "out"), "--data", _digits_labels(d)],
+        "label 99",
+    ),
+    Case(
+        "config calibration module:function",
+        "deploy",
+        lambda d, i: _config(d, f'model = "{i.keras}"\ncalibration = "evil:samples"\n'),
+        "--allow-code",
+    ),
+    Case("validate model linked out", "validate", lambda d, i: [_linked_model(d, i, i.digits), "--no-report"], "outside the project"),
+    Case("validate model linked to /dev/zero", "validate", lambda d, i: [_linked_model(d, i, "/dev/zero"), "--no-report"], "/dev/zero"),
+    Case(
+        "board name becomes code",
+        "deploy",
+        lambda d, i: [str(i.sine), "--out", str(d / "out"), "--board-file", _board(d, 'name = "Espressif', 'name = "x\\");evil();//')],
+        "name",
+    ),
+    Case(
+        "board platformio.board newline",
+        "boards",
+        lambda d, i: ["--board-file", _board(d, 'board = "esp32dev"', 'board = "esp32dev\\nextra_scripts = pre:evil.py"')],
+        "platformio.board",
+    ),
+    Case("board id ../../x", "deploy", lambda d, i: [str(i.sine), "--board-file", _board(d, 'id = "esp32"', 'id = "../../x"')], "id"),
+    Case("board negative psram", "boards", lambda d, i: ["--board-file", _board(d, "psram_bytes = 0", "psram_bytes = -1")], "psram_bytes"),
+    Case(
+        "board sram 10**30",
+        "boards",
+        lambda d, i: ["--board-file", _board(d, "sram_bytes = 327680", "sram_bytes = " + "1" + "0" * 30)],
+        "sram_bytes",
+    ),
+    Case(
+        "board monitor speed 0",
+        "boards",
+        lambda d, i: ["--board-file", _board(d, "monitor_speed = 115200", "monitor_speed = 0")],
+        "monitor_speed",
+    ),
+    Case(
+        "board build flag runs a command",
+        "boards",
+        lambda d, i: ["--board-file", _board(d, 'framework = "espidf"', 'framework = "espidf"\nbuild_flags = ["!evil"]')],
+        "build_flags",
+    ),
 ]
 
 
@@ -370,6 +545,8 @@ def tree_digest(root: Path) -> dict[str, str]:
             out[rel] = "link:" + os.readlink(path)
         elif path.is_dir():
             out[rel] = "dir"
+        elif not path.is_file():  # a FIFO a case made: reading it would block
+            out[rel] = "special"
         else:
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out

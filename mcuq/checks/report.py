@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import math
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -241,11 +242,29 @@ def _ours(path: Path, recorded: str | None) -> bool:
         return False
 
 
+class ReportWriteError(OSError):
+    """report.html/json (or their record) could not be written: the disk's own reason, kept."""
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``path`` as a new file, never through a link someone left at that name."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def write_report(project: Path, html_text: str, json_text: str) -> list[str]:
     """The reports written: report.html/report.json are written only where mcuq owns the name.
 
     The user may keep their own report.html in a project; mcuq records the hashes of the reports
-    it wrote in ``mcuq/reports.lock.json`` and never replaces a file that does not match."""
+    it wrote in ``mcuq/reports.lock.json`` and never replaces a file that does not match. A write
+    that fails (a full disk) raises ``ReportWriteError`` with the file and the cause: a report that
+    is not there must not be reported as the user's own file, nor the run as a success."""
     recorded = _report_hashes(project)
     written: list[str] = []
     for name, text in (("report.html", html_text), ("report.json", json_text)):
@@ -255,19 +274,27 @@ def write_report(project: Path, html_text: str, json_text: str) -> list[str]:
         data = text.encode("utf-8")
         tmp = project / f".{name}.mcuq-tmp"
         try:
-            tmp.write_bytes(data)
+            _write_new(tmp, data)
             tmp.replace(target)
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            continue
+        except OSError as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise ReportWriteError(exc.errno, f"{name}: {exc.strerror or exc}") from None
         recorded[name] = hashlib.sha256(data).hexdigest()
         written.append(name)
     if written:
         record = project / REPORT_RECORD
-        if record.parent.is_dir() or not record.parent.exists():
+        tmp = record.with_name(f".{record.name}.mcuq-tmp")
+        try:
+            record.parent.mkdir(exist_ok=True)
+            _write_new(tmp, (json.dumps(recorded, indent=2, sort_keys=True) + "\n").encode())
+            tmp.replace(record)
+        except OSError as exc:
             try:
-                record.parent.mkdir(exist_ok=True)
-                record.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+                tmp.unlink(missing_ok=True)
             except OSError:
-                pass  # without the record the next run keeps these files: nothing is lost
+                pass
+            raise ReportWriteError(exc.errno, f"{REPORT_RECORD}: {exc.strerror or exc}") from None
     return written

@@ -9,6 +9,7 @@ the input name and the expected versus given shape, before TensorFlow is touched
 from __future__ import annotations
 
 import importlib
+import io
 import itertools
 import sys
 from collections.abc import Iterable, Sized
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mcuq.common.errors import CalibrationError
+from mcuq.common.files import DATA_LIMIT, IMAGE_LIMIT, read_regular, regular_file
 from mcuq.common.isolation import mark_stage
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -83,7 +85,7 @@ def load_samples(
     """Load, check and (deterministically) subsample data for ``inputs``."""
     if spec == "random":
         data = _random(inputs, max_samples or DEFAULT_SAMPLES, seed)
-    elif ":" in spec and not Path(spec).exists() and not spec.lower().endswith((".npy", ".npz", ".csv")):
+    elif is_function_spec(spec):
         data = _from_function(spec, inputs, max_samples)
     else:
         path = Path(spec)
@@ -91,12 +93,9 @@ def load_samples(
             raise CalibrationError(f"{spec}: no such file or folder ({what}); pass a .npy, .npz, .csv, image folder or module:function")
         if path.is_dir():
             data = _from_images(path, inputs, image_scale)
-        elif path.suffix.lower() == ".npy":
-            data = _from_npy(path, inputs)
-        elif path.suffix.lower() == ".npz":
-            data = _from_npz(path, inputs)
-        elif path.suffix.lower() == ".csv":
-            data = _from_csv(path, inputs)
+        elif path.suffix.lower() in (".npy", ".npz", ".csv"):
+            regular_file(path, what, DATA_LIMIT, CalibrationError)  # a FIFO or /dev/zero: refused before reading
+            data = {".npy": _from_npy, ".npz": _from_npz, ".csv": _from_csv}[path.suffix.lower()](path, inputs)
         else:
             raise CalibrationError(
                 f"{spec}: unknown {what} format '{path.suffix}'; use .npy, .npz, .csv, an image folder or module:function"
@@ -107,6 +106,11 @@ def load_samples(
         data = data.subset(index)
         data.notes.append(f"{max_samples} samples chosen with seed {seed}")
     return data
+
+
+def is_function_spec(spec: str) -> bool:
+    """``module:function`` (Python code mcuq would import and call), not a file or folder."""
+    return spec != "random" and ":" in spec and not Path(spec).exists() and not spec.lower().endswith((".npy", ".npz", ".csv"))
 
 
 def _random(inputs: list[InputSpec], n: int, seed: int) -> SampleSet:
@@ -127,7 +131,9 @@ def _one_input(path: Path, inputs: list[InputSpec], fmt: str) -> InputSpec:
 def _from_npy(path: Path, inputs: list[InputSpec]) -> SampleSet:
     spec = _one_input(path, inputs, ".npy")
     try:
-        array = np.load(path, allow_pickle=False)
+        array = np.load(io.BytesIO(read_regular(path, ".npy data", DATA_LIMIT, CalibrationError)), allow_pickle=False)
+    except CalibrationError:
+        raise
     except Exception as exc:  # noqa: BLE001 - numpy raises many types for bad files
         raise CalibrationError(f"{path}: cannot read as .npy ({exc})") from None
     return SampleSet({spec.name: array}, str(path))
@@ -135,8 +141,10 @@ def _from_npy(path: Path, inputs: list[InputSpec]) -> SampleSet:
 
 def _from_npz(path: Path, inputs: list[InputSpec]) -> SampleSet:
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(io.BytesIO(read_regular(path, ".npz data", DATA_LIMIT, CalibrationError)), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
+    except CalibrationError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise CalibrationError(f"{path}: cannot read as .npz ({exc})") from None
     labels = arrays.pop("labels", arrays.pop("y_true", None))
@@ -164,7 +172,8 @@ def _from_csv(path: Path, inputs: list[InputSpec]) -> SampleSet:
     if len(spec.shape) != 1:
         raise CalibrationError(f"{path}: CSV works for 1-D inputs; input '{spec.name}' has shape {spec.shape}; use .npy or .npz")
     try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        text = read_regular(path, "CSV data", DATA_LIMIT, CalibrationError).decode("utf-8", errors="replace")
+        lines = [ln for ln in text.splitlines() if ln.strip()]
     except OSError as exc:
         raise CalibrationError(f"{path}: cannot read it ({exc.strerror})") from None
     rows = []
@@ -199,8 +208,9 @@ def _from_images(folder: Path, inputs: list[InputSpec], image_scale: str) -> Sam
     mul, add = IMAGE_SCALES[image_scale]
     images = []
     for f in files:
+        raw = read_regular(f, "a calibration image", IMAGE_LIMIT, CalibrationError)
         try:
-            with Image.open(f) as img:
+            with Image.open(io.BytesIO(raw)) as img:
                 pixels = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
                 images.append(np.asarray(pixels, dtype=np.float32).reshape(h, w, c) * mul + add)
         except Exception:  # noqa: BLE001 - PIL raises several types
@@ -244,16 +254,34 @@ def _sample_as_list(sample: object, inputs: list[InputSpec], spec: str) -> list[
     return [arr]
 
 
+def check_label_range(data: SampleSet, classes: list[int], labels_source: str | None = None) -> None:
+    """Labels must name a class of the classifier output (0..C-1): a label of 99 for 10 classes
+    would count as wrong for every model and report a meaningless accuracy, so it is refused.
+    ``classes``: the class counts of the model's classifier outputs (none: labels are unused)."""
+    if data.labels is None or not classes:
+        return
+    labels = np.asarray(data.labels).reshape(-1)
+    top = max(classes)
+    bad = np.flatnonzero((labels < 0) | (labels >= top))
+    if len(bad):
+        i = int(bad[0])
+        raise CalibrationError(
+            f"{labels_source or data.source}: label {labels[i]} of sample {i} is out of range for the model's {top} classes "
+            f"(0..{top - 1}){f', and {len(bad) - 1} more' if len(bad) > 1 else ''}; fix the labels or use the matching model"
+        )
+
+
 def _check(data: SampleSet, inputs: list[InputSpec], what: str) -> None:
     for spec in inputs:
         array = data.arrays[spec.name]
         if array.dtype.kind not in "fiu":
             raise CalibrationError(f"{data.source}: {what} for input '{spec.name}' has dtype {array.dtype}; expected numbers (float32)")
+        given = tuple(array.shape)  # as the user gave it: the error names this, not the batch axis mcuq adds
         if array.ndim == len(spec.shape):
             array = array[None]
         if tuple(array.shape[1:]) != spec.shape:
             raise CalibrationError(
-                f"{data.source}: {what} for input '{spec.name}' has shape {tuple(array.shape)}, "
+                f"{data.source}: {what} for input '{spec.name}' has shape {given}, "
                 f"expected (N, {', '.join(map(str, spec.shape))}{',' if len(spec.shape) == 1 else ''})"
             )
         if len(array) == 0:

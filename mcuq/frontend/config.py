@@ -8,6 +8,7 @@ from typing import Any
 
 from mcuq.common.compat import tomllib
 from mcuq.common.errors import MCUQError
+from mcuq.common.files import TEXT_LIMIT, read_regular_text
 
 KEYS: dict[str, type | tuple[type, ...]] = {
     "model": str,
@@ -32,6 +33,7 @@ KEYS: dict[str, type | tuple[type, ...]] = {
 }
 PATH_KEYS = {"model", "calibration", "data", "board_file", "out", "tflm_source", "labels"}
 POSITIVE_KEYS = {"arena_size", "calibration_samples", "golden"}
+NON_NEGATIVE_KEYS = {"seed"}
 CHOICES: dict[str, tuple[Any, ...]] = {
     "io": ("int8", "uint8", "float32"),
     "activations": ("int8", "int16"),
@@ -77,16 +79,13 @@ board = "{board}"                       # see `mcuq boards`
 
 def load_config(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise MCUQError(f"{path}: no such config file; give a MODEL, or run 'mcuq init' to write one")
+    text = read_regular_text(path, "the project config", TEXT_LIMIT)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise MCUQError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MCUQError(f"{path}: not valid TOML ({exc})") from None
-    except OSError as exc:
-        raise MCUQError(f"{path}: cannot read it ({exc.strerror})") from None
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
         raise MCUQError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(KEYS)}")
@@ -100,6 +99,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
             raise MCUQError(f"{path}: '{key}' = {value!r} is not one of {', '.join(map(repr, choices))}")
         if key in POSITIVE_KEYS and isinstance(value, int) and value < 1:
             raise MCUQError(f"{path}: '{key}' = {value} must be at least 1")
+        if key in NON_NEGATIVE_KEYS and isinstance(value, int) and not 0 <= value < 2**32:
+            raise MCUQError(f"{path}: '{key}' = {value} must be between 0 and {2**32 - 1}")
     base = path.resolve().parent
     return {k: (str(base / v) if k in PATH_KEYS and v != "random" and ":" not in v else v) for k, v in data.items()}
 

@@ -26,6 +26,7 @@ from mcuq import __version__
 from mcuq.common import errors as errors_module
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ConversionError, MCUQError, ModelLoadError, NativeCrashError
+from mcuq.common.files import check_path_text
 from mcuq.common.isolation import ChildFailure, child_temp_dir, mark_stage, run_isolated_ex
 from mcuq.frontend.calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, load_samples
 from mcuq.frontend.fullint8 import check_full_int8, detect_mode, dynamic_batch
@@ -69,6 +70,8 @@ class QuantizeOptions:
             raise ConversionError("--io uint8 works with int8 activations only; use --io int8/float32 with --activations int16")
         if self.calibration_samples < 1:
             raise ConversionError("--calibration-samples must be at least 1")
+        if not 0 <= self.seed < 2**32:
+            raise ConversionError(f"--seed {self.seed}: give 0 to {2**32 - 1}")
 
 
 @dataclass
@@ -119,6 +122,10 @@ def quantize(
     if isinstance(calibration, Path):  # the child process takes a spec string (file, folder, module:function)
         calibration = str(calibration)
     options.validate()
+    check_path_text(model, "model")
+    for value, what in ((calibration, "calibration file"), (output, "output file")):
+        if value is not None:
+            check_path_text(value, what)
     if output is not None:
         _check_output(Path(output), force)
     if detect_kind(Path(model)) != "tflite" and calibration is None:
@@ -439,10 +446,9 @@ def _saved_model_converter(loaded: LoadedModel, tf: Any, console: Console) -> tu
         concrete = tf.function(lambda **kw: fn(**kw)).get_concrete_function(**specs)
         return lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded.model), loaded.inputs
     # Old SavedModel: ask the converter itself for the input shapes via a float conversion.
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(loaded.path))
     with console.step("reading input shapes from the SavedModel"), native_output_captured(console.level < 2):
         try:
-            float_info = parse_model(converter.convert(), str(loaded.path))
+            float_info = parse_model(tf.lite.TFLiteConverter.from_saved_model(str(loaded.path)).convert(), str(loaded.path))
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"{loaded.path}: the TFLite converter cannot read this SavedModel ({_first_line(exc)})") from None
     inputs = [InputSpec(t.name.split(":")[0].removeprefix("serving_default_"), t.shape[1:]) for t in float_info.input_tensors]

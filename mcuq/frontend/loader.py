@@ -14,6 +14,7 @@ from typing import Any
 
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ModelLoadError
+from mcuq.common.files import MODEL_LIMIT, read_regular, regular_file
 from mcuq.frontend.calibration import InputSpec
 from mcuq.frontend.tf import import_tensorflow
 
@@ -38,9 +39,12 @@ def detect_kind(path: Path) -> str:
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file or folder; pass a .keras, .h5, SavedModel folder or .tflite")
     if path.is_dir():
-        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
-            return "saved_model"
+        for name in ("saved_model.pb", "saved_model.pbtxt"):
+            if (path / name).exists() or (path / name).is_symlink():
+                regular_file(path / name, "a SavedModel's graph", MODEL_LIMIT, ModelLoadError)
+                return "saved_model"
         raise ModelLoadError(f"{path}: folder is not a SavedModel (no saved_model.pb inside); pass the SavedModel folder itself")
+    regular_file(path, "a model file", MODEL_LIMIT, ModelLoadError)  # a FIFO or /dev/zero must not hang or fill memory
     suffix = path.suffix.lower()
     if suffix == ".tflite":
         return "tflite"
@@ -57,7 +61,7 @@ def load_model(path: str | Path, console: Console = SILENT) -> LoadedModel:
     path = Path(path)
     kind = detect_kind(path)
     if kind == "tflite":
-        return LoadedModel(path, "tflite", [], tflite=path.read_bytes())
+        return LoadedModel(path, "tflite", [], tflite=read_regular(path, "a model file", MODEL_LIMIT, ModelLoadError))
     if kind == "saved_model":
         return _load_saved_model(path)
     import_tensorflow()
@@ -102,9 +106,26 @@ def _load_keras(path: Path, kind: str, console: Console) -> LoadedModel:
     return LoadedModel(path, "tf_keras", _keras_inputs(model, path), model=model, notes=[note])
 
 
+def _check_saved_model_files(path: Path) -> None:
+    """A SavedModel whose graph does not parse is named before TensorFlow prints 50 lines about it."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    pb = path / "saved_model.pb"
+    if pb.exists():
+        try:
+            saved_model_pb2.SavedModel().ParseFromString(read_regular(pb, "a SavedModel's graph", MODEL_LIMIT, ModelLoadError))
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+            raise ModelLoadError(
+                f"{pb}: corrupt SavedModel graph ({type(exc).__name__}: {str(exc)[:120]}); export the model again"
+            ) from None
+
+
 def _load_saved_model(path: Path) -> LoadedModel:
     """Read input names/shapes from the serving signature; old SavedModels may not restore."""
     tf = import_tensorflow()
+    _check_saved_model_files(path)
     try:
         loaded = tf.saved_model.load(str(path))
         sig = loaded.signatures["serving_default"]
@@ -112,5 +133,12 @@ def _load_saved_model(path: Path) -> LoadedModel:
         specs = [InputSpec(name, tuple(int(d) if d is not None else -1 for d in spec.shape[1:])) for name, spec in kwargs.items()]
         return LoadedModel(path, "saved_model", specs, model=loaded)
     except Exception as exc:  # noqa: BLE001 - old TF2.x SavedModels fail here but still convert
+        variables = path / "variables"
+        if not (variables / "variables.index").is_file():
+            missing = "no variables/ folder" if not variables.is_dir() else "no variables/variables.index"
+            raise ModelLoadError(
+                f"{path}: {missing} (the weights) and TensorFlow cannot load it without ({type(exc).__name__}); "
+                "copy the whole SavedModel folder, variables/ included"
+            ) from None
         note = f"tf.saved_model.load could not restore {path.name} ({type(exc).__name__}); converting it directly"
         return LoadedModel(path, "saved_model", [], notes=[note])

@@ -10,6 +10,7 @@ header, so an ``app.cpp`` written against it builds with either runtime, and the
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mcuq.common.errors import MCUQError
+from mcuq.common.files import TEXT_LIMIT, read_regular
 from mcuq.model.info import ModelInfo, TensorInfo
 from mcuq.project.render import environment
 
@@ -55,17 +57,24 @@ def load_labels(spec: str | None, source_name: str = "--labels") -> list[str]:
     if spec is None:
         return []
     path = Path(spec)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise MCUQError(f"{spec}: no such labels file ({source_name}); give a text file with one class name per line")
+    raw = read_regular(path, f"class labels ({source_name})", TEXT_LIMIT)
     try:
         if path.suffix.lower() == ".json":
-            labels = [str(x) for x in json.loads(path.read_text())]
+            data = json.loads(raw.decode("utf-8"))
+            if not isinstance(data, list) or not all(isinstance(x, (str, int, float)) and not isinstance(x, bool) for x in data):
+                held = "a list with entries that are not names" if isinstance(data, list) else f"a {type(data).__name__}"
+                raise MCUQError(f'{spec}: the JSON holds {held}, not a list of class names; write ["cat", "dog", ...]')
+            labels = [str(x) for x in data]
         elif path.suffix.lower() == ".npy":
-            labels = [str(x) for x in np.load(path, allow_pickle=False).reshape(-1)]
+            labels = [str(x) for x in np.load(io.BytesIO(raw), allow_pickle=False).reshape(-1)]
         else:
-            labels = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+            labels = [ln.strip() for ln in raw.decode("utf-8").splitlines() if ln.strip()]
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise MCUQError(f"{spec}: cannot read the class labels ({exc}); give one class name per line") from None
+        raise MCUQError(
+            f"{spec}: cannot read the class labels ({type(exc).__name__}: {str(exc)[:120]}); give one class name per line"
+        ) from None
     if not labels:
         raise MCUQError(f"{spec}: no class labels in this file; give one class name per line")
     if len(labels) > MAX_LABELS:

@@ -12,9 +12,11 @@ Why it is built this way:
   mcuq wrote. A listed file the user edited is kept under a new name and reported; paths the
   manifest lists outside the project are never looked at. Old files that stay are carried into
   the staging folder as hard links, so even a large ``.pio`` build folder costs no copy.
-* **An interrupted deploy is recognised.** The project carries ``.mcuq-unvalidated`` from the
-  moment it is moved in until deploy's own validation finished, so a rerun after a kill in that
-  window regenerates it without ``--force``.
+* **An interrupted deploy is recognised.** The project carries ``.mcuq-unvalidated`` (with the
+  deploy's pid) from the moment it is moved in until deploy's own validation finished, so a rerun
+  after a kill in that window regenerates it without ``--force``. A deploy still running holds
+  the project lock (``mcuq.project.lock``) for that whole time, so the marker lets in only a run
+  whose owner is gone.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mcuq.common.errors import OutputDirError
+from mcuq.common.files import MANIFEST_LIMIT, read_regular
 from mcuq.common.isolation import pid_alive
 from mcuq.project.manifest import MANIFEST, Manifest
 
@@ -80,8 +83,8 @@ def read_manifest(out_dir: Path) -> dict[str, Any] | None:
     path = out_dir / MANIFEST
     if not path.exists() and not path.is_symlink():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+    try:  # a FIFO or a link to /dev/zero in the user's folder must not hang or fill memory
+        data = json.loads(read_regular(path, "the previous project's manifest", MANIFEST_LIMIT, OutputDirError).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise OutputDirError(
             f"{path}: damaged manifest ({type(exc).__name__}); mcuq cannot tell its files from yours: "
@@ -317,7 +320,8 @@ def write_project(
                 (staging / path).parent.mkdir(parents=True, exist_ok=True)
                 (staging / path).write_bytes(_as_bytes(content))
         if mark_unvalidated:
-            (staging / UNVALIDATED_MARK).write_text("mcuq deploy wrote this project and has not finished validating it\n")
+            # the pid names the run, so the one that takes the project over (under the project lock) can say whose it was
+            (staging / UNVALIDATED_MARK).write_text(f"{os.getpid()} mcuq deploy wrote this project and has not finished validating it\n")
         (staging / MANIFEST).write_bytes(manifest_bytes)  # last: a staging folder without it is not a project
         old = _swap_in(out_dir, staging)
     except OSError as exc:
