@@ -158,6 +158,12 @@ def validate_project(
     build: bool = False,
     tflm_source: str | None = None,
 ) -> ValidationReport:
+    """Re-check a generated project: file hashes against ``mcuq.lock.json``, golden vectors bit
+    for bit on x86 TFLite Micro (or the plain-C build), and with ``data`` the float-vs-int8
+    metrics and ``report.html``/``report.json``. ``emulate`` and ``build`` add the emulator and
+    board-library builds. A check that cannot run is reported as not checked, never as passed.
+    Raises :class:`MCUQError` when the project cannot be read at all.
+    """
     project = Path(project)
     manifest = load_manifest(project)
     backend = get_backend(manifest.runtime)

@@ -23,3 +23,13 @@ def test_ruff_format_clean():
 def test_mypy_clean():
     proc = subprocess.run([sys.executable, "-m", "mypy", "mcuq"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_public_api_documented():
+    """Every name ``mcuq`` exports says what it promises (an empty or missing docstring fails)."""
+    import inspect
+
+    import mcuq
+
+    missing = [name for name in mcuq.__all__ if name != "__version__" and not (inspect.getdoc(getattr(mcuq, name)) or "").strip()]
+    assert not missing, f"public names without a docstring: {missing}"
