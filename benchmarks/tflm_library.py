@@ -90,7 +90,7 @@ def true_min(raw: bytes, library_id: str, cpu: str, flags: tuple[str, ...]) -> i
     info = parse_model(raw, "model")
     tree = tb.find_library_tree(library_id, source=LIBS)
     ceiling = 3 * 1024 * 1024
-    fw = tb.build_probe(raw, info.op_names, tree, tb.CPUS[cpu], ceiling, flags)
+    fw = tb.build_probe(raw, info.op_names, tree, tb.shipped_cpu(cpu), ceiling, flags)
     try:
         return tb.min_arena(fw, ceiling)[0]
     finally:
@@ -102,7 +102,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
-    if not LIBS.is_dir() or tb.missing_tools(tb.CPUS["cortex-m4"]):
+    if not LIBS.is_dir() or tb.missing_tools(tb.shipped_cpu("cortex-m4")):
         print(f"needs {LIBS} and arm-none-eabi-g++ + qemu-system-arm")
         return 2
     size_rows, arena_rows = [], []
@@ -116,7 +116,7 @@ def main() -> int:
             raw = model_bytes_from_c_array(tflm_project / "src" / "model_data.cpp")
             info = parse_model(raw, name)
             tree = tb.find_library_tree("chirale-tensorflowlite", source=LIBS)
-            fw = tb.build_project(tflm_project, tree, tb.CPUS["cortex-m4"], info.op_names)
+            fw = tb.build_project(tflm_project, tree, tb.shipped_cpu("cortex-m4"), info.op_names)
             selftest = tb.run_selftest(fw)
             fw.close()
             c_result = deploy(

@@ -31,11 +31,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
@@ -76,24 +77,31 @@ class Cpu:
 
 
 HOST = Cpu("x86-64", "", ())
-CPUS: dict[str, Cpu] = {
-    "x86-64": HOST,
-    # Cortex-M4F boards (nRF52840, STM32F4/L4) build with the FPU; mps2-an386 is a Cortex-M4F.
-    "cortex-m4": Cpu(
-        "cortex-m4", "arm-none-eabi-", ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16"), "mps2-an386"
-    ),
-    "cortex-m7": Cpu("cortex-m7", "arm-none-eabi-", ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"), "mps2-an500"),
-    # ARMv6-M code runs unchanged on the Cortex-M3 of mps2-an385.
-    "cortex-m0plus": Cpu("cortex-m0plus", "arm-none-eabi-", ("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"), "mps2-an385"),
-}
-# The MCU of each board file -> its CPU (a board file may also say `cpu = "..."`).
-MCU_CPUS = {
-    "nRF52840": "cortex-m4",
-    "STM32F446RE": "cortex-m4",
-    "STM32L4R5ZI": "cortex-m4",
-    "i.MX RT1062": "cortex-m7",
-    "RP2040": "cortex-m0plus",
-}
+
+
+def cpu_target(cpu: Mapping[str, Any] | None) -> Cpu | None:
+    """The compile target of a board's ``[cpu]`` table, or None where no emulator runs it here.
+
+    The boards' data is the one CPU table: the library is built with the very ``cflags`` (float
+    ABI included) and run in the ``qemu_machine`` the plain-C runtime uses for the same board, so
+    both runtimes are checked on the same CPU. AVR, Xtensa and RISC-V boards give None.
+    """
+    if not cpu or cpu.get("emulator") != "qemu":
+        return None
+    return Cpu(str(cpu["core"]), "arm-none-eabi-", tuple(str(f) for f in cpu["cflags"]), str(cpu["qemu_machine"]))
+
+
+def shipped_cpu(core: str) -> Cpu:
+    """The target of the first shipped board with this ``[cpu] core`` (e.g. the Cortex-M4 that
+    stands in for 32-bit Xtensa when measuring an ESP32 arena)."""
+    from mcuq.boards import list_boards
+
+    for board in list_boards():
+        target = cpu_target(board.cpu)
+        if target is not None and target.name == core:
+            return target
+    raise BuildError(f"no shipped board has a [cpu] core '{core}' run in qemu")
+
 
 COMMON_CXX = ("-std=gnu++17", "-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics", "-fno-use-cxa-atexit")
 COMMON_C = ("-std=gnu11",)
@@ -131,13 +139,6 @@ def cache_root() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "mcuq"
-
-
-def board_cpu(mcu: str, explicit: str | None = None) -> str | None:
-    """The CPU name in :data:`CPUS` for a board's MCU, or None (AVR, Xtensa, RISC-V: no emulator here)."""
-    if explicit in CPUS:
-        return explicit
-    return MCU_CPUS.get(mcu)
 
 
 def missing_tools(cpu: Cpu) -> list[str]:
@@ -844,7 +845,7 @@ def instructions_per_inference(
         tree = find_library_tree("esp-tflite-micro", source=root, kernels="reference")
     else:
         raise BuildError(f"kernels must be 'cmsis-nn' or 'reference', got {kernels!r}")
-    fw = build_probe(model, ops, tree, CPUS[cpu], arena)
+    fw = build_probe(model, ops, tree, shipped_cpu(cpu), arena)
     try:
         result = probe(fw, arena)
     finally:

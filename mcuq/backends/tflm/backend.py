@@ -34,7 +34,7 @@ from mcuq.project.manifest import Manifest, project_relative
 from mcuq.project.render import c_byte_array, environment
 from mcuq.project.writer import MANIFEST
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
-from mcuq.toolchains.tflm_build import BuildError
+from mcuq.toolchains.tflm_build import BuildError, cpu_target
 
 # Code-size estimates (bytes of flash) for the fit check, from TFLite Micro's published code-size figures:
 # interpreter + allocator + planner ~10 KB on Cortex-M3, 20 KB on x86-64; kernels add
@@ -335,12 +335,11 @@ class TflmBackend:
                 info.raw,
                 outputs,
                 board.tflm["library"],
-                board.mcu,
+                cpu_target(board.cpu),
                 job.golden_in,
                 source,
                 job.out_dir,
                 console,
-                board.cpu["core"] if board.cpu else None,
             )
         except BuildError as exc:
             raise MCUQError(f"board {board.id}: {exc}") from None
