@@ -4,7 +4,7 @@
     python benchmarks/tflm_library.py --quick    # digits and sine only
 
 Needs ../shared/tflm-libs (the library sources), arm-none-eabi-g++ and qemu-system-arm.
-For each model it deploys projects and measures, with mcuq.toolchains.tflm_build:
+For each model it deploys projects and measures, with mcuq.backends.tflm.toolchain:
 - the real firmware flash/RAM on a Cortex-M4 (Chirale_TensorFLowLite 2.0.0 = TFLite Micro 2023
   + CMSIS-NN, -Os, arm-none-eabi-size) next to the plain-C runtime's firmware;
 - the arena mcuq plans from x86 (today's estimate) and from the library (exact minimum + 2 %),
@@ -29,11 +29,11 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+from mcuq.backends.tflm import toolchain as tb  # noqa: E402
 from mcuq.backends.tflm.arena import plan_arena_from_library  # noqa: E402
 from mcuq.backends.tflm.backend import model_bytes_from_c_array  # noqa: E402
 from mcuq.deploy import DeployRequest, deploy  # noqa: E402
 from mcuq.model.info import parse_model  # noqa: E402
-from mcuq.toolchains import tflm_build as tb  # noqa: E402
 from mcuq.validate import read_manifest  # noqa: E402
 
 SECTION_START = "<!-- tflm-library:start -->"
@@ -187,7 +187,7 @@ def main() -> int:
                 arena_rows,
             ),
             "True minimum: smallest arena for which a fresh interpreter allocates and invokes with the outputs of a large "
-            "arena, each probe a fresh qemu process (mcuq.toolchains.tflm_build.min_arena).",
+            "arena, each probe a fresh qemu process (mcuq.backends.tflm.toolchain.min_arena).",
         ]
     )
     print(text)

@@ -2,7 +2,7 @@
 
 Host (x86-64) self-test for every 32-bit board x {digits, sine}; the board's Cortex-M in qemu
 for nano33ble (M4), teensy41 (M7) and pico (M0+); an arena below the true minimum must fail.
-Library objects are compiled once into the object cache (mcuq.toolchains.tflm_build) and
+Library objects are compiled once into the object cache (mcuq.backends.tflm.toolchain) and
 shared by every test here. Skipped with the reason when ../shared/tflm-libs is absent.
 """
 
@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from conftest import need
+from mcuq.backends.tflm import toolchain as tb
 from mcuq.backends.tflm.backend import model_bytes_from_c_array
 from mcuq.backends.tflm.build_check import build_and_check
 from mcuq.backends.tflm.section import TflmSection
 from mcuq.boards import get_board, list_boards
 from mcuq.deploy import DeployRequest, deploy
-from mcuq.toolchains import tflm_build as tb
 from mcuq.validate import read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,6 +21,7 @@ from mcuq.backends.tflm.arena import ArenaPlan, plan_arena, plan_arena_from_libr
 from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, measure_with_library
 from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops
 from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmSection
+from mcuq.backends.tflm.toolchain import BuildError, cpu_target
 from mcuq.boards import Board, list_boards
 from mcuq.checks.golden import golden_from_project
 from mcuq.checks.outcome import ValidationReport
@@ -34,7 +35,6 @@ from mcuq.project.manifest import Manifest, project_relative
 from mcuq.project.render import c_byte_array, environment
 from mcuq.project.writer import MANIFEST
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
-from mcuq.toolchains.tflm_build import BuildError, cpu_target
 
 # Code-size estimates (bytes of flash) for the fit check, from TFLite Micro's published code-size figures:
 # interpreter + allocator + planner ~10 KB on Cortex-M3, 20 KB on x86-64; kernels add

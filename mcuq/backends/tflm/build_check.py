@@ -2,7 +2,7 @@
 
 The x86 check of ``validate`` runs the installed ``tflite-micro`` wheel; the board runs the
 library its project pins, whose kernels can differ. This check compiles the project's
-``src/`` files, unmodified, against that library (mcuq.toolchains.tflm_build) and runs the
+``src/`` files, unmodified, against that library (mcuq.backends.tflm.toolchain) and runs the
 boot self-test:
 
 - x86-64 with the library's portable kernels, for every board. The host's structs are
@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mcuq.backends.tflm import toolchain as tb
 from mcuq.backends.tflm.section import TflmSection
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import SILENT, Console
 from mcuq.model.info import parse_model
-from mcuq.toolchains import tflm_build as tb
 
 if TYPE_CHECKING:
     from mcuq.project.manifest import Manifest
