@@ -298,6 +298,7 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
         request.tflm_source,
         out_dir,
         runtime=backend.name,
+        runtime_title=backend.title,
         prefix=prefix,
         labels=tuple(labels),
         labels_source=labels_source,

@@ -121,6 +121,7 @@ class DeployJob:
     library_source: str | None = None
     out_dir: Path | None = None
     runtime: str = ""  # the backend's name, for the generated API's comments
+    runtime_title: str = ""  # the backend's title, for the firmware's boot banner
     prefix: str = ""  # C prefix of the generated API (deploy --name); empty: from ``name``
     labels: tuple[str, ...] = ()  # class names for the generated label table and the report
     labels_source: str | None = None
@@ -169,9 +170,20 @@ class Backend(Protocol):
     """A runtime: plan (memory, fit, golden outputs), render, and check a generated project."""
 
     name: str
+    title: str  # what the firmware's boot banner and the summaries call it ("TFLite Micro")
+    column: str  # its column heading in `mcuq inspect` ("TFLM")
+
+    def supported_ops(self) -> frozenset[str]:
+        """The ops this runtime has a kernel for on some board (``mcuq inspect``'s column); a
+        board's own library may have fewer, which ``plan`` checks."""
+        ...
 
     def describe(self, board: Board) -> str:
         """One line for summaries: which runtime and library serve this board."""
+        ...
+
+    def board_note(self, board: Board) -> str | None:
+        """What is not verified about this runtime on this board (``mcuq boards`` marks it; None: nothing)."""
         ...
 
     def unsupported_reason(self, board: Board) -> str | None:
@@ -231,6 +243,11 @@ def get_backend(name: str) -> Backend:
         raise MCUQError(f"unknown runtime '{name}'; known runtimes: {', '.join(BACKEND_PACKAGES)}")
     backend: Backend = importlib.import_module(f"{package}.backend").BACKEND
     return backend
+
+
+def all_backends() -> list[Backend]:
+    """Every registered backend, in registry order (``mcuq inspect`` shows one column each)."""
+    return [get_backend(name) for name in BACKEND_PACKAGES]
 
 
 def backend_for(board: Board, runtime: str | None = None) -> Backend:

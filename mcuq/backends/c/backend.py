@@ -17,7 +17,7 @@ from mcuq import __version__
 from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, Samples, ValidateOptions
 from mcuq.backends.c.avr_codegen import attach_avr_kernels
 from mcuq.backends.c.codegen import render_c_project, run_host, selftest_sources
-from mcuq.backends.c.program import CProgram, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
+from mcuq.backends.c.program import SUPPORTED_OPS, CProgram, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
 from mcuq.backends.c.section import CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
 from mcuq.checks.golden import golden_from_project
@@ -109,9 +109,17 @@ class CBackend:
     """Plain C99: one call per op with TFLite Micro's integer arithmetic, one static buffer."""
 
     name = "c"
+    title = "plain-C int8 runtime"
+    column = "C"
+
+    def supported_ops(self) -> frozenset[str]:
+        return SUPPORTED_OPS
 
     def describe(self, board: Board) -> str:
-        return "plain-C int8 runtime"
+        return self.title
+
+    def board_note(self, board: Board) -> str | None:
+        return None
 
     def unsupported_reason(self, board: Board) -> str | None:
         return None

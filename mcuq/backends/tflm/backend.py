@@ -19,7 +19,7 @@ import numpy as np
 from mcuq.backends.base import BackendPlan, DeployJob, FitReport, RenderedProject, Samples, ValidateOptions
 from mcuq.backends.tflm.arena import ArenaPlan, plan_arena, plan_arena_from_library
 from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, measure_with_library
-from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops
+from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops, unlisted_core_note
 from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmSection
 from mcuq.backends.tflm.toolchain import BuildError, cpu_target
 from mcuq.boards import Board, list_boards
@@ -27,7 +27,7 @@ from mcuq.checks.golden import golden_from_project
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, ValidationFailed
-from mcuq.libraries import TflmLibrary, add_method_name, load_library
+from mcuq.libraries import TflmLibrary, add_method_name, installed_tflm_ops, load_library
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
 from mcuq.project.context import common_context
@@ -231,10 +231,20 @@ class TflmBackend:
     """TensorFlow Lite Micro: the model as a C array, an op resolver and an arena sized from x86."""
 
     name = "tflm"
+    title = "TFLite Micro"
+    column = "TFLM"
+
+    def supported_ops(self) -> frozenset[str]:
+        return installed_tflm_ops()
 
     def describe(self, board: Board) -> str:
         library = load_library(board.tflm["library"]) if board.tflm else None
         return f"TFLite Micro {library.name} {library.version}" if library else "TFLite Micro"
+
+    def board_note(self, board: Board) -> str | None:
+        if board.tflm is None:
+            return None
+        return unlisted_core_note(load_library(board.tflm["library"]), board.tflm.get("core_architecture"))
 
     def unsupported_reason(self, board: Board) -> str | None:
         if board.tflm is None:
