@@ -218,7 +218,7 @@ def _write_reports(
     from mcuq.checks.report import render_report_html, render_report_json, weight_pictures, write_report
 
     section = backend.report_section(manifest)
-    optimized = set(section["optimized_ops"])
+    optimized = set(section.optimized_ops)
     data = report.as_dict()
     # The reports live in the project: they name it and the data like the manifest does, without the host's folders.
     data["project"] = project.resolve().name
@@ -229,7 +229,7 @@ def _write_reports(
         "model": manifest.model.name,
         "board": manifest.board.id,
         "runtime": manifest.runtime,
-        "library": section["library"],
+        "library": section.library,
         "activations": q.get("activations", "int8"),
         "io": q.get("io", "int8"),
         "int8_bytes": len(info.raw),
@@ -238,10 +238,10 @@ def _write_reports(
         "arena_how": manifest.arena["how"],
         "fit": manifest.fit,
         "random_calibration": q.get("random_calibration", False),
-        "runtime_sizes": section["sizes"],
-        "runtime_sizes_title": section.get("sizes_title", ""),
+        "runtime_sizes": [list(row) for row in section.sizes],
+        "runtime_sizes_title": section.sizes_title,
         "weight_scales": manifest.weight_scales,
-        "per_channel_note": section.get("per_channel_note", ""),
+        "per_channel_note": section.per_channel_note,
         "labels": manifest.api.get("labels") or [],
     }
     data["ops"] = [

@@ -196,7 +196,7 @@ def test_without_the_library_the_project_says_bit_exactness_is_unverified(projec
     check = manifest.section(TflmSection).library_check
     assert check.golden_from_library is False and "unverified" in check.note and "validate --build" in check.note
     assert any("unverified" in line for line in BACKEND.summary_lines(manifest))
-    assert "unverified" in BACKEND.report_section(manifest)["library"]
+    assert "unverified" in BACKEND.report_section(manifest).library
 
 
 def test_instruction_count_per_inference_on_cortex_m4(digits_tflite, sine_tflite) -> None:

@@ -12,11 +12,10 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from mcuq.backends.base import BackendPlan, DeployJob, FitReport, RenderedProject, Samples, ValidateOptions
+from mcuq.backends.base import BackendPlan, DeployJob, FitReport, RenderedProject, ReportSection, Samples, ValidateOptions
 from mcuq.backends.tflm.arena import ArenaPlan, plan_arena, plan_arena_from_library
 from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, measure_with_library
 from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops, unlisted_core_note
@@ -392,18 +391,17 @@ class TflmBackend:
     def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples, report: ValidationReport) -> None:
         """The TFLite Micro outputs are the reference itself: nothing more to compare."""
 
-    def report_section(self, manifest: Manifest) -> dict[str, Any]:
+    def report_section(self, manifest: Manifest) -> ReportSection:
         section = manifest.section(TflmSection)
         library, check = section.library, section.library_check
         kernels = library.kernels or "reference"
         note = f" ({check.note})" if check.note else ""
-        return {
-            "library": f"{library.name} {library.version}, {kernels} kernels{note}",
-            "optimized_ops": sorted(optimized_kernel_ops().get(kernels, frozenset())),
-            "sizes": [],
-            "per_channel_note": "TFLite Micro keeps a multiplier and a shift (two int32) per output channel of every "
+        return ReportSection(
+            library=f"{library.name} {library.version}, {kernels} kernels{note}",
+            optimized_ops=tuple(sorted(optimized_kernel_ops().get(kernels, frozenset()))),
+            per_channel_note="TFLite Micro keeps a multiplier and a shift (two int32) per output channel of every "
             "per-channel FULLY_CONNECTED in the arena; per-tensor Dense needs none.",
-        }
+        )
 
     def summary_lines(self, manifest: Manifest) -> list[str]:
         check = manifest.section(TflmSection).library_check
