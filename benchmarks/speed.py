@@ -159,10 +159,10 @@ def measure(name: str, q: Any) -> dict[str, Any]:
 def measure_tflm(name: str, info: Any) -> dict[str, Any] | None:
     """TFLite Micro on the Cortex-M4 in qemu, same method (-icount shift=0, one Invoke()):
     Chirale_TensorFLowLite 2.0.0 with CMSIS-NN, and esp-tflite-micro 1.4.0 built without
-    ESP-NN for the reference kernels (mcuq.toolchains.tflm_build). Without the library
+    ESP-NN for the reference kernels (mcuq.backends.tflm.toolchain). Without the library
     sources (../shared/tflm-libs) or when a build fails, the counts quoted in issue #12,
     labelled as such."""
-    from mcuq.toolchains import tflm_build
+    from mcuq.backends.tflm import toolchain as tflm_build
 
     try:
         counts = {
@@ -317,7 +317,7 @@ def tables(rows: dict[str, dict[str, Any]], before: dict[str, Any]) -> str:
     lines += [
         "",
         "TFLite Micro columns: measured in the same run and the same way (qemu mps2-an386, -icount shift=0, "
-        "instructions of one Invoke()) with mcuq.toolchains.tflm_build: CMSIS-NN = Chirale_TensorFLowLite 2.0.0 "
+        "instructions of one Invoke()) with mcuq.backends.tflm.toolchain: CMSIS-NN = Chirale_TensorFLowLite 2.0.0 "
         "(the Arduino Cortex-M boards' library), reference = esp-tflite-micro 1.4.0 without ESP-NN (upstream "
         "reference kernels); same .tflite as the mcuq column. Both are built -Os as Arduino/PlatformIO builds them; mcuq_kernels.c raises itself to -O2 with a GCC pragma on 32-bit targets (part of the generated code, so the board build gets it too).",
     ]

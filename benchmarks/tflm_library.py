@@ -4,7 +4,7 @@
     python benchmarks/tflm_library.py --quick    # digits and sine only
 
 Needs ../shared/tflm-libs (the library sources), arm-none-eabi-g++ and qemu-system-arm.
-For each model it deploys projects and measures, with mcuq.toolchains.tflm_build:
+For each model it deploys projects and measures, with mcuq.backends.tflm.toolchain:
 - the real firmware flash/RAM on a Cortex-M4 (Chirale_TensorFLowLite 2.0.0 = TFLite Micro 2023
   + CMSIS-NN, -Os, arm-none-eabi-size) next to the plain-C runtime's firmware;
 - the arena mcuq plans from x86 (today's estimate) and from the library (exact minimum + 2 %),
@@ -29,11 +29,11 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+from mcuq.backends.tflm import toolchain as tb  # noqa: E402
 from mcuq.backends.tflm.arena import plan_arena_from_library  # noqa: E402
 from mcuq.backends.tflm.backend import model_bytes_from_c_array  # noqa: E402
 from mcuq.deploy import DeployRequest, deploy  # noqa: E402
 from mcuq.model.info import parse_model  # noqa: E402
-from mcuq.toolchains import tflm_build as tb  # noqa: E402
 from mcuq.validate import read_manifest  # noqa: E402
 
 SECTION_START = "<!-- tflm-library:start -->"
@@ -90,7 +90,7 @@ def true_min(raw: bytes, library_id: str, cpu: str, flags: tuple[str, ...]) -> i
     info = parse_model(raw, "model")
     tree = tb.find_library_tree(library_id, source=LIBS)
     ceiling = 3 * 1024 * 1024
-    fw = tb.build_probe(raw, info.op_names, tree, tb.CPUS[cpu], ceiling, flags)
+    fw = tb.build_probe(raw, info.op_names, tree, tb.shipped_cpu(cpu), ceiling, flags)
     try:
         return tb.min_arena(fw, ceiling)[0]
     finally:
@@ -102,7 +102,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
-    if not LIBS.is_dir() or tb.missing_tools(tb.CPUS["cortex-m4"]):
+    if not LIBS.is_dir() or tb.missing_tools(tb.shipped_cpu("cortex-m4")):
         print(f"needs {LIBS} and arm-none-eabi-g++ + qemu-system-arm")
         return 2
     size_rows, arena_rows = [], []
@@ -116,7 +116,7 @@ def main() -> int:
             raw = model_bytes_from_c_array(tflm_project / "src" / "model_data.cpp")
             info = parse_model(raw, name)
             tree = tb.find_library_tree("chirale-tensorflowlite", source=LIBS)
-            fw = tb.build_project(tflm_project, tree, tb.CPUS["cortex-m4"], info.op_names)
+            fw = tb.build_project(tflm_project, tree, tb.shipped_cpu("cortex-m4"), info.op_names)
             selftest = tb.run_selftest(fw)
             fw.close()
             c_result = deploy(
@@ -187,7 +187,7 @@ def main() -> int:
                 arena_rows,
             ),
             "True minimum: smallest arena for which a fresh interpreter allocates and invokes with the outputs of a large "
-            "arena, each probe a fresh qemu process (mcuq.toolchains.tflm_build.min_arena).",
+            "arena, each probe a fresh qemu process (mcuq.backends.tflm.toolchain.min_arena).",
         ]
     )
     print(text)

@@ -20,6 +20,7 @@ _LAZY = {
     "parse_model": ("mcuq.model.info", "parse_model"),
     "deploy": ("mcuq.deploy", "deploy"),
     "DeployRequest": ("mcuq.deploy", "DeployRequest"),
+    "DeployResult": ("mcuq.deploy", "DeployResult"),
     "validate_project": ("mcuq.validate", "validate_project"),
     "list_boards": ("mcuq.boards", "list_boards"),
     "get_board": ("mcuq.boards", "get_board"),

@@ -268,10 +268,16 @@ def load_board_file(path: str | Path) -> Board:
 
 
 def list_boards() -> list[Board]:
+    """Every board shipped in ``boards/*.toml``, sorted by id; raises BoardError on a bad file."""
     return [load_board_file(p) for p in sorted(boards_dir().glob("*.toml"))]
 
 
 def get_board(board_id: str | None = None, board_file: str | Path | None = None) -> Board:
+    """The board ``board_id`` from ``boards/``, or the one described by ``board_file``.
+
+    Raises :class:`BoardError` (one line listing the known boards) for an unknown id, and for a
+    board file that breaks the schema.
+    """
     if board_file is not None:
         return load_board_file(board_file)
     path = boards_dir() / f"{board_id}.toml"

@@ -108,12 +108,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_boards(args: argparse.Namespace) -> int:
-    from mcuq.backends.tflm.ops import unlisted_core_note
     from mcuq.boards import get_board, list_boards
-    from mcuq.libraries import load_library
 
     boards = [get_board(board_file=args.board_file)] if args.board_file else list_boards()
-    notes = {b.id: unlisted_core_note(load_library(b.tflm["library"]), b.tflm.get("core_architecture")) if b.tflm else None for b in boards}
+    notes = {b.id: backend_for(b).board_note(b) for b in boards}
     if args.json:
         print(json.dumps([{**b.as_dict(), "library_unlisted_core": notes[b.id]} for b in boards], indent=2))
         return EXIT_OK

@@ -44,6 +44,14 @@ INT8_MODEL_PATH = "mcuq/model_int8.tflite"
 
 @dataclass
 class DeployRequest:
+    """What one deploy is asked to do, as the CLI and ``mcuq.toml`` spell it.
+
+    Only ``model`` is required (``board`` defaults to the board in ``mcuq.toml``, else esp32).
+    Every ``None`` means "use the default"; ``options`` holds :class:`QuantizeOptions` fields
+    (``per_channel``, ``io``, ``activations`` ...). Values are checked by :func:`deploy`, not
+    here, so a request can be built from untrusted text and still fail with one line.
+    """
+
     model: str | None = None
     board: str | None = None
     board_file: str | None = None
@@ -125,6 +133,10 @@ def _refuse_config_code(config: dict[str, Any], config_path: str | None, args: a
 
 @dataclass
 class DeployResult:
+    """What a finished deploy wrote and proved: the project folder, the board, the int8 model,
+    the backend's plan (arena, fit), the manifest written as ``mcuq.lock.json`` and the host
+    validation (``validation.passed`` is True only when every check that ran passed)."""
+
     out_dir: Path
     board: Board
     quantized: QuantizedModel
@@ -287,6 +299,13 @@ def check_request(request: DeployRequest) -> int:
 
 
 def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
+    """Quantize ``request.model`` to full int8, plan it for the board, write the project and
+    validate it on the host (x86 TFLite Micro, and the emulators where installed).
+
+    Promises: nothing is written unless the model fits the board and the golden vectors are
+    computed; a user's own file is never overwritten. Raises :class:`MCUQError` (one line naming
+    the file, tensor, layer or board and the fix) for every problem with the input.
+    """
     if request.model is None:
         raise MCUQError("no model: pass MODEL, or run in a folder with an mcuq.toml that names one ('mcuq init' writes it)")
     golden_count = check_request(request)
@@ -310,13 +329,12 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
 def check_library_source(board: Board, source: str) -> None:
     """--tflm-source must hold the board's TFLite Micro library: a folder that does not is said to
     be one, in one line, instead of being ignored (the golden vectors would silently come from x86)."""
-    from mcuq.toolchains.tflm_build import find_library_tree
+    from mcuq.backends.tflm.toolchain import BuildError, find_library_tree
 
     if not Path(source).is_dir():
         raise UsageError(f"--tflm-source {source}: no such folder; give the board's TFLite Micro library sources")
     if board.tflm is None:
         raise UsageError(f"--tflm-source {source}: {board.id} uses no TFLite Micro library; drop --tflm-source")
-    from mcuq.toolchains.tflm_build import BuildError
 
     try:
         find_library_tree(board.tflm["library"], None, Path(source), check_version=False)
@@ -382,6 +400,7 @@ def _deploy_locked(
         request.tflm_source,
         out_dir,
         runtime=backend.name,
+        runtime_title=backend.title,
         prefix=prefix,
         labels=tuple(labels),
         labels_source=labels_source,

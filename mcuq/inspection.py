@@ -1,6 +1,6 @@
 """``mcuq inspect``: what is inside a .tflite, and whether TFLite Micro can run each op.
 
-An orchestrator like ``deploy`` and ``validate`` (it asks the front end and both backends),
+An orchestrator like ``deploy`` and ``validate`` (it asks the front end and every backend),
 so it sits beside them rather than in ``mcuq.model``, which the backends build on.
 
 The same dictionary feeds the terminal table, ``--json`` and the deploy report, so
@@ -16,7 +16,6 @@ from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ModelLoadError
 from mcuq.common.files import MODEL_LIMIT, read_regular
 from mcuq.frontend.calibration import DEFAULT_SAMPLES
-from mcuq.libraries import installed_tflm_ops
 from mcuq.model.info import ModelInfo, TensorInfo, parse_model
 
 
@@ -32,14 +31,13 @@ def _tensor_dict(t: TensorInfo, name: str | None = None) -> dict[str, Any]:
     }
 
 
-def c_runtime_support(op: str) -> str:
-    from mcuq.backends.c.program import SUPPORTED_OPS
-
-    return "yes" if op in SUPPORTED_OPS else "no"
-
-
 def inspect_info(info: ModelInfo, source: str) -> dict[str, Any]:
-    tflm_ops = installed_tflm_ops()
+    """One column per registered runtime: ``support[name]`` per op, ``supported_by[name]`` overall."""
+    from mcuq.backends.base import all_backends
+
+    backends = all_backends()
+    supported = {b.name: b.supported_ops() for b in backends}
+    support = [{name: op.name in names for name, names in supported.items()} for op in info.ops]
     ops = [
         {
             "index": op.index,
@@ -49,10 +47,9 @@ def inspect_info(info: ModelInfo, source: str) -> dict[str, Any]:
             "outputs": list(op.outputs),
             "macs": op.macs,
             "layer": info.layer_of_op(op),
-            "tflm": op.name in tflm_ops,
-            "c_runtime": c_runtime_support(op.name),
+            "support": op_support,
         }
-        for op in info.ops
+        for op, op_support in zip(info.ops, support)
     ]
     return {
         "model": source,
@@ -65,8 +62,8 @@ def inspect_info(info: ModelInfo, source: str) -> dict[str, Any]:
         "tensor_count": len(info.tensors),
         "weight_bytes": info.weight_bytes,
         "total_macs": info.total_macs,
-        "all_ops_supported_by_tflm": all(o["tflm"] for o in ops),
-        "all_ops_supported_by_c_runtime": all(o["c_runtime"] == "yes" for o in ops),
+        "runtimes": [{"name": b.name, "title": b.title, "column": b.column} for b in backends],
+        "supported_by": {name: all(s[name] for s in support) for name in supported},
     }
 
 
@@ -98,21 +95,20 @@ def format_inspection(report: dict[str, Any]) -> str:
         for t in report[kind]:
             lines.append(f"  {kind[:-1]:6} {t['name']:<32} {tuple(t['shape'])!s:<16} {t['dtype']:<7} {_q(t)}")
     lines.append("")
-    header = f"  {'#':>3}  {'op':<22} {'v':>2}  {'inputs':<14} {'outputs':<8} {'MACs':>10}  {'TFLM':<4}  {'C':<3}  layer"
+    runtimes = report["runtimes"]
+    columns = "  ".join(f"{r['column']:<4}" for r in runtimes)
+    header = f"  {'#':>3}  {'op':<22} {'v':>2}  {'inputs':<14} {'outputs':<8} {'MACs':>10}  {columns}  layer"
     lines.append(header)
     for op in report["ops"]:
         ins = ",".join(map(str, op["inputs"]))
         outs = ",".join(map(str, op["outputs"]))
-        tflm = "yes" if op["tflm"] else "NO"
+        support = "  ".join(f"{'yes' if op['support'][r['name']] else 'NO':<{max(4, len(r['column']))}}" for r in runtimes)
         lines.append(
-            f"  {op['index']:>3}  {op['op']:<22} {op['version']:>2}  {ins:<14} {outs:<8} {op['macs']:>10,}  {tflm:<4}  {op['c_runtime']:<3}  {op['layer']}"
+            f"  {op['index']:>3}  {op['op']:<22} {op['version']:>2}  {ins:<14} {outs:<8} {op['macs']:>10,}  {support}  {op['layer']}"
         )
     lines.append("")
     lines.append(f"  tensors: {report['tensor_count']}   weights: {report['weight_bytes']:,} bytes   total MACs: {report['total_macs']:,}")
-    verdict = (
-        "every op is supported by the installed TFLite Micro"
-        if report["all_ops_supported_by_tflm"]
-        else "SOME OPS ARE NOT SUPPORTED by TFLite Micro"
-    )
-    lines.append(f"  {verdict}")
+    for r in runtimes:
+        verdict = "every op is supported" if report["supported_by"][r["name"]] else "SOME OPS ARE NOT SUPPORTED"
+        lines.append(f"  {r['title']}: {verdict}")
     return "\n".join(lines)

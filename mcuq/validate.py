@@ -171,6 +171,12 @@ def validate_project(
     build: bool = False,
     tflm_source: str | None = None,
 ) -> ValidationReport:
+    """Re-check a generated project: file hashes against ``mcuq.lock.json``, golden vectors bit
+    for bit on x86 TFLite Micro (or the plain-C build), and with ``data`` the float-vs-int8
+    metrics and ``report.html``/``report.json``. ``emulate`` and ``build`` add the emulator and
+    board-library builds. A check that cannot run is reported as not checked, never as passed.
+    Raises :class:`MCUQError` when the project cannot be read at all.
+    """
     project = Path(project)
     if tflm_source is not None and not build:
         raise UsageError(f"--tflm-source {tflm_source}: the library sources are used by --build only; add --build or drop --tflm-source")
@@ -274,7 +280,7 @@ def _write_reports(
     from mcuq.checks.report import write_report as write_report_files
 
     section = backend.report_section(manifest)
-    optimized = set(section["optimized_ops"])
+    optimized = set(section.optimized_ops)
     data = report.as_dict()
     # The reports live in the project: they name it and the data like the manifest does, without the host's folders.
     data["project"] = project.resolve().name
@@ -285,7 +291,7 @@ def _write_reports(
         "model": manifest.model.name,
         "board": manifest.board.id,
         "runtime": manifest.runtime,
-        "library": section["library"],
+        "library": section.library,
         "activations": q.get("activations", "int8"),
         "io": q.get("io", "int8"),
         "int8_bytes": len(info.raw),
@@ -294,10 +300,10 @@ def _write_reports(
         "arena_how": manifest.arena["how"],
         "fit": manifest.fit,
         "random_calibration": q.get("random_calibration", False),
-        "runtime_sizes": section["sizes"],
-        "runtime_sizes_title": section.get("sizes_title", ""),
+        "runtime_sizes": [list(row) for row in section.sizes],
+        "runtime_sizes_title": section.sizes_title,
         "weight_scales": manifest.weight_scales,
-        "per_channel_note": section.get("per_channel_note", ""),
+        "per_channel_note": section.per_channel_note,
         "labels": manifest.api.get("labels") or [],
     }
     data["ops"] = [

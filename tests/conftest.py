@@ -187,3 +187,28 @@ def two_io_int8(two_io):
     from mcuq.frontend.converter import quantize
 
     return quantize(two_io["model"], str(two_io["cal"]))
+
+
+# The fast subset (`pytest -m "not slow"`, the edit loop) leaves out every test that converts a
+# model or runs a toolchain: those that use a converting fixture, and those marked by hand.
+CONVERTING_FIXTURES = frozenset(
+    {
+        "digits_int8",
+        "sine_int8",
+        "digits_per_tensor",
+        "digits_per_channel_all",
+        "sine_per_tensor",
+        "digits_tflite",
+        "sine_tflite",
+        "float_tflite",
+        "plain_tflites",
+        "two_io",
+        "two_io_int8",
+    }
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if CONVERTING_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

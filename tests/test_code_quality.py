@@ -23,3 +23,28 @@ def test_ruff_format_clean():
 def test_mypy_clean():
     proc = subprocess.run([sys.executable, "-m", "mypy", "mcuq"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_public_api_documented():
+    """Every name ``mcuq`` exports says what it promises (an empty or missing docstring fails)."""
+    import inspect
+
+    import mcuq
+
+    missing = [name for name in mcuq.__all__ if name != "__version__" and not (inspect.getdoc(getattr(mcuq, name)) or "").strip()]
+    assert not missing, f"public names without a docstring: {missing}"
+
+
+def test_architecture_map_matches_the_tree():
+    """docs/architecture.md names every package of mcuq, and every path it names exists."""
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`(mcuq/[\w/]+(?:\.py)?/?|[\w]+\.py|[\w]+/)`", text))
+    packages = {f"mcuq/{p.name}/" for p in (ROOT / "mcuq").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages <= named, f"packages missing from docs/architecture.md: {sorted(packages - named)}"
+    for path in (n for n in named if n.startswith("mcuq/")):
+        assert (ROOT / path).exists(), f"docs/architecture.md names {path}, which does not exist"
+    modules = {p.name for p in (ROOT / "mcuq").rglob("*.py")}
+    for name in (n for n in named if n.endswith(".py") and "/" not in n):
+        assert name in modules, f"docs/architecture.md names {name}, which is no module of mcuq"

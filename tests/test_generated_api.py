@@ -166,7 +166,7 @@ int main() {
 def test_two_tflm_models_link_into_one_host_binary(digits_tflite, sine_tflite, tmp_path):
     """Two TFLite Micro projects (--name hand, --name wave), their src/ compiled as they are
     and linked with one x86 build of the board's library; both run and pass their golden vectors."""
-    from mcuq.toolchains import tflm_build as tb
+    from mcuq.backends.tflm import toolchain as tb
 
     need("g++")
     if not TFLM_LIB.is_dir():

@@ -25,11 +25,11 @@ def test_inspect_json_reports_int8_io_and_tflm_support(digits_tflite):
     report = json.loads(proc.stdout)
     assert report["inputs"][0]["dtype"] == "int8" and report["outputs"][0]["dtype"] == "int8"
     assert report["inputs"][0]["scale"][0] > 0
-    assert report["all_ops_supported_by_tflm"] is True
+    assert report["supported_by"] == {"tflm": True, "c": True}
     assert report["total_macs"] == sum(op["macs"] for op in report["ops"]) > 0
     conv = next(op for op in report["ops"] if op["op"] == "CONV_2D")
     assert conv["macs"] == 8 * 8 * 8 * 3 * 3 * 1  # out HxWxC x kernel x in_c
-    assert {op["c_runtime"] for op in report["ops"]} == {"yes"} and report["all_ops_supported_by_c_runtime"]
+    assert all(op["support"] == {"tflm": True, "c": True} for op in report["ops"])
 
 
 def test_inspect_table(digits_tflite):

@@ -2,7 +2,7 @@
 
 Host (x86-64) self-test for every 32-bit board x {digits, sine}; the board's Cortex-M in qemu
 for nano33ble (M4), teensy41 (M7) and pico (M0+); an arena below the true minimum must fail.
-Library objects are compiled once into the object cache (mcuq.toolchains.tflm_build) and
+Library objects are compiled once into the object cache (mcuq.backends.tflm.toolchain) and
 shared by every test here. Skipped with the reason when ../shared/tflm-libs is absent.
 """
 
@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from conftest import need
+from mcuq.backends.tflm import toolchain as tb
 from mcuq.backends.tflm.backend import model_bytes_from_c_array
 from mcuq.backends.tflm.build_check import build_and_check
 from mcuq.backends.tflm.section import TflmSection
-from mcuq.boards import list_boards
+from mcuq.boards import get_board, list_boards
 from mcuq.deploy import DeployRequest, deploy
-from mcuq.toolchains import tflm_build as tb
 from mcuq.validate import read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def test_board_cpu_in_qemu_passes_at_the_declared_arena(outcomes, projects, boar
     run = outcome.run(QEMU_BOARDS[board])
     assert run is not None, outcome.note
     assert run.passed, run.detail
-    assert run.label.endswith(tb.CPUS[QEMU_BOARDS[board]].machine or "")
+    assert run.label.endswith((tb.cpu_target(get_board(board).cpu) or tb.HOST).machine or "")
     raw = _raw(projects[(board, "digits")])
     assert run.true_min_bytes is not None and 0 < run.true_min_bytes <= run.arena_bytes
     assert run.flash_bytes and run.flash_bytes > len(raw) and run.ram_bytes and run.ram_bytes > run.arena_bytes
@@ -103,7 +103,7 @@ def test_arena_below_the_true_minimum_fails_on_the_board_cpu(projects, tmp_path:
     good = projects[("nano33ble", "sine")]
     raw = _raw(good)
     tree = tb.find_library_tree("chirale-tensorflowlite", source=LIBS)
-    fw = tb.build_probe(raw, ["FULLY_CONNECTED"], tree, tb.CPUS["cortex-m4"], 64 * 1024)
+    fw = tb.build_probe(raw, ["FULLY_CONNECTED"], tree, tb.shipped_cpu("cortex-m4"), 64 * 1024)
     try:
         true_min, _ = tb.min_arena(fw, 64 * 1024)
         assert tb.probe(fw, true_min).ok and not tb.probe(fw, true_min - 1).ok
@@ -117,7 +117,7 @@ def test_arena_below_the_true_minimum_fails_on_the_board_cpu(projects, tmp_path:
     text = header.read_text()
     assert str(declared) in text
     header.write_text(re.sub(rf"\b{declared}\b", str(true_min - 16), text))
-    fw2 = tb.build_project(project, tree, tb.CPUS["cortex-m4"], ["FULLY_CONNECTED"])
+    fw2 = tb.build_project(project, tree, tb.shipped_cpu("cortex-m4"), ["FULLY_CONNECTED"])
     try:
         result = tb.run_selftest(fw2)
     finally:
@@ -196,7 +196,7 @@ def test_without_the_library_the_project_says_bit_exactness_is_unverified(projec
     check = manifest.section(TflmSection).library_check
     assert check.golden_from_library is False and "unverified" in check.note and "validate --build" in check.note
     assert any("unverified" in line for line in BACKEND.summary_lines(manifest))
-    assert "unverified" in BACKEND.report_section(manifest)["library"]
+    assert "unverified" in BACKEND.report_section(manifest).library
 
 
 def test_instruction_count_per_inference_on_cortex_m4(digits_tflite, sine_tflite) -> None:

@@ -4,7 +4,7 @@
 the runtime's name. A new runtime is one package under ``mcuq/backends/`` (``backend.py``
 defining ``BACKEND``, ``section.py`` defining ``SECTION``: the dataclass of its part of
 ``mcuq.lock.json``), its templates under ``firmware_templates/``, and one line in
-:data:`mcuq.backends.registry.BACKEND_PACKAGES`.
+:data:`mcuq.backends.registry.BUILTIN_BACKENDS` (or an entry point in the group ``mcuq.backends``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mcuq.backends.registry import BACKEND_PACKAGES, backend_names, section_type
+from mcuq.backends.registry import backend_names, backend_packages, section_type
 from mcuq.common.errors import BoardError, MCUQError
+from mcuq.project.render import golden_array_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from mcuq.model.info import ModelInfo
     from mcuq.project.manifest import Manifest, RuntimeSection
 
-__all__ = ["BACKEND_PACKAGES", "backend_names", "section_type"]  # re-exported from the registry
+# Re-exported: the registry, and the golden-array naming every runtime must follow (a contract).
+__all__ = ["backend_names", "backend_packages", "golden_array_name", "section_type"]
 
 Samples = list[list["np.ndarray"]]
 
@@ -106,6 +108,17 @@ class ArenaSummary:
         }
 
 
+@dataclass(frozen=True)
+class ReportSection:
+    """What the report says about a runtime (the contract of :meth:`Backend.report_section`)."""
+
+    library: str  # one line: runtime or library, version, kernel set
+    optimized_ops: tuple[str, ...] = ()  # ops that run an optimized kernel on this board
+    sizes: tuple[tuple[str, Any], ...] = ()  # (what, value) rows of the runtime's sizes table
+    sizes_title: str = ""
+    per_channel_note: str = ""  # what per-channel Dense costs this runtime
+
+
 @dataclass
 class DeployJob:
     """Everything a backend needs to plan and render one project."""
@@ -121,6 +134,7 @@ class DeployJob:
     library_source: str | None = None
     out_dir: Path | None = None
     runtime: str = ""  # the backend's name, for the generated API's comments
+    runtime_title: str = ""  # the backend's title, for the firmware's boot banner
     prefix: str = ""  # C prefix of the generated API (deploy --name); empty: from ``name``
     labels: tuple[str, ...] = ()  # class names for the generated label table and the report
     labels_source: str | None = None
@@ -169,9 +183,20 @@ class Backend(Protocol):
     """A runtime: plan (memory, fit, golden outputs), render, and check a generated project."""
 
     name: str
+    title: str  # what the firmware's boot banner and the summaries call it ("TFLite Micro")
+    column: str  # its column heading in `mcuq inspect` ("TFLM")
+
+    def supported_ops(self) -> frozenset[str]:
+        """The ops this runtime has a kernel for on some board (``mcuq inspect``'s column); a
+        board's own library may have fewer, which ``plan`` checks."""
+        ...
 
     def describe(self, board: Board) -> str:
         """One line for summaries: which runtime and library serve this board."""
+        ...
+
+    def board_note(self, board: Board) -> str | None:
+        """What is not verified about this runtime on this board (``mcuq boards`` marks it; None: nothing)."""
         ...
 
     def unsupported_reason(self, board: Board) -> str | None:
@@ -206,7 +231,7 @@ class Backend(Protocol):
         """Runtime-specific checks on the validation samples (the TFLite Micro outputs are given)."""
         ...
 
-    def report_section(self, manifest: Manifest) -> dict[str, Any]:
+    def report_section(self, manifest: Manifest) -> ReportSection:
         """What the report says about this runtime: library line, kernel set, measured sizes."""
         ...
 
@@ -226,11 +251,17 @@ class ValidateOptions:
 
 def get_backend(name: str) -> Backend:
     """The registered backend called ``name`` (one line naming the known ones otherwise)."""
-    package = BACKEND_PACKAGES.get(name)
+    packages = backend_packages()
+    package = packages.get(name)
     if package is None:
-        raise MCUQError(f"unknown runtime '{name}'; known runtimes: {', '.join(BACKEND_PACKAGES)}")
+        raise MCUQError(f"unknown runtime '{name}'; known runtimes: {', '.join(packages)}")
     backend: Backend = importlib.import_module(f"{package}.backend").BACKEND
     return backend
+
+
+def all_backends() -> list[Backend]:
+    """Every registered backend, in registry order (``mcuq inspect`` shows one column each)."""
+    return [get_backend(name) for name in backend_packages()]
 
 
 def backend_for(board: Board, runtime: str | None = None) -> Backend:
@@ -244,8 +275,8 @@ def backend_for(board: Board, runtime: str | None = None) -> Backend:
             raise MCUQError(reason)
         return backend
     name = board.default_runtime
-    if name not in BACKEND_PACKAGES:
-        raise BoardError(f"{board.path}: default_runtime '{name}' is not one of {', '.join(BACKEND_PACKAGES)}")
+    if name not in backend_packages():
+        raise BoardError(f"{board.path}: default_runtime '{name}' is not one of {', '.join(backend_packages())}")
     backend = get_backend(name)
     reason = backend.unsupported_reason(board)
     if reason:

@@ -22,10 +22,12 @@ import numpy as np
 
 from mcuq.common.errors import MCUQError, ModelLoadError, ValidationFailed
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, TensorInfo
+from mcuq.project.render import GOLDEN_ARRAY_PREFIX
 from mcuq.reference.host_tflm import run_tflm
 
 GOLDEN_DATA = "mcuq/golden.json"
-GOLDEN_RE = re.compile(r"mcuq_golden_(?P<kind>in|out)_(?P<vec>\d+)_(?P<idx>\d+)\[(?P<n>\d+)\][^=;]*=\s*\{(?P<body>[^}]*)\}")
+# The arrays as golden_array_name (mcuq.project.render) names them in every runtime's templates.
+GOLDEN_RE = re.compile(GOLDEN_ARRAY_PREFIX + r"_(?P<kind>in|out)_(?P<vec>\d+)_(?P<idx>\d+)\[(?P<n>\d+)\][^=;]*=\s*\{(?P<body>[^}]*)\}")
 Samples = list[list[np.ndarray]]
 
 

@@ -117,7 +117,9 @@ def _tensor(t: TensorInfo, name: str, used: set[str]) -> dict[str, Any]:
     }
 
 
-def api_context(prefix: str, info: ModelInfo, runtime: str, labels: list[str], labels_source: str | None) -> dict[str, Any]:
+def api_context(
+    prefix: str, info: ModelInfo, runtime: str, labels: list[str], labels_source: str | None, runtime_title: str = ""
+) -> dict[str, Any]:
     """The ``api`` key of every project's template context."""
     used_in: set[str] = set()
     used_out: set[str] = set()
@@ -126,6 +128,7 @@ def api_context(prefix: str, info: ModelInfo, runtime: str, labels: list[str], l
         "PREFIX": prefix.upper(),
         "ns": f"{prefix}_mcuq",
         "runtime": runtime,
+        "runtime_title": runtime_title or runtime,
         "inputs": [_tensor(t, n, used_in) for t, n in zip(info.input_tensors, info.input_names)],
         "outputs": [_tensor(t, n, used_out) for t, n in zip(info.output_tensors, info.output_names)],
         "labels": [_c_string(label) for label in labels],

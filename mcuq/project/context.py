@@ -54,5 +54,5 @@ def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
         "golden": golden_context(job.golden_in, golden_out, job.golden_source),
         "tflm_version": f"tflite-micro {tflm_version()}",
         "quant": job.quantized.manifest_entry(),
-        "api": api_context(job.prefix or model_prefix(job.name), info, job.runtime, list(job.labels), job.labels_source),
+        "api": api_context(job.prefix or model_prefix(job.name), info, job.runtime, list(job.labels), job.labels_source, job.runtime_title),
     }

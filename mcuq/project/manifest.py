@@ -29,7 +29,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from mcuq.backends.registry import BACKEND_PACKAGES, section_type
+from mcuq.backends.registry import backend_names, section_type
 from mcuq.common.errors import MCUQError
 
 # 3: the runtime's part is one typed record under its own key (tflm / c_runtime)
@@ -263,7 +263,7 @@ class Manifest:
             runtime = _value(str, data.get("runtime"), "runtime")
             section_cls: type[RuntimeSection] | None = section_type(runtime)
             if section_cls is None:
-                raise Malformed("runtime", f"'{runtime}' is not one of {', '.join(BACKEND_PACKAGES)}")
+                raise Malformed("runtime", f"'{runtime}' is not one of {', '.join(backend_names())}")
             if section_cls.KEY not in data:
                 raise Malformed(section_cls.KEY, "is missing")
             section = load_record(section_cls, data[section_cls.KEY], section_cls.KEY)

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from mcuq import __version__
-from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, Samples, ValidateOptions
+from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, ReportSection, Samples, ValidateOptions
 from mcuq.backends.c.avr_codegen import attach_avr_kernels
 from mcuq.backends.c.codegen import render_c_project, run_host, selftest_sources
-from mcuq.backends.c.program import CProgram, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
+from mcuq.backends.c.program import SUPPORTED_OPS, CProgram, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
 from mcuq.backends.c.section import CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
 from mcuq.checks.golden import golden_from_project, reproducible_golden
@@ -109,9 +109,17 @@ class CBackend:
     """Plain C99: one call per op with TFLite Micro's integer arithmetic, one static buffer."""
 
     name = "c"
+    title = "plain-C int8 runtime"
+    column = "C"
+
+    def supported_ops(self) -> frozenset[str]:
+        return SUPPORTED_OPS
 
     def describe(self, board: Board) -> str:
-        return "plain-C int8 runtime"
+        return self.title
+
+    def board_note(self, board: Board) -> str | None:
+        return None
 
     def unsupported_reason(self, board: Board) -> str | None:
         return None
@@ -294,36 +302,35 @@ class CBackend:
         same = sum(all(np.array_equal(a, b) for a, b in zip(c, t)) for c, t in zip(c_out, tflm_outputs))
         report.add("C vs TFLite Micro on validation data", same == len(inputs), f"{same}/{len(inputs)} samples bit-exact")
 
-    def report_section(self, manifest: Manifest) -> dict[str, Any]:
+    def report_section(self, manifest: Manifest) -> ReportSection:
         c = manifest.section(CRuntimeSection)
-        sizes: list[list[Any]] = [
-            ["activation buffer (bytes)", c.arena_bytes],
-            ["liveness lower bound (bytes)", c.lower_bound_bytes],
-            ["x86 TFLite Micro minimum arena (bytes)", c.tflm_host_min_bytes],
-            ["weights in flash (bytes)", c.flash_constant_bytes],
+        sizes: list[tuple[str, Any]] = [
+            ("activation buffer (bytes)", c.arena_bytes),
+            ("liveness lower bound (bytes)", c.lower_bound_bytes),
+            ("x86 TFLite Micro minimum arena (bytes)", c.tflm_host_min_bytes),
+            ("weights in flash (bytes)", c.flash_constant_bytes),
         ]
         if c.generated_ops:
-            sizes.append(["AVR assembly generated for ops", f"{c.generated_ops_text} ({c.generated_bytes:,} B)"])
+            sizes.append(("AVR assembly generated for ops", f"{c.generated_ops_text} ({c.generated_bytes:,} B)"))
         emulation = c.emulation
         if emulation.target:
             sizes += [
-                ["emulator", emulation.target],
-                ["self-test", "PASS" if emulation.passed else "FAIL"],
-                [f"{emulation.unit} per inference", emulation.ticks],
-                ["latency (emulator estimate)", emulation.latency_text or "-"],
-                ["firmware flash (bytes)", emulation.flash_bytes],
-                ["firmware static RAM (bytes)", emulation.ram_bytes],
+                ("emulator", emulation.target),
+                ("self-test", "PASS" if emulation.passed else "FAIL"),
+                (f"{emulation.unit} per inference", emulation.ticks),
+                ("latency (emulator estimate)", emulation.latency_text or "-"),
+                ("firmware flash (bytes)", emulation.flash_bytes),
+                ("firmware static RAM (bytes)", emulation.ram_bytes),
             ]
         else:
-            sizes += [["emulator", emulation.not_emulated or "not run"]]
-        return {
-            "library": f"plain-C int8 runtime {manifest.mcuq_version or __version__}, mcuq-c kernels",
-            "optimized_ops": [],
-            "sizes": sizes,
-            "sizes_title": "Plain-C runtime: measured sizes and speed",
-            "per_channel_note": "The plain-C runtime keeps per-channel multipliers and shifts in flash (const arrays "
+            sizes.append(("emulator", emulation.not_emulated or "not run"))
+        return ReportSection(
+            library=f"plain-C int8 runtime {manifest.mcuq_version or __version__}, mcuq-c kernels",
+            sizes=tuple(sizes),
+            sizes_title="Plain-C runtime: measured sizes and speed",
+            per_channel_note="The plain-C runtime keeps per-channel multipliers and shifts in flash (const arrays "
             "next to the weights), so per-channel Dense costs it no RAM: both arenas above are equal.",
-        }
+        )
 
     def summary_lines(self, manifest: Manifest) -> list[str]:
         section = manifest.section(CRuntimeSection)

@@ -12,21 +12,21 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from mcuq.backends.base import BackendPlan, DeployJob, FitReport, RenderedProject, Samples, ValidateOptions
+from mcuq.backends.base import BackendPlan, DeployJob, FitReport, RenderedProject, ReportSection, Samples, ValidateOptions
 from mcuq.backends.tflm.arena import ArenaPlan, plan_arena, plan_arena_from_library
 from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, measure_with_library
-from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops
+from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops, unlisted_core_note
 from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmSection
+from mcuq.backends.tflm.toolchain import BuildError, cpu_target
 from mcuq.boards import Board, list_boards
 from mcuq.checks.golden import golden_from_project, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, ValidationFailed
-from mcuq.libraries import TflmLibrary, add_method_name, load_library
+from mcuq.libraries import TflmLibrary, add_method_name, installed_tflm_ops, load_library
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
 from mcuq.project.context import common_context
@@ -34,7 +34,6 @@ from mcuq.project.manifest import Manifest, project_relative
 from mcuq.project.render import c_byte_array, environment
 from mcuq.project.writer import MANIFEST
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
-from mcuq.toolchains.tflm_build import BuildError
 
 # Code-size estimates (bytes of flash) for the fit check, from TFLite Micro's published code-size figures:
 # interpreter + allocator + planner ~10 KB on Cortex-M3, 20 KB on x86-64; kernels add
@@ -231,10 +230,20 @@ class TflmBackend:
     """TensorFlow Lite Micro: the model as a C array, an op resolver and an arena sized from x86."""
 
     name = "tflm"
+    title = "TFLite Micro"
+    column = "TFLM"
+
+    def supported_ops(self) -> frozenset[str]:
+        return installed_tflm_ops()
 
     def describe(self, board: Board) -> str:
         library = load_library(board.tflm["library"]) if board.tflm else None
         return f"TFLite Micro {library.name} {library.version}" if library else "TFLite Micro"
+
+    def board_note(self, board: Board) -> str | None:
+        if board.tflm is None:
+            return None
+        return unlisted_core_note(load_library(board.tflm["library"]), board.tflm.get("core_architecture"))
 
     def unsupported_reason(self, board: Board) -> str | None:
         if board.tflm is None:
@@ -335,12 +344,11 @@ class TflmBackend:
                 info.raw,
                 outputs,
                 board.tflm["library"],
-                board.mcu,
+                cpu_target(board.cpu),
                 job.golden_in,
                 source,
                 job.out_dir,
                 console,
-                board.cpu["core"] if board.cpu else None,
             )
         except BuildError as exc:
             raise MCUQError(f"board {board.id}: {exc}") from None
@@ -383,18 +391,17 @@ class TflmBackend:
     def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples, report: ValidationReport) -> None:
         """The TFLite Micro outputs are the reference itself: nothing more to compare."""
 
-    def report_section(self, manifest: Manifest) -> dict[str, Any]:
+    def report_section(self, manifest: Manifest) -> ReportSection:
         section = manifest.section(TflmSection)
         library, check = section.library, section.library_check
         kernels = library.kernels or "reference"
         note = f" ({check.note})" if check.note else ""
-        return {
-            "library": f"{library.name} {library.version}, {kernels} kernels{note}",
-            "optimized_ops": sorted(optimized_kernel_ops().get(kernels, frozenset())),
-            "sizes": [],
-            "per_channel_note": "TFLite Micro keeps a multiplier and a shift (two int32) per output channel of every "
+        return ReportSection(
+            library=f"{library.name} {library.version}, {kernels} kernels{note}",
+            optimized_ops=tuple(sorted(optimized_kernel_ops().get(kernels, frozenset()))),
+            per_channel_note="TFLite Micro keeps a multiplier and a shift (two int32) per output channel of every "
             "per-channel FULLY_CONNECTED in the arena; per-tensor Dense needs none.",
-        }
+        )
 
     def summary_lines(self, manifest: Manifest) -> list[str]:
         check = manifest.section(TflmSection).library_check

@@ -2,7 +2,7 @@
 
 The x86 check of ``validate`` runs the installed ``tflite-micro`` wheel; the board runs the
 library its project pins, whose kernels can differ. This check compiles the project's
-``src/`` files, unmodified, against that library (mcuq.toolchains.tflm_build) and runs the
+``src/`` files, unmodified, against that library (mcuq.backends.tflm.toolchain) and runs the
 boot self-test:
 
 - x86-64 with the library's portable kernels, for every board. The host's structs are
@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mcuq.backends.tflm import toolchain as tb
 from mcuq.backends.tflm.section import TflmSection
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import SILENT, Console
 from mcuq.model.info import parse_model
-from mcuq.toolchains import tflm_build as tb
 
 if TYPE_CHECKING:
     from mcuq.project.manifest import Manifest
@@ -114,16 +114,15 @@ def _measure_min(tree: tb.LibraryTree, cpu: tb.Cpu, raw: bytes, ops: list[str], 
     return _MIN_ARENA_MEMO[key]
 
 
-def _board_core(board_id: str) -> str | None:
-    """The ``[cpu] core`` of a shipped board file (None for a custom or unknown board)."""
+def _board_target(board_id: str) -> tb.Cpu | None:
+    """The CPU of a shipped board file (its ``[cpu]`` table), None for a custom or unknown board."""
     from mcuq.boards import get_board
     from mcuq.common.errors import BoardError
 
     try:
-        cpu = get_board(board_id).cpu
+        return tb.cpu_target(get_board(board_id).cpu)
     except BoardError:
         return None
-    return str(cpu["core"]) if cpu else None
 
 
 def build_and_check(
@@ -138,8 +137,7 @@ def build_and_check(
     declared = declared_arena(project, manifest)
     outcome = BuildOutcome(f"{tree.library.name} {tree.version}", declared)
     ceiling = min(max(declared * 4, 256 * 1024), PROBE_CEILING)
-    cpu_name = tb.board_cpu(manifest.board.mcu, _board_core(manifest.board.id))
-    cpu = tb.CPUS.get(cpu_name or "")
+    cpu = _board_target(manifest.board.id)
     target_min = None
     if cpu is not None and emulate and not tb.missing_tools(cpu):
         with console.step(f"building {project.name} against {outcome.library} for {cpu.label}"):
@@ -251,12 +249,11 @@ def measure_with_library(
     raw: bytes,
     info_outputs: list[tuple[tuple[int, ...], str]],
     library_id: str,
-    mcu: str,
+    cpu: tb.Cpu | None,
     golden_in: list[list[Any]],
     source: Path | None,
     project: Path | None,
     console: Console = SILENT,
-    core: str | None = None,
 ) -> LibraryMeasurement | None:
     """None when the library sources are not at hand; raises tb.BuildError when they do not build."""
     import numpy as np
@@ -271,14 +268,12 @@ def measure_with_library(
     ops = info.op_names
     label = f"{tree.library.name} {tree.version}"
     ceiling = PROBE_CEILING
-    cpu_name = tb.board_cpu(mcu, core)
     flags: tuple[str, ...] = ()
-    if cpu_name is None and not tb.missing_tools(tb.CPUS["cortex-m4"]):
-        cpu_name, flags = "cortex-m4", XTENSA_STAND_IN_FLAGS
+    if cpu is None:
+        cpu, flags = tb.shipped_cpu("cortex-m4"), XTENSA_STAND_IN_FLAGS
     true_min = None
     cpu_label = "x86-64 only"
-    if cpu_name is not None and not tb.missing_tools(tb.CPUS[cpu_name]):
-        cpu = tb.CPUS[cpu_name]
+    if not tb.missing_tools(cpu):
         cpu_label = cpu.label if not flags else f"32-bit stand-in ({cpu.label}, 4-byte enums like Xtensa)"
         with console.step(f"measuring the exact arena with {label} on {cpu_label}"):
             fw = tb.build_probe(raw, ops, tree, cpu, ceiling, flags)
