@@ -36,7 +36,8 @@ from mcuq.backends.base import DeployJob  # noqa: E402
 from mcuq.backends.c.avr_codegen import attach_avr_kernels  # noqa: E402
 from mcuq.backends.c.backend import c_template_context  # noqa: E402
 from mcuq.backends.c.codegen import selftest_sources  # noqa: E402
-from mcuq.backends.c.program import compile_model, estimate_c_fit, unsupported_ops  # noqa: E402
+from mcuq.backends.c.fit import estimate_c_fit  # noqa: E402
+from mcuq.backends.c.program import compile_model, unsupported_ops  # noqa: E402
 from mcuq.backends.tflm.arena import plan_arena  # noqa: E402
 from mcuq.boards import get_board  # noqa: E402
 from mcuq.common.console import Console  # noqa: E402

@@ -39,7 +39,8 @@ ORDER = ["digits", "sine", "tiny_ds_cnn", "ds_cnn_kws", "resnet8_ic", "mobilenet
 
 from mcuq.backends.c.avr_codegen import attach_avr_kernels  # noqa: E402
 from mcuq.backends.c.codegen import selftest_sources  # noqa: E402
-from mcuq.backends.c.program import compile_model, estimate_c_fit  # noqa: E402
+from mcuq.backends.c.fit import estimate_c_fit  # noqa: E402
+from mcuq.backends.c.program import compile_model  # noqa: E402
 from mcuq.boards import get_board  # noqa: E402
 from mcuq.common.errors import MCUQError  # noqa: E402
 from mcuq.frontend.converter import quantize  # noqa: E402

@@ -28,7 +28,7 @@ from mcuq.backends.c.avr_codegen import (
     table_kernel,
 )
 from mcuq.backends.c.avr_requant import evaluate, plan_requant, tflite_requantize
-from mcuq.backends.c.program import AvrKernel
+from mcuq.backends.c.ir import AvrKernel
 
 
 def _random_channel(rng: random.Random) -> tuple[int, int, int, int, int, int, int]:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mcuq.backends.c.avr_requant import RequantPart, RequantPlan, plan_requant, tflite_requantize
-from mcuq.backends.c.program import AvrKernel, CProgram, KernelCall
+from mcuq.backends.c.ir import AvrKernel, CProgram, KernelCall
 
 if TYPE_CHECKING:
     from mcuq.boards import Board

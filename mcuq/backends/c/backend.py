@@ -17,7 +17,9 @@ from mcuq import __version__
 from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, ReportSection, Samples, ValidateOptions
 from mcuq.backends.c.avr_codegen import attach_avr_kernels
 from mcuq.backends.c.codegen import render_c_project, run_host, selftest_sources
-from mcuq.backends.c.program import SUPPORTED_OPS, CProgram, check_c_fit, compile_model, estimate_c_fit, measured_c_fit
+from mcuq.backends.c.fit import check_c_fit, estimate_c_fit, measured_c_fit
+from mcuq.backends.c.ir import CProgram
+from mcuq.backends.c.program import SUPPORTED_OPS, compile_model
 from mcuq.backends.c.section import CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
 from mcuq.checks.golden import golden_from_project, reproducible_golden

@@ -18,7 +18,7 @@ import numpy as np
 
 from mcuq import __version__
 from mcuq.backends.c.avr_codegen import c_string_literals
-from mcuq.backends.c.program import BufferRef, CProgram, KernelCall, PointerList, Value
+from mcuq.backends.c.ir import BufferRef, CProgram, KernelCall, PointerList, Value
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
 from mcuq.project.api import model_prefix, render_api

@@ -1,0 +1,113 @@
+"""What every op lowering shares: the program being built, its constants, operands and the
+per-channel requantization TFLite Micro computes in Prepare."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mcuq.backends.c.ir import BufferRef, ConstArray, CProgram, Value
+from mcuq.common.errors import UnsupportedOpError
+from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
+from mcuq.model.quant_math import (
+    activation_range,
+    quantize_multiplier,
+)
+
+
+def unsupported(info: ModelInfo, op: OpInfo, why: str) -> UnsupportedOpError:
+    return UnsupportedOpError(f"plain-C runtime: op {op.index} {op.name} (Keras layer '{info.layer_of_op(op)}') {why}")
+
+
+def quant_of(t: TensorInfo) -> tuple[float, int]:
+    assert t.quant is not None
+    return t.quant.scale[0], t.quant.zero_point[0]
+
+
+def dims4(shape: tuple[int, ...]) -> list[int]:
+    dims = list(shape) if shape else [1]
+    return [1] * (4 - len(dims)) + dims
+
+
+class Emitter:
+    def __init__(self, info: ModelInfo, simd: bool) -> None:
+        self.info = info
+        self.program = CProgram(info, simd=simd)
+
+    def const(self, name: str, ctype: str, values: np.ndarray, flash: bool = True, aligned: bool = False) -> str:
+        self.program.constants.append(ConstArray(name, ctype, np.asarray(values), flash, aligned))
+        return name
+
+    def t(self, index: int) -> TensorInfo:
+        return self.info.tensors[index]
+
+    def weight_data(self, op: OpInfo, pos: int) -> np.ndarray:
+        w = self.t(op.inputs[pos])
+        if w.data is None:
+            raise unsupported(self.info, op, "has non-constant weights")
+        return w.data.astype(np.int8)
+
+    def weights(self, op: OpInfo, pos: int) -> str:
+        return self.const(f"w{op.index}", "int8_t", self.weight_data(op, pos).reshape(-1))
+
+    def bias_data(self, op: OpInfo, pos: int) -> np.ndarray | None:
+        if len(op.inputs) <= pos or op.inputs[pos] < 0:
+            return None
+        b = self.t(op.inputs[pos])
+        if b.data is None:
+            raise unsupported(self.info, op, "has a non-constant bias")
+        return b.data.astype(np.int32).reshape(-1)
+
+    def buf(self, index: int) -> BufferRef:
+        return BufferRef("tensor", index)
+
+    def per_channel_params(self, op: OpInfo, inp: TensorInfo, w: TensorInfo, out: TensorInfo, channels: int) -> tuple[str, str]:
+        in_scale, _ = quant_of(inp)
+        out_scale, _ = quant_of(out)
+        assert w.quant is not None
+        scales = w.quant.scale if len(w.quant.scale) > 1 else w.quant.scale * channels
+        mults, shifts = [], []
+        for s in scales[:channels]:
+            real = float(np.float64(np.float32(in_scale)) * np.float64(np.float32(s)) / np.float64(np.float32(out_scale)))
+            m, sh = quantize_multiplier(real)
+            mults.append(m)
+            shifts.append(sh)
+        return (
+            self.const(f"m{op.index}", "int32_t", np.array(mults, np.int32)),
+            self.const(f"s{op.index}", "int8_t", np.array(shifts, np.int8)),
+        )
+
+    def bias(self, op: OpInfo, pos: int) -> str:
+        data = self.bias_data(op, pos)
+        return "0" if data is None else self.const(f"b{op.index}", "int32_t", data)
+
+
+def out_range(op: OpInfo, inp: TensorInfo, out: TensorInfo) -> list[tuple[str, Value]]:
+    """Zero points and activation range as every weighted kernel takes them."""
+    _, izp = quant_of(inp)
+    os_, ozp = quant_of(out)
+    amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), os_, ozp)
+    return [("in_zp", izp), ("out_zp", ozp), ("act_min", amin), ("act_max", amax)]
+
+
+def operand(e: Emitter, op: OpInfo, index: int, slot: int) -> Value:
+    t = e.t(index)
+    if t.is_constant:
+        assert t.data is not None
+        return e.const(f"k{op.index}_{slot}", "int8_t", t.data.astype(np.int8).reshape(-1), flash=False)
+    return e.buf(index)
+
+
+def dims_const(e: Emitter, name: str, shape: tuple[int, ...]) -> str:
+    return e.const(name, "mcuq_dim", np.array(dims4(shape), np.int32), flash=False)
+
+
+def binary_operands(e: Emitter, op: OpInfo) -> list[tuple[str, Value]]:
+    a, b, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    return [
+        ("a", operand(e, op, a.index, 0)),
+        ("a_dims", dims_const(e, f"da{op.index}", a.shape)),
+        ("b", operand(e, op, b.index, 1)),
+        ("b_dims", dims_const(e, f"db{op.index}", b.shape)),
+        ("out", e.buf(out.index)),
+        ("out_dims", dims_const(e, f"do{op.index}", out.shape)),
+    ]
