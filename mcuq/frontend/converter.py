@@ -10,28 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mcuq import __version__
 from mcuq.common import errors as errors_module
 from mcuq.common.console import SILENT, Console
-from mcuq.common.errors import ConversionError, MCUQError, ModelLoadError, NativeCrashError
+from mcuq.common.errors import ConversionError, MCUQError, NativeCrashError
 from mcuq.common.files import check_path_text
 from mcuq.common.isolation import ChildFailure, child_temp_dir, mark_stage, run_isolated_ex
-from mcuq.frontend.calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, load_samples
+from mcuq.frontend.calibration import DEFAULT_SAMPLES, SampleSet, load_samples
 from mcuq.frontend.fullint8 import check_full_int8, detect_mode, dynamic_batch
 from mcuq.frontend.loader import LoadedModel, detect_kind, load_model
-from mcuq.frontend.tf import import_tensorflow, native_output_captured
+from mcuq.frontend.output_file import check_output_file, record_path, write_new_file
+from mcuq.frontend.tf import import_tensorflow
+from mcuq.frontend.tf_converter import configure_full_int8, converter_for, run_converter
 from mcuq.model.info import ModelInfo, parse_model
 
 IO_TYPES = ("int8", "uint8", "float32")
@@ -127,7 +124,7 @@ def quantize(
         if value is not None:
             check_path_text(value, what)
     if output is not None:
-        _check_output(Path(output), force)
+        check_output_file(Path(output), force)
     if detect_kind(Path(model)) != "tflite" and calibration is None:
         raise ConversionError(
             f"{model}: no calibration data: full-int8 quantization needs representative inputs "
@@ -142,74 +139,10 @@ def quantize(
         assert calibration is not None
         result = _convert_isolated(Path(model), calibration, options, console)
     if output is not None:
-        _write_new_file(Path(output), result.tflite)
+        write_new_file(Path(output), result.tflite)
         record = {"mcuq_version": __version__, "model_sha256": hashlib.sha256(result.tflite).hexdigest(), **result.manifest_entry()}
-        _write_new_file(record_path(Path(output)), (json.dumps(record, indent=2) + "\n").encode())
+        write_new_file(record_path(Path(output)), (json.dumps(record, indent=2) + "\n").encode())
     return result
-
-
-def record_path(output: Path) -> Path:
-    """The provenance record mcuq writes next to a quantized model."""
-    return Path(f"{output}.mcuq.json")
-
-
-def _is_our_pair(path: Path, record: Path) -> bool:
-    """Both files exist as regular files and the record names the model's exact bytes."""
-    try:
-        if path.is_symlink() or record.is_symlink() or not path.is_file() or not record.is_file():
-            return False
-        data = json.loads(record.read_text(encoding="utf-8"))
-        return isinstance(data, dict) and data.get("model_sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
-    except (OSError, ValueError):
-        return False
-
-
-def _check_output(path: Path, force: bool) -> None:
-    """Refuse, before any work, an -o that cannot be written or would replace a foreign file.
-
-    mcuq overwrites a model and its ``.mcuq.json`` record only as a pair it wrote itself (the
-    record names the model's sha256); ``--force`` replaces regular files, never a folder."""
-    record = record_path(path)
-    for target in (path, record):
-        if target.is_symlink():
-            raise MCUQError(f"{target} is a symbolic link{'' if target.exists() else ' to nothing'}; give a plain file path as -o")
-        if target.exists() and not target.is_file():
-            raise MCUQError(f"{target} exists and is not a regular file; choose another -o")
-    for anc in path.parents:
-        if anc.exists() and not anc.is_dir():
-            raise MCUQError(f"{path}: {anc} is a file, not a folder; choose another -o")
-        if anc.exists():
-            probe_writable(anc, f"{path}: cannot write in {anc}", "choose another -o")
-            break
-    if force or not (path.exists() or record.exists()):
-        return
-    if not _is_our_pair(path, record):
-        foreign = path if path.exists() else record
-        raise MCUQError(f"{foreign} exists and was not written by mcuq; choose another -o, or pass --force to replace it")
-
-
-def probe_writable(folder: Path, what: str, fix: str) -> None:
-    """Create and remove a scratch file: the only honest test that a folder takes files (root
-    passes ``os.access`` on /proc, a read-only mount passes the permission bits)."""
-    try:
-        fd, name = tempfile.mkstemp(prefix=".mcuq-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(name)
-    except OSError as exc:
-        raise MCUQError(f"{what} ({exc.strerror}); {fix}") from None
-
-
-def _write_new_file(path: Path, data: bytes) -> None:
-    """Write via a temporary name so a failure never leaves a half-written model."""
-    tmp = path.with_name(f".{path.name}.mcuq-tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except OSError as exc:
-        if tmp.parent.is_dir():
-            tmp.unlink(missing_ok=True)
-        raise MCUQError(f"{path}: cannot write it ({exc.strerror}); choose another -o") from None
 
 
 def _pass_through_tflite(loaded: LoadedModel, options: QuantizeOptions) -> QuantizedModel:
@@ -327,24 +260,24 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
     loaded = load_model(model, console)
     _check_recurrent_layers(loaded)
     with tempfile.TemporaryDirectory(prefix="mcuq-export-", dir=child_temp_dir()) as tmp:
-        make_converter, inputs = _converter_for(loaded, Path(tmp), console)
+        make_converter, inputs = converter_for(loaded, Path(tmp), console)
         data = load_samples(calibration, inputs, options.calibration_samples, options.seed, options.image_scale)
         if data.random:
             console.warn("--calibration random: int8 ranges come from random numbers; ACCURACY IS UNVERIFIED (recorded in every output)")
         converter = make_converter()
-        _configure(converter, tf, data, options)
+        configure_full_int8(converter, tf, data, options)
         mark_stage("converting")
         with console.step(f"calibrating on {data.count} samples and converting"):
-            tflite = _run_converter(converter, loaded, console)
+            tflite = run_converter(converter, loaded, console)
         alternative = None
         if options.per_channel == "auto" and has_multichannel_dense(parse_model(tflite, "converted model")):
             converter = make_converter()
-            _configure(converter, tf, data, replace(options, per_channel="all"))
+            configure_full_int8(converter, tf, data, replace(options, per_channel="all"))
             with console.step("converting again with per-channel Dense (for the per-channel choice)"):
-                alternative = _run_converter(converter, loaded, console)
+                alternative = run_converter(converter, loaded, console)
         notes = list(loaded.notes)
         try:
-            float_tflite: bytes | None = _run_converter(make_converter(), loaded, console)
+            float_tflite: bytes | None = run_converter(make_converter(), loaded, console)
         except ConversionError as exc:
             float_tflite = None
             notes.append(f"no float reference model ({exc}); float-vs-int8 validation is unavailable")
@@ -371,156 +304,6 @@ def _child_main(request_path: str, response_path: str) -> int:
         answer = {"error": str(exc), "error_type": type(exc).__name__}
     Path(response_path).write_bytes(pickle.dumps(answer))
     return 0
-
-
-def _batch1_specs(tf: Any, inputs: list[InputSpec]) -> list[Any]:
-    return [tf.TensorSpec([1, *spec.shape], tf.float32, name=spec.name) for spec in inputs]
-
-
-def _converter_for(loaded: LoadedModel, tmp: Path, console: Console) -> tuple[Callable[[], Any], list[InputSpec]]:
-    """A factory of fresh converters (one for the float reference, one for int8) and the inputs."""
-    tf = import_tensorflow()
-    if loaded.kind == "keras3":
-        export_dir = tmp / "saved_model"
-        with console.step("exporting a batch-1 SavedModel"), native_output_captured(console.level < 2):
-            _export_keras3(loaded, tf, export_dir)
-        return lambda: tf.lite.TFLiteConverter.from_saved_model(str(export_dir)), loaded.inputs
-    if loaded.kind == "tf_keras":
-        specs = _batch1_specs(tf, loaded.inputs)
-        model = loaded.model
-        func = tf.function(lambda *xs: _named_outputs(model, model(list(xs) if len(xs) > 1 else xs[0], training=False)))
-        concrete = func.get_concrete_function(*specs)
-        return lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], model), loaded.inputs
-    return _saved_model_converter(loaded, tf, console)
-
-
-def _output_layer_names(model: Any) -> list[str]:
-    """Keras output names: ``output_names`` (functional) or the producing layers (Sequential)."""
-    names = getattr(model, "output_names", None)
-    if names:
-        return list(names)
-    try:
-        return [t._keras_history[0].name for t in model.outputs]
-    except (AttributeError, IndexError, TypeError):
-        return []
-
-
-def _named_outputs(model: Any, outputs: Any) -> dict[str, Any]:
-    """The model's outputs keyed by the Keras output names (``output_<i>`` if they clash)."""
-    if isinstance(outputs, dict):
-        return dict(outputs)
-    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-    names = [str(n) for n in _output_layer_names(model)]
-    if len(names) != len(outputs) or len(set(names)) != len(names):
-        names = [f"output_{i}" for i in range(len(outputs))]
-    return dict(zip(names, outputs))
-
-
-def _export_keras3(loaded: LoadedModel, tf: Any, export_dir: Path) -> None:
-    """A batch-1 SavedModel whose serving signature uses the Keras input and output names, so
-    the .tflite (and everything generated from it) says ``energy`` instead of
-    ``StatefulPartitionedCall_1:0`` and calibration dicts are keyed by the input names."""
-    import keras
-
-    model = loaded.model
-    specs = _batch1_specs(tf, loaded.inputs)
-
-    def serve(*xs: Any) -> dict[str, Any]:
-        return _named_outputs(model, model(list(xs) if len(xs) > 1 else xs[0], training=False))
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serve", serve, input_signature=specs)
-    archive.write_out(str(export_dir), verbose=False)
-
-
-def _saved_model_converter(loaded: LoadedModel, tf: Any, console: Console) -> tuple[Callable[[], Any], list[InputSpec]]:
-    """Fix a dynamic batch to 1 through the serving signature when the SavedModel restores."""
-    if loaded.model is not None and loaded.inputs:
-        fn = loaded.model.signatures["serving_default"]
-        if any(d < 0 for spec in loaded.inputs for d in spec.shape):
-            raise ModelLoadError(
-                f"{loaded.path}: input shapes {[s.shape for s in loaded.inputs]} have undefined dimensions beyond the batch; export with fixed shapes"
-            )
-        specs = {s.name: tf.TensorSpec([1, *s.shape], tf.float32, name=s.name) for s in loaded.inputs}
-        concrete = tf.function(lambda **kw: fn(**kw)).get_concrete_function(**specs)
-        return lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], loaded.model), loaded.inputs
-    # Old SavedModel: ask the converter itself for the input shapes via a float conversion.
-    with console.step("reading input shapes from the SavedModel"), native_output_captured(console.level < 2):
-        try:
-            float_info = parse_model(tf.lite.TFLiteConverter.from_saved_model(str(loaded.path)).convert(), str(loaded.path))
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"{loaded.path}: the TFLite converter cannot read this SavedModel ({_first_line(exc)})") from None
-    inputs = [InputSpec(t.name.split(":")[0].removeprefix("serving_default_"), t.shape[1:]) for t in float_info.input_tensors]
-    return lambda: tf.lite.TFLiteConverter.from_saved_model(str(loaded.path)), inputs
-
-
-def _configure(converter: Any, tf: Any, data: SampleSet, options: QuantizeOptions) -> None:
-    def representative() -> Iterator[list[np.ndarray] | dict[str, np.ndarray]]:
-        # Several inputs: a dict keyed by the signature's input names (a list in Keras order
-        # is matched to the signature by position, which is alphabetical and fails).
-        for i in range(data.count):
-            yield data.sample_dict(i) if len(data.arrays) > 1 else data.sample(i)
-
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    if options.activations == "int16":
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    else:
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    io_type = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[options.io]
-    if options.activations == "int16" and options.io == "int8":
-        io_type = tf.int16
-    converter.inference_input_type = io_type
-    converter.inference_output_type = io_type
-    if options.per_channel == "none":
-        converter._experimental_disable_per_channel = True
-    elif options.per_channel == "auto":
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    for ln in lines:
-        if "error:" in ln:
-            return ln[ln.index("error:") + 6 :].strip()[:240]
-    return (lines[0] if lines else type(exc).__name__)[:240]
-
-
-def _run_converter(converter: Any, loaded: LoadedModel, console: Console) -> bytes:
-    try:
-        with native_output_captured(console.level < 2):
-            return bytes(converter.convert())
-    except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and friends
-        raise _explain_conversion_error(exc, loaded) from None
-
-
-def _explain_conversion_error(exc: BaseException, loaded: LoadedModel) -> ConversionError:
-    text = str(exc)
-    layer = _layer_in_error(text)
-    where = f" (Keras layer '{layer}')" if layer else ""
-    if "TensorList" in text or "tensorlist" in text.lower():
-        return ConversionError(
-            f"{loaded.path}: a recurrent layer{where} (LSTM/GRU/RNN) cannot be converted to int8-only ops "
-            "(TensorList ops); build it with unroll=True and a fixed sequence length, then retry"
-        )
-    ops = sorted(set(re.findall(r"'(tf\.[A-Za-z0-9_]+)' op", text)))
-    if ops:
-        return ConversionError(
-            f"{loaded.path}: {', '.join(ops)}{where} has no int8 TFLite builtin kernel (it would need a Flex/float op); "
-            "replace that layer with built-in Keras layers that TFLite quantizes"
-        )
-    return ConversionError(f"{loaded.path}: the TFLite converter failed: {_first_line(exc)}")
-
-
-def _layer_in_error(text: str) -> str | None:
-    match = re.search(r'loc\(.*?"([^"]+)"', text)
-    if not match:
-        return None
-    from mcuq.model.info import keras_layer_name
-
-    name = keras_layer_name(match.group(1).split("@")[0]).rstrip(":")
-    return None if "PartitionedCall" in name else name
 
 
 RECURRENT_LAYERS = {"LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
