@@ -271,8 +271,10 @@ def emu_cells(result: Any, macs: int) -> list[Any]:
 
 def per_channel_rows(quantized: dict[str, Any]) -> list[list[Any]]:
     """Arena (esp32 target plan) and fidelity with per-channel Dense vs the --per-channel auto choice."""
-    from mcuq.checks.weight_scales import PER_CHANNEL, PER_TENSOR, choose_dense_scales
+    from mcuq.checks.accuracy import evaluate_outputs
     from mcuq.frontend.calibration import InputSpec, SampleSet, load_samples
+    from mcuq.frontend.dense_scales import EVALUATION_ARENA, PER_CHANNEL, PER_TENSOR, choose_dense_scales
+    from mcuq.model.info import parse_model
 
     kernels = (get_board("esp32").tflm or {})["kernels"]
     validation = {"digits": ROOT / "examples/digits/val.npz", "sine": ROOT / "examples/sine/val.npz"}
@@ -295,7 +297,12 @@ def per_channel_rows(quantized: dict[str, Any]) -> list[list[Any]]:
             a = arena(q.tflite)
             rows.append([name, dense, a, a, 0, "-", "-", "-", "no Dense with several units: nothing to choose"])
             continue
-        choice = choose_dense_scales(q.tflite, q.dense_per_channel_tflite, q.float_tflite, data)
+        choice = choose_dense_scales(
+            q.tflite,
+            q.dense_per_channel_tflite,
+            data,
+            lambda model, q=q, data=data: evaluate_outputs(parse_model(model, "variant"), q.float_tflite, data, EVALUATION_ARENA).metrics,
+        )
         pc_arena, pt_arena = arena(q.dense_per_channel_tflite), arena(q.tflite)
         auto_arena = pc_arena if choice.per_channel else pt_arena
         m = choice.measured

@@ -8,38 +8,31 @@ the backend chosen by name from the registry (``mcuq.backends.base``) does the r
 from __future__ import annotations
 
 import argparse
-import platform
-import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mcuq import __version__
 from mcuq.backends.base import Backend, BackendPlan, DeployJob, backend_for
 from mcuq.boards import Board, get_board
-from mcuq.checks.golden import GOLDEN_DATA, golden_data, prove_sources
-from mcuq.checks.weight_scales import PER_CHANNEL, PER_TENSOR, DenseScaleChoice, choose_dense_scales
+from mcuq.checks.golden import choose_golden_inputs, golden_files
+from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError, UsageError
 from mcuq.common.files import check_path_text
-from mcuq.common.resources import boards_dir
 from mcuq.frontend.calibration import InputSpec, SampleSet, check_label_range, load_samples
 from mcuq.frontend.config import load_config
 from mcuq.frontend.converter import QuantizedModel, QuantizeOptions, quantize
-from mcuq.frontend.tf import tensorflow_version
-from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model, quantize_array
+from mcuq.frontend.dense_scales import EVALUATION_ARENA, PER_CHANNEL, PER_TENSOR, DenseScaleChoice, choose_dense_scales
+from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model
 from mcuq.project.api import check_labels, load_labels, model_prefix
 from mcuq.project.lock import project_lock
-from mcuq.project.manifest import BoardRecord, GoldenRecord, Manifest, ModelRecord, file_sha256, project_relative
-from mcuq.project.writer import UNVALIDATED_MARK, WriteResult, check_output_dir, mark_validated, sha256_bytes, write_project
-from mcuq.reference.host_tflm import tflm_version
+from mcuq.project.manifest import FLOAT_MODEL_PATH, INT8_MODEL_PATH, Manifest, build_manifest
+from mcuq.project.writer import UNVALIDATED_MARK, WriteResult, check_output_dir, mark_validated, write_project
 
 DEFAULT_BOARD = "esp32"
 DEFAULT_GOLDEN = 4
-FLOAT_MODEL_PATH = "mcuq/float_model.tflite"
-INT8_MODEL_PATH = "mcuq/model_int8.tflite"
 
 
 @dataclass
@@ -142,12 +135,16 @@ class DeployResult:
     quantized: QuantizedModel
     plan: BackendPlan
     write: WriteResult
-    manifest: dict[str, Any]  # mcuq.lock.json as JSON (what --json prints)
-    lock: Manifest  # the same, typed (what the backends read)
-    validation: Any = None
+    lock: Manifest  # mcuq.lock.json, typed (what the backends read)
+    validation: ValidationReport | None = None
     runtime: str = ""
     runtime_line: str = ""
     extra_summary: list[str] = field(default_factory=list)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """``mcuq.lock.json`` as JSON (what ``--json`` prints), derived from :attr:`lock`."""
+        return self.lock.as_dict()
 
     @property
     def emulator_passed(self) -> bool | None:
@@ -202,28 +199,6 @@ def model_display_name(model: Path) -> str:
     return model.resolve().parent.name if stem in ("model", "saved_model") else stem
 
 
-def _golden_inputs(q: QuantizedModel, data: SampleSet | None, count: int, seed: int, out_dir: Path) -> tuple[list[list[np.ndarray]], str]:
-    info = q.info
-    source = data if data is not None else q.calibration
-    if source is not None:
-        n = min(count, source.count)
-        index = np.sort(np.random.default_rng(seed).choice(source.count, n, replace=False))
-        samples = [[quantize_array(x, t) for x, t in zip(source.sample_for(int(i), info.input_names), info.input_tensors)] for i in index]
-        return samples, f"{'validation data' if data is not None else 'calibration set'} {_relative_source(source.source, out_dir)}"
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(count):
-        sample = []
-        for t in info.input_tensors:
-            info_t = np.iinfo(np.dtype(t.dtype)) if t.dtype != "float32" else None
-            if info_t is None:
-                sample.append(rng.uniform(-1, 1, t.shape).astype(np.float32))
-            else:
-                sample.append(rng.integers(info_t.min, info_t.max + 1, t.shape).astype(t.dtype))
-        samples.append(sample)
-    return samples, "random integer inputs (no calibration or validation data given)"
-
-
 def _load_validation(path: str | None, info: ModelInfo, options: QuantizeOptions) -> SampleSet | None:
     if path is None:
         return None
@@ -248,13 +223,26 @@ def _choose_dense_scales(
     backend: Backend, board: Board, q: QuantizedModel, data: SampleSet | None, console: Console
 ) -> tuple[QuantizedModel, DenseScaleChoice | None]:
     """--per-channel auto: per-tensor Dense unless the validation data says it costs accuracy
-    (mcuq.checks.weight_scales); both arenas are measured by the backend either way."""
+    (mcuq.frontend.dense_scales decides); both arenas are measured by the backend either way."""
+    from mcuq.checks.accuracy import evaluate_outputs
+
     alternative = q.dense_per_channel_tflite
     if alternative is None:
         return q, None
     rule = backend.per_channel_dense_rule(board)
     with console.step("weighing per-tensor against per-channel Dense" + (" on the validation data" if data else "")):
-        choice = choose_dense_scales(q.tflite, alternative, q.float_tflite, data, rule is None, rule or "")
+        choice = choose_dense_scales(
+            q.tflite,
+            alternative,
+            data,
+            lambda model: (
+                evaluate_outputs(parse_model(model, "a Dense-scale variant"), q.float_tflite, data, EVALUATION_ARENA).metrics
+                if data is not None
+                else {}
+            ),
+            rule is None,
+            rule or "",
+        )
         alt_info = parse_model(alternative, "per-channel Dense variant")
         sample: list[np.ndarray] = [np.zeros(t.shape, dtype=NUMPY_DTYPES[t.dtype]) for t in q.info.input_tensors]
         choice.arenas = {PER_TENSOR: backend.arena_bytes(q.info, board, sample), PER_CHANNEL: backend.arena_bytes(alt_info, board, sample)}
@@ -389,7 +377,7 @@ def _deploy_locked(
     labels, labels_source = _labels(request, validation_data)
     check_labels(labels, quantized.info, labels_source or "labels")
     quantized, choice = _choose_dense_scales(backend, board, quantized, validation_data, console)
-    golden_in, golden_source = _golden_inputs(quantized, validation_data, golden_count, options.seed, out_dir)
+    golden_in, golden_source = choose_golden_inputs(quantized, validation_data, golden_count, options.seed, out_dir)
     job = DeployJob(
         quantized,
         board,
@@ -408,27 +396,23 @@ def _deploy_locked(
     )
     plan = backend.plan(job, console)
     rendered = backend.render(job, plan)
-    files: dict[str, str | bytes] = {**rendered.files, **plan.extra_files}
-    # validate reads the model and the golden vectors from these hashed data files, never from C;
-    # prove_sources shows once, here, that the C arrays hold exactly the same values.
+    files: dict[str, str | bytes] = {
+        **rendered.files,
+        **plan.extra_files,
+        **golden_files(rendered.files, quantized.info, golden_in, plan.golden_out),
+    }
     files.setdefault(INT8_MODEL_PATH, quantized.info.raw)
-    files[GOLDEN_DATA] = golden_data(golden_in, plan.golden_out)
-    prove_sources(rendered.files, quantized.info, golden_in, plan.golden_out)
     if quantized.float_tflite is not None:
         files[FLOAT_MODEL_PATH] = quantized.float_tflite
-    manifest = build_manifest(job, backend.name, plan, request, out_dir)
-    manifest = replace(
-        manifest,
-        weight_scales=choice.as_dict() if choice is not None else None,
-        api={
-            "prefix": job.prefix,
-            "header": f"src/{job.prefix}_model.h",
-            "labels": list(labels),
-            "labels_source": labels_source,
-            "inputs": list(quantized.info.input_names),
-            "outputs": list(quantized.info.output_names),
-        },
-    )
+    api = {
+        "prefix": job.prefix,
+        "header": f"src/{job.prefix}_model.h",
+        "labels": list(labels),
+        "labels_source": labels_source,
+        "inputs": list(quantized.info.input_names),
+        "outputs": list(quantized.info.output_names),
+    }
+    manifest = build_manifest(job, plan, out_dir, request.data, choice.as_dict() if choice is not None else None, api)
     with console.step(f"writing the project to {out_dir}"):
         written = write_project(out_dir, files, dict(rendered.user_files), manifest, request.force, mark_unvalidated=True)
     lock = written.manifest if written.manifest is not None else manifest
@@ -438,7 +422,6 @@ def _deploy_locked(
         quantized,
         plan,
         written,
-        lock.as_dict(),
         lock,
         runtime=backend.name,
         runtime_line=backend.describe(board),
@@ -449,63 +432,6 @@ def _deploy_locked(
     result.validation = validate_project(out_dir, data=request.data, console=console)
     mark_validated(out_dir)  # from here on a rerun needs --force
     return result
-
-
-def build_manifest(job: DeployJob, runtime: str, plan: BackendPlan, request: DeployRequest, out_dir: Path) -> Manifest:
-    """The typed record of what was generated and how; the backend's own section rides along."""
-    q, board, info = job.quantized, job.board, job.info
-    # A backend that computed the golden outputs another way (the board's own library) says so.
-    computed_by = plan.golden_computed_by or f"x86 tflite-micro {tflm_version()}"
-    quantization = {
-        **q.manifest_entry(),
-        "source": project_relative(q.source, out_dir),
-        "calibration": _relative_source(q.calibration_source, out_dir),
-        "calibration_sha256": file_sha256(q.calibration_source),
-    }
-    model = ModelRecord(
-        name=job.name,
-        source=project_relative(q.source, out_dir),
-        source_kind=q.source_kind,
-        bytes=len(info.raw),
-        crc32=f"{zlib.crc32(info.raw) & 0xFFFFFFFF:08x}",
-        sha256=sha256_bytes(info.raw),
-        ops=info.op_names,
-        op_count=len(info.ops),
-        tensor_count=len(info.tensors),
-        macs=info.total_macs,
-        float_reference=FLOAT_MODEL_PATH if q.float_tflite is not None else None,
-        source_sha256=file_sha256(q.source),
-    )
-    return Manifest(
-        mcuq_version=__version__,
-        tensorflow_version=tensorflow_version(),
-        tflite_micro_version=tflm_version(),
-        python=platform.python_version(),
-        runtime=runtime,
-        board=BoardRecord(board.id, _board_file(board, out_dir), board.sha256, board.architecture, board.mcu),
-        model=model,
-        quantization=quantization,
-        golden=GoldenRecord(len(job.golden_in), job.golden_source, computed_by),
-        validation_data=project_relative(request.data, out_dir),
-        arena=plan.arena.as_dict(),
-        fit=plan.fit.as_dict(),
-        runtime_section=plan.section,
-        validation_data_sha256=file_sha256(request.data),
-    )
-
-
-def _board_file(board: Board, out_dir: Path) -> str:
-    shipped = boards_dir()
-    try:
-        return f"mcuq:boards/{Path(board.path).resolve().relative_to(shipped.resolve()).as_posix()}"
-    except ValueError:  # a user's board file: identified by its name and the sha256 beside it
-        return project_relative(board.path, out_dir) or str(board.path)
-
-
-def _relative_source(source: str, out_dir: Path) -> str:
-    """A data source description with its path as ``project_relative`` names it ('random' kept)."""
-    relative = project_relative(source, out_dir) if source and Path(source).exists() else None
-    return relative or source
 
 
 def format_summary(result: DeployResult) -> str:

@@ -16,14 +16,19 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mcuq.common.errors import MCUQError, ModelLoadError, ValidationFailed
-from mcuq.model.info import NUMPY_DTYPES, ModelInfo, TensorInfo
+from mcuq.model.info import NUMPY_DTYPES, ModelInfo, TensorInfo, quantize_array
+from mcuq.project.manifest import relative_source
 from mcuq.project.render import GOLDEN_ARRAY_PREFIX
 from mcuq.reference.host_tflm import run_tflm
+
+if TYPE_CHECKING:
+    from mcuq.frontend.calibration import SampleSet
+    from mcuq.frontend.converter import QuantizedModel
 
 GOLDEN_DATA = "mcuq/golden.json"
 # The arrays as golden_array_name (mcuq.project.render) names them in every runtime's templates.
@@ -118,3 +123,34 @@ def prove_sources(files: dict[str, str | bytes], info: ModelInfo, golden_in: Sam
     if checked < len(expected):
         raise MCUQError(f"internal error: the rendered project holds {checked} of {len(expected)} golden arrays; please report this")
     return checked
+
+
+def choose_golden_inputs(q: QuantizedModel, data: SampleSet | None, count: int, seed: int, out_dir: Path) -> tuple[Samples, str]:
+    """The golden inputs and where they came from: validation samples, else calibration samples,
+    else random integers (said so), chosen by seed so a rerun picks the same vectors."""
+    info = q.info
+    source = data if data is not None else q.calibration
+    if source is not None:
+        n = min(count, source.count)
+        index = np.sort(np.random.default_rng(seed).choice(source.count, n, replace=False))
+        samples = [[quantize_array(x, t) for x, t in zip(source.sample_for(int(i), info.input_names), info.input_tensors)] for i in index]
+        return samples, f"{'validation data' if data is not None else 'calibration set'} {relative_source(source.source, out_dir)}"
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(count):
+        sample = []
+        for t in info.input_tensors:
+            info_t = np.iinfo(np.dtype(t.dtype)) if t.dtype != "float32" else None
+            if info_t is None:
+                sample.append(rng.uniform(-1, 1, t.shape).astype(np.float32))
+            else:
+                sample.append(rng.integers(info_t.min, info_t.max + 1, t.shape).astype(t.dtype))
+        samples.append(sample)
+    return samples, "random integer inputs (no calibration or validation data given)"
+
+
+def golden_files(rendered: dict[str, str | bytes], info: ModelInfo, golden_in: Samples, golden_out: Samples) -> dict[str, bytes]:
+    """The hashed data file validate reads the golden vectors from, after proving once, here,
+    that the rendered C arrays hold exactly the same values."""
+    prove_sources(rendered, info, golden_in, golden_out)
+    return {GOLDEN_DATA: golden_data(golden_in, golden_out)}

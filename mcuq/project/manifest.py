@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import types
+import zlib
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from mcuq.backends.registry import backend_names, section_type
 from mcuq.common.errors import MCUQError
+from mcuq.common.resources import boards_dir
 
 # 3: the runtime's part is one typed record under its own key (tflm / c_runtime)
 SCHEMA_VERSION = 3
@@ -38,6 +41,15 @@ MANIFEST = "mcuq.lock.json"
 REGENERATE = "regenerate the project with 'mcuq deploy --force'"
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from mcuq.backends.base import BackendPlan, DeployJob
+    from mcuq.boards import Board
+
+# The data files every project carries, whatever its runtime: validate reads the model and the
+# golden vectors from these (hashed) files, never from C.
+INT8_MODEL_PATH = "mcuq/model_int8.tflite"
+FLOAT_MODEL_PATH = "mcuq/float_model.tflite"
 
 
 class ManifestError(MCUQError):
@@ -301,3 +313,69 @@ def read_manifest(project: Path) -> Manifest:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"{path}: damaged manifest ({type(exc).__name__}); {REGENERATE}") from None
     return Manifest.from_dict(data, str(path))
+
+
+def build_manifest(
+    job: DeployJob, plan: BackendPlan, out_dir: Path, validation_data: str | None, weight_scales: dict[str, Any] | None, api: dict[str, Any]
+) -> Manifest:
+    """The typed record of what was generated and how (``mcuq.lock.json``, before the writer adds the
+    file hashes); the backend's own section rides along."""
+    from mcuq import __version__
+    from mcuq.frontend.tf import tensorflow_version
+    from mcuq.reference.host_tflm import tflm_version
+
+    q, board, info = job.quantized, job.board, job.info
+    # A backend that computed the golden outputs another way (the board's own library) says so.
+    computed_by = plan.golden_computed_by or f"x86 tflite-micro {tflm_version()}"
+    quantization = {
+        **q.manifest_entry(),
+        "source": project_relative(q.source, out_dir),
+        "calibration": relative_source(q.calibration_source, out_dir),
+        "calibration_sha256": file_sha256(q.calibration_source),
+    }
+    model = ModelRecord(
+        name=job.name,
+        source=project_relative(q.source, out_dir),
+        source_kind=q.source_kind,
+        bytes=len(info.raw),
+        crc32=f"{zlib.crc32(info.raw) & 0xFFFFFFFF:08x}",
+        sha256=hashlib.sha256(info.raw).hexdigest(),
+        ops=info.op_names,
+        op_count=len(info.ops),
+        tensor_count=len(info.tensors),
+        macs=info.total_macs,
+        float_reference=FLOAT_MODEL_PATH if q.float_tflite is not None else None,
+        source_sha256=file_sha256(q.source),
+    )
+    return Manifest(
+        mcuq_version=__version__,
+        tensorflow_version=tensorflow_version(),
+        tflite_micro_version=tflm_version(),
+        python=platform.python_version(),
+        runtime=job.runtime,
+        board=BoardRecord(board.id, board_file_record(board, out_dir), board.sha256, board.architecture, board.mcu),
+        model=model,
+        quantization=quantization,
+        golden=GoldenRecord(len(job.golden_in), job.golden_source, computed_by),
+        validation_data=project_relative(validation_data, out_dir),
+        arena=plan.arena.as_dict(),
+        fit=plan.fit.as_dict(),
+        runtime_section=plan.section,
+        validation_data_sha256=file_sha256(validation_data),
+        weight_scales=weight_scales,
+        api=api,
+    )
+
+
+def board_file_record(board: Board, out_dir: Path) -> str:
+    shipped = boards_dir()
+    try:
+        return f"mcuq:boards/{Path(board.path).resolve().relative_to(shipped.resolve()).as_posix()}"
+    except ValueError:  # a user's board file: identified by its name and the sha256 beside it
+        return project_relative(board.path, out_dir) or str(board.path)
+
+
+def relative_source(source: str, out_dir: Path) -> str:
+    """A data source description with its path as ``project_relative`` names it ('random' kept)."""
+    relative = project_relative(source, out_dir) if source and Path(source).exists() else None
+    return relative or source

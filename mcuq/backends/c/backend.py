@@ -28,12 +28,11 @@ from mcuq.common.console import Console
 from mcuq.common.errors import MCUQError, ValidationFailed
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.context import common_context
-from mcuq.project.manifest import Manifest
+from mcuq.project.manifest import INT8_MODEL_PATH, Manifest
 from mcuq.project.writer import MANIFEST, sha256_bytes
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 from mcuq.toolchains.emulate import EmulationResult, build_and_run, no_emulator_reason
 
-INT8_MODEL_PATH = "mcuq/model_int8.tflite"
 C_SOURCES = (
     "mcuq_model.h",
     "mcuq_model.c",

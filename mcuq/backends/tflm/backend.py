@@ -30,7 +30,7 @@ from mcuq.libraries import TflmLibrary, add_method_name, installed_tflm_ops, loa
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
 from mcuq.project.context import common_context
-from mcuq.project.manifest import Manifest, project_relative
+from mcuq.project.manifest import INT8_MODEL_PATH, Manifest, project_relative
 from mcuq.project.render import c_byte_array, environment
 from mcuq.project.writer import MANIFEST
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
@@ -204,7 +204,6 @@ TFLM_USER_FILES: list[tuple[str, str]] = [("api/app.cpp.j2", "src/app.cpp")]
 
 ARRAY_RE = re.compile(r"g_\w+_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}")
 MODEL_SOURCE = "src/model_data.cpp"
-INT8_MODEL_PATH = "mcuq/model_int8.tflite"  # written by deploy for every runtime
 
 
 def model_bytes_from_c_text(text: str, where: str = MODEL_SOURCE) -> bytes:

@@ -11,12 +11,11 @@ runtime keeps multipliers in flash and pays no RAM either way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcuq.checks.accuracy import evaluate_outputs
 from mcuq.frontend.calibration import SampleSet
-from mcuq.model.info import parse_model
 
 ACCURACY_TOLERANCE_POINTS = 0.5
 SNR_TOLERANCE_DB = 1.0
@@ -59,12 +58,14 @@ def _score(metrics: dict[str, Any]) -> tuple[str, float] | None:
 def choose_dense_scales(
     per_tensor: bytes,
     per_channel: bytes,
-    float_model: bytes | None,
     data: SampleSet | None,
+    metrics_of: Callable[[bytes], dict[str, Any]],
     library_allows_per_channel: bool = True,
     library: str = "",
 ) -> DenseScaleChoice:
-    """Compare the two quantizations of one model on the validation data (x86 TFLite Micro)."""
+    """Compare the two quantizations of one model on the validation data. ``metrics_of`` runs a
+    model over ``data`` (deploy passes x86 TFLite Micro against the float reference: the check
+    stage's measurement, the front end's decision)."""
     if not library_allows_per_channel:
         return DenseScaleChoice(
             PER_TENSOR, f"rule: {library} computes per-channel Dense wrongly (features.per_channel_fully_connected = false)"
@@ -75,8 +76,7 @@ def choose_dense_scales(
         )
     scores = {}
     for label, model in ((PER_TENSOR, per_tensor), (PER_CHANNEL, per_channel)):
-        info = parse_model(model, label)
-        scores[label] = _score(evaluate_outputs(info, float_model, data, EVALUATION_ARENA).metrics)
+        scores[label] = _score(metrics_of(model))
     pt, pc = scores[PER_TENSOR], scores[PER_CHANNEL]
     if pt is None or pc is None:
         return DenseScaleChoice(
