@@ -34,8 +34,39 @@ ADD_METHOD_EXCEPTIONS = {
 }
 
 
+# TFLite Micro's signal library: custom ops that MicroMutableOpResolver registers with its own
+# Add* methods (tensorflow/lite/micro/micro_mutable_op_resolver.h, e.g. AddWindow() ->
+# AddCustom("SignalWindow", tflm_signal::Register_WINDOW())). Kernels: signal/micro/kernels/.
+# tests/test_library_ops.py checks this table against the header.
+SIGNAL_ADD_METHODS = {
+    "SignalDelay": "AddDelay",
+    "SignalEnergy": "AddEnergy",
+    "SignalFftAutoScale": "AddFftAutoScale",
+    "SignalFilterBank": "AddFilterBank",
+    "SignalFilterBankLog": "AddFilterBankLog",
+    "SignalFilterBankSpectralSubtraction": "AddFilterBankSpectralSubtraction",
+    "SignalFilterBankSquareRoot": "AddFilterBankSquareRoot",
+    "SignalFramer": "AddFramer",
+    "SignalIrfft": "AddIrfft",
+    "SignalOverlapAdd": "AddOverlapAdd",
+    "SignalPCAN": "AddPCAN",
+    "SignalRfft": "AddRfft",
+    "SignalStacker": "AddStacker",
+    "SignalWindow": "AddWindow",
+}
+CUSTOM_PREFIX = "CUSTOM:"
+
+
+def signal_op(op: str) -> bool:
+    """Whether ``op`` (``CUSTOM:<code>`` as mcuq.model.info names custom ops) is a signal-library op."""
+    return op.startswith(CUSTOM_PREFIX) and op[len(CUSTOM_PREFIX) :] in SIGNAL_ADD_METHODS
+
+
 def add_method_name(op: str) -> str:
-    """``CONV_2D`` -> ``AddConv2D``, ``BATCH_TO_SPACE_ND`` -> ``AddBatchToSpaceNd``."""
+    """``CONV_2D`` -> ``AddConv2D``, ``BATCH_TO_SPACE_ND`` -> ``AddBatchToSpaceNd``,
+    ``CUSTOM:SignalWindow`` -> ``AddWindow``."""
+    if signal_op(op):
+        return SIGNAL_ADD_METHODS[op[len(CUSTOM_PREFIX) :]]
     if op in ADD_METHOD_EXCEPTIONS:
         return ADD_METHOD_EXCEPTIONS[op]
     words = []
@@ -101,7 +132,7 @@ class LibraryFeatures:
 
     def int16x8_missing(self, ops: list[str]) -> list[str]:
         """Ops of a 16x8 model this library has no int16-activation kernel for."""
-        return [op for op in ops if op not in self.int16x8_ops and op not in TYPE_AGNOSTIC_OPS]
+        return [op for op in ops if op not in self.int16x8_ops and op not in TYPE_AGNOSTIC_OPS and not op.startswith(CUSTOM_PREFIX)]
 
 
 @dataclass(frozen=True)

@@ -53,3 +53,11 @@ def test_cli_prints_toml(capsys):
     out = capsys.readouterr().out
     assert out.startswith("add_methods = [") and '"AddWindow"' in out and "int16x8_ops = [" in out
     assert main([str(ROOT / "mcuq")]) == 1
+
+
+def test_signal_add_methods_match_the_resolver_header():
+    from mcuq.libraries import SIGNAL_ADD_METHODS
+
+    esp = derive(_sources("esp-tflite-micro"))
+    from_header = {name: method for method, name in esp.custom_ops.items() if name.startswith("Signal")}
+    assert SIGNAL_ADD_METHODS == from_header
