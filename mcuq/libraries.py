@@ -80,7 +80,8 @@ def add_method_name(op: str) -> str:
 
 @lru_cache(maxsize=1)
 def installed_tflm_ops() -> frozenset[str]:
-    """Builtin ops registered by the installed ``tflite-micro`` x86 interpreter."""
+    """Ops registered by the installed ``tflite-micro`` x86 interpreter: builtins by name, the
+    signal library's custom ops as ``CUSTOM:<name>`` (as mcuq.model.info names custom ops)."""
     from mcuq.model.info import builtin_op_names
 
     spec = importlib.util.find_spec("tflite_micro")
@@ -89,9 +90,13 @@ def installed_tflm_ops() -> frozenset[str]:
     lib = Path(next(iter(spec.submodule_search_locations))) / "python" / "tflite_micro" / "_runtime.so"
     if not lib.exists():
         return frozenset()
-    found = set(re.findall(rb"Register_([A-Z][A-Z0-9_]*)Ev", lib.read_bytes()))
+    data = lib.read_bytes()
+    found = set(re.findall(rb"Register_([A-Z][A-Z0-9_]*)Ev", data))
     names = set(builtin_op_names().values())
-    return frozenset(n.decode() for n in found if n.decode() in names)
+    builtins = {n.decode() for n in found if n.decode() in names}
+    # Signal-library custom ops: registered under their custom names (AddCustom("SignalWindow", ...)).
+    signal = {CUSTOM_PREFIX + name for name in SIGNAL_ADD_METHODS if name.encode() + b"\0" in data}
+    return frozenset(builtins | signal)
 
 
 # Ops that only move or reinterpret bytes: they run for any activation type.

@@ -89,7 +89,7 @@ def ops_without_host_kernel(model: bytes) -> list[str]:
     """The model's ops (``GELU (op 1)``) the installed x86 TFLite Micro registers no kernel for:
     the interpreter then fails at every arena size, and the arena is not the problem."""
     from mcuq.common.errors import MCUQError
-    from mcuq.libraries import installed_tflm_ops, signal_op
+    from mcuq.libraries import installed_tflm_ops
     from mcuq.model.info import parse_model
 
     try:
@@ -101,7 +101,7 @@ def ops_without_host_kernel(model: bytes) -> list[str]:
         return []  # the wheel's registrations could not be read: say nothing rather than guess
     missing: dict[str, int] = {}
     for op in info.ops:
-        if op.name not in known and not signal_op(op.name):
+        if op.name not in known:
             missing.setdefault(op.name, op.index)
     return [f"{name} (op {index}, layer '{info.layer_of_op(info.ops[index])}')" for name, index in missing.items()]
 

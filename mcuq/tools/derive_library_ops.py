@@ -129,6 +129,16 @@ def _reaches_int16(register: str, files: list[Path]) -> bool:
     return False
 
 
+def resolver_registrations(header: Path) -> dict[str, str]:
+    """``AddWindow`` -> ``Register_WINDOW``: the kernel each resolver method installs."""
+    found = {}
+    for method, args, body in _ADD.findall(header.read_text()):
+        register = re.search(r"\b(Register_\w+)\(\)", args + body)
+        if register is not None:
+            found[method] = register.group(1)
+    return found
+
+
 def derive(root: Path) -> LibraryOps:
     """Read the library unpacked at ``root``."""
     header = next(root.rglob("micro_mutable_op_resolver.h"), None)
