@@ -34,8 +34,39 @@ ADD_METHOD_EXCEPTIONS = {
 }
 
 
+# TFLite Micro's signal library: custom ops that MicroMutableOpResolver registers with its own
+# Add* methods (tensorflow/lite/micro/micro_mutable_op_resolver.h, e.g. AddWindow() ->
+# AddCustom("SignalWindow", tflm_signal::Register_WINDOW())). Kernels: signal/micro/kernels/.
+# tests/test_library_ops.py checks this table against the header.
+SIGNAL_ADD_METHODS = {
+    "SignalDelay": "AddDelay",
+    "SignalEnergy": "AddEnergy",
+    "SignalFftAutoScale": "AddFftAutoScale",
+    "SignalFilterBank": "AddFilterBank",
+    "SignalFilterBankLog": "AddFilterBankLog",
+    "SignalFilterBankSpectralSubtraction": "AddFilterBankSpectralSubtraction",
+    "SignalFilterBankSquareRoot": "AddFilterBankSquareRoot",
+    "SignalFramer": "AddFramer",
+    "SignalIrfft": "AddIrfft",
+    "SignalOverlapAdd": "AddOverlapAdd",
+    "SignalPCAN": "AddPCAN",
+    "SignalRfft": "AddRfft",
+    "SignalStacker": "AddStacker",
+    "SignalWindow": "AddWindow",
+}
+CUSTOM_PREFIX = "CUSTOM:"
+
+
+def signal_op(op: str) -> bool:
+    """Whether ``op`` (``CUSTOM:<code>`` as mcuq.model.info names custom ops) is a signal-library op."""
+    return op.startswith(CUSTOM_PREFIX) and op[len(CUSTOM_PREFIX) :] in SIGNAL_ADD_METHODS
+
+
 def add_method_name(op: str) -> str:
-    """``CONV_2D`` -> ``AddConv2D``, ``BATCH_TO_SPACE_ND`` -> ``AddBatchToSpaceNd``."""
+    """``CONV_2D`` -> ``AddConv2D``, ``BATCH_TO_SPACE_ND`` -> ``AddBatchToSpaceNd``,
+    ``CUSTOM:SignalWindow`` -> ``AddWindow``."""
+    if signal_op(op):
+        return SIGNAL_ADD_METHODS[op[len(CUSTOM_PREFIX) :]]
     if op in ADD_METHOD_EXCEPTIONS:
         return ADD_METHOD_EXCEPTIONS[op]
     words = []
@@ -49,7 +80,8 @@ def add_method_name(op: str) -> str:
 
 @lru_cache(maxsize=1)
 def installed_tflm_ops() -> frozenset[str]:
-    """Builtin ops registered by the installed ``tflite-micro`` x86 interpreter."""
+    """Ops registered by the installed ``tflite-micro`` x86 interpreter: builtins by name, the
+    signal library's custom ops as ``CUSTOM:<name>`` (as mcuq.model.info names custom ops)."""
     from mcuq.model.info import builtin_op_names
 
     spec = importlib.util.find_spec("tflite_micro")
@@ -58,9 +90,13 @@ def installed_tflm_ops() -> frozenset[str]:
     lib = Path(next(iter(spec.submodule_search_locations))) / "python" / "tflite_micro" / "_runtime.so"
     if not lib.exists():
         return frozenset()
-    found = set(re.findall(rb"Register_([A-Z][A-Z0-9_]*)Ev", lib.read_bytes()))
+    data = lib.read_bytes()
+    found = set(re.findall(rb"Register_([A-Z][A-Z0-9_]*)Ev", data))
     names = set(builtin_op_names().values())
-    return frozenset(n.decode() for n in found if n.decode() in names)
+    builtins = {n.decode() for n in found if n.decode() in names}
+    # Signal-library custom ops: registered under their custom names (AddCustom("SignalWindow", ...)).
+    signal = {CUSTOM_PREFIX + name for name in SIGNAL_ADD_METHODS if name.encode() + b"\0" in data}
+    return frozenset(builtins | signal)
 
 
 # Ops that only move or reinterpret bytes: they run for any activation type.
@@ -101,7 +137,7 @@ class LibraryFeatures:
 
     def int16x8_missing(self, ops: list[str]) -> list[str]:
         """Ops of a 16x8 model this library has no int16-activation kernel for."""
-        return [op for op in ops if op not in self.int16x8_ops and op not in TYPE_AGNOSTIC_OPS]
+        return [op for op in ops if op not in self.int16x8_ops and op not in TYPE_AGNOSTIC_OPS and not op.startswith(CUSTOM_PREFIX)]
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,24 @@ Keras layer it came from, and the fix.
 from __future__ import annotations
 
 from mcuq.common.errors import ConversionError
+from mcuq.libraries import signal_op
 from mcuq.model.info import BIAS_INPUT_INDEX, FLOAT_TYPES, ModelInfo, OpInfo, TensorInfo
 
 ACTIVATION_TYPES = {"int8": {"int8"}, "int16": {"int16"}}
 BIAS_TYPES = {"int8": {"int32"}, "int16": {"int64", "int32"}}
 IO_EDGE_OPS = {"QUANTIZE", "DEQUANTIZE"}
 QUANTIZED_TYPES = {"int8", "uint8", "int16"}
-EDGE_TYPES = {"int8", "uint8", "int16", "float32"}  # what the generated I/O helpers have C types for
+EDGE_TYPES = {"int8", "uint8", "int16", "int32", "float32"}  # what the generated I/O helpers have C types for
+# QUANTIZE conversions TFLite Micro runs (kernels/quantize_common.cc:57-74 PrepareQuantizeReference):
+# a model may start or end with one (e.g. a 16x8 model whose last op writes int32).
+QUANTIZE_PAIRS = {
+    ("float32", "int8"), ("float32", "int16"), ("float32", "uint8"),
+    ("int16", "int8"), ("int8", "int8"), ("int8", "uint8"), ("uint8", "int8"), ("int8", "int16"),
+    ("int8", "int32"), ("int16", "int16"), ("int16", "int32"), ("int32", "int8"), ("int32", "int16"),
+}  # fmt: skip
+# Inputs that carry a shape, never data: TRANSPOSE_CONV's output_shape (TFLite Micro does not even
+# read it: kernels/transpose_conv.cc takes the output tensor's dims), RESHAPE's new shape.
+SHAPE_OPERANDS = {"TRANSPOSE_CONV": 0, "RESHAPE": 1}
 # Inputs of the weighted ops that carry data or weights (the others are bias or output shape).
 DATA_INPUTS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNECTED": (0, 1), "TRANSPOSE_CONV": (1, 2)}
 ARITHMETIC_OPS = {"ADD", "SUB", "MUL", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "CONCATENATION"}
@@ -27,7 +38,7 @@ SHAPE_DTYPES = {"int32", "int64"}
 
 def shape_tensors(info: ModelInfo) -> set[int]:
     """Indices of the int32 tensors that only carry shapes (no float, no activations)."""
-    found: set[int] = set()
+    found: set[int] = _shape_operand_inputs(info)
     for op in info.ops:  # ops are in execution order, so one pass propagates
         outs = [info.tensors[i] for i in op.outputs]
         if not outs or any(t.dtype not in SHAPE_DTYPES for t in outs):
@@ -35,6 +46,19 @@ def shape_tensors(info: ModelInfo) -> set[int]:
         live = [i for i in op.inputs if i >= 0 and not info.tensors[i].is_constant]
         if op.name in SHAPE_SOURCE_OPS or (op.name in SHAPE_ARITHMETIC_OPS and live and all(i in found for i in live)):
             found.update(op.outputs)
+    return found
+
+
+def _shape_operand_inputs(info: ModelInfo) -> set[int]:
+    """int32 graph inputs read only as a shape operand (TRANSPOSE_CONV's output shape exposed as
+    a model input, as TFLite Micro's transpose_conv integration tests have it)."""
+    found = set()
+    for index in info.inputs:
+        if info.tensors[index].dtype not in SHAPE_DTYPES:
+            continue
+        uses = [(op.name, pos) for op in info.ops for pos, i in enumerate(op.inputs) if i == index]
+        if uses and all(SHAPE_OPERANDS.get(name) == pos for name, pos in uses):
+            found.add(index)
     return found
 
 
@@ -55,6 +79,13 @@ def _where(info: ModelInfo, op: OpInfo, tflite: bool = False) -> str:
 
 
 def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str, tflite: bool = False, shapes: frozenset[int] = frozenset()) -> None:
+    if signal_op(op.name):
+        return  # TFLite Micro's signal library: integer kernels with their own types (signal/micro/kernels)
+    if op.name == "CUSTOM:ethos-u":
+        raise ConversionError(
+            f"{_where(info, op, tflite)} is a Vela-compiled Ethos-U command stream: this .tflite only runs on an Arm "
+            "Ethos-U NPU; deploy the .tflite you gave Vela (before compilation)"
+        )
     if op.is_custom:
         kind = "a Flex (TensorFlow) op" if "Flex" in op.name else "a custom op"
         raise ConversionError(
@@ -93,9 +124,17 @@ def _check_has_quantization(info: ModelInfo, op: OpInfo, t: TensorInfo, tflite: 
 
 
 def _is_float_edge(info: ModelInfo, op: OpInfo, t: TensorInfo, io: str) -> bool:
-    """Model inputs/outputs may be float32 or uint8 when the user asked for such edges."""
+    """Model inputs/outputs may be float32 or uint8 when the user asked for such edges, and a
+    QUANTIZE at an edge may convert between the integer types TFLite Micro's kernel takes."""
     at_edge = t.index in info.inputs or t.index in info.outputs
-    return at_edge and op.name in IO_EDGE_OPS and t.dtype == io
+    if not at_edge or op.name not in IO_EDGE_OPS:
+        return False
+    if t.dtype == io:
+        return True
+    if op.name != "QUANTIZE" or len(op.inputs) < 1 or op.inputs[0] < 0 or not op.outputs:
+        return False
+    pair = (info.tensors[op.inputs[0]].dtype, info.tensors[op.outputs[0]].dtype)
+    return pair in QUANTIZE_PAIRS and pair[0] != "float32"
 
 
 def _check_constant(info: ModelInfo, op: OpInfo, pos: int, t: TensorInfo, activations: str, tflite: bool) -> None:

@@ -191,8 +191,9 @@ def _verify_subgraph(
     ops = sg.operators or []
     if len(tensors) > MAX_TENSORS or len(ops) > MAX_OPS:
         _fail(f"{where} has {len(tensors)} tensors and {len(ops)} ops (limits {MAX_TENSORS}, {MAX_OPS})")
+    biases = _bias_only_tensors(ops, opcodes, op_names)
     for t_index, t in enumerate(tensors):
-        _verify_tensor(f"{where} tensor {t_index} '{_name(t)}'", t, buffers)
+        _verify_tensor(f"{where} tensor {t_index} '{_name(t)}'", t, buffers, t_index in biases)
     for kind, values in (("input", sg.inputs), ("output", sg.outputs)):
         for v in _ints(values):
             _check_index(v, len(tensors), f"{where} {kind} tensor index")
@@ -219,7 +220,30 @@ def _name(t: Any) -> str:
     return text[:80]
 
 
-def _verify_tensor(what: str, t: Any, buffers: list[Any]) -> None:
+def _bias_only_tensors(ops: list[Any], opcodes: list[Any], op_names: dict[int, str]) -> set[int]:
+    """Tensors read only as the bias of CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED / TRANSPOSE_CONV.
+
+    TFLite Micro never reads a bias's ``quantized_dimension``: the kernels derive the bias scale from
+    input x filter scales. The only reads of that field are the filter's, in
+    ``PopulateConvolutionQuantizationParams`` (tensorflow/lite/kernels/kernel_util.cc:246, conv,
+    depthwise and transpose conv) and ``CalculateOpDataFullyConnected``
+    (tensorflow/lite/micro/kernels/fully_connected_common.cc:109), plus compressed tensors
+    (micro_allocator.cc:487). The converter wrote ``quantized_dimension = 3`` on person_detect's
+    rank-1 biases, and TFLite Micro runs that file.
+    """
+    slots = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
+    bias: set[int] = set()
+    other: set[int] = set()
+    for op in ops:
+        index = int(op.opcodeIndex)
+        code = opcodes[index] if 0 <= index < len(opcodes) else None
+        name = op_names.get(max(int(code.builtinCode), int(code.deprecatedBuiltinCode)), "") if code is not None else ""
+        for pos, v in enumerate(_ints(op.inputs)):
+            (bias if slots.get(name) == pos else other).add(v)
+    return bias - other
+
+
+def _verify_tensor(what: str, t: Any, buffers: list[Any], bias_only: bool = False) -> None:
     ttype = int(t.type)
     if ttype not in KNOWN_TYPES:
         _fail(f"{what} has unknown type {ttype}")
@@ -255,7 +279,7 @@ def _verify_tensor(what: str, t: Any, buffers: list[Any]) -> None:
             _fail(f"{what} has a negative or non-finite quantization scale")
         if not nbytes and not all(float(x) > 0 for x in scales):
             _fail(f"{what} is an activation with quantization scale 0")
-        if len(scales) > 1:
+        if len(scales) > 1 and not bias_only:  # see _bias_only_tensors
             axis = int(q.quantizedDimension)
             if not 0 <= axis < len(shape):
                 _fail(f"{what} is quantized per channel along axis {axis}, but has rank {len(shape)}")

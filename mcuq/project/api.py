@@ -23,7 +23,10 @@ from mcuq.common.files import TEXT_LIMIT, read_regular
 from mcuq.model.info import ModelInfo, TensorInfo
 from mcuq.project.render import environment
 
-DTYPE_ENUMS = {"int8": "MCUQ_INT8", "uint8": "MCUQ_UINT8", "int16": "MCUQ_INT16", "float32": "MCUQ_FLOAT32"}
+DTYPE_ENUMS = {"int8": "MCUQ_INT8", "uint8": "MCUQ_UINT8", "int16": "MCUQ_INT16", "int32": "MCUQ_INT32", "float32": "MCUQ_FLOAT32"}
+# Typed helpers (<prefix>_input_int16(), _set_input_int16(), _output_int32(), ...) for the integer
+# edge types the generic float/int8 helpers do not cover.
+TYPED_HELPERS = {"int16": "int16_t", "int32": "int32_t"}
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto if inline int long register "
     "restrict return short signed sizeof static struct switch typedef union unsigned void volatile while bool class "
@@ -117,6 +120,18 @@ def _tensor(t: TensorInfo, name: str, used: set[str]) -> dict[str, Any]:
     }
 
 
+def _typed_helpers(info: ModelInfo) -> list[dict[str, str]]:
+    """One entry per (input|output, int16|int32) the model has: the typed accessors to generate."""
+    out = []
+    for kind, tensors, names in (("input", info.input_tensors, info.input_names), ("output", info.output_tensors, info.output_names)):
+        for dtype, ctype in TYPED_HELPERS.items():
+            which = [str(i) for i, t in enumerate(tensors) if t.dtype == dtype]
+            if which:
+                listed = ", ".join(f"{kind} {i} '{_c_string(names[int(i)])}'" for i in which)
+                out.append({"kind": kind, "dtype": dtype, "ctype": ctype, "enum": DTYPE_ENUMS[dtype], "list": listed})
+    return out
+
+
 def api_context(
     prefix: str, info: ModelInfo, runtime: str, labels: list[str], labels_source: str | None, runtime_title: str = ""
 ) -> dict[str, Any]:
@@ -131,6 +146,7 @@ def api_context(
         "runtime_title": runtime_title or runtime,
         "inputs": [_tensor(t, n, used_in) for t, n in zip(info.input_tensors, info.input_names)],
         "outputs": [_tensor(t, n, used_out) for t, n in zip(info.output_tensors, info.output_names)],
+        "typed": _typed_helpers(info),
         "labels": [_c_string(label) for label in labels],
         "labels_source": _c_string(labels_source or ""),
         "header": f"{prefix}_model.h",

@@ -92,8 +92,35 @@ def measure_min_arena(model: bytes, sample: list[np.ndarray]) -> int:
         "measuring the arena",
     )
     if not answer["ok"] or answer.get("min_arena") is None:
+        missing = ops_without_host_kernel(model)
+        if missing:
+            raise NativeCrashError(
+                f"x86 TFLite Micro has no kernel for {', '.join(missing)}: it cannot run this model at any arena size; "
+                "replace that layer with one whose op TFLite Micro has (mcuq inspect lists each op's support)"
+            )
         raise NativeCrashError(f"x86 TFLite Micro could not allocate the model even with {ARENA_SEARCH_LIMIT // (1024 * 1024)} MB of arena")
     return int(answer["min_arena"])
+
+
+def ops_without_host_kernel(model: bytes) -> list[str]:
+    """The model's ops (``GELU (op 1)``) the installed x86 TFLite Micro registers no kernel for:
+    the interpreter then fails at every arena size, and the arena is not the problem."""
+    from mcuq.common.errors import MCUQError
+    from mcuq.libraries import installed_tflm_ops
+    from mcuq.model.info import parse_model
+
+    try:
+        info = parse_model(model)
+    except MCUQError:
+        return []
+    known = installed_tflm_ops()
+    if not known:
+        return []  # the wheel's registrations could not be read: say nothing rather than guess
+    missing: dict[str, int] = {}
+    for op in info.ops:
+        if op.name not in known:
+            missing.setdefault(op.name, op.index)
+    return [f"{name} (op {index}, layer '{info.layer_of_op(info.ops[index])}')" for name, index in missing.items()]
 
 
 def run_float_reference(model: bytes, samples: list[list[np.ndarray]], keep_tensors: list[int] | None = None) -> TflmRun:

@@ -26,7 +26,7 @@ from mcuq.checks.golden import golden_from_project, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, ValidationFailed
-from mcuq.libraries import TflmLibrary, add_method_name, installed_tflm_ops, load_library
+from mcuq.libraries import TflmLibrary, add_method_name, installed_tflm_ops, load_library, signal_op
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
 from mcuq.project.context import common_context
@@ -69,6 +69,13 @@ def resolver_entries(info: ModelInfo) -> list[ResolverEntry]:
 
 def check_library_ops(info: ModelInfo, library: TflmLibrary, board: Board) -> None:
     missing = library.missing_ops(info.op_names)
+    signal = [op for op in missing if signal_op(op)]
+    if signal:
+        raise UnsupportedOpError(
+            f"board {board.id}: {library.label} does not include TFLite Micro's signal library "
+            f"({', '.join(op.removeprefix('CUSTOM:') for op in signal)}); deploy to a board whose library has it "
+            f"({', '.join(_boards_with_ops(info.op_names)) or 'none'}), or compute these features in your application"
+        )
     if missing:
         layers = {op: info.layer_of_op(next(o for o in info.ops if o.name == op)) for op in missing}
         detail = ", ".join(f"{op} ({add_method_name(op)}, Keras layer '{layers[op]}')" for op in missing)
@@ -76,6 +83,11 @@ def check_library_ops(info: ModelInfo, library: TflmLibrary, board: Board) -> No
             f"board {board.id}: {library.name} {library.version} has no kernel for {detail}; "
             "replace those layers, or pick a board whose library has them (see 'mcuq boards')"
         )
+
+
+def _boards_with_ops(ops: list[str]) -> list[str]:
+    """The shipped TFLite Micro boards whose library registers every one of ``ops``."""
+    return [b.id for b in list_boards() if b.tflm and not load_library(b.tflm["library"]).missing_ops(ops)]
 
 
 def flash_estimate(info: ModelInfo, board: Board, golden_bytes: int = 0) -> int:

@@ -42,9 +42,16 @@ def library_rule_violations(info: ModelInfo, library: TflmLibrary) -> list[str]:
                     f"{library.label} applies one scale to all channels (features.per_channel_fully_connected = false); "
                     "quantize Dense per tensor (--per-channel none or auto)"
                 )
-    activation_int16 = any(t.dtype == "int16" and not t.is_constant for t in info.tensors)
-    if activation_int16:
-        missing = features.int16x8_missing(info.op_names)
+    # Per op, not per model: a signal-library front end (int16 audio) may feed an int8 network.
+    int16_ops = sorted(
+        {
+            op.name
+            for op in info.ops
+            if any(i >= 0 and info.tensors[i].dtype == "int16" and not info.tensors[i].is_constant for i in [*op.inputs, *op.outputs])
+        }
+    )
+    if int16_ops:
+        missing = features.int16x8_missing(int16_ops)
         if missing:
             problems.append(
                 f"{library.label} has no int16-activation (16x8) kernel for {', '.join(missing)}; quantize with --activations int8"

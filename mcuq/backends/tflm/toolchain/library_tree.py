@@ -13,7 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from mcuq.backends.tflm.toolchain.targets import EXCLUDE, REGISTER, BuildError, shim_dir
-from mcuq.libraries import TflmLibrary, add_method_name, load_library
+from mcuq.libraries import TflmLibrary, add_method_name, load_library, signal_op
+from mcuq.tools.derive_library_ops import resolver_registrations
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,18 @@ class LibraryTree:
         """Kernel files of these ops (optimized version first) + their ``*_common`` + helpers."""
         index = _register_index(self.kernel_dir, self.optimized_dir)
         chosen: dict[str, Path] = {}
-        missing = []
+        missing: list[str] = []
+        ops = list(ops)
+        for signal_path in self.signal_sources([op for op in ops if signal_op(op)]):
+            chosen[str(signal_path)] = signal_path
         for op in ops:
-            path = index.get(op)
-            if path is None:
+            if signal_op(op):
+                continue
+            found = index.get(op)
+            if found is None:
                 missing.append(op)
             else:
-                chosen[str(path)] = path
+                chosen[str(found)] = found
         if missing:
             raise BuildError(f"{self.label}: no kernel file defines Register_{missing[0]} ({add_method_name(missing[0])})")
         for path in _helper_files(self.kernel_dir, self.optimized_dir):
@@ -66,6 +72,28 @@ class LibraryTree:
                     if common.is_file():
                         chosen[str(common)] = common
         return sorted(chosen.values())
+
+    def signal_sources(self, ops: list[str]) -> list[Path]:
+        """The signal library's kernels for these ``CUSTOM:Signal*`` ops, with signal/src and the
+        kissfft wrappers they call (esp-tflite-micro's CMakeLists.txt compiles all of signal/)."""
+        if not ops:
+            return []
+        kernels = self.root / "signal" / "micro" / "kernels"
+        header = next(self.root.rglob("micro_mutable_op_resolver.h"), None)
+        if not kernels.is_dir() or header is None:
+            raise BuildError(f"{self.label}: no signal/ folder, so no kernel for {ops[0]}")
+        registrations = resolver_registrations(header)
+        index = {name: path for path in sorted(kernels.glob("*.cc")) for name in REGISTER.findall(path.read_text(errors="replace"))}
+        chosen = []
+        for op in ops:
+            register = registrations.get(add_method_name(op), "").removeprefix("Register_")
+            if register not in index:
+                raise BuildError(f"{self.label}: no kernel file defines Register_{register or '?'} ({add_method_name(op)}, {op})")
+            path = index[register]
+            chosen += [path, *[c for c in [kernels / f"{path.stem.removesuffix('_kernel')}_common.cc"] if c.is_file()]]
+        src = self.root / "signal" / "src"
+        chosen += sorted(src.glob("*.cc")) + sorted((src / "kiss_fft_wrappers").glob("*.cc"))
+        return chosen
 
 
 def _sources(folder: Path) -> list[Path]:

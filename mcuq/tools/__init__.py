@@ -1,0 +1,1 @@
+"""Maintenance tools run by hand or by tests (not by deploy/validate)."""
