@@ -22,7 +22,7 @@ from mcuq.backends.c.program import BufferRef, CProgram, KernelCall, PointerList
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
 from mcuq.project.api import model_prefix, render_api
-from mcuq.project.escape import Safe, c_identifier, code
+from mcuq.project.escape import Safe, c_identifier, code, terminal
 from mcuq.project.render import BANNER, c_values, environment, tensor_context
 
 RUNTIME_FILES = ("mcuq_kernels.h", "mcuq_kernels.c")
@@ -168,6 +168,33 @@ def build_host(files: dict[str, str], folder: Path, simd: bool = False) -> Path:
             f"the generated C does not compile with gcc -Wall -Wextra -Werror: {proc.stderr.strip().splitlines()[0] if proc.stderr else ''}"
         )
     return exe
+
+
+HOST_CXXFLAGS = ["-std=c++11", "-O2", "-Wall", "-Wextra", "-Werror"]
+
+
+def compile_sources(src: Path, names: list[str]) -> str:
+    """Compile (no link) each named file of ``src`` for the host with warnings as errors:
+    ``.c`` with gcc -std=c99, ``.cpp`` with g++ -std=c++11, both with -DMCUQ_HOST (the desktop
+    branch of mcuq_platform.h). Returns the sentence validate prints; MCUQError naming the
+    first file that does not compile."""
+    sources = sorted(n for n in names if n.endswith((".c", ".cpp")))
+    if not sources:
+        raise MCUQError(f"{src}: no generated .c/.cpp file to compile; regenerate with 'mcuq deploy --force'")
+    for tool in {"gcc" if n.endswith(".c") else "g++" for n in sources}:
+        if shutil.which(tool) is None:
+            raise MCUQError(f"{tool} is not installed: the generated sources are checked on the host with it (apt-get install g++)")
+    with tempfile.TemporaryDirectory(prefix="mcuq-cc-") as tmp:
+        for name in sources:
+            cmd = ["gcc", *HOST_CFLAGS] if name.endswith(".c") else ["g++", *HOST_CXXFLAGS]
+            obj = Path(tmp) / (name.replace("/", "_") + ".o")
+            proc = subprocess.run(
+                [*cmd, "-DMCUQ_HOST", "-I", str(src), "-c", str(src / name), "-o", str(obj)], capture_output=True, text=True, check=False
+            )
+            if proc.returncode != 0:
+                first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[:200])
+                raise MCUQError(f"src/{name} does not compile with {cmd[0]} -Wall -Wextra -Werror: {terminal(first)}")
+    return f"{', '.join(sources)} ({len(sources)} files) compile with gcc -std=c99 / g++ -std=c++11 -Wall -Wextra -Werror"
 
 
 def run_host(program: CProgram, files: dict[str, str], samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:

@@ -1,0 +1,231 @@
+"""Issue 23: no user string ever becomes code. Projects are deployed, for both runtimes, from a
+model whose file name, tensor names, signature names (and so Keras layer names) are hostile,
+with hostile class labels and a --board-file whose name and PlatformIO fields are hostile.
+Every generated C/C++ source must compile with -Wall -Wextra -Werror, and platformio.ini must
+read (configparser and PlatformIO's own ProjectConfig) to the same sections and keys as a
+benign project, each hostile PlatformIO value reading back as itself. A PlatformIO value that
+cannot be written without changing the file is refused with one line naming the field."""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT, need
+from mcuq.common.errors import MCUQError
+
+pytestmark = pytest.mark.slow
+
+TFLM_LIB = ROOT.parent / "shared" / "tflm-libs" / "esp-tflite-micro"
+FLAGS = ["-Wall", "-Wextra", "-Werror", "-DMCUQ_HOST"]
+INJECTION = 'x"); evil(); mcuq_log("'
+HOSTILE_CHARS = list("\"'\\?*/;#$%{}[]<>&|`\n\r\t\x1b\x00\x7f") + ["*/", "/*", "//", "??/", "${", "\u202e", "é", "🙂"]
+name_text = st.lists(st.sampled_from(HOSTILE_CHARS) | st.characters(codec="utf-8"), min_size=1, max_size=12).map("".join)
+# A file name: no '/', no NUL, not '.' or '..' (the file system allows anything else).
+file_text = name_text.map(lambda s: s.replace("/", "_").replace("\x00", "_")).filter(lambda s: s not in (".", "..") and len(s.encode()) < 200)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string holding exactly ``text`` (control characters as \\u escapes)."""
+    out = []
+    for ch in text:
+        if ch in '"\\' or ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def _board_file(folder: Path, name: str, pio_board: str, flag: str) -> Path:
+    """The shipped esp32 board with a hostile name, notes and PlatformIO values."""
+    base = tomllib.loads((ROOT / "boards" / "esp32.toml").read_text())
+    lines = [
+        'id = "hostile_board"',
+        f"name = {_toml_string(name)}",
+        f"notes = {_toml_string(name)}",
+        *[f"{k} = {_toml_value(v)}" for k, v in base.items() if k not in ("id", "name", "notes") and not isinstance(v, dict)],
+        "[cpu]",
+        *[f"{k} = {_toml_value(v)}" for k, v in base["cpu"].items()],
+        "[platformio]",
+        f"platform = {_toml_string(base['platformio']['platform'])}",
+        f"board = {_toml_string(pio_board)}",
+        'framework = "espidf"',
+        "monitor_speed = 115200",
+        f"lib_deps = [{_toml_string(flag)}]",
+        f"build_flags = [{_toml_string(flag)}, {_toml_string('-DX=1')}]",
+        "[tflm]",
+        *[f"{k} = {_toml_value(v)}" for k, v in base["tflm"].items()],
+    ]
+    path = folder / "board.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _renamed_model(raw: bytes, layer: str, input_name: str, output_name: str) -> bytes:
+    """The model with every tensor under a hostile Keras layer path and hostile signature names."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(raw, 0)
+    for k, tensor in enumerate(model.subgraphs[0].tensors):
+        tensor.name = f"model/{layer}/t{k}".encode()
+    for sig in model.signatureDefs or []:
+        for entry in sig.inputs or []:
+            entry.name = input_name.encode()
+        for entry in sig.outputs or []:
+            entry.name = output_name.encode()
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _deploy(tmp: Path, raw: bytes, runtime: str, file_name: str, names: tuple[str, str, str], label: str, board: tuple[str, str, str]) -> Path:
+    from mcuq.deploy import DeployRequest, deploy
+
+    model = tmp / f"{file_name}.tflite"
+    model.write_bytes(_renamed_model(raw, *names))
+    labels = tmp / "labels.json"
+    import json
+
+    labels.write_text(json.dumps([label]))
+    board_file = _board_file(tmp, *board)
+    out = tmp / "out"
+    result = deploy(DeployRequest(model=str(model), board_file=str(board_file), out=str(out), runtime=runtime, labels=str(labels)))
+    assert result.ok, [c for c in result.validation.checks if not c.passed]
+    return out
+
+
+def _ini(path: Path) -> dict[str, dict[str, str]]:
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))  # as PlatformIO reads it
+    parser.read(path, encoding="utf-8")
+    return {s: dict(parser.items(s)) for s in parser.sections()}
+
+
+def _pio_sections(path: Path) -> dict[str, list[str]]:
+    config_mod = pytest.importorskip("platformio.project.config")
+    config = config_mod.ProjectConfig(str(path), parse_extra=False, expand_interpolations=True)
+    return {s: sorted(config.options(s)) for s in config.sections()}
+
+
+def _compile_all(project: Path, runtime: str) -> list[str]:
+    """Every generated .c/.cpp of src/ (main.cpp too), as the firmware would build it."""
+    src = project / "src"
+    files = sorted(p for p in src.iterdir() if p.suffix in (".c", ".cpp"))
+    lib: list[str] = []
+    if runtime == "tflm":
+        if not TFLM_LIB.is_dir():
+            pytest.skip(f"TFLite Micro sources not found at {TFLM_LIB}")
+        lib = ["-DTF_LITE_STATIC_MEMORY"] + [
+            f"-isystem{p}"
+            for p in (TFLM_LIB, TFLM_LIB / "third_party" / "flatbuffers" / "include", TFLM_LIB / "third_party" / "gemmlowp", TFLM_LIB / "third_party" / "ruy")
+        ]
+    for path in files:
+        cmd = ["gcc", "-std=c99"] if path.suffix == ".c" else ["g++", "-std=c++17" if runtime == "tflm" else "-std=c++11"]
+        proc = subprocess.run([*cmd, "-fsyntax-only", *FLAGS, *lib, f"-I{src}", str(path)], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, f"{path.name}: {proc.stderr[-3000:]}"
+    return [p.name for p in files]
+
+
+@pytest.fixture(scope="module")
+def benign(tmp_path_factory, sine_int8) -> dict[str, Path]:
+    """The same deploys with harmless names: the platformio.ini every hostile one must match."""
+    out = {}
+    for runtime in ("tflm", "c"):
+        tmp = tmp_path_factory.mktemp(f"benign_{runtime}")
+        out[runtime] = _deploy(tmp, sine_int8.tflite, runtime, "sine", ("dense", "x", "y"), "wave", ("ESP32", "esp32dev", "-DOK"))
+    return out
+
+
+def _check_hostile(tmp_path_factory, raw: bytes, benign: dict[str, Path], runtime: str, file_name, layer, in_name, out_name, label, board_name, pio_board, flag) -> None:
+    need("gcc")
+    need("g++")
+    tmp = tmp_path_factory.mktemp("hostile")
+    try:
+        project = _deploy(tmp, raw, runtime, file_name, (layer, in_name, out_name), label, (board_name, pio_board, flag))
+    except MCUQError as exc:
+        # Only a PlatformIO value may be refused (it cannot always be written as itself), in one line naming it.
+        message = str(exc)
+        assert "\n" not in message and "[platformio]" in message, message
+        assert not (tmp / "out" / "src").exists(), "a refused deploy left files behind"
+        from mcuq.project import escape
+
+        refused = [v for v in (pio_board, flag) if _unwritable(escape, v)]
+        assert refused, f"refused although every PlatformIO value can be written: {message}"
+        return
+    compiled = _compile_all(project, runtime)
+    assert "main.cpp" in compiled
+    ini = _ini(project / "platformio.ini")
+    assert {s: sorted(v) for s, v in ini.items()} == {s: sorted(v) for s, v in _ini(benign[runtime] / "platformio.ini").items()}
+    assert ini["env:hostile_board"]["board"] == pio_board
+    assert _pio_sections(project / "platformio.ini") == _pio_sections(benign[runtime] / "platformio.ini")
+    if runtime == "tflm":
+        assert ini["env:hostile_board"]["lib_deps"].strip() == flag
+    header = (project / "src" / "sine_model.h").read_text() if (project / "src" / "sine_model.h").exists() else None
+    assert header is None or "evil()" not in header
+
+
+def _unwritable(escape, value: str) -> bool:
+    try:
+        escape.ini_value(value, "x")
+    except escape.EscapeError:
+        return True
+    return False
+
+
+RUNTIME_EXAMPLE = dict(
+    file_name=INJECTION,
+    layer="*/ int evil(void); /*",
+    in_name="in\n#define main evil",
+    out_name="\x1b[31m??/",
+    label='"; evil(); "\\',
+    board_name='Board"); evil(); //',
+    pio_board="esp32dev;x %d",
+    flag="-DA=1",
+)
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    file_name=file_text,
+    layer=name_text,
+    in_name=name_text,
+    out_name=name_text,
+    label=name_text,
+    board_name=name_text,
+    pio_board=name_text,
+    flag=name_text,
+)
+@example(**RUNTIME_EXAMPLE)
+@example(**{**RUNTIME_EXAMPLE, "pio_board": "esp32dev\nextra_scripts = pre:evil.py"})
+def test_hostile_names_tflm(tmp_path_factory, sine_int8, benign, file_name, layer, in_name, out_name, label, board_name, pio_board, flag):
+    _check_hostile(tmp_path_factory, sine_int8.tflite, benign, "tflm", file_name, layer, in_name, out_name, label, board_name, pio_board, flag)
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    file_name=file_text,
+    layer=name_text,
+    in_name=name_text,
+    out_name=name_text,
+    label=name_text,
+    board_name=name_text,
+    pio_board=name_text,
+    flag=name_text,
+)
+@example(**RUNTIME_EXAMPLE)
+def test_hostile_names_c(tmp_path_factory, sine_int8, benign, file_name, layer, in_name, out_name, label, board_name, pio_board, flag):
+    _check_hostile(tmp_path_factory, sine_int8.tflite, benign, "c", file_name, layer, in_name, out_name, label, board_name, pio_board, flag)
