@@ -40,7 +40,7 @@ HOSTILE = [
     "caf\udce9.tflite",  # os.fsdecode of a Latin-1 file name: the C string holds the original byte
 ]
 # Printable text plus the characters C, INI and Markdown care about.
-names = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(list("\"\\?*/;#$%{}[]\n\r\t\x1b\x00`<>&_|")), max_size=30)
+names = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(list('"\\?*/;#$%{}[]\n\r\t\x1b\x00`<>&_|')), max_size=30)
 
 
 def _run_c(tmp_path: Path, body: str, lang: str = "c") -> bytes:
@@ -214,3 +214,22 @@ def test_the_render_environment_refuses_raw_text():
         env.from_string("/* {{ name }} */").render(name="*/ evil(); /*")
     with pytest.raises(RawTextError):
         env.from_string("{{ name | upper }}").render(name=escape.c_identifier("ok"))  # a str method drops the mark
+
+
+@pytest.mark.slow
+def test_inspect_prints_hostile_names_escaped(sine_int8, tmp_path, capsys):
+    """`mcuq inspect` on a model whose names carry terminal escape sequences and newlines."""
+    import json
+
+    from mcuq.cli import main
+    from test_hostile_names import _renamed_model
+
+    model = tmp_path / "m\x1b]0;title\x07.tflite"
+    model.write_bytes(_renamed_model(sine_int8.tflite, "lay\x1b[2Jer", "in\x1b[31m\nFAKE LINE", "out\u202e"))
+    assert main(["inspect", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out and "FAKE LINE" in out
+    assert "\nFAKE LINE" not in out and "in\\x1b[31m\\x0aFAKE LINE" in out and "lay\\x1b[2Jer" in out
+    assert main(["inspect", str(model), "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "\x1b" not in text and json.loads(text)["inputs"][0]["name"] == "in\x1b[31m\nFAKE LINE"

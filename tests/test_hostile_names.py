@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import configparser
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +28,9 @@ INJECTION = 'x"); evil(); mcuq_log("'
 HOSTILE_CHARS = list("\"'\\?*/;#$%{}[]<>&|`\n\r\t\x1b\x00\x7f") + ["*/", "/*", "//", "??/", "${", "\u202e", "é", "🙂"]
 name_text = st.lists(st.sampled_from(HOSTILE_CHARS) | st.characters(codec="utf-8"), min_size=1, max_size=12).map("".join)
 # A file name: no '/', no NUL, not '.' or '..' (the file system allows anything else).
-file_text = name_text.map(lambda s: s.replace("/", "_").replace("\x00", "_")).filter(lambda s: s not in (".", "..") and len(s.encode()) < 200)
+file_text = name_text.map(lambda s: s.replace("/", "_").replace("\x00", "_")).filter(
+    lambda s: s not in (".", "..") and len(s.encode()) < 200
+)
 
 
 def _toml_string(text: str) -> str:
@@ -93,7 +95,9 @@ def _renamed_model(raw: bytes, layer: str, input_name: str, output_name: str) ->
     return bytes(builder.Output())
 
 
-def _deploy(tmp: Path, raw: bytes, runtime: str, file_name: str, names: tuple[str, str, str], label: str, board: tuple[str, str, str]) -> Path:
+def _deploy(
+    tmp: Path, raw: bytes, runtime: str, file_name: str, names: tuple[str, str, str], label: str, board: tuple[str, str, str]
+) -> Path:
     from mcuq.deploy import DeployRequest, deploy
 
     model = tmp / f"{file_name}.tflite"
@@ -131,7 +135,12 @@ def _compile_all(project: Path, runtime: str) -> list[str]:
             pytest.skip(f"TFLite Micro sources not found at {TFLM_LIB}")
         lib = ["-DTF_LITE_STATIC_MEMORY"] + [
             f"-isystem{p}"
-            for p in (TFLM_LIB, TFLM_LIB / "third_party" / "flatbuffers" / "include", TFLM_LIB / "third_party" / "gemmlowp", TFLM_LIB / "third_party" / "ruy")
+            for p in (
+                TFLM_LIB,
+                TFLM_LIB / "third_party" / "flatbuffers" / "include",
+                TFLM_LIB / "third_party" / "gemmlowp",
+                TFLM_LIB / "third_party" / "ruy",
+            )
         ]
     for path in files:
         cmd = ["gcc", "-std=c99"] if path.suffix == ".c" else ["g++", "-std=c++17" if runtime == "tflm" else "-std=c++11"]
@@ -150,7 +159,20 @@ def benign(tmp_path_factory, sine_int8) -> dict[str, Path]:
     return out
 
 
-def _check_hostile(tmp_path_factory, raw: bytes, benign: dict[str, Path], runtime: str, file_name, layer, in_name, out_name, label, board_name, pio_board, flag) -> None:
+def _check_hostile(
+    tmp_path_factory,
+    raw: bytes,
+    benign: dict[str, Path],
+    runtime: str,
+    file_name,
+    layer,
+    in_name,
+    out_name,
+    label,
+    board_name,
+    pio_board,
+    flag,
+) -> None:
     need("gcc")
     need("g++")
     tmp = tmp_path_factory.mktemp("hostile")
@@ -212,7 +234,9 @@ RUNTIME_EXAMPLE = dict(
 @example(**RUNTIME_EXAMPLE)
 @example(**{**RUNTIME_EXAMPLE, "pio_board": "esp32dev\nextra_scripts = pre:evil.py"})
 def test_hostile_names_tflm(tmp_path_factory, sine_int8, benign, file_name, layer, in_name, out_name, label, board_name, pio_board, flag):
-    _check_hostile(tmp_path_factory, sine_int8.tflite, benign, "tflm", file_name, layer, in_name, out_name, label, board_name, pio_board, flag)
+    _check_hostile(
+        tmp_path_factory, sine_int8.tflite, benign, "tflm", file_name, layer, in_name, out_name, label, board_name, pio_board, flag
+    )
 
 
 @settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

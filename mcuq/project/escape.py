@@ -250,10 +250,11 @@ def file_name(text: str, fallback: str = "model", max_length: int = 64) -> Safe:
     return Safe(name or fallback)
 
 
-def terminal(text: str) -> str:
+def terminal(text: str, keep_newlines: bool = False) -> str:
     """``text`` for a terminal: control characters (C0, DEL, C1, bidi overrides) shown as
-    ``\\x1b``-style escapes, so a name cannot move the cursor or recolour the screen."""
-    return "".join(_visible(ch) if not ch.isprintable() and ch != " " else ch for ch in str(text))
+    ``\\x1b``-style escapes, so a name cannot move the cursor, recolour the screen or (unless
+    ``keep_newlines``: mcuq's own multi-line output) forge a line."""
+    return "".join(ch if ch.isprintable() or ch == " " or (keep_newlines and ch == "\n") else _visible(ch) for ch in str(text))
 
 
 def c_strings(items: Iterable[str]) -> list[Safe]:
