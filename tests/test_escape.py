@@ -219,10 +219,9 @@ def test_the_render_environment_refuses_raw_text():
 @pytest.mark.slow
 def test_inspect_prints_hostile_names_escaped(sine_int8, tmp_path, capsys):
     """`mcuq inspect` on a model whose names carry terminal escape sequences and newlines."""
-    import json
+    from test_hostile_names import _renamed_model
 
     from mcuq.cli import main
-    from test_hostile_names import _renamed_model
 
     model = tmp_path / "m\x1b]0;title\x07.tflite"
     model.write_bytes(_renamed_model(sine_int8.tflite, "lay\x1b[2Jer", "in\x1b[31m\nFAKE LINE", "out\u202e"))
@@ -232,4 +231,4 @@ def test_inspect_prints_hostile_names_escaped(sine_int8, tmp_path, capsys):
     assert "\nFAKE LINE" not in out and "in\\x1b[31m\\x0aFAKE LINE" in out and "lay\\x1b[2Jer" in out
     assert main(["inspect", str(model), "--json"]) == 0
     text = capsys.readouterr().out
-    assert "\x1b" not in text and json.loads(text)["inputs"][0]["name"] == "in\x1b[31m\nFAKE LINE"
+    assert "\x1b" not in text and __import__("json").loads(text)["inputs"][0]["name"] == "in\x1b[31m\nFAKE LINE"
