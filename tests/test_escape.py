@@ -5,6 +5,7 @@ platformio.ini, markdown-it for Markdown, the render environment for the raw-tex
 from __future__ import annotations
 
 import configparser
+import json
 import re
 import shlex
 import subprocess
@@ -231,4 +232,4 @@ def test_inspect_prints_hostile_names_escaped(sine_int8, tmp_path, capsys):
     assert "\nFAKE LINE" not in out and "in\\x1b[31m\\x0aFAKE LINE" in out and "lay\\x1b[2Jer" in out
     assert main(["inspect", str(model), "--json"]) == 0
     text = capsys.readouterr().out
-    assert "\x1b" not in text and __import__("json").loads(text)["inputs"][0]["name"] == "in\x1b[31m\nFAKE LINE"
+    assert "\x1b" not in text and json.loads(text)["inputs"][0]["name"] == "in\x1b[31m\nFAKE LINE"
