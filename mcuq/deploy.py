@@ -30,6 +30,7 @@ from mcuq.frontend.converter import QuantizedModel, QuantizeOptions, quantize
 from mcuq.frontend.tf import tensorflow_version
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model, quantize_array
 from mcuq.project.api import check_labels, load_labels, model_prefix
+from mcuq.project.escape import file_name
 from mcuq.project.manifest import BoardRecord, GoldenRecord, Manifest, ModelRecord, file_sha256, project_relative
 from mcuq.project.writer import WriteResult, check_output_dir, mark_validated, sha256_bytes, write_project
 from mcuq.reference.host_tflm import tflm_version
@@ -259,7 +260,7 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     model_path = Path(request.model)
     name = model_display_name(model_path)
     prefix = model_prefix(request.name, explicit=True) if request.name else model_prefix(name)
-    out_dir = Path(request.out or Path("build") / f"{board.id}-{name}")
+    out_dir = Path(request.out or Path("build") / file_name(f"{board.id}-{name}"))  # no shell-hostile folder name
     check_output_dir(out_dir, request.force)  # refuse early, before minutes of work
     console.info(f"mcuq deploy: {model_path} -> {board.id} ({backend.name}) in {out_dir}")
     options = QuantizeOptions(**request.options)
