@@ -9,6 +9,7 @@ cannot be written without changing the file is refused with one line naming the 
 from __future__ import annotations
 
 import configparser
+import re
 import subprocess
 from pathlib import Path
 
@@ -24,9 +25,21 @@ pytestmark = pytest.mark.slow
 
 TFLM_LIB = ROOT.parent / "shared" / "tflm-libs" / "esp-tflite-micro"
 FLAGS = ["-Wall", "-Wextra", "-Werror", "-DMCUQ_HOST"]
-INJECTION = 'x"); evil(); mcuq_log("'
+# Code that must never reach the compiler as code: wherever an escape fails, MCUQ_INJECTED
+# becomes a C/C++ token (an error, and found by _code_outside_comments_and_strings).
+MARK = "MCUQ_INJECTED"
+PAYLOADS = [
+    f'x"); {MARK}(); mcuq_log("',
+    f"*/ int {MARK}; /*",
+    f"\n{MARK};\n",
+    f"\\\n{MARK};",
+    f"??/\n{MARK};",
+    f"'; {MARK}; '",
+    f"\r\n#define {MARK} 1\n",
+]
+INJECTION = PAYLOADS[0]
 HOSTILE_CHARS = list("\"'\\?*/;#$%{}[]<>&|`\n\r\t\x1b\x00\x7f") + ["*/", "/*", "//", "??/", "${", "\u202e", "é", "🙂"]
-name_text = st.lists(st.sampled_from(HOSTILE_CHARS) | st.characters(codec="utf-8"), min_size=1, max_size=12).map("".join)
+name_text = st.lists(st.sampled_from(HOSTILE_CHARS + PAYLOADS) | st.characters(codec="utf-8"), min_size=1, max_size=8).map("".join)
 # A file name: no '/', no NUL, not '.' or '..' (the file system allows anything else).
 file_text = name_text.map(lambda s: s.replace("/", "_").replace("\x00", "_")).filter(
     lambda s: s not in (".", "..") and len(s.encode()) < 200
@@ -142,11 +155,27 @@ def _compile_all(project: Path, runtime: str) -> list[str]:
                 TFLM_LIB / "third_party" / "ruy",
             )
         ]
+    for path in sorted(src.iterdir()):
+        if path.suffix in (".c", ".cpp", ".h"):
+            code = _code_outside_comments_and_strings(path)
+            found = re.search(rf"\b{MARK}\b", code)  # as a token (derived identifiers may contain it)
+            assert not found, f"{path.name}: user text became code: ...{code[max(0, found.start() - 200) : found.end() + 50]}"
     for path in files:
         cmd = ["gcc", "-std=c99"] if path.suffix == ".c" else ["g++", "-std=c++17" if runtime == "tflm" else "-std=c++11"]
         proc = subprocess.run([*cmd, "-fsyntax-only", *FLAGS, *lib, f"-I{src}", str(path)], capture_output=True, text=True, check=False)
         assert proc.returncode == 0, f"{path.name}: {proc.stderr[-3000:]}"
     return [p.name for p in files]
+
+
+def _code_outside_comments_and_strings(path: Path) -> str:
+    """The file as the compiler tokenizes it (gcc removes comments, splices continued lines and
+    replaces trigraphs, without expanding macros), then string and character literals removed."""
+    lang = ["-x", "c", "-std=c99"] if path.suffix in (".c", ".h") else ["-x", "c++", "-std=c++11"]
+    proc = subprocess.run(
+        ["gcc", *lang, "-E", "-P", "-fpreprocessed", "-trigraphs", str(path)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, f"{path.name}: {proc.stderr[-2000:]}"
+    return re.sub(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', "", proc.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -196,8 +225,6 @@ def _check_hostile(
     assert _pio_sections(project / "platformio.ini") == _pio_sections(benign[runtime] / "platformio.ini")
     if runtime == "tflm":
         assert ini["env:hostile_board"]["lib_deps"].strip() == flag
-    header = (project / "src" / "sine_model.h").read_text() if (project / "src" / "sine_model.h").exists() else None
-    assert header is None or "evil()" not in header
 
 
 def _unwritable(escape, value: str) -> bool:
@@ -210,11 +237,11 @@ def _unwritable(escape, value: str) -> bool:
 
 RUNTIME_EXAMPLE = dict(
     file_name=INJECTION,
-    layer="*/ int evil(void); /*",
-    in_name="in\n#define main evil",
-    out_name="\x1b[31m??/",
-    label='"; evil(); "\\',
-    board_name='Board"); evil(); //',
+    layer=PAYLOADS[1],
+    in_name=PAYLOADS[2] + PAYLOADS[3],
+    out_name="\x1b[31m" + PAYLOADS[4],
+    label=PAYLOADS[5] + '"; \\',
+    board_name=PAYLOADS[6] + PAYLOADS[0],
     pio_board="esp32dev;x %d",
     flag="-DA=1",
 )
