@@ -13,8 +13,11 @@ fields) reaches a generated file only through the helper of the context it lands
   letters, digits and single underscores, not starting with a digit, not a C/C++ keyword,
   and made unique against the names already taken.
 - ``ini_value``/``ini_comment``: PlatformIO's ``platformio.ini``. A value that cannot be
-  written so that it reads back the same (newline, inline comment, ``${`` interpolation)
-  is refused with one line naming the field; a comment is made one harmless line.
+  written so that it reads back the same (newline, inline comment, ``$`` interpolation) is
+  refused with one line naming the field (``%`` is doubled for configparser); a comment is
+  made one harmless line.
+- ``c_int``, ``c_include``, ``config_token``, ``sdkconfig_line``: board values that land in
+  code, ``#include <...>``, CMake/YAML and ``sdkconfig.defaults``: checked, never rewritten.
 - ``markdown``/``markdown_code``: README text, outside and inside a code block.
 - ``file_name``: a file name with no path separator, shell meta character or leading dot.
 - ``terminal``: text for the user's terminal, control characters shown as escapes.
@@ -27,7 +30,6 @@ Code that mcuq generates itself (numbers, C arrays, derived names) is marked wit
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from mcuq.common.errors import MCUQError
 
@@ -255,7 +257,3 @@ def terminal(text: str, keep_newlines: bool = False) -> str:
     ``\\x1b``-style escapes, so a name cannot move the cursor, recolour the screen or (unless
     ``keep_newlines``: mcuq's own multi-line output) forge a line."""
     return "".join(ch if ch.isprintable() or ch == " " or (keep_newlines and ch == "\n") else _visible(ch) for ch in str(text))
-
-
-def c_strings(items: Iterable[str]) -> list[Safe]:
-    return [c_string(item) for item in items]
