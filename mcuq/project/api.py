@@ -33,7 +33,7 @@ def model_prefix(name: str, explicit: bool = False) -> Safe:
     prefix = c_identifier(name, lower=True, keywords=False)
     if explicit and prefix != name:
         raise MCUQError(
-            f"--name {terminal(name)!r}: use a C identifier (letters, digits, single underscores, not starting with a digit), e.g. {prefix}"
+            f"--name '{terminal(name)}': use a C identifier (letters, digits, single underscores, not starting with a digit), e.g. {prefix}"
         )
     if prefix in C_KEYWORDS or prefix.startswith("mcuq"):
         if explicit:

@@ -41,6 +41,7 @@ def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
         "board": board,
         "env_name": file_name(board.id, fallback="board"),
         "board_macro": c_identifier(board.id, upper=True, fallback="BOARD"),
+        "board_file": str(board.path.name or board.id),  # names the file in a refusal; never printed
         "model_name": job.name,
         "pio": {
             "lib_deps": [],

@@ -152,7 +152,7 @@ def c_int(value: object, field: str) -> int:
     """An integer for C code (a board's monitor speed): anything else is refused, never
     pasted as text."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise EscapeError(f"{field} = {terminal(repr(value))}: not an integer; fix the board file")
+        raise EscapeError(f"{field} = '{terminal(str(value))}': not an integer; fix the board file")
     return value
 
 
@@ -162,7 +162,7 @@ _INCLUDE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.(h|hpp|hh)")
 def c_include(path: str, field: str) -> Safe:
     """A header path for ``#include <...>``: a relative path of plain characters."""
     if not _INCLUDE_RE.fullmatch(path) or ".." in path.split("/"):
-        raise EscapeError(f"{field} = {terminal(path)}: not a plain header path (letters, digits, '_./-', ending in .h)")
+        raise EscapeError(f"{field} = '{terminal(path)}': not a plain header path (letters, digits, '_./-', ending in .h)")
     return Safe(path)
 
 
@@ -178,9 +178,9 @@ def ini_value(text: object, field: str) -> Safe:
     value = str(text)
     bad = _INI_FORBIDDEN.search(value)
     if bad or not value:
-        why = "is empty" if not bad else f"has {terminal(bad.group(0))!r} at character {bad.start()}"
+        why = "is empty" if not bad else f"has '{terminal(bad.group(0))}' at character {bad.start()}"
         raise EscapeError(
-            f"{field} = {terminal(value)!r} {why}: a platformio.ini value is one line without control characters, "
+            f"{field} = '{terminal(value)}' {why}: a platformio.ini value is one line without control characters, "
             "'$', or ';'/'#' after a space, and without leading or trailing spaces; fix the board file"
         )
     return Safe(value.replace("%", "%%"))
