@@ -225,6 +225,18 @@ def _check_hostile(
     assert _pio_sections(project / "platformio.ini") == _pio_sections(benign[runtime] / "platformio.ini")
     if runtime == "tflm":
         assert ini["env:hostile_board"]["lib_deps"].strip() == flag
+    assert _markdown_shape(project / "README.md") == _markdown_shape(benign[runtime] / "README.md")
+
+
+def _markdown_shape(path: Path) -> list[str]:
+    """The README's blocks and inline markup (headings, lists, tables, code, links, emphasis,
+    raw HTML): names in it must not add or remove any."""
+    markdown_it = pytest.importorskip("markdown_it")
+    shape = []
+    for token in markdown_it.MarkdownIt("commonmark").parse(path.read_text(encoding="utf-8")):
+        shape.append(token.type)
+        shape += [c.type for c in token.children or [] if c.type not in ("text", "softbreak", "hardbreak")]
+    return shape
 
 
 def _unwritable(escape, value: str) -> bool:
