@@ -139,7 +139,7 @@ def _pio_sections(path: Path) -> dict[str, list[str]]:
 
 
 def _compile_all(project: Path, runtime: str) -> list[str]:
-    """Every generated .c/.cpp of src/ (main.cpp too), as the firmware would build it."""
+    """Every generated .c/.cpp of src/ (main.cpp too) and test/, as the firmware would build it."""
     src = project / "src"
     files = sorted(p for p in src.iterdir() if p.suffix in (".c", ".cpp"))
     lib: list[str] = []
@@ -160,11 +160,33 @@ def _compile_all(project: Path, runtime: str) -> list[str]:
             code = _code_outside_comments_and_strings(path)
             found = re.search(rf"\b{MARK}\b", code)  # as a token (derived identifiers may contain it)
             assert not found, f"{path.name}: user text became code: ...{code[max(0, found.start() - 200) : found.end() + 50]}"
+    # The native unit test too (PlatformIO's Unity replaced by a few macros of the same names).
+    shim = project / ".unity_shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "unity.h").write_text(UNITY_SHIM)
+    files += sorted(p for p in (project / "test").rglob("*") if p.suffix in (".c", ".cpp"))
     for path in files:
         cmd = ["gcc", "-std=c99"] if path.suffix == ".c" else ["g++", "-std=c++17" if runtime == "tflm" else "-std=c++11"]
-        proc = subprocess.run([*cmd, "-fsyntax-only", *FLAGS, *lib, f"-I{src}", str(path)], capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [*cmd, "-fsyntax-only", *FLAGS, *lib, f"-I{src}", f"-I{shim}", str(path)], capture_output=True, text=True, check=False
+        )
         assert proc.returncode == 0, f"{path.name}: {proc.stderr[-3000:]}"
     return [p.name for p in files]
+
+
+UNITY_SHIM = """#pragma once
+#include <stdint.h>
+void setUp(void);
+void tearDown(void);
+static int unity_failures;
+#define UNITY_BEGIN() (unity_failures = 0)
+#define UNITY_END() (unity_failures)
+#define RUN_TEST(f) do { setUp(); f(); tearDown(); } while (0)
+#define TEST_ASSERT_TRUE(c) do { if (!(c)) ++unity_failures; } while (0)
+#define TEST_ASSERT_EQUAL_UINT32(a, b) TEST_ASSERT_TRUE((uint32_t)(a) == (uint32_t)(b))
+#define TEST_ASSERT_EQUAL_HEX32(a, b) TEST_ASSERT_EQUAL_UINT32(a, b)
+#define TEST_ASSERT_EQUAL_INT32(a, b) TEST_ASSERT_TRUE((int32_t)(a) == (int32_t)(b))
+"""
 
 
 def _code_outside_comments_and_strings(path: Path) -> str:
@@ -218,7 +240,7 @@ def _check_hostile(
         assert refused, f"refused although every PlatformIO value can be written: {message}"
         return
     compiled = _compile_all(project, runtime)
-    assert "main.cpp" in compiled
+    assert "main.cpp" in compiled and any(name.startswith("test_main") for name in compiled)
     ini = _ini(project / "platformio.ini")
     assert {s: sorted(v) for s, v in ini.items()} == {s: sorted(v) for s, v in _ini(benign[runtime] / "platformio.ini").items()}
     assert ini["env:hostile_board"]["board"] == pio_board
