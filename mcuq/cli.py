@@ -16,6 +16,7 @@ from mcuq import __version__
 from mcuq.backends.base import backend_for, backend_names
 from mcuq.common.console import Console
 from mcuq.common.errors import MCUQError, UsageError
+from mcuq.project.escape import terminal
 
 EXIT_OK, EXIT_USER_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -103,7 +104,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from mcuq.inspection import format_inspection, inspect_model
 
     report = inspect_model(args.model, args.calibration, _console(args) if not args.json else Console(0), args.calibration_samples)
-    print(json.dumps(report, indent=2) if args.json else format_inspection(report))
+    print(json.dumps(report, indent=2) if args.json else format_inspection(report))  # names escaped in both
     return EXIT_OK
 
 
@@ -137,9 +138,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.summary(), indent=2))
     elif args.quiet:  # the result only: a failure is an error, on stderr
-        print(result.result_line, file=sys.stdout if result.ok else sys.stderr)
+        print(terminal(result.result_line), file=sys.stdout if result.ok else sys.stderr)
     else:
-        print(format_summary(result))
+        print(terminal(format_summary(result), keep_newlines=True))
     return EXIT_OK if result.ok else EXIT_USER_ERROR
 
 
@@ -161,9 +162,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     elif args.quiet:
-        print(report.result_line, file=sys.stdout if report.passed else sys.stderr)
+        print(terminal(report.result_line), file=sys.stdout if report.passed else sys.stderr)
     else:
-        print(format_validation(report))
+        print(terminal(format_validation(report), keep_newlines=True))
     return EXIT_OK if report.passed else EXIT_USER_ERROR
 
 
@@ -292,17 +293,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except UsageError as exc:
-        print(f"mcuq: error: {exc}", file=sys.stderr)
+        print(terminal(f"mcuq: error: {exc}", keep_newlines=True), file=sys.stderr)
         return EXIT_USAGE
-    except MCUQError as exc:
-        print(f"mcuq: error: {exc}", file=sys.stderr)
+    except MCUQError as exc:  # names in the message (tensor, layer, file) cannot drive the terminal
+        print(terminal(f"mcuq: error: {exc}", keep_newlines=True), file=sys.stderr)
         return EXIT_USER_ERROR
     except BrokenPipeError:  # e.g. `mcuq inspect --json | head`
         sys.stderr.close()
         return EXIT_OK
     except OSError as exc:  # the file system refused (full disk, permissions, a path that changed under us)
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"mcuq: error: {where}{exc.strerror or exc}; check the path and its permissions", file=sys.stderr)
+        print(terminal(f"mcuq: error: {where}{exc.strerror or exc}; check the path and its permissions"), file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("mcuq: interrupted", file=sys.stderr)

@@ -27,6 +27,7 @@ from mcuq.frontend.converter import QuantizedModel, QuantizeOptions, quantize
 from mcuq.frontend.dense_scales import EVALUATION_ARENA, PER_CHANNEL, PER_TENSOR, DenseScaleChoice, choose_dense_scales
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model
 from mcuq.project.api import check_labels, load_labels, model_prefix
+from mcuq.project.escape import file_name
 from mcuq.project.lock import project_lock
 from mcuq.project.manifest import FLOAT_MODEL_PATH, INT8_MODEL_PATH, Manifest, build_manifest
 from mcuq.project.writer import UNVALIDATED_MARK, WriteResult, check_output_dir, mark_validated, write_project
@@ -340,7 +341,7 @@ def _out_dir(request: DeployRequest, board: Board, name: str) -> Path:
     Board made in Python is not: a '../' in it must not write elsewhere)."""
     if request.out:
         return Path(request.out)
-    leaf = f"{board.id}-{name}"
+    leaf = file_name(f"{board.id}-{name}")  # no shell-hostile folder name
     if not leaf or "/" in leaf or "\\" in leaf or leaf in (".", "..") or "\x00" in leaf:
         raise UsageError(f"board id {board.id!r} and model name {name!r} do not make a folder name under build/; pass --out DIR")
     return Path("build") / leaf

@@ -17,6 +17,7 @@ from mcuq.common.errors import ModelLoadError
 from mcuq.common.files import MODEL_LIMIT, read_regular
 from mcuq.frontend.calibration import DEFAULT_SAMPLES
 from mcuq.model.info import ModelInfo, TensorInfo, parse_model
+from mcuq.project.escape import terminal
 
 
 def _tensor_dict(t: TensorInfo, name: str | None = None) -> dict[str, Any]:
@@ -90,10 +91,12 @@ def _q(t: dict[str, Any]) -> str:
 
 
 def format_inspection(report: dict[str, Any]) -> str:
-    lines = [f"model: {report['model']}  ({report['size_bytes']} bytes, {report['subgraphs']} subgraph)"]
+    """The terminal table; every name from the model is shown with its control characters
+    escaped (a tensor named "\\x1b[2J" must not clear the screen). --json escapes them too."""
+    lines = [f"model: {terminal(report['model'])}  ({report['size_bytes']} bytes, {report['subgraphs']} subgraph)"]
     for kind in ("inputs", "outputs"):
         for t in report[kind]:
-            lines.append(f"  {kind[:-1]:6} {t['name']:<32} {tuple(t['shape'])!s:<16} {t['dtype']:<7} {_q(t)}")
+            lines.append(f"  {kind[:-1]:6} {terminal(t['name']):<32} {tuple(t['shape'])!s:<16} {t['dtype']:<7} {_q(t)}")
     lines.append("")
     runtimes = report["runtimes"]
     columns = "  ".join(f"{r['column']:<4}" for r in runtimes)
@@ -104,7 +107,7 @@ def format_inspection(report: dict[str, Any]) -> str:
         outs = ",".join(map(str, op["outputs"]))
         support = "  ".join(f"{'yes' if op['support'][r['name']] else 'NO':<{max(4, len(r['column']))}}" for r in runtimes)
         lines.append(
-            f"  {op['index']:>3}  {op['op']:<22} {op['version']:>2}  {ins:<14} {outs:<8} {op['macs']:>10,}  {support}  {op['layer']}"
+            f"  {op['index']:>3}  {op['op']:<22} {op['version']:>2}  {ins:<14} {outs:<8} {op['macs']:>10,}  {support}  {terminal(op['layer'])}"
         )
     lines.append("")
     lines.append(f"  tensors: {report['tensor_count']}   weights: {report['weight_bytes']:,} bytes   total MACs: {report['total_macs']:,}")

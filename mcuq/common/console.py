@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from mcuq.project.escape import terminal
+
 
 @dataclass
 class Console:
@@ -24,22 +26,22 @@ class Console:
 
     def info(self, message: str) -> None:
         if self.level >= 1:
-            print(message, file=self.stream, flush=True)  # type: ignore[call-overload]
+            print(terminal(message, keep_newlines=True), file=self.stream, flush=True)  # type: ignore[call-overload]
 
     def debug(self, message: str) -> None:
         if self.level >= 2:
-            print(message, file=self.stream, flush=True)  # type: ignore[call-overload]
+            print(terminal(message, keep_newlines=True), file=self.stream, flush=True)  # type: ignore[call-overload]
 
     def warn(self, message: str) -> None:
         """Warnings show even in quiet mode: they change what the output means."""
-        print(f"warning: {message}", file=self.stream, flush=True)  # type: ignore[call-overload]
+        print(terminal(f"warning: {message}", keep_newlines=True), file=self.stream, flush=True)  # type: ignore[call-overload]
 
     @contextmanager
     def step(self, title: str) -> Iterator[None]:
         """Announce a long step and its duration, so a user sees the tool is working."""
         start = time.perf_counter()
         if self.level >= 1:
-            print(f"  {title} ...", file=self.stream, end="", flush=True)  # type: ignore[call-overload]
+            print(terminal(f"  {title} ...", keep_newlines=True), file=self.stream, end="", flush=True)  # type: ignore[call-overload]
         try:
             yield
         except BaseException:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -21,37 +20,30 @@ import numpy as np
 from mcuq.common.errors import MCUQError
 from mcuq.common.files import TEXT_LIMIT, read_regular
 from mcuq.model.info import ModelInfo, TensorInfo
+from mcuq.project.escape import C_KEYWORDS, Safe, c_comment, c_identifier, code, terminal
 from mcuq.project.render import environment
 
 DTYPE_ENUMS = {"int8": "MCUQ_INT8", "uint8": "MCUQ_UINT8", "int16": "MCUQ_INT16", "int32": "MCUQ_INT32", "float32": "MCUQ_FLOAT32"}
 # Typed helpers (<prefix>_input_int16(), _set_input_int16(), _output_int32(), ...) for the integer
 # edge types the generic float/int8 helpers do not cover.
 TYPED_HELPERS = {"int16": "int16_t", "int32": "int32_t"}
-C_KEYWORDS = frozenset(
-    "auto break case char const continue default do double else enum extern float for goto if inline int long register "
-    "restrict return short signed sizeof static struct switch typedef union unsigned void volatile while bool class "
-    "delete new namespace operator private protected public template this throw try using virtual main setup loop".split()
-)
 MAX_LABELS = 1000
 
 
-def c_identifier(text: str) -> str:
-    """``My Model-v2`` -> ``my_model_v2``: lower-case letters, digits and underscores."""
-    ident = re.sub(r"[^0-9a-zA-Z_]+", "_", text).strip("_").lower()
-    return f"m_{ident}" if not ident or ident[0].isdigit() else ident
-
-
-def model_prefix(name: str, explicit: bool = False) -> str:
-    """The C prefix of every generated API name. An explicit ``--name`` must already be a
-    valid identifier (a silent rename would break the user's code later); a name derived
-    from the model file is cleaned up."""
-    prefix = c_identifier(name)
+def model_prefix(name: str, explicit: bool = False) -> Safe:
+    """The C prefix of every generated API name, derived from the model's name (never the
+    name itself: see mcuq.project.escape). An explicit ``--name`` must already be a valid
+    identifier (a silent rename would break the user's code later); a name derived from the
+    model file is cleaned up."""
+    prefix = c_identifier(name, lower=True, keywords=False)
     if explicit and prefix != name:
-        raise MCUQError(f"--name {name!r}: use a C identifier (letters, digits, underscores, not starting with a digit), e.g. {prefix}")
+        raise MCUQError(
+            f"--name '{terminal(name)}': use a C identifier (letters, digits, single underscores, not starting with a digit), e.g. {prefix}"
+        )
     if prefix in C_KEYWORDS or prefix.startswith("mcuq"):
         if explicit:
             raise MCUQError(f"--name {name!r}: reserved (C/C++ keyword, Arduino entry point or mcuq's own prefix); choose another")
-        prefix = f"{prefix}_model" if not prefix.startswith("mcuq") else f"m_{prefix}"
+        prefix = code(f"{prefix}_model" if not prefix.startswith("mcuq") else f"m_{prefix}")
     return prefix
 
 
@@ -97,38 +89,35 @@ def check_labels(labels: list[str], info: ModelInfo, source: str) -> None:
         )
 
 
-def _c_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=True)[1:-1].replace("?", "\\?")
-
-
 def _tensor(t: TensorInfo, name: str, used: set[str]) -> dict[str, Any]:
-    ident = c_identifier(name).upper() or "T"
-    while ident in used:
-        ident += "_"
-    used.add(ident)
+    """One I/O tensor of the API: ``name`` is the model's text (templates escape it where they
+    print it); ``ident`` is a macro suffix derived from it, unique among the model's inputs
+    (or outputs)."""
     scale = t.quant.scale[0] if t.quant else 1.0
     size = int(np.prod(t.shape)) if t.shape else 1
     return {
-        "name": _c_string(name),
-        "ident": ident,
+        "name": name,
+        "ident": c_identifier(name, used, upper=True, fallback="M"),
         "shape": list(t.shape),
-        "dtype": t.dtype,
-        "enum": DTYPE_ENUMS[t.dtype],
+        "dtype": code(t.dtype),
+        "enum": code(DTYPE_ENUMS[t.dtype]),
         "size": size,
-        "scale_literal": f"{scale!r}f",
+        "scale_literal": code(f"{float(scale)!r}f"),
         "zero_point": t.quant.zero_point[0] if t.quant else 0,
     }
 
 
-def _typed_helpers(info: ModelInfo) -> list[dict[str, str]]:
+def _typed_helpers(info: ModelInfo) -> list[dict[str, Safe]]:
     """One entry per (input|output, int16|int32) the model has: the typed accessors to generate."""
     out = []
     for kind, tensors, names in (("input", info.input_tensors, info.input_names), ("output", info.output_tensors, info.output_names)):
         for dtype, ctype in TYPED_HELPERS.items():
             which = [str(i) for i, t in enumerate(tensors) if t.dtype == dtype]
             if which:
-                listed = ", ".join(f"{kind} {i} '{_c_string(names[int(i)])}'" for i in which)
-                out.append({"kind": kind, "dtype": dtype, "ctype": ctype, "enum": DTYPE_ENUMS[dtype], "list": listed})
+                listed = c_comment(", ".join(f"{kind} {i} '{names[int(i)]}'" for i in which))
+                out.append(
+                    {"kind": code(kind), "dtype": code(dtype), "ctype": code(ctype), "enum": code(DTYPE_ENUMS[dtype]), "list": listed}
+                )
     return out
 
 
@@ -138,18 +127,19 @@ def api_context(
     """The ``api`` key of every project's template context."""
     used_in: set[str] = set()
     used_out: set[str] = set()
+    prefix = model_prefix(prefix)
     return {
         "prefix": prefix,
-        "PREFIX": prefix.upper(),
-        "ns": f"{prefix}_mcuq",
-        "runtime": runtime,
+        "PREFIX": code(prefix.upper()),
+        "ns": code(f"{prefix}_mcuq"),
+        "runtime": code(runtime),
         "runtime_title": runtime_title or runtime,
         "inputs": [_tensor(t, n, used_in) for t, n in zip(info.input_tensors, info.input_names)],
         "outputs": [_tensor(t, n, used_out) for t, n in zip(info.output_tensors, info.output_names)],
         "typed": _typed_helpers(info),
-        "labels": [_c_string(label) for label in labels],
-        "labels_source": _c_string(labels_source or ""),
-        "header": f"{prefix}_model.h",
+        "labels": list(labels),
+        "labels_source": labels_source or "",
+        "header": code(f"{prefix}_model.h"),
     }
 
 

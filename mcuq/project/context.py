@@ -13,6 +13,7 @@ import numpy as np
 
 from mcuq import __version__
 from mcuq.project.api import api_context, model_prefix
+from mcuq.project.escape import c_identifier, code, file_name
 from mcuq.project.render import BANNER, c_values, tensor_context
 from mcuq.reference.host_tflm import tflm_version
 
@@ -36,9 +37,11 @@ def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
     info, board = job.info, job.board
     return {
         "banner": BANNER,
-        "mcuq_version": __version__,
+        "mcuq_version": code(__version__),
         "board": board,
-        "env_name": board.id,
+        "env_name": file_name(board.id, fallback="board"),
+        "board_macro": c_identifier(board.id, upper=True, fallback="BOARD"),
+        "board_file": str(board.path.name or board.id),  # names the file in a refusal; never printed
         "model_name": job.name,
         "pio": {
             "lib_deps": [],
@@ -52,7 +55,7 @@ def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
         "inputs": [tensor_context(t) for t in info.input_tensors],
         "outputs": [tensor_context(t) for t in info.output_tensors],
         "golden": golden_context(job.golden_in, golden_out, job.golden_source),
-        "tflm_version": f"tflite-micro {tflm_version()}",
+        "tflm_version": code(f"tflite-micro {tflm_version()}"),
         "quant": job.quantized.manifest_entry(),
         "api": api_context(job.prefix or model_prefix(job.name), info, job.runtime, list(job.labels), job.labels_source, job.runtime_title),
     }

@@ -16,7 +16,7 @@ import numpy as np
 from mcuq import __version__
 from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, ReportSection, Samples, ValidateOptions
 from mcuq.backends.c.avr_codegen import attach_avr_kernels
-from mcuq.backends.c.codegen import render_c_project, run_host, selftest_sources
+from mcuq.backends.c.codegen import compile_sources, render_c_project, run_host, selftest_sources
 from mcuq.backends.c.fit import check_c_fit, estimate_c_fit, measured_c_fit
 from mcuq.backends.c.ir import CProgram
 from mcuq.backends.c.program import SUPPORTED_OPS, compile_model
@@ -96,6 +96,12 @@ def board_of_manifest(project: Path, manifest: Manifest) -> Board:
 
 def project_sources(project: Path) -> dict[str, str]:
     return {name: (project / "src" / name).read_text() for name in C_SOURCES if (project / "src" / name).is_file()}
+
+
+def generated_sources(manifest: Manifest) -> list[str]:
+    """The project's generated C/C++ sources under src/ (names relative to src/), from the
+    manifest: what validate compiles. The user's app.cpp is not among them."""
+    return sorted(path[4:] for path in manifest.files if path.startswith("src/") and path.endswith((".c", ".cpp")))
 
 
 def c_template_context(program: CProgram, tflm_min: int) -> dict[str, Any]:
@@ -254,12 +260,13 @@ class CBackend:
             info = parse_model(raw, str(ref))
             try:
                 golden_in, golden_out = golden_from_project(project, info)
+                compiled = compile_sources(project / "src", generated_sources(manifest))
                 c_out = run_host(CProgram(info), project_sources(project), golden_in)
                 tflm_out = run_tflm(raw, golden_in, int(manifest.arena["host_bytes"]), len(info.outputs)).outputs
             except (ValidationFailed, MCUQError) as exc:
                 report.add("plain-C host build", False, str(exc))
                 return raw
-            report.add("plain-C host build", True, "src/*.c builds with gcc -Wall -Wextra -Werror and runs")
+            report.add("plain-C host build", True, f"{compiled}; mcuq_model.c and mcuq_kernels.c run on the golden vectors")
             for v, (c, t, g) in enumerate(zip(c_out, tflm_out, golden_out)):
                 c_ok = all(np.array_equal(a, b) for a, b in zip(c, g))
                 t_ok = all(np.array_equal(a, b) for a, b in zip(t, g))

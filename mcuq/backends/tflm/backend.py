@@ -30,6 +30,7 @@ from mcuq.libraries import TflmLibrary, add_method_name, installed_tflm_ops, loa
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
 from mcuq.project.context import common_context
+from mcuq.project.escape import c_identifier, c_include, code
 from mcuq.project.manifest import INT8_MODEL_PATH, Manifest, project_relative
 from mcuq.project.render import c_byte_array, environment
 from mcuq.project.writer import MANIFEST
@@ -327,14 +328,14 @@ class TflmBackend:
             **common_context(job, golden_out),
             "tflm": board.tflm or {},
             "board_notes": board.notes,
-            "project_name": f"mcuq_{job.name}".replace("-", "_"),
+            "project_name": c_identifier(f"mcuq_{job.name}"),
             "model_size": len(raw),
             "model_crc32": zlib.crc32(raw) & 0xFFFFFFFF,
-            "model_sha256": hashlib.sha256(raw).hexdigest(),
+            "model_sha256": code(hashlib.sha256(raw).hexdigest()),
             "model_array": c_byte_array(raw),
-            "resolver": tflm.resolver,
+            "resolver": [{"op": e.op, "method": c_identifier(e.method), "count": e.count} for e in tflm.resolver],
             "library": library,
-            "library_header": tflm.library_header,
+            "library_header": c_include(tflm.library_header, "library header") if tflm.library_header else None,
             "arena": {"target_bytes": tflm.arena.target_bytes, "how": tflm.arena.how, "in_psram": tflm.fit.arena_in_psram},
             "fit": tflm.fit.as_dict(),
         }
