@@ -135,8 +135,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from mcuq.device.check import DeviceRequest
     from mcuq.validate import format_validation, validate_project
 
+    device = DeviceRequest(args.device, args.baud, args.samples, not args.no_reset) if args.device else None
     report = validate_project(
         args.project,
         data=args.data,
@@ -148,6 +150,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         labels=args.labels,
         build=args.build,
         tflm_source=args.tflm_source,
+        device=device,
     )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
@@ -252,6 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the library sources are (default: .pio/libdeps/<env>/ or managed_components/ in the project)",
     )
+    p.add_argument(
+        "--device",
+        metavar="PORT",
+        help="also run the golden vectors and validation samples on the flashed board at this serial port "
+        "(/dev/ttyUSB0, /dev/ttyACM0, COM3) and compare its raw outputs bit for bit",
+    )
+    p.add_argument(
+        "--baud", type=int, default=115200, metavar="B", help="the board's baud rate (default 115200, the project's monitor_speed)"
+    )
+    p.add_argument("--samples", type=int, default=50, metavar="N", help="validation samples to run on the board (default 50)")
+    p.add_argument("--no-reset", action="store_true", help="do not reset the board through DTR when opening the port")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_validate)
 
