@@ -121,6 +121,7 @@ def build_link_firmware(project: Path, board: Board, folder: Path, link: bool = 
     elif cpu.get("emulator") == "qemu":
         harness = emu / ("cm_link_main.c" if link else "cm4_main.c")
         cmd = ["arm-none-eabi-gcc", *cpu["cflags"], "-T", str(emu / "mps2_an386.ld"), "-nostartfiles", "--specs=nano.specs"]
+        cmd += [f"-DMCUQ_CPU_HZ={board.clock_mhz * 1_000_000}u"]
     else:
         raise MCUQError(f"{board.id}: no emulator for this CPU ({cpu.get('core', board.mcu)})")
     sources = _sources(src, LINK_SOURCES if link else PLAIN_SOURCES)
@@ -242,3 +243,22 @@ class LossyProxy:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def start_tflm_host(project: Path, library_id: str, ops: list[str], source: Path | None = None) -> EmulatedBoard:
+    """A TFLite Micro project built for x86-64 against its board's library (``tflm_build``) and
+    run with the validation link on a pseudo-terminal: the stand-in for a board without an
+    emulator (ESP32 Xtensa). The library sources come from the project or ``source``."""
+    from mcuq.toolchains import tflm_build as tb
+
+    tree = tb.find_library_tree(library_id, project, source)
+    fw = tb.build_project(project, tree, tb.HOST, ops)
+    try:
+        board = start_host_program(
+            [str(fw.path)], {**os.environ, "MCUQ_SHIM_LINK": "1"}, f"{project.name} host build ({tree.library.name})"
+        )
+    except BaseException:
+        fw.close()
+        raise
+    board.keep.append(fw)
+    return board

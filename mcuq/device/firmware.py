@@ -18,6 +18,7 @@ LINK_FILES = (
     ("api/mcuq_link.h.j2", "src/mcuq_link.h"),
     ("api/mcuq_link.c.j2", "src/mcuq_link.c"),
     ("api/mcuq_link_port.cpp.j2", "src/mcuq_link_port.cpp"),
+    ("api/tests_conftest.py.j2", "tests/conftest.py"),  # pytest --device PORT
 )
 PROTOCOL_VERSION = 1
 
@@ -52,7 +53,7 @@ def link_context(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_link(context: dict[str, Any]) -> dict[str, str]:
-    """Project path -> text of the link's three files."""
+    """Project path -> text of the link's files (and the tests' --device option)."""
     env = environment()
     full = {**context, "link": link_context(context)}
     return {path: env.get_template(template).render(**full) for template, path in LINK_FILES}

@@ -125,7 +125,7 @@ class Session:
     def _retry(self, what: str, attempt: object, timeout: float) -> list[str]:
         """Runs ``attempt`` (a callable returning the answer lines) with retries on a lost or
         corrupted answer; a reboot is never retried."""
-        problem = ""
+        problem, silent = "", True
         for n in range(RETRIES):
             try:
                 return attempt()  # type: ignore[operator, no-any-return]
@@ -135,14 +135,19 @@ class Session:
                     "or a brown-out; check the stack size and the power supply, then run again"
                 ) from None
             except (Corrupted, NoAnswer) as exc:
-                problem = str(exc)
+                problem, silent = str(exc), silent and isinstance(exc, NoAnswer)
                 if n + 1 < RETRIES:
                     self.retries += 1
                     self.link.write(b"\n")
                     self.link.drain(quiet=0.1, limit=1.0)
-        raise DeviceError(
-            f"{self.link.port_name}: {what} failed {RETRIES} times ({problem}); the link loses bytes or the board stopped "
-            f"answering: check the cable and the baud rate ({self.link.baud})"
+        if silent:
+            raise NoAnswer(
+                f"{self.link.port_name}: no answer to {what} within {timeout:.0f} s ({RETRIES} tries): the board stopped, "
+                f"restarted without printing, or the baud rate ({self.link.baud}) is wrong"
+            )
+        raise Corrupted(
+            f"{self.link.port_name}: {what} failed {RETRIES} times ({problem}); the link loses or corrupts bytes: "
+            f"check the cable and the baud rate ({self.link.baud})"
         )
 
     # ------------------------------------------------------------------ commands
@@ -150,13 +155,11 @@ class Session:
     def identify(self) -> Identity:
         try:
             lines = self._retry("identify", lambda: self._answers("I", "=I", ANSWER_TIMEOUT), ANSWER_TIMEOUT)
-        except DeviceError as exc:
-            if "failed" in str(exc) and "no answer" in str(exc):
-                raise NoAnswer(
-                    f"{self.link.port_name}: no answer from an mcuq firmware at {self.link.baud} baud: wrong --baud, or the board runs "
-                    "another firmware (flash this project: pio run -t upload)"
-                ) from None
-            raise
+        except NoAnswer:
+            raise NoAnswer(
+                f"{self.link.port_name}: no answer from an mcuq firmware at {self.link.baud} baud: wrong --baud, or the board runs "
+                "another firmware (flash this project: pio run -t upload)"
+            ) from None
         self.identity = Identity.parse(lines[-1])
         return self.identity
 

@@ -46,7 +46,9 @@ uint32_t mcuq_hw_ticks(void) {
 
 const char* const mcuq_hw_tick_unit = "systick";
 uint32_t mcuq_link_ticks(void) { return mcuq_hw_ticks(); }
-const uint32_t mcuq_link_tick_hz = 25000000u; /* SysTick on the mps2 boards' 25 MHz clock */
+/* One SysTick tick is 40 instructions; counted as 40 cycles of the board (MCUQ_CPU_HZ), as the
+ * emulator estimate of deploy does, so the link reports instructions as cycles. */
+const uint32_t mcuq_link_tick_hz = MCUQ_CPU_HZ / 40u;
 
 uint32_t mcuq_link_stack_room(void) {
   char here = 0;

@@ -1,11 +1,13 @@
 /* simavr with UART0 on a pseudo-terminal, for mcuq's device tests (mcuq/device/emulated.py).
  * Usage: mcuq_simavr_pty MCU F_CPU FIRMWARE.elf; prints "pty: /dev/pts/N" on stdout, then runs
  * until the firmware stops (exit code 0) or crashes (exit code 3). Host bytes are fed to the
- * UART only while its receive FIFO signals XON, so none is dropped in the simulator. */
+ * UART only while its receive FIFO signals XON, so none is dropped in the simulator. SIGUSR1
+ * resets the AVR (a board that reboots mid-run: the tests' HardFault/brown-out stand-in). */
 #define _DEFAULT_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pty.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,12 @@
 
 static int master_fd = -1;
 static volatile int xon = 1;
+static volatile sig_atomic_t reset_requested = 0;
+
+static void on_usr1(int sig) {
+  (void)sig;
+  reset_requested = 1;
+}
 
 static void on_output(struct avr_irq_t* irq, uint32_t value, void* param) {
   unsigned char byte = (unsigned char)value;
@@ -77,10 +85,16 @@ int main(int argc, char** argv) {
   avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON), on_xon, NULL);
   avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF), on_xoff, NULL);
   input = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
+  signal(SIGUSR1, on_usr1);
   printf("pty: %s\n", name);
   fflush(stdout);
   while (state != cpu_Done && state != cpu_Crashed) {
     for (i = 0; i < 2000 && state != cpu_Done && state != cpu_Crashed; ++i) state = avr_run(avr);
+    if (reset_requested) {
+      reset_requested = 0;
+      avr_reset(avr);
+      state = cpu_Running;
+    }
     while (xon) {
       unsigned char byte;
       if (read(master_fd, &byte, 1) != 1) break;
