@@ -248,17 +248,30 @@ class LossyProxy:
 def start_tflm_host(project: Path, library_id: str, ops: list[str], source: Path | None = None) -> EmulatedBoard:
     """A TFLite Micro project built for x86-64 against its board's library (``tflm_build``) and
     run with the validation link on a pseudo-terminal: the stand-in for a board without an
-    emulator (ESP32 Xtensa). The library sources come from the project or ``source``."""
+    emulator (ESP32 Xtensa). The library sources come from the project or ``source``. As in
+    ``validate --build``, the x86-64 build gets a copy of ``src/`` whose arena is enlarged for
+    64-bit structs (the deploy's x86 estimate, doubled); every other byte is the project's."""
+    from mcuq.backends.tflm.build_check import _copy_with_arena
+    from mcuq.project.manifest import read_manifest
     from mcuq.toolchains import tflm_build as tb
 
+    manifest = read_manifest(project)
+    declared = int(manifest.arena["target_bytes"])
     tree = tb.find_library_tree(library_id, project, source)
-    fw = tb.build_project(project, tree, tb.HOST, ops)
+    folder = tempfile.TemporaryDirectory(prefix="mcuq-standin-")
+    try:
+        copy = _copy_with_arena(project, declared, 2 * max(declared, int(manifest.arena["host_bytes"])), Path(folder.name))
+        fw = tb.build_project(copy, tree, tb.HOST, ops)
+    except BaseException:
+        folder.cleanup()
+        raise
     try:
         board = start_host_program(
             [str(fw.path)], {**os.environ, "MCUQ_SHIM_LINK": "1"}, f"{project.name} host build ({tree.library.name})"
         )
     except BaseException:
         fw.close()
+        folder.cleanup()
         raise
-    board.keep.append(fw)
+    board.keep += [fw, folder]
     return board
