@@ -47,8 +47,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boards", default=DEFAULT_BOARDS)
     args = parser.parse_args()
-    from mcuq import DeployRequest, deploy, quantize
+    from mcuq import quantize
     from mcuq.boards import get_board
+    from mcuq.deploy import DeployRequest, deploy
     from mcuq.device.emulated import build_link_firmware
     from mcuq.toolchains.emulate import no_emulator_reason
 

@@ -134,6 +134,18 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_USER_ERROR
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mcuq.device.check import DeviceRequest, monitor_text
+    from mcuq.project.manifest import read_manifest
+
+    project = Path(args.project)
+    ok, text = monitor_text(project, read_manifest(project), DeviceRequest(args.device, args.baud, reset=not args.no_reset))
+    print(text)
+    return EXIT_OK if ok else EXIT_USER_ERROR
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from mcuq.device.check import DeviceRequest
     from mcuq.validate import format_validation, validate_project
@@ -268,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-reset", action="store_true", help="do not reset the board through DTR when opening the port")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("monitor", parents=[common], help="the flashed board's boot self-test and identity, decoded")
+    p.add_argument("project", help="folder written by 'mcuq deploy'")
+    p.add_argument("--device", required=True, metavar="PORT", help="the board's serial port")
+    p.add_argument("--baud", type=int, default=115200, metavar="B")
+    p.add_argument("--no-reset", action="store_true", help="do not reset the board through DTR")
+    p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("boards", parents=[common], help="list the supported boards")
     p.add_argument("--json", action="store_true")

@@ -229,3 +229,26 @@ def _check(
     if emulator_cycles is not None:
         data["emulator"] = {"ticks": emulator_cycles[0], "unit": emulator_cycles[1]}
     report.metrics["device"] = data
+
+
+def monitor_text(project: Path, manifest: Manifest, request: DeviceRequest) -> tuple[bool, str]:
+    """``mcuq monitor``: the boot self-test the board printed and its identity, decoded, and
+    whether it is this project's firmware. (ok, text)."""
+    with Session.open(request.port, request.baud, request.reset, request.boot_wait) as session:
+        identity = session.identity
+        assert identity is not None
+        boot = [line for line in session.boot_log if line.startswith("mcuq: ")]
+        problem = identity_problem(identity, manifest, project, request.port)
+        lines = [f"{request.port} at {request.baud} baud:"]
+        lines += [f"  {line}" for line in boot] or [
+            "  (no boot output seen: the board was already running; without --no-reset it is restarted)"
+        ]
+        lines += [
+            f"  model: crc32 {identity.crc32:08x}, {identity.model_bytes:,} bytes",
+            f"  runtime: {identity.runtime} ({identity.library}), link protocol {identity.protocol}",
+            f"  arena: {identity.arena_used:,} of {identity.arena_bytes:,} bytes in use",
+            f"  clock: {identity.cpu_hz / 1e6:g} MHz (counter at {identity.tick_hz / 1e6:g} MHz)",
+            f"  inputs {identity.input_bytes} bytes, outputs {identity.output_bytes} bytes",
+            problem or f"  this is {project.name}'s firmware",
+        ]
+        return problem is None, "\n".join(lines)
