@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import DIGITS, need
 from mcuq.cli import main
 from mcuq.common.errors import MCUQError
 from mcuq.device.link import DeviceError, SerialLink, crc8, frame, unframe
 from mcuq.device.session import NoAnswer, Session
-
-from conftest import DIGITS, need
 
 ROOT = Path(__file__).resolve().parent.parent
 VAL = str(DIGITS / "val.npz")
