@@ -255,3 +255,18 @@ def test_digits_tflite_micro_esp32_host_stand_in_is_bit_exact(tmp_path, digits_t
     assert device["golden"]["bit_exact"] == device["golden"]["count"]
     assert device["samples"]["bit_exact"] == 10
     assert device["arena_used_bytes"] > 0  # of the enlarged x86-64 arena (64-bit structs)
+
+
+@pytest.mark.slow
+def test_monitor_decodes_the_boot_log_and_identity(uno_digits, uno_board, capsys):
+    from mcuq.boards import get_board
+    from mcuq.device.emulated import start_emulated
+
+    code = main(["monitor", str(uno_digits), "--device", uno_board.port, "--no-reset"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "runtime: c (mcuq-c-" in out and f"this is {uno_digits.name}'s firmware" in out
+    with start_emulated(uno_digits, get_board("uno")) as fresh:  # a board that just booted: its self-test is shown
+        time.sleep(3)
+        assert main(["monitor", str(uno_digits), "--device", fresh.port, "--no-reset"]) == 0
+    assert "mcuq: selftest PASS" in capsys.readouterr().out

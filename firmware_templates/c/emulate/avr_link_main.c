@@ -44,7 +44,7 @@ const char* const mcuq_hw_tick_unit = "cycles";
 uint32_t mcuq_link_ticks(void) { return mcuq_hw_ticks(); }
 const uint32_t mcuq_link_tick_hz = F_CPU;
 
-uint32_t mcuq_link_stack_room(void) {
+size_t mcuq_link_stack_room(void) {
   extern char __heap_start;
   extern char* __brkval;
   char here = 0;

@@ -50,7 +50,7 @@ uint32_t mcuq_link_ticks(void) { return mcuq_hw_ticks(); }
  * emulator estimate of deploy does, so the link reports instructions as cycles. */
 const uint32_t mcuq_link_tick_hz = MCUQ_CPU_HZ / 40u;
 
-uint32_t mcuq_link_stack_room(void) {
+size_t mcuq_link_stack_room(void) {
   char here = 0;
   uint32_t room = (uint32_t)(&here - (char*)&_ebss);
   return room > 64u ? room - 64u : 0u;
