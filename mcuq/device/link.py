@@ -133,7 +133,9 @@ class SerialLink:
             self.port.write(data)
             self.port.flush()
         except (serial.SerialException, OSError) as exc:
-            raise DeviceError(f"{self.port_name}: the port went away while writing ({str(exc)[:80]}); was the board unplugged?") from None
+            raise DeviceError(
+                f"{self.port_name}: the port closed while writing ({str(exc)[:80]}): the board was unplugged or the emulator stopped"
+            ) from None
 
     def send(self, text: str) -> None:
         self.write(frame(text))
