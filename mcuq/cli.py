@@ -144,9 +144,23 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_USER_ERROR
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mcuq.device.check import DeviceRequest, monitor_text
+    from mcuq.project.manifest import read_manifest
+
+    project = Path(args.project)
+    ok, text = monitor_text(project, read_manifest(project), DeviceRequest(args.device, args.baud, reset=not args.no_reset))
+    print(text)
+    return EXIT_OK if ok else EXIT_USER_ERROR
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
+    from mcuq.device.check import DeviceRequest
     from mcuq.validate import format_validation, validate_project
 
+    device = DeviceRequest(args.device, args.baud, args.samples, not args.no_reset) if args.device else None
     report = validate_project(
         args.project,
         data=args.data,
@@ -158,6 +172,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         labels=args.labels,
         build=args.build,
         tflm_source=args.tflm_source,
+        device=device,
     )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
@@ -267,8 +282,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where the library sources are (default: .pio/libdeps/<env>/ or managed_components/ in the project)",
     )
+    p.add_argument(
+        "--device",
+        metavar="PORT",
+        help="also run the golden vectors and validation samples on the flashed board at this serial port "
+        "(/dev/ttyUSB0, /dev/ttyACM0, COM3) and compare its raw outputs bit for bit",
+    )
+    p.add_argument(
+        "--baud", type=int, default=115200, metavar="B", help="the board's baud rate (default 115200, the project's monitor_speed)"
+    )
+    p.add_argument("--samples", type=int, default=50, metavar="N", help="validation samples to run on the board (default 50)")
+    p.add_argument("--no-reset", action="store_true", help="do not reset the board through DTR when opening the port")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("monitor", parents=[common], help="the flashed board's boot self-test and identity, decoded")
+    p.add_argument("project", help="folder written by 'mcuq deploy'")
+    p.add_argument("--device", required=True, metavar="PORT", help="the board's serial port")
+    p.add_argument("--baud", type=int, default=115200, metavar="B")
+    p.add_argument("--no-reset", action="store_true", help="do not reset the board through DTR")
+    p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("boards", parents=[common], help="list the supported boards")
     p.add_argument("--json", action="store_true")

@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from mcuq.backends.base import Backend, ValidateOptions, get_backend
-from mcuq.checks.accuracy import diagnose, evaluate_outputs, pair_layers, per_layer_error
+from mcuq.checks.accuracy import Evaluation, diagnose, evaluate_outputs, pair_layers, per_layer_error
 from mcuq.checks.outcome import Check, ValidationReport
 from mcuq.checks.report import ReportWriteError
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError, UsageError, ValidationFailed
 from mcuq.common.files import DATA_LIMIT, read_regular, regular_file
+from mcuq.device.check import DeviceRequest
 from mcuq.frontend.calibration import InputSpec, SampleSet, check_label_range, load_samples
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.lock import project_lock
@@ -170,12 +171,15 @@ def validate_project(
     labels: str | None = None,
     build: bool = False,
     tflm_source: str | None = None,
+    device: DeviceRequest | None = None,
 ) -> ValidationReport:
     """Re-check a generated project: file hashes against ``mcuq.lock.json``, golden vectors bit
     for bit on x86 TFLite Micro (or the plain-C build), and with ``data`` the float-vs-int8
     metrics and ``report.html``/``report.json``. ``emulate`` and ``build`` add the emulator and
     board-library builds. A check that cannot run is reported as not checked, never as passed.
     Raises :class:`MCUQError` when the project cannot be read at all.
+    ``device``: also run the golden vectors and validation samples on the board at that serial port
+    (mcuq/device/check.py) and report them as the "on the device" checks.
     """
     project = Path(project)
     if tflm_source is not None and not build:
@@ -184,7 +188,7 @@ def validate_project(
         raise UsageError(f"--tflm-source {tflm_source}: no such folder; give the board's TFLite Micro library sources")
     # The lock keeps a deploy from swapping the project in mid-check (deploy validates under its own lock).
     with project_lock(project, required=False) if project.is_dir() else nullcontext():
-        return _validate_locked(project, data, max_drop, min_snr, write_report, console, emulate, labels, build, tflm_source)
+        return _validate_locked(project, data, max_drop, min_snr, write_report, console, emulate, labels, build, tflm_source, device)
 
 
 def check_project_files(project: Path, manifest: Manifest) -> None:
@@ -220,6 +224,7 @@ def _validate_locked(
     labels: str | None,
     build: bool,
     tflm_source: str | None,
+    device: DeviceRequest | None = None,
 ) -> ValidationReport:
     manifest = load_manifest(project)
     check_project_files(project, manifest)
@@ -234,6 +239,7 @@ def _validate_locked(
     float_info = parse_model(float_model, "float reference") if float_model else None
     path, missing = find_validation_data(report, project, data, manifest)
     samples = _validation_data(path, manifest, info, labels) if path else None
+    evaluation = None
     arena_check = report.check("arena")
     # Accuracy is still worth knowing when the planned arena failed: measure it with a roomy one.
     arena = ROOMY_ARENA if arena_check is not None and not arena_check.passed else int(manifest.arena["host_bytes"])
@@ -256,6 +262,8 @@ def _validate_locked(
             )
         elif missing:
             report.skip(VALIDATION_DATA, missing)
+    if device is not None:
+        _check_on_device(report, project, manifest, info, device, evaluation, console)
     if write_report:
         with console.step("writing report.html and report.json"):
             try:
@@ -265,6 +273,38 @@ def _validate_locked(
                 return report
             report.kept_reports = [n for n in ("report.html", "report.json") if n not in report.report_files]
     return report
+
+
+def _emulator_ticks(manifest: Manifest) -> tuple[int, str] | None:
+    """The cycles (or instructions) the emulator counted at deploy, when the runtime recorded them."""
+    for value in manifest.as_dict().values():
+        emulation = value.get("emulation") if isinstance(value, dict) else None
+        if isinstance(emulation, dict) and isinstance(emulation.get("ticks"), int):
+            return int(emulation["ticks"]), str(emulation.get("unit", ""))
+    return None
+
+
+def _check_on_device(
+    report: ValidationReport,
+    project: Path,
+    manifest: Manifest,
+    info: ModelInfo,
+    device: DeviceRequest,
+    evaluation: Evaluation | None,
+    console: Console,
+) -> None:
+    from mcuq.checks.golden import golden_from_project
+    from mcuq.device.check import check_device
+
+    try:
+        golden = golden_from_project(project, info)
+    except MCUQError as exc:
+        report.add("on the device", False, str(exc))
+        return
+    samples = (evaluation.int8_inputs, evaluation.int8_outputs, evaluation.float_outputs) if evaluation is not None else None
+    count = len(golden[0]) + (min(device.samples, len(samples[0])) if samples else 0)
+    with console.step(f"running {count} inputs on the board at {device.port}"):
+        check_device(report, project, manifest, info, device, golden, samples, _emulator_ticks(manifest))
 
 
 def _write_reports(
@@ -323,6 +363,34 @@ def _num(v: Any, pct: bool = False) -> str:
     return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
 
 
+def _device_lines(device: dict[str, Any] | None) -> list[str]:
+    """The board's measurements (mcuq validate --device) in a few lines."""
+    if not device:
+        return []
+    ident = device["identity"]
+    lines = [
+        f"  on the device ({device['port']}): {ident['runtime']} ({ident['library']}), arena {device['arena_used_bytes']:,} of "
+        f"{device['arena_bytes']:,} B used, stack peak {device['stack_peak_bytes']:,} B"
+        + (f", {device['retries']} commands retried" if device.get("retries") else "")
+    ]
+    lat = device.get("latency") or {}
+    if lat:
+        per_mac = f", {lat['cycles_per_mac']:.2f} cycles/MAC" if lat.get("cycles_per_mac") else ""
+        lines.append(
+            f"    latency over {lat['runs']} runs: median {lat['median_ms']:.3f} ms, p95 {lat['p95_ms']:.3f} ms "
+            f"({lat['median_cycles']:,.0f} cycles at {lat['cpu_hz'] / 1e6:g} MHz{per_mac})"
+        )
+    emulator = device.get("emulator")
+    if emulator:
+        lines.append(f"    emulator at deploy: {emulator['ticks']:,} {emulator['unit']} per inference (self-test, worst golden vector)")
+    for row in (device.get("samples") or {}).get("float_vs_device", []):
+        agree = f", top-1 vs float {100 * row['top1_agreement_float']:.2f}%" if "top1_agreement_float" in row else ""
+        lines.append(
+            f"    float vs device ({row['name']}): RMSE {_num(row.get('RMSE'))}, COS {_num(row.get('COS'))}, SNR {_num(row.get('SNR_dB'))} dB{agree}"
+        )
+    return lines
+
+
 def format_validation(report: ValidationReport) -> str:
     lines = [f"validate {report.project}: {report.verdict}"]
     for c in report.checks:
@@ -342,6 +410,7 @@ def format_validation(report: ValidationReport) -> str:
                 f"{_num(o.get('top1_agreement'), True):>9} {_num(o.get('RMSE')):>9} {_num(o.get('MAE')):>9} "
                 f"{_num(o.get('L2R')):>9} {_num(o.get('COS')):>9} {_num(o.get('SNR_dB')):>8}"
             )
+    lines += _device_lines(report.metrics.get("device"))
     worst = diagnose(report.per_layer)
     if worst:
         lines.append("  layers that lose the most precision:")

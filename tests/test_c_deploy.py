@@ -134,7 +134,10 @@ def test_esp32_runtime_c_is_an_esp_idf_project(tmp_path, digits_tflite):
     (shim / "freertos").mkdir(parents=True)
     (shim / "esp_timer.h").write_text("#include <stdint.h>\nint64_t esp_timer_get_time(void);\n")
     (shim / "freertos" / "FreeRTOS.h").write_text("#define pdMS_TO_TICKS(ms) (ms)\n")
-    (shim / "freertos" / "task.h").write_text("void vTaskDelay(unsigned ticks);\n")
+    (shim / "freertos" / "task.h").write_text(
+        "void vTaskDelay(unsigned ticks);\ntypedef unsigned UBaseType_t;\nUBaseType_t uxTaskGetStackHighWaterMark(void* task);\n"
+    )
+    (shim / "esp_cpu.h").write_text("#include <stdint.h>\nuint32_t esp_cpu_get_cycle_count(void);\n")  # the validation link
     for source in sorted((project / "src").glob("*.c*")):
         compiler = ["g++", "-std=gnu++17"] if source.suffix == ".cpp" else ["gcc", "-std=c99"]
         proc = subprocess.run(

@@ -8,7 +8,7 @@ op sequences (QUANTIZE/DEQUANTIZE skipped), which the converter keeps identical.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,7 @@ class Evaluation:
     metrics: dict[str, Any]
     int8_inputs: list[list[np.ndarray]]  # the quantized samples, in order
     int8_outputs: list[list[np.ndarray]]  # what x86 TFLite Micro computed for them
+    float_outputs: list[np.ndarray | None] = field(default_factory=list)  # per output: the float model's, samples stacked
 
 
 def _output_position(f: ModelInfo | None, name: str, k: int) -> int:
@@ -70,6 +71,7 @@ def evaluate_outputs(q: ModelInfo, float_model: bytes | None, data: SampleSet, h
     int8_inputs = [[quantize_array(x, t) for x, t in zip(s, q.input_tensors)] for s in samples]
     int8_run = run_tflm(q.raw, int8_inputs, host_arena, len(q.outputs))
     result: dict[str, Any] = {"samples": data.count, "source": data.source, "outputs": []}
+    float_outputs: list[np.ndarray | None] = []
     f = parse_model(float_model, "float reference") if float_model is not None else None
     float_samples = [data.sample_for(i, f.input_names) for i in range(data.count)] if f is not None else []
     float_run = run_float_reference(float_model, float_samples) if float_model is not None else None
@@ -79,6 +81,7 @@ def evaluate_outputs(q: ModelInfo, float_model: bytes | None, data: SampleSet, h
         entry: dict[str, Any] = {"name": name, "tensor": tensor.name, "index": k}
         fk = _output_position(f, name, k)
         ref = np.concatenate([o[fk] for o in float_run.outputs]).astype(np.float32) if float_run else None
+        float_outputs.append(ref)
         if ref is not None:
             entry.update(error_metrics(ref, deq))
         labels = data.labels
@@ -97,7 +100,7 @@ def evaluate_outputs(q: ModelInfo, float_model: bytes | None, data: SampleSet, h
                     entry["ACC_float"] = float(np.mean(ref.argmax(1) == labels))
                     entry["confusion_float"] = confusion_matrix(labels, ref.argmax(1), classes).tolist()
         result["outputs"].append(entry)
-    return Evaluation(result, int8_inputs, int8_run.outputs)
+    return Evaluation(result, int8_inputs, int8_run.outputs, float_outputs)
 
 
 def _saturation(values: np.ndarray, dtype: str, zero_point: int) -> float:

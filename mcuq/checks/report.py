@@ -145,6 +145,42 @@ def _environment() -> jinja2.Environment:
 METRIC_KEYS = ["ACC_float", "ACC_int8", "top1_agreement", "RMSE", "MAE", "L2R", "COS", "SNR_dB"]
 
 
+def device_section(device: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The "On the device" section (mcuq validate --device): what the board computed and measured."""
+    if not device:
+        return None
+    ident, lat = device["identity"], device.get("latency") or {}
+    rows: list[list[Any]] = [
+        ["serial port", device["port"]],
+        ["firmware", f"{ident['runtime']} ({ident['library']}), model crc32 {ident['crc32']:08x}, {ident['model_bytes']:,} bytes"],
+    ]
+    for key, title in (("golden", "golden vectors bit-exact"), ("samples", "validation samples bit-exact")):
+        if key in device:
+            part = device[key]
+            rows.append([title, f"{part['bit_exact']} of {part['count']} (max difference {part['max_lsb_diff']} LSB)"])
+            rows.append([f"top-1 agreement with x86 TFLite Micro ({key})", ", ".join(f"{100 * a:.2f}%" for a in part["top1_agreement"])])
+    if lat:
+        rows += [
+            ["latency median / p95 (ms)", f"{lat['median_ms']:.3f} / {lat['p95_ms']:.3f} over {lat['runs']} runs"],
+            ["cycles per inference (median)", f"{lat['median_cycles']:,.0f} at {lat['cpu_hz'] / 1e6:g} MHz"],
+            ["cycles per MAC", f"{lat['cycles_per_mac']:.2f}" if lat.get("cycles_per_mac") else "-"],
+        ]
+    rows += [
+        ["arena used / size (bytes)", f"{device['arena_used_bytes']:,} / {device['arena_bytes']:,}"],
+        ["stack peak of one inference (bytes)", f"{device['stack_peak_bytes']:,}"],
+        ["commands retried (lost or corrupted answers)", device.get("retries", 0)],
+    ]
+    if device.get("emulator"):
+        rows.append(["emulator count at deploy (self-test)", f"{device['emulator']['ticks']:,} {device['emulator']['unit']}"])
+    float_rows = [
+        [r["name"], *[r.get(k, "-") for k in DEVICE_FLOAT_KEYS]] for r in (device.get("samples") or {}).get("float_vs_device", [])
+    ]
+    return {"port": device["port"], "rows": rows, "float_rows": float_rows, "float_keys": DEVICE_FLOAT_KEYS}
+
+
+DEVICE_FLOAT_KEYS = ["top1_agreement_float", "RMSE", "MAE", "L2R", "COS", "SNR_dB"]
+
+
 def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo | None) -> str:
     """The page is laid out in report.html.j2; here only the pictures are drawn and rows picked."""
     s = data["summary"]
@@ -165,6 +201,7 @@ def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo
             budget_image=budget_chart(s["fit"], s["arena_bytes"]),
             ops=[[o["index"], o["op"], o["macs"], "yes" if o["optimized"] else "reference", o["layer"]] for o in data["ops"]],
             metrics=metrics if outputs else None,
+            device=device_section(metrics.get("device")),
             metric_keys=METRIC_KEYS,
             metric_rows=[[o["name"], *[o.get(k, "-") for k in METRIC_KEYS]] for o in outputs],
             confusion_images=[

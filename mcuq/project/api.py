@@ -144,11 +144,14 @@ def api_context(
 
 
 def render_api(context: dict[str, Any]) -> dict[str, str]:
-    """The two API headers, as project paths -> text."""
+    """The API headers and the validation link's files, as project paths -> text."""
+    from mcuq.device.firmware import render_link
+
     env = environment()
     api = context["api"]
     return {
         "src/mcuq_api.h": env.get_template("api/mcuq_api.h.j2").render(**context),
         "src/mcuq_platform.h": env.get_template("api/mcuq_platform.h.j2").render(**context),
         f"src/{api['header']}": env.get_template("api/model_api.h.j2").render(**context),
+        **render_link(context),  # the validation link (mcuq validate --device)
     }

@@ -7,6 +7,7 @@ The templates of both runtimes can rely on everything here.
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,6 +44,8 @@ def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
         "board_macro": c_identifier(board.id, upper=True, fallback="BOARD"),
         "board_file": str(board.path.name or board.id),  # names the file in a refusal; never printed
         "model_name": job.name,
+        "model_size": len(info.raw),
+        "model_crc32": zlib.crc32(info.raw) & 0xFFFFFFFF,
         "pio": {
             "lib_deps": [],
             "build_flags": [],

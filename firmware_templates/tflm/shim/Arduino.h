@@ -18,6 +18,7 @@ class McuqShimSerial {
   void begin(unsigned long) {}
   explicit operator bool() const { return true; }
   size_t print(const char* s) { mcuq_shim_write(s); return strlen(s); }
+  size_t write(uint8_t c) { char b[2] = {static_cast<char>(c), 0}; mcuq_shim_write(b); return 1; }
   size_t print(unsigned long v) { char b[24]; snprintf(b, sizeof b, "%lu", v); return print(b); }
   size_t print(long v) { char b[24]; snprintf(b, sizeof b, "%ld", v); return print(b); }
   size_t print(unsigned int v) { return print(static_cast<unsigned long>(v)); }

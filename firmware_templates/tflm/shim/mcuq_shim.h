@@ -9,6 +9,7 @@ void mcuq_shim_write(const char* text);       // text as is (no newline added)
 uint64_t mcuq_shim_nanos(void);               // monotonic; in qemu: executed instructions
 void mcuq_shim_exit(int code);                // ends the program
 int mcuq_shim_arg(void);                      // first integer argument (argv[1] / semihosting cmdline), -1 if none
+void mcuq_shim_idle(uint32_t ms);             // the main loop's delay: ends the program, unless the link is served
 #ifdef __cplusplus
 }
 #endif

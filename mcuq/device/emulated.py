@@ -1,0 +1,277 @@
+"""Emulated boards on a pseudo-terminal: the validation link tested without hardware.
+
+A plain-C project's firmware is built with the emulator harness that carries the link
+(``firmware_templates/c/emulate/avr_link_main.c`` for simavr, ``cm_link_main.c`` for qemu's
+mps2 boards, whose CMSDK UART0 qemu puts on ``-serial pty``); the project's own ``src/`` files
+are compiled unmodified, only main() differs, as in :mod:`mcuq.toolchains.emulate`. simavr has no
+pseudo-terminal of its own, so a small bridge on libsimavr (``simavr_pty.c``) is compiled on
+first use and cached. A host build (the ESP32 stand-in) is run with a pseudo-terminal's master as
+its stdin/stdout. Every board is a child process; :meth:`EmulatedBoard.close` ends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import select
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import tty
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mcuq.boards import Board
+from mcuq.common.errors import MCUQError
+from mcuq.common.resources import templates_dir
+from mcuq.toolchains.emulate import AVR_MCUS, SELFTEST_CFLAGS
+
+START_TIMEOUT = 20.0
+LINK_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c", "mcuq_api.c", "mcuq_link.c")
+PLAIN_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c")
+
+
+@dataclass
+class EmulatedBoard:
+    """A running emulator whose UART is the pseudo-terminal ``port``."""
+
+    port: str
+    process: subprocess.Popen[bytes]
+    what: str
+    keep: list[object] = field(default_factory=list)  # fds, proxies and folders that live as long as the board
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for item in self.keep:
+            if isinstance(item, int):
+                try:
+                    os.close(item)
+                except OSError:
+                    pass
+            elif hasattr(item, "cleanup"):
+                item.cleanup()
+            elif hasattr(item, "close"):
+                item.close()
+        self.keep.clear()
+
+    def __enter__(self) -> EmulatedBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _cache() -> Path:
+    from mcuq.toolchains.tflm_build import cache_root
+
+    folder = cache_root() / "device"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def simavr_bridge() -> Path:
+    """The simavr-to-pty bridge, compiled against libsimavr once per source version."""
+    source = templates_dir() / "c" / "emulate" / "simavr_pty.c"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    exe = _cache() / f"mcuq_simavr_pty-{digest}"
+    if exe.is_file():
+        return exe
+    if not Path("/usr/include/simavr/sim_avr.h").is_file():
+        raise MCUQError("libsimavr-dev is not installed (apt-get install libsimavr-dev): the AVR link runs simavr through it")
+    tmp = exe.with_suffix(f".{os.getpid()}.tmp")
+    proc = subprocess.run(
+        ["gcc", "-O2", "-Wall", "-o", str(tmp), str(source), "-lsimavr", "-lutil"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise MCUQError(f"cannot build the simavr bridge: {(proc.stderr.strip().splitlines() or [''])[0][:200]}")
+    tmp.replace(exe)
+    return exe
+
+
+def _sources(src: Path, names: tuple[str, ...]) -> list[str]:
+    missing = [n for n in names if not (src / n).is_file()]
+    if missing:
+        raise MCUQError(
+            f"{src}: {', '.join(missing)} missing; this is not a plain-C project of this mcuq version (regenerate with deploy --force)"
+        )
+    return [str(src / n) for n in names]
+
+
+def build_link_firmware(project: Path, board: Board, folder: Path, link: bool = True) -> Path:
+    """The project's plain-C firmware for the board's CPU with the link harness (``link``) or
+    with the self-test-only harness (for the size comparison)."""
+    cpu = board.cpu or {}
+    src = project / "src"
+    emu = templates_dir() / "c" / "emulate"
+    elf = folder / ("link.elf" if link else "plain.elf")
+    if cpu.get("emulator") == "simavr":
+        mcu = AVR_MCUS.get(cpu["core"], str(cpu["core"]).lower())
+        harness = emu / ("avr_link_main.c" if link else "avr_main.c")
+        names = ",".join(str(b) for b in mcu.encode()) + ",0"
+        cmd = ["avr-gcc", f"-mmcu={mcu}", f"-DF_CPU={board.clock_mhz * 1_000_000}UL", f'-DMCUQ_MMCU_NAME="{mcu}"']
+        cmd += [f"-DMCUQ_MMCU_NAME_BYTES={names}", "-Wl,--undefined=_mmcu,--section-start=.mmcu=0x910000"]
+    elif cpu.get("emulator") == "qemu":
+        harness = emu / ("cm_link_main.c" if link else "cm4_main.c")
+        cmd = ["arm-none-eabi-gcc", *cpu["cflags"], "-T", str(emu / "mps2_an386.ld"), "-nostartfiles", "--specs=nano.specs"]
+        cmd += [f"-DMCUQ_CPU_HZ={board.clock_mhz * 1_000_000}u"]
+    else:
+        raise MCUQError(f"{board.id}: no emulator for this CPU ({cpu.get('core', board.mcu)})")
+    sources = _sources(src, LINK_SOURCES if link else PLAIN_SOURCES)
+    cmd += [*SELFTEST_CFLAGS, "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections", "-I", str(src)]
+    cmd += [*sources, str(harness), "-o", str(elf), "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[:200])
+        raise MCUQError(f"{cmd[0]} could not build the link firmware of {project}: {first[:240]}")
+    return elf
+
+
+def _read_until(stream: object, pattern: str, process: subprocess.Popen[bytes], what: str) -> str:
+    """The first match of ``pattern`` in the child's output, waiting at most START_TIMEOUT."""
+    fd = stream.fileno()  # type: ignore[attr-defined]
+    text, deadline = "", time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            chunk = os.read(fd, 4096).decode(errors="replace")
+            if not chunk and process.poll() is not None:
+                break
+            text += chunk
+            match = re.search(pattern, text)
+            if match:
+                return match.group(1)
+        elif process.poll() is not None:
+            break
+    process.kill()
+    raise MCUQError(f"{what} did not start (no pseudo-terminal within {START_TIMEOUT:.0f} s): {text.strip()[:200]}")
+
+
+def start_simavr(elf: Path, board: Board) -> EmulatedBoard:
+    cpu = board.cpu or {}
+    mcu = AVR_MCUS.get(cpu["core"], str(cpu["core"]).lower())
+    proc = subprocess.Popen(
+        [str(simavr_bridge()), mcu, str(board.clock_mhz * 1_000_000), str(elf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    port = _read_until(proc.stdout, r"pty: (\S+)", proc, f"simavr ({mcu})")
+    return EmulatedBoard(port, proc, f"{mcu} in simavr")
+
+
+def start_qemu(elf: Path, board: Board) -> EmulatedBoard:
+    if shutil.which("qemu-system-arm") is None:
+        raise MCUQError("qemu-system-arm is not installed (apt-get install qemu-system-arm)")
+    machine = (board.cpu or {})["qemu_machine"]
+    cmd = ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "pty", "-icount", "shift=0", "-kernel", str(elf)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    port = _read_until(proc.stdout, r"char device redirected to (/dev/pts/\d+)", proc, f"qemu ({machine})")
+    return EmulatedBoard(port, proc, f"{(board.cpu or {}).get('core')} code on qemu {machine}")
+
+
+def start_emulated(project: Path, board: Board) -> EmulatedBoard:
+    """Build the plain-C project's link firmware and start it in the board's emulator."""
+    folder = tempfile.TemporaryDirectory(prefix="mcuq-link-")
+    try:
+        elf = build_link_firmware(project, board, Path(folder.name))
+        emulator = (board.cpu or {}).get("emulator")
+        emulated = start_simavr(elf, board) if emulator == "simavr" else start_qemu(elf, board)
+    except BaseException:
+        folder.cleanup()
+        raise
+    emulated.keep.append(folder)
+    return emulated
+
+
+def start_host_program(cmd: list[str], env: dict[str, str] | None = None, what: str = "host build") -> EmulatedBoard:
+    """A host program whose stdin/stdout is a pseudo-terminal (the ESP32 stand-in): its port is
+    the terminal's slave, kept open here (raw, never read) so the program never sees a hang-up."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = os.ttyname(slave)
+    proc = subprocess.Popen(cmd, stdin=master, stdout=master, stderr=subprocess.DEVNULL, env=env)
+    os.close(master)
+    return EmulatedBoard(port, proc, what, [slave])
+
+
+class LossyProxy:
+    """A pseudo-terminal in front of ``port`` that drops every ``drop_every``-th byte in each
+    direction (a link that loses bytes); its own port is :attr:`port`."""
+
+    def __init__(self, port: str, drop_every: int) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.port = os.ttyname(self.slave)
+        self.device = os.open(port, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(self.device)
+        self.drop_every = drop_every
+        self.dropped = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        counts = {self.master: 0, self.device: 0}
+        other = {self.master: self.device, self.device: self.master}
+        while not self._stop:
+            try:
+                ready, _, _ = select.select([self.master, self.device], [], [], 0.1)
+                for fd in ready:
+                    data = os.read(fd, 256)
+                    kept = bytearray()
+                    for byte in data:
+                        counts[fd] += 1
+                        if counts[fd] % self.drop_every == 0:
+                            self.dropped += 1
+                        else:
+                            kept.append(byte)
+                    if kept:
+                        os.write(other[fd], bytes(kept))
+            except OSError:
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2)
+        for fd in (self.master, self.slave, self.device):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def start_tflm_host(project: Path, library_id: str, ops: list[str], source: Path | None = None) -> EmulatedBoard:
+    """A TFLite Micro project built for x86-64 against its board's library (``tflm_build``) and
+    run with the validation link on a pseudo-terminal: the stand-in for a board without an
+    emulator (ESP32 Xtensa). The library sources come from the project or ``source``. As in
+    ``validate --build``, the x86-64 build gets a copy of ``src/`` whose arena is enlarged for
+    64-bit structs (the deploy's x86 estimate, doubled); every other byte is the project's."""
+    from mcuq.backends.tflm.build_check import _copy_with_arena
+    from mcuq.project.manifest import read_manifest
+    from mcuq.toolchains import tflm_build as tb
+
+    manifest = read_manifest(project)
+    declared = int(manifest.arena["target_bytes"])
+    tree = tb.find_library_tree(library_id, project, source)
+    folder = tempfile.TemporaryDirectory(prefix="mcuq-standin-")
+    try:
+        copy = _copy_with_arena(project, declared, 2 * max(declared, int(manifest.arena["host_bytes"])), Path(folder.name))
+        fw = tb.build_project(copy, tree, tb.HOST, ops)
+    except BaseException:
+        folder.cleanup()
+        raise
+    try:
+        board = start_host_program(
+            [str(fw.path)], {**os.environ, "MCUQ_SHIM_LINK": "1"}, f"{project.name} host build ({tree.library.name})"
+        )
+    except BaseException:
+        fw.close()
+        folder.cleanup()
+        raise
+    board.keep += [fw, folder]
+    return board

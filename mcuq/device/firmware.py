@@ -1,0 +1,66 @@
+"""The validation link's C files in a generated project (both runtimes share them).
+
+``src/mcuq_link.c`` speaks the protocol through the generated API (``<prefix>_init``,
+``_invoke``, ``_input``, ``_output``), ``src/mcuq_link.h`` declares it and the four platform
+hooks, and ``src/mcuq_link_port.cpp`` implements the hooks for the board's framework (the
+emulator harnesses implement them for simavr and qemu instead). Only values mcuq computes reach
+these files (numbers, the runtime id, a library id reduced to ``[A-Za-z0-9._-]``): no user text.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mcuq.project.escape import Safe, code
+from mcuq.project.render import environment
+
+LINK_FILES = (
+    ("api/mcuq_link.h.j2", "src/mcuq_link.h"),
+    ("api/mcuq_link.c.j2", "src/mcuq_link.c"),
+    ("api/mcuq_link_port.cpp.j2", "src/mcuq_link_port.cpp"),
+    ("api/tests_conftest.py.j2", "tests/conftest.py"),  # pytest --device PORT
+)
+PROTOCOL_VERSION = 1
+
+
+def _token(text: str) -> Safe:
+    """One protocol token: the identify line is split on spaces, and it goes into a C string
+    (reduced to ``[A-Za-z0-9._-]``, so it is safe there as it is)."""
+    return code(re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "unknown")
+
+
+def library_token(context: dict[str, Any]) -> Safe:
+    """What the identify answer names as the library: ``<id>-<version>`` of the board's TFLite
+    Micro, or ``mcuq-c-<version>`` for the plain-C runtime."""
+    library = context.get("library")
+    if context["api"]["runtime"] == "c" or library is None:
+        return _token(f"mcuq-c-{context.get('mcuq_version', '0')}")
+    return _token(f"{library.id}-{library.version}")
+
+
+def link_context(context: dict[str, Any]) -> dict[str, Any]:
+    """The ``link`` key of the templates: identity values the firmware reports."""
+    runtime = context["api"]["runtime"]
+    arena = context["c"]["arena_bytes"] if runtime == "c" else context["arena"]["target_bytes"]
+    board = context["board"]
+    return {
+        "runtime": _token(runtime),
+        "library": library_token(context),
+        "crc32": int(context["model_crc32"]),
+        "model_size": int(context["model_size"]),
+        "arena_bytes": int(arena),
+        "cpu_hz": int(board.clock_mhz) * 1_000_000,
+        # the identify line's numbers in hex, as the protocol spells them (docs/device_protocol.md)
+        "crc32_hex": code(f"{int(context['model_crc32']):08x}"),
+        "model_size_hex": code(f"{int(context['model_size']):x}"),
+        "arena_hex": code(f"{int(arena):x}"),
+        "cpu_hz_hex": code(f"{int(board.clock_mhz) * 1_000_000:08x}"),
+    }
+
+
+def render_link(context: dict[str, Any]) -> dict[str, str]:
+    """Project path -> text of the link's files (and the tests' --device option)."""
+    env = environment()
+    full = {**context, "link": link_context(context)}
+    return {path: env.get_template(template).render(**full) for template, path in LINK_FILES}
