@@ -110,11 +110,15 @@ def _check_constant(info: ModelInfo, op: OpInfo, pos: int, t: TensorInfo, activa
 
 
 def _fail_tensor(info: ModelInfo, op: OpInfo, t: TensorInfo, what: str, tflite: bool = False) -> None:
-    raise ConversionError(
-        f"not full int8: {_where(info, op, tflite)}, tensor '{t.name}': {what}; "
-        "re-quantize from the Keras/SavedModel with calibration data (mcuq quantize), "
-        "or replace the layer with one TFLite supports in int8"
-    )
+    if tflite:  # someone else's .tflite: quantizing its source with calibration data is the fix
+        fix = "re-quantize from the Keras/SavedModel with calibration data (mcuq quantize), or replace the layer with one TFLite supports in int8"
+    else:  # mcuq just quantized it with calibration data: the converter has no int8 form of the op
+        fix = (
+            f"the TFLite converter has no int8 form of {op.name} and left it in float even with calibration data; "
+            "replace that layer with layers TFLite quantizes (Dense/Conv, ReLU/LeakyReLU/sigmoid/tanh/softmax, "
+            "BatchNormalization); mcuq itself rewrites ELU, GELU, LayerNormalization, nearest UpSampling and MultiHeadAttention"
+        )
+    raise ConversionError(f"not full int8: {_where(info, op, tflite)}, tensor '{t.name}': {what}; {fix}")
 
 
 def check_full_int8(info: ModelInfo, activations: str = "int8", io: str | None = None, source: str = "model", tflite: bool = False) -> None:
