@@ -264,8 +264,8 @@ def _replacement(layer: Any) -> tuple[Any, Rewrite] | None:
         )
         if kind == "Activation":
             new = classes["activation"](fn, name=layer.name)
-        else:
-            new = type(layer).from_config({**layer.get_config(), "activation": fn})
+            return new, Rewrite(layer.name, f"Activation({activation})", what[0], what[1], what[2])
+        new = type(layer).from_config({**layer.get_config(), "activation": fn})
         return new, Rewrite(layer.name, f"{kind}(activation={activation})", f"{kind} with {activation} as {what[0]}", what[1], what[2])
     if kind == "LayerNormalization":
         return _layer_norm(layer, classes), Rewrite(
