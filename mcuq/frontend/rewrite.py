@@ -9,10 +9,11 @@ library (``boards/libraries/*.toml``) has an int8 kernel for:
 
 - ELU:  relu(x) + alpha * (rsqrt(1 - sigmoid(m))^2 - 2), m = x - relu(x) = min(x, 0)  (exact: 1/(1-sigmoid(m)) = 1 + e^m)
 - GELU: x * sigmoid(1.5958 * (x + 0.044715 x^3))                   (the tanh form, as x*sigmoid(2z))
-- LayerNormalization: (x - mean) * rsqrt(mean((x - mean)^2) + eps) * gamma + beta
+- LayerNormalization: (x - mean) * rsqrt(mean((x - mean)^2) + eps) * gamma + beta, each mean over
+  the last axis a FULLY_CONNECTED with weights 1/n (MEAN rounds differently on the Arduino library)
 - UpSampling1D/2D nearest: RESIZE_NEAREST_NEIGHBOR (half-pixel centres reproduce i // size)
-- MultiHeadAttention: per head, FULLY_CONNECTED projections, scores as MEAN of a broadcast MUL,
-  SOFTMAX, the weighted sum as MEAN of a broadcast MUL; no BATCH_MATMUL.
+- MultiHeadAttention: per head, FULLY_CONNECTED projections, scores as a broadcast MUL summed by
+  a constant FULLY_CONNECTED, SOFTMAX, the weighted sum likewise (TRANSPOSE); no BATCH_MATMUL.
 
 Every rewrite is checked in float against the original model on the calibration samples
 before anything is quantized (``check_float``): the outputs may differ by at most half an int8
@@ -43,9 +44,9 @@ GELU_C = 2.0 * math.sqrt(2.0 / math.pi)  # tanh(z) = 2*sigmoid(2z) - 1, so 0.5(1
 # Ops each replacement becomes (int8 kernels in every pinned library; see common_library_ops).
 ELU_OPS = ("RELU", "SUB", "LOGISTIC", "RSQRT", "MUL", "ADD")
 GELU_OPS = ("MUL", "ADD", "LOGISTIC")
-LAYER_NORM_OPS = ("MEAN", "SUB", "MUL", "ADD", "RSQRT")
+LAYER_NORM_OPS = ("FULLY_CONNECTED", "SUB", "MUL", "ADD", "RSQRT")
 RESIZE_OPS = ("RESIZE_NEAREST_NEIGHBOR",)
-ATTENTION_OPS = ("FULLY_CONNECTED", "STRIDED_SLICE", "RESHAPE", "MUL", "MEAN", "SOFTMAX", "CONCATENATION")
+ATTENTION_OPS = ("FULLY_CONNECTED", "STRIDED_SLICE", "RESHAPE", "TRANSPOSE", "MUL", "SOFTMAX", "CONCATENATION")
 
 
 @dataclass(frozen=True)
@@ -156,15 +157,24 @@ def _layer_classes() -> dict[str, Any]:
             return self.function(x)
 
     class Int8LayerNormalization(keras.layers.Layer):
-        """LayerNormalization as MEAN/SUB/MUL/ADD/RSQRT (Keras's own form needs a float NEG)."""
+        """LayerNormalization as FULLY_CONNECTED(1/n)/SUB/MUL/ADD/RSQRT (Keras's own form needs a float NEG)."""
 
         def __init__(self, axes: list[int], epsilon: float, gamma: Any, beta: Any, rms: bool, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.axes, self.epsilon, self.gamma, self.beta, self.rms = axes, epsilon, gamma, beta, rms
 
+        def _mean(self, x: Any) -> Any:
+            """Mean over the normalized axes as a FULLY_CONNECTED with weights 1/n: the Arduino
+            boards' int8 MEAN rounds otherwise than TFLite Micro's reference when input and output
+            share a scale (Chirale 2.0.0 reduce_common.cpp:190-193), a matmul computes alike everywhere."""
+            if self.axes == [len(x.shape) - 1]:
+                n = int(x.shape[-1])
+                return ops.matmul(x, np.full((n, 1), 1.0 / n, np.float32))
+            return ops.mean(x, axis=self.axes, keepdims=True)
+
         def call(self, x: Any) -> Any:
-            centred = x if self.rms else x - ops.mean(x, axis=self.axes, keepdims=True)
-            y = centred * ops.rsqrt(ops.mean(centred * centred, axis=self.axes, keepdims=True) + self.epsilon)
+            centred = x if self.rms else x - self._mean(x)
+            y = centred * ops.rsqrt(self._mean(centred * centred) + self.epsilon)
             if self.gamma is not None:
                 y = y * self.gamma
             if self.beta is not None:
@@ -189,7 +199,7 @@ def _layer_classes() -> dict[str, Any]:
 
     class Int8Attention(keras.layers.Layer):
         """MultiHeadAttention (rank-3 inputs, attention over the sequence axis, no mask) without
-        BATCH_MATMUL: products of two activations are broadcast MULs reduced with MEAN."""
+        BATCH_MATMUL: products of two activations are broadcast MULs summed by a constant matmul."""
 
         def __init__(self, weights: dict[str, Any], heads: int, key_dim: int, value_dim: int, **kwargs: Any) -> None:
             super().__init__(**kwargs)
@@ -205,17 +215,22 @@ def _layer_classes() -> dict[str, Any]:
             q = self._project(query, "query")  # [B, T, H*dk]
             k = self._project(key, "key")  # [B, S, H*dk]
             v = self._project(value, "value")  # [B, S, H*dv]
-            steps = key.shape[1]
+            steps, targets = int(key.shape[1]), int(query.shape[1])
+            # Sums over the last axis as FULLY_CONNECTED with constant weights (not MEAN, whose
+            # int8 rounding differs between the pinned libraries; not BATCH_MATMUL, missing on Chirale).
+            scale_scores = np.full((self.key_dim, 1), 1.0 / math.sqrt(self.key_dim), np.float32)
+            ones = np.ones((steps, 1), np.float32)
             outputs = []
             for h in range(self.heads):
                 qh = q[:, :, h * self.key_dim : (h + 1) * self.key_dim]
                 kh = k[:, :, h * self.key_dim : (h + 1) * self.key_dim]
                 vh = v[:, :, h * self.value_dim : (h + 1) * self.value_dim]
-                # sum_d q[t,d] k[s,d] / sqrt(dk) = mean_d(...) * dk / sqrt(dk)
-                scores = ops.mean(ops.expand_dims(qh, 2) * ops.expand_dims(kh, 1), axis=-1) * math.sqrt(self.key_dim)
+                products = ops.expand_dims(qh, 2) * ops.expand_dims(kh, 1)  # [B, T, S, dk]
+                scores = ops.reshape(ops.matmul(products, scale_scores), (-1, targets, steps))
                 attention = ops.softmax(scores, axis=-1)  # [B, T, S]
-                context = ops.mean(ops.expand_dims(attention, -1) * ops.expand_dims(vh, 1), axis=2) * float(steps)
-                outputs.append(context)
+                values_t = ops.transpose(vh, (0, 2, 1))  # [B, dv, S]
+                weighted = ops.expand_dims(attention, 2) * ops.expand_dims(values_t, 1)  # [B, T, dv, S]
+                outputs.append(ops.reshape(ops.matmul(weighted, ones), (-1, targets, self.value_dim)))
             joined = outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=-1)
             return self._project(joined, "output")
 
@@ -269,7 +284,11 @@ def _replacement(layer: Any) -> tuple[Any, Rewrite] | None:
         return new, Rewrite(layer.name, f"{kind}(activation={activation})", f"{kind} with {activation} as {what[0]}", what[1], what[2])
     if kind == "LayerNormalization":
         return _layer_norm(layer, classes), Rewrite(
-            layer.name, kind, "mean/sub/mul/mean/add/rsqrt/mul/add", LAYER_NORM_OPS, "Keras's LayerNormalization converts with a float NEG"
+            layer.name,
+            kind,
+            "x - mean, * rsqrt(mean of squares + eps), * gamma + beta (means as FULLY_CONNECTED 1/n)",
+            LAYER_NORM_OPS,
+            "Keras's LayerNormalization converts with a float NEG",
         )
     if kind in ("UpSampling1D", "UpSampling2D") and not _library_has("TILE"):
         return _upsampling(layer, classes)
@@ -277,7 +296,7 @@ def _replacement(layer: Any) -> tuple[Any, Rewrite] | None:
         return _attention(layer, classes), Rewrite(
             layer.name,
             kind,
-            "per-head FULLY_CONNECTED projections, MUL+MEAN scores, SOFTMAX, MUL+MEAN context",
+            "per-head FULLY_CONNECTED projections, MUL+FULLY_CONNECTED scores, SOFTMAX, MUL+FULLY_CONNECTED context",
             ATTENTION_OPS,
             "BATCH_MATMUL has no kernel in the Arduino boards' library (Chirale 2.0.0)",
         )
