@@ -20,8 +20,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def converted_families(tmp_path_factory):
-    return convert_all(tmp_path_factory.mktemp("families"))
+def converted_families(request, tmp_path_factory):
+    """Only the families of the selected tests (``-k gelu`` converts one model, not 46)."""
+    selected: set[str] = set()
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "family" in callspec.params:
+            selected.add(callspec.params["family"])
+    return convert_all(tmp_path_factory.mktemp("families"), [f for f in FAMILY_NAMES if f in selected])
 
 
 @pytest.mark.parametrize("board", BOARDS)
