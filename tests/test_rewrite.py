@@ -95,7 +95,7 @@ def test_masked_attention_refused_with_the_layer_named(rng):
     inp = keras.Input((4, 8))
     x = keras.layers.MultiHeadAttention(num_heads=1, key_dim=4, name="causal")(inp, inp, use_causal_mask=True)
     model = keras.Model(inp, x)
-    with pytest.raises(ConversionError, match=r"Keras layer 'causal' \(MultiHeadAttention\): called with use_causal_mask.*esp32"):
+    with pytest.raises(ConversionError, match=r"Keras layer 'causal' \(MultiHeadAttention\): called with use_causal_mask.*without masks"):
         _rewrite(model, rng.normal(size=(4, 4, 8)).astype(np.float32))
 
 

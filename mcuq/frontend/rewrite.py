@@ -346,7 +346,7 @@ def _upsampling(layer: Any, classes: dict[str, Any]) -> tuple[Any, Rewrite] | No
 
 def _attention(layer: Any, classes: dict[str, Any]) -> Any:
     """Copy the EinsumDense kernels of a MultiHeadAttention as 2-D matrices."""
-    instead = "use MultiHeadAttention on [batch, sequence, features] inputs without masks, or deploy to esp32 (BATCH_MATMUL)"
+    instead = "what deploys: MultiHeadAttention on [batch, sequence, features] inputs (attention over the sequence), called without masks"
     if getattr(layer, "_attention_axes", None) not in (None, (1,), [1]):
         raise _refuse(layer, "attention over axes other than the sequence axis has no BATCH_MATMUL-free form here", instead)
     if len(layer._query_dense.kernel.shape) != 3:
@@ -380,8 +380,8 @@ def _check_call_arguments(model: Any) -> None:
             if unsupported:
                 raise _refuse(
                     layer,
-                    f"called with {', '.join(sorted(unsupported))}, which the BATCH_MATMUL-free attention mcuq writes does not support",
-                    "call it as mha(query, value[, key]) without masks, or deploy to esp32 (BATCH_MATMUL)",
+                    f"called with {', '.join(sorted(unsupported))}, which the attention mcuq writes without BATCH_MATMUL (missing in the Arduino boards' library) does not support",
+                    "what deploys: the same layer called as mha(query, value[, key]) without masks",
                 )
 
 
