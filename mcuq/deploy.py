@@ -449,6 +449,11 @@ def format_summary(result: DeployResult) -> str:
     if scales:
         arenas = ", ".join(f"{k} {v:,} B" for k, v in scales["arena_bytes"].items())
         lines.append(f"weights: conv per-channel; {scales['kept']} kept: {scales['reason']}  [arena: {arenas}]")
+    rewrites = (m.get("quantization") or {}).get("rewrites")
+    if rewrites:
+        check = rewrites["float_check"]
+        layers = "; ".join(f"'{r['layer']}' {r['original']} -> {r['replacement']}" for r in rewrites["layers"])
+        lines.append(f"rewrote: {layers}  [float max diff {check['max_abs_diff']:.2g} <= {check['tolerance']:.2g}]")
     api = m.get("api") or {}
     if api:
         labels = f", {len(api['labels'])} labels" if api.get("labels") else ""

@@ -237,6 +237,14 @@ def _validate_locked(
     info = parse_model(raw, "the project's model")
     float_model = _float_reference(project, manifest)
     float_info = parse_model(float_model, "float reference") if float_model else None
+    rewrites = manifest.quantization.get("rewrites")
+    if rewrites:
+        check = rewrites["float_check"]
+        report.note(
+            f"mcuq rewrote {', '.join(r['layer'] for r in rewrites['layers'])} into int8-kernel ops before quantizing "
+            f"(float outputs within {check['max_abs_diff']:.2g} of the original, limit {check['tolerance']:.2g}); "
+            "float vs int8 below compares with the rewritten model in float"
+        )
     path, missing = find_validation_data(report, project, data, manifest)
     samples = _validation_data(path, manifest, info, labels) if path else None
     evaluation = None
@@ -345,6 +353,7 @@ def _write_reports(
         "weight_scales": manifest.weight_scales,
         "per_channel_note": section.per_channel_note,
         "labels": manifest.api.get("labels") or [],
+        "rewrites": q.get("rewrites"),
     }
     data["ops"] = [
         {"index": op.index, "op": op.name, "macs": op.macs, "optimized": op.name in optimized, "layer": info.layer_of_op(op)}

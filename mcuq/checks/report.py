@@ -198,6 +198,10 @@ def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo
             + [[c["name"], "not checked", c["detail"]] for c in data.get("not_checked", [])],
             not_checked=len(data.get("not_checked", [])),
             notes=data.get("notes", []),
+            rewrite_rows=[
+                [r["layer"], r["original"], r["replacement"], ", ".join(r["ops"]), r["reason"]]
+                for r in (s.get("rewrites") or {}).get("layers", [])
+            ],
             budget_image=budget_chart(s["fit"], s["arena_bytes"]),
             ops=[[o["index"], o["op"], o["macs"], "yes" if o["optimized"] else "reference", o["layer"]] for o in data["ops"]],
             metrics=metrics if outputs else None,

@@ -27,6 +27,7 @@ from mcuq.frontend.calibration import DEFAULT_SAMPLES, SampleSet, load_samples
 from mcuq.frontend.fullint8 import check_full_int8, detect_mode, dynamic_batch
 from mcuq.frontend.loader import LoadedModel, detect_kind, load_model
 from mcuq.frontend.output_file import check_output_file, record_path, write_new_file
+from mcuq.frontend.rewrite import rewrite_for_int8
 from mcuq.frontend.tf import import_tensorflow
 from mcuq.frontend.tf_converter import configure_full_int8, converter_for, run_converter
 from mcuq.model.info import ModelInfo, parse_model
@@ -88,6 +89,9 @@ class QuantizedModel:
     # --per-channel auto: the same model with per-channel Dense, for deploy to weigh against
     # the per-tensor Dense of ``tflite`` (None: not auto, or no Dense with several units).
     dense_per_channel_tflite: bytes | None = None
+    # Layers mcuq rewrote into int8-kernel ops before converting (mcuq.frontend.rewrite), and
+    # the float check of the rewrite against the original; float_tflite is the rewritten model.
+    rewrites: dict[str, Any] | None = None
 
     def manifest_entry(self) -> dict[str, Any]:
         return {
@@ -103,6 +107,7 @@ class QuantizedModel:
             "random_calibration": self.random_calibration,
             "accuracy_unverified": self.random_calibration,
             "notes": self.notes,
+            "rewrites": self.rewrites,
         }
 
 
@@ -212,6 +217,7 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
         answer["float_tflite"],
         answer["notes"] + data.notes,
         answer.get("dense_per_channel_tflite"),
+        answer.get("rewrites"),
     )
 
 
@@ -264,6 +270,9 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
         data = load_samples(calibration, inputs, options.calibration_samples, options.seed, options.image_scale)
         if data.random:
             console.warn("--calibration random: int8 ranges come from random numbers; ACCURACY IS UNVERIFIED (recorded in every output)")
+        rewritten = rewrite_for_int8(loaded, data, console)  # checked in float against the original here
+        if rewritten.rewrites:
+            make_converter = converter_for(rewritten.loaded, Path(tmp) / "rewritten", console)[0]
         converter = make_converter()
         configure_full_int8(converter, tf, data, options)
         mark_stage("converting")
@@ -289,6 +298,7 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
         "notes": notes,
         "timings": list(console.timings),
         "dense_per_channel_tflite": alternative,
+        "rewrites": rewritten.as_dict() if rewritten.rewrites else None,
     }
 
 

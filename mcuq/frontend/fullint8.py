@@ -148,12 +148,26 @@ def _check_constant(info: ModelInfo, op: OpInfo, pos: int, t: TensorInfo, activa
         _fail_tensor(info, op, t, f"weights are {t.dtype}, expected int8", tflite)
 
 
+def _float_op(info: ModelInfo, op: OpInfo) -> OpInfo:
+    """The op the converter left in float: a DEQUANTIZE it inserted only feeds it."""
+    if op.name != "DEQUANTIZE" or not op.outputs:
+        return op
+    consumers = [o for o in info.ops if op.outputs[0] in o.inputs and o.name not in IO_EDGE_OPS]
+    return consumers[0] if consumers else op
+
+
 def _fail_tensor(info: ModelInfo, op: OpInfo, t: TensorInfo, what: str, tflite: bool = False) -> None:
-    raise ConversionError(
-        f"not full int8: {_where(info, op, tflite)}, tensor '{t.name}': {what}; "
-        "re-quantize from the Keras/SavedModel with calibration data (mcuq quantize), "
-        "or replace the layer with one TFLite supports in int8"
-    )
+    if tflite:  # someone else's .tflite: quantizing its source with calibration data is the fix
+        fix = "re-quantize from the Keras/SavedModel with calibration data (mcuq quantize), or replace the layer with one TFLite supports in int8"
+    else:  # mcuq just quantized it with calibration data: the converter has no int8 form of the op
+        culprit = _float_op(info, op)
+        fix = (
+            f"the TFLite converter has no int8 form of {culprit.name} (Keras layer '{info.layer_of_op(culprit)}') "
+            "and left it in float even with calibration data; "
+            "replace that layer with layers TFLite quantizes (Dense/Conv, ReLU/LeakyReLU/sigmoid/tanh/softmax, "
+            "BatchNormalization); mcuq itself rewrites ELU, GELU, LayerNormalization, nearest UpSampling and MultiHeadAttention"
+        )
+    raise ConversionError(f"not full int8: {_where(info, op, tflite)}, tensor '{t.name}': {what}; {fix}")
 
 
 def check_full_int8(info: ModelInfo, activations: str = "int8", io: str | None = None, source: str = "model", tflite: bool = False) -> None:

@@ -275,6 +275,8 @@ class TflmBackend:
         """Target arena of this model on the board (x86 measurement + 32-bit and kernel corrections):
         a per-channel FULLY_CONNECTED keeps two int32 per output channel in it."""
         kernels = board.tflm["kernels"] if board.tflm else "reference"
+        if board.tflm is not None:  # a missing kernel is the reason, not "could not allocate the model"
+            check_library_ops(info, load_library(board.tflm["library"]), board)
         return plan_arena(info, measure_min_arena(info.raw, sample), kernels).target_bytes
 
     def plan(self, job: DeployJob, console: Console) -> BackendPlan:
