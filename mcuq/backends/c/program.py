@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mcuq.backends.base import FitReport
+from mcuq.backends.c.ops_extra import EXTRA_EMITTERS
 from mcuq.backends.c.planner import Buffer, MemoryPlan, plan_memory
 from mcuq.common.errors import UnsupportedOpError
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
@@ -57,6 +58,7 @@ SUPPORTED_OPS = frozenset(
         "PAD",
         "PADV2",
         "TRANSPOSE_CONV",
+        *EXTRA_EMITTERS,
     }
 )
 RESHAPE_OPS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
@@ -750,6 +752,7 @@ EMITTERS: dict[str, Callable[[_Emitter, OpInfo], KernelCall]] = {
     "PADV2": _pad,
     "MEAN": _mean,
     "TRANSPOSE_CONV": _transpose_conv,
+    **EXTRA_EMITTERS,
 }
 
 
