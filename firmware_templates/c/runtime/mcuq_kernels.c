@@ -1726,8 +1726,8 @@ void mcuq_resize_bilinear(const int8_t* in, mcuq_dim in_w, mcuq_dim ch, int8_t* 
       const int32_t wll = (1024 - fy) * (1024 - fx), wlu = fy * (1024 - fx), wrl = (1024 - fy) * fx, wru = fy * fx;
       for (c = 0; c < ch; ++c) {
         const int32_t v = ll[c] * wll + lu[c] * wlu + rl[c] * wrl + ru[c] * wru;
-        const int32_t round = v > 0 ? (1 << 19) : -(1 << 19);
-        *out++ = (int8_t)((v + round) / (1 << 20));
+        const int32_t round = v > 0 ? ((int32_t)1 << 19) : -((int32_t)1 << 19);
+        *out++ = (int8_t)((v + round) / ((int32_t)1 << 20));
       }
     }
   }
