@@ -119,3 +119,21 @@ def test_lut_tables_cover_saturation_and_zero_points():
     assert list(t[128 - 3 :]) == list(range(-3, 128))  # x >= zero point: unchanged
     wide = hard_swish_table(0.5, 0, 0.01, -128)
     assert wide.max() == 127 and wide.min() == -128
+
+
+def test_slice_of_leading_rows_is_an_alias_not_a_copy():
+    """A STRIDED_SLICE whose output is one contiguous window of its input (rows 2..4 of an
+    NHWC map) costs no copy and no RAM: the planner places the output inside the input."""
+    import tensorflow as tf
+
+    from mcuq.backends.c.program import compile_model
+
+    info = convert_fn(lambda x: tf.nn.relu(x)[:, 2:5, :, :] * 2.0, [(1, 7, 4, 3)], loc=0.5)
+    assert "STRIDED_SLICE" in info.op_names, info.op_names
+    program = compile_model(info)
+    op = next(o for o in info.ops if o.name == "STRIDED_SLICE")
+    call = next(c for c in program.calls if c.op_index == op.index)
+    assert call.function == "mcuq_copy" and dict(call.args)["n"] == 0
+    assert program.plan.tensor_offset[op.outputs[0]] == program.plan.tensor_offset[op.inputs[0]] + 2 * 4 * 3
+    assert program.plan.arena_bytes == program.plan.lower_bound
+    _assert_bit_exact(info, n=8)

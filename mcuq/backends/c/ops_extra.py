@@ -61,12 +61,23 @@ def _rank4(e: _Emitter, op: OpInfo, t: TensorInfo) -> list[int]:
     return _p()._dims4(t.shape)
 
 
-def _gather(e: _Emitter, op: OpInfo, dims: list[int], tables: list[list[int]]) -> KernelCall:
-    """One data-moving op as out[i0,i1,i2,i3] = in[t0[i0] + t1[i1] + t2[i2] + t3[i3]]."""
+Layout = tuple[list[int], list[list[int]]]  # output dims (4) and per-axis input offsets
+
+
+def _gather(e: _Emitter, op: OpInfo, layout: Layout) -> KernelCall:
+    """One data-moving op as out[i0,i1,i2,i3] = in[t0[i0] + t1[i1] + t2[i2] + t3[i3]], or
+    nothing when the planner placed the output inside the input (see alias_offsets)."""
     program = _p()
+    dims, tables = layout
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     if int(np.prod(dims)) != int(np.prod(out.shape)):
         raise program._fail(e.info, op, f"gives {dims} elements where its output '{out.name}' has shape {list(out.shape)}")
+    plan = e.program.plan
+    delta = window_offset(layout)
+    if plan is not None and delta is not None and plan.tensor_offset[out.index] == plan.tensor_offset[inp.index] + delta:
+        # aliased: the output already is that window of the input, no copy (mcuq_copy of a
+        # buffer onto itself does nothing)
+        return program.KernelCall(op.index, "mcuq_copy", [("in", e.buf(out.index)), ("out", e.buf(out.index)), ("n", 0)])
     flat = np.array([v for table in tables for v in table], np.int32)
     contiguous = int(all(v == tables[3][0] + k for k, v in enumerate(tables[3])))
     return program.KernelCall(
@@ -82,14 +93,39 @@ def _gather(e: _Emitter, op: OpInfo, dims: list[int], tables: list[list[int]]) -
     )
 
 
-def _transpose(e: _Emitter, op: OpInfo) -> KernelCall:
+def window_offset(layout: Layout) -> int | None:
+    """The input offset at which the output lies as one contiguous window (so the op can be an
+    alias), or None when the op really rearranges bytes."""
+    index = np.zeros(1, np.int64)
+    tables = layout[1]
+    for table in tables:
+        index = (index[:, None] + np.array(table, np.int64)[None, :]).reshape(-1)
+    if index.size == 0:
+        return None
+    return int(index[0]) if np.array_equal(index, index[0] + np.arange(index.size)) else None
+
+
+def alias_offsets(e: _Emitter) -> dict[int, int]:
+    """op index -> byte offset of its output inside its input, for the data-moving ops whose
+    output is a contiguous window of the input (TRANSPOSE of unit axes, STRIDED_SLICE of
+    leading rows, identity resizes): the planner places such an output inside its input."""
+    found = {}
+    for op in e.info.ops:
+        if op.name in LAYOUTS:
+            delta = window_offset(LAYOUTS[op.name](e, op))
+            if delta is not None:
+                found[op.index] = delta
+    return found
+
+
+def _transpose_layout(e: _Emitter, op: OpInfo) -> Layout:
     inp = e.t(op.inputs[0])
     in_dims = _rank4(e, op, inp)
     lead = 4 - len(inp.shape)
     perm = list(range(lead)) + [lead + p % len(inp.shape) for p in _const_ints(e, op, 1, "permutation")]
     strides = _row_major_strides(in_dims)
     dims = [in_dims[p] for p in perm]
-    return _gather(e, op, dims, [[i * strides[p] for i in range(in_dims[p])] for p in perm])
+    return dims, [[i * strides[p] for i in range(in_dims[p])] for p in perm]
 
 
 def _slice_axis(size: int, begin: int, end: int, stride: int, axis: int, masks: dict[str, int]) -> list[int]:
@@ -110,7 +146,7 @@ def _slice_axis(size: int, begin: int, end: int, stride: int, axis: int, masks: 
     return list(range(start, stop, stride))
 
 
-def _strided_slice(e: _Emitter, op: OpInfo) -> KernelCall:
+def _strided_slice_layout(e: _Emitter, op: OpInfo) -> Layout:
     inp = e.t(op.inputs[0])
     o = op.options
     masks = {k: int(o.get(k, 0) or 0) for k in ("beginMask", "endMask", "shrinkAxisMask", "ellipsisMask", "newAxisMask")}
@@ -132,7 +168,7 @@ def _strided_slice(e: _Emitter, op: OpInfo) -> KernelCall:
             full["endMask"] |= 1 << axis
         idx = _slice_axis(in_dims[lead + axis], b, end[axis] if axis < len(end) else 0, s, axis, full)
         tables.append([i * in_strides[lead + axis] for i in idx])
-    return _gather(e, op, [len(t) for t in tables], tables)
+    return [len(t) for t in tables], tables
 
 
 def _nearest_index(i: int, in_size: int, out_size: int, align: bool, half: bool) -> int:
@@ -147,14 +183,14 @@ def _nearest_index(i: int, in_size: int, out_size: int, align: bool, half: bool)
     return max(0, v) if half else v
 
 
-def _resize_nearest(e: _Emitter, op: OpInfo) -> KernelCall:
+def _resize_nearest_layout(e: _Emitter, op: OpInfo) -> Layout:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     _, ih, iw, ch = inp.shape
     _, oh, ow, _ = out.shape
     align, half = bool(op.options.get("alignCorners")), bool(op.options.get("halfPixelCenters"))
     ys = [_nearest_index(y, ih, oh, align, half) * iw * ch for y in range(oh)]
     xs = [_nearest_index(x, iw, ow, align, half) * ch for x in range(ow)]
-    return _gather(e, op, [1, oh, ow, ch], [[0], ys, xs, list(range(ch))])
+    return [1, oh, ow, ch], [[0], ys, xs, list(range(ch))]
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -451,10 +487,21 @@ def _batch_matmul(e: _Emitter, op: OpInfo) -> KernelCall:
     )
 
 
+LAYOUTS: dict[str, Callable[[_Emitter, OpInfo], Layout]] = {
+    "TRANSPOSE": _transpose_layout,
+    "STRIDED_SLICE": _strided_slice_layout,
+    "RESIZE_NEAREST_NEIGHBOR": _resize_nearest_layout,
+}
+
+
+def _data_move(e: _Emitter, op: OpInfo) -> KernelCall:
+    return _gather(e, op, LAYOUTS[op.name](e, op))
+
+
 EXTRA_EMITTERS: dict[str, Callable[[_Emitter, OpInfo], KernelCall]] = {
-    "TRANSPOSE": _transpose,
-    "STRIDED_SLICE": _strided_slice,
-    "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
+    "TRANSPOSE": _data_move,
+    "STRIDED_SLICE": _data_move,
+    "RESIZE_NEAREST_NEIGHBOR": _data_move,
     "RESIZE_BILINEAR": _resize_bilinear,
     "HARD_SWISH": _hard_swish,
     "LEAKY_RELU": _leaky_relu,
@@ -466,5 +513,3 @@ EXTRA_EMITTERS: dict[str, Callable[[_Emitter, OpInfo], KernelCall]] = {
     "REDUCE_MIN": _reduce_max_min,
     "BATCH_MATMUL": _batch_matmul,
 }
-# Ops whose output is a re-addressing of their input (no arithmetic): see planner/RESULTS.md.
-DATA_MOVE_OPS = frozenset({"TRANSPOSE", "STRIDED_SLICE", "RESIZE_NEAREST_NEIGHBOR"})

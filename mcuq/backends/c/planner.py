@@ -2,7 +2,8 @@
 
 Like TFLite Micro's greedy planner (largest buffer first, lowest gap that fits among the
 buffers alive at the same time), with two differences that make it at least as good:
-reshape-like ops alias their input instead of copying, and offsets are 4-byte aligned
+reshape-like ops alias their input instead of copying (so do data-moving ops whose output
+is one contiguous window of their input, placed at that window's offset), and offsets are 4-byte aligned
 instead of 16. The lower bound (the largest set of tensors that must be alive at once)
 is reported next to it.
 """
@@ -44,7 +45,7 @@ class MemoryPlan:
     scratch_offset: dict[int, int]
 
 
-def _lifetimes(info: ModelInfo, alias_ops: set[str]) -> tuple[list[Buffer], dict[int, Buffer]]:
+def _lifetimes(info: ModelInfo, alias_ops: set[str], windows: dict[int, int]) -> tuple[list[Buffer], dict[int, Buffer], dict[int, int]]:
     activations = {i for op in info.ops for i in (*op.inputs, *op.outputs) if i >= 0 and not info.tensors[i].is_constant}
     activations |= set(info.inputs) | set(info.outputs)
     end = len(info.ops)
@@ -59,18 +60,24 @@ def _lifetimes(info: ModelInfo, alias_ops: set[str]) -> tuple[list[Buffer], dict
     for i in info.outputs:
         last[i] = end
     owner: dict[int, Buffer] = {}
+    delta: dict[int, int] = {}  # tensor -> bytes past its buffer's start
     buffers: list[Buffer] = []
     for op in info.ops:
         src = op.inputs[0] if op.inputs else -1
         dst = op.outputs[0]
         aliasable = (
-            op.name in alias_ops and src in owner and last.get(src) == op.index and src not in info.inputs and src not in info.outputs
+            (op.name in alias_ops or op.index in windows)
+            and src in owner
+            and last.get(src) == op.index
+            and src not in info.inputs
+            and src not in info.outputs
         )
         if aliasable:
             buf = owner[src]
             buf.last = max(buf.last, last.get(dst, op.index))
             buf.tensors.append(dst)
             owner[dst] = buf
+            delta[dst] = delta.get(src, 0) + windows.get(op.index, 0)
             continue
         for i in (*op.inputs, *op.outputs):
             if i in activations and i not in owner:
@@ -78,11 +85,14 @@ def _lifetimes(info: ModelInfo, alias_ops: set[str]) -> tuple[list[Buffer], dict
                 buf = Buffer(f"t{i}", _align(nbytes), first.get(i, op.index), last.get(i, first.get(i, op.index)), [i])
                 owner[i] = buf
                 buffers.append(buf)
-    return buffers, owner
+    return buffers, owner, delta
 
 
-def plan_memory(info: ModelInfo, scratch: dict[int, int], alias_ops: set[str] | frozenset[str] = frozenset()) -> MemoryPlan:
-    buffers, owner = _lifetimes(info, set(alias_ops))
+def plan_memory(
+    info: ModelInfo, scratch: dict[int, int], alias_ops: set[str] | frozenset[str] = frozenset(), windows: dict[int, int] | None = None
+) -> MemoryPlan:
+    """`windows`: op index -> byte offset of its output inside its input (an alias candidate)."""
+    buffers, owner, delta = _lifetimes(info, set(alias_ops), windows or {})
     for op_index, nbytes in scratch.items():
         buffers.append(Buffer(f"s{op_index}", _align(nbytes), op_index, op_index))
     placed: list[Buffer] = []
@@ -98,5 +108,9 @@ def plan_memory(info: ModelInfo, scratch: dict[int, int], alias_ops: set[str] | 
     steps = range(-1, len(info.ops) + 1)
     lower = max((sum(b.size for b in buffers if b.first <= t <= b.last) for t in steps), default=0)
     return MemoryPlan(
-        buffers, arena, lower, {t: b.offset for t, b in owner.items()}, {int(b.key[1:]): b.offset for b in buffers if b.key.startswith("s")}
+        buffers,
+        arena,
+        lower,
+        {t: b.offset + delta.get(t, 0) for t, b in owner.items()},
+        {int(b.key[1:]): b.offset for b in buffers if b.key.startswith("s")},
     )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mcuq.backends.base import FitReport
-from mcuq.backends.c.ops_extra import EXTRA_EMITTERS
+from mcuq.backends.c.ops_extra import EXTRA_EMITTERS, alias_offsets
 from mcuq.backends.c.planner import Buffer, MemoryPlan, plan_memory
 from mcuq.common.errors import UnsupportedOpError
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
@@ -769,7 +769,7 @@ def compile_model(info: ModelInfo, simd: bool = False) -> CProgram:
     e = _Emitter(info, simd)
     program = e.program
     program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
-    program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS)
+    program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=alias_offsets(e))
     program.calls = [EMITTERS[op.name](e, op) for op in info.ops]
     return program
 
