@@ -93,3 +93,5 @@ def test_new_ops_pass_the_emulator_self_test(tmp_path, extra_tflites, model, boa
     assert emulation["passed"], emulation
     model_c = (tmp_path / "p" / "src" / "mcuq_model.c").read_text()
     assert "mcuq_gather(" in model_c  # the data-moving ops ran through the new kernel
+    c = result.manifest["c_runtime"]
+    assert c["arena_bytes"] == c["lower_bound_bytes"], c  # RAM at the liveness lower bound

@@ -10,6 +10,7 @@ is reported next to it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,6 +89,60 @@ def _lifetimes(info: ModelInfo, alias_ops: set[str], windows: dict[int, int]) ->
     return buffers, owner, delta
 
 
+PLACEMENT_ORDERS: tuple[Callable[[Buffer], tuple[int, ...]], ...] = (
+    lambda b: (-b.size, b.first),
+    lambda b: (b.first, -b.size),
+    lambda b: (-(b.last - b.first), -b.size, b.first),
+    lambda b: (-b.size * (b.last - b.first + 1), b.first),
+)
+
+
+def _place(buffers: list[Buffer], order: Callable[[Buffer], tuple[int, ...]] | None) -> dict[str, int]:
+    """Greedy placement in `order` (None: as listed): each buffer at the lowest gap free during its lifetime."""
+    placed: list[tuple[Buffer, int]] = []
+    offsets: dict[str, int] = {}
+    for buf in sorted(buffers, key=order) if order else buffers:
+        offset = 0
+        for other, at in sorted(((p, o) for p, o in placed if p.overlaps(buf)), key=lambda po: po[1]):
+            if offset + buf.size <= at:
+                break
+            offset = max(offset, at + other.size)
+        offsets[buf.key] = offset
+        placed.append((buf, offset))
+    return offsets
+
+
+def _end(buffers: list[Buffer], offsets: dict[str, int]) -> int:
+    return max((offsets[b.key] + b.size for b in buffers), default=0)
+
+
+SEARCH_BUDGET = 2_000_000  # buffer pairs compared by the shuffled placements (about a second)
+
+
+def _best_placement(buffers: list[Buffer], lower: int) -> dict[str, int]:
+    """The fixed orders, then shuffled orders (seeded: plans are reproducible) until the arena
+    reaches the liveness lower bound or the budget is spent. Greedy placement is not optimal
+    (dynamic storage allocation is NP-hard); on branchy graphs another order often closes the gap."""
+    import random
+
+    best = _place(buffers, PLACEMENT_ORDERS[0])
+    candidates: list[list[Buffer]] = [sorted(buffers, key=order) for order in PLACEMENT_ORDERS[1:]]
+    rng = random.Random(0)
+    tries = SEARCH_BUDGET // max(1, len(buffers) ** 2)
+    for k in range(len(candidates) + tries):
+        if _end(buffers, best) <= lower:
+            break
+        if k < len(candidates):
+            sequence = candidates[k]
+        else:
+            sequence = list(buffers)
+            rng.shuffle(sequence)
+        offsets = _place(sequence, None)
+        if _end(buffers, offsets) < _end(buffers, best):
+            best = offsets
+    return best
+
+
 def plan_memory(
     info: ModelInfo, scratch: dict[int, int], alias_ops: set[str] | frozenset[str] = frozenset(), windows: dict[int, int] | None = None
 ) -> MemoryPlan:
@@ -95,18 +150,15 @@ def plan_memory(
     buffers, owner, delta = _lifetimes(info, set(alias_ops), windows or {})
     for op_index, nbytes in scratch.items():
         buffers.append(Buffer(f"s{op_index}", _align(nbytes), op_index, op_index))
-    placed: list[Buffer] = []
-    for buf in sorted(buffers, key=lambda b: (-b.size, b.first)):
-        offset = 0
-        for other in sorted((p for p in placed if p.overlaps(buf)), key=lambda p: p.offset):
-            if offset + buf.size <= other.offset:
-                break
-            offset = max(offset, other.offset + other.size)
-        buf.offset = offset
-        placed.append(buf)
-    arena = max((b.offset + b.size for b in buffers), default=0)
+    # TFLite Micro's order (largest first) and a few others; the smallest arena wins. Graphs
+    # with branches and many small tensors (attention, resize chains) leave gaps in one order
+    # that another fills.
     steps = range(-1, len(info.ops) + 1)
     lower = max((sum(b.size for b in buffers if b.first <= t <= b.last) for t in steps), default=0)
+    best = _best_placement(buffers, lower)
+    for buf in buffers:
+        buf.offset = (best or {}).get(buf.key, 0)
+    arena = max((b.offset + b.size for b in buffers), default=0)
     return MemoryPlan(
         buffers,
         arena,
