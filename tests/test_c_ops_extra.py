@@ -137,3 +137,24 @@ def test_slice_of_leading_rows_is_an_alias_not_a_copy():
     assert program.plan.tensor_offset[op.outputs[0]] == program.plan.tensor_offset[op.inputs[0]] + 2 * 4 * 3
     assert program.plan.arena_bytes == program.plan.lower_bound
     _assert_bit_exact(info, n=8)
+
+
+def test_concat_of_feature_vectors_is_written_in_place():
+    """Dense branches concatenated on their features: each producer writes its piece straight
+    into the concatenation's output, which then copies nothing; still bit-exact."""
+    import keras
+    import tensorflow as tf
+
+    from mcuq.backends.c.program import compile_model
+
+    keras.utils.set_random_seed(4)
+    d1, d2, d3 = keras.layers.Dense(6), keras.layers.Dense(5, activation="relu"), keras.layers.Dense(3)
+    info = convert_fn(lambda x: d3(tf.concat([d1(x), d2(x)], axis=-1)), [(1, 10)])
+    assert "CONCATENATION" in info.op_names, info.op_names
+    program = compile_model(info)
+    op = next(o for o in info.ops if o.name == "CONCATENATION")
+    call = next(c for c in program.calls if c.op_index == op.index)
+    assert call.function == "mcuq_copy" and dict(call.args)["n"] == 0
+    offsets = [program.plan.tensor_offset[i] for i in (*op.inputs, op.outputs[0])]
+    assert offsets[1] == offsets[0] + 6 and offsets[0] == offsets[2]
+    _assert_bit_exact(info, n=8)

@@ -46,7 +46,34 @@ class MemoryPlan:
     scratch_offset: dict[int, int]
 
 
-def _lifetimes(info: ModelInfo, alias_ops: set[str], windows: dict[int, int]) -> tuple[list[Buffer], dict[int, Buffer], dict[int, int]]:
+def concat_members(info: ModelInfo) -> dict[int, tuple[int, int]]:
+    """Inputs of a CONCATENATION along its outermost non-unit axis (each input is then one
+    contiguous piece of the output) -> (output tensor, byte offset in it). Such an input can be
+    written by its producer straight into the output, and the concatenation copies nothing.
+    Left out: model inputs and outputs, constants, tensors repeated or in two concatenations,
+    and concatenation outputs (no nesting)."""
+    members: dict[int, tuple[int, int]] = {}
+    outputs = {op.outputs[0] for op in info.ops if op.name == "CONCATENATION"}
+    for op in info.ops:
+        if op.name != "CONCATENATION":
+            continue
+        out = info.tensors[op.outputs[0]]
+        axis = op.options.get("axis", -1) % max(1, len(out.shape))
+        if int(np.prod(out.shape[:axis])) != 1 or len(set(op.inputs)) != len(op.inputs):
+            continue
+        offset = 0
+        for i in op.inputs:
+            t = info.tensors[i]
+            free = not t.is_constant and i not in info.inputs and i not in info.outputs and i not in members and i not in outputs
+            if free:
+                members[i] = (op.outputs[0], offset)
+            offset += int(np.prod(t.shape)) * np.dtype(t.dtype).itemsize
+    return members
+
+
+def _lifetimes(
+    info: ModelInfo, alias_ops: set[str], windows: dict[int, int], members: dict[int, tuple[int, int]]
+) -> tuple[list[Buffer], dict[int, Buffer], dict[int, int]]:
     activations = {i for op in info.ops for i in (*op.inputs, *op.outputs) if i >= 0 and not info.tensors[i].is_constant}
     activations |= set(info.inputs) | set(info.outputs)
     end = len(info.ops)
@@ -81,7 +108,18 @@ def _lifetimes(info: ModelInfo, alias_ops: set[str], windows: dict[int, int]) ->
             delta[dst] = delta.get(src, 0) + windows.get(op.index, 0)
             continue
         for i in (*op.inputs, *op.outputs):
-            if i in activations and i not in owner:
+            if i in members and i not in owner:
+                whole, offset = members[i]
+                if whole not in owner:
+                    size = _align(int(np.prod(info.tensors[whole].shape)) * np.dtype(info.tensors[whole].dtype).itemsize)
+                    owner[whole] = Buffer(f"t{whole}", size, first[i], last.get(whole, end), [whole])
+                    buffers.append(owner[whole])
+                buf = owner[whole]
+                buf.first = min(buf.first, first[i])
+                buf.tensors.append(i)
+                owner[i] = buf
+                delta[i] = offset
+            elif i in activations and i not in owner:
                 nbytes = int(np.prod(info.tensors[i].shape)) * np.dtype(info.tensors[i].dtype).itemsize
                 buf = Buffer(f"t{i}", _align(nbytes), first.get(i, op.index), last.get(i, first.get(i, op.index)), [i])
                 owner[i] = buf
@@ -146,8 +184,18 @@ def _best_placement(buffers: list[Buffer], lower: int) -> dict[str, int]:
 def plan_memory(
     info: ModelInfo, scratch: dict[int, int], alias_ops: set[str] | frozenset[str] = frozenset(), windows: dict[int, int] | None = None
 ) -> MemoryPlan:
-    """`windows`: op index -> byte offset of its output inside its input (an alias candidate)."""
-    buffers, owner, delta = _lifetimes(info, set(alias_ops), windows or {})
+    """`windows`: op index -> byte offset of its output inside its input (an alias candidate).
+    Planned twice, with and without concatenation inputs written in place (concat_members), and
+    the smaller arena kept (in place on a tie: no copies); reserving a concatenation's whole
+    output from its first input on can cost more than the copy saves."""
+    plans = [_plan(info, scratch, set(alias_ops), windows or {}, members) for members in (concat_members(info), {})]
+    return min(plans, key=lambda plan: plan.arena_bytes)
+
+
+def _plan(
+    info: ModelInfo, scratch: dict[int, int], alias_ops: set[str], windows: dict[int, int], members: dict[int, tuple[int, int]]
+) -> MemoryPlan:
+    buffers, owner, delta = _lifetimes(info, alias_ops, windows, members)
     for op_index, nbytes in scratch.items():
         buffers.append(Buffer(f"s{op_index}", _align(nbytes), op_index, op_index))
     # TFLite Micro's order (largest first) and a few others; the smallest arena wins. Graphs

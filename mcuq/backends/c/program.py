@@ -299,6 +299,12 @@ def _windowed(e: _Emitter, op: OpInfo, kind: str) -> KernelCall:
     o = op.options
     sh, sw, dh, dw = o.get("strideH", 1), o.get("strideW", 1), o.get("dilationHFactor", 1), o.get("dilationWFactor", 1)
     _, izp = _q(inp)
+    if kind == "depthwise" and ic == 1:
+        # One input channel: depthwise with multiplier M is a CONV_2D with M output channels (the
+        # same int32 sums per output, the same per-channel requantization), which has im2col and
+        # generated AVR code (micro_speech's 8x10 depthwise layer).
+        w = w.transpose(3, 1, 2, 0)
+        kind = "conv"
     if kind == "conv":
         wc, kh, kw, wic = w.shape
         if wic != ic:
@@ -615,6 +621,12 @@ def _concat(e: _Emitter, op: OpInfo) -> KernelCall:
     axis = op.options.get("axis", -1) % len(out.shape)
     outer = int(np.prod(out.shape[:axis])) if axis else 1
     inner = int(np.prod(out.shape[axis + 1 :]))
+    plan = e.program.plan
+    if plan is not None and not any(t.is_constant for t in ins):
+        starts = np.cumsum([0] + [int(np.prod(t.shape)) for t in ins])[:-1]
+        if outer == 1 and all(plan.tensor_offset[t.index] == plan.tensor_offset[out.index] + int(s) for t, s in zip(ins, starts)):
+            # every input was written in place inside the output (planner: concat_members)
+            return KernelCall(op.index, "mcuq_copy", [("in", e.buf(out.index)), ("out", e.buf(out.index)), ("n", 0)])
     pointers = PointerList(f"ins{op.index}", tuple(_operand(e, op, t.index, k) for k, t in enumerate(ins)))
     sizes = e.const(f"ax{op.index}", "mcuq_dim", np.array([t.shape[axis] for t in ins], np.int32), flash=False)
     return KernelCall(
