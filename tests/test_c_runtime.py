@@ -71,6 +71,12 @@ def _layers():
         "dw_mult1": ((8, 8, 6), [L.DepthwiseConv2D(3, padding="same", activation="relu")], "DEPTHWISE_CONV_2D"),
         "dw_mult2_s2": ((9, 9, 3), [L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, padding="valid")], "DEPTHWISE_CONV_2D"),
         "dw_dilated": ((12, 12, 4), [L.DepthwiseConv2D(3, dilation_rate=2, padding="same")], "DEPTHWISE_CONV_2D"),
+        # one input channel (micro_speech's layer: 8x10, stride 2, multiplier 8): run as a CONV_2D
+        "dw_one_channel_mult8": (
+            (15, 12, 1),
+            [L.DepthwiseConv2D((8, 10), strides=2, depth_multiplier=8, padding="same")],
+            "DEPTHWISE_CONV_2D",
+        ),
         "dense": ((20,), [L.Dense(9, activation="relu"), L.Dense(3)], "FULLY_CONNECTED"),
         "dense_nobias_batched": ((4, 6), [L.Dense(5, use_bias=False)], "FULLY_CONNECTED"),
         "maxpool_2": ((8, 8, 3), [L.MaxPooling2D(2)], "MAX_POOL_2D"),
@@ -99,6 +105,7 @@ CASES = sorted(
         "dw_mult1",
         "dw_mult2_s2",
         "dw_dilated",
+        "dw_one_channel_mult8",
         "dense",
         "dense_nobias_batched",
         "maxpool_2",
@@ -213,7 +220,10 @@ def test_digits_model_bit_exact_on_validation_data(digits_int8):
 
 
 def test_every_supported_op_has_a_case():
+    from test_c_ops_extra import _cases
+
     covered = {spec[2] for spec in _layers().values()} | {"ADD", "MUL", "CONCATENATION", "RELU", "RELU6", "QUANTIZE"}
+    covered |= {spec[3] for spec in _cases().values()}
     # EXPAND_DIMS/SQUEEZE come from Conv1D in older converters, RESHAPE in this one; PADV2 shares PAD's kernel.
     assert SUPPORTED_OPS - covered <= {"EXPAND_DIMS", "SQUEEZE", "PADV2"}
 

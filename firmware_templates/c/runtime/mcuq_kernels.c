@@ -1258,8 +1258,9 @@ static mcuq_dim bcast_index(const mcuq_dim* dims, mcuq_dim i0, mcuq_dim i1, mcuq
 }
 
 /* Parameters of the int8 ADD/MUL reference kernels (TFLite's ArithmeticParams). */
+enum { MCUQ_BIN_ADD, MCUQ_BIN_MUL, MCUQ_BIN_SUB, MCUQ_BIN_MAX, MCUQ_BIN_MIN, MCUQ_BIN_PRELU };
 typedef struct {
-  int is_mul;
+  int kind; /* MCUQ_BIN_* */
   int32_t a_offset, a_mult, b_offset, b_mult, out_offset, out_mult;
   int a_shift, b_shift, left_shift, out_shift;
   int32_t act_min, act_max;
@@ -1271,10 +1272,21 @@ static inline int32_t mul_smaller_than_one(int32_t x, int32_t m, int shift) {
 }
 
 static inline int32_t binary_value(int32_t x, int32_t y, const binary_params* p) {
-  if (p->is_mul) return p->out_offset + mbqm(x * y, p->out_mult, p->out_shift);
+  switch (p->kind) {
+    case MCUQ_BIN_MUL:
+      return p->out_offset + mbqm(x * y, p->out_mult, p->out_shift);
+    case MCUQ_BIN_MAX: /* MAXIMUM/MINIMUM compare the raw int8 values (offsets are 0) */
+      return MCUQ_MAX(x, y);
+    case MCUQ_BIN_MIN:
+      return MCUQ_MIN(x, y);
+    case MCUQ_BIN_PRELU: /* reference_ops::BroadcastPrelu4DSlow: a_mult/a_shift for x >= 0 */
+      return p->out_offset + (x >= 0 ? mbqm(x, p->a_mult, p->a_shift) : mbqm(x * y, p->out_mult, p->out_shift));
+    default:
+      break;
+  }
   x = mul_smaller_than_one((int32_t)((uint32_t)x << p->left_shift), p->a_mult, p->a_shift);
   y = mul_smaller_than_one((int32_t)((uint32_t)y << p->left_shift), p->b_mult, p->b_shift);
-  return mul_smaller_than_one(x + y, p->out_mult, p->out_shift) + p->out_offset;
+  return mul_smaller_than_one(p->kind == MCUQ_BIN_SUB ? x - y : x + y, p->out_mult, p->out_shift) + p->out_offset;
 }
 
 /* ADD and MUL share the 4-D broadcast walk over the output. */
@@ -1300,12 +1312,12 @@ static void broadcast_binary(const int8_t* a, const mcuq_dim* a_dims, const int8
         }
 }
 
-void mcuq_add(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
-              int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
-              int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
-              int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
+static void add_sub(int kind, const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+                    int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
+                    int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
+                    int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
   binary_params p;
-  p.is_mul = 0;
+  p.kind = kind;
   p.a_offset = a_offset, p.a_mult = a_mult, p.a_shift = a_shift;
   p.b_offset = b_offset, p.b_mult = b_mult, p.b_shift = b_shift;
   p.left_shift = left_shift, p.out_offset = out_offset, p.out_mult = out_mult, p.out_shift = out_shift;
@@ -1313,12 +1325,49 @@ void mcuq_add(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mc
   broadcast_binary(a, a_dims, b, b_dims, out, out_dims, &p);
 }
 
+void mcuq_add(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+              int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
+              int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
+              int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
+  add_sub(MCUQ_BIN_ADD, a, a_dims, b, b_dims, out, out_dims, a_offset, a_mult, a_shift, b_offset, b_mult, b_shift,
+          left_shift, out_offset, out_mult, out_shift, act_min, act_max);
+}
+
+void mcuq_sub(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+              int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
+              int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
+              int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
+  add_sub(MCUQ_BIN_SUB, a, a_dims, b, b_dims, out, out_dims, a_offset, a_mult, a_shift, b_offset, b_mult, b_shift,
+          left_shift, out_offset, out_mult, out_shift, act_min, act_max);
+}
+
+void mcuq_max_min(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+                  int8_t* out, const mcuq_dim* out_dims, int is_min) {
+  binary_params p;
+  memset(&p, 0, sizeof(p));
+  p.kind = is_min ? MCUQ_BIN_MIN : MCUQ_BIN_MAX;
+  p.act_min = -128, p.act_max = 127;
+  broadcast_binary(a, a_dims, b, b_dims, out, out_dims, &p);
+}
+
+void mcuq_prelu(const int8_t* in, const mcuq_dim* in_dims, const int8_t* alpha, const mcuq_dim* alpha_dims,
+                int8_t* out, const mcuq_dim* out_dims, int32_t in_offset, int32_t alpha_offset,
+                int32_t out_offset, int32_t pos_mult, int pos_shift, int32_t neg_mult, int neg_shift) {
+  binary_params p;
+  memset(&p, 0, sizeof(p));
+  p.kind = MCUQ_BIN_PRELU;
+  p.a_offset = in_offset, p.b_offset = alpha_offset, p.out_offset = out_offset;
+  p.a_mult = pos_mult, p.a_shift = pos_shift, p.out_mult = neg_mult, p.out_shift = neg_shift;
+  p.act_min = -128, p.act_max = 127;
+  broadcast_binary(in, in_dims, alpha, alpha_dims, out, out_dims, &p);
+}
+
 void mcuq_mul(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
               int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t b_offset,
               int32_t out_offset, int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
   binary_params p;
   memset(&p, 0, sizeof(p));
-  p.is_mul = 1;
+  p.kind = MCUQ_BIN_MUL;
   p.a_offset = a_offset, p.b_offset = b_offset;
   p.out_offset = out_offset, p.out_mult = out_mult, p.out_shift = out_shift;
   p.act_min = act_min, p.act_max = act_max;
@@ -1604,4 +1653,108 @@ void mcuq_transpose_conv(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_di
     acc = mcuq_mbqm(acc, MCUQ_RD_I32(mult + c), MCUQ_RD_I8(shift + c)) + out_offset;
     out[k] = (int8_t)MCUQ_CLAMP(acc, act_min, act_max);
   }
+}
+
+/* ---- ops added for the Keras layer families (TRANSPOSE, STRIDED_SLICE, resize, reductions,
+ * elementwise activations, BATCH_MATMUL); each is linked only when a model calls it
+ * (-ffunction-sections, --gc-sections). ---- */
+
+void mcuq_lut(const int8_t* in, int8_t* out, mcuq_dim n, const int8_t* table) {
+  mcuq_dim i;
+  for (i = 0; i < n; ++i) out[i] = MCUQ_RD_I8(table + (uint8_t)in[i]);
+}
+
+void mcuq_gather(const int8_t* in, int8_t* out, const mcuq_dim* dims, const mcuq_dim* table, int contiguous) {
+  const mcuq_dim d0 = dims[0], d1 = dims[1], d2 = dims[2], d3 = dims[3];
+  const mcuq_dim* t0 = table;
+  const mcuq_dim* t1 = t0 + d0;
+  const mcuq_dim* t2 = t1 + d1;
+  const mcuq_dim* t3 = t2 + d2;
+  mcuq_dim i0, i1, i2, i3;
+  for (i0 = 0; i0 < d0; ++i0) {
+    const mcuq_dim b0 = MCUQ_RD_I32(t0 + i0);
+    for (i1 = 0; i1 < d1; ++i1) {
+      const mcuq_dim b1 = b0 + MCUQ_RD_I32(t1 + i1);
+      for (i2 = 0; i2 < d2; ++i2) {
+        const int8_t* row = in + b1 + MCUQ_RD_I32(t2 + i2);
+        if (contiguous) { /* the innermost axis is read in order: one copy per row */
+          memcpy(out, row + MCUQ_RD_I32(t3), (size_t)d3);
+          out += d3;
+        } else {
+          for (i3 = 0; i3 < d3; ++i3) *out++ = row[MCUQ_RD_I32(t3 + i3)];
+        }
+      }
+    }
+  }
+}
+
+void mcuq_reduce_max_min(const int8_t* in, const mcuq_dim* in_dims, int axis_mask, int8_t* out, mcuq_dim n_out, int is_min) {
+  mcuq_dim os[4], i0, i1, i2, i3, k;
+  int d;
+  const int8_t* px = in;
+  for (k = 0; k < n_out; ++k) out[k] = is_min ? 127 : -128;
+  os[3] = 1;
+  for (d = 2; d >= 0; --d) os[d] = os[d + 1] * ((axis_mask & (1 << (d + 1))) ? 1 : in_dims[d + 1]);
+  for (d = 0; d < 4; ++d)
+    if (axis_mask & (1 << d)) os[d] = 0;
+  for (i0 = 0; i0 < in_dims[0]; ++i0)
+    for (i1 = 0; i1 < in_dims[1]; ++i1)
+      for (i2 = 0; i2 < in_dims[2]; ++i2) {
+        int8_t* t = out + i0 * os[0] + i1 * os[1] + i2 * os[2];
+        for (i3 = 0; i3 < in_dims[3]; ++i3, t += os[3], ++px) {
+          if (is_min ? *px < *t : *px > *t) *t = *px;
+        }
+      }
+}
+
+/* reference_ops::ResizeBilinearInteger: per output row/column the generator has computed
+ * (lower index, upper index, 10-bit position) with TFLite's integer formulas. */
+void mcuq_resize_bilinear(const int8_t* in, mcuq_dim in_w, mcuq_dim ch, int8_t* out, mcuq_dim out_h,
+                          mcuq_dim out_w, const mcuq_dim* y_table, const mcuq_dim* x_table) {
+  mcuq_dim y, x, c;
+  for (y = 0; y < out_h; ++y) {
+    const mcuq_dim y0 = MCUQ_RD_I32(y_table + 3 * y), y1 = MCUQ_RD_I32(y_table + 3 * y + 1);
+    const int32_t fy = MCUQ_RD_I32(y_table + 3 * y + 2) - 1024 * y0;
+    for (x = 0; x < out_w; ++x) {
+      const mcuq_dim x0 = MCUQ_RD_I32(x_table + 3 * x), x1 = MCUQ_RD_I32(x_table + 3 * x + 1);
+      const int32_t fx = MCUQ_RD_I32(x_table + 3 * x + 2) - 1024 * x0;
+      const int8_t* ll = in + (y0 * in_w + x0) * ch;
+      const int8_t* lu = in + (y1 * in_w + x0) * ch;
+      const int8_t* rl = in + (y0 * in_w + x1) * ch;
+      const int8_t* ru = in + (y1 * in_w + x1) * ch;
+      /* |weights| <= 2048 * 2048 / 2 over the four taps: the sum fits int32 */
+      const int32_t wll = (1024 - fy) * (1024 - fx), wlu = fy * (1024 - fx), wrl = (1024 - fy) * fx, wru = fy * fx;
+      for (c = 0; c < ch; ++c) {
+        const int32_t v = ll[c] * wll + lu[c] * wlu + rl[c] * wrl + ru[c] * wru;
+        const int32_t round = v > 0 ? ((int32_t)1 << 19) : -((int32_t)1 << 19);
+        *out++ = (int8_t)((v + round) / ((int32_t)1 << 20));
+      }
+    }
+  }
+}
+
+/* reference_ops::BatchMatMul (int8): out[b][i][j] = requant(sum_k (lhs[b][i][k] + lhs_offset) *
+ * (rhs[b][k][j] + rhs_offset)); strides address transposed operands (adj_x/adj_y) in place and
+ * broadcast batch axes (stride 0). */
+void mcuq_batch_matmul(const mcuq_batch_matmul_params* params) {
+  mcuq_batch_matmul_params p;
+  mcuq_dim b0, b1, b2, i, j, k;
+  int8_t* out;
+  MCUQ_LOAD_PARAMS(p, params);
+  out = p.out;
+  for (b0 = 0; b0 < p.batch[0]; ++b0)
+    for (b1 = 0; b1 < p.batch[1]; ++b1)
+      for (b2 = 0; b2 < p.batch[2]; ++b2) {
+        const int8_t* lhs = p.lhs + b0 * p.lhs_batch[0] + b1 * p.lhs_batch[1] + b2 * p.lhs_batch[2];
+        const int8_t* rhs = p.rhs + b0 * p.rhs_batch[0] + b1 * p.rhs_batch[1] + b2 * p.rhs_batch[2];
+        for (i = 0; i < p.rows; ++i)
+          for (j = 0; j < p.cols; ++j) {
+            const int8_t* a = lhs + i * p.lhs_row;
+            const int8_t* w = rhs + j * p.rhs_col;
+            int32_t acc = 0;
+            for (k = 0; k < p.depth; ++k, a += p.lhs_k, w += p.rhs_k) acc += ((int32_t)*a + p.lhs_offset) * ((int32_t)*w + p.rhs_offset);
+            acc = mbqm(acc, p.mult, p.shift) + p.out_offset;
+            *out++ = (int8_t)MCUQ_CLAMP(acc, -128, 127);
+          }
+      }
 }

@@ -140,4 +140,40 @@ void mcuq_transpose_conv(const int8_t* in, mcuq_dim in_h, mcuq_dim in_w, mcuq_di
                          int pad_w, int32_t* scratch, int32_t in_offset, int32_t out_offset,
                          int32_t act_min, int32_t act_max);
 
+/* ---- ops of the Keras layer families beyond the CNN set ---- */
+void mcuq_sub(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+              int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
+              int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
+              int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max);
+/* MAXIMUM / MINIMUM on the raw int8 values, 4-D broadcast. */
+void mcuq_max_min(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+                  int8_t* out, const mcuq_dim* out_dims, int is_min);
+void mcuq_prelu(const int8_t* in, const mcuq_dim* in_dims, const int8_t* alpha, const mcuq_dim* alpha_dims,
+                int8_t* out, const mcuq_dim* out_dims, int32_t in_offset, int32_t alpha_offset,
+                int32_t out_offset, int32_t pos_mult, int pos_shift, int32_t neg_mult, int neg_shift);
+/* Elementwise int8 -> int8 through a 256-entry table (flash) indexed by the input's byte:
+ * HARD_SWISH and LEAKY_RELU, whose TFLite arithmetic the generator evaluates for every input. */
+void mcuq_lut(const int8_t* in, int8_t* out, mcuq_dim n, const int8_t* table);
+/* Ops that only move data (TRANSPOSE, STRIDED_SLICE, RESIZE_NEAREST_NEIGHBOR): out is walked in
+ * order over 4 axes; table (flash) holds, per axis and output index, the input offset it adds
+ * (dims[0] + dims[1] + dims[2] + dims[3] entries). contiguous: the last axis reads in order. */
+void mcuq_gather(const int8_t* in, int8_t* out, const mcuq_dim* dims, const mcuq_dim* table, int contiguous);
+/* REDUCE_MAX / REDUCE_MIN over the axes in axis_mask (bit i = dim i of 4); equal quantization. */
+void mcuq_reduce_max_min(const int8_t* in, const mcuq_dim* in_dims, int axis_mask, int8_t* out, mcuq_dim n_out, int is_min);
+/* RESIZE_BILINEAR: tables (flash) of 3 entries per output row / column: lower, upper, scaled value. */
+void mcuq_resize_bilinear(const int8_t* in, mcuq_dim in_w, mcuq_dim ch, int8_t* out, mcuq_dim out_h,
+                          mcuq_dim out_w, const mcuq_dim* y_table, const mcuq_dim* x_table);
+
+typedef struct {
+  const int8_t* lhs;
+  const int8_t* rhs;
+  int8_t* out;
+  mcuq_dim batch[3], lhs_batch[3], rhs_batch[3];
+  mcuq_dim rows, cols, depth, lhs_row, lhs_k, rhs_k, rhs_col;
+  int32_t lhs_offset, rhs_offset, out_offset, mult;
+  int16_t shift;
+} mcuq_batch_matmul_params;
+
+void mcuq_batch_matmul(const mcuq_batch_matmul_params* params);
+
 #endif

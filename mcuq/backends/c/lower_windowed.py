@@ -27,6 +27,12 @@ def lower_windowed(e: Emitter, op: OpInfo, kind: str) -> KernelCall:
     o = op.options
     sh, sw, dh, dw = o.get("strideH", 1), o.get("strideW", 1), o.get("dilationHFactor", 1), o.get("dilationWFactor", 1)
     _, izp = quant_of(inp)
+    if kind == "depthwise" and ic == 1:
+        # One input channel: depthwise with multiplier M is a CONV_2D with M output channels (the
+        # same int32 sums per output, the same per-channel requantization), which has im2col and
+        # generated AVR code (micro_speech's 8x10 depthwise layer).
+        w = w.transpose(3, 1, 2, 0)
+        kind = "conv"
     if kind == "conv":
         wc, kh, kw, wic = w.shape
         if wic != ic:

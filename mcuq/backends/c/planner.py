@@ -2,13 +2,15 @@
 
 Like TFLite Micro's greedy planner (largest buffer first, lowest gap that fits among the
 buffers alive at the same time), with two differences that make it at least as good:
-reshape-like ops alias their input instead of copying, and offsets are 4-byte aligned
+reshape-like ops alias their input instead of copying (so do data-moving ops whose output
+is one contiguous window of their input, placed at that window's offset), and offsets are 4-byte aligned
 instead of 16. The lower bound (the largest set of tensors that must be alive at once)
 is reported next to it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +46,34 @@ class MemoryPlan:
     scratch_offset: dict[int, int]
 
 
-def _lifetimes(info: ModelInfo, alias_ops: set[str]) -> tuple[list[Buffer], dict[int, Buffer]]:
+def concat_members(info: ModelInfo) -> dict[int, tuple[int, int]]:
+    """Inputs of a CONCATENATION along its outermost non-unit axis (each input is then one
+    contiguous piece of the output) -> (output tensor, byte offset in it). Such an input can be
+    written by its producer straight into the output, and the concatenation copies nothing.
+    Left out: model inputs and outputs, constants, tensors repeated or in two concatenations,
+    and concatenation outputs (no nesting)."""
+    members: dict[int, tuple[int, int]] = {}
+    outputs = {op.outputs[0] for op in info.ops if op.name == "CONCATENATION"}
+    for op in info.ops:
+        if op.name != "CONCATENATION":
+            continue
+        out = info.tensors[op.outputs[0]]
+        axis = op.options.get("axis", -1) % max(1, len(out.shape))
+        if int(np.prod(out.shape[:axis])) != 1 or len(set(op.inputs)) != len(op.inputs):
+            continue
+        offset = 0
+        for i in op.inputs:
+            t = info.tensors[i]
+            free = not t.is_constant and i not in info.inputs and i not in info.outputs and i not in members and i not in outputs
+            if free:
+                members[i] = (op.outputs[0], offset)
+            offset += int(np.prod(t.shape)) * np.dtype(t.dtype).itemsize
+    return members
+
+
+def _lifetimes(
+    info: ModelInfo, alias_ops: set[str], windows: dict[int, int], members: dict[int, tuple[int, int]]
+) -> tuple[list[Buffer], dict[int, Buffer], dict[int, int]]:
     activations = {i for op in info.ops for i in (*op.inputs, *op.outputs) if i >= 0 and not info.tensors[i].is_constant}
     activations |= set(info.inputs) | set(info.outputs)
     end = len(info.ops)
@@ -59,44 +88,129 @@ def _lifetimes(info: ModelInfo, alias_ops: set[str]) -> tuple[list[Buffer], dict
     for i in info.outputs:
         last[i] = end
     owner: dict[int, Buffer] = {}
+    delta: dict[int, int] = {}  # tensor -> bytes past its buffer's start
     buffers: list[Buffer] = []
     for op in info.ops:
         src = op.inputs[0] if op.inputs else -1
         dst = op.outputs[0]
         aliasable = (
-            op.name in alias_ops and src in owner and last.get(src) == op.index and src not in info.inputs and src not in info.outputs
+            (op.name in alias_ops or op.index in windows)
+            and src in owner
+            and last.get(src) == op.index
+            and src not in info.inputs
+            and src not in info.outputs
         )
         if aliasable:
             buf = owner[src]
             buf.last = max(buf.last, last.get(dst, op.index))
             buf.tensors.append(dst)
             owner[dst] = buf
+            delta[dst] = delta.get(src, 0) + windows.get(op.index, 0)
             continue
         for i in (*op.inputs, *op.outputs):
-            if i in activations and i not in owner:
+            if i in members and i not in owner:
+                whole, offset = members[i]
+                if whole not in owner:
+                    size = _align(int(np.prod(info.tensors[whole].shape)) * np.dtype(info.tensors[whole].dtype).itemsize)
+                    owner[whole] = Buffer(f"t{whole}", size, first[i], last.get(whole, end), [whole])
+                    buffers.append(owner[whole])
+                buf = owner[whole]
+                buf.first = min(buf.first, first[i])
+                buf.tensors.append(i)
+                owner[i] = buf
+                delta[i] = offset
+            elif i in activations and i not in owner:
                 nbytes = int(np.prod(info.tensors[i].shape)) * np.dtype(info.tensors[i].dtype).itemsize
                 buf = Buffer(f"t{i}", _align(nbytes), first.get(i, op.index), last.get(i, first.get(i, op.index)), [i])
                 owner[i] = buf
                 buffers.append(buf)
-    return buffers, owner
+    return buffers, owner, delta
 
 
-def plan_memory(info: ModelInfo, scratch: dict[int, int], alias_ops: set[str] | frozenset[str] = frozenset()) -> MemoryPlan:
-    buffers, owner = _lifetimes(info, set(alias_ops))
+PLACEMENT_ORDERS: tuple[Callable[[Buffer], tuple[int, ...]], ...] = (
+    lambda b: (-b.size, b.first),
+    lambda b: (b.first, -b.size),
+    lambda b: (-(b.last - b.first), -b.size, b.first),
+    lambda b: (-b.size * (b.last - b.first + 1), b.first),
+)
+
+
+def _place(buffers: list[Buffer], order: Callable[[Buffer], tuple[int, ...]] | None) -> dict[str, int]:
+    """Greedy placement in `order` (None: as listed): each buffer at the lowest gap free during its lifetime."""
+    placed: list[tuple[Buffer, int]] = []
+    offsets: dict[str, int] = {}
+    for buf in sorted(buffers, key=order) if order else buffers:
+        offset = 0
+        for other, at in sorted(((p, o) for p, o in placed if p.overlaps(buf)), key=lambda po: po[1]):
+            if offset + buf.size <= at:
+                break
+            offset = max(offset, at + other.size)
+        offsets[buf.key] = offset
+        placed.append((buf, offset))
+    return offsets
+
+
+def _end(buffers: list[Buffer], offsets: dict[str, int]) -> int:
+    return max((offsets[b.key] + b.size for b in buffers), default=0)
+
+
+SEARCH_BUDGET = 2_000_000  # buffer pairs compared by the shuffled placements (about a second)
+
+
+def _best_placement(buffers: list[Buffer], lower: int) -> dict[str, int]:
+    """The fixed orders, then shuffled orders (seeded: plans are reproducible) until the arena
+    reaches the liveness lower bound or the budget is spent. Greedy placement is not optimal
+    (dynamic storage allocation is NP-hard); on branchy graphs another order often closes the gap."""
+    import random
+
+    best = _place(buffers, PLACEMENT_ORDERS[0])
+    candidates: list[list[Buffer]] = [sorted(buffers, key=order) for order in PLACEMENT_ORDERS[1:]]
+    rng = random.Random(0)
+    tries = SEARCH_BUDGET // max(1, len(buffers) ** 2)
+    for k in range(len(candidates) + tries):
+        if _end(buffers, best) <= lower:
+            break
+        if k < len(candidates):
+            sequence = candidates[k]
+        else:
+            sequence = list(buffers)
+            rng.shuffle(sequence)
+        offsets = _place(sequence, None)
+        if _end(buffers, offsets) < _end(buffers, best):
+            best = offsets
+    return best
+
+
+def plan_memory(
+    info: ModelInfo, scratch: dict[int, int], alias_ops: set[str] | frozenset[str] = frozenset(), windows: dict[int, int] | None = None
+) -> MemoryPlan:
+    """`windows`: op index -> byte offset of its output inside its input (an alias candidate).
+    Planned twice, with and without concatenation inputs written in place (concat_members), and
+    the smaller arena kept (in place on a tie: no copies); reserving a concatenation's whole
+    output from its first input on can cost more than the copy saves."""
+    plans = [_plan(info, scratch, set(alias_ops), windows or {}, members) for members in (concat_members(info), {})]
+    return min(plans, key=lambda plan: plan.arena_bytes)
+
+
+def _plan(
+    info: ModelInfo, scratch: dict[int, int], alias_ops: set[str], windows: dict[int, int], members: dict[int, tuple[int, int]]
+) -> MemoryPlan:
+    buffers, owner, delta = _lifetimes(info, alias_ops, windows, members)
     for op_index, nbytes in scratch.items():
         buffers.append(Buffer(f"s{op_index}", _align(nbytes), op_index, op_index))
-    placed: list[Buffer] = []
-    for buf in sorted(buffers, key=lambda b: (-b.size, b.first)):
-        offset = 0
-        for other in sorted((p for p in placed if p.overlaps(buf)), key=lambda p: p.offset):
-            if offset + buf.size <= other.offset:
-                break
-            offset = max(offset, other.offset + other.size)
-        buf.offset = offset
-        placed.append(buf)
-    arena = max((b.offset + b.size for b in buffers), default=0)
+    # TFLite Micro's order (largest first) and a few others; the smallest arena wins. Graphs
+    # with branches and many small tensors (attention, resize chains) leave gaps in one order
+    # that another fills.
     steps = range(-1, len(info.ops) + 1)
     lower = max((sum(b.size for b in buffers if b.first <= t <= b.last) for t in steps), default=0)
+    best = _best_placement(buffers, lower)
+    for buf in buffers:
+        buf.offset = (best or {}).get(buf.key, 0)
+    arena = max((b.offset + b.size for b in buffers), default=0)
     return MemoryPlan(
-        buffers, arena, lower, {t: b.offset for t, b in owner.items()}, {int(b.key[1:]): b.offset for b in buffers if b.key.startswith("s")}
+        buffers,
+        arena,
+        lower,
+        {t: b.offset + delta.get(t, 0) for t, b in owner.items()},
+        {int(b.key[1:]): b.offset for b in buffers if b.key.startswith("s")},
     )

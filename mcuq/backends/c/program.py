@@ -31,6 +31,7 @@ from mcuq.backends.c.lower_elementwise import (
     lower_softmax,
 )
 from mcuq.backends.c.lower_windowed import lower_conv, lower_depthwise, lower_fully_connected, lower_pool, lower_transpose_conv
+from mcuq.backends.c.ops_extra import EXTRA_EMITTERS, alias_offsets
 from mcuq.backends.c.planner import plan_memory
 from mcuq.common.errors import UnsupportedOpError
 from mcuq.model.info import ModelInfo, OpInfo
@@ -58,6 +59,7 @@ SUPPORTED_OPS = frozenset(
         "PAD",
         "PADV2",
         "TRANSPOSE_CONV",
+        *EXTRA_EMITTERS,
     }
 )
 RESHAPE_OPS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
@@ -115,6 +117,7 @@ EMITTERS: dict[str, Callable[[Emitter, OpInfo], KernelCall]] = {
     "PADV2": lower_pad,
     "MEAN": lower_mean,
     "TRANSPOSE_CONV": lower_transpose_conv,
+    **EXTRA_EMITTERS,
 }
 
 
@@ -131,7 +134,7 @@ def compile_model(info: ModelInfo, simd: bool = False) -> CProgram:
     e = Emitter(info, simd)
     program = e.program
     program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
-    program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS)
+    program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=alias_offsets(e))
     program.calls = [EMITTERS[op.name](e, op) for op in info.ops]
     return program
 
