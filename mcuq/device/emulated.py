@@ -70,7 +70,7 @@ class EmulatedBoard:
 
 
 def _cache() -> Path:
-    from mcuq.toolchains.tflm_build import cache_root
+    from mcuq.backends.tflm.toolchain import cache_root
 
     folder = cache_root() / "device"
     folder.mkdir(parents=True, exist_ok=True)
@@ -246,14 +246,14 @@ class LossyProxy:
 
 
 def start_tflm_host(project: Path, library_id: str, ops: list[str], source: Path | None = None) -> EmulatedBoard:
-    """A TFLite Micro project built for x86-64 against its board's library (``tflm_build``) and
+    """A TFLite Micro project built for x86-64 against its board's library (``mcuq.backends.tflm.toolchain``) and
     run with the validation link on a pseudo-terminal: the stand-in for a board without an
     emulator (ESP32 Xtensa). The library sources come from the project or ``source``. As in
     ``validate --build``, the x86-64 build gets a copy of ``src/`` whose arena is enlarged for
     64-bit structs (the deploy's x86 estimate, doubled); every other byte is the project's."""
+    from mcuq.backends.tflm import toolchain as tb
     from mcuq.backends.tflm.build_check import _copy_with_arena
     from mcuq.project.manifest import read_manifest
-    from mcuq.toolchains import tflm_build as tb
 
     manifest = read_manifest(project)
     declared = int(manifest.arena["target_bytes"])
