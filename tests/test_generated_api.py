@@ -194,3 +194,19 @@ def test_two_tflm_models_link_into_one_host_binary(digits_tflite, sine_tflite, t
     assert run.log.count("mcuq: selftest PASS") == 3 and "FAIL" not in run.log, run.log
     assert len(re.findall(r"mcuq: golden \d+ PASS max_abs_diff=0\b", run.log)) == 12, run.log
     assert "two TFLite Micro models PASS" in run.log
+
+
+def test_app_cpp_buffer_follows_the_model_and_a_hand_sized_one_fails_the_build(api_projects, tmp_path):
+    """app.cpp is the user's (never rewritten): its input buffer is sized by the generated header,
+    and when someone sizes it by hand too small for the model, the build stops with the reason."""
+    need("g++")
+    src = api_projects["digits_c"] / "src"
+    app = (src / "app.cpp").read_text()
+    assert "input_values[DIGITS_INT8_MAX_INPUT_SIZE]" in app
+    assert "#define DIGITS_INT8_MAX_INPUT_SIZE 64u" in (src / "digits_int8_model.h").read_text()
+    shrunk = tmp_path / "app.cpp"
+    shrunk.write_text(app.replace("input_values[DIGITS_INT8_MAX_INPUT_SIZE]", "input_values[16]"))
+    cmd = ["g++", "-std=c++11", "-fsyntax-only", "-DMCUQ_HOST", f"-I{src}"]
+    assert subprocess.run([*cmd, str(src / "app.cpp")], capture_output=True, text=True, check=False).returncode == 0
+    proc = subprocess.run([*cmd, str(shrunk)], capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "smaller than the model's largest input" in proc.stderr
