@@ -156,6 +156,9 @@ class CProgram:
         return sum(c.values.nbytes for c in self.constants if not c.flash)
 
 
+RECURRENT_OPS = {"UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "SVDF"}
+
+
 def unsupported_ops(info: ModelInfo) -> list[str]:
     return [name for name in info.op_names if name not in SUPPORTED_OPS]
 
@@ -166,6 +169,8 @@ def _fail(info: ModelInfo, op: OpInfo, why: str) -> UnsupportedOpError:
 
 def check_supported(info: ModelInfo) -> None:
     for op in info.ops:
+        if op.name in RECURRENT_OPS:
+            raise _fail(info, op, "is recurrent: the plain-C runtime has no LSTM kernel yet; use --runtime tflm on a 32-bit board")
         if op.name not in SUPPORTED_OPS:
             raise _fail(
                 info, op, f"is not supported; supported ops: {', '.join(sorted(SUPPORTED_OPS))}; use --runtime tflm on a 32-bit board"

@@ -42,7 +42,8 @@ def library_rule_violations(info: ModelInfo, library: TflmLibrary) -> list[str]:
                     f"{library.label} applies one scale to all channels (features.per_channel_fully_connected = false); "
                     "quantize Dense per tensor (--per-channel none or auto)"
                 )
-    activation_int16 = any(t.dtype == "int16" and not t.is_constant for t in info.tensors)
+    # An int8 LSTM's cell state is an int16 variable tensor: recurrent state, not a 16x8 activation.
+    activation_int16 = any(t.dtype == "int16" and not t.is_constant and not t.is_variable for t in info.tensors)
     if activation_int16:
         missing = features.int16x8_missing(info.op_names)
         if missing:
