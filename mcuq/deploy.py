@@ -396,6 +396,8 @@ def format_summary(result: DeployResult) -> str:
         f"arena:   {a['target_bytes']:,} bytes {'in PSRAM' if f['arena_in_psram'] else 'static'}  [{a['how']}]",
         f"fit:     RAM {f['ram_bytes']:,} / {f['ram_budget']:,}   flash {f['flash_bytes']:,} / {f['flash_budget']:,}  ({f['method'].split(':')[0]})",
     ]
+    for layer in q.rebuilt_layers:  # mcuq.frontend.recurrent: what was rebuilt, checked in float
+        lines.append(f"rebuilt: recurrent layer {layer}, weights copied, checked in float against the model")
     scales = m.get("weight_scales")
     if scales:
         arenas = ", ".join(f"{k} {v:,} B" for k, v in scales["arena_bytes"].items())

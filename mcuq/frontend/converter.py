@@ -88,6 +88,8 @@ class QuantizedModel:
     # --per-channel auto: the same model with per-channel Dense, for deploy to weigh against
     # the per-tensor Dense of ``tflite`` (None: not auto, or no Dense with several units).
     dense_per_channel_tflite: bytes | None = None
+    # Recurrent layers mcuq rebuilt for TFLite Micro (mcuq.frontend.recurrent), one line each.
+    rebuilt_layers: list[str] = field(default_factory=list)
 
     def manifest_entry(self) -> dict[str, Any]:
         return {
@@ -103,6 +105,7 @@ class QuantizedModel:
             "random_calibration": self.random_calibration,
             "accuracy_unverified": self.random_calibration,
             "notes": self.notes,
+            "rebuilt_layers": self.rebuilt_layers,
         }
 
 
@@ -272,6 +275,7 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
         answer["float_tflite"],
         answer["notes"] + data.notes,
         answer.get("dense_per_channel_tflite"),
+        answer.get("rebuilt", []),
     )
 
 
@@ -318,7 +322,8 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
         tf = import_tensorflow()
     mark_stage(f"loading {model}")
     loaded = load_model(model, console)
-    _check_recurrent_layers(loaded)
+    source_kind = loaded.kind
+    loaded, rebuilt = _rebuild_recurrent(loaded, calibration, options, console)
     with tempfile.TemporaryDirectory(prefix="mcuq-export-", dir=child_temp_dir()) as tmp:
         make_converter, inputs = _converter_for(loaded, Path(tmp), console)
         data = load_samples(calibration, inputs, options.calibration_samples, options.seed, options.image_scale)
@@ -344,11 +349,12 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
     return {
         "tflite": tflite,
         "float_tflite": float_tflite,
-        "kind": loaded.kind,
+        "kind": source_kind,
         "data": data,
         "notes": notes,
         "timings": list(console.timings),
         "dense_per_channel_tflite": alternative,
+        "rebuilt": rebuilt,
     }
 
 
@@ -517,26 +523,20 @@ def _layer_in_error(text: str) -> str | None:
     return None if "PartitionedCall" in name else name
 
 
-RECURRENT_LAYERS = {"LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
+def _rebuild_recurrent(loaded: LoadedModel, calibration: str, options: QuantizeOptions, console: Console) -> tuple[LoadedModel, list[str]]:
+    """Recurrent Keras layers become their TFLite Micro form (mcuq.frontend.recurrent), checked
+    in float against the original; the answer names what was rebuilt for the summary."""
+    from mcuq.frontend import recurrent
 
-
-def _check_recurrent_layers(loaded: LoadedModel) -> None:
-    """Recurrent layers that are not unrolled need TensorList ops, which int8-only conversion
-    lacks (and which crash some converter versions): say so before converting."""
-    if loaded.model is None or not hasattr(loaded.model, "layers"):
-        return
-    stack = list(loaded.model.layers)
-    while stack:
-        layer = stack.pop()
-        stack.extend(getattr(layer, "layers", []) or [])
-        inner = getattr(layer, "forward_layer", None) or getattr(layer, "layer", None)
-        if inner is not None:
-            stack.append(inner)
-        if type(layer).__name__ in RECURRENT_LAYERS and not getattr(layer, "unroll", False):
-            raise ConversionError(
-                f"{loaded.path}: recurrent layer '{layer.name}' ({type(layer).__name__}) needs TensorList ops that full-int8 "
-                "TFLite cannot express; rebuild it with unroll=True and a fixed sequence length (or replace it with Conv1D)"
-            )
+    if not recurrent.needs_rebuild(loaded):
+        return loaded, []
+    data = load_samples(calibration, loaded.inputs, recurrent.FLOAT_CHECK_SAMPLES, options.seed, options.image_scale)
+    with (
+        console.step("rebuilding the recurrent layers for TFLite Micro and checking them in float"),
+        native_output_captured(console.level < 2),
+    ):
+        rebuilt, layers, _ = recurrent.rebuild(loaded, data)
+    return rebuilt, [layer.describe() for layer in layers]
 
 
 if __name__ == "__main__":

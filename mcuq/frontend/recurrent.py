@@ -1,0 +1,269 @@
+"""Recurrent layers (LSTM, GRU, SimpleRNN, Bidirectional) rebuilt into forms TFLite Micro runs.
+
+TensorFlow 2.21 cannot convert a Keras 3 LSTM to TFLite's fused op (calibration crashes or
+TensorList ops remain), and full-int8 conversion has no TensorList ops at all. The same
+network rebuilt in ``tf_keras`` with the weights copied and a batch-1 input converts (the
+recipe of tflite-micro's ``examples/mnist_lstm/train.py``, which fixes the batch because "TFLite
+converter requires fixed shape input"):
+
+- LSTM -> one UNIDIRECTIONAL_SEQUENCE_LSTM (TFLite Micro has the fused kernel).
+- Bidirectional(LSTM) -> two fused LSTMs, REVERSE_V2 and CONCATENATION.
+- GRU, SimpleRNN (and Bidirectional around them): no fused TFLite Micro op exists
+  (micro_mutable_op_resolver.h has no GRU/RNN); unrolled over the fixed sequence length. Forms
+  measured (8 steps, 4 features, 6 units, Dense(3); x86 arena): SimpleRNN tf_keras unroll 9,728 B
+  model / 9,440 B arena, Keras 3 unroll 10,640 / 9,440 -> tf_keras. GRU tf_keras unroll 29,624 /
+  29,584 but not full int8 (the constant-folded first step leaves DEQUANTIZE/QUANTIZE), Keras 3
+  unroll 32,048 / 32,560 and full int8 -> a model with a GRU is unrolled in Keras 3 (when it has
+  no LSTM). The non-unrolled While/TensorList form does not convert to int8 at all (the
+  converter crashes on the GRU). No form repeats a weight buffer (the unrolled steps share
+  one tensor per weight); the size is the per-step ops and tensors.
+
+The rebuilt network is run in float on calibration samples against the original model before
+quantization; beyond ``FLOAT_TOLERANCE`` mcuq refuses instead of deploying something else.
+Only a plain stack of layers (one input, each layer feeding the next) is rebuilt; the float
+check catches any model this reading gets wrong.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from mcuq.common.errors import ConversionError
+from mcuq.frontend.calibration import SampleSet
+from mcuq.frontend.loader import LoadedModel
+
+RECURRENT = {"LSTM", "GRU", "SimpleRNN"}
+UNSUPPORTED_RECURRENT = {"RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "LSTMCell", "GRUCell", "SimpleRNNCell"}
+WRAPPERS = {"Bidirectional"}
+# Largest |float(rebuilt) - float(original)| accepted, relative to the output range (max |y|, at
+# least 1): both compute the same float graph, so only summation order may differ.
+FLOAT_TOLERANCE = 1e-4
+FLOAT_CHECK_SAMPLES = 16
+BASE_KWARGS = {"name", "trainable"}
+
+
+@dataclass(frozen=True)
+class RebuiltLayer:
+    """One recurrent layer mcuq rebuilt, as the summary and mcuq.lock.json name it."""
+
+    name: str
+    kind: str  # e.g. "LSTM", "Bidirectional(LSTM)"
+    form: str  # "fused UNIDIRECTIONAL_SEQUENCE_LSTM" | "unrolled over N steps"
+    stateful: bool
+    how: str = ""  # "in tf_keras at batch 1" | "in Keras 3 with unroll=True"
+
+    def describe(self) -> str:
+        return f"'{self.name}' ({self.kind}{', stateful' if self.stateful else ''}) -> {self.form}, rebuilt {self.how}"
+
+
+def _inner(layer: Any) -> Any:
+    return getattr(layer, "forward_layer", None) or getattr(layer, "layer", None)
+
+
+def recurrent_layers(model: Any) -> list[Any]:
+    """The model's recurrent layers and Bidirectional wrappers, outermost first."""
+    found = []
+    for layer in getattr(model, "layers", []) or []:
+        kind = type(layer).__name__
+        if kind in RECURRENT | WRAPPERS | UNSUPPORTED_RECURRENT:
+            found.append(layer)
+        elif getattr(layer, "layers", None):
+            found.extend(recurrent_layers(layer))
+    return found
+
+
+def needs_rebuild(loaded: LoadedModel) -> bool:
+    """A Keras model with a recurrent layer that is not already unrolled by its author."""
+    if loaded.model is None or loaded.kind not in ("keras3", "tf_keras"):
+        return False
+    for layer in recurrent_layers(loaded.model):
+        cell = _inner(layer) if type(layer).__name__ in WRAPPERS else layer
+        if not getattr(cell, "unroll", False) or getattr(cell, "stateful", False):
+            return True
+    return False
+
+
+def _kwargs(layer: Any, cls: Any) -> dict[str, Any]:
+    """The layer's config limited to what ``cls`` takes; initializers, regularizers and
+    constraints are left out (the weights are copied, training never happens)."""
+    allowed = set(inspect.signature(cls.__init__).parameters) | BASE_KWARGS
+    skip = ("_initializer", "_regularizer", "_constraint")
+    return {
+        k: v
+        for k, v in layer.get_config().items()
+        if k in allowed and not k.endswith(skip) and k not in ("dtype", "layer", "backward_layer")
+    }
+
+
+def _form(kind: str, steps: int | None) -> str:
+    if kind == "LSTM":
+        return "fused UNIDIRECTIONAL_SEQUENCE_LSTM"
+    return f"unrolled over {steps} steps (TFLite Micro has no fused {kind} op)"
+
+
+def _rebuild_layer(layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltLayer]) -> Any:
+    kind = type(layer).__name__
+    if kind in UNSUPPORTED_RECURRENT:
+        raise ConversionError(
+            f"recurrent layer '{layer.name}' ({kind}) has no TFLite Micro form mcuq can build; "
+            "use keras.layers.LSTM, GRU or SimpleRNN (or Conv1D)"
+        )
+    if kind == "Bidirectional":
+        forward = _rebuild_layer(layer.forward_layer, tfk, steps, [])
+        backward = _rebuild_layer(layer.backward_layer, tfk, steps, [])
+        inner = type(layer.forward_layer).__name__
+        notes.append(RebuiltLayer(layer.name, f"Bidirectional({inner})", f"two {_form(inner, steps)}", False))
+        return tfk.layers.Bidirectional(forward, backward_layer=backward, **_kwargs(layer, tfk.layers.Bidirectional))
+    cls = getattr(tfk.layers, kind, None)
+    if cls is None:
+        raise ConversionError(f"layer '{layer.name}' ({kind}) has no tf_keras counterpart to rebuild the recurrent model with")
+    kwargs = _kwargs(layer, cls)
+    if kind in RECURRENT:
+        if kwargs.get("return_state"):
+            raise ConversionError(
+                f"recurrent layer '{layer.name}' ({kind}) returns its state (return_state=True); mcuq deploys one output per layer"
+            )
+        kwargs["unroll"] = kind != "LSTM"
+        notes.append(RebuiltLayer(layer.name, kind, _form(kind, steps), bool(kwargs.get("stateful"))))
+    return cls(**kwargs)
+
+
+def _copy_weights(original: Any, rebuilt: Any) -> None:
+    if type(original).__name__ == "Bidirectional":
+        rebuilt.forward_layer.set_weights(original.forward_layer.get_weights())
+        rebuilt.backward_layer.set_weights(original.backward_layer.get_weights())
+    else:
+        rebuilt.set_weights(original.get_weights())
+
+
+def _stack(model: Any) -> list[Any]:
+    """The layers in call order, without InputLayer; refuse what is not one plain stack."""
+    if len(getattr(model, "inputs", None) or []) != 1 or len(getattr(model, "outputs", None) or []) != 1:
+        raise ConversionError(
+            "mcuq rebuilds recurrent models with one input and one output; build the recurrent layers with unroll=True instead"
+        )
+    return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+
+
+def build_tf_keras(loaded: LoadedModel) -> tuple[Any, list[RebuiltLayer]]:
+    """The same network in tf_keras, batch 1, weights copied; and what was rebuilt how."""
+    import tf_keras as tfk
+
+    model = loaded.model
+    spec = loaded.inputs[0]
+    steps = spec.shape[0] if spec.shape else None
+    x = tfk.Input(shape=spec.shape, batch_size=1, name=spec.name)
+    y, pairs, notes = x, [], list[RebuiltLayer]()
+    for layer in _stack(model):
+        new = _rebuild_layer(layer, tfk, steps, notes)
+        y = new(y)
+        pairs.append((layer, new))
+    rebuilt = tfk.Model(x, y, name=getattr(model, "name", "model"))
+    for original, new in pairs:
+        _copy_weights(original, new)
+    return rebuilt, notes
+
+
+def _predict(model: Any, xs: list[np.ndarray], stateful: bool) -> np.ndarray:
+    """One batch-1 sample per call; a stateful model runs the samples as one stream."""
+    if stateful:
+        _reset_states(model)
+    return np.concatenate([np.asarray(model(x, training=False)).reshape(1, -1) for x in xs])
+
+
+def _reset_states(model: Any) -> None:
+    for layer in recurrent_layers(model):
+        target = _inner(layer) if type(layer).__name__ in WRAPPERS else layer
+        if hasattr(target, "reset_states"):
+            target.reset_states()
+        elif hasattr(layer, "reset_states"):
+            layer.reset_states()
+
+
+def check_float(original: Any, rebuilt: Any, data: SampleSet, stateful: bool, where: str) -> float:
+    """Max output difference (relative to the output range) of the rebuilt float network on
+    calibration samples; refuse beyond FLOAT_TOLERANCE."""
+    samples = [data.sample(i)[0] for i in range(min(FLOAT_CHECK_SAMPLES, data.count))]
+    want = _predict(original, samples, stateful)
+    got = _predict(rebuilt, samples, stateful)
+    scale = max(1.0, float(np.max(np.abs(want))))
+    diff = float(np.max(np.abs(got - want))) / scale
+    if not np.isfinite(diff) or diff > FLOAT_TOLERANCE:
+        raise ConversionError(
+            f"{where}: the recurrent layers rebuilt for TFLite Micro compute different floats than the model "
+            f"(max difference {diff:.3g} of the output range, tolerance {FLOAT_TOLERANCE:g}); "
+            "build the recurrent layers with unroll=True and a fixed sequence length instead"
+        )
+    return diff
+
+
+def build_keras3_unrolled(loaded: LoadedModel) -> tuple[Any, list[RebuiltLayer]]:
+    """The same Keras 3 model with every recurrent layer unrolled (weights copied)."""
+    import keras
+
+    model = loaded.model
+    steps = loaded.inputs[0].shape[0] if loaded.inputs and loaded.inputs[0].shape else None
+    notes: list[RebuiltLayer] = []
+
+    def clone(layer: Any) -> Any:
+        kind = type(layer).__name__
+        if kind in UNSUPPORTED_RECURRENT:
+            _rebuild_layer(layer, None, steps, [])  # raises the one-line refusal
+        config = layer.get_config()
+        if kind in RECURRENT:
+            if config.get("return_state"):
+                raise ConversionError(
+                    f"recurrent layer '{layer.name}' ({kind}) returns its state (return_state=True); mcuq deploys one output per layer"
+                )
+            config["unroll"] = True
+            notes.append(RebuiltLayer(layer.name, kind, _form(kind, steps), bool(config.get("stateful"))))
+        elif kind == "Bidirectional":
+            for key in ("layer", "backward_layer"):
+                if isinstance(config.get(key), dict):
+                    config[key]["config"]["unroll"] = True
+            inner = type(layer.forward_layer).__name__
+            notes.append(RebuiltLayer(layer.name, f"Bidirectional({inner})", f"two {_form(inner, steps)}", False))
+        return type(layer).from_config(config)
+
+    rebuilt = keras.models.clone_model(model, clone_function=clone)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt, notes
+
+
+def _kinds(model: Any) -> set[str]:
+    kinds = set()
+    for layer in recurrent_layers(model):
+        kinds.add(type(layer).__name__)
+        if type(layer).__name__ in WRAPPERS:
+            kinds.add(type(_inner(layer)).__name__)
+    return kinds
+
+
+def rebuild(loaded: LoadedModel, data: SampleSet) -> tuple[LoadedModel, list[RebuiltLayer], float]:
+    """``loaded`` with its model replaced by the checked tf_keras rebuild (kind tf_keras)."""
+    if len(loaded.inputs) != 1:
+        raise ConversionError(
+            f"{loaded.path}: mcuq rebuilds recurrent models with one input; build the recurrent layers with unroll=True instead"
+        )
+    kinds = _kinds(loaded.model)
+    keras3_unroll = loaded.kind == "keras3" and "GRU" in kinds and "LSTM" not in kinds
+    try:
+        rebuilt, notes = build_keras3_unrolled(loaded) if keras3_unroll else build_tf_keras(loaded)
+    except ConversionError as exc:
+        raise ConversionError(f"{loaded.path}: {exc}") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ConversionError(
+            f"{loaded.path}: cannot rebuild the recurrent model in tf_keras ({str(exc).splitlines()[0][:160]}); "
+            "build the recurrent layers with unroll=True and a fixed sequence length instead"
+        ) from None
+    stateful = any(n.stateful for n in notes)
+    diff = check_float(loaded.model, rebuilt, data, stateful, str(loaded.path))
+    text = "; ".join(n.describe() for n in notes)
+    how = "in Keras 3 with unroll=True" if keras3_unroll else "in tf_keras at batch 1"
+    note = f"recurrent layers rebuilt {how} with the weights copied: {text} (float check: max difference {diff:.2g} of the output range)"
+    kind = "keras3" if keras3_unroll else "tf_keras"
+    return replace(loaded, kind=kind, model=rebuilt, notes=[*loaded.notes, note]), [replace(n, how=how) for n in notes], diff
