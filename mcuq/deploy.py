@@ -290,7 +290,7 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     # validate reads the model and the golden vectors from these hashed data files, never from C;
     # prove_sources shows once, here, that the C arrays hold exactly the same values.
     files.setdefault(INT8_MODEL_PATH, quantized.info.raw)
-    files[GOLDEN_DATA] = golden_data(golden_in, plan.golden_out)
+    files[GOLDEN_DATA] = golden_data(golden_in, plan.golden_out, job.golden_resets)
     prove_sources(rendered.files, quantized.info, golden_in, plan.golden_out)
     if quantized.float_tflite is not None:
         files[FLOAT_MODEL_PATH] = quantized.float_tflite
@@ -406,6 +406,13 @@ def format_summary(result: DeployResult) -> str:
     if api:
         labels = f", {len(api['labels'])} labels" if api.get("labels") else ""
         lines.append(f"api:     {api['header']} ({api['prefix']}_init/_invoke/_input/_output/_argmax{labels})")
+        if q.state == "streaming":
+            lines.append(
+                f"state:   carried across invokes (variable tensors); {api['prefix']}_reset() clears it; "
+                "the golden vectors are sequences with reset points"
+            )
+        elif q.state == "per_invoke":
+            lines.append(f"state:   recurrent state within one invoke: {api['prefix']}_invoke() starts from cleared state, as Keras did")
     lines.extend(result.extra_summary)
     if q.random_calibration:
         lines.append("WARNING: calibrated on random data: ACCURACY UNVERIFIED")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mcuq.backends.registry import BACKEND_PACKAGES, backend_names, section_type
 from mcuq.common.errors import BoardError, MCUQError
+from mcuq.model.state import reset_points
 
 if TYPE_CHECKING:
     import numpy as np
@@ -131,6 +132,11 @@ class DeployJob:
     @property
     def info(self) -> ModelInfo:
         return self.quantized.info
+
+    @property
+    def golden_resets(self) -> list[bool]:
+        """Before which golden vector the state is reset (mcuq.model.state.reset_points)."""
+        return reset_points(len(self.golden_in), self.quantized.state)
 
 
 @dataclass

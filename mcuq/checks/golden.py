@@ -23,8 +23,10 @@ GOLDEN_RE = re.compile(r"mcuq_golden_(?P<kind>in|out)_(?P<vec>\d+)_(?P<idx>\d+)\
 Samples = list[list[np.ndarray]]
 
 
-def golden_data(golden_in: Samples, golden_out: Samples) -> bytes:
-    """The golden vectors as deterministic JSON (dtype, shape, values per tensor)."""
+def golden_data(golden_in: Samples, golden_out: Samples, resets: list[bool] | None = None) -> bytes:
+    """The golden vectors as deterministic JSON (dtype, shape, values per tensor). ``resets``:
+    before which vectors the model's state is reset (mcuq.model.state); stored only for a model
+    whose vectors form sequences, so stateless projects keep their bytes."""
 
     def tensors(values: list[np.ndarray]) -> list[dict[str, Any]]:
         return [
@@ -33,7 +35,21 @@ def golden_data(golden_in: Samples, golden_out: Samples) -> bytes:
         ]
 
     vectors = [{"inputs": tensors(i), "outputs": tensors(o)} for i, o in zip(golden_in, golden_out)]
-    return (json.dumps({"vectors": vectors}, separators=(",", ":")) + "\n").encode()
+    data: dict[str, Any] = {"vectors": vectors}
+    if resets is not None and not all(resets):
+        data["resets"] = [bool(r) for r in resets]
+    return (json.dumps(data, separators=(",", ":")) + "\n").encode()
+
+
+def golden_resets(project: Path, count: int) -> list[bool]:
+    """Reset points of the project's golden vectors (every vector when none are stored)."""
+    try:
+        resets = json.loads((project / GOLDEN_DATA).read_text(encoding="utf-8")).get("resets")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        resets = None
+    if not isinstance(resets, list) or len(resets) != count:
+        return [True] * count
+    return [bool(r) for r in resets]
 
 
 def golden_from_project(project: Path, info: ModelInfo) -> tuple[Samples, Samples]:

@@ -32,6 +32,7 @@ from mcuq.frontend.fullint8 import check_full_int8, detect_mode, dynamic_batch
 from mcuq.frontend.loader import LoadedModel, detect_kind, load_model
 from mcuq.frontend.tf import import_tensorflow, native_output_captured
 from mcuq.model.info import ModelInfo, parse_model
+from mcuq.model.state import state_mode
 
 IO_TYPES = ("int8", "uint8", "float32")
 ACTIVATION_TYPES = ("int8", "int16")
@@ -90,6 +91,14 @@ class QuantizedModel:
     dense_per_channel_tflite: bytes | None = None
     # Recurrent layers mcuq rebuilt for TFLite Micro (mcuq.frontend.recurrent), one line each.
     rebuilt_layers: list[str] = field(default_factory=list)
+    # The source means the model's state to carry across invokes (a stateful Keras layer, or a
+    # .tflite with state: TFLite Micro's semantics); see mcuq.model.state.
+    streaming: bool = False
+
+    @property
+    def state(self) -> str:
+        """none | per_invoke | streaming (mcuq.model.state)."""
+        return state_mode(self.info, self.streaming)
 
     def manifest_entry(self) -> dict[str, Any]:
         return {
@@ -106,6 +115,7 @@ class QuantizedModel:
             "accuracy_unverified": self.random_calibration,
             "notes": self.notes,
             "rebuilt_layers": self.rebuilt_layers,
+            "state": self.state,
         }
 
 
@@ -226,7 +236,8 @@ def _pass_through_tflite(loaded: LoadedModel, options: QuantizeOptions) -> Quant
         notes.append(f"{loaded.path.name} declares batch -1 (shape_signature); TFLite Micro runs its batch-1 shape")
     if io == "float32":
         notes.append(f"{loaded.path.name} has float input/output (QUANTIZE/DEQUANTIZE at the edges, int8 inside)")
-    return QuantizedModel(loaded.tflite, info, loaded.path, "tflite", opts, "none (already quantized)", False, None, None, notes)
+    # A .tflite runs with TFLite Micro's semantics: variable state carries across invokes.
+    return QuantizedModel(loaded.tflite, info, loaded.path, "tflite", opts, "none (already quantized)", False, None, None, notes, streaming=True)
 
 
 def weight_scales(info: ModelInfo) -> str:
@@ -276,6 +287,7 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
         answer["notes"] + data.notes,
         answer.get("dense_per_channel_tflite"),
         answer.get("rebuilt", []),
+        streaming=bool(answer.get("stateful")),
     )
 
 
@@ -323,7 +335,7 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
     mark_stage(f"loading {model}")
     loaded = load_model(model, console)
     source_kind = loaded.kind
-    loaded, rebuilt = _rebuild_recurrent(loaded, calibration, options, console)
+    loaded, rebuilt, stateful = _rebuild_recurrent(loaded, calibration, options, console)
     with tempfile.TemporaryDirectory(prefix="mcuq-export-", dir=child_temp_dir()) as tmp:
         make_converter, inputs = _converter_for(loaded, Path(tmp), console)
         data = load_samples(calibration, inputs, options.calibration_samples, options.seed, options.image_scale)
@@ -355,6 +367,7 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
         "timings": list(console.timings),
         "dense_per_channel_tflite": alternative,
         "rebuilt": rebuilt,
+        "stateful": stateful,
     }
 
 
@@ -523,20 +536,20 @@ def _layer_in_error(text: str) -> str | None:
     return None if "PartitionedCall" in name else name
 
 
-def _rebuild_recurrent(loaded: LoadedModel, calibration: str, options: QuantizeOptions, console: Console) -> tuple[LoadedModel, list[str]]:
+def _rebuild_recurrent(loaded: LoadedModel, calibration: str, options: QuantizeOptions, console: Console) -> tuple[LoadedModel, list[str], bool]:
     """Recurrent Keras layers become their TFLite Micro form (mcuq.frontend.recurrent), checked
     in float against the original; the answer names what was rebuilt for the summary."""
     from mcuq.frontend import recurrent
 
     if not recurrent.needs_rebuild(loaded):
-        return loaded, []
+        return loaded, [], False
     data = load_samples(calibration, loaded.inputs, recurrent.FLOAT_CHECK_SAMPLES, options.seed, options.image_scale)
     with (
         console.step("rebuilding the recurrent layers for TFLite Micro and checking them in float"),
         native_output_captured(console.level < 2),
     ):
         rebuilt, layers, _ = recurrent.rebuild(loaded, data)
-    return rebuilt, [layer.describe() for layer in layers]
+    return rebuilt, [layer.describe() for layer in layers], any(layer.stateful for layer in layers)
 
 
 if __name__ == "__main__":

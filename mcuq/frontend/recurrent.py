@@ -105,7 +105,7 @@ def _form(kind: str, steps: int | None) -> str:
     return f"unrolled over {steps} steps (TFLite Micro has no fused {kind} op)"
 
 
-def _rebuild_layer(layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltLayer]) -> Any:
+def _rebuild_layer(layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltLayer], keep_stateful: bool = False) -> Any:
     kind = type(layer).__name__
     if kind in UNSUPPORTED_RECURRENT:
         raise ConversionError(
@@ -128,7 +128,17 @@ def _rebuild_layer(layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltL
                 f"recurrent layer '{layer.name}' ({kind}) returns its state (return_state=True); mcuq deploys one output per layer"
             )
         kwargs["unroll"] = kind != "LSTM"
-        notes.append(RebuiltLayer(layer.name, kind, _form(kind, steps), bool(kwargs.get("stateful"))))
+        stateful = bool(kwargs.get("stateful"))
+        if stateful and kind != "LSTM":
+            raise ConversionError(
+                f"recurrent layer '{layer.name}' ({kind}) is stateful; TFLite Micro carries state across invokes only in its "
+                "fused LSTM: use keras.layers.LSTM(stateful=True), or a stateless layer over the whole sequence"
+            )
+        # The converter crashes on a stateful tf_keras LSTM; the fused op's state is a variable
+        # tensor that TFLite Micro carries across invokes anyway, so the stateless twin converts
+        # to exactly the streaming model (the float check runs the stateful twin).
+        kwargs["stateful"] = stateful and keep_stateful
+        notes.append(RebuiltLayer(layer.name, kind, _form(kind, steps), stateful))
     return cls(**kwargs)
 
 
@@ -149,8 +159,10 @@ def _stack(model: Any) -> list[Any]:
     return [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
 
 
-def build_tf_keras(loaded: LoadedModel) -> tuple[Any, list[RebuiltLayer]]:
-    """The same network in tf_keras, batch 1, weights copied; and what was rebuilt how."""
+def build_tf_keras(loaded: LoadedModel, keep_stateful: bool = False) -> tuple[Any, list[RebuiltLayer]]:
+    """The same network in tf_keras, batch 1, weights copied; and what was rebuilt how.
+    ``keep_stateful``: stateful layers stay stateful (the float check's twin), else not (the
+    converter's input; see _rebuild_layer)."""
     import tf_keras as tfk
 
     model = loaded.model
@@ -159,7 +171,7 @@ def build_tf_keras(loaded: LoadedModel) -> tuple[Any, list[RebuiltLayer]]:
     x = tfk.Input(shape=spec.shape, batch_size=1, name=spec.name)
     y, pairs, notes = x, [], list[RebuiltLayer]()
     for layer in _stack(model):
-        new = _rebuild_layer(layer, tfk, steps, notes)
+        new = _rebuild_layer(layer, tfk, steps, notes, keep_stateful)
         y = new(y)
         pairs.append((layer, new))
     rebuilt = tfk.Model(x, y, name=getattr(model, "name", "model"))
@@ -261,7 +273,8 @@ def rebuild(loaded: LoadedModel, data: SampleSet) -> tuple[LoadedModel, list[Reb
             "build the recurrent layers with unroll=True and a fixed sequence length instead"
         ) from None
     stateful = any(n.stateful for n in notes)
-    diff = check_float(loaded.model, rebuilt, data, stateful, str(loaded.path))
+    twin = build_tf_keras(loaded, keep_stateful=True)[0] if stateful else rebuilt
+    diff = check_float(loaded.model, twin, data, stateful, str(loaded.path))
     text = "; ".join(n.describe() for n in notes)
     how = "in Keras 3 with unroll=True" if keras3_unroll else "in tf_keras at batch 1"
     note = f"recurrent layers rebuilt {how} with the weights copied: {text} (float check: max difference {diff:.2g} of the output range)"

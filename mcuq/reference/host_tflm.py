@@ -50,8 +50,10 @@ def run_tflm(
     arena_size: int,
     num_outputs: int,
     keep_tensors: list[int] | None = None,
+    resets: list[bool] | None = None,
 ) -> TflmRun:
-    """Invoke ``model`` on each sample (a list of int tensors, one per model input)."""
+    """Invoke ``model`` on each sample (a list of int tensors, one per model input). ``resets``:
+    before which samples the state is reset (mcuq.model.state); default every one."""
     answer = _call_worker(
         {
             "kind": "run",
@@ -60,6 +62,7 @@ def run_tflm(
             "arena": int(arena_size),
             "num_outputs": num_outputs,
             "tensors": keep_tensors or [],
+            "resets": resets,
         },
         "running the model",
     )

@@ -22,7 +22,7 @@ from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, 
 from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops
 from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmSection
 from mcuq.boards import Board, list_boards
-from mcuq.checks.golden import golden_from_project
+from mcuq.checks.golden import golden_from_project, golden_resets
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, ValidationFailed
@@ -287,7 +287,7 @@ class TflmBackend:
             computed_by: str | None = f"{measured.library} (x86-64 build of the board's library)"
         else:
             with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
-                golden_out = run_tflm(info.raw, job.golden_in, tflm.arena.host_bytes, len(info.outputs)).outputs
+                golden_out = run_tflm(info.raw, job.golden_in, tflm.arena.host_bytes, len(info.outputs), resets=job.golden_resets).outputs
             check = LibraryCheck(
                 golden_from_library=False,
                 library_sources=None,
@@ -341,6 +341,7 @@ class TflmBackend:
                 job.out_dir,
                 console,
                 board.cpu["core"] if board.cpu else None,
+                job.golden_resets,
             )
         except BuildError as exc:
             raise MCUQError(f"board {board.id}: {exc}") from None
@@ -429,7 +430,7 @@ class TflmBackend:
             report.add("golden vectors", False, str(exc))
             return
         try:
-            run = run_tflm(raw, golden_in, host_arena, len(info.outputs))
+            run = run_tflm(raw, golden_in, host_arena, len(info.outputs), resets=golden_resets(project, len(golden_in)))  # sequences
         except NativeCrashError as exc:
             if "allocate" in str(exc):
                 needed = measure_min_arena(raw, golden_in[0])
@@ -444,7 +445,9 @@ class TflmBackend:
             return
         report.add("arena", True, f"allocates and invokes with the host equivalent of the plan ({host_arena} B)")
         from_library = manifest.section(TflmSection).library_check.golden_from_library
+        resets = golden_resets(project, len(golden_in))
         for v, (got, want) in enumerate(zip(run.outputs, golden_out)):
+            carried = "" if resets[v] else " (state carried from the previous vector)"
             diffs = [float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) if g.size else 0.0 for g, w in zip(got, want)]
             worst = max(diffs, default=0.0)
             if from_library and worst != 0.0:
@@ -459,7 +462,7 @@ class TflmBackend:
             report.add(
                 f"golden vector {v}",
                 worst == 0.0,
-                "bit-exact on x86 TFLite Micro"
+                f"bit-exact on x86 TFLite Micro{carried}"
                 if worst == 0.0
                 else f"golden vector {v} differs from the x86 TFLite Micro output (max abs diff {worst:g}): " + report.mismatch_cause(),
             )

@@ -257,6 +257,7 @@ def measure_with_library(
     project: Path | None,
     console: Console = SILENT,
     core: str | None = None,
+    resets: list[bool] | None = None,
 ) -> LibraryMeasurement | None:
     """None when the library sources are not at hand; raises tb.BuildError when they do not build."""
     import numpy as np
@@ -290,7 +291,7 @@ def measure_with_library(
         fw = tb.build_probe(raw, ops, tree, tb.HOST, ceiling)
         try:
             host_min, _ = tb.min_arena(fw, ceiling)
-            out = tb.host_outputs(fw, ceiling, _samples_bytes(golden_in), len(golden_in))
+            out = tb.host_outputs(fw, ceiling, _samples_bytes(golden_in), len(golden_in), resets)
         finally:
             fw.close()
     golden_out: list[list[Any]] = []
