@@ -58,6 +58,9 @@ class DeployRequest:
     name: str | None = None  # C prefix of the generated API (default: from the model's name)
     labels: str | None = None  # class names file (else 'label_names' in the validation .npz)
     avr_kernels: str | None = None  # "generated" (default) or "generic": see DeployJob.avr_kernels
+    # Python API: the result of mcuq.quantize() for ``model`` (same options), so one conversion
+    # serves several boards; deploy then skips converting.
+    quantized: QuantizedModel | None = None
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> DeployRequest:
@@ -263,7 +266,7 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     check_output_dir(out_dir, request.force)  # refuse early, before minutes of work
     console.info(f"mcuq deploy: {model_path} -> {board.id} ({backend.name}) in {out_dir}")
     options = QuantizeOptions(**request.options)
-    quantized = quantize(model_path, request.calibration, options=options, console=console)
+    quantized = request.quantized or quantize(model_path, request.calibration, options=options, console=console)
     validation_data = _load_validation(request.data, quantized.info, quantized.options)
     labels, labels_source = _labels(request, validation_data)
     check_labels(labels, quantized.info, labels_source or "labels")

@@ -113,11 +113,7 @@ def _rebuild_layer(layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltL
             "use keras.layers.LSTM, GRU or SimpleRNN (or Conv1D)"
         )
     if kind == "Bidirectional":
-        forward = _rebuild_layer(layer.forward_layer, tfk, steps, [])
-        backward = _rebuild_layer(layer.backward_layer, tfk, steps, [])
-        inner = type(layer.forward_layer).__name__
-        notes.append(RebuiltLayer(layer.name, f"Bidirectional({inner})", f"two {_form(inner, steps)}", False))
-        return tfk.layers.Bidirectional(forward, backward_layer=backward, **_kwargs(layer, tfk.layers.Bidirectional))
+        return _bidirectional(layer, tfk, steps, notes)
     cls = getattr(tfk.layers, kind, None)
     if cls is None:
         raise ConversionError(f"layer '{layer.name}' ({kind}) has no tf_keras counterpart to rebuild the recurrent model with")
@@ -142,10 +138,51 @@ def _rebuild_layer(layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltL
     return cls(**kwargs)
 
 
+MERGE_LAYERS = {"concat": "Concatenate", "sum": "Add", "mul": "Multiply", "ave": "Average"}
+
+
+class _Bidirectional:
+    """Bidirectional as two plain layers: the backward one reads the time-reversed sequence
+    (a STRIDED_SLICE with stride -1, which every TFLite Micro library here has; tf_keras's
+    Bidirectional writes REVERSE_V2, which the Arduino boards' 2023 library lacks), and its
+    sequence output is reversed back, as Keras's Bidirectional does."""
+
+    def __init__(self, layer: Any, forward: Any, backward: Any, tfk: Any) -> None:
+        merge = getattr(layer, "merge_mode", "concat")
+        if merge not in MERGE_LAYERS:
+            raise ConversionError(f"Bidirectional layer '{layer.name}' has merge_mode={merge!r}; mcuq rebuilds concat, sum, mul and ave")
+        self.original, self.forward, self.backward, self.tfk = layer, forward, backward, tfk
+        self.merge = getattr(tfk.layers, MERGE_LAYERS[merge])(name=layer.name)
+        self.sequences = bool(getattr(layer.forward_layer, "return_sequences", False))
+
+    def _reverse(self, t: Any, name: str) -> Any:
+        return self.tfk.layers.Lambda(lambda u: u[:, ::-1], name=f"{self.original.name}_{name}")(t)
+
+    def __call__(self, t: Any) -> Any:
+        backward = self.backward(self._reverse(t, "reverse_in"))
+        if self.sequences:
+            backward = self._reverse(backward, "reverse_out")
+        return self.merge([self.forward(t), backward])
+
+    def copy_weights(self) -> None:
+        self.forward.set_weights(self.original.forward_layer.get_weights())
+        self.backward.set_weights(self.original.backward_layer.get_weights())
+
+
+def _bidirectional(layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltLayer]) -> _Bidirectional:
+    forward = _rebuild_layer(layer.forward_layer, tfk, steps, [])
+    backward = _rebuild_layer(layer.backward_layer, tfk, steps, [])
+    backward_config = backward.get_config()
+    backward_config["go_backwards"] = False  # the input is reversed explicitly (see _Bidirectional)
+    backward = type(backward).from_config(backward_config)
+    inner = type(layer.forward_layer).__name__
+    notes.append(RebuiltLayer(layer.name, f"Bidirectional({inner})", f"two {_form(inner, steps)} (reversed by STRIDED_SLICE)", False))
+    return _Bidirectional(layer, forward, backward, tfk)
+
+
 def _copy_weights(original: Any, rebuilt: Any) -> None:
-    if type(original).__name__ == "Bidirectional":
-        rebuilt.forward_layer.set_weights(original.forward_layer.get_weights())
-        rebuilt.backward_layer.set_weights(original.backward_layer.get_weights())
+    if isinstance(rebuilt, _Bidirectional):
+        rebuilt.copy_weights()
     else:
         rebuilt.set_weights(original.get_weights())
 
