@@ -237,7 +237,9 @@ def _pass_through_tflite(loaded: LoadedModel, options: QuantizeOptions) -> Quant
     if io == "float32":
         notes.append(f"{loaded.path.name} has float input/output (QUANTIZE/DEQUANTIZE at the edges, int8 inside)")
     # A .tflite runs with TFLite Micro's semantics: variable state carries across invokes.
-    return QuantizedModel(loaded.tflite, info, loaded.path, "tflite", opts, "none (already quantized)", False, None, None, notes, streaming=True)
+    return QuantizedModel(
+        loaded.tflite, info, loaded.path, "tflite", opts, "none (already quantized)", False, None, None, notes, streaming=True
+    )
 
 
 def weight_scales(info: ModelInfo) -> str:
@@ -536,7 +538,9 @@ def _layer_in_error(text: str) -> str | None:
     return None if "PartitionedCall" in name else name
 
 
-def _rebuild_recurrent(loaded: LoadedModel, calibration: str, options: QuantizeOptions, console: Console) -> tuple[LoadedModel, list[str], bool]:
+def _rebuild_recurrent(
+    loaded: LoadedModel, calibration: str, options: QuantizeOptions, console: Console
+) -> tuple[LoadedModel, list[str], bool]:
     """Recurrent Keras layers become their TFLite Micro form (mcuq.frontend.recurrent), checked
     in float against the original; the answer names what was rebuilt for the summary."""
     from mcuq.frontend import recurrent

@@ -262,6 +262,12 @@ class TflmBackend:
             tflm = plan_tflm(info, board, job.golden_in[0], job.arena_override, len(job.golden_in))
         library = tflm.library
         measured = self._measure_with_library(job, console)
+        if measured is None and library.features.lstm_kernel == "legacy" and "UNIDIRECTIONAL_SEQUENCE_LSTM" in info.op_names:
+            raise UnsupportedOpError(
+                f"board {board.id}: {library.label} runs UNIDIRECTIONAL_SEQUENCE_LSTM with its 2022 kernel, whose arena x86 "
+                "TFLite Micro cannot predict; deploy with the library sources at hand (--tflm-source DIR, or after "
+                "`pio pkg install` in the output folder) so mcuq measures it and computes the golden vectors with it"
+            )
         if measured is not None:
             golden_out = measured.golden_out
             if measured.true_min_bytes is not None:
