@@ -7,16 +7,18 @@ recipe of tflite-micro's ``examples/mnist_lstm/train.py``, which fixes the batch
 converter requires fixed shape input"):
 
 - LSTM -> one UNIDIRECTIONAL_SEQUENCE_LSTM (TFLite Micro has the fused kernel).
-- Bidirectional(LSTM) -> two fused LSTMs, REVERSE_V2 and CONCATENATION.
+- Bidirectional(LSTM) -> two fused LSTMs, the backward one on a STRIDED_SLICE time reversal.
 - GRU, SimpleRNN (and Bidirectional around them): no fused TFLite Micro op exists
   (micro_mutable_op_resolver.h has no GRU/RNN); unrolled over the fixed sequence length. Forms
-  measured (8 steps, 4 features, 6 units, Dense(3); x86 arena): SimpleRNN tf_keras unroll 9,728 B
-  model / 9,440 B arena, Keras 3 unroll 10,640 / 9,440 -> tf_keras. GRU tf_keras unroll 29,624 /
-  29,584 but not full int8 (the constant-folded first step leaves DEQUANTIZE/QUANTIZE), Keras 3
-  unroll 32,048 / 32,560 and full int8 -> a model with a GRU is unrolled in Keras 3 (when it has
-  no LSTM). The non-unrolled While/TensorList form does not convert to int8 at all (the
-  converter crashes on the GRU). No form repeats a weight buffer (the unrolled steps share
-  one tensor per weight); the size is the per-step ops and tensors.
+  measured (8 steps, 4 features, 6 units, Dense(3); model bytes / x86 arena): SimpleRNN tf_keras
+  unroll 9,728 / 9,440, Keras 3 unroll 10,640 / 9,440, a hand-written static loop 7,712 / 10,176
+  -> tf_keras unroll (least arena). GRU: tf_keras unroll 29,624 / 29,584 and Keras 3 unroll
+  32,048 / 32,560 both constant-fold the first step into a float constant that is SPLIT, which
+  leaves DEQUANTIZE/QUANTIZE (not full int8; Keras 3 on some sizes only); the static loop of
+  mcuq.frontend.recurrent_gru is full int8 and smallest: 27,912 / 32,432. The non-unrolled
+  While/TensorList form does not convert to int8 at all (the converter crashes on the GRU). No
+  form repeats a weight buffer (the steps share one tensor per weight): the size is the per-step
+  ops and tensors.
 
 The rebuilt network is run in float on calibration samples against the original model before
 quantization; beyond ``FLOAT_TOLERANCE`` mcuq refuses instead of deploying something else.
@@ -35,6 +37,7 @@ import numpy as np
 from mcuq.common.errors import ConversionError
 from mcuq.frontend.calibration import SampleSet
 from mcuq.frontend.loader import LoadedModel
+from mcuq.frontend.recurrent_gru import unrolled_gru
 
 RECURRENT = {"LSTM", "GRU", "SimpleRNN"}
 UNSUPPORTED_RECURRENT = {"RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "LSTMCell", "GRUCell", "SimpleRNNCell"}
@@ -105,7 +108,9 @@ def _form(kind: str, steps: int | None) -> str:
     return f"unrolled over {steps} steps (TFLite Micro has no fused {kind} op)"
 
 
-def _rebuild_layer(layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltLayer], keep_stateful: bool = False) -> Any:
+def _rebuild_layer(
+    layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltLayer], keep_stateful: bool = False, go_backwards: bool | None = None
+) -> Any:
     kind = type(layer).__name__
     if kind in UNSUPPORTED_RECURRENT:
         raise ConversionError(
@@ -114,6 +119,14 @@ def _rebuild_layer(layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltL
         )
     if kind == "Bidirectional":
         return _bidirectional(layer, tfk, steps, notes)
+    if kind == "GRU":
+        if layer.get_config().get("stateful") or layer.get_config().get("return_state"):
+            raise ConversionError(
+                f"recurrent layer '{layer.name}' (GRU) is stateful or returns its state; TFLite Micro carries state across "
+                "invokes only in its fused LSTM: use keras.layers.LSTM(stateful=True), or a stateless GRU over the whole sequence"
+            )
+        notes.append(RebuiltLayer(layer.name, kind, _form(kind, steps) + ", a static loop with per-gate constants", False))
+        return unrolled_gru(tfk, layer, go_backwards)
     cls = getattr(tfk.layers, kind, None)
     if cls is None:
         raise ConversionError(f"layer '{layer.name}' ({kind}) has no tf_keras counterpart to rebuild the recurrent model with")
@@ -134,6 +147,8 @@ def _rebuild_layer(layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltL
         # tensor that TFLite Micro carries across invokes anyway, so the stateless twin converts
         # to exactly the streaming model (the float check runs the stateful twin).
         kwargs["stateful"] = stateful and keep_stateful
+        if go_backwards is not None:
+            kwargs["go_backwards"] = go_backwards
         notes.append(RebuiltLayer(layer.name, kind, _form(kind, steps), stateful))
     return cls(**kwargs)
 
@@ -165,26 +180,29 @@ class _Bidirectional:
         return self.merge([self.forward(t), backward])
 
     def copy_weights(self) -> None:
-        self.forward.set_weights(self.original.forward_layer.get_weights())
-        self.backward.set_weights(self.original.backward_layer.get_weights())
+        _set_weights(self.forward, self.original.forward_layer)
+        _set_weights(self.backward, self.original.backward_layer)
 
 
 def _bidirectional(layer: Any, tfk: Any, steps: int | None, notes: list[RebuiltLayer]) -> _Bidirectional:
     forward = _rebuild_layer(layer.forward_layer, tfk, steps, [])
-    backward = _rebuild_layer(layer.backward_layer, tfk, steps, [])
-    backward_config = backward.get_config()
-    backward_config["go_backwards"] = False  # the input is reversed explicitly (see _Bidirectional)
-    backward = type(backward).from_config(backward_config)
+    # the input is reversed explicitly (see _Bidirectional)
+    backward = _rebuild_layer(layer.backward_layer, tfk, steps, [], go_backwards=False)
     inner = type(layer.forward_layer).__name__
     notes.append(RebuiltLayer(layer.name, f"Bidirectional({inner})", f"two {_form(inner, steps)} (reversed by STRIDED_SLICE)", False))
     return _Bidirectional(layer, forward, backward, tfk)
+
+
+def _set_weights(new: Any, original: Any) -> None:
+    if new.weights:  # the unrolled GRU holds its weights as constants already
+        new.set_weights(original.get_weights())
 
 
 def _copy_weights(original: Any, rebuilt: Any) -> None:
     if isinstance(rebuilt, _Bidirectional):
         rebuilt.copy_weights()
     else:
-        rebuilt.set_weights(original.get_weights())
+        _set_weights(rebuilt, original)
 
 
 def _stack(model: Any) -> list[Any]:
@@ -250,58 +268,14 @@ def check_float(original: Any, rebuilt: Any, data: SampleSet, stateful: bool, wh
     return diff
 
 
-def build_keras3_unrolled(loaded: LoadedModel) -> tuple[Any, list[RebuiltLayer]]:
-    """The same Keras 3 model with every recurrent layer unrolled (weights copied)."""
-    import keras
-
-    model = loaded.model
-    steps = loaded.inputs[0].shape[0] if loaded.inputs and loaded.inputs[0].shape else None
-    notes: list[RebuiltLayer] = []
-
-    def clone(layer: Any) -> Any:
-        kind = type(layer).__name__
-        if kind in UNSUPPORTED_RECURRENT:
-            _rebuild_layer(layer, None, steps, [])  # raises the one-line refusal
-        config = layer.get_config()
-        if kind in RECURRENT:
-            if config.get("return_state"):
-                raise ConversionError(
-                    f"recurrent layer '{layer.name}' ({kind}) returns its state (return_state=True); mcuq deploys one output per layer"
-                )
-            config["unroll"] = True
-            notes.append(RebuiltLayer(layer.name, kind, _form(kind, steps), bool(config.get("stateful"))))
-        elif kind == "Bidirectional":
-            for key in ("layer", "backward_layer"):
-                if isinstance(config.get(key), dict):
-                    config[key]["config"]["unroll"] = True
-            inner = type(layer.forward_layer).__name__
-            notes.append(RebuiltLayer(layer.name, f"Bidirectional({inner})", f"two {_form(inner, steps)}", False))
-        return type(layer).from_config(config)
-
-    rebuilt = keras.models.clone_model(model, clone_function=clone)
-    rebuilt.set_weights(model.get_weights())
-    return rebuilt, notes
-
-
-def _kinds(model: Any) -> set[str]:
-    kinds = set()
-    for layer in recurrent_layers(model):
-        kinds.add(type(layer).__name__)
-        if type(layer).__name__ in WRAPPERS:
-            kinds.add(type(_inner(layer)).__name__)
-    return kinds
-
-
 def rebuild(loaded: LoadedModel, data: SampleSet) -> tuple[LoadedModel, list[RebuiltLayer], float]:
     """``loaded`` with its model replaced by the checked tf_keras rebuild (kind tf_keras)."""
     if len(loaded.inputs) != 1:
         raise ConversionError(
             f"{loaded.path}: mcuq rebuilds recurrent models with one input; build the recurrent layers with unroll=True instead"
         )
-    kinds = _kinds(loaded.model)
-    keras3_unroll = loaded.kind == "keras3" and "GRU" in kinds and "LSTM" not in kinds
     try:
-        rebuilt, notes = build_keras3_unrolled(loaded) if keras3_unroll else build_tf_keras(loaded)
+        rebuilt, notes = build_tf_keras(loaded)
     except ConversionError as exc:
         raise ConversionError(f"{loaded.path}: {exc}") from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -313,7 +287,6 @@ def rebuild(loaded: LoadedModel, data: SampleSet) -> tuple[LoadedModel, list[Reb
     twin = build_tf_keras(loaded, keep_stateful=True)[0] if stateful else rebuilt
     diff = check_float(loaded.model, twin, data, stateful, str(loaded.path))
     text = "; ".join(n.describe() for n in notes)
-    how = "in Keras 3 with unroll=True" if keras3_unroll else "in tf_keras at batch 1"
+    how = "in tf_keras at batch 1"
     note = f"recurrent layers rebuilt {how} with the weights copied: {text} (float check: max difference {diff:.2g} of the output range)"
-    kind = "keras3" if keras3_unroll else "tf_keras"
-    return replace(loaded, kind=kind, model=rebuilt, notes=[*loaded.notes, note]), [replace(n, how=how) for n in notes], diff
+    return replace(loaded, kind="tf_keras", model=rebuilt, notes=[*loaded.notes, note]), [replace(n, how=how) for n in notes], diff
