@@ -232,3 +232,34 @@ def test_streaming_lstm_on_the_arduino_library_in_qemu(converter_lstm, tmp_path)
     outcome = build_and_check(out, read_manifest(out), raw, str(LIBS), emulate=True)
     assert outcome.passed, [r.detail for r in outcome.runs]
     assert {r.cpu for r in outcome.runs} == {"x86-64", "cortex-m4"}
+
+
+def test_duplicated_weight_buffers_are_stored_once(converter_lstm) -> None:
+    """A model whose converter wrote one weight twice: dedupe_buffers stores it once, and x86
+    TFLite Micro computes the same outputs from the smaller file."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    from mcuq.model.dedupe import dedupe_buffers, duplicate_buffer_bytes
+    from mcuq.reference.host_tflm import run_tflm
+
+    raw = converter_lstm.read_bytes()
+    assert dedupe_buffers(raw) == (raw, 0)  # nothing duplicated: byte for byte
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(raw, 0))
+    tensors = model.subgraphs[0].tensors
+    weight = max((t for t in tensors if model.buffers[t.buffer].data is not None), key=lambda t: len(model.buffers[t.buffer].data))
+    copy = schema.BufferT()
+    copy.data = list(model.buffers[weight.buffer].data)
+    model.buffers.append(copy)
+    weight.buffer = len(model.buffers) - 1
+    builder = flatbuffers.Builder(len(raw) * 2)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    doubled = bytes(builder.Output())
+    assert duplicate_buffer_bytes(schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(doubled, 0))) == len(copy.data)
+    deduped, saved = dedupe_buffers(doubled)
+    assert saved >= len(copy.data) and len(deduped) < len(doubled)
+    info = parse_model(deduped, "deduped")
+    samples = [[np.random.default_rng(v).integers(-128, 128, size=info.input_tensors[0].shape, dtype=np.int8)] for v in range(3)]
+    want = run_tflm(raw, samples, 1 << 20, 1).outputs
+    got = run_tflm(deduped, samples, 1 << 20, 1).outputs
+    assert all(np.array_equal(w[0], g[0]) for w, g in zip(want, got))

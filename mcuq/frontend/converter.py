@@ -31,6 +31,7 @@ from mcuq.frontend.calibration import DEFAULT_SAMPLES, InputSpec, SampleSet, loa
 from mcuq.frontend.fullint8 import check_full_int8, detect_mode, dynamic_batch
 from mcuq.frontend.loader import LoadedModel, detect_kind, load_model
 from mcuq.frontend.tf import import_tensorflow, native_output_captured
+from mcuq.model.dedupe import dedupe_buffers
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.model.state import state_mode
 
@@ -271,13 +272,19 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
     if "error" in answer:
         error_class = getattr(errors_module, answer["error_type"], ConversionError)
         raise error_class(answer["error"])
-    info = parse_model(answer["tflite"], "converted model")
+    tflite, saved = dedupe_buffers(answer["tflite"])
+    if saved:
+        answer["notes"].append(f"identical constant buffers stored once ({saved:,} bytes saved)")
+    alternative = answer.get("dense_per_channel_tflite")
+    if alternative is not None:
+        alternative = dedupe_buffers(alternative)[0]
+    info = parse_model(tflite, "converted model")
     check_full_int8(info, options.activations, options.io, source=str(model))
     data: SampleSet = answer["data"]
     if console.record:
         console.timings.extend(answer.get("timings", []))
     return QuantizedModel(
-        answer["tflite"],
+        tflite,
         info,
         model,
         answer["kind"],
@@ -287,7 +294,7 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
         data,
         answer["float_tflite"],
         answer["notes"] + data.notes,
-        answer.get("dense_per_channel_tflite"),
+        alternative,
         answer.get("rebuilt", []),
         streaming=bool(answer.get("stateful")),
     )
