@@ -62,6 +62,9 @@ class DeployRequest:
     name: str | None = None  # C prefix of the generated API (default: from the model's name)
     labels: str | None = None  # class names file (else 'label_names' in the validation .npz)
     avr_kernels: str | None = None  # "generated" (default) or "generic": see DeployJob.avr_kernels
+    # Python API: the result of mcuq.quantize() for ``model`` (same options), so one conversion
+    # serves several boards; deploy then skips converting.
+    quantized: QuantizedModel | None = None
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> DeployRequest:
@@ -373,7 +376,7 @@ def _deploy_locked(
 ) -> DeployResult:
     console.info(f"mcuq deploy: {model_path} -> {board.id} ({backend.name}) in {out_dir}")
     options = QuantizeOptions(**request.options)
-    quantized = quantize(model_path, request.calibration, options=options, console=console)
+    quantized = request.quantized or quantize(model_path, request.calibration, options=options, console=console)
     validation_data = _load_validation(request.data, quantized.info, quantized.options)
     labels, labels_source = _labels(request, validation_data)
     check_labels(labels, quantized.info, labels_source or "labels")
@@ -445,6 +448,8 @@ def format_summary(result: DeployResult) -> str:
         f"arena:   {a['target_bytes']:,} bytes {'in PSRAM' if f['arena_in_psram'] else 'static'}  [{a['how']}]",
         f"fit:     RAM {f['ram_bytes']:,} / {f['ram_budget']:,}   flash {f['flash_bytes']:,} / {f['flash_budget']:,}  ({f['method'].split(':')[0]})",
     ]
+    for layer in q.rebuilt_layers:  # mcuq.frontend.recurrent: what was rebuilt, checked in float
+        lines.append(f"rebuilt: recurrent layer {layer}, weights copied, checked in float against the model")
     scales = m.get("weight_scales")
     if scales:
         arenas = ", ".join(f"{k} {v:,} B" for k, v in scales["arena_bytes"].items())
@@ -458,6 +463,13 @@ def format_summary(result: DeployResult) -> str:
     if api:
         labels = f", {len(api['labels'])} labels" if api.get("labels") else ""
         lines.append(f"api:     {api['header']} ({api['prefix']}_init/_invoke/_input/_output/_argmax{labels})")
+        if q.state == "streaming":
+            lines.append(
+                f"state:   carried across invokes (variable tensors); {api['prefix']}_reset() clears it; "
+                "the golden vectors are sequences with reset points"
+            )
+        elif q.state == "per_invoke":
+            lines.append(f"state:   recurrent state within one invoke: {api['prefix']}_invoke() starts from cleared state, as Keras did")
     lines.extend(result.extra_summary)
     if q.random_calibration:
         lines.append("WARNING: calibrated on random data: ACCURACY UNVERIFIED")

@@ -134,6 +134,10 @@ class LibraryFeatures:
     op_versions: str
     static_memory: bool
     struct_bytes_32bit: dict[str, int]
+    # "current": the LSTM kernel of the x86 wheel (kernels/lstm_eval.cc, 2023 rewrite); "legacy":
+    # the 2022 kernel, whose arena x86 TFLite Micro cannot predict (its own scratch, row sums and
+    # op data): an LSTM's arena then comes from the library itself (deploy --tflm-source).
+    lstm_kernel: str = "current"
 
     def int16x8_missing(self, ops: list[str]) -> list[str]:
         """Ops of a 16x8 model this library has no int16-activation kernel for."""
@@ -178,6 +182,7 @@ def _features(data: dict[str, object], path: Path) -> LibraryFeatures:
             op_versions=str(raw["op_versions"]),
             static_memory=bool(raw["static_memory"]),
             struct_bytes_32bit={str(k): int(v) for k, v in structs.items()},
+            lstm_kernel=str(raw.get("lstm_kernel", "current")),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise BoardError(f"{path}: [features] is incomplete or malformed ({exc})") from None

@@ -176,14 +176,15 @@ def test_missing_calibration_is_an_error_before_tensorflow():
         quantize(DIGITS / "model.keras", None)
 
 
-def test_recurrent_layer_gets_a_clear_message(tmp_path):
+def test_recurrent_layer_without_a_tflite_micro_form_gets_a_clear_message(tmp_path):
+    """LSTM/GRU/SimpleRNN are rebuilt (tests/test_recurrent.py); a generic RNN over a cell is not."""
     import keras
 
     inp = keras.Input((5, 8))
-    keras.Model(inp, keras.layers.LSTM(4, name="speech_lstm")(inp)).save(tmp_path / "lstm.keras")
+    keras.Model(inp, keras.layers.RNN(keras.layers.LSTMCell(4), name="speech_rnn")(inp)).save(tmp_path / "rnn.keras")
     np.save(tmp_path / "cal.npy", np.zeros((4, 5, 8), np.float32))
-    with pytest.raises(ConversionError, match="speech_lstm.*unroll=True"):
-        quantize(tmp_path / "lstm.keras", str(tmp_path / "cal.npy"))
+    with pytest.raises(ConversionError, match="speech_rnn.*LSTM, GRU or SimpleRNN"):
+        quantize(tmp_path / "rnn.keras", str(tmp_path / "cal.npy"))
 
 
 def test_flex_op_names_the_op(tmp_path):

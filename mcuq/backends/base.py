@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mcuq.backends.registry import backend_names, backend_packages, section_type
 from mcuq.common.errors import BoardError, MCUQError
+from mcuq.model.state import reset_points
 from mcuq.project.render import golden_array_name
 
 if TYPE_CHECKING:
@@ -145,6 +146,11 @@ class DeployJob:
     @property
     def info(self) -> ModelInfo:
         return self.quantized.info
+
+    @property
+    def golden_resets(self) -> list[bool]:
+        """Before which golden vector the state is reset (mcuq.model.state.reset_points)."""
+        return reset_points(len(self.golden_in), self.quantized.state)
 
 
 @dataclass

@@ -36,8 +36,10 @@ GOLDEN_RE = re.compile(GOLDEN_ARRAY_PREFIX + r"_(?P<kind>in|out)_(?P<vec>\d+)_(?
 Samples = list[list[np.ndarray]]
 
 
-def golden_data(golden_in: Samples, golden_out: Samples) -> bytes:
-    """The golden vectors as deterministic JSON (dtype, shape, values per tensor)."""
+def golden_data(golden_in: Samples, golden_out: Samples, resets: list[bool] | None = None) -> bytes:
+    """The golden vectors as deterministic JSON (dtype, shape, values per tensor). ``resets``:
+    before which vectors the model's state is reset (mcuq.model.state); stored only for a model
+    whose vectors form sequences, so stateless projects keep their bytes."""
 
     def tensors(values: list[np.ndarray]) -> list[dict[str, Any]]:
         return [
@@ -46,7 +48,21 @@ def golden_data(golden_in: Samples, golden_out: Samples) -> bytes:
         ]
 
     vectors = [{"inputs": tensors(i), "outputs": tensors(o)} for i, o in zip(golden_in, golden_out)]
-    return (json.dumps({"vectors": vectors}, separators=(",", ":")) + "\n").encode()
+    data: dict[str, Any] = {"vectors": vectors}
+    if resets is not None and not all(resets):
+        data["resets"] = [bool(r) for r in resets]
+    return (json.dumps(data, separators=(",", ":")) + "\n").encode()
+
+
+def golden_resets(project: Path, count: int) -> list[bool]:
+    """Reset points of the project's golden vectors (every vector when none are stored)."""
+    try:
+        resets = json.loads((project / GOLDEN_DATA).read_text(encoding="utf-8")).get("resets")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        resets = None
+    if not isinstance(resets, list) or len(resets) != count:
+        return [True] * count
+    return [bool(r) for r in resets]
 
 
 def _perturbed(sample: list[np.ndarray]) -> list[np.ndarray]:
@@ -59,12 +75,17 @@ def _perturbed(sample: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def reproducible_golden(info: ModelInfo, golden_in: Samples, arena: int, source: str) -> Samples:
+def reproducible_golden(info: ModelInfo, golden_in: Samples, arena: int, source: str, resets: list[bool] | None = None) -> Samples:
     """The golden outputs of x86 TFLite Micro, refused in one line unless a second fresh
-    interpreter (warm-up invoke first, vectors in reverse order) gives the same bits. Costs one
-    more child run over the golden inputs."""
-    first = run_tflm(info.raw, golden_in, arena, len(info.outputs)).outputs
-    second = run_tflm(info.raw, golden_in[::-1], arena, len(info.outputs), warmup=[_perturbed(golden_in[-1])]).outputs[::-1]
+    interpreter gives the same bits: independent vectors run again after a warm-up invoke and
+    in reverse order; vectors that form sequences (``resets`` with a False: a model with state,
+    mcuq.model.state) run again in their own order with the same resets. Costs one more child
+    run over the golden inputs."""
+    first = run_tflm(info.raw, golden_in, arena, len(info.outputs), resets=resets).outputs
+    if resets is not None and not all(resets):
+        second = run_tflm(info.raw, golden_in, arena, len(info.outputs), resets=resets).outputs
+    else:
+        second = run_tflm(info.raw, golden_in[::-1], arena, len(info.outputs), warmup=[_perturbed(golden_in[-1])]).outputs[::-1]
     for v, (a, b) in enumerate(zip(first, second)):
         for i, (x, y) in enumerate(zip(a, b)):
             if not np.array_equal(x, y):
@@ -149,8 +170,10 @@ def choose_golden_inputs(q: QuantizedModel, data: SampleSet | None, count: int, 
     return samples, "random integer inputs (no calibration or validation data given)"
 
 
-def golden_files(rendered: dict[str, str | bytes], info: ModelInfo, golden_in: Samples, golden_out: Samples) -> dict[str, bytes]:
-    """The hashed data file validate reads the golden vectors from, after proving once, here,
-    that the rendered C arrays hold exactly the same values."""
+def golden_files(
+    rendered: dict[str, str | bytes], info: ModelInfo, golden_in: Samples, golden_out: Samples, resets: list[bool] | None = None
+) -> dict[str, bytes]:
+    """The hashed data file validate reads the golden vectors from (with their reset points), after
+    proving once, here, that the rendered C arrays hold exactly the same values."""
     prove_sources(rendered, info, golden_in, golden_out)
-    return {GOLDEN_DATA: golden_data(golden_in, golden_out)}
+    return {GOLDEN_DATA: golden_data(golden_in, golden_out, resets)}

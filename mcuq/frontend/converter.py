@@ -28,9 +28,11 @@ from mcuq.frontend.fullint8 import check_full_int8, detect_mode, dynamic_batch
 from mcuq.frontend.loader import LoadedModel, detect_kind, load_model
 from mcuq.frontend.output_file import check_output_file, record_path, write_new_file
 from mcuq.frontend.rewrite import rewrite_for_int8
-from mcuq.frontend.tf import import_tensorflow
+from mcuq.frontend.tf import import_tensorflow, native_output_captured
 from mcuq.frontend.tf_converter import configure_full_int8, converter_for, run_converter
+from mcuq.model.dedupe import dedupe_buffers
 from mcuq.model.info import ModelInfo, parse_model
+from mcuq.model.state import state_mode
 
 IO_TYPES = ("int8", "uint8", "float32")
 ACTIVATION_TYPES = ("int8", "int16")
@@ -92,6 +94,16 @@ class QuantizedModel:
     # Layers mcuq rewrote into int8-kernel ops before converting (mcuq.frontend.rewrite), and
     # the float check of the rewrite against the original; float_tflite is the rewritten model.
     rewrites: dict[str, Any] | None = None
+    # Recurrent layers mcuq rebuilt for TFLite Micro (mcuq.frontend.recurrent), one line each.
+    rebuilt_layers: list[str] = field(default_factory=list)
+    # The source means the model's state to carry across invokes (a stateful Keras layer, or a
+    # .tflite with state: TFLite Micro's semantics); see mcuq.model.state.
+    streaming: bool = False
+
+    @property
+    def state(self) -> str:
+        """none | per_invoke | streaming (mcuq.model.state)."""
+        return state_mode(self.info, self.streaming)
 
     def manifest_entry(self) -> dict[str, Any]:
         return {
@@ -108,6 +120,8 @@ class QuantizedModel:
             "accuracy_unverified": self.random_calibration,
             "notes": self.notes,
             "rewrites": self.rewrites,
+            "rebuilt_layers": self.rebuilt_layers,
+            "state": self.state,
         }
 
 
@@ -168,7 +182,10 @@ def _pass_through_tflite(loaded: LoadedModel, options: QuantizeOptions) -> Quant
         notes.append(f"{loaded.path.name} declares batch -1 (shape_signature); TFLite Micro runs its batch-1 shape")
     if io == "float32":
         notes.append(f"{loaded.path.name} has float input/output (QUANTIZE/DEQUANTIZE at the edges, int8 inside)")
-    return QuantizedModel(loaded.tflite, info, loaded.path, "tflite", opts, "none (already quantized)", False, None, None, notes)
+    # A .tflite runs with TFLite Micro's semantics: variable state carries across invokes.
+    return QuantizedModel(
+        loaded.tflite, info, loaded.path, "tflite", opts, "none (already quantized)", False, None, None, notes, streaming=True
+    )
 
 
 def weight_scales(info: ModelInfo) -> str:
@@ -200,13 +217,19 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
     if "error" in answer:
         error_class = getattr(errors_module, answer["error_type"], ConversionError)
         raise error_class(answer["error"])
-    info = parse_model(answer["tflite"], "converted model")
+    tflite, saved = dedupe_buffers(answer["tflite"])
+    if saved:
+        answer["notes"].append(f"identical constant buffers stored once ({saved:,} bytes saved)")
+    alternative = answer.get("dense_per_channel_tflite")
+    if alternative is not None:
+        alternative = dedupe_buffers(alternative)[0]
+    info = parse_model(tflite, "converted model")
     check_full_int8(info, options.activations, options.io, source=str(model))
     data: SampleSet = answer["data"]
     if console.record:
         console.timings.extend(answer.get("timings", []))
     return QuantizedModel(
-        answer["tflite"],
+        tflite,
         info,
         model,
         answer["kind"],
@@ -216,8 +239,10 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
         data,
         answer["float_tflite"],
         answer["notes"] + data.notes,
-        answer.get("dense_per_channel_tflite"),
-        answer.get("rewrites"),
+        alternative,
+        rewrites=answer.get("rewrites"),
+        rebuilt_layers=answer.get("rebuilt", []),
+        streaming=bool(answer.get("stateful")),
     )
 
 
@@ -264,7 +289,8 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
         tf = import_tensorflow()
     mark_stage(f"loading {model}")
     loaded = load_model(model, console)
-    _check_recurrent_layers(loaded)
+    source_kind = loaded.kind
+    loaded, rebuilt, stateful = _rebuild_recurrent(loaded, calibration, options, console)
     with tempfile.TemporaryDirectory(prefix="mcuq-export-", dir=child_temp_dir()) as tmp:
         make_converter, inputs = converter_for(loaded, Path(tmp), console)
         data = load_samples(calibration, inputs, options.calibration_samples, options.seed, options.image_scale)
@@ -293,12 +319,14 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
     return {
         "tflite": tflite,
         "float_tflite": float_tflite,
-        "kind": loaded.kind,
+        "kind": source_kind,
         "data": data,
         "notes": notes,
         "timings": list(console.timings),
         "dense_per_channel_tflite": alternative,
         "rewrites": rewritten.as_dict() if rewritten.rewrites else None,
+        "rebuilt": rebuilt,
+        "stateful": stateful,
     }
 
 
@@ -316,26 +344,22 @@ def _child_main(request_path: str, response_path: str) -> int:
     return 0
 
 
-RECURRENT_LAYERS = {"LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
+def _rebuild_recurrent(
+    loaded: LoadedModel, calibration: str, options: QuantizeOptions, console: Console
+) -> tuple[LoadedModel, list[str], bool]:
+    """Recurrent Keras layers become their TFLite Micro form (mcuq.frontend.recurrent), checked
+    in float against the original; the answer names what was rebuilt for the summary."""
+    from mcuq.frontend import recurrent
 
-
-def _check_recurrent_layers(loaded: LoadedModel) -> None:
-    """Recurrent layers that are not unrolled need TensorList ops, which int8-only conversion
-    lacks (and which crash some converter versions): say so before converting."""
-    if loaded.model is None or not hasattr(loaded.model, "layers"):
-        return
-    stack = list(loaded.model.layers)
-    while stack:
-        layer = stack.pop()
-        stack.extend(getattr(layer, "layers", []) or [])
-        inner = getattr(layer, "forward_layer", None) or getattr(layer, "layer", None)
-        if inner is not None:
-            stack.append(inner)
-        if type(layer).__name__ in RECURRENT_LAYERS and not getattr(layer, "unroll", False):
-            raise ConversionError(
-                f"{loaded.path}: recurrent layer '{layer.name}' ({type(layer).__name__}) needs TensorList ops that full-int8 "
-                "TFLite cannot express; rebuild it with unroll=True and a fixed sequence length (or replace it with Conv1D)"
-            )
+    if not recurrent.needs_rebuild(loaded):
+        return loaded, [], False
+    data = load_samples(calibration, loaded.inputs, recurrent.FLOAT_CHECK_SAMPLES, options.seed, options.image_scale)
+    with (
+        console.step("rebuilding the recurrent layers for TFLite Micro and checking them in float"),
+        native_output_captured(console.level < 2),
+    ):
+        rebuilt, layers, _ = recurrent.rebuild(loaded, data)
+    return rebuilt, [layer.describe() for layer in layers], any(layer.stateful for layer in layers)
 
 
 if __name__ == "__main__":

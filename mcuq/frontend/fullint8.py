@@ -106,7 +106,7 @@ def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str, tflite: bo
             _fail_tensor(info, op, t, f"input {pos} is {t.dtype}, expected {activations} (data) or int8 (weights)", tflite)
         if t.is_constant:
             _check_constant(info, op, pos, t, activations, tflite)
-        elif t.dtype not in allowed_act and not _is_float_edge(info, op, t, io):
+        elif t.dtype not in allowed_act and not _is_float_edge(info, op, t, io) and not _is_lstm_cell_state(op, pos, t):
             _fail_tensor(info, op, t, f"activation is {t.dtype}, expected {activations}", tflite)
     for idx in op.outputs:
         t = info.tensors[idx]
@@ -115,6 +115,15 @@ def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str, tflite: bo
         _check_has_quantization(info, op, t, tflite)
         if t.dtype not in allowed_act and not _is_float_edge(info, op, t, io):
             _fail_tensor(info, op, t, f"output is {t.dtype}, expected {activations}", tflite)
+
+
+LSTM_CELL_STATE_INPUT = 19  # lstm_shared.h kLstmCellStateTensor
+
+
+def _is_lstm_cell_state(op: OpInfo, pos: int, t: TensorInfo) -> bool:
+    """The quantized LSTM's cell state is an int16 variable tensor for int8 and 16x8 models alike
+    (lstm_eval.cc: "only support int16 cell state")."""
+    return op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and pos == LSTM_CELL_STATE_INPUT and t.is_variable and t.dtype == "int16"
 
 
 def _check_has_quantization(info: ModelInfo, op: OpInfo, t: TensorInfo, tflite: bool) -> None:
@@ -228,6 +237,8 @@ def check_static_shapes(info: ModelInfo, source: str, tflite: bool = False) -> N
 
 def detect_mode(info: ModelInfo) -> tuple[str, str]:
     """(activations, io) of an already-quantized model: int8 or int16, and its edge dtype."""
-    act = "int16" if any(t.dtype == "int16" and not t.is_constant for t in info.tensors) else "int8"
+    # Variable tensors are recurrent state: an int8 LSTM keeps its cell state in int16 (TFLite
+    # Micro's lstm_eval only takes int16 cell state), which says nothing about the activations.
+    act = "int16" if any(t.dtype == "int16" and not t.is_constant and not t.is_variable for t in info.tensors) else "int8"
     io = info.input_tensors[0].dtype if info.inputs else act
     return act, io

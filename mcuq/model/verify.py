@@ -192,8 +192,9 @@ def _verify_subgraph(
     if len(tensors) > MAX_TENSORS or len(ops) > MAX_OPS:
         _fail(f"{where} has {len(tensors)} tensors and {len(ops)} ops (limits {MAX_TENSORS}, {MAX_OPS})")
     biases = _bias_only_tensors(ops, opcodes, op_names)
+    intermediates = {i for op in ops for i in _ints(op.intermediates)}
     for t_index, t in enumerate(tensors):
-        _verify_tensor(f"{where} tensor {t_index} '{_name(t)}'", t, buffers, t_index in biases)
+        _verify_tensor(f"{where} tensor {t_index} '{_name(t)}'", t, buffers, t_index in biases, t_index in intermediates)
     for kind, values in (("input", sg.inputs), ("output", sg.outputs)):
         for v in _ints(values):
             _check_index(v, len(tensors), f"{where} {kind} tensor index")
@@ -243,7 +244,12 @@ def _bias_only_tensors(ops: list[Any], opcodes: list[Any], op_names: dict[int, s
     return bias - other
 
 
-def _verify_tensor(what: str, t: Any, buffers: list[Any], bias_only: bool = False) -> None:
+def _verify_tensor(what: str, t: Any, buffers: list[Any], bias_only: bool = False, intermediate: bool = False) -> None:
+    """``intermediate``: listed in some op's ``intermediates`` (the converter attaches five to every
+    quantized LSTM). TFLite Micro requires those to be empty: micro_allocation_info.cc:167-170
+    (AllocationInfoBuilder::ValidateSubgraph) fails with "Does not support intermediate
+    tensor with non-zero size" otherwise, and no micro kernel reads them; so shape [0] is their
+    valid form, not an empty activation."""
     ttype = int(t.type)
     if ttype not in KNOWN_TYPES:
         _fail(f"{what} has unknown type {ttype}")
@@ -262,7 +268,7 @@ def _verify_tensor(what: str, t: Any, buffers: list[Any], bias_only: bool = Fals
     _check_index(int(t.buffer), len(buffers), f"{what} buffer index")
     data = buffers[int(t.buffer)].data
     nbytes = _len(data)
-    if not nbytes and 0 in shape:
+    if not nbytes and 0 in shape and not intermediate:
         _fail(f"{what} is an empty activation (shape {shape})")
     if t.sparsity is not None:
         _fail(f"{what} is sparse; mcuq and TFLite Micro take dense tensors only")
@@ -277,7 +283,7 @@ def _verify_tensor(what: str, t: Any, buffers: list[Any], bias_only: bool = Fals
             _fail(f"{what} has {len(scales)} quantization scales but {len(zero_points)} zero points")
         if not all(math.isfinite(float(x)) and float(x) >= 0 for x in scales):
             _fail(f"{what} has a negative or non-finite quantization scale")
-        if not nbytes and not all(float(x) > 0 for x in scales):
+        if not nbytes and not intermediate and not all(float(x) > 0 for x in scales):
             _fail(f"{what} is an activation with quantization scale 0")
         if len(scales) > 1 and not bias_only:  # see _bias_only_tensors
             axis = int(q.quantizedDimension)

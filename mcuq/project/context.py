@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mcuq.backends.base import DeployJob, Samples
 
 
-def golden_context(golden_in: Samples, golden_out: Samples, source: str) -> dict[str, Any]:
+def golden_context(golden_in: Samples, golden_out: Samples, source: str, resets: list[bool] | None = None) -> dict[str, Any]:
     def arrays(values: list[np.ndarray]) -> list[dict[str, Any]]:
         return [{"size": int(np.asarray(v).size), "data": c_values(v)} for v in values]
 
@@ -30,6 +30,7 @@ def golden_context(golden_in: Samples, golden_out: Samples, source: str) -> dict
         "count": len(golden_in),
         "source": source,
         "vectors": [{"inputs": arrays(i), "outputs": arrays(o)} for i, o in zip(golden_in, golden_out)],
+        "resets": resets if resets is not None else [True] * len(golden_in),
     }
 
 
@@ -57,7 +58,8 @@ def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
         },
         "inputs": [tensor_context(t) for t in info.input_tensors],
         "outputs": [tensor_context(t) for t in info.output_tensors],
-        "golden": golden_context(job.golden_in, golden_out, job.golden_source),
+        "golden": golden_context(job.golden_in, golden_out, job.golden_source, job.golden_resets),
+        "state": code(job.quantized.state),
         "tflm_version": code(f"tflite-micro {tflm_version()}"),
         "quant": job.quantized.manifest_entry(),
         "api": api_context(job.prefix or model_prefix(job.name), info, job.runtime, list(job.labels), job.labels_source, job.runtime_title),

@@ -65,9 +65,11 @@ def run_tflm(
     num_outputs: int,
     keep_tensors: list[int] | None = None,
     warmup: list[list[np.ndarray]] | None = None,
+    resets: list[bool] | None = None,
 ) -> TflmRun:
     """Invoke ``model`` on each sample (a list of int tensors, one per model input), in one fresh
-    interpreter; ``warmup`` samples are invoked first and their outputs dropped."""
+    interpreter; ``warmup`` samples are invoked first and their outputs dropped. ``resets``:
+    before which samples the state is reset (mcuq.model.state); default every one."""
     answer = _call_worker(
         {
             "kind": "run",
@@ -77,6 +79,7 @@ def run_tflm(
             "arena": int(arena_size),
             "num_outputs": num_outputs,
             "tensors": keep_tensors or [],
+            "resets": resets,
         },
         "running the model",
     )

@@ -44,14 +44,16 @@ def _run(req: dict[str, Any]) -> dict[str, Any]:
             interp.set_input(x, i)
         interp.invoke()
         interp.reset()
-    for sample in req["inputs"]:
-        for i, x in enumerate(sample):
+    resets = req.get("resets") or [True] * len(req["inputs"])
+    for v, sample in enumerate(req["inputs"]):
+        if v and resets[v]:  # variable tensors (LSTM state) survive invoke(); a fresh interpreter starts reset
+            interp.reset()
+        for i, x in enumerate(sample):  # after reset(): the input buffer is in the arena that reset reuses
             interp.set_input(x, i)
         interp.invoke()
         outputs.append([np.array(interp.get_output(i)) for i in range(req["num_outputs"])])
         if req.get("tensors"):
             tensors.append({t: _tensor_value(interp.GetTensor(t, 0)) for t in req["tensors"]})
-        interp.reset()
     return {"outputs": outputs, "tensors": tensors}
 
 
@@ -68,7 +70,10 @@ def _run_litert(req: dict[str, Any]) -> dict[str, Any]:
     ins, outs = interp.get_input_details(), interp.get_output_details()
     outputs: list[list[np.ndarray]] = []
     tensors: list[dict[int, np.ndarray]] = []
-    for sample in req["inputs"]:
+    resets = req.get("resets") or [True] * len(req["inputs"])
+    for v, sample in enumerate(req["inputs"]):
+        if resets[v]:  # variable tensors (LSTM state) survive invoke() here too
+            interp.reset_all_variables()
         for detail, x in zip(ins, sample):
             interp.set_tensor(detail["index"], x.astype(detail["dtype"]))
         interp.invoke()

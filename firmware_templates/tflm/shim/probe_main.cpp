@@ -53,7 +53,11 @@ int main(int argc, char** argv) {
     FILE* in = fopen(argv[2], "rb");
     FILE* out = fopen(argv[3], "wb");
     if (in == nullptr || out == nullptr) return 4;
-    for (;;) {
+    // argv[4]: one '1' (reset the state first, mcuq.model.state) or '0' per vector.
+    const char* resets = argc >= 5 ? argv[4] : "";
+    for (size_t v = 0;; ++v) {
+      bool reset = v >= strlen(resets) || resets[v] == '1';  // no flag: each vector on its own
+      if (v > 0 && reset && interpreter.Reset() != kTfLiteOk) return 6;
       bool got = true;
       for (size_t i = 0; i < interpreter.inputs_size() && got; ++i) {
         TfLiteTensor* t = interpreter.input(i);

@@ -65,12 +65,17 @@ SUPPORTED_OPS = frozenset(
 RESHAPE_OPS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
 
 
+RECURRENT_OPS = {"UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "SVDF"}
+
+
 def unsupported_ops(info: ModelInfo) -> list[str]:
     return [name for name in info.op_names if name not in SUPPORTED_OPS]
 
 
 def check_supported(info: ModelInfo) -> None:
     for op in info.ops:
+        if op.name in RECURRENT_OPS:
+            raise unsupported(info, op, "is recurrent: the plain-C runtime has no LSTM kernel yet; use --runtime tflm on a 32-bit board")
         if op.name not in SUPPORTED_OPS:
             raise unsupported(
                 info, op, f"is not supported; supported ops: {', '.join(sorted(SUPPORTED_OPS))}; use --runtime tflm on a 32-bit board"

@@ -22,7 +22,7 @@ from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops, un
 from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmSection
 from mcuq.backends.tflm.toolchain import BuildError, cpu_target
 from mcuq.boards import Board, list_boards
-from mcuq.checks.golden import golden_from_project, reproducible_golden
+from mcuq.checks.golden import golden_from_project, golden_resets, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, ValidationFailed
@@ -285,6 +285,12 @@ class TflmBackend:
             tflm = plan_tflm(info, board, job.golden_in[0], job.arena_override, len(job.golden_in))
         library = tflm.library
         measured = self._measure_with_library(job, console)
+        if measured is None and library.features.lstm_kernel == "legacy" and "UNIDIRECTIONAL_SEQUENCE_LSTM" in info.op_names:
+            raise UnsupportedOpError(
+                f"board {board.id}: {library.label} runs UNIDIRECTIONAL_SEQUENCE_LSTM with its 2022 kernel, whose arena x86 "
+                "TFLite Micro cannot predict; deploy with the library sources at hand (--tflm-source DIR, or after "
+                "`pio pkg install` in the output folder) so mcuq measures it and computes the golden vectors with it"
+            )
         if measured is not None:
             golden_out = measured.golden_out
             if measured.true_min_bytes is not None:
@@ -310,7 +316,7 @@ class TflmBackend:
             computed_by: str | None = f"{measured.library} (x86-64 build of the board's library)"
         else:
             with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
-                golden_out = reproducible_golden(info, job.golden_in, tflm.arena.host_bytes, job.quantized.source.name)
+                golden_out = reproducible_golden(info, job.golden_in, tflm.arena.host_bytes, job.quantized.source.name, job.golden_resets)
             check = LibraryCheck(
                 golden_from_library=False,
                 library_sources=None,
@@ -363,6 +369,7 @@ class TflmBackend:
                 source,
                 job.out_dir,
                 console,
+                job.golden_resets,
             )
         except BuildError as exc:
             raise MCUQError(f"board {board.id}: {exc}") from None
@@ -450,7 +457,7 @@ class TflmBackend:
             report.add("golden vectors", False, str(exc))
             return
         try:
-            run = run_tflm(raw, golden_in, host_arena, len(info.outputs))
+            run = run_tflm(raw, golden_in, host_arena, len(info.outputs), resets=golden_resets(project, len(golden_in)))  # sequences
         except NativeCrashError as exc:
             if "allocate" in str(exc):
                 needed = measure_min_arena(raw, golden_in[0])
@@ -465,7 +472,9 @@ class TflmBackend:
             return
         report.add("arena", True, f"allocates and invokes with the host equivalent of the plan ({host_arena} B)")
         from_library = manifest.section(TflmSection).library_check.golden_from_library
+        resets = golden_resets(project, len(golden_in))
         for v, (got, want) in enumerate(zip(run.outputs, golden_out)):
+            carried = "" if resets[v] else " (state carried from the previous vector)"
             diffs = [float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) if g.size else 0.0 for g, w in zip(got, want)]
             worst = max(diffs, default=0.0)
             if from_library and worst != 0.0:
@@ -480,7 +489,7 @@ class TflmBackend:
             report.add(
                 f"golden vector {v}",
                 worst == 0.0,
-                "bit-exact on x86 TFLite Micro"
+                f"bit-exact on x86 TFLite Micro{carried}"
                 if worst == 0.0
                 else f"golden vector {v} differs from the x86 TFLite Micro output (max abs diff {worst:g}): " + report.mismatch_cause(),
             )

@@ -254,6 +254,7 @@ def measure_with_library(
     source: Path | None,
     project: Path | None,
     console: Console = SILENT,
+    resets: list[bool] | None = None,
 ) -> LibraryMeasurement | None:
     """None when the library sources are not at hand; raises tb.BuildError when they do not build."""
     import numpy as np
@@ -285,11 +286,13 @@ def measure_with_library(
         fw = tb.build_probe(raw, ops, tree, tb.HOST, ceiling)
         try:
             host_min, _ = tb.min_arena(fw, ceiling)
-            out = tb.host_outputs(fw, ceiling, _samples_bytes(golden_in), len(golden_in))
-            # A fresh process over the vectors in reverse order must give the same bits, as on
-            # the x86 wheel (mcuq.checks.golden.reproducible_golden): a model that reads memory
-            # nothing wrote gives whatever the arena held.
-            again = tb.host_outputs(fw, ceiling, _samples_bytes(golden_in[::-1]), len(golden_in))
+            out = tb.host_outputs(fw, ceiling, _samples_bytes(golden_in), len(golden_in), resets)
+            # A fresh process must give the same bits, as on the x86 wheel
+            # (mcuq.checks.golden.reproducible_golden): a model that reads memory nothing wrote gives
+            # whatever the arena held. Independent vectors run in reverse order; sequences (resets:
+            # a model with state) in their own order.
+            order = list(range(len(golden_in))) if resets is not None else list(reversed(range(len(golden_in))))
+            again = tb.host_outputs(fw, ceiling, _samples_bytes([golden_in[k] for k in order]), len(golden_in), resets)
         finally:
             fw.close()
     golden_out: list[list[Any]] = []
@@ -304,7 +307,8 @@ def measure_with_library(
     if offset != len(out):
         raise tb.BuildError(f"the host build of {label} wrote {len(out)} output bytes, expected {offset}")
     per_vector = offset // max(len(golden_in), 1)
-    reordered = b"".join(again[k * per_vector : (k + 1) * per_vector] for k in reversed(range(len(golden_in))))
+    chunks = {k: again[j * per_vector : (j + 1) * per_vector] for j, k in enumerate(order)}
+    reordered = b"".join(chunks[k] for k in range(len(golden_in)))
     if reordered != out:
         raise tb.BuildError(
             f"golden outputs of the host build of {label} differ between two runs: the model reads memory nothing wrote; "

@@ -42,12 +42,16 @@ def library_rule_violations(info: ModelInfo, library: TflmLibrary) -> list[str]:
                     f"{library.label} applies one scale to all channels (features.per_channel_fully_connected = false); "
                     "quantize Dense per tensor (--per-channel none or auto)"
                 )
-    # Per op, not per model: a signal-library front end (int16 audio) may feed an int8 network.
+    # Per op, not per model: a signal-library front end (int16 audio) may feed an int8 network; and
+    # an int8 LSTM's cell state is an int16 variable tensor: recurrent state, not a 16x8 activation.
     int16_ops = sorted(
         {
             op.name
             for op in info.ops
-            if any(i >= 0 and info.tensors[i].dtype == "int16" and not info.tensors[i].is_constant for i in [*op.inputs, *op.outputs])
+            if any(
+                i >= 0 and info.tensors[i].dtype == "int16" and not info.tensors[i].is_constant and not info.tensors[i].is_variable
+                for i in [*op.inputs, *op.outputs]
+            )
         }
     )
     if int16_ops:

@@ -152,12 +152,15 @@ def _last_line(log: str) -> str:
     return lines[-1][:200] if lines else "(no output)"
 
 
-def host_outputs(fw: Firmware, arena: int, inputs: bytes, n_vectors: int) -> bytes:
-    """Outputs of the host probe for concatenated input vectors (golden vectors from the library)."""
+def host_outputs(fw: Firmware, arena: int, inputs: bytes, n_vectors: int, resets: Sequence[bool] | None = None) -> bytes:
+    """Outputs of the host probe for concatenated input vectors (golden vectors from the library).
+    ``resets``: before which vectors the probe calls MicroInterpreter::Reset() (mcuq.model.state);
+    default every one."""
+    flags = "".join("1" if r else "0" for r in (resets if resets is not None else [True] * n_vectors))
     with tempfile.TemporaryDirectory(prefix="mcuq-io-") as tmp:
         src, dst = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
         src.write_bytes(inputs)
-        run = run_firmware(fw, arena, [str(src), str(dst)])
+        run = run_firmware(fw, arena, [str(src), str(dst), flags])
         if run.returncode != 0 or not dst.exists():
             raise BuildError(f"the host build of the library could not run the golden vectors: {_last_line(run.log)}")
         return dst.read_bytes()
