@@ -28,6 +28,7 @@ from mcuq.boards import Board
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
 from mcuq.toolchains.emulate import AVR_MCUS, SELFTEST_CFLAGS
+from mcuq.toolchains.qemu import qemu_command
 
 START_TIMEOUT = 20.0
 LINK_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c", "mcuq_api.c", "mcuq_link.c")
@@ -168,7 +169,7 @@ def start_qemu(elf: Path, board: Board) -> EmulatedBoard:
     if shutil.which("qemu-system-arm") is None:
         raise MCUQError("qemu-system-arm is not installed (apt-get install qemu-system-arm)")
     machine = (board.cpu or {})["qemu_machine"]
-    cmd = ["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none", "-serial", "pty", "-icount", "shift=0", "-kernel", str(elf)]
+    cmd = qemu_command(machine, elf, serial="pty", semihosting=False)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     port = _read_until(proc.stdout, r"char device redirected to (/dev/pts/\d+)", proc, f"qemu ({machine})")
     return EmulatedBoard(port, proc, f"{(board.cpu or {}).get('core')} code on qemu {machine}")

@@ -21,6 +21,7 @@ from pathlib import Path
 from mcuq.boards import Board
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
+from mcuq.toolchains.qemu import qemu_command
 
 # Flags of every self-test build, AVR and Cortex-M: C99 and no float contraction as in the generated
 # platformio.ini, -Os as PlatformIO builds, and warnings as errors so generated code that warns fails here.
@@ -217,22 +218,7 @@ def build_and_run_qemu(files: dict[str, str], cflags: list[str], machine: str, c
         elf = build_arm(files, Path(tmp), cflags, profile)
         flash, ram = _size("arm-none-eabi-size", elf)
         log = _run(
-            [
-                "qemu-system-arm",
-                "-M",
-                machine,
-                "-nographic",
-                "-monitor",
-                "none",
-                "-serial",
-                "none",
-                "-semihosting-config",
-                "enable=on,target=native",
-                "-icount",
-                "shift=0",
-                "-kernel",
-                str(elf),
-            ],
+            qemu_command(machine, elf),
             f"qemu ({machine})",
         )
     passed, ticks = _parse(log)

@@ -14,6 +14,7 @@ from pathlib import Path
 from mcuq.backends.tflm.toolchain.compile import Firmware, build_probe
 from mcuq.backends.tflm.toolchain.library_tree import find_library_tree
 from mcuq.backends.tflm.toolchain.targets import HOST_RUN_TIMEOUT, PROBE_TIMEOUT, QEMU_RUN_TIMEOUT, BuildError, shipped_cpu
+from mcuq.toolchains.qemu import qemu_command
 
 
 @dataclass(frozen=True)
@@ -30,23 +31,7 @@ def run_firmware(fw: Firmware, arg: int | None = None, extra_args: Sequence[str]
         cmd = [str(fw.path), *args, *extra_args]
         limit = timeout or HOST_RUN_TIMEOUT
     else:
-        semi = "enable=on,target=native" + "".join(f",arg={a}" for a in ["firmware", *args])
-        cmd = [
-            "qemu-system-arm",
-            "-M",
-            str(fw.cpu.machine),
-            "-nographic",
-            "-monitor",
-            "none",
-            "-serial",
-            "none",
-            "-semihosting-config",
-            semi,
-            "-icount",
-            "shift=0",
-            "-kernel",
-            str(fw.path),
-        ]
+        cmd = qemu_command(str(fw.cpu.machine), fw.path, args)
         limit = timeout or QEMU_RUN_TIMEOUT
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, check=False, errors="replace")
