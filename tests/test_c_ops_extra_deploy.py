@@ -1,6 +1,6 @@
 """The plain-C runtime's new ops inside generated firmware: two Keras models that use every
 one of them (Permute, Cropping2D, LeakyReLU, hard_swish, PReLU, UpSampling2D bilinear,
-Resizing nearest, Subtract, Maximum, Minimum, GlobalMaxPooling2D; MultiHeadAttention)
+Resizing nearest, Subtract, Maximum, Minimum, GlobalMaxPooling2D; attention with Dot layers)
 deployed with --runtime c to the ATmega2560 (simavr) and the Nucleo-F446RE (qemu), each
 self-test bit-exact with the golden vectors of the x86 TFLite Micro."""
 
@@ -47,7 +47,12 @@ def _attention_model():
     L = keras.layers
     keras.utils.set_random_seed(12)
     inp = keras.Input((6, 8))
-    x = L.MultiHeadAttention(2, 4)(inp, inp)
+    # Scaled dot-product attention written with Dot layers: BATCH_MATMUL as users' hand-written
+    # attention and exported models carry it (mcuq rewrites MultiHeadAttention without it).
+    q, k, v = L.Dense(4)(inp), L.Dense(4)(inp), L.Dense(4)(inp)
+    scores = L.Softmax()(L.Dot(axes=(2, 2))([q, k]))
+    x = L.Dot(axes=(2, 1))([scores, v])
+    x = L.Permute((2, 1))(x)
     x = L.Flatten()(x)
     return keras.Model(inp, L.Dense(3)(x)), (6, 8)
 
