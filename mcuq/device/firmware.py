@@ -39,6 +39,12 @@ def library_token(context: dict[str, Any]) -> Safe:
     return _token(f"{library.id}-{library.version}")
 
 
+def _total_bytes(tensors: list[Any]) -> int:
+    """Bytes of all the tensors back to back (the link's input or output space); the
+    template contexts hold them as dicts or as objects."""
+    return sum(int(t["nbytes"] if isinstance(t, dict) else t.nbytes) for t in tensors)
+
+
 def link_context(context: dict[str, Any]) -> dict[str, Any]:
     """The ``link`` key of the templates: identity values the firmware reports."""
     runtime = context["api"]["runtime"]
@@ -56,6 +62,8 @@ def link_context(context: dict[str, Any]) -> dict[str, Any]:
         "model_size_hex": code(f"{int(context['model_size']):x}"),
         "arena_hex": code(f"{int(arena):x}"),
         "cpu_hz_hex": code(f"{int(board.clock_mhz) * 1_000_000:08x}"),
+        "in_bytes_hex": code(f"{_total_bytes(context['inputs']):08x}"),
+        "out_bytes_hex": code(f"{_total_bytes(context['outputs']):08x}"),
     }
 
 
