@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, need
-from mcuq.common.errors import MCUQError
+from mcuq.boards import load_board_file
+from mcuq.common.errors import BoardError, MCUQError
 
 pytestmark = pytest.mark.slow
 
@@ -65,13 +66,24 @@ def _toml_value(value: object) -> str:
     return repr(value).lower() if isinstance(value, bool) else repr(value)
 
 
-def _board_file(folder: Path, name: str, pio_board: str, flag: str) -> Path:
+def _schema_safe(name: str, pio_board: str, flag: str) -> tuple[str, str, str]:
+    """The hostile values reduced to what the board schema accepts (mcuq.boards.TEXT_RULES):
+    the name keeps quotes, slashes, brackets and '&'; the notes keep everything but control
+    characters (see _board_file)."""
+    safe_name = re.sub(r"[^A-Za-z0-9 ()\[\]_.,:+/&'-]", "", name)[:79]
+    safe_board = re.sub(r"[^A-Za-z0-9_.-]", "", pio_board)[:60]
+    safe_flag = "-D" + re.sub(r"[^A-Za-z0-9_.-]", "", flag.lstrip("-"))[:60]  # also a lib_deps entry here
+    return "B" + safe_name, safe_board or "esp32dev", safe_flag
+
+
+def _board_file(folder: Path, name: str, pio_board: str, flag: str, notes: str | None = None) -> Path:
     """The shipped esp32 board with a hostile name, notes and PlatformIO values."""
     base = tomllib.loads((ROOT / "boards" / "esp32.toml").read_text())
+    one_line_notes = re.sub(r"[\x00-\x1f\x7f-\x9f]", "", name if notes is None else notes)[:400]
     lines = [
         'id = "hostile_board"',
         f"name = {_toml_string(name)}",
-        f"notes = {_toml_string(name)}",
+        f"notes = {_toml_string(one_line_notes)}",
         *[f"{k} = {_toml_value(v)}" for k, v in base.items() if k not in ("id", "name", "notes") and not isinstance(v, dict)],
         "[cpu]",
         *[f"{k} = {_toml_value(v)}" for k, v in base["cpu"].items()],
@@ -108,9 +120,7 @@ def _renamed_model(raw: bytes, layer: str, input_name: str, output_name: str) ->
     return bytes(builder.Output())
 
 
-def _deploy(
-    tmp: Path, raw: bytes, runtime: str, file_name: str, names: tuple[str, str, str], label: str, board: tuple[str, str, str]
-) -> Path:
+def _deploy(tmp: Path, raw: bytes, runtime: str, file_name: str, names: tuple[str, str, str], label: str, board: tuple[str, ...]) -> Path:
     from mcuq.deploy import DeployRequest, deploy
 
     model = tmp / f"{file_name}.tflite"
@@ -227,8 +237,19 @@ def _check_hostile(
     need("gcc")
     need("g++")
     tmp = tmp_path_factory.mktemp("hostile")
+    # First line of defence: a board file is input, checked field by field (mcuq.boards.TEXT_RULES).
+    # A hostile value there is refused in one line naming the file and the field, before any work.
+    raw_board = _board_file(tmp_path_factory.mktemp("raw_board"), board_name, pio_board, flag)
     try:
-        project = _deploy(tmp, raw, runtime, file_name, (layer, in_name, out_name), label, (board_name, pio_board, flag))
+        load_board_file(raw_board)
+    except BoardError as exc:
+        assert "\n" not in str(exc) and "board.toml" in str(exc), str(exc)
+    # Second line: what the schema lets through still reaches C, INI and Markdown only escaped.
+    # notes take any one-line text, so the board's own hostile text is still rendered.
+    notes = board_name
+    board_name, pio_board, flag = _schema_safe(board_name, pio_board, flag)
+    try:
+        project = _deploy(tmp, raw, runtime, file_name, (layer, in_name, out_name), label, (board_name, pio_board, flag, notes))
     except MCUQError as exc:
         # Only a PlatformIO value may be refused (it cannot always be written as itself), in one line naming it.
         message = str(exc)
