@@ -344,10 +344,10 @@ def _out_dir(request: DeployRequest, board: Board, name: str) -> Path:
     Board made in Python is not: a '../' in it must not write elsewhere)."""
     if request.out:
         return Path(request.out)
-    leaf = file_name(f"{board.id}-{name}")  # no shell-hostile folder name
+    leaf = f"{board.id}-{name}"
     if not leaf or "/" in leaf or "\\" in leaf or leaf in (".", "..") or "\x00" in leaf:
         raise UsageError(f"board id {board.id!r} and model name {name!r} do not make a folder name under build/; pass --out DIR")
-    return Path("build") / leaf
+    return Path("build") / file_name(leaf)  # and no shell-hostile folder name
 
 
 def _interrupted_note(out_dir: Path) -> list[str]:
