@@ -261,7 +261,8 @@ def find_library_tree(
         hint = "run `pio pkg install` in the project" if library_id != "esp-tflite-micro" else "run `idf.py reconfigure` in the project"
         if source is not None:  # the user named a folder: say it is not the library, not "pass a folder"
             raise BuildError(
-                f"--tflm-source {source}: {library.name} {library.version} sources not found there (looked in {where}); {hint}"
+                f"--tflm-source {source}: {library.name} {library.version} sources not found there (looked in {where}); "
+                f"{hint}, or give --tflm-source the folder that holds them"
             )
         raise BuildError(f"{library.name} {library.version} sources not found (looked in {where}); {hint}, or pass --tflm-source DIR")
     tree = TREE_BUILDERS[library_id](folder.resolve(), library, kernels)
