@@ -403,7 +403,7 @@ def _deploy_locked(
     files: dict[str, str | bytes] = {
         **rendered.files,
         **plan.extra_files,
-        **golden_files(rendered.files, quantized.info, golden_in, plan.golden_out),
+        **golden_files(rendered.files, quantized.info, golden_in, plan.golden_out, job.golden_resets),
     }
     files.setdefault(INT8_MODEL_PATH, quantized.info.raw)
     if quantized.float_tflite is not None:
