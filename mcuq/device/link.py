@@ -127,12 +127,16 @@ class SerialLink:
             pass
 
     def write(self, data: bytes) -> None:
+        import termios
+
         import serial
 
         try:
             self.port.write(data)
             self.port.flush()
-        except (serial.SerialException, OSError) as exc:
+        # termios.error is not an OSError: pyserial's flush() (tcdrain) raises it when the far
+        # end of a pseudo-terminal is gone, e.g. the emulator was killed mid-run.
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise DeviceError(
                 f"{self.port_name}: the port closed while writing ({str(exc)[:80]}): the board was unplugged or the emulator stopped"
             ) from None
