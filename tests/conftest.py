@@ -208,7 +208,13 @@ CONVERTING_FIXTURES = frozenset(
 )
 
 
+# Whole modules that spawn many mcuq processes, emulators or a wheel build (the fuzz and bad-input
+# matrix, the emulated boards behind validate --device, packaging).
+SLOW_MODULES = frozenset({"test_robustness", "test_device_link", "test_packaging"})
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
-        if CONVERTING_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        module = getattr(item, "module", None)
+        if CONVERTING_FIXTURES.intersection(getattr(item, "fixturenames", ())) or getattr(module, "__name__", "") in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
