@@ -300,10 +300,11 @@ RUNTIME_EXAMPLE = dict(
     pio_board="esp32dev;x %d",
     flag="-DA=1",
 )
-
-
-@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(
+# One hostile-name strategy and budget for both runtimes.
+HOSTILE_SETTINGS = settings(
+    max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+HOSTILE_GIVEN = given(
     file_name=file_text,
     layer=name_text,
     in_name=name_text,
@@ -313,6 +314,10 @@ RUNTIME_EXAMPLE = dict(
     pio_board=name_text,
     flag=name_text,
 )
+
+
+@HOSTILE_SETTINGS
+@HOSTILE_GIVEN
 @example(**RUNTIME_EXAMPLE)
 @example(**{**RUNTIME_EXAMPLE, "pio_board": "esp32dev\nextra_scripts = pre:evil.py"})
 def test_hostile_names_tflm(tmp_path_factory, sine_int8, benign, file_name, layer, in_name, out_name, label, board_name, pio_board, flag):
@@ -321,17 +326,8 @@ def test_hostile_names_tflm(tmp_path_factory, sine_int8, benign, file_name, laye
     )
 
 
-@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(
-    file_name=file_text,
-    layer=name_text,
-    in_name=name_text,
-    out_name=name_text,
-    label=name_text,
-    board_name=name_text,
-    pio_board=name_text,
-    flag=name_text,
-)
+@HOSTILE_SETTINGS
+@HOSTILE_GIVEN
 @example(**RUNTIME_EXAMPLE)
 def test_hostile_names_c(tmp_path_factory, sine_int8, benign, file_name, layer, in_name, out_name, label, board_name, pio_board, flag):
     _check_hostile(tmp_path_factory, sine_int8.tflite, benign, "c", file_name, layer, in_name, out_name, label, board_name, pio_board, flag)
