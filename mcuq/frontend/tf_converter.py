@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -15,11 +15,9 @@ from mcuq.common.console import Console
 from mcuq.common.errors import ConversionError, ModelLoadError
 from mcuq.frontend.calibration import InputSpec, SampleSet
 from mcuq.frontend.loader import LoadedModel
+from mcuq.frontend.options import QuantizeOptions
 from mcuq.frontend.tf import import_tensorflow, native_output_captured
 from mcuq.model.info import parse_model
-
-if TYPE_CHECKING:
-    from mcuq.frontend.converter import QuantizeOptions
 
 
 def _batch1_specs(tf: Any, inputs: list[InputSpec]) -> list[Any]:
