@@ -151,15 +151,15 @@ def main() -> int:
     print(f"model: {label}; deploy --runtime c --board mega2560: self-test PASS (simavr)")
     print(f"cycles per inference {total:,}; MACs {macs:,}; cycles per MAC {total / macs:.1f} (bar {OVERALL_BAR:.0f})")
     print()
-    print(
-        "| op | type | code | MACs | cycles (profiled) | cycles per MAC | benchmark layers' worst cycles per MAC | within 3x |"
-    )
+    print("| op | type | code | MACs | cycles (profiled) | cycles per MAC | benchmark layers' worst cycles per MAC | within 3x |")
     print("|---:|---|---|---:|---:|---:|---|---|")
     lines, all_met = layer_rows(info, ticks, code)
     print("\n".join(lines))
     print(f"\nprofiled total {sum(ticks.values()):,} cycles (one Timer1 mark per op included)")
-    print(f"every layer within 3x the benchmark layers: {'yes' if all_met else 'NO'}; overall at most {OVERALL_BAR:.0f}: "
-          f"{'yes' if total / macs <= OVERALL_BAR else 'NO'}")
+    print(
+        f"every layer within 3x the benchmark layers: {'yes' if all_met else 'NO'}; overall at most {OVERALL_BAR:.0f}: "
+        f"{'yes' if total / macs <= OVERALL_BAR else 'NO'}"
+    )
     return 0
 
 
