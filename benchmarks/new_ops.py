@@ -24,7 +24,7 @@ KERNELS = ROOT / "firmware_templates" / "c" / "runtime" / "mcuq_kernels.c"
 # kernel function -> the ops it runs
 NEW_KERNELS = {
     "mcuq_gather": "TRANSPOSE, STRIDED_SLICE, RESIZE_NEAREST_NEIGHBOR",
-    "mcuq_lut": "HARD_SWISH, LEAKY_RELU",
+    "mcuq_lut": "HARD_SWISH, LEAKY_RELU, RSQRT",
     "mcuq_resize_bilinear": "RESIZE_BILINEAR",
     "mcuq_reduce_max_min": "REDUCE_MAX, REDUCE_MIN",
     "mcuq_batch_matmul": "BATCH_MATMUL",

@@ -1,5 +1,5 @@
 """Plain-C runtime, the ops beyond the CNN set (TRANSPOSE, STRIDED_SLICE, REDUCE_MAX/MIN,
-HARD_SWISH, LEAKY_RELU, PRELU, MAXIMUM/MINIMUM, SUB, RESIZE_*, BATCH_MATMUL): each converted
+HARD_SWISH, LEAKY_RELU, RSQRT, PRELU, MAXIMUM/MINIMUM, SUB, RESIZE_*, BATCH_MATMUL): each converted
 by the TFLite converter from a tiny TensorFlow function over a table of edge cases (zero
 points, saturation, broadcast shapes, odd sizes, masks, align/half-pixel modes, adjoints)
 and required bit-exact with the x86 TFLite Micro."""
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_c_runtime import _assert_bit_exact
 
-from mcuq.backends.c.ops_extra import hard_swish_table, leaky_relu_table
+from mcuq.backends.c.ops_extra import hard_swish_table, leaky_relu_table, rsqrt_table
 from mcuq.model.info import ModelInfo, parse_model
 
 pytestmark = pytest.mark.slow
@@ -119,6 +119,44 @@ def test_lut_tables_cover_saturation_and_zero_points():
     assert list(t[128 - 3 :]) == list(range(-3, 128))  # x >= zero point: unchanged
     wide = hard_swish_table(0.5, 0, 0.01, -128)
     assert wide.max() == 127 and wide.min() == -128
+
+
+RSQRT_CALIBRATIONS = {
+    # (loc, scale) of the normal calibration data: every one puts the input zero point above -128,
+    # so TFLite Micro refuses the lowest inputs (below)
+    "rsqrt_offset_zero_point": (3.0, 1.0),
+    "rsqrt_wide_range": (40.0, 20.0),
+    "rsqrt_tiny_inputs_huge_outputs": (0.01, 0.005),
+    "rsqrt_half_negative_calibration": (1.0, 2.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RSQRT_CALIBRATIONS))
+def test_rsqrt_bit_exact_over_every_valid_input(case):
+    """RSQRT (int8) as a 256-entry table: every input from the zero point (x = 0: TFLite Micro
+    answers 127) to 127, in the C runtime, equal to the x86 TFLite Micro; inputs below the zero
+    point make TFLite Micro's invoke fail, and the table reads them like the zero point."""
+    import tensorflow as tf
+
+    from mcuq.common.errors import NativeCrashError
+    from mcuq.reference.host_tflm import run_tflm
+
+    loc, scale = RSQRT_CALIBRATIONS[case]
+    info = convert_fn(lambda x: tf.math.rsqrt(x), [(1, 300)], loc=loc, scale=scale)
+    assert info.op_names == ["RSQRT"], info.op_names
+    (t_in,) = info.input_tensors
+    (zp,) = t_in.quant.zero_point
+    assert zp > -128, "the case does not test an input zero point away from -128"
+    valid = np.arange(zp, 128)
+    samples = [[np.resize(np.roll(valid, k), (1, 300)).astype(np.int8)] for k in range(4)]
+    _assert_bit_exact(info, samples=samples)
+    out = run_tflm(info.raw, samples[:1], 1 << 20, 1).outputs[0][0].reshape(-1)
+    assert len(set(out.tolist())) > 8, "the outputs are (nearly) all saturated: the case tests little"
+    with pytest.raises(NativeCrashError):
+        run_tflm(info.raw, [[np.full((1, 300), zp - 1, np.int8)]], 1 << 20, 1)
+    t_out = info.tensors[info.ops[0].outputs[0]]
+    table = rsqrt_table(t_in.quant.scale[0], zp, t_out.quant.scale[0], t_out.quant.zero_point[0])
+    assert set(table[: zp + 129].tolist()) == {127}  # zero point and below
 
 
 def test_slice_of_leading_rows_is_an_alias_not_a_copy():

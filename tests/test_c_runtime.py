@@ -30,10 +30,12 @@ def _convert(tmp_path: Path, model, shape, seed: int = 0, scale: float = 1.0):
     return parse_model(out["tflite"])
 
 
-def _assert_bit_exact(info, seed: int = 1, n: int = 48) -> None:
+def _assert_bit_exact(info, seed: int = 1, n: int = 48, samples: list[list[np.ndarray]] | None = None) -> None:
+    """C == x86 TFLite Micro on `samples` (default: n random int8 samples)."""
     need("gcc")
     rng = np.random.default_rng(seed)
-    samples = [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.input_tensors] for _ in range(n)]
+    if samples is None:
+        samples = [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.input_tensors] for _ in range(n)]
     tflm_out = run_tflm(info.raw, samples, 1 << 22, len(info.outputs)).outputs
     # Both weight layouts and code paths: portable (AVR, M0+, host) and SIMD (intrinsics emulated).
     for simd in (False, True):

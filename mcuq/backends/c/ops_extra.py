@@ -7,9 +7,10 @@ Why the shapes of these lowerings:
 - Ops that only move data become one `mcuq_gather` whose per-axis offset tables are computed
   here from TFLite's own index formulas (strided_slice_logic.h, GetNearestNeighbor in float32):
   the C side does no index arithmetic that could differ from TFLite Micro.
-- Elementwise int8 -> int8 activations (HARD_SWISH, LEAKY_RELU) are evaluated here for all 256
-  inputs with TFLite's integer arithmetic (int16 gemmlowp steps for HARD_SWISH), and run as a
-  256-byte table in flash: one load per element on every CPU.
+- Elementwise int8 -> int8 activations (HARD_SWISH, LEAKY_RELU, RSQRT) are evaluated here for
+  all 256 inputs with TFLite's integer arithmetic (int16 gemmlowp steps for HARD_SWISH, the
+  Newton-Raphson inverse square root for RSQRT), and run as a 256-byte table in flash: one load
+  per element on every CPU.
 """
 
 from __future__ import annotations
@@ -326,6 +327,64 @@ def leaky_relu_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
     return np.array(values, np.int8)
 
 
+def _int32(x: int) -> int:
+    return (x + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def _srdhm32(a: int, b: int) -> int:
+    """gemmlowp::SaturatingRoundingDoublingHighMul for int32."""
+    if a == b == -(1 << 31):
+        return INT32_MAX
+    ab = a * b
+    return _int32(_cdiv(ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30)), 1 << 31))
+
+
+def _sat_shift32(x: int, amount: int) -> int:
+    """gemmlowp::SaturatingRoundingMultiplyByPOT<amount > 0> on int32: saturating left shift."""
+    return max(-(1 << 31), min(INT32_MAX, x * (1 << amount)))
+
+
+def inv_sqrt_multiplier(value: int) -> tuple[int, int]:
+    """GetInvSqrtQuantizedMultiplierExp(value, kReverseShift = -1): 1/sqrt(value) as a multiplier
+    and a left shift, with gemmlowp's 5 Newton-Raphson steps in 3-integer-bit fixed point."""
+    if value <= 1:  # 0 is treated as 1 (TFLite's comment: avoids the overflow)
+        return INT32_MAX, 0
+    shift = 11
+    while value >= 1 << 29:
+        value //= 4
+        shift += 1
+    pairs = ((32 - value.bit_length()) - 1) // 2 - 1
+    shift -= pairs
+    value <<= 2 * pairs
+    half_input = _rdivpot(value >> 1, 1)
+    half_three = (1 << 28) + (1 << 27)
+    x = 1 << 28  # F3::One()
+    for _ in range(5):
+        x3 = _sat_shift32(_srdhm32(_srdhm32(x, x), x), 6)
+        x = _sat_shift32(_int32(_srdhm32(half_three, x) - _srdhm32(half_input, x3)), 3)
+    x = _srdhm32(x, 1518500250)  # times sqrt(2)/2 in F0
+    if shift < 0:
+        x, shift = _int32(x << -shift), 0
+    return x, -shift
+
+
+def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> np.ndarray:
+    """elementwise.cc's RsqrtEvalQuantized (int8) for inputs -128..127. Inputs below the zero point
+    make TFLite Micro's invoke fail ("Rsqrt is only defined for positive values"); the plain-C
+    runtime has no per-element error, so they read like the zero point: 127, RSQRT's 1/sqrt(0)."""
+    mult, shift = quantize_multiplier(1.0 / (math.sqrt(float(f32(in_scale))) * float(f32(out_scale))))
+    values = []
+    for q in range(-128, 128):
+        value = q - in_zp
+        if value <= 0:
+            values.append(127)
+            continue
+        inv, inv_shift = inv_sqrt_multiplier(value)
+        data = _mbqm(1, inv, inv_shift + 20)
+        values.append(max(-128, min(127, _mbqm(data, mult, shift - 20) + out_zp)))
+    return np.array(values, np.int8)
+
+
 def _lut(e: Emitter, op: OpInfo, table: np.ndarray) -> KernelCall:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     # index by the input's byte: entry (uint8)q holds the output for q
@@ -354,6 +413,11 @@ def _hard_swish(e: Emitter, op: OpInfo) -> KernelCall:
 def _leaky_relu(e: Emitter, op: OpInfo) -> KernelCall:
     (si, zi), (so, zo) = _q(e.t(op.inputs[0])), _q(e.t(op.outputs[0]))
     return _lut(e, op, leaky_relu_table(si, zi, so, zo, float(op.options.get("alpha", 0.2))))
+
+
+def _rsqrt(e: Emitter, op: OpInfo) -> KernelCall:
+    (si, zi), (so, zo) = _q(e.t(op.inputs[0])), _q(e.t(op.outputs[0]))
+    return _lut(e, op, rsqrt_table(si, zi, so, zo))
 
 
 # ---- binary elementwise ops ---------------------------------------------------------------
@@ -494,6 +558,7 @@ EXTRA_EMITTERS: dict[str, Callable[[Emitter, OpInfo], KernelCall]] = {
     "RESIZE_BILINEAR": _resize_bilinear,
     "HARD_SWISH": _hard_swish,
     "LEAKY_RELU": _leaky_relu,
+    "RSQRT": _rsqrt,
     "PRELU": _prelu,
     "SUB": _sub,
     "MAXIMUM": _max_min,
