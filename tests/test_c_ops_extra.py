@@ -177,6 +177,25 @@ def test_slice_of_leading_rows_is_an_alias_not_a_copy():
     _assert_bit_exact(info, n=8)
 
 
+def test_reshape_of_the_model_input_is_an_alias_not_a_copy():
+    """micro_speech starts with a RESHAPE of its input: the output is the input's bytes, so the
+    planner aliases it (no copy, no RAM) like any other reshape; still bit-exact."""
+    import keras
+    import tensorflow as tf
+
+    from mcuq.backends.c.program import compile_model
+
+    keras.utils.set_random_seed(6)
+    dense = keras.layers.Dense(5)
+    info = convert_fn(lambda x: dense(tf.reshape(x, (1, 24))), [(1, 4, 6)])
+    op = next(o for o in info.ops if o.name == "RESHAPE")
+    assert op.inputs[0] in info.inputs
+    program = compile_model(info)
+    assert program.plan.tensor_offset[op.outputs[0]] == program.plan.tensor_offset[op.inputs[0]]
+    assert program.plan.arena_bytes == program.plan.lower_bound
+    _assert_bit_exact(info, n=8)
+
+
 def test_concat_of_feature_vectors_is_written_in_place():
     """Dense branches concatenated on their features: each producer writes its piece straight
     into the concatenation's output, which then copies nothing; still bit-exact."""

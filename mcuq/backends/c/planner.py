@@ -90,16 +90,18 @@ def _lifetimes(
     owner: dict[int, Buffer] = {}
     delta: dict[int, int] = {}  # tensor -> bytes past its buffer's start
     buffers: list[Buffer] = []
+
+    def own(i: int, start: int) -> None:
+        nbytes = int(np.prod(info.tensors[i].shape)) * np.dtype(info.tensors[i].dtype).itemsize
+        owner[i] = Buffer(f"t{i}", _align(nbytes), start, last.get(i, start), [i])
+        buffers.append(owner[i])
+
+    for i in info.inputs:  # owned before the first op, so a RESHAPE of a model input can alias it
+        own(i, first[i])
     for op in info.ops:
         src = op.inputs[0] if op.inputs else -1
         dst = op.outputs[0]
-        aliasable = (
-            (op.name in alias_ops or op.index in windows)
-            and src in owner
-            and last.get(src) == op.index
-            and src not in info.inputs
-            and src not in info.outputs
-        )
+        aliasable = (op.name in alias_ops or op.index in windows) and src in owner and last.get(src) == op.index and src not in info.outputs
         if aliasable:
             buf = owner[src]
             buf.last = max(buf.last, last.get(dst, op.index))
@@ -120,10 +122,7 @@ def _lifetimes(
                 owner[i] = buf
                 delta[i] = offset
             elif i in activations and i not in owner:
-                nbytes = int(np.prod(info.tensors[i].shape)) * np.dtype(info.tensors[i].dtype).itemsize
-                buf = Buffer(f"t{i}", _align(nbytes), first.get(i, op.index), last.get(i, first.get(i, op.index)), [i])
-                owner[i] = buf
-                buffers.append(buf)
+                own(i, first.get(i, op.index))
     return buffers, owner, delta
 
 
