@@ -114,7 +114,7 @@ def cmd_boards(args: argparse.Namespace) -> int:
     boards = [get_board(board_file=args.board_file)] if args.board_file else list_boards()
     notes = {b.id: backend_for(b).board_note(b) for b in boards}
     if args.json:
-        print(json.dumps([{**b.as_dict(), "library_unlisted_core": notes[b.id]} for b in boards], indent=2))
+        print(json.dumps([{**b.as_json(), "library_unlisted_core": notes[b.id]} for b in boards], indent=2))
         return EXIT_OK
     print(f"{'id':<14} {'mcu':<12} {'arch':<11} {'MHz':>4} {'SRAM':>8} {'flash':>9} {'PSRAM':>7} {'runtime':<7} library")
     for b in boards:

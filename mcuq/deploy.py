@@ -321,20 +321,22 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
 def check_library_source(board: Board, source: str) -> None:
     """--tflm-source must hold the board's TFLite Micro library: a folder that does not is said to
     be one, in one line, instead of being ignored (the golden vectors would silently come from x86)."""
+    from mcuq.backends.tflm.section import TflmBoardSection
     from mcuq.backends.tflm.toolchain import BuildError, find_library_tree
 
+    section = board.section(TflmBoardSection)
     if not Path(source).is_dir():
         raise UsageError(f"--tflm-source {source}: no such folder; give the board's TFLite Micro library sources")
-    if board.tflm is None:
+    if section is None:
         raise UsageError(f"--tflm-source {source}: {board.id} uses no TFLite Micro library; drop --tflm-source")
 
     try:
-        find_library_tree(board.tflm["library"], None, Path(source), check_version=False)
+        find_library_tree(section.library, None, Path(source), check_version=False)
     except BuildError as exc:
         if "not found" not in str(exc):
             raise
         raise MCUQError(
-            f"--tflm-source {source}: not a TFLite Micro library ({board.tflm['library']}, the library {board.id} uses, "
+            f"--tflm-source {source}: not a TFLite Micro library ({section.library}, the library {board.id} uses, "
             "was not found there); give the folder pio pkg install / idf.py reconfigure put it in"
         ) from None
 

@@ -19,14 +19,14 @@ from conftest import need
 from mcuq.backends.tflm import toolchain as tb
 from mcuq.backends.tflm.backend import model_bytes_from_c_array
 from mcuq.backends.tflm.build_check import build_and_check
-from mcuq.backends.tflm.section import TflmSection
+from mcuq.backends.tflm.section import TflmBoardSection, TflmSection
 from mcuq.boards import get_board, list_boards
 from mcuq.deploy import DeployRequest, deploy
 from mcuq.validate import read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBS = ROOT.parent / "shared" / "tflm-libs"
-BOARDS_32 = sorted(b.id for b in list_boards() if b.word_size == 32 and b.tflm is not None)
+BOARDS_32 = sorted(b.id for b in list_boards() if b.word_size == 32 and b.section(TflmBoardSection) is not None)
 QEMU_BOARDS = {"nano33ble": "cortex-m4", "teensy41": "cortex-m7", "pico": "cortex-m0plus"}
 
 pytestmark = pytest.mark.skipif(not LIBS.is_dir(), reason=f"TFLite Micro library sources not found at {LIBS} (../shared/tflm-libs)")

@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 
 ENTRY_POINT_GROUP = "mcuq.backends"
 
-# name -> package holding backend.py (BACKEND) and section.py (SECTION).
+# name -> package holding backend.py (BACKEND) and section.py (SECTION, and BOARD_SECTION if any).
 BUILTIN_BACKENDS: dict[str, str] = {
     "tflm": "mcuq.backends.tflm",
     "c": "mcuq.backends.c",
@@ -45,3 +45,15 @@ def section_type(name: str) -> type | None:
         return None
     section: type = importlib.import_module(f"{package}.section").SECTION
     return section
+
+
+def board_sections() -> list[type]:
+    """The board-file tables the runtimes declare (``BOARD_SECTION`` in each ``section.py``; a
+    runtime without a table of its own declares None), in registry order. ``mcuq.boards`` parses
+    them; their modules import nothing of mcuq, so loading a board loads no backend."""
+    kinds = []
+    for package in backend_packages().values():
+        kind = getattr(importlib.import_module(f"{package}.section"), "BOARD_SECTION", None)
+        if kind is not None:
+            kinds.append(kind)
+    return kinds

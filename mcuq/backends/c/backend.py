@@ -69,7 +69,7 @@ def emulate_sources(sources: dict[str, str], board: Board) -> EmulationResult:
 
 def uses_simd(board: Board) -> bool:
     """Lay the weights out for the SIMD path on CPUs with the DSP extension (board data)."""
-    return bool((board.cpu or {}).get("dsp", False))
+    return board.cpu is not None and board.cpu.dsp
 
 
 def board_of_manifest(project: Path, manifest: Manifest) -> Board:
@@ -179,7 +179,7 @@ class CBackend:
             check_avr_limits(program)
         emulation = None
         if no_emulator is None:
-            with console.step(f"building for {(board.cpu or {}).get('core')} and running the self-test in the emulator"):
+            with console.step(f"building for {board.cpu.core if board.cpu else None} and running the self-test in the emulator"):
                 emulation = emulate_sources(sources, board)
             fit = measured_c_fit(
                 emulation.flash_bytes, emulation.ram_bytes, board, "avr-size" if board.architecture == "avr8" else "arm-none-eabi-size"

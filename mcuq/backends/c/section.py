@@ -58,3 +58,5 @@ class CRuntimeSection:
 
 
 SECTION = CRuntimeSection
+# The plain-C runtime has no board table of its own: it reads the shared [cpu] table (mcuq.boards.CpuSection).
+BOARD_SECTION = None

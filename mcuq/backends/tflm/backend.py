@@ -19,7 +19,7 @@ from mcuq.backends.base import BackendPlan, DeployJob, FitReport, RenderedProjec
 from mcuq.backends.tflm.arena import ArenaPlan, plan_arena, plan_arena_from_library
 from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, measure_with_library
 from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops, unlisted_core_note
-from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmSection
+from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmBoardSection, TflmSection
 from mcuq.backends.tflm.toolchain import BuildError, cpu_target
 from mcuq.boards import Board, list_boards
 from mcuq.checks.golden import golden_from_project, golden_resets, reproducible_golden
@@ -64,6 +64,11 @@ class ResolverEntry:
     count: int
 
 
+def board_tflm(board: Board) -> TflmBoardSection | None:
+    """The board's [tflm] table (None: the board names no TFLite Micro library)."""
+    return board.section(TflmBoardSection)
+
+
 def resolver_entries(info: ModelInfo) -> list[ResolverEntry]:
     return [ResolverEntry(op, add_method_name(op), sum(1 for o in info.ops if o.name == op)) for op in info.op_names]
 
@@ -88,7 +93,8 @@ def check_library_ops(info: ModelInfo, library: TflmLibrary, board: Board) -> No
 
 def _boards_with_ops(ops: list[str]) -> list[str]:
     """The shipped TFLite Micro boards whose library registers every one of ``ops``."""
-    return [b.id for b in list_boards() if b.tflm and not load_library(b.tflm["library"]).missing_ops(ops)]
+    sections = [(b.id, board_tflm(b)) for b in list_boards()]
+    return [board_id for board_id, t in sections if t is not None and not load_library(t.library).missing_ops(ops)]
 
 
 def flash_estimate(info: ModelInfo, board: Board, golden_bytes: int = 0) -> int:
@@ -125,9 +131,10 @@ def _kb(n: int) -> str:
 def nearest_fitting_boards(info: ModelInfo, host_min: int, exclude: str, golden_bytes: int = 0) -> list[str]:
     fitting = []
     for other in list_boards():
-        if other.id == exclude or other.default_runtime != "tflm" or not other.tflm:
+        other_tflm = board_tflm(other)
+        if other.id == exclude or other.default_runtime != "tflm" or other_tflm is None:
             continue
-        plan = plan_arena(info, host_min, other.tflm["kernels"])
+        plan = plan_arena(info, host_min, other_tflm.kernels)
         report = fit_report(info, other, plan, golden_bytes)
         if report.fits and (not report.arena_in_psram or plan.target_bytes <= report.psram_budget):
             fitting.append((other.sram_bytes + other.psram_bytes, other.id))
@@ -176,13 +183,14 @@ class TflmPlan:
 def plan_tflm(info: ModelInfo, board: Board, sample: list, arena_override: int | None = None, golden_count: int = 0) -> TflmPlan:
     """Check ops, measure and plan the arena, check the fit. Raises before anything is written."""
     golden_bytes = golden_flash_bytes(info, golden_count)
-    assert board.tflm is not None
-    library = load_library(board.tflm["library"])
+    section = board_tflm(board)
+    assert section is not None
+    library = load_library(section.library)
     check_library_ops(info, library, board)
     # Kernel features the op names cannot show (per-channel Dense, 16x8 ops): boards/libraries [features].
     check_library_rules(info, library, f"board {board.id}")
     host_min = measure_min_arena(info.raw, sample)
-    arena = plan_arena(info, host_min, board.tflm["kernels"], arena_override)
+    arena = plan_arena(info, host_min, section.kernels, arena_override)
     fit = fit_report(info, board, arena, golden_bytes)
     check_fit(info, board, arena, fit, golden_bytes)
     return TflmPlan(library, resolver_entries(info), arena, fit)
@@ -249,24 +257,27 @@ class TflmBackend:
         return installed_tflm_ops()
 
     def describe(self, board: Board) -> str:
-        library = load_library(board.tflm["library"]) if board.tflm else None
+        section = board_tflm(board)
+        library = load_library(section.library) if section else None
         return f"TFLite Micro {library.name} {library.version}" if library else "TFLite Micro"
 
     def board_note(self, board: Board) -> str | None:
-        if board.tflm is None:
+        section = board_tflm(board)
+        if section is None:
             return None
-        return unlisted_core_note(load_library(board.tflm["library"]), board.tflm.get("core_architecture"))
+        return unlisted_core_note(load_library(section.library), section.core_architecture)
 
     def unsupported_reason(self, board: Board) -> str | None:
-        if board.tflm is None:
+        if board_tflm(board) is None:
             return f"board {board.id} names no TFLite Micro library ([tflm] section); use --runtime c or another board"
         return None
 
     def per_channel_dense_rule(self, board: Board) -> str | None:
         """The board's library decides: Chirale 2.0.0 applies one scale to every channel."""
-        if board.tflm is None:
+        section = board_tflm(board)
+        if section is None:
             return None
-        library = load_library(board.tflm["library"])
+        library = load_library(section.library)
         if library.features.per_channel_fully_connected:
             return None
         return f"{library.name} {library.version}"
@@ -274,9 +285,10 @@ class TflmBackend:
     def arena_bytes(self, info: ModelInfo, board: Board, sample: list[np.ndarray]) -> int:
         """Target arena of this model on the board (x86 measurement + 32-bit and kernel corrections):
         a per-channel FULLY_CONNECTED keeps two int32 per output channel in it."""
-        kernels = board.tflm["kernels"] if board.tflm else "reference"
-        if board.tflm is not None:  # a missing kernel is the reason, not "could not allocate the model"
-            check_library_ops(info, load_library(board.tflm["library"]), board)
+        section = board_tflm(board)
+        kernels = section.kernels if section else "reference"
+        if section is not None:  # a missing kernel is the reason, not "could not allocate the model"
+            check_library_ops(info, load_library(section.library), board)
         return plan_arena(info, measure_min_arena(info.raw, sample), kernels).target_bytes
 
     def plan(self, job: DeployJob, console: Console) -> BackendPlan:
@@ -326,7 +338,11 @@ class TflmBackend:
             computed_by = None
         section = TflmSection(
             library=LibraryRecord(
-                library.id, library.name, library.version, library.snapshot, board.tflm["kernels"] if board.tflm else None
+                library.id,
+                library.name,
+                library.version,
+                library.snapshot,
+                tflm.arena.kernels,  # the board's [tflm] kernels
             ),
             resolver=[ResolverRecord(e.op, e.method, e.count) for e in tflm.resolver],
             library_check=check,
@@ -334,7 +350,7 @@ class TflmBackend:
         raw = info.raw
         context = {
             **common_context(job, golden_out),
-            "tflm": board.tflm or {},
+            "tflm": board_tflm(board),
             "board_notes": board.notes,
             "project_name": c_identifier(f"mcuq_{job.name}"),
             "model_size": len(raw),
@@ -353,7 +369,8 @@ class TflmBackend:
     def _measure_with_library(job: DeployJob, console: Console) -> LibraryMeasurement | None:
         """Golden outputs and the exact arena from the board's own library, when its sources are at hand."""
         board, info = job.board, job.info
-        if board.tflm is None:
+        section = board_tflm(board)
+        if section is None:
             return None
         source = Path(job.library_source) if job.library_source else None
         if source is None and job.out_dir is None:
@@ -363,7 +380,7 @@ class TflmBackend:
             return measure_with_library(
                 info.raw,
                 outputs,
-                board.tflm["library"],
+                section.library,
                 cpu_target(board.cpu),
                 job.golden_in,
                 source,
@@ -377,7 +394,7 @@ class TflmBackend:
     def render(self, job: DeployJob, plan: BackendPlan) -> RenderedProject:
         env = environment()
         context = plan.context
-        framework = job.board.platformio["framework"]
+        framework = job.board.platformio.framework
         files: dict[str, str | bytes] = {
             path: env.get_template(template).render(**context) for template, path, when in TFLM_FILES if when in ("always", framework)
         }
