@@ -30,6 +30,7 @@ from mcuq.project.api import check_labels, load_labels, model_prefix
 from mcuq.project.escape import file_name
 from mcuq.project.lock import project_lock
 from mcuq.project.manifest import FLOAT_MODEL_PATH, INT8_MODEL_PATH, Manifest, build_manifest
+from mcuq.project.records import ApiJSON
 from mcuq.project.writer import UNVALIDATED_MARK, WriteResult, check_output_dir, mark_validated, write_project
 
 DEFAULT_BOARD = "esp32"
@@ -410,7 +411,7 @@ def _deploy_locked(
     files.setdefault(INT8_MODEL_PATH, quantized.info.raw)
     if quantized.float_tflite is not None:
         files[FLOAT_MODEL_PATH] = quantized.float_tflite
-    api = {
+    api: ApiJSON = {
         "prefix": job.prefix,
         "header": f"src/{job.prefix}_model.h",
         "labels": list(labels),

@@ -34,6 +34,7 @@ from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.lock import project_lock
 from mcuq.project.manifest import MANIFEST, Manifest, file_sha256, project_relative, resolve_from_project
 from mcuq.project.manifest import read_manifest as load_manifest
+from mcuq.project.records import MetricsJSON
 from mcuq.project.writer import inside_project, sha256_file
 
 __all__ = ["Check", "ValidationReport", "format_validation", "read_manifest", "validate_project"]
@@ -139,7 +140,7 @@ def _float_reference(project: Path, manifest: Manifest) -> bytes | None:
     return (project / rel).read_bytes() if rel and (project / rel).is_file() else None
 
 
-def _check_accuracy(report: ValidationReport, metrics: dict[str, Any], max_drop: float | None, min_snr: float | None) -> None:
+def _check_accuracy(report: ValidationReport, metrics: MetricsJSON, max_drop: float | None, min_snr: float | None) -> None:
     for out in metrics["outputs"]:
         if max_drop is not None and "ACC_float" in out:
             drop = 100.0 * (out["ACC_float"] - out["ACC_int8"])
@@ -238,8 +239,8 @@ def _validate_locked(
     float_model = _float_reference(project, manifest)
     float_info = parse_model(float_model, "float reference") if float_model else None
     rewrites = manifest.quantization.get("rewrites")
-    if rewrites:
-        check = rewrites["float_check"]
+    check = rewrites["float_check"] if rewrites else None
+    if rewrites and check:
         report.note(
             f"mcuq rewrote {', '.join(r['layer'] for r in rewrites['layers'])} into int8-kernel ops before quantizing "
             f"(float outputs within {check['max_abs_diff']:.2g} of the original, limit {check['tolerance']:.2g}); "
@@ -352,7 +353,7 @@ def _write_reports(
         "runtime_sizes_title": section.sizes_title,
         "weight_scales": manifest.weight_scales,
         "per_channel_note": section.per_channel_note,
-        "labels": manifest.api.get("labels") or [],
+        "labels": manifest.api["labels"] if manifest.api else [],
         "rewrites": q.get("rewrites"),
     }
     data["ops"] = [

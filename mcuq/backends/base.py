@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mcuq.frontend.converter import QuantizedModel
     from mcuq.model.info import ModelInfo
     from mcuq.project.manifest import Manifest, RuntimeSection
+    from mcuq.project.records import ArenaJSON, FitJSON
 
 # Re-exported: the registry, and the golden-array naming every runtime must follow (a contract).
 __all__ = ["backend_names", "backend_packages", "golden_array_name", "section_type"]
@@ -51,7 +52,7 @@ class FitReport:
     def fits(self) -> bool:
         return self.ram_bytes <= self.ram_budget and self.flash_bytes <= self.flash_budget
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> FitJSON:
         return {
             "ram_bytes": self.ram_bytes,
             "ram_budget": self.ram_budget,
@@ -82,7 +83,7 @@ class ArenaRecord(Protocol):
     @property
     def how(self) -> str: ...
 
-    def as_dict(self) -> dict[str, Any]: ...
+    def as_dict(self) -> ArenaJSON: ...
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class ArenaSummary:
     def how(self) -> str:
         return self.explanation
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ArenaJSON:
         return {
             "target_bytes": self.target_bytes,
             "host_bytes": self.host_bytes,

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mcuq.project.records import LayerErrorJSON, MetricsJSON
+
 
 @dataclass
 class Check:
@@ -26,8 +28,8 @@ class Check:
 class ValidationReport:
     project: Path
     checks: list[Check] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    per_layer: list[dict[str, Any]] = field(default_factory=list)
+    metrics: MetricsJSON = field(default_factory=lambda: MetricsJSON())
+    per_layer: list[LayerErrorJSON] = field(default_factory=list)
     report_files: list[str] = field(default_factory=list)
     kept_reports: list[str] = field(default_factory=list)  # the user's own report.html/json, left alone
     # Checks that could not run (``passed`` False: nothing was proven); kept out of ``checks`` so that

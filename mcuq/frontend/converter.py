@@ -33,6 +33,7 @@ from mcuq.frontend.tf_converter import configure_full_int8, converter_for, run_c
 from mcuq.model.dedupe import dedupe_buffers
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.model.state import state_mode
+from mcuq.project.records import QuantizationJSON, RewritesJSON
 
 IO_TYPES = ("int8", "uint8", "float32")
 ACTIVATION_TYPES = ("int8", "int16")
@@ -93,7 +94,7 @@ class QuantizedModel:
     dense_per_channel_tflite: bytes | None = None
     # Layers mcuq rewrote into int8-kernel ops before converting (mcuq.frontend.rewrite), and
     # the float check of the rewrite against the original; float_tflite is the rewritten model.
-    rewrites: dict[str, Any] | None = None
+    rewrites: RewritesJSON | None = None
     # Recurrent layers mcuq rebuilt for TFLite Micro (mcuq.frontend.recurrent), one line each.
     rebuilt_layers: list[str] = field(default_factory=list)
     # The source means the model's state to carry across invokes (a stateful Keras layer, or a
@@ -105,7 +106,7 @@ class QuantizedModel:
         """none | per_invoke | streaming (mcuq.model.state)."""
         return state_mode(self.info, self.streaming)
 
-    def manifest_entry(self) -> dict[str, Any]:
+    def manifest_entry(self) -> QuantizationJSON:
         return {
             "source": str(self.source),
             "source_kind": self.source_kind,

@@ -34,6 +34,7 @@ from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ConversionError
 from mcuq.frontend.calibration import SampleSet
 from mcuq.frontend.loader import LoadedModel
+from mcuq.project.records import FloatCheckJSON, RewriteJSON, RewritesJSON
 
 # The float outputs of the rewritten model may differ from the original's by this fraction of
 # each output's range: half an int8 step (1/255/2), below what the int8 model can resolve.
@@ -59,7 +60,7 @@ class Rewrite:
     ops: tuple[str, ...]
     reason: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RewriteJSON:
         return {
             "layer": self.layer,
             "original": self.original,
@@ -80,7 +81,7 @@ class FloatCheck:
     max_abs_diff: float
     tolerance: float
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> FloatCheckJSON:
         return {
             "samples": self.samples,
             "max_abs_diff": self.max_abs_diff,
@@ -97,7 +98,7 @@ class RewriteOutcome:
     rewrites: list[Rewrite]
     check: FloatCheck | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RewritesJSON:
         return {"layers": [r.as_dict() for r in self.rewrites], "float_check": self.check.as_dict() if self.check else None}
 
 
