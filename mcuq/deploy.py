@@ -155,7 +155,7 @@ class DeployResult:
     def emulator_passed(self) -> bool | None:
         """The self-test the backend ran on the board's CPU during deploy (None: none ran)."""
         emulation = self.plan.emulation
-        return None if emulation is None else bool(emulation.get("passed"))
+        return None if emulation is None else bool(emulation.passed)
 
     @property
     def ok(self) -> bool:
@@ -168,7 +168,8 @@ class DeployResult:
         """What failed on the board's CPU, said once for the summary and the quiet line (None: nothing)."""
         if self.emulator_passed is not False:
             return None
-        return f"the firmware's self-test failed on {(self.plan.emulation or {}).get('target', 'the emulator')}"
+        target = self.plan.emulation.target if self.plan.emulation else None
+        return f"the firmware's self-test failed on {target or 'the emulator'}"
 
     @property
     def result_line(self) -> str:

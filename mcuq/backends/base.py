@@ -110,6 +110,17 @@ class ArenaSummary:
         }
 
 
+class SelfTestRecord(Protocol):
+    """The firmware's self-test run on the board's CPU in an emulator during deploy (the plain-C
+    runtime's ``EmulationRecord``); deploy fails when it ran and did not pass."""
+
+    @property
+    def target(self) -> str | None: ...  # what ran it ("ATmega328P in simavr"); None: it did not run
+
+    @property
+    def passed(self) -> bool | None: ...
+
+
 @dataclass(frozen=True)
 class ReportSection:
     """What the report says about a runtime (the contract of :meth:`Backend.report_section`)."""
@@ -174,7 +185,7 @@ class BackendPlan:
     section: RuntimeSection
     context: dict[str, Any] = field(default_factory=dict)
     extra_files: dict[str, bytes] = field(default_factory=dict)
-    emulation: dict[str, Any] | None = None
+    emulation: SelfTestRecord | None = None  # None: no self-test ran at deploy
     golden_computed_by: str | None = None
 
 

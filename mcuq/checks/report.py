@@ -14,12 +14,16 @@ import math
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import jinja2
 import numpy as np
 
 from mcuq.model.info import ModelInfo, TensorInfo
+from mcuq.project.records import FitJSON, LayerErrorJSON, WeightScalesJSON
+
+if TYPE_CHECKING:
+    from mcuq.checks.accuracy import LayerPair
 
 
 def _png(fig: Any) -> str:
@@ -44,7 +48,7 @@ def _figure(width: float, height: float) -> Any:
     return _pyplot().subplots(figsize=(width, height))
 
 
-def budget_chart(fit: dict[str, Any], arena_bytes: int) -> str:
+def budget_chart(fit: FitJSON, arena_bytes: int) -> str:
     fig, ax = _figure(6.5, 1.8)
     rows = [("RAM", fit["ram_bytes"], fit["ram_budget"]), ("flash", fit["flash_bytes"], fit["flash_budget"])]
     for y, (_label, used, budget) in enumerate(rows):
@@ -59,7 +63,7 @@ def budget_chart(fit: dict[str, Any], arena_bytes: int) -> str:
     return _png(fig)
 
 
-def layer_chart(rows: list[dict[str, Any]]) -> str:
+def layer_chart(rows: list[LayerErrorJSON]) -> str:
     fig, ax = _figure(7.0, max(1.8, 0.32 * len(rows) + 0.8))
     labels = [f"{r['op_index']} {r['layer']}"[:28] for r in rows]
     values = [min(r["SNR_dB"], 80.0) for r in rows]
@@ -222,28 +226,44 @@ def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo
             layer_image=layer_chart(per_layer) if per_layer else "",
             worst_layers=data.get("worst_layers", []),
             weights=data.get("weights", []),
-            **_weight_scale_rows(s.get("weight_scales")),
+            **_weight_scale_rows(s.get("weight_scales")),  # weight_headers, weight_rows
         )
     )
 
 
-def _weight_scale_rows(choice: dict[str, Any] | None) -> dict[str, Any]:
+class WeightScaleTable(TypedDict):
+    """The report's Dense-variants table (template variables)."""
+
+    weight_headers: list[str]
+    weight_rows: list[list[object]]
+
+
+def _weight_scale_rows(choice: WeightScalesJSON | None) -> WeightScaleTable:
     """Both Dense variants with their arena (and validation figure when it was measured)."""
     if not choice:
         return {"weight_headers": [], "weight_rows": []}
-    measured = choice.get("measured") or {}
+    measured: dict[str, object] = dict(choice["measured"])
     headers = ["Dense weights", "arena (bytes)"] + ([f"validation {measured['metric']}"] if measured else [])
-    rows = [
+    rows: list[list[object]] = [
         [variant + (" (kept)" if variant == choice["kept"] else ""), arena] + ([measured.get(variant, "-")] if measured else [])
-        for variant, arena in choice.get("arena_bytes", {}).items()
+        for variant, arena in choice["arena_bytes"].items()
     ]
     return {"weight_headers": headers, "weight_rows": rows}
 
 
-def weight_pictures(q: ModelInfo, float_info: ModelInfo | None, pairs: list[Any]) -> list[dict[str, Any]]:
+class WeightPicture(TypedDict):
+    """One weight histogram of the report (template variables)."""
+
+    name: str
+    shape: list[int]
+    quant: str
+    image: str
+
+
+def weight_pictures(q: ModelInfo, float_info: ModelInfo | None, pairs: list[LayerPair]) -> list[WeightPicture]:
     if float_info is None:
         return []
-    out = []
+    out: list[WeightPicture] = []
     for p in pairs:
         if p.int8_op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
             continue

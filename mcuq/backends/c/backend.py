@@ -7,7 +7,6 @@ fit-check with the sizes the toolchain reports.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +230,7 @@ class CBackend:
         context["c"]["not_emulated"] = no_emulator
         context["program"] = program
         return BackendPlan(
-            golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw}, asdict(emulated) if emulation else None
+            golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw}, emulated if emulation else None
         )  # None: not emulated (the section says why)
 
     def render(self, job: DeployJob, plan: BackendPlan) -> RenderedProject:
