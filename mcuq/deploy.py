@@ -10,11 +10,20 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from mcuq.backends.base import Backend, BackendPlan, DeployJob, backend_for
+from mcuq.backends.base import (
+    Backend,
+    BackendPlan,
+    DeployJob,
+    OptionValues,
+    backend_for,
+    check_option_values,
+    declared_options,
+    options_for,
+)
 from mcuq.boards import Board, get_board
 from mcuq.checks.golden import choose_golden_inputs, golden_files
 from mcuq.checks.outcome import ValidationReport
@@ -22,8 +31,8 @@ from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError, UsageError
 from mcuq.common.files import check_path_text
 from mcuq.frontend.calibration import InputSpec, SampleSet, check_label_range, load_samples
-from mcuq.frontend.config import load_config
-from mcuq.frontend.converter import QuantizedModel, QuantizeOptions, quantize
+from mcuq.frontend.config import ConfigValues, load_config
+from mcuq.frontend.converter import QuantizedModel, QuantizeOptionFields, QuantizeOptions, quantize
 from mcuq.frontend.dense_scales import EVALUATION_ARENA, PER_CHANNEL, PER_TENSOR, DenseScaleChoice, choose_dense_scales
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model
 from mcuq.project.api import check_labels, load_labels, model_prefix
@@ -43,8 +52,10 @@ class DeployRequest:
 
     Only ``model`` is required (``board`` defaults to the board in ``mcuq.toml``, else esp32).
     Every ``None`` means "use the default"; ``options`` holds :class:`QuantizeOptions` fields
-    (``per_channel``, ``io``, ``activations`` ...). Values are checked by :func:`deploy`, not
-    here, so a request can be built from untrusted text and still fail with one line.
+    (``per_channel``, ``io``, ``activations`` ...); ``backend_options`` the deploy options the
+    runtimes declare (``tflm_source`` for TFLite Micro, ``avr_kernels`` for plain C: see
+    ``mcuq deploy --help``). Values are checked by :func:`deploy`, not here, so a request can be
+    built from untrusted text and still fail with one line.
     """
 
     model: str | None = None
@@ -57,12 +68,11 @@ class DeployRequest:
     data: str | None = None
     golden: int | None = None
     force: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    options: QuantizeOptionFields = field(default_factory=lambda: QuantizeOptionFields())
     config: str | None = None
-    tflm_source: str | None = None
     name: str | None = None  # C prefix of the generated API (default: from the model's name)
     labels: str | None = None  # class names file (else 'label_names' in the validation .npz)
-    avr_kernels: str | None = None  # "generated" (default) or "generic": see DeployJob.avr_kernels
+    backend_options: OptionValues = field(default_factory=dict)
     # Python API: the result of mcuq.quantize() for ``model`` (same options), so one conversion
     # serves several boards; deploy then skips converting.
     quantized: QuantizedModel | None = None
@@ -70,7 +80,7 @@ class DeployRequest:
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> DeployRequest:
         """CLI values win over mcuq.toml, which is read when no MODEL is given (or --config)."""
-        config: dict[str, Any] = {}
+        config: ConfigValues = {}
         config_path = args.config or (None if args.model else "mcuq.toml")
         if config_path:
             config = load_config(config_path)
@@ -80,18 +90,21 @@ class DeployRequest:
 
         _refuse_config_code(config, config_path, args)
 
-        options = {
-            k: v
-            for k, v in {
-                "io": pick("io", args.io),
-                "activations": pick("activations", args.activations),
-                "per_channel": ("none" if args.per_tensor else pick("per_channel", args.per_channel)),
-                "calibration_samples": pick("calibration_samples", args.calibration_samples),
-                "seed": pick("seed", args.seed),
-                "image_scale": pick("image_scale", args.image_scale),
-            }.items()
-            if v is not None
-        }
+        options = cast(  # the keys are QuantizeOptions fields; load_config checked mcuq.toml's types
+            QuantizeOptionFields,
+            {
+                k: v
+                for k, v in {
+                    "io": pick("io", args.io),
+                    "activations": pick("activations", args.activations),
+                    "per_channel": ("none" if args.per_tensor else _per_channel(pick("per_channel", args.per_channel))),
+                    "calibration_samples": pick("calibration_samples", args.calibration_samples),
+                    "seed": pick("seed", args.seed),
+                    "image_scale": pick("image_scale", args.image_scale),
+                }.items()
+                if v is not None
+            },
+        )
         return cls(
             model=pick("model", args.model),
             board=pick("board", args.board),
@@ -105,14 +118,29 @@ class DeployRequest:
             force=args.force,
             options=options,
             config=config_path,
-            tflm_source=pick("tflm_source", getattr(args, "tflm_source", None)),
             name=pick("name", getattr(args, "name", None)),
             labels=pick("labels", getattr(args, "labels", None)),
-            avr_kernels=pick("avr_kernels", getattr(args, "avr_kernels", None)),
+            backend_options=_backend_options(config, args),
         )
 
 
-def _refuse_config_code(config: dict[str, Any], config_path: str | None, args: argparse.Namespace) -> None:
+def _per_channel(value: object) -> object:
+    """Older configs say per_channel = true/false: the modes 'all'/'none'."""
+    return ("all" if value else "none") if isinstance(value, bool) else value
+
+
+def _backend_options(config: ConfigValues, args: argparse.Namespace) -> dict[str, str | bool]:
+    """The deploy options the runtimes declare: the command line's, else mcuq.toml's."""
+    values: dict[str, str | bool] = {}
+    for _, option in declared_options("deploy"):
+        value = getattr(args, option.name, None)
+        value = value if value is not None else config.get(option.name)
+        if isinstance(value, (str, bool)):
+            values[option.name] = value
+    return values
+
+
+def _refuse_config_code(config: ConfigValues, config_path: str | None, args: argparse.Namespace) -> None:
     """A ``module:function`` in mcuq.toml is Python code from the config's folder: a cloned project
     must not run it on a plain ``mcuq deploy``. It runs when the user asks: --allow-code, or the
     same spec given on the command line."""
@@ -271,8 +299,7 @@ def check_request(request: DeployRequest) -> int:
     golden = DEFAULT_GOLDEN if request.golden is None else request.golden
     if not 1 <= golden <= MAX_GOLDEN:
         raise UsageError(f"--golden {golden}: give between 1 and {MAX_GOLDEN} golden vectors (default {DEFAULT_GOLDEN})")
-    if request.avr_kernels not in (None, "generated", "generic"):
-        raise UsageError(f"--avr-kernels {request.avr_kernels}: choose 'generated' or 'generic'")
+    check_option_values("deploy", request.backend_options)
     if request.arena_size is not None and not 0 < request.arena_size <= MAX_ARENA:
         raise UsageError(f"--arena-size {request.arena_size}: give a positive byte count up to {MAX_ARENA:,}")
     for what, value in (
@@ -282,7 +309,6 @@ def check_request(request: DeployRequest) -> int:
         ("--data file", request.data),
         ("--labels file", request.labels),
         ("--board-file", request.board_file),
-        ("--tflm-source folder", request.tflm_source),
     ):
         if value is not None:
             check_path_text(value, what)  # recorded in the manifest and reports: fail now, not after the work
@@ -310,37 +336,18 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     prefix = model_prefix(request.name, explicit=True) if request.name else model_prefix(name)
     out_dir = _out_dir(request, board, name)
     check_output_dir(out_dir, request.force)  # refuse early, before minutes of work
-    if request.tflm_source is not None:
-        check_library_source(board, request.tflm_source)
+    options, foreign = options_for(backend, "deploy", request.backend_options)
+    if foreign:
+        raise UsageError(f"{', '.join(foreign)}: not an option of runtime {backend.name} (board {board.id}); drop it")
+    backend.check_options(board, options)
     notes: list[str] = []
     with project_lock(out_dir, notes):  # one mcuq per project folder until validation is done
         check_output_dir(out_dir, request.force)  # again: nothing can change it now
         for note in [*notes, *_interrupted_note(out_dir)]:
             console.info(note)
-        return _deploy_locked(request, board, backend, model_path, name, prefix, out_dir, golden_count, console)
-
-
-def check_library_source(board: Board, source: str) -> None:
-    """--tflm-source must hold the board's TFLite Micro library: a folder that does not is said to
-    be one, in one line, instead of being ignored (the golden vectors would silently come from x86)."""
-    from mcuq.backends.tflm.section import TflmBoardSection
-    from mcuq.backends.tflm.toolchain import BuildError, find_library_tree
-
-    section = board.section(TflmBoardSection)
-    if not Path(source).is_dir():
-        raise UsageError(f"--tflm-source {source}: no such folder; give the board's TFLite Micro library sources")
-    if section is None:
-        raise UsageError(f"--tflm-source {source}: {board.id} uses no TFLite Micro library; drop --tflm-source")
-
-    try:
-        find_library_tree(section.library, None, Path(source), check_version=False)
-    except BuildError as exc:
-        if "not found" not in str(exc):
-            raise
-        raise MCUQError(
-            f"--tflm-source {source}: not a TFLite Micro library ({section.library}, the library {board.id} uses, "
-            "was not found there); give the folder pio pkg install / idf.py reconfigure put it in"
-        ) from None
+        return _deploy_locked(
+            replace(request, backend_options=options), board, backend, model_path, name, prefix, out_dir, golden_count, console
+        )
 
 
 def _out_dir(request: DeployRequest, board: Board, name: str) -> Path:
@@ -393,14 +400,13 @@ def _deploy_locked(
         golden_in,
         golden_source,
         request.arena_size,
-        request.tflm_source,
         out_dir,
         runtime=backend.name,
         runtime_title=backend.title,
         prefix=prefix,
         labels=tuple(labels),
         labels_source=labels_source,
-        avr_kernels=request.avr_kernels or "generated",
+        options=request.backend_options,
     )
     plan = backend.plan(job, console)
     rendered = backend.render(job, plan)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mcuq.backends.base import Backend, ValidateOptions, get_backend
+from mcuq.backends.base import Backend, OptionValues, ValidateOptions, check_option_values, declared_options, get_backend, options_for
 from mcuq.checks.accuracy import Evaluation, diagnose, evaluate_outputs, pair_layers, per_layer_error
 from mcuq.checks.outcome import Check, ValidationReport
 from mcuq.checks.report import ReportWriteError
@@ -168,28 +168,29 @@ def validate_project(
     min_snr: float | None = None,
     write_report: bool = True,
     console: Console = SILENT,
-    emulate: bool = False,
     labels: str | None = None,
-    build: bool = False,
-    tflm_source: str | None = None,
     device: DeviceRequest | None = None,
+    backend_options: OptionValues | None = None,
 ) -> ValidationReport:
     """Re-check a generated project: file hashes against ``mcuq.lock.json``, golden vectors bit
     for bit on x86 TFLite Micro (or the plain-C build), and with ``data`` the float-vs-int8
-    metrics and ``report.html``/``report.json``. ``emulate`` and ``build`` add the emulator and
-    board-library builds. A check that cannot run is reported as not checked, never as passed.
+    metrics and ``report.html``/``report.json``. ``backend_options`` are the validate options the
+    runtimes declare (``emulate`` for plain C, ``build`` and ``tflm_source`` for TFLite Micro): the
+    emulator and board-library builds. A check that cannot run is reported as not checked, never as passed.
     Raises :class:`MCUQError` when the project cannot be read at all.
     ``device``: also run the golden vectors and validation samples on the board at that serial port
     (mcuq/device/check.py) and report them as the "on the device" checks.
     """
     project = Path(project)
-    if tflm_source is not None and not build:
-        raise UsageError(f"--tflm-source {tflm_source}: the library sources are used by --build only; add --build or drop --tflm-source")
-    if tflm_source is not None and not Path(tflm_source).is_dir():
-        raise UsageError(f"--tflm-source {tflm_source}: no such folder; give the board's TFLite Micro library sources")
+    options = {k: v for k, v in (backend_options or {}).items() if v is not None}
+    check_option_values("validate", options)
+    for _, option in declared_options("validate"):
+        value = option.read(options)
+        if option.path and isinstance(value, str) and not Path(value).exists():
+            raise UsageError(f"{option.flag} {value}: no such {'folder' if option.metavar == 'DIR' else 'file'}")
     # The lock keeps a deploy from swapping the project in mid-check (deploy validates under its own lock).
     with project_lock(project, required=False) if project.is_dir() else nullcontext():
-        return _validate_locked(project, data, max_drop, min_snr, write_report, console, emulate, labels, build, tflm_source, device)
+        return _validate_locked(project, data, max_drop, min_snr, write_report, console, labels, options, device)
 
 
 def check_project_files(project: Path, manifest: Manifest) -> None:
@@ -221,10 +222,8 @@ def _validate_locked(
     min_snr: float | None,
     write_report: bool,
     console: Console,
-    emulate: bool,
     labels: str | None,
-    build: bool,
-    tflm_source: str | None,
+    options: OptionValues,
     device: DeviceRequest | None = None,
 ) -> ValidationReport:
     manifest = load_manifest(project)
@@ -232,7 +231,10 @@ def _validate_locked(
     backend = get_backend(manifest.runtime)
     report = ValidationReport(project)
     check_generated_files(report, project, manifest)
-    raw = backend.validate(project, manifest, report, ValidateOptions(emulate, build, tflm_source), console)
+    mine, foreign = options_for(backend, "validate", options)
+    for flag in foreign:  # asked for, and not run: a failed check, never a silent skip
+        report.add(flag.lstrip("-"), False, f"{flag} is an option of another runtime; this project's runtime is {backend.name}")
+    raw = backend.validate(project, manifest, report, ValidateOptions(mine), console)
     if raw is None:
         return report
     info = parse_model(raw, "the project's model")

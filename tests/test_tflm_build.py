@@ -175,7 +175,9 @@ def test_deploy_with_the_library_at_hand_plans_the_exact_arena(sine_tflite, tmp_
     """Item 3: golden vectors from the board's library and the arena from its exact minimum."""
     need("arm-none-eabi-g++")
     need("qemu-system-arm")
-    result = deploy(DeployRequest(model=str(sine_tflite), board="nano33ble", out=str(tmp_path / "p"), tflm_source=str(LIBS)))
+    result = deploy(
+        DeployRequest(model=str(sine_tflite), board="nano33ble", out=str(tmp_path / "p"), backend_options={"tflm_source": str(LIBS)})
+    )
     manifest = result.manifest
     assert manifest["tflm"]["library_check"]["golden_from_library"] is True
     assert result.lock.section(TflmSection).library_check.golden_from_library is True

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from mcuq import __version__
 from mcuq.common import errors as errors_module
@@ -42,6 +42,17 @@ ACTIVATION_TYPES = ("int8", "int16")
 # output channel of a per-channel FULLY_CONNECTED in the arena; deploy may switch Dense
 # back to per-channel when validation data shows per-tensor costs accuracy).
 PER_CHANNEL_MODES = ("auto", "all", "none")
+
+
+class QuantizeOptionFields(TypedDict, total=False):
+    """:class:`QuantizeOptions` as keyword arguments (``DeployRequest.options``, mcuq.toml keys)."""
+
+    io: str
+    activations: str
+    per_channel: str  # auto | all | none
+    calibration_samples: int
+    seed: int
+    image_scale: str
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 
 from mcuq import __version__
-from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, ReportSection, Samples, ValidateOptions
+from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, OptionValues, RenderedProject, ReportSection, Samples, ValidateOptions
 from mcuq.backends.c.avr_codegen import attach_avr_kernels
 from mcuq.backends.c.codegen import compile_sources, render_c_project, run_host, selftest_sources
 from mcuq.backends.c.fit import check_c_fit, estimate_c_fit, measured_c_fit
 from mcuq.backends.c.ir import CProgram
 from mcuq.backends.c.program import SUPPORTED_OPS, compile_model
-from mcuq.backends.c.section import CRuntimeSection, EmulationRecord
+from mcuq.backends.c.section import AVR_KERNELS, EMULATE, CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
 from mcuq.checks.golden import golden_from_project, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
@@ -165,7 +165,9 @@ class CBackend:
 
         golden_bytes = sum(x.size for s in job.golden_in for x in s) + sum(x.size for s in golden_out for x in s)
         no_emulator = no_emulator_reason(board)
-        if board.architecture == "avr8" and no_emulator is None and job.avr_kernels == "generated":  # only where its self-test runs
+        if (
+            board.architecture == "avr8" and no_emulator is None and (AVR_KERNELS.read(job.options) or "generated") == "generated"
+        ):  # only where its self-test runs
             with console.step("generating AVR assembly for the layers with few MACs per output"):
                 attach_avr_kernels(program, common["api"]["prefix"], board, golden_bytes)
         sources = self_test_sources()
@@ -277,7 +279,7 @@ class CBackend:
                     if c_ok and t_ok
                     else f"golden vector {v} differs ({who} disagree): " + report.mismatch_cause(),
                 )
-        if options.emulate:
+        if EMULATE.read(options.values):
             self._check_emulation(report, project, manifest)
         elif section.generated_ops:
             self._report_generated_code(report, section)
@@ -338,6 +340,9 @@ class CBackend:
             per_channel_note="The plain-C runtime keeps per-channel multipliers and shifts in flash (const arrays "
             "next to the weights), so per-channel Dense costs it no RAM: both arenas above are equal.",
         )
+
+    def check_options(self, board: Board, options: OptionValues) -> None:
+        """--avr-kernels needs nothing beyond its declared choices."""
 
     def summary_lines(self, manifest: Manifest) -> list[str]:
         section = manifest.section(CRuntimeSection)

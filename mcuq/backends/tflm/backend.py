@@ -15,17 +15,26 @@ from pathlib import Path
 
 import numpy as np
 
-from mcuq.backends.base import BackendPlan, DeployJob, FitReport, RenderedProject, ReportSection, Samples, ValidateOptions
+from mcuq.backends.base import BackendPlan, DeployJob, FitReport, OptionValues, RenderedProject, ReportSection, Samples, ValidateOptions
 from mcuq.backends.tflm.arena import ArenaPlan, plan_arena, plan_arena_from_library
 from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, measure_with_library
 from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops, unlisted_core_note
-from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmBoardSection, TflmSection
-from mcuq.backends.tflm.toolchain import BuildError, cpu_target
+from mcuq.backends.tflm.section import (
+    BUILD,
+    BUILD_SOURCE,
+    TFLM_SOURCE,
+    LibraryCheck,
+    LibraryRecord,
+    ResolverRecord,
+    TflmBoardSection,
+    TflmSection,
+)
+from mcuq.backends.tflm.toolchain import BuildError, cpu_target, find_library_tree
 from mcuq.boards import Board, list_boards
 from mcuq.checks.golden import golden_from_project, golden_resets, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
-from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, ValidationFailed
+from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, UsageError, ValidationFailed
 from mcuq.libraries import TflmLibrary, add_method_name, installed_tflm_ops, load_library, signal_op
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
@@ -372,7 +381,8 @@ class TflmBackend:
         section = board_tflm(board)
         if section is None:
             return None
-        source = Path(job.library_source) if job.library_source else None
+        given = TFLM_SOURCE.read(job.options)
+        source = Path(given) if given else None
         if source is None and job.out_dir is None:
             return None
         outputs = [(tuple(t.shape), t.dtype) for t in info.output_tensors]
@@ -414,17 +424,32 @@ class TflmBackend:
             raw = self._check_model_bytes(report, project, manifest)
             if raw is not None:
                 self._check_golden(report, project, raw, manifest)
-        if options.emulate:
-            report.add(
-                "emulator",
-                False,
-                "--emulate runs the plain-C runtime's firmware; a TFLite Micro project is built against its library with --build",
-            )
-        if options.build and raw is not None:
+        if BUILD.read(options.values) and raw is not None:
             from mcuq.backends.tflm.build_check import add_build_checks
 
-            add_build_checks(report, project, manifest, raw, options.tflm_source, console)
+            add_build_checks(report, project, manifest, raw, BUILD_SOURCE.read(options.values), console)
         return raw
+
+    def check_options(self, board: Board, options: OptionValues) -> None:
+        """--tflm-source must hold the board's TFLite Micro library: a folder that does not is said to
+        be one, in one line, instead of being ignored (the golden vectors would silently come from x86)."""
+        source = TFLM_SOURCE.read(options)
+        if source is None:
+            return
+        if not Path(source).is_dir():
+            raise UsageError(f"--tflm-source {source}: no such folder; give the board's TFLite Micro library sources")
+        section = board_tflm(board)
+        if section is None:
+            raise UsageError(f"--tflm-source {source}: {board.id} uses no TFLite Micro library; drop --tflm-source")
+        try:
+            find_library_tree(section.library, None, Path(source), check_version=False)
+        except BuildError as exc:
+            if "not found" not in str(exc):
+                raise
+            raise MCUQError(
+                f"--tflm-source {source}: not a TFLite Micro library ({section.library}, the library {board.id} uses, "
+                "was not found there); give the folder pio pkg install / idf.py reconfigure put it in"
+            ) from None
 
     def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples, report: ValidationReport) -> None:
         """The TFLite Micro outputs are the reference itself: nothing more to compare."""

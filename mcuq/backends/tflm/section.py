@@ -1,15 +1,44 @@
-"""The TensorFlow Lite Micro backend's typed parts of the data files: its section of
-``mcuq.lock.json`` (under the key ``tflm``) and its table of a board file (``[tflm]``).
+"""The TensorFlow Lite Micro backend's declarations: its section of ``mcuq.lock.json`` (under
+the key ``tflm``), its table of a board file (``[tflm]``) and its deploy/validate options.
 
-Kept apart from ``backend.py`` and free of mcuq imports at import time so that the manifest and
-the board loader can read it (through the registry) without loading the backend. ``validate``,
-``validate --build`` and the report read these fields, never keys.
+Kept apart from ``backend.py`` and importing only the registry (which imports nothing of mcuq),
+so that the manifest, the board loader and the CLI read it without loading the backend.
+``validate``, ``validate --build`` and the report read these fields, never keys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
+
+from mcuq.backends.registry import BackendOption
+
+# Deploy: where the board's library sources are (golden vectors and the exact arena from it).
+TFLM_SOURCE = BackendOption(
+    "tflm_source",
+    str,
+    "the board's TFLite Micro library sources: golden vectors and the exact arena then come from "
+    "that library (default: the output folder's .pio/libdeps or managed_components, if present)",
+    path=True,
+    metavar="DIR",
+)
+BUILD = BackendOption(
+    "build",
+    bool,
+    "TFLite Micro projects: compile src/ against the board's pinned library (x86-64, and the board's "
+    "Cortex-M in qemu) and run the self-test; prints flash/RAM and the true smallest arena",
+    commands=("validate",),
+)
+BUILD_SOURCE = BackendOption(
+    "tflm_source",
+    str,
+    "where the library sources are (default: .pio/libdeps/<env>/ or managed_components/ in the project)",
+    commands=("validate",),
+    path=True,
+    metavar="DIR",
+    requires="build",
+)
+OPTIONS = (TFLM_SOURCE, BUILD, BUILD_SOURCE)
 
 KERNEL_SETS = ("reference", "cmsis-nn-dsp", "cmsis-nn-nodsp", "esp-nn", "esp-nn-s3")
 API_FLAVOURS = ("esp-idf", "arduino-2023")
