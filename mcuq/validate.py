@@ -335,16 +335,17 @@ def _write_reports(
     data = report.as_dict()
     # The reports live in the project: they name it and the data like the manifest does, without the host's folders.
     data["project"] = project.resolve().name
-    if data["metrics"].get("source"):
-        data["metrics"] = {**data["metrics"], "source": project_relative(data["metrics"]["source"], project)}
+    source = data["metrics"].get("source")
+    if source:
+        data["metrics"] = {**data["metrics"], "source": project_relative(source, project) or source}
     q = manifest.quantization
     data["summary"] = {
         "model": manifest.model.name,
         "board": manifest.board.id,
         "runtime": manifest.runtime,
         "library": section.library,
-        "activations": q.get("activations", "int8"),
-        "io": q.get("io", "int8"),
+        "activations": q["activations"],
+        "io": q["io"],
         "int8_bytes": len(info.raw),
         "float_bytes": len(float_model) if float_model else None,
         "arena_bytes": manifest.arena["target_bytes"],

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from mcuq.project.records import LayerErrorJSON, MetricsJSON
+from mcuq.project.records import CheckJSON, LayerErrorJSON, MetricsJSON, ReportJSON
 
 
 @dataclass
@@ -22,6 +21,9 @@ class Check:
     name: str
     passed: bool
     detail: str
+
+    def as_json(self) -> CheckJSON:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
 
 
 @dataclass
@@ -81,12 +83,12 @@ class ValidationReport:
     def check(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ReportJSON:
         return {
             "project": str(self.project),
             "passed": self.passed,
-            "checks": [c.__dict__ for c in self.checks],
-            "not_checked": [c.__dict__ for c in self.not_checked],
+            "checks": [c.as_json() for c in self.checks],
+            "not_checked": [c.as_json() for c in self.not_checked],
             "notes": self.notes,
             "metrics": self.metrics,
             "per_layer": self.per_layer,

@@ -20,7 +20,7 @@ import jinja2
 import numpy as np
 
 from mcuq.model.info import ModelInfo, TensorInfo
-from mcuq.project.records import FitJSON, LayerErrorJSON, WeightScalesJSON
+from mcuq.project.records import FitJSON, LayerErrorJSON, ReportJSON, WeightPictureJSON, WeightScalesJSON
 
 if TYPE_CHECKING:
     from mcuq.checks.accuracy import LayerPair
@@ -120,7 +120,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def render_report_json(data: dict[str, Any]) -> str:
+def render_report_json(data: ReportJSON) -> str:
     return json.dumps(data, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
 
@@ -185,12 +185,13 @@ def device_section(device: dict[str, Any] | None) -> dict[str, Any] | None:
 DEVICE_FLOAT_KEYS = ["top1_agreement_float", "RMSE", "MAE", "L2R", "COS", "SNR_dB"]
 
 
-def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo | None) -> str:
+def render_report_html(data: ReportJSON, q: ModelInfo, float_info: ModelInfo | None) -> str:
     """The page is laid out in report.html.j2; here only the pictures are drawn and rows picked."""
     s = data["summary"]
     metrics = data.get("metrics") or {}
     outputs = metrics.get("outputs") or []
     per_layer = data.get("per_layer") or []
+    rewrites = s.get("rewrites")
     return (
         _environment()
         .get_template("report.html.j2")
@@ -204,19 +205,19 @@ def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo
             notes=data.get("notes", []),
             rewrite_rows=[
                 [r["layer"], r["original"], r["replacement"], ", ".join(r["ops"]), r["reason"]]
-                for r in (s.get("rewrites") or {}).get("layers", [])
+                for r in (rewrites["layers"] if rewrites else [])
             ],
             budget_image=budget_chart(s["fit"], s["arena_bytes"]),
             ops=[[o["index"], o["op"], o["macs"], "yes" if o["optimized"] else "reference", o["layer"]] for o in data["ops"]],
             metrics=metrics if outputs else None,
             device=device_section(metrics.get("device")),
             metric_keys=METRIC_KEYS,
-            metric_rows=[[o["name"], *[o.get(k, "-") for k in METRIC_KEYS]] for o in outputs],
+            metric_rows=[[o["name"], *[dict(o).get(k, "-") for k in METRIC_KEYS]] for o in outputs],
             confusion_images=[
                 [
-                    confusion_chart(o[k], f"{o['name']}: {t}", s.get("labels"))
-                    for k, t in (("confusion_float", "float"), ("confusion_int8", "int8"))
-                    if k in o
+                    confusion_chart(matrix, f"{o['name']}: {t}", s.get("labels"))
+                    for matrix, t in ((o.get("confusion_float"), "float"), (o.get("confusion_int8"), "int8"))
+                    if matrix is not None
                 ]
                 for o in outputs
             ],
@@ -251,19 +252,10 @@ def _weight_scale_rows(choice: WeightScalesJSON | None) -> WeightScaleTable:
     return {"weight_headers": headers, "weight_rows": rows}
 
 
-class WeightPicture(TypedDict):
-    """One weight histogram of the report (template variables)."""
-
-    name: str
-    shape: list[int]
-    quant: str
-    image: str
-
-
-def weight_pictures(q: ModelInfo, float_info: ModelInfo | None, pairs: list[LayerPair]) -> list[WeightPicture]:
+def weight_pictures(q: ModelInfo, float_info: ModelInfo | None, pairs: list[LayerPair]) -> list[WeightPictureJSON]:
     if float_info is None:
         return []
-    out: list[WeightPicture] = []
+    out: list[WeightPictureJSON] = []
     for p in pairs:
         if p.int8_op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
             continue

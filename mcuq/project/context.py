@@ -8,13 +8,13 @@ The templates of both runtimes can rely on everything here.
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from mcuq import __version__
 from mcuq.project.api import api_context, model_prefix
-from mcuq.project.escape import c_identifier, code, file_name
+from mcuq.project.escape import Safe, c_identifier, code, file_name
 from mcuq.project.render import BANNER, c_values, tensor_context
 from mcuq.reference.host_tflm import tflm_version
 
@@ -22,8 +22,27 @@ if TYPE_CHECKING:
     from mcuq.backends.base import DeployJob, Samples
 
 
-def golden_context(golden_in: Samples, golden_out: Samples, source: str, resets: list[bool] | None = None) -> dict[str, Any]:
-    def arrays(values: list[np.ndarray]) -> list[dict[str, Any]]:
+class GoldenArrayContext(TypedDict):
+    size: int
+    data: Safe  # the values as C initialisers
+
+
+class GoldenVectorContext(TypedDict):
+    inputs: list[GoldenArrayContext]
+    outputs: list[GoldenArrayContext]
+
+
+class GoldenContext(TypedDict):
+    """The ``golden`` key of the template context: the vectors as C arrays, and reset points."""
+
+    count: int
+    source: str
+    vectors: list[GoldenVectorContext]
+    resets: list[bool]
+
+
+def golden_context(golden_in: Samples, golden_out: Samples, source: str, resets: list[bool] | None = None) -> GoldenContext:
+    def arrays(values: list[np.ndarray]) -> list[GoldenArrayContext]:
         return [{"size": int(np.asarray(v).size), "data": c_values(v)} for v in values]
 
     return {

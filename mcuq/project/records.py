@@ -174,3 +174,93 @@ class ApiJSON(TypedDict):
     labels_source: str | None
     inputs: list[str]
     outputs: list[str]
+
+
+class GoldenTensorJSON(TypedDict):
+    """One tensor of a golden vector in ``mcuq/golden.json``."""
+
+    dtype: str
+    shape: list[int]
+    values: list[float]  # integers for the int8/int16 tensors
+
+
+class GoldenVectorJSON(TypedDict):
+    inputs: list[GoldenTensorJSON]
+    outputs: list[GoldenTensorJSON]
+
+
+class _GoldenCommon(TypedDict):
+    vectors: list[GoldenVectorJSON]
+
+
+class GoldenJSON(_GoldenCommon, total=False):
+    """``mcuq/golden.json``; ``resets`` only for a model whose vectors form sequences."""
+
+    resets: list[bool]
+
+
+class CheckJSON(TypedDict):
+    name: str
+    passed: bool
+    detail: str
+
+
+class ReportSummaryJSON(TypedDict):
+    """``summary`` of report.json: what was validated, on which board and runtime."""
+
+    model: str
+    board: str
+    runtime: str
+    library: str
+    activations: str
+    io: str
+    int8_bytes: int
+    float_bytes: int | None
+    arena_bytes: int
+    arena_how: str
+    fit: FitJSON
+    random_calibration: bool
+    runtime_sizes: list[list[object]]
+    runtime_sizes_title: str
+    weight_scales: WeightScalesJSON | None
+    per_channel_note: str
+    labels: list[str]
+    rewrites: RewritesJSON | None
+
+
+class OpRowJSON(TypedDict):
+    index: int
+    op: str
+    macs: int
+    optimized: bool
+    layer: str
+
+
+class WeightPictureJSON(TypedDict):
+    """One weight histogram of report.html (not in report.json)."""
+
+    name: str
+    shape: list[int]
+    quant: str
+    image: str
+
+
+class _ReportCommon(TypedDict):
+    project: str
+    passed: bool
+    checks: list[CheckJSON]
+    not_checked: list[CheckJSON]
+    notes: list[str]
+    metrics: MetricsJSON
+    per_layer: list[LayerErrorJSON]
+    report_files: list[str]
+
+
+class ReportJSON(_ReportCommon, total=False):
+    """report.json (``mcuq validate --json`` prints the first part); report.html is drawn from it
+    plus ``weights``."""
+
+    summary: ReportSummaryJSON
+    ops: list[OpRowJSON]
+    worst_layers: list[LayerErrorJSON]
+    weights: list[WeightPictureJSON]
