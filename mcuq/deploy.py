@@ -8,7 +8,7 @@ the backend chosen by name from the registry (``mcuq.backends.base``) does the r
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -175,8 +175,8 @@ class DeployResult:
     extra_summary: list[str] = field(default_factory=list)
 
     @property
-    def manifest(self) -> dict[str, Any]:
-        """``mcuq.lock.json`` as JSON (what ``--json`` prints), derived from :attr:`lock`."""
+    def manifest(self) -> dict[str, object]:
+        """``mcuq.lock.json`` as JSON (what ``--json`` prints), derived from :attr:`lock`; code reads :attr:`lock`."""
         return self.lock.as_dict()
 
     @property
@@ -210,17 +210,18 @@ class DeployResult:
             reason = self.validation.result_line if self.validation is not None else "validation failed"
         return f"deploy {self.out_dir}: FAIL: {reason}; do not upload this project (mcuq validate {self.out_dir} lists every check)"
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
+        """What ``deploy --json`` prints: the outcome, with the runtime's section under its key."""
         return {
             "out_dir": str(self.out_dir),
             "board": self.board.id,
             "runtime": self.runtime,
             "model_bytes": len(self.quantized.tflite),
             "ops": self.quantized.info.op_names,
-            "arena": self.manifest["arena"],
-            "fit": self.manifest["fit"],
+            "arena": self.lock.arena,
+            "fit": self.lock.fit,
             self.plan.section.KEY: self.manifest.get(self.plan.section.KEY),
-            "golden": self.manifest["golden"],
+            "golden": asdict(self.lock.golden),
             "kept_user_files": self.write.kept_user_files,
             "edited_generated_files_replaced": self.write.edited_generated,
             "validation": self.validation.as_dict() if self.validation is not None else None,
@@ -449,8 +450,8 @@ def _deploy_locked(
 
 
 def format_summary(result: DeployResult) -> str:
-    q, m = result.quantized, result.manifest
-    f, a = m["fit"], m["arena"]
+    q, m = result.quantized, result.lock
+    f, a = m.fit, m.arena
     runtime = result.runtime_line or result.runtime
     lines = [
         f"project: {result.out_dir}   (board {result.board.id}, {runtime})",
@@ -460,18 +461,18 @@ def format_summary(result: DeployResult) -> str:
     ]
     for layer in q.rebuilt_layers:  # mcuq.frontend.recurrent: what was rebuilt, checked in float
         lines.append(f"rebuilt: recurrent layer {layer}, weights copied, checked in float against the model")
-    scales = m.get("weight_scales")
+    scales = m.weight_scales
     if scales:
         arenas = ", ".join(f"{k} {v:,} B" for k, v in scales["arena_bytes"].items())
         lines.append(f"weights: conv per-channel; {scales['kept']} kept: {scales['reason']}  [arena: {arenas}]")
-    rewrites = (m.get("quantization") or {}).get("rewrites")
-    if rewrites:
-        check = rewrites["float_check"]
+    rewrites = m.quantization.get("rewrites")
+    check = rewrites["float_check"] if rewrites else None
+    if rewrites and check:
         layers = "; ".join(f"'{r['layer']}' {r['original']} -> {r['replacement']}" for r in rewrites["layers"])
         lines.append(f"rewrote: {layers}  [float max diff {check['max_abs_diff']:.2g} <= {check['tolerance']:.2g}]")
-    api = m.get("api") or {}
+    api = m.api
     if api:
-        labels = f", {len(api['labels'])} labels" if api.get("labels") else ""
+        labels = f", {len(api['labels'])} labels" if api["labels"] else ""
         lines.append(f"api:     {api['header']} ({api['prefix']}_init/_invoke/_input/_output/_argmax{labels})")
         if q.state == "streaming":
             lines.append(

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from mcuq import __version__
 from mcuq.common import errors as errors_module
@@ -294,7 +294,25 @@ def _crash_message(model: Path, calibration: str, failure: ChildFailure) -> str:
     return f"{model}: the conversion step {how}{stage}; rerun with --verbose to see TensorFlow's own messages"
 
 
-def convert_in_this_process(model: Path, calibration: str, options: QuantizeOptions, console: Console) -> dict[str, Any]:
+class ConversionAnswer(TypedDict, total=False):
+    """What the converting child process hands back (pickled): the models and how they were made;
+    on failure only ``error`` and ``error_type`` (an mcuq error class name)."""
+
+    tflite: bytes
+    float_tflite: bytes | None
+    kind: str
+    data: SampleSet
+    notes: list[str]
+    timings: list[tuple[str, float]]
+    dense_per_channel_tflite: bytes | None
+    rewrites: RewritesJSON | None
+    rebuilt: list[str]
+    stateful: bool
+    error: str
+    error_type: str
+
+
+def convert_in_this_process(model: Path, calibration: str, options: QuantizeOptions, console: Console) -> ConversionAnswer:
     """The child-process side of ``_convert_isolated``: load, calibrate, convert."""
     mark_stage("importing TensorFlow")
     with console.step("importing TensorFlow"):

@@ -147,7 +147,7 @@ def load_record(cls: type[T], data: Any, key: str, **given: Any) -> T:
     if not isinstance(data, dict):
         raise Malformed(key, f"must be an object, got {_kind(data)}")
     hints = get_type_hints(cls)
-    kwargs: dict[str, Any] = dict(given)
+    kwargs: dict[str, object] = dict(given)
     for f in fields(cls):  # type: ignore[arg-type]
         where = f"{key}.{f.name}" if key else f.name
         if f.name in given:
@@ -265,9 +265,10 @@ class Manifest:
             )
         return self.runtime_section
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON layout: schema_version first, the typed fields, the runtime's section under its key."""
-        data: dict[str, Any] = {"schema_version": self.schema_version}
+    def as_dict(self) -> dict[str, object]:
+        """The JSON layout: schema_version first, the typed fields, the runtime's section under its key.
+        Code reads the typed fields; this is only what is written and printed."""
+        data: dict[str, object] = {"schema_version": self.schema_version}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "runtime_section":

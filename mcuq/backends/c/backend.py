@@ -8,7 +8,7 @@ fit-check with the sizes the toolchain reports.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from mcuq.common.errors import MCUQError, ValidationFailed
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.context import common_context
 from mcuq.project.manifest import INT8_MODEL_PATH, Manifest
+from mcuq.project.records import FitJSON
 from mcuq.project.writer import MANIFEST, sha256_bytes
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 from mcuq.toolchains.emulate import EmulationResult, build_and_run, no_emulator_reason
@@ -103,12 +104,33 @@ def generated_sources(manifest: Manifest) -> list[str]:
     return sorted(path[4:] for path in manifest.files if path.startswith("src/") and path.endswith((".c", ".cpp")))
 
 
-def c_template_context(program: CProgram, tflm_min: int) -> dict[str, Any]:
+class CContext(TypedDict):
+    """The ``c`` key of a plain-C project's template context."""
+
+    arena_bytes: int
+    lower_bound: int
+    tflm_arena: int
+    emulation: dict[str, object] | None  # the deploy-time self-test (EmulationResult.as_dict), None: not run
+    not_emulated: str | None
+
+
+class CTemplateKeys(TypedDict):
+    """What the plain-C runtime adds to the common template context."""
+
+    fit: FitJSON | None  # None in the self-test build, before the fit is measured
+    c: CContext
+
+
+def c_template_context(program: CProgram, tflm_min: int) -> CTemplateKeys:
     assert program.plan is not None
-    return {
-        "fit": {},
-        "c": {"arena_bytes": program.arena_bytes, "lower_bound": program.plan.lower_bound, "tflm_arena": tflm_min, "emulation": None},
+    c: CContext = {
+        "arena_bytes": program.arena_bytes,
+        "lower_bound": program.plan.lower_bound,
+        "tflm_arena": tflm_min,
+        "emulation": None,
+        "not_emulated": None,
     }
+    return {"fit": None, "c": c}
 
 
 class CBackend:
