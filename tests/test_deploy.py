@@ -404,6 +404,21 @@ def test_init_writes_config_once(tmp_path):
     assert (tmp_path / "mcuq.toml").read_text() == text
 
 
+def test_runtime_options_come_from_mcuq_toml_and_the_command_line(tmp_path):
+    """The runtimes' declared deploy options are mcuq.toml keys (a path relative to the file) and
+    flags; the command line wins; an unknown value is refused naming the key."""
+    from mcuq.cli import build_parser
+
+    (tmp_path / "mcuq.toml").write_text('model = "m.tflite"\ntflm_source = "libs"\navr_kernels = "generic"\n')
+    args = build_parser().parse_args(["deploy", "--config", str(tmp_path / "mcuq.toml")])
+    assert DeployRequest.from_cli(args).backend_options == {"tflm_source": str(tmp_path / "libs"), "avr_kernels": "generic"}
+    args = build_parser().parse_args(["deploy", "--config", str(tmp_path / "mcuq.toml"), "--avr-kernels", "generated"])
+    assert DeployRequest.from_cli(args).backend_options["avr_kernels"] == "generated"
+    (tmp_path / "mcuq.toml").write_text('model = "m.tflite"\navr_kernels = "fast"\n')
+    with pytest.raises(MCUQError, match="'avr_kernels' = 'fast' is not one of 'generated', 'generic'"):
+        DeployRequest.from_cli(build_parser().parse_args(["deploy", "--config", str(tmp_path / "mcuq.toml")]))
+
+
 def test_generated_project_host_tests_pass(projects):
     project = projects[("esp32", "sine")]
     proc = subprocess.run(

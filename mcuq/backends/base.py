@@ -266,20 +266,15 @@ class Backend(Protocol):
         ...
 
 
-def option_owners(command: str) -> dict[str, list[str]]:
-    """option name -> the runtimes that declare it for ``command``."""
-    owners: dict[str, list[str]] = {}
-    for runtime, option in declared_options(command):
-        owners.setdefault(option.name, []).append(runtime)
-    return owners
-
-
 def check_option_values(command: str, values: OptionValues) -> None:
     """Every given value names an option some runtime declares for ``command`` and fits its
-    declaration (type, choices, the option it requires); raises UsageError in one line."""
+    declaration (type, choices, the option it requires); raises UsageError in one line. None
+    counts as not given."""
     declared = {option.name: option for _, option in declared_options(command)}
     for name, value in values.items():
         option = declared.get(name)
+        if value is None:  # the Python API's "not given"
+            continue
         if option is None:
             raise UsageError(f"unknown {command} option '{name}'; the runtimes declare: {', '.join(declared) or 'none'}")
         problem = option.problem(value)
@@ -295,7 +290,7 @@ def check_option_values(command: str, values: OptionValues) -> None:
 def options_for(backend: Backend, command: str, values: OptionValues) -> tuple[dict[str, str | bool], list[str]]:
     """The values ``backend`` declares, and the flags of given ones only another runtime declares."""
     mine = {option.name for runtime, option in declared_options(command) if runtime == backend.name}
-    used = {k: v for k, v in values.items() if k in mine}
+    used = {k: v for k, v in values.items() if k in mine and v is not None}
     flags = {option.name: option.flag for _, option in declared_options(command)}
     foreign = [flags.get(k, k) for k, v in values.items() if k not in mine and v not in (None, False)]
     return used, foreign
