@@ -1,10 +1,12 @@
 """Boards are data: one TOML file per board in ``boards/``, checked against a schema on load.
 
 A typo in a board file must fail loudly with the file and the key, not generate a project
-that fails to build an hour later on the user's desk. This module knows nothing about the
-backends: whether ``default_runtime`` names a registered runtime that can serve the board is
-checked where runtimes are resolved (``mcuq.backends.base.backend_for``), so the dependency
-runs one way, backends -> boards.
+that fails to build an hour later on the user's desk. This module holds the generic part of
+a board (sizes, ``[platformio]``, ``[cpu]``); a table owned by one runtime (``[tflm]``) is
+declared by that backend (``BOARD_SECTION`` in its ``section.py``, found through the registry,
+which loads no backend) and parsed here against that declaration. Whether ``default_runtime``
+names a registered runtime that can serve the board is checked where runtimes are resolved
+(``mcuq.backends.base.backend_for``), so the code dependency runs one way, backends -> boards.
 """
 
 from __future__ import annotations
@@ -12,19 +14,17 @@ from __future__ import annotations
 import hashlib
 import re
 import types
-from dataclasses import MISSING, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Protocol, TypeVar, get_args, get_origin, get_type_hints
 
 from mcuq.common.compat import tomllib
 from mcuq.common.errors import BoardError
 from mcuq.common.files import BOARD_LIMIT, read_regular
 from mcuq.common.resources import boards_dir
-from mcuq.libraries import load_library
 
 ARCHITECTURES = ("avr8", "armv6m", "armv7em", "armv8m", "xtensa-lx6", "xtensa-lx7", "riscv32")
-KERNEL_SETS = ("reference", "cmsis-nn-dsp", "cmsis-nn-nodsp", "esp-nn", "esp-nn-s3")
-API_FLAVOURS = ("esp-idf", "arduino-2023")
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,14 @@ class PlatformIOSection:
     sdkconfig: list[str] = field(default_factory=list)
 
 
+EMULATORS = ("simavr", "qemu", "none")
+
+
 @dataclass(frozen=True)
 class CpuSection:
-    """[cpu] of a board file: how the plain-C runtime is compiled and emulated for this
-    processor (compiler flags, DSP extension, which emulator and qemu machine)."""
+    """[cpu] of a board file, the one CPU table: how code is compiled and emulated for this processor
+    (compiler flags, DSP extension, which emulator and qemu machine). Shared by every runtime: the
+    plain-C self-test and the TFLite Micro library build run on the same CPU."""
 
     core: str
     cflags: list[str]
@@ -54,26 +58,31 @@ class CpuSection:
     qemu_machine: str | None = None
 
 
-EMULATORS = ("simavr", "qemu", "none")
+class BoardSectionType(Protocol):
+    """What a backend declares for its own table of a board file (``BOARD_SECTION`` in its
+    ``section.py``, e.g. ``[tflm]``): a frozen dataclass whose fields are the table's schema.
+
+    ``TABLE`` names the table; ``TEXT_RULES`` (key -> (pattern, what it allows)) and ``CHOICES``
+    (key -> allowed values) constrain its values; ``check`` runs what needs more than that (a
+    library id that must exist) and raises :class:`BoardError` naming ``where``."""
+
+    TABLE: ClassVar[str]
+    TEXT_RULES: ClassVar[dict[str, tuple[str, str]]]
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]]
+
+    def check(self, where: str) -> None: ...
 
 
-@dataclass(frozen=True)
-class TflmSection:
-    """[tflm] of a board file: the TensorFlow Lite Micro library the board's project pulls in."""
-
-    library: str
-    api_flavour: str
-    kernels: str
-    # The Arduino core's architecture as library.properties names it (mbed_nano, stm32, ...):
-    # compared with the library's declared architectures (item shown by `mcuq boards`).
-    core_architecture: str | None = None
-    component: str | None = None
-    component_version: str | None = None
+S = TypeVar("S", bound=BoardSectionType)
 
 
 @dataclass(frozen=True)
 class Board:
-    """One board file. Its fields are the file's schema (``schema_of``): declare a new key here only."""
+    """One board file. Its fields are the file's schema (``schema_of``): declare a new key here only.
+
+    The tables owned by a runtime (``[tflm]``) are not fields: each registered backend declares
+    its table's dataclass, and ``runtime_sections`` holds the parsed ones by table name (read them
+    typed with :meth:`section`)."""
 
     id: str
     name: str
@@ -86,11 +95,11 @@ class Board:
     framework_ram_bytes: int
     framework_flash_bytes: int
     default_runtime: str
-    platformio: dict[str, Any]  # checked against PlatformIOSection
-    tflm: dict[str, Any] | None = None  # checked against TflmSection
+    platformio: PlatformIOSection
     psram_bytes: int = 0
     notes: str = ""
-    cpu: dict[str, Any] | None = None  # checked against CpuSection
+    cpu: CpuSection | None = None
+    runtime_sections: Mapping[str, BoardSectionType] = field(default_factory=dict, compare=False)
     path: Path = field(default=Path(), compare=False)
     sha256: str = field(default="", compare=False)
 
@@ -105,23 +114,44 @@ class Board:
 
     @property
     def is_esp_idf(self) -> bool:
-        return self.platformio["framework"] == "espidf"
+        return self.platformio.framework == "espidf"
 
     @property
     def needs_progmem(self) -> bool:
         return self.architecture == "avr8"
 
-    def as_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NOT_IN_FILE}
+    def section(self, kind: type[S]) -> S | None:
+        """The board's table of type ``kind`` (a backend's ``BOARD_SECTION``), None when the file has none."""
+        value = self.runtime_sections.get(kind.TABLE)
+        return value if isinstance(value, kind) else None
+
+    def as_json(self) -> dict[str, object]:
+        """The board as ``mcuq boards --json`` prints it: the file's values (defaults filled in)."""
+        data: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NOT_IN_FILE}
+        data["platformio"] = asdict(self.platformio)
+        data["cpu"] = asdict(self.cpu) if self.cpu else None
+        for table in board_section_types():
+            value = self.runtime_sections.get(table)
+            data[table] = asdict(value) if is_dataclass(value) and not isinstance(value, type) else None
         return {**data, "file": str(self.path), "sha256": self.sha256}
 
 
 Schema = dict[str, tuple[type, bool]]
-NOT_IN_FILE = ("path", "sha256")  # filled in by the loader
+NOT_IN_FILE = ("path", "sha256", "runtime_sections")  # filled in by the loader
+TABLES: dict[str, type] = {"platformio": PlatformIOSection, "cpu": CpuSection}  # the generic tables
+
+
+def board_section_types() -> dict[str, type[BoardSectionType]]:
+    """table name -> the dataclass a registered backend declares for it (``BOARD_SECTION``)."""
+    from mcuq.backends.registry import board_sections  # data only: the registry and each section.py
+
+    kinds: list[type[BoardSectionType]] = board_sections()
+    return {kind.TABLE: kind for kind in kinds}
 
 
 def schema_of(cls: type) -> Schema:
-    """key -> (type, required), read off a dataclass: each board field is declared once, on the class."""
+    """key -> (type, required), read off a dataclass: each board field is declared once, on the class.
+    A field typed with a table's dataclass is a TOML table (a dict) in the file."""
     hints = get_type_hints(cls)
     schema: Schema = {}
     for f in fields(cls):
@@ -131,11 +161,11 @@ def schema_of(cls: type) -> Schema:
         kinds = [k for k in get_args(hint) if k is not type(None)] if isinstance(hint, types.UnionType) else [hint]
         kind = get_origin(kinds[0]) or kinds[0]
         required = f.default is MISSING and f.default_factory is MISSING and not isinstance(hint, types.UnionType)
-        schema[f.name] = (kind, required)
+        schema[f.name] = (dict if f.name in TABLES else kind, required)
     return schema
 
 
-def _check_section(data: dict[str, Any], schema: Schema, where: str) -> None:
+def _check_section(data: Mapping[str, object], schema: Schema, where: str) -> None:
     for key, (kind, required) in schema.items():
         if key not in data:
             if required:
@@ -152,7 +182,9 @@ def _check_section(data: dict[str, Any], schema: Schema, where: str) -> None:
 # Every text value of a board file reaches code or config (C strings, platformio.ini, sdkconfig,
 # idf_component.yml, file names): each key has a strict character set, so a board file can only
 # describe a board, never add a line, a comment or a command. (key, pattern, what it allows).
-_FLAG = r"-[A-Za-z0-9_.=+,/:-]*"  # a compiler flag: starts with '-', no quotes, spaces, '!' or '$'
+# A backend's own table declares its rules on its BOARD_SECTION (keys there without the table).
+FLAG = r"-[A-Za-z0-9_.=+,/:-]*"  # a compiler flag: starts with '-', no quotes, spaces, '!' or '$'
+FLAG_RULE = "flags starting with '-' (letters, digits, _.=+,/:-; no quotes, spaces, '!' or '$')"
 TEXT_RULES: dict[str, tuple[str, str]] = {
     "id": (r"[a-z0-9][a-z0-9_-]{0,39}", "lower-case letters, digits, '_' and '-' (up to 40, starting with a letter or digit)"),
     "name": (r"[A-Za-z0-9][A-Za-z0-9 ()\[\]_.,:+/&'-]{0,79}", "letters, digits, spaces and ()[]_.,:+/&'- (up to 80)"),
@@ -169,17 +201,13 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
         r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?(@[~^=<>]{0,2}[0-9][0-9A-Za-z.+*-]{0,39})?",
         "[owner/]name[@version] entries (letters, digits, ._-, no spaces)",
     ),
-    "platformio.build_flags": (_FLAG, "flags starting with '-' (letters, digits, _.=+,/:-; no quotes, spaces, '!' or '$')"),
-    "platformio.build_unflags": (_FLAG, "flags starting with '-' (letters, digits, _.=+,/:-; no quotes, spaces, '!' or '$')"),
+    "platformio.build_flags": (FLAG, FLAG_RULE),
+    "platformio.build_unflags": (FLAG, FLAG_RULE),
     "platformio.lib_compat_mode": (r"off|soft|strict", "off, soft or strict"),
     "platformio.sdkconfig": (r"CONFIG_[A-Z0-9_]+=[A-Za-z0-9_.+-]{0,60}", "CONFIG_NAME=value entries (value: letters, digits, ._+-)"),
     "cpu.core": (r"[a-z0-9][a-z0-9_+-]{0,39}", "lower-case letters, digits, _+-"),
-    "cpu.cflags": (_FLAG, "flags starting with '-' (letters, digits, _.=+,/:-; no quotes, spaces, '!' or '$')"),
+    "cpu.cflags": (FLAG, FLAG_RULE),
     "cpu.qemu_machine": (r"[a-z0-9][a-z0-9_.-]{0,39}", "a qemu machine name (lower-case letters, digits, ._-)"),
-    "tflm.library": (r"[a-z0-9][a-z0-9_-]{0,59}", "a library id of boards/libraries (lower-case letters, digits, _-)"),
-    "tflm.core_architecture": (r"[a-z0-9_]{1,40}", "an Arduino architecture name (lower-case letters, digits, '_')"),
-    "tflm.component": (r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", "owner/name of an ESP-IDF component"),
-    "tflm.component_version": (r"[~^=<>!]{0,2}[0-9][0-9A-Za-z.+*-]{0,39}", "a version (range), e.g. ~1.4.0"),
 }
 # Every number: (smallest, largest). The upper bounds are generous for any microcontroller;
 # what they stop is a typo or a hostile file (10**30 bytes of RAM, a negative baud rate).
@@ -194,8 +222,8 @@ NUMBER_RULES: dict[str, tuple[int, int]] = {
 }
 
 
-def _check_text(where: str, key: str, value: object) -> None:
-    pattern, allowed = TEXT_RULES[key]
+def _check_text(where: str, key: str, value: object, rule: tuple[str, str]) -> None:
+    pattern, allowed = rule
     values = value if isinstance(value, list) else [value]
     for v in values:
         if not isinstance(v, str):
@@ -204,34 +232,36 @@ def _check_text(where: str, key: str, value: object) -> None:
             raise BoardError(f"{where}: {key} {v!r} is not allowed: use {allowed}")
 
 
-def _check_rules(data: dict[str, Any], where: str) -> None:
+def _check_rules(data: Mapping[str, object], where: str, rules: Mapping[str, tuple[str, str]]) -> None:
     """Character set of every text value, range of every number (keys as 'section.key')."""
-    flat: dict[str, Any] = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    for section in ("platformio", "cpu", "tflm"):
-        for k, v in (data.get(section) or {}).items():
+    flat: dict[str, object] = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    for section in TABLES:
+        table = data.get(section)
+        for k, v in table.items() if isinstance(table, dict) else ():
             flat[f"{section}.{k}"] = v
     for key, value in flat.items():
-        if key in TEXT_RULES:
-            _check_text(where, key, value)
+        if key in rules:
+            _check_text(where, key, value, rules[key])
         elif key in NUMBER_RULES and not isinstance(value, bool) and isinstance(value, int):
             lo, hi = NUMBER_RULES[key]
             if not lo <= value <= hi:
                 raise BoardError(f"{where}: {key} = {value} is out of range: give {lo:,} to {hi:,}")
 
 
-def _check_values(data: dict[str, Any], where: str) -> None:
-    def one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
-        if value not in allowed:
-            raise BoardError(f"{where}: {key} '{value}' is not one of {', '.join(allowed)}")
+def _one_of(where: str, key: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise BoardError(f"{where}: {key} '{value}' is not one of {', '.join(allowed)}")
 
-    one_of("architecture", data["architecture"], ARCHITECTURES)
+
+def _check_values(data: Mapping[str, Any], where: str) -> None:
+    _one_of(where, "architecture", data["architecture"], ARCHITECTURES)
     if not data["default_runtime"]:
         raise BoardError(f"{where}: default_runtime must name a runtime (see 'mcuq deploy --help' for --runtime)")
     if data["word_size"] not in (8, 16, 32, 64):
         raise BoardError(f"{where}: word_size must be 8, 16, 32 or 64, got {data['word_size']}")
     if "@" not in data["platformio"]["platform"]:
         raise BoardError(f"{where}: platformio.platform '{data['platformio']['platform']}' must pin a version (e.g. espressif32@6.13.0)")
-    _check_rules(data, where)
+    _check_rules(data, where, TEXT_RULES)
     if data["framework_ram_bytes"] >= data["sram_bytes"]:
         raise BoardError(f"{where}: framework_ram_bytes ({data['framework_ram_bytes']}) leaves no RAM of sram_bytes ({data['sram_bytes']})")
     if data["framework_flash_bytes"] >= data["flash_bytes"]:
@@ -241,15 +271,31 @@ def _check_values(data: dict[str, Any], where: str) -> None:
     cpu = data.get("cpu")
     if cpu is not None:
         _check_section(cpu, schema_of(CpuSection), f"{where} [cpu]")
-        one_of("cpu.emulator", cpu["emulator"], EMULATORS)
+        _one_of(where, "cpu.emulator", cpu["emulator"], EMULATORS)
         if cpu["emulator"] == "qemu" and "qemu_machine" not in cpu:
             raise BoardError(f"{where} [cpu]: emulator qemu needs qemu_machine (e.g. mps2-an386)")
-    tflm = data.get("tflm")
-    if tflm:
-        _check_section(tflm, schema_of(TflmSection), f"{where} [tflm]")
-        one_of("tflm.kernels", tflm["kernels"], KERNEL_SETS)
-        one_of("tflm.api_flavour", tflm["api_flavour"], API_FLAVOURS)
-        load_library(tflm["library"])
+
+
+def parse_runtime_section(kind: type[S], table: object, where: str) -> S:
+    """A backend's table of a board file, checked against the dataclass the backend declares:
+    keys and types, character sets, allowed values, then the section's own ``check``."""
+    name = kind.TABLE
+    if not isinstance(table, dict):
+        raise BoardError(f"{where}: '{name}' must be a table [{name}], got {type(table).__name__}")
+    _check_section(table, schema_of(kind), f"{where} [{name}]")
+    for key, value in table.items():
+        if key in kind.TEXT_RULES:
+            _check_text(where, f"{name}.{key}", value, kind.TEXT_RULES[key])
+    for key, allowed in kind.CHOICES.items():
+        _one_of(where, f"{name}.{key}", table[key], allowed)
+    section = kind(**table)
+    section.check(where)
+    return section
+
+
+def _runtime_sections(data: Mapping[str, object], where: str) -> dict[str, BoardSectionType]:
+    kinds = board_section_types()
+    return {table: parse_runtime_section(kind, data[table], where) for table, kind in kinds.items() if data.get(table)}
 
 
 def load_board_file(path: str | Path) -> Board:
@@ -261,10 +307,22 @@ def load_board_file(path: str | Path) -> Board:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BoardError(f"{path}: not valid TOML ({exc})") from None
-    _check_section(data, schema_of(Board), str(path))
-    _check_section(data["platformio"], schema_of(PlatformIOSection), f"{path} [platformio]")
-    _check_values(data, str(path))
-    return Board(**data, path=path, sha256=hashlib.sha256(raw).hexdigest())
+    where = str(path)
+    kinds = board_section_types()
+    schema = {**schema_of(Board), **{table: (dict, False) for table in kinds}}
+    _check_section(data, schema, where)
+    _check_section(data["platformio"], schema_of(PlatformIOSection), f"{where} [platformio]")
+    _check_values(data, where)
+    generic = {k: v for k, v in data.items() if k not in kinds and k not in TABLES}
+    cpu = data.get("cpu")
+    return Board(
+        **generic,
+        platformio=PlatformIOSection(**data["platformio"]),
+        cpu=CpuSection(**cpu) if cpu is not None else None,
+        runtime_sections=_runtime_sections(data, where),
+        path=path,
+        sha256=hashlib.sha256(raw).hexdigest(),
+    )
 
 
 def list_boards() -> list[Board]:

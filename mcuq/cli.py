@@ -114,7 +114,7 @@ def cmd_boards(args: argparse.Namespace) -> int:
     boards = [get_board(board_file=args.board_file)] if args.board_file else list_boards()
     notes = {b.id: backend_for(b).board_note(b) for b in boards}
     if args.json:
-        print(json.dumps([{**b.as_dict(), "library_unlisted_core": notes[b.id]} for b in boards], indent=2))
+        print(json.dumps([{**b.as_json(), "library_unlisted_core": notes[b.id]} for b in boards], indent=2))
         return EXIT_OK
     print(f"{'id':<14} {'mcu':<12} {'arch':<11} {'MHz':>4} {'SRAM':>8} {'flash':>9} {'PSRAM':>7} {'runtime':<7} library")
     for b in boards:
@@ -168,11 +168,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         min_snr=args.min_snr,
         write_report=not args.no_report,
         console=_console(args),
-        emulate=args.emulate,
         labels=args.labels,
-        build=args.build,
-        tflm_source=args.tflm_source,
         device=device,
+        backend_options=option_values(args, "validate"),
     )
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
@@ -189,6 +187,31 @@ def cmd_init(args: argparse.Namespace) -> int:
     path = write_default_config(args.path, board=args.board, model=args.model)
     print(f"wrote {path}: edit it, then run 'mcuq deploy'")
     return EXIT_OK
+
+
+def add_backend_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """The options the runtimes declare for ``command`` (BackendOption in each runtime's
+    section.py): one flag each, named, typed and explained by the declaration."""
+    from mcuq.backends.registry import declared_options
+
+    seen: set[str] = set()
+    for runtime, option in declared_options(command):
+        if option.name in seen:  # two runtimes may share an option: one flag
+            continue
+        seen.add(option.name)
+        text = f"{option.help} [runtime {runtime}]"
+        if option.kind is bool:
+            parser.add_argument(option.flag, dest=option.name, action="store_true", default=None, help=text)
+        else:
+            parser.add_argument(option.flag, dest=option.name, metavar=option.metavar, choices=option.choices or None, help=text)
+
+
+def option_values(args: argparse.Namespace, command: str) -> dict[str, str | bool]:
+    """The runtime-declared options given on the command line, by name."""
+    from mcuq.backends.registry import declared_options
+
+    values = {option.name: getattr(args, option.name, None) for _, option in declared_options(command)}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -231,18 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", help="output folder (default build/<board>-<model>)")
     p.add_argument("--runtime", choices=backend_names(), help="TFLite Micro or the plain-C int8 runtime (default: the board's)")
     p.add_argument("--arena-size", type=int, metavar="BYTES", help="override the planned tensor arena")
-    p.add_argument(
-        "--avr-kernels",
-        choices=["generated", "generic"],
-        help="AVR boards (plain-C runtime): 'generated' (default) writes assembly for this model's layers within the "
-        "flash the board has left, several times faster; 'generic' keeps the shared kernels only (less flash)",
-    )
-    p.add_argument(
-        "--tflm-source",
-        metavar="DIR",
-        help="the board's TFLite Micro library sources: golden vectors and the exact arena then come from "
-        "that library (default: the output folder's .pio/libdeps or managed_components, if present)",
-    )
+    add_backend_options(p, "deploy")
     p.add_argument("--golden", type=int, metavar="N", help="golden vectors checked at boot (default 4)")
     p.add_argument(
         "--data",
@@ -270,18 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-drop", type=float, metavar="P", help="fail when int8 accuracy is more than P points below float")
     p.add_argument("--min-snr", type=float, metavar="DB", help="fail when an output's SNR is below DB")
     p.add_argument("--no-report", action="store_true", help="do not write report.html/report.json")
-    p.add_argument("--emulate", action="store_true", help="plain-C projects: also build for the MCU and run the self-test in simavr/qemu")
-    p.add_argument(
-        "--build",
-        action="store_true",
-        help="TFLite Micro projects: compile src/ against the board's pinned library (x86-64, and the board's "
-        "Cortex-M in qemu) and run the self-test; prints flash/RAM and the true smallest arena",
-    )
-    p.add_argument(
-        "--tflm-source",
-        metavar="DIR",
-        help="where the library sources are (default: .pio/libdeps/<env>/ or managed_components/ in the project)",
-    )
+    add_backend_options(p, "validate")
     p.add_argument(
         "--device",
         metavar="PORT",

@@ -8,13 +8,22 @@ the backend chosen by name from the registry (``mcuq.backends.base``) does the r
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from mcuq.backends.base import Backend, BackendPlan, DeployJob, backend_for
+from mcuq.backends.base import (
+    Backend,
+    BackendPlan,
+    DeployJob,
+    OptionValues,
+    backend_for,
+    check_option_values,
+    declared_options,
+    options_for,
+)
 from mcuq.boards import Board, get_board
 from mcuq.checks.golden import choose_golden_inputs, golden_files
 from mcuq.checks.outcome import ValidationReport
@@ -22,14 +31,16 @@ from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError, UsageError
 from mcuq.common.files import check_path_text
 from mcuq.frontend.calibration import InputSpec, SampleSet, check_label_range, load_samples
-from mcuq.frontend.config import load_config
-from mcuq.frontend.converter import QuantizedModel, QuantizeOptions, quantize
+from mcuq.frontend.config import ConfigValues, load_config
+from mcuq.frontend.converter import QuantizedModel, quantize
 from mcuq.frontend.dense_scales import EVALUATION_ARENA, PER_CHANNEL, PER_TENSOR, DenseScaleChoice, choose_dense_scales
+from mcuq.frontend.options import QuantizeOptionFields, QuantizeOptions
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model
 from mcuq.project.api import check_labels, load_labels, model_prefix
 from mcuq.project.escape import file_name
 from mcuq.project.lock import project_lock
 from mcuq.project.manifest import FLOAT_MODEL_PATH, INT8_MODEL_PATH, Manifest, build_manifest
+from mcuq.project.records import ApiJSON
 from mcuq.project.writer import UNVALIDATED_MARK, WriteResult, check_output_dir, mark_validated, write_project
 
 DEFAULT_BOARD = "esp32"
@@ -42,8 +53,10 @@ class DeployRequest:
 
     Only ``model`` is required (``board`` defaults to the board in ``mcuq.toml``, else esp32).
     Every ``None`` means "use the default"; ``options`` holds :class:`QuantizeOptions` fields
-    (``per_channel``, ``io``, ``activations`` ...). Values are checked by :func:`deploy`, not
-    here, so a request can be built from untrusted text and still fail with one line.
+    (``per_channel``, ``io``, ``activations`` ...); ``backend_options`` the deploy options the
+    runtimes declare (``tflm_source`` for TFLite Micro, ``avr_kernels`` for plain C: see
+    ``mcuq deploy --help``). Values are checked by :func:`deploy`, not here, so a request can be
+    built from untrusted text and still fail with one line.
     """
 
     model: str | None = None
@@ -56,12 +69,11 @@ class DeployRequest:
     data: str | None = None
     golden: int | None = None
     force: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    options: QuantizeOptionFields = field(default_factory=lambda: QuantizeOptionFields())
     config: str | None = None
-    tflm_source: str | None = None
     name: str | None = None  # C prefix of the generated API (default: from the model's name)
     labels: str | None = None  # class names file (else 'label_names' in the validation .npz)
-    avr_kernels: str | None = None  # "generated" (default) or "generic": see DeployJob.avr_kernels
+    backend_options: OptionValues = field(default_factory=dict)
     # Python API: the result of mcuq.quantize() for ``model`` (same options), so one conversion
     # serves several boards; deploy then skips converting.
     quantized: QuantizedModel | None = None
@@ -69,7 +81,7 @@ class DeployRequest:
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> DeployRequest:
         """CLI values win over mcuq.toml, which is read when no MODEL is given (or --config)."""
-        config: dict[str, Any] = {}
+        config: ConfigValues = {}
         config_path = args.config or (None if args.model else "mcuq.toml")
         if config_path:
             config = load_config(config_path)
@@ -79,18 +91,21 @@ class DeployRequest:
 
         _refuse_config_code(config, config_path, args)
 
-        options = {
-            k: v
-            for k, v in {
-                "io": pick("io", args.io),
-                "activations": pick("activations", args.activations),
-                "per_channel": ("none" if args.per_tensor else pick("per_channel", args.per_channel)),
-                "calibration_samples": pick("calibration_samples", args.calibration_samples),
-                "seed": pick("seed", args.seed),
-                "image_scale": pick("image_scale", args.image_scale),
-            }.items()
-            if v is not None
-        }
+        options = cast(  # the keys are QuantizeOptions fields; load_config checked mcuq.toml's types
+            QuantizeOptionFields,
+            {
+                k: v
+                for k, v in {
+                    "io": pick("io", args.io),
+                    "activations": pick("activations", args.activations),
+                    "per_channel": ("none" if args.per_tensor else _per_channel(pick("per_channel", args.per_channel))),
+                    "calibration_samples": pick("calibration_samples", args.calibration_samples),
+                    "seed": pick("seed", args.seed),
+                    "image_scale": pick("image_scale", args.image_scale),
+                }.items()
+                if v is not None
+            },
+        )
         return cls(
             model=pick("model", args.model),
             board=pick("board", args.board),
@@ -104,14 +119,29 @@ class DeployRequest:
             force=args.force,
             options=options,
             config=config_path,
-            tflm_source=pick("tflm_source", getattr(args, "tflm_source", None)),
             name=pick("name", getattr(args, "name", None)),
             labels=pick("labels", getattr(args, "labels", None)),
-            avr_kernels=pick("avr_kernels", getattr(args, "avr_kernels", None)),
+            backend_options=_backend_options(config, args),
         )
 
 
-def _refuse_config_code(config: dict[str, Any], config_path: str | None, args: argparse.Namespace) -> None:
+def _per_channel(value: object) -> object:
+    """Older configs say per_channel = true/false: the modes 'all'/'none'."""
+    return ("all" if value else "none") if isinstance(value, bool) else value
+
+
+def _backend_options(config: ConfigValues, args: argparse.Namespace) -> dict[str, str | bool]:
+    """The deploy options the runtimes declare: the command line's, else mcuq.toml's."""
+    values: dict[str, str | bool] = {}
+    for _, option in declared_options("deploy"):
+        value = getattr(args, option.name, None)
+        value = value if value is not None else config.get(option.name)
+        if isinstance(value, (str, bool)):
+            values[option.name] = value
+    return values
+
+
+def _refuse_config_code(config: ConfigValues, config_path: str | None, args: argparse.Namespace) -> None:
     """A ``module:function`` in mcuq.toml is Python code from the config's folder: a cloned project
     must not run it on a plain ``mcuq deploy``. It runs when the user asks: --allow-code, or the
     same spec given on the command line."""
@@ -146,15 +176,15 @@ class DeployResult:
     extra_summary: list[str] = field(default_factory=list)
 
     @property
-    def manifest(self) -> dict[str, Any]:
-        """``mcuq.lock.json`` as JSON (what ``--json`` prints), derived from :attr:`lock`."""
+    def manifest(self) -> dict[str, object]:
+        """``mcuq.lock.json`` as JSON (what ``--json`` prints), derived from :attr:`lock`; code reads :attr:`lock`."""
         return self.lock.as_dict()
 
     @property
     def emulator_passed(self) -> bool | None:
         """The self-test the backend ran on the board's CPU during deploy (None: none ran)."""
         emulation = self.plan.emulation
-        return None if emulation is None else bool(emulation.get("passed"))
+        return None if emulation is None else bool(emulation.passed)
 
     @property
     def ok(self) -> bool:
@@ -167,7 +197,8 @@ class DeployResult:
         """What failed on the board's CPU, said once for the summary and the quiet line (None: nothing)."""
         if self.emulator_passed is not False:
             return None
-        return f"the firmware's self-test failed on {(self.plan.emulation or {}).get('target', 'the emulator')}"
+        target = self.plan.emulation.target if self.plan.emulation else None
+        return f"the firmware's self-test failed on {target or 'the emulator'}"
 
     @property
     def result_line(self) -> str:
@@ -180,17 +211,18 @@ class DeployResult:
             reason = self.validation.result_line if self.validation is not None else "validation failed"
         return f"deploy {self.out_dir}: FAIL: {reason}; do not upload this project (mcuq validate {self.out_dir} lists every check)"
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
+        """What ``deploy --json`` prints: the outcome, with the runtime's section under its key."""
         return {
             "out_dir": str(self.out_dir),
             "board": self.board.id,
             "runtime": self.runtime,
             "model_bytes": len(self.quantized.tflite),
             "ops": self.quantized.info.op_names,
-            "arena": self.manifest["arena"],
-            "fit": self.manifest["fit"],
+            "arena": self.lock.arena,
+            "fit": self.lock.fit,
             self.plan.section.KEY: self.manifest.get(self.plan.section.KEY),
-            "golden": self.manifest["golden"],
+            "golden": asdict(self.lock.golden),
             "kept_user_files": self.write.kept_user_files,
             "edited_generated_files_replaced": self.write.edited_generated,
             "validation": self.validation.as_dict() if self.validation is not None else None,
@@ -269,8 +301,7 @@ def check_request(request: DeployRequest) -> int:
     golden = DEFAULT_GOLDEN if request.golden is None else request.golden
     if not 1 <= golden <= MAX_GOLDEN:
         raise UsageError(f"--golden {golden}: give between 1 and {MAX_GOLDEN} golden vectors (default {DEFAULT_GOLDEN})")
-    if request.avr_kernels not in (None, "generated", "generic"):
-        raise UsageError(f"--avr-kernels {request.avr_kernels}: choose 'generated' or 'generic'")
+    check_option_values("deploy", request.backend_options)
     if request.arena_size is not None and not 0 < request.arena_size <= MAX_ARENA:
         raise UsageError(f"--arena-size {request.arena_size}: give a positive byte count up to {MAX_ARENA:,}")
     for what, value in (
@@ -280,7 +311,6 @@ def check_request(request: DeployRequest) -> int:
         ("--data file", request.data),
         ("--labels file", request.labels),
         ("--board-file", request.board_file),
-        ("--tflm-source folder", request.tflm_source),
     ):
         if value is not None:
             check_path_text(value, what)  # recorded in the manifest and reports: fail now, not after the work
@@ -308,35 +338,18 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     prefix = model_prefix(request.name, explicit=True) if request.name else model_prefix(name)
     out_dir = _out_dir(request, board, name)
     check_output_dir(out_dir, request.force)  # refuse early, before minutes of work
-    if request.tflm_source is not None:
-        check_library_source(board, request.tflm_source)
+    options, foreign = options_for(backend, "deploy", request.backend_options)
+    if foreign:
+        raise UsageError(f"{', '.join(foreign)}: not an option of runtime {backend.name} (board {board.id}); drop it")
+    backend.check_options(board, options)
     notes: list[str] = []
     with project_lock(out_dir, notes):  # one mcuq per project folder until validation is done
         check_output_dir(out_dir, request.force)  # again: nothing can change it now
         for note in [*notes, *_interrupted_note(out_dir)]:
             console.info(note)
-        return _deploy_locked(request, board, backend, model_path, name, prefix, out_dir, golden_count, console)
-
-
-def check_library_source(board: Board, source: str) -> None:
-    """--tflm-source must hold the board's TFLite Micro library: a folder that does not is said to
-    be one, in one line, instead of being ignored (the golden vectors would silently come from x86)."""
-    from mcuq.backends.tflm.toolchain import BuildError, find_library_tree
-
-    if not Path(source).is_dir():
-        raise UsageError(f"--tflm-source {source}: no such folder; give the board's TFLite Micro library sources")
-    if board.tflm is None:
-        raise UsageError(f"--tflm-source {source}: {board.id} uses no TFLite Micro library; drop --tflm-source")
-
-    try:
-        find_library_tree(board.tflm["library"], None, Path(source), check_version=False)
-    except BuildError as exc:
-        if "not found" not in str(exc):
-            raise
-        raise MCUQError(
-            f"--tflm-source {source}: not a TFLite Micro library ({board.tflm['library']}, the library {board.id} uses, "
-            "was not found there); give the folder pio pkg install / idf.py reconfigure put it in"
-        ) from None
+        return _deploy_locked(
+            replace(request, backend_options=options), board, backend, model_path, name, prefix, out_dir, golden_count, console
+        )
 
 
 def _out_dir(request: DeployRequest, board: Board, name: str) -> Path:
@@ -389,14 +402,13 @@ def _deploy_locked(
         golden_in,
         golden_source,
         request.arena_size,
-        request.tflm_source,
         out_dir,
         runtime=backend.name,
         runtime_title=backend.title,
         prefix=prefix,
         labels=tuple(labels),
         labels_source=labels_source,
-        avr_kernels=request.avr_kernels or "generated",
+        options=request.backend_options,
     )
     plan = backend.plan(job, console)
     rendered = backend.render(job, plan)
@@ -408,7 +420,7 @@ def _deploy_locked(
     files.setdefault(INT8_MODEL_PATH, quantized.info.raw)
     if quantized.float_tflite is not None:
         files[FLOAT_MODEL_PATH] = quantized.float_tflite
-    api = {
+    api: ApiJSON = {
         "prefix": job.prefix,
         "header": f"src/{job.prefix}_model.h",
         "labels": list(labels),
@@ -439,8 +451,8 @@ def _deploy_locked(
 
 
 def format_summary(result: DeployResult) -> str:
-    q, m = result.quantized, result.manifest
-    f, a = m["fit"], m["arena"]
+    q, m = result.quantized, result.lock
+    f, a = m.fit, m.arena
     runtime = result.runtime_line or result.runtime
     lines = [
         f"project: {result.out_dir}   (board {result.board.id}, {runtime})",
@@ -450,18 +462,18 @@ def format_summary(result: DeployResult) -> str:
     ]
     for layer in q.rebuilt_layers:  # mcuq.frontend.recurrent: what was rebuilt, checked in float
         lines.append(f"rebuilt: recurrent layer {layer}, weights copied, checked in float against the model")
-    scales = m.get("weight_scales")
+    scales = m.weight_scales
     if scales:
         arenas = ", ".join(f"{k} {v:,} B" for k, v in scales["arena_bytes"].items())
         lines.append(f"weights: conv per-channel; {scales['kept']} kept: {scales['reason']}  [arena: {arenas}]")
-    rewrites = (m.get("quantization") or {}).get("rewrites")
-    if rewrites:
-        check = rewrites["float_check"]
+    rewrites = m.quantization.get("rewrites")
+    check = rewrites["float_check"] if rewrites else None
+    if rewrites and check:
         layers = "; ".join(f"'{r['layer']}' {r['original']} -> {r['replacement']}" for r in rewrites["layers"])
         lines.append(f"rewrote: {layers}  [float max diff {check['max_abs_diff']:.2g} <= {check['tolerance']:.2g}]")
-    api = m.get("api") or {}
+    api = m.api
     if api:
-        labels = f", {len(api['labels'])} labels" if api.get("labels") else ""
+        labels = f", {len(api['labels'])} labels" if api["labels"] else ""
         lines.append(f"api:     {api['header']} ({api['prefix']}_init/_invoke/_input/_output/_argmax{labels})")
         if q.state == "streaming":
             lines.append(

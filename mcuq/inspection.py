@@ -10,7 +10,7 @@ machines and people see identical numbers.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ModelLoadError
@@ -20,7 +20,51 @@ from mcuq.model.info import ModelInfo, TensorInfo, parse_model
 from mcuq.project.escape import terminal
 
 
-def _tensor_dict(t: TensorInfo, name: str | None = None) -> dict[str, Any]:
+class TensorJSON(TypedDict):
+    index: int
+    name: str  # the readable (signature) name
+    tensor: str
+    shape: list[int]
+    dtype: str
+    scale: list[float] | None
+    zero_point: list[int] | None
+
+
+class OpJSON(TypedDict):
+    index: int
+    op: str
+    version: int
+    inputs: list[int]
+    outputs: list[int]
+    macs: int
+    layer: str
+    support: dict[str, bool]  # runtime name -> has a kernel for this op
+
+
+class RuntimeColumnJSON(TypedDict):
+    name: str
+    title: str
+    column: str
+
+
+class InspectionJSON(TypedDict):
+    """What ``mcuq inspect`` reports (``--json`` prints it as is; the table is drawn from it)."""
+
+    model: str
+    size_bytes: int
+    subgraphs: int
+    inputs: list[TensorJSON]
+    outputs: list[TensorJSON]
+    ops: list[OpJSON]
+    op_counts: dict[str, int]
+    tensor_count: int
+    weight_bytes: int
+    total_macs: int
+    runtimes: list[RuntimeColumnJSON]
+    supported_by: dict[str, bool]
+
+
+def _tensor_dict(t: TensorInfo, name: str | None = None) -> TensorJSON:
     return {
         "index": t.index,
         "name": name or t.name,
@@ -32,14 +76,14 @@ def _tensor_dict(t: TensorInfo, name: str | None = None) -> dict[str, Any]:
     }
 
 
-def inspect_info(info: ModelInfo, source: str) -> dict[str, Any]:
+def inspect_info(info: ModelInfo, source: str) -> InspectionJSON:
     """One column per registered runtime: ``support[name]`` per op, ``supported_by[name]`` overall."""
     from mcuq.backends.base import all_backends
 
     backends = all_backends()
     supported = {b.name: b.supported_ops() for b in backends}
     support = [{name: op.name in names for name, names in supported.items()} for op in info.ops]
-    ops = [
+    ops: list[OpJSON] = [
         {
             "index": op.index,
             "op": op.name,
@@ -70,7 +114,7 @@ def inspect_info(info: ModelInfo, source: str) -> dict[str, Any]:
 
 def inspect_model(
     model: str | Path, calibration: str | None = None, console: Console = SILENT, calibration_samples: int = DEFAULT_SAMPLES
-) -> dict[str, Any]:
+) -> InspectionJSON:
     """Inspect a .tflite directly, or a Keras/SavedModel after converting it to full int8."""
     path = Path(model)
     if path.suffix.lower() == ".tflite" and path.is_file():
@@ -82,15 +126,15 @@ def inspect_model(
     return inspect_info(result.info, str(path))
 
 
-def _q(t: dict[str, Any]) -> str:
-    if t["scale"] is None:
+def _q(t: TensorJSON) -> str:
+    if t["scale"] is None or t["zero_point"] is None:
         return "-"
     if len(t["scale"]) > 1:
         return f"per-channel ({len(t['scale'])})"
     return f"scale={t['scale'][0]:.6g} zp={t['zero_point'][0]}"
 
 
-def format_inspection(report: dict[str, Any]) -> str:
+def format_inspection(report: InspectionJSON) -> str:
     """The terminal table; every name from the model is shown with its control characters
     escaped (a tensor named "\\x1b[2J" must not clear the screen). --json escapes them too."""
     lines = [f"model: {terminal(report['model'])}  ({report['size_bytes']} bytes, {report['subgraphs']} subgraph)"]

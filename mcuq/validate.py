@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mcuq.backends.base import Backend, ValidateOptions, get_backend
+from mcuq.backends.base import Backend, OptionValues, ValidateOptions, check_option_values, declared_options, get_backend, options_for
 from mcuq.checks.accuracy import Evaluation, diagnose, evaluate_outputs, pair_layers, per_layer_error
 from mcuq.checks.outcome import Check, ValidationReport
 from mcuq.checks.report import ReportWriteError
@@ -34,6 +34,7 @@ from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.lock import project_lock
 from mcuq.project.manifest import MANIFEST, Manifest, file_sha256, project_relative, resolve_from_project
 from mcuq.project.manifest import read_manifest as load_manifest
+from mcuq.project.records import MetricsJSON
 from mcuq.project.writer import inside_project, sha256_file
 
 __all__ = ["Check", "ValidationReport", "format_validation", "read_manifest", "validate_project"]
@@ -139,7 +140,7 @@ def _float_reference(project: Path, manifest: Manifest) -> bytes | None:
     return (project / rel).read_bytes() if rel and (project / rel).is_file() else None
 
 
-def _check_accuracy(report: ValidationReport, metrics: dict[str, Any], max_drop: float | None, min_snr: float | None) -> None:
+def _check_accuracy(report: ValidationReport, metrics: MetricsJSON, max_drop: float | None, min_snr: float | None) -> None:
     for out in metrics["outputs"]:
         if max_drop is not None and "ACC_float" in out:
             drop = 100.0 * (out["ACC_float"] - out["ACC_int8"])
@@ -167,28 +168,29 @@ def validate_project(
     min_snr: float | None = None,
     write_report: bool = True,
     console: Console = SILENT,
-    emulate: bool = False,
     labels: str | None = None,
-    build: bool = False,
-    tflm_source: str | None = None,
     device: DeviceRequest | None = None,
+    backend_options: OptionValues | None = None,
 ) -> ValidationReport:
     """Re-check a generated project: file hashes against ``mcuq.lock.json``, golden vectors bit
     for bit on x86 TFLite Micro (or the plain-C build), and with ``data`` the float-vs-int8
-    metrics and ``report.html``/``report.json``. ``emulate`` and ``build`` add the emulator and
-    board-library builds. A check that cannot run is reported as not checked, never as passed.
+    metrics and ``report.html``/``report.json``. ``backend_options`` are the validate options the
+    runtimes declare (``emulate`` for plain C, ``build`` and ``tflm_source`` for TFLite Micro): the
+    emulator and board-library builds. A check that cannot run is reported as not checked, never as passed.
     Raises :class:`MCUQError` when the project cannot be read at all.
     ``device``: also run the golden vectors and validation samples on the board at that serial port
     (mcuq/device/check.py) and report them as the "on the device" checks.
     """
     project = Path(project)
-    if tflm_source is not None and not build:
-        raise UsageError(f"--tflm-source {tflm_source}: the library sources are used by --build only; add --build or drop --tflm-source")
-    if tflm_source is not None and not Path(tflm_source).is_dir():
-        raise UsageError(f"--tflm-source {tflm_source}: no such folder; give the board's TFLite Micro library sources")
+    options = {k: v for k, v in (backend_options or {}).items() if v is not None}
+    check_option_values("validate", options)
+    for _, option in declared_options("validate"):
+        value = option.read(options)
+        if option.path and isinstance(value, str) and not Path(value).exists():
+            raise UsageError(f"{option.flag} {value}: no such {'folder' if option.metavar == 'DIR' else 'file'}")
     # The lock keeps a deploy from swapping the project in mid-check (deploy validates under its own lock).
     with project_lock(project, required=False) if project.is_dir() else nullcontext():
-        return _validate_locked(project, data, max_drop, min_snr, write_report, console, emulate, labels, build, tflm_source, device)
+        return _validate_locked(project, data, max_drop, min_snr, write_report, console, labels, options, device)
 
 
 def check_project_files(project: Path, manifest: Manifest) -> None:
@@ -220,10 +222,8 @@ def _validate_locked(
     min_snr: float | None,
     write_report: bool,
     console: Console,
-    emulate: bool,
     labels: str | None,
-    build: bool,
-    tflm_source: str | None,
+    options: OptionValues,
     device: DeviceRequest | None = None,
 ) -> ValidationReport:
     manifest = load_manifest(project)
@@ -231,15 +231,18 @@ def _validate_locked(
     backend = get_backend(manifest.runtime)
     report = ValidationReport(project)
     check_generated_files(report, project, manifest)
-    raw = backend.validate(project, manifest, report, ValidateOptions(emulate, build, tflm_source), console)
+    mine, foreign = options_for(backend, "validate", options)
+    for flag in foreign:  # asked for, and not run: a failed check, never a silent skip
+        report.add(flag.lstrip("-"), False, f"{flag} is an option of another runtime; this project's runtime is {backend.name}")
+    raw = backend.validate(project, manifest, report, ValidateOptions(mine), console)
     if raw is None:
         return report
     info = parse_model(raw, "the project's model")
     float_model = _float_reference(project, manifest)
     float_info = parse_model(float_model, "float reference") if float_model else None
     rewrites = manifest.quantization.get("rewrites")
-    if rewrites:
-        check = rewrites["float_check"]
+    check = rewrites["float_check"] if rewrites else None
+    if rewrites and check:
         report.note(
             f"mcuq rewrote {', '.join(r['layer'] for r in rewrites['layers'])} into int8-kernel ops before quantizing "
             f"(float outputs within {check['max_abs_diff']:.2g} of the original, limit {check['tolerance']:.2g}); "
@@ -332,16 +335,17 @@ def _write_reports(
     data = report.as_dict()
     # The reports live in the project: they name it and the data like the manifest does, without the host's folders.
     data["project"] = project.resolve().name
-    if data["metrics"].get("source"):
-        data["metrics"] = {**data["metrics"], "source": project_relative(data["metrics"]["source"], project)}
+    source = data["metrics"].get("source")
+    if source:
+        data["metrics"] = {**data["metrics"], "source": project_relative(source, project) or source}
     q = manifest.quantization
     data["summary"] = {
         "model": manifest.model.name,
         "board": manifest.board.id,
         "runtime": manifest.runtime,
         "library": section.library,
-        "activations": q.get("activations", "int8"),
-        "io": q.get("io", "int8"),
+        "activations": q["activations"],
+        "io": q["io"],
         "int8_bytes": len(info.raw),
         "float_bytes": len(float_model) if float_model else None,
         "arena_bytes": manifest.arena["target_bytes"],
@@ -352,7 +356,7 @@ def _write_reports(
         "runtime_sizes_title": section.sizes_title,
         "weight_scales": manifest.weight_scales,
         "per_channel_note": section.per_channel_note,
-        "labels": manifest.api.get("labels") or [],
+        "labels": manifest.api["labels"] if manifest.api else [],
         "rewrites": q.get("rewrites"),
     }
     data["ops"] = [

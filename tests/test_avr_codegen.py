@@ -308,7 +308,7 @@ def test_deploy_with_generic_avr_kernels_writes_no_assembly(tmp_path):
     need("avr-gcc")
     need("simavr")
     common = {"model": str(SINE / "model.keras"), "calibration": str(SINE / "calibration.npy"), "board": "nano"}
-    generic = deploy(DeployRequest(**common, out=str(tmp_path / "generic"), avr_kernels="generic"))
+    generic = deploy(DeployRequest(**common, out=str(tmp_path / "generic"), backend_options={"avr_kernels": "generic"}))
     generated = deploy(DeployRequest(**common, out=str(tmp_path / "generated")))
     assert generic.emulator_passed is True and generated.emulator_passed is True
     assert generic.plan.context["program"].avr_kernels == {}

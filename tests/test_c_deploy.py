@@ -46,7 +46,7 @@ def test_digits_runs_bit_exact_on_mega2560_in_simavr(mega_digits):
 
 
 def test_validate_emulate_and_data(mega_digits):
-    report = validate_project(mega_digits, data=str(DIGITS / "val.npz"), write_report=False, emulate=True)
+    report = validate_project(mega_digits, data=str(DIGITS / "val.npz"), write_report=False, backend_options={"emulate": True})
     names = {c.name: c for c in report.checks}
     assert report.passed, [c for c in report.checks if not c.passed]
     assert names["emulator"].passed and "cycles per inference" in names["emulator"].detail

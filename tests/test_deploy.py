@@ -13,6 +13,7 @@ import pytest
 
 from conftest import DIGITS, ROOT, SINE, need
 from mcuq.backends.tflm.backend import model_bytes_from_c_array
+from mcuq.backends.tflm.section import TflmBoardSection
 from mcuq.boards import get_board, list_boards, load_board_file
 from mcuq.checks.golden import golden_from_project
 from mcuq.common.errors import BoardError, FitError, MCUQError, OutputDirError, UnsupportedOpError
@@ -54,9 +55,9 @@ def test_every_shipped_board_file_validates():
         "mega2560",
     } <= {b.id for b in boards}
     for b in boards:
-        assert "@" in b.platformio["platform"]
+        assert "@" in b.platformio.platform
         assert (b.default_runtime == "tflm") == (b.word_size == 32)
-    assert get_board("esp32").tflm["library"] == "esp-tflite-micro"
+    assert get_board("esp32").section(TflmBoardSection).library == "esp-tflite-micro"
 
 
 def test_boards_cli_table_and_json():
@@ -112,9 +113,16 @@ def test_bad_default_runtime_names_the_board_file_where_backends_are_resolved(tm
 
 
 def test_boards_module_does_not_import_the_backends():
+    """Importing mcuq.boards loads nothing of the backends; loading a board reads the tables the
+    backends declare (the registry and each runtime's section.py), never a backend's code."""
     code = "import sys\nimport mcuq.boards\nprint(sorted(m for m in sys.modules if m.startswith('mcuq.backends')))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]", proc.stdout
+    code = "import sys\nimport mcuq.boards\nmcuq.boards.list_boards()\nimport json\nprint(json.dumps([m for m in sys.modules if m.startswith('mcuq.backends')]))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(proc.stdout))
+    assert {"mcuq.backends.registry", "mcuq.backends.tflm.section"} <= loaded, loaded
+    assert not [m for m in loaded if m.endswith((".backend", ".base"))], loaded
 
 
 def test_user_board_file_deploys(tmp_path, sine_tflite):
@@ -135,9 +143,9 @@ def test_platformio_ini_passes_lint(projects, board, model):
     assert lint["errors"] == [] and lint["warnings"] == [], lint
     cfg = ProjectConfig(str(ini))
     b = get_board(board)
-    assert cfg.get(f"env:{board}", "platform") == b.platformio["platform"]
-    assert cfg.get(f"env:{board}", "board") == b.platformio["board"]
-    assert cfg.get(f"env:{board}", "framework") == [b.platformio["framework"]]
+    assert cfg.get(f"env:{board}", "platform") == b.platformio.platform
+    assert cfg.get(f"env:{board}", "board") == b.platformio.board
+    assert cfg.get(f"env:{board}", "framework") == [b.platformio.framework]
     for spec in cfg.get(f"env:{board}", "lib_deps", []):
         PackageSpec(spec)
     assert "native" in cfg.envs()
@@ -394,6 +402,21 @@ def test_init_writes_config_once(tmp_path):
     again = subprocess.run([sys.executable, "-m", "mcuq", "init"], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert again.returncode == 1 and "does not overwrite" in again.stderr
     assert (tmp_path / "mcuq.toml").read_text() == text
+
+
+def test_runtime_options_come_from_mcuq_toml_and_the_command_line(tmp_path):
+    """The runtimes' declared deploy options are mcuq.toml keys (a path relative to the file) and
+    flags; the command line wins; an unknown value is refused naming the key."""
+    from mcuq.cli import build_parser
+
+    (tmp_path / "mcuq.toml").write_text('model = "m.tflite"\ntflm_source = "libs"\navr_kernels = "generic"\n')
+    args = build_parser().parse_args(["deploy", "--config", str(tmp_path / "mcuq.toml")])
+    assert DeployRequest.from_cli(args).backend_options == {"tflm_source": str(tmp_path / "libs"), "avr_kernels": "generic"}
+    args = build_parser().parse_args(["deploy", "--config", str(tmp_path / "mcuq.toml"), "--avr-kernels", "generated"])
+    assert DeployRequest.from_cli(args).backend_options["avr_kernels"] == "generated"
+    (tmp_path / "mcuq.toml").write_text('model = "m.tflite"\navr_kernels = "fast"\n')
+    with pytest.raises(MCUQError, match="'avr_kernels' = 'fast' is not one of 'generated', 'generic'"):
+        DeployRequest.from_cli(build_parser().parse_args(["deploy", "--config", str(tmp_path / "mcuq.toml")]))
 
 
 def test_generated_project_host_tests_pass(projects):

@@ -16,6 +16,12 @@ PLUGIN_SECTION = """
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mcuq.backends.registry import BackendOption
+
+# A deploy option only this runtime has: the CLI flag and the mcuq.toml key come from here.
+STYLE = BackendOption("null_style", str, "how the null runtime spells its arrays", choices=("plain", "fancy"))
+OPTIONS = (STYLE,)
+
 
 @dataclass(frozen=True)
 class NullSection:
@@ -38,7 +44,7 @@ from mcuq.libraries import installed_tflm_ops
 from mcuq.model.info import parse_model
 from mcuq.reference.host_tflm import run_tflm
 
-from mcuq_null_runtime.section import NullSection
+from mcuq_null_runtime.section import STYLE, NullSection
 
 ARENA = 64 * 1024
 
@@ -79,7 +85,8 @@ class NullBackend:
                 for t, a in enumerate(arrays):
                     values = ", ".join(str(int(x)) for x in np.asarray(a).reshape(-1))
                     lines.append(f"const signed char {golden_array_name(kind, v, t)}[{np.asarray(a).size}] = {{ {values} }};")
-        return RenderedProject({"src/null_golden.c": "\\n".join(lines) + "\\n"}, {})
+        style = STYLE.read(job.options) or "plain"
+        return RenderedProject({"src/null_golden.c": f"/* style {style} */\\n" + "\\n".join(lines) + "\\n"}, {})
 
     def validate(self, project, manifest, report, options, console):
         raw = (project / "mcuq" / "model_int8.tflite").read_bytes()
@@ -95,6 +102,9 @@ class NullBackend:
 
     def report_section(self, manifest):
         return ReportSection(library=self.title)
+
+    def check_options(self, board, options):
+        pass  # its one option needs nothing beyond its declared choices
 
     def summary_lines(self, manifest):
         return [f"null runtime: {len(manifest.section(NullSection).ops)} ops"]
@@ -139,11 +149,13 @@ def test_third_runtime_deploys_validates_and_inspects_as_a_plugin(null_plugin, t
     from mcuq.validate import validate_project
 
     out = tmp_path / "project"
-    result = deploy(DeployRequest(model=str(sine_tflite), board="esp32", runtime="null", out=str(out)))
+    request = DeployRequest(model=str(sine_tflite), board="esp32", runtime="null", out=str(out), backend_options={"null_style": "fancy"})
+    result = deploy(request)
     assert result.ok and result.validation.passed, result.result_line
     lock = json.loads((out / "mcuq.lock.json").read_text())
     assert lock["runtime"] == "null" and lock["null_runtime"]["ops"] == ["FULLY_CONNECTED"]
-    assert "mcuq_golden_out_0_0[1]" in (out / "src" / "null_golden.c").read_text()
+    generated = (out / "src" / "null_golden.c").read_text()
+    assert "mcuq_golden_out_0_0[1]" in generated and "/* style fancy */" in generated
     assert validate_project(out, write_report=False).passed
 
     golden = json.loads((out / "mcuq" / "golden.json").read_text())
@@ -153,3 +165,30 @@ def test_third_runtime_deploys_validates_and_inspects_as_a_plugin(null_plugin, t
 
     report = inspect_info(parse_model(sine_tflite.read_bytes(), str(sine_tflite)), str(sine_tflite))
     assert report["supported_by"]["null"] is True and {r["column"] for r in report["runtimes"]} == {"TFLM", "C", "NULL"}
+
+
+def test_plugin_options_reach_the_cli_and_mcuq_toml_from_their_declaration(null_plugin, tmp_path, sine_tflite):
+    """An option a runtime declares is a flag of `mcuq deploy` and a key of mcuq.toml, checked
+    against its choices, and refused for a runtime that does not declare it; nothing in mcuq names it."""
+    from mcuq.cli import build_parser
+    from mcuq.common.errors import MCUQError
+    from mcuq.deploy import DeployRequest, check_request
+    from mcuq.frontend.config import load_config
+
+    args = build_parser().parse_args(["deploy", str(sine_tflite), "--runtime", "null", "--null-style", "fancy"])
+    assert DeployRequest.from_cli(args).backend_options == {"null_style": "fancy"}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["deploy", str(sine_tflite), "--null-style", "gaudy"])
+    config = tmp_path / "mcuq.toml"
+    config.write_text(f'model = "{sine_tflite}"\nnull_style = "plain"\n')
+    assert load_config(config)["null_style"] == "plain"
+    config.write_text(f'model = "{sine_tflite}"\nnull_style = "gaudy"\n')
+    with pytest.raises(MCUQError, match="null_style"):
+        load_config(config)
+    with pytest.raises(MCUQError, match="--null-style: 'gaudy' is not one of plain, fancy"):
+        check_request(DeployRequest(model=str(sine_tflite), backend_options={"null_style": "gaudy"}))
+    with pytest.raises(MCUQError, match="--null-style: not an option of runtime tflm"):
+        from mcuq.deploy import deploy
+
+        deploy(DeployRequest(model=str(sine_tflite), board="esp32", out=str(tmp_path / "p"), backend_options={"null_style": "fancy"}))
+    assert not (tmp_path / "p").exists()

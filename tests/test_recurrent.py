@@ -105,7 +105,12 @@ def test_keras_family_deploys_and_validates_bit_exact(rnn_models, tmp_path, fami
     source = str(LIBS) if legacy_lstm else None
     result = deploy(
         DeployRequest(
-            model=str(path), board=board, out=str(tmp_path / "p"), options={"per_channel": "none"}, quantized=q, tflm_source=source
+            model=str(path),
+            board=board,
+            out=str(tmp_path / "p"),
+            options={"per_channel": "none"},
+            quantized=q,
+            backend_options={"tflm_source": source} if source else {},
         )
     )
     assert result.validation is not None and result.validation.passed, result.validation
@@ -227,7 +232,7 @@ def test_streaming_lstm_on_the_arduino_library_in_qemu(converter_lstm, tmp_path)
     from mcuq.validate import read_manifest
 
     out = tmp_path / "p"
-    deploy(DeployRequest(model=str(converter_lstm), board="nano33ble", out=str(out), tflm_source=str(LIBS)))
+    deploy(DeployRequest(model=str(converter_lstm), board="nano33ble", out=str(out), backend_options={"tflm_source": str(LIBS)}))
     raw = (out / "mcuq" / "model_int8.tflite").read_bytes()
     outcome = build_and_check(out, read_manifest(out), raw, str(LIBS), emulate=True)
     assert outcome.passed, [r.detail for r in outcome.runs]

@@ -19,14 +19,14 @@ from conftest import need
 from mcuq.backends.tflm import toolchain as tb
 from mcuq.backends.tflm.backend import model_bytes_from_c_array
 from mcuq.backends.tflm.build_check import build_and_check
-from mcuq.backends.tflm.section import TflmSection
+from mcuq.backends.tflm.section import TflmBoardSection, TflmSection
 from mcuq.boards import get_board, list_boards
 from mcuq.deploy import DeployRequest, deploy
 from mcuq.validate import read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBS = ROOT.parent / "shared" / "tflm-libs"
-BOARDS_32 = sorted(b.id for b in list_boards() if b.word_size == 32 and b.tflm is not None)
+BOARDS_32 = sorted(b.id for b in list_boards() if b.word_size == 32 and b.section(TflmBoardSection) is not None)
 QEMU_BOARDS = {"nano33ble": "cortex-m4", "teensy41": "cortex-m7", "pico": "cortex-m0plus"}
 
 pytestmark = pytest.mark.skipif(not LIBS.is_dir(), reason=f"TFLite Micro library sources not found at {LIBS} (../shared/tflm-libs)")
@@ -175,7 +175,9 @@ def test_deploy_with_the_library_at_hand_plans_the_exact_arena(sine_tflite, tmp_
     """Item 3: golden vectors from the board's library and the arena from its exact minimum."""
     need("arm-none-eabi-g++")
     need("qemu-system-arm")
-    result = deploy(DeployRequest(model=str(sine_tflite), board="nano33ble", out=str(tmp_path / "p"), tflm_source=str(LIBS)))
+    result = deploy(
+        DeployRequest(model=str(sine_tflite), board="nano33ble", out=str(tmp_path / "p"), backend_options={"tflm_source": str(LIBS)})
+    )
     manifest = result.manifest
     assert manifest["tflm"]["library_check"]["golden_from_library"] is True
     assert result.lock.section(TflmSection).library_check.golden_from_library is True

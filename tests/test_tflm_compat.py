@@ -299,7 +299,7 @@ def test_signal_window_deploys_to_esp32_and_is_refused_on_chirale(tmp_path):
     assert np.array_equal(outputs[0][0], want) and np.abs(want).max() > 1000
     esp = ROOT.parent / "shared" / "tflm-libs" / "esp-tflite-micro"
     if esp.is_dir():  # the board's own library compiles signal/ and runs the boot self-test
-        built = validate_project(out, write_report=False, build=True, tflm_source=str(esp))
+        built = validate_project(out, write_report=False, backend_options={"build": True, "tflm_source": str(esp)})
         checks = {c.name: c for c in built.checks}
         host = next(c for name, c in checks.items() if name.startswith("library build (x86-64"))
         assert built.passed and host.passed and "4/4 golden vectors bit-exact" in host.detail, host.detail

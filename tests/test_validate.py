@@ -16,7 +16,7 @@ import pytest
 
 from conftest import DIGITS, ROOT, need
 from mcuq.checks.accuracy import diagnose
-from mcuq.common.errors import MCUQError
+from mcuq.common.errors import MCUQError, UsageError
 from mcuq.deploy import DeployRequest, deploy
 from mcuq.validate import validate_project
 
@@ -345,3 +345,13 @@ def test_report_renders_in_headless_chromium(digits_project, tmp_path):
     assert blue.sum() > 5000
     # Nothing overflows: the page is centred at 980 px, so the right margin stays blank.
     assert (image[:, -30:] > 240).all(axis=-1).mean() > 0.99
+
+
+def test_an_option_of_another_runtime_is_a_failed_check_not_a_silent_skip(digits_project):
+    """validate --emulate on a TFLite Micro project: asked for, not run, so the verdict is FAIL
+    with the reason; an option that needs another (--tflm-source without --build) is refused."""
+    report = validate_project(digits_project, write_report=False, backend_options={"emulate": True})
+    check = report.check("emulate")
+    assert check is not None and not check.passed and "runtime is tflm" in check.detail and not report.passed
+    with pytest.raises(UsageError, match="--tflm-source /tmp: it is used by --build only"):
+        validate_project(digits_project, write_report=False, backend_options={"tflm_source": "/tmp"})

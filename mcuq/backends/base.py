@@ -10,12 +10,14 @@ defining ``BACKEND``, ``section.py`` defining ``SECTION``: the dataclass of its 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mcuq.backends.registry import backend_names, backend_packages, section_type
-from mcuq.common.errors import BoardError, MCUQError
+from mcuq.backends.registry import BackendOption, backend_names, backend_packages, declared_options, section_type
+from mcuq.common.errors import BoardError, MCUQError, UsageError
+from mcuq.common.files import check_path_text
 from mcuq.model.state import reset_points
 from mcuq.project.render import golden_array_name
 
@@ -28,11 +30,14 @@ if TYPE_CHECKING:
     from mcuq.frontend.converter import QuantizedModel
     from mcuq.model.info import ModelInfo
     from mcuq.project.manifest import Manifest, RuntimeSection
+    from mcuq.project.records import ArenaJSON, FitJSON
 
 # Re-exported: the registry, and the golden-array naming every runtime must follow (a contract).
-__all__ = ["backend_names", "backend_packages", "golden_array_name", "section_type"]
+__all__ = ["BackendOption", "backend_names", "backend_packages", "declared_options", "golden_array_name", "section_type"]
 
 Samples = list[list["np.ndarray"]]
+# Values of the options the backends declare (BackendOption), by option name: str or bool.
+OptionValues = Mapping[str, "str | bool"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ class FitReport:
     def fits(self) -> bool:
         return self.ram_bytes <= self.ram_budget and self.flash_bytes <= self.flash_budget
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> FitJSON:
         return {
             "ram_bytes": self.ram_bytes,
             "ram_budget": self.ram_budget,
@@ -82,7 +87,7 @@ class ArenaRecord(Protocol):
     @property
     def how(self) -> str: ...
 
-    def as_dict(self) -> dict[str, Any]: ...
+    def as_dict(self) -> ArenaJSON: ...
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class ArenaSummary:
     def how(self) -> str:
         return self.explanation
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ArenaJSON:
         return {
             "target_bytes": self.target_bytes,
             "host_bytes": self.host_bytes,
@@ -107,6 +112,17 @@ class ArenaSummary:
             "overridden": self.overridden,
             "how": self.how,
         }
+
+
+class SelfTestRecord(Protocol):
+    """The firmware's self-test run on the board's CPU in an emulator during deploy (the plain-C
+    runtime's ``EmulationRecord``); deploy fails when it ran and did not pass."""
+
+    @property
+    def target(self) -> str | None: ...  # what ran it ("ATmega328P in simavr"); None: it did not run
+
+    @property
+    def passed(self) -> bool | None: ...
 
 
 @dataclass(frozen=True)
@@ -130,18 +146,17 @@ class DeployJob:
     golden_in: Samples
     golden_source: str
     arena_override: int | None = None
-    # Where the board's library sources may be (--tflm-source), and the output folder (whose
-    # .pio/libdeps or managed_components hold them after a first build).
-    library_source: str | None = None
+    # The output folder (a TFLite Micro project's .pio/libdeps or managed_components hold the
+    # board's library sources after a first build).
     out_dir: Path | None = None
     runtime: str = ""  # the backend's name, for the generated API's comments
     runtime_title: str = ""  # the backend's title, for the firmware's boot banner
     prefix: str = ""  # C prefix of the generated API (deploy --name); empty: from ``name``
     labels: tuple[str, ...] = ()  # class names for the generated label table and the report
     labels_source: str | None = None
-    # AVR boards, plain-C runtime: "generated" writes assembly for the model's layers within the
-    # flash the board has left (faster, more flash); "generic" keeps the shared kernels only
-    avr_kernels: str = "generated"
+    # The deploy options this backend declares (its section.py OPTIONS), checked against their
+    # declaration; the backend reads each typed with ``OPTION.read(job.options)``.
+    options: OptionValues = field(default_factory=dict)
 
     @property
     def info(self) -> ModelInfo:
@@ -173,7 +188,7 @@ class BackendPlan:
     section: RuntimeSection
     context: dict[str, Any] = field(default_factory=dict)
     extra_files: dict[str, bytes] = field(default_factory=dict)
-    emulation: dict[str, Any] | None = None
+    emulation: SelfTestRecord | None = None  # None: no self-test ran at deploy
     golden_computed_by: str | None = None
 
 
@@ -245,14 +260,48 @@ class Backend(Protocol):
         """Extra deploy-summary lines (emulator results, measured speed)."""
         ...
 
+    def check_options(self, board: Board, options: OptionValues) -> None:
+        """Refuse, before any work, a deploy option value this runtime cannot use on ``board``
+        (types and choices are already checked against the declaration); raises MCUQError."""
+        ...
+
+
+def check_option_values(command: str, values: OptionValues) -> None:
+    """Every given value names an option some runtime declares for ``command`` and fits its
+    declaration (type, choices, the option it requires); raises UsageError in one line. None
+    counts as not given."""
+    declared = {option.name: option for _, option in declared_options(command)}
+    for name, value in values.items():
+        option = declared.get(name)
+        if value is None:  # the Python API's "not given"
+            continue
+        if option is None:
+            raise UsageError(f"unknown {command} option '{name}'; the runtimes declare: {', '.join(declared) or 'none'}")
+        problem = option.problem(value)
+        if problem:
+            raise UsageError(f"{option.flag}: {problem}")
+        if option.requires and not values.get(option.requires):
+            needed = declared[option.requires].flag if option.requires in declared else option.requires
+            raise UsageError(f"{option.flag} {value}: it is used by {needed} only; add {needed} or drop {option.flag}")
+        if option.path and isinstance(value, str):
+            check_path_text(value, f"{option.flag} {'folder' if option.metavar == 'DIR' else 'file'}")
+
+
+def options_for(backend: Backend, command: str, values: OptionValues) -> tuple[dict[str, str | bool], list[str]]:
+    """The values ``backend`` declares, and the flags of given ones only another runtime declares."""
+    mine = {option.name for runtime, option in declared_options(command) if runtime == backend.name}
+    used = {k: v for k, v in values.items() if k in mine and v is not None}
+    flags = {option.name: option.flag for _, option in declared_options(command)}
+    foreign = [flags.get(k, k) for k, v in values.items() if k not in mine and v not in (None, False)]
+    return used, foreign
+
 
 @dataclass(frozen=True)
 class ValidateOptions:
-    """What the user asked ``mcuq validate`` to do beyond the always-on checks."""
+    """What the user asked ``mcuq validate`` to do beyond the always-on checks: the values of the
+    validate options the project's backend declares (read typed with ``OPTION.read(options.values)``)."""
 
-    emulate: bool = False
-    build: bool = False
-    tflm_source: str | None = None
+    values: OptionValues = field(default_factory=dict)
 
 
 def get_backend(name: str) -> Backend:

@@ -14,11 +14,16 @@ package registers itself, as hls4ml's backends do, with an entry point in the gr
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+T = TypeVar("T", str, bool)
 
 ENTRY_POINT_GROUP = "mcuq.backends"
 
-# name -> package holding backend.py (BACKEND) and section.py (SECTION).
+# name -> package holding backend.py (BACKEND) and section.py (SECTION, and BOARD_SECTION if any).
 BUILTIN_BACKENDS: dict[str, str] = {
     "tflm": "mcuq.backends.tflm",
     "c": "mcuq.backends.c",
@@ -45,3 +50,65 @@ def section_type(name: str) -> type | None:
         return None
     section: type = importlib.import_module(f"{package}.section").SECTION
     return section
+
+
+def board_sections() -> list[type]:
+    """The board-file tables the runtimes declare (``BOARD_SECTION`` in each ``section.py``; a
+    runtime without a table of its own declares None), in registry order. ``mcuq.boards`` parses
+    them; their modules import nothing of mcuq, so loading a board loads no backend."""
+    kinds = []
+    for package in backend_packages().values():
+        kind = getattr(importlib.import_module(f"{package}.section"), "BOARD_SECTION", None)
+        if kind is not None:
+            kinds.append(kind)
+    return kinds
+
+
+@dataclass(frozen=True)
+class BackendOption(Generic[T]):
+    """A deploy or validate option one runtime declares (``OPTIONS`` in its ``section.py``).
+
+    The CLI adds ``--name-with-dashes`` to each command in ``commands`` and ``mcuq.toml`` accepts
+    ``name`` (deploy options), both from this declaration; the value reaches the backend in
+    ``DeployJob.options`` / ``ValidateOptions.values`` and the backend reads it typed with
+    :meth:`read`. ``kind`` is ``str`` (a value, one of ``choices`` when given) or ``bool`` (a
+    switch); ``path`` marks a file or folder (relative to mcuq.toml, checked like every path
+    deploy records); ``requires`` names another option of the same command it needs."""
+
+    name: str
+    kind: type[T]
+    help: str
+    commands: tuple[str, ...] = ("deploy",)
+    choices: tuple[str, ...] = ()
+    path: bool = False
+    metavar: str | None = None
+    requires: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def read(self, values: Mapping[str, object]) -> T | None:
+        """This option's value in ``values`` (None: not given); ``values`` were checked by :meth:`problem`."""
+        value = values.get(self.name)
+        return value if isinstance(value, self.kind) else None
+
+    def problem(self, value: object) -> str | None:
+        """What is wrong with ``value`` for this option, in words (None: nothing)."""
+        if not isinstance(value, self.kind) or (self.kind is str and isinstance(value, bool)):
+            return f"must be {'true or false' if self.kind is bool else 'a string'}, got {value!r}"
+        if self.choices and value not in self.choices:
+            return f"{value!r} is not one of {', '.join(self.choices)}"
+        return None
+
+
+def declared_options(command: str) -> list[tuple[str, BackendOption[str] | BackendOption[bool]]]:
+    """(runtime, option) for every option a registered runtime declares for ``command`` ('deploy'
+    or 'validate'), in registry order. Read from the runtimes' ``section.py``, which import nothing
+    of mcuq, so building the CLI loads no backend (``mcuq --help`` stays fast)."""
+    found = []
+    for name, package in backend_packages().items():
+        for option in getattr(importlib.import_module(f"{package}.section"), "OPTIONS", ()):
+            if command in option.commands:
+                found.append((name, option))
+    return found

@@ -16,6 +16,7 @@ import numpy as np
 from mcuq.checks.metrics import confusion_matrix, cosine, error_metrics, snr_db
 from mcuq.frontend.calibration import SampleSet
 from mcuq.model.info import ModelInfo, OpInfo, dequantize_array, parse_model, quantize_array
+from mcuq.project.records import LayerErrorJSON, MetricsJSON, OutputMetricsJSON
 from mcuq.reference.host_tflm import run_float_reference, run_tflm
 
 LAYER_SAMPLES = 32
@@ -52,7 +53,7 @@ def _is_classifier(output: np.ndarray, labels: np.ndarray | None) -> bool:
 
 @dataclass(frozen=True)
 class Evaluation:
-    metrics: dict[str, Any]
+    metrics: MetricsJSON
     int8_inputs: list[list[np.ndarray]]  # the quantized samples, in order
     int8_outputs: list[list[np.ndarray]]  # what x86 TFLite Micro computed for them
     float_outputs: list[np.ndarray | None] = field(default_factory=list)  # per output: the float model's, samples stacked
@@ -70,7 +71,8 @@ def evaluate_outputs(q: ModelInfo, float_model: bytes | None, data: SampleSet, h
     samples = [data.sample_for(i, q.input_names) for i in range(data.count)]
     int8_inputs = [[quantize_array(x, t) for x, t in zip(s, q.input_tensors)] for s in samples]
     int8_run = run_tflm(q.raw, int8_inputs, host_arena, len(q.outputs))
-    result: dict[str, Any] = {"samples": data.count, "source": data.source, "outputs": []}
+    outputs: list[OutputMetricsJSON] = []
+    result: MetricsJSON = {"samples": data.count, "source": data.source, "outputs": outputs}
     float_outputs: list[np.ndarray | None] = []
     f = parse_model(float_model, "float reference") if float_model is not None else None
     float_samples = [data.sample_for(i, f.input_names) for i in range(data.count)] if f is not None else []
@@ -78,7 +80,7 @@ def evaluate_outputs(q: ModelInfo, float_model: bytes | None, data: SampleSet, h
     for k, tensor in enumerate(q.output_tensors):
         name = q.output_names[k] if k < len(q.output_names) else tensor.name
         deq = np.concatenate([dequantize_array(o[k], tensor) for o in int8_run.outputs])
-        entry: dict[str, Any] = {"name": name, "tensor": tensor.name, "index": k}
+        entry: OutputMetricsJSON = {"name": name, "tensor": tensor.name, "index": k}
         fk = _output_position(f, name, k)
         ref = np.concatenate([o[fk] for o in float_run.outputs]).astype(np.float32) if float_run else None
         float_outputs.append(ref)
@@ -99,7 +101,7 @@ def evaluate_outputs(q: ModelInfo, float_model: bytes | None, data: SampleSet, h
                 if ref is not None:
                     entry["ACC_float"] = float(np.mean(ref.argmax(1) == labels))
                     entry["confusion_float"] = confusion_matrix(labels, ref.argmax(1), classes).tolist()
-        result["outputs"].append(entry)
+        outputs.append(entry)
     return Evaluation(result, int8_inputs, int8_run.outputs, float_outputs)
 
 
@@ -110,7 +112,7 @@ def _saturation(values: np.ndarray, dtype: str, zero_point: int) -> float:
     return float(clipped / max(flat.size, 1))
 
 
-def per_layer_error(q: ModelInfo, f: ModelInfo, float_model: bytes, data: SampleSet, host_arena: int) -> list[dict[str, Any]]:
+def per_layer_error(q: ModelInfo, f: ModelInfo, float_model: bytes, data: SampleSet, host_arena: int) -> list[LayerErrorJSON]:
     """SNR and cosine of every paired op output; ``drop_dB`` is the SNR the op itself loses."""
     pairs = pair_layers(q, f)
     n = min(LAYER_SAMPLES, data.count)
@@ -128,7 +130,7 @@ def per_layer_error(q: ModelInfo, f: ModelInfo, float_model: bytes, data: Sample
     for qi, fi in zip(q.inputs, f.inputs):
         t = q.tensors[qi]
         snr_of[qi] = snr_db(stacked(float_run, fi), dequantize_array(stacked(int8_run, qi), t))
-    rows = []
+    rows: list[LayerErrorJSON] = []
     for p in pairs:
         qt = q.tensors[p.int8_op.outputs[0]]
         ref = stacked(float_run, p.float_op.outputs[0])
@@ -155,10 +157,10 @@ def per_layer_error(q: ModelInfo, f: ModelInfo, float_model: bytes, data: Sample
     return rows
 
 
-def diagnose(rows: list[dict[str, Any]], limit: int = 3, threshold_db: float = 30.0) -> list[dict[str, Any]]:
+def diagnose(rows: list[LayerErrorJSON], limit: int = 3, threshold_db: float = 30.0) -> list[LayerErrorJSON]:
     """The layers that introduce the most error, with what usually helps."""
     suspects = sorted((r for r in rows if r["SNR_dB"] < threshold_db), key=lambda r: -r["drop_dB"])[:limit]
-    out = []
+    out: list[LayerErrorJSON] = []
     for r in suspects:
         hints = []
         if r["saturation"] > SATURATION_WARN:

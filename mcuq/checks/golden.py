@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mcuq.common.errors import MCUQError, ModelLoadError, ValidationFailed
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, TensorInfo, quantize_array
 from mcuq.project.manifest import relative_source
+from mcuq.project.records import GoldenJSON, GoldenTensorJSON, GoldenVectorJSON
 from mcuq.project.render import GOLDEN_ARRAY_PREFIX
 from mcuq.reference.host_tflm import run_tflm
 
@@ -41,14 +42,14 @@ def golden_data(golden_in: Samples, golden_out: Samples, resets: list[bool] | No
     before which vectors the model's state is reset (mcuq.model.state); stored only for a model
     whose vectors form sequences, so stateless projects keep their bytes."""
 
-    def tensors(values: list[np.ndarray]) -> list[dict[str, Any]]:
+    def tensors(values: list[np.ndarray]) -> list[GoldenTensorJSON]:
         return [
             {"dtype": str(np.asarray(v).dtype), "shape": list(np.asarray(v).shape), "values": np.asarray(v).reshape(-1).tolist()}
             for v in values
         ]
 
-    vectors = [{"inputs": tensors(i), "outputs": tensors(o)} for i, o in zip(golden_in, golden_out)]
-    data: dict[str, Any] = {"vectors": vectors}
+    vectors: list[GoldenVectorJSON] = [{"inputs": tensors(i), "outputs": tensors(o)} for i, o in zip(golden_in, golden_out)]
+    data: GoldenJSON = {"vectors": vectors}
     if resets is not None and not all(resets):
         data["resets"] = [bool(r) for r in resets]
     return (json.dumps(data, separators=(",", ":")) + "\n").encode()
@@ -114,7 +115,7 @@ def golden_from_project(project: Path, info: ModelInfo) -> tuple[Samples, Sample
     return inputs, outputs
 
 
-def _tensor(record: dict[str, Any], spec: TensorInfo) -> np.ndarray:
+def _tensor(record: GoldenTensorJSON, spec: TensorInfo) -> np.ndarray:
     if record["dtype"] != spec.dtype or tuple(record["shape"]) != spec.shape:
         raise ValueError(f"tensor {spec.name}: {record['dtype']}{record['shape']} is not {spec.dtype}{list(spec.shape)}")
     return np.array(record["values"], dtype=NUMPY_DTYPES[spec.dtype]).reshape(spec.shape)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mcuq.project.records import ErrorMetricsJSON
+
 
 def _flat(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, dtype=np.float64).reshape(-1)
@@ -55,5 +57,5 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int) ->
     return matrix
 
 
-def error_metrics(ref: np.ndarray, test: np.ndarray) -> dict[str, float]:
+def error_metrics(ref: np.ndarray, test: np.ndarray) -> ErrorMetricsJSON:
     return {"RMSE": rmse(ref, test), "MAE": mae(ref, test), "L2R": l2r(ref, test), "COS": cosine(ref, test), "SNR_dB": snr_db(ref, test)}

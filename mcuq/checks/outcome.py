@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from mcuq.project.records import CheckJSON, LayerErrorJSON, MetricsJSON, ReportJSON
 
 
 @dataclass
@@ -21,13 +22,16 @@ class Check:
     passed: bool
     detail: str
 
+    def as_json(self) -> CheckJSON:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
 
 @dataclass
 class ValidationReport:
     project: Path
     checks: list[Check] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    per_layer: list[dict[str, Any]] = field(default_factory=list)
+    metrics: MetricsJSON = field(default_factory=lambda: MetricsJSON())
+    per_layer: list[LayerErrorJSON] = field(default_factory=list)
     report_files: list[str] = field(default_factory=list)
     kept_reports: list[str] = field(default_factory=list)  # the user's own report.html/json, left alone
     # Checks that could not run (``passed`` False: nothing was proven); kept out of ``checks`` so that
@@ -79,12 +83,12 @@ class ValidationReport:
     def check(self, name: str) -> Check | None:
         return next((c for c in self.checks if c.name == name), None)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ReportJSON:
         return {
             "project": str(self.project),
             "passed": self.passed,
-            "checks": [c.__dict__ for c in self.checks],
-            "not_checked": [c.__dict__ for c in self.not_checked],
+            "checks": [c.as_json() for c in self.checks],
+            "not_checked": [c.as_json() for c in self.not_checked],
             "notes": self.notes,
             "metrics": self.metrics,
             "per_layer": self.per_layer,

@@ -14,12 +14,16 @@ import math
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import jinja2
 import numpy as np
 
 from mcuq.model.info import ModelInfo, TensorInfo
+from mcuq.project.records import FitJSON, LayerErrorJSON, ReportJSON, WeightPictureJSON, WeightScalesJSON
+
+if TYPE_CHECKING:
+    from mcuq.checks.accuracy import LayerPair
 
 
 def _png(fig: Any) -> str:
@@ -44,7 +48,7 @@ def _figure(width: float, height: float) -> Any:
     return _pyplot().subplots(figsize=(width, height))
 
 
-def budget_chart(fit: dict[str, Any], arena_bytes: int) -> str:
+def budget_chart(fit: FitJSON, arena_bytes: int) -> str:
     fig, ax = _figure(6.5, 1.8)
     rows = [("RAM", fit["ram_bytes"], fit["ram_budget"]), ("flash", fit["flash_bytes"], fit["flash_budget"])]
     for y, (_label, used, budget) in enumerate(rows):
@@ -59,7 +63,7 @@ def budget_chart(fit: dict[str, Any], arena_bytes: int) -> str:
     return _png(fig)
 
 
-def layer_chart(rows: list[dict[str, Any]]) -> str:
+def layer_chart(rows: list[LayerErrorJSON]) -> str:
     fig, ax = _figure(7.0, max(1.8, 0.32 * len(rows) + 0.8))
     labels = [f"{r['op_index']} {r['layer']}"[:28] for r in rows]
     values = [min(r["SNR_dB"], 80.0) for r in rows]
@@ -116,7 +120,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def render_report_json(data: dict[str, Any]) -> str:
+def render_report_json(data: ReportJSON) -> str:
     return json.dumps(data, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
 
@@ -181,12 +185,13 @@ def device_section(device: dict[str, Any] | None) -> dict[str, Any] | None:
 DEVICE_FLOAT_KEYS = ["top1_agreement_float", "RMSE", "MAE", "L2R", "COS", "SNR_dB"]
 
 
-def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo | None) -> str:
+def render_report_html(data: ReportJSON, q: ModelInfo, float_info: ModelInfo | None) -> str:
     """The page is laid out in report.html.j2; here only the pictures are drawn and rows picked."""
     s = data["summary"]
     metrics = data.get("metrics") or {}
     outputs = metrics.get("outputs") or []
     per_layer = data.get("per_layer") or []
+    rewrites = s.get("rewrites")
     return (
         _environment()
         .get_template("report.html.j2")
@@ -200,19 +205,19 @@ def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo
             notes=data.get("notes", []),
             rewrite_rows=[
                 [r["layer"], r["original"], r["replacement"], ", ".join(r["ops"]), r["reason"]]
-                for r in (s.get("rewrites") or {}).get("layers", [])
+                for r in (rewrites["layers"] if rewrites else [])
             ],
             budget_image=budget_chart(s["fit"], s["arena_bytes"]),
             ops=[[o["index"], o["op"], o["macs"], "yes" if o["optimized"] else "reference", o["layer"]] for o in data["ops"]],
             metrics=metrics if outputs else None,
             device=device_section(metrics.get("device")),
             metric_keys=METRIC_KEYS,
-            metric_rows=[[o["name"], *[o.get(k, "-") for k in METRIC_KEYS]] for o in outputs],
+            metric_rows=[[o["name"], *[dict(o).get(k, "-") for k in METRIC_KEYS]] for o in outputs],
             confusion_images=[
                 [
-                    confusion_chart(o[k], f"{o['name']}: {t}", s.get("labels"))
-                    for k, t in (("confusion_float", "float"), ("confusion_int8", "int8"))
-                    if k in o
+                    confusion_chart(matrix, f"{o['name']}: {t}", s.get("labels"))
+                    for matrix, t in ((o.get("confusion_float"), "float"), (o.get("confusion_int8"), "int8"))
+                    if matrix is not None
                 ]
                 for o in outputs
             ],
@@ -222,28 +227,35 @@ def render_report_html(data: dict[str, Any], q: ModelInfo, float_info: ModelInfo
             layer_image=layer_chart(per_layer) if per_layer else "",
             worst_layers=data.get("worst_layers", []),
             weights=data.get("weights", []),
-            **_weight_scale_rows(s.get("weight_scales")),
+            **_weight_scale_rows(s.get("weight_scales")),  # weight_headers, weight_rows
         )
     )
 
 
-def _weight_scale_rows(choice: dict[str, Any] | None) -> dict[str, Any]:
+class WeightScaleTable(TypedDict):
+    """The report's Dense-variants table (template variables)."""
+
+    weight_headers: list[str]
+    weight_rows: list[list[object]]
+
+
+def _weight_scale_rows(choice: WeightScalesJSON | None) -> WeightScaleTable:
     """Both Dense variants with their arena (and validation figure when it was measured)."""
     if not choice:
         return {"weight_headers": [], "weight_rows": []}
-    measured = choice.get("measured") or {}
+    measured: dict[str, object] = dict(choice["measured"])
     headers = ["Dense weights", "arena (bytes)"] + ([f"validation {measured['metric']}"] if measured else [])
-    rows = [
+    rows: list[list[object]] = [
         [variant + (" (kept)" if variant == choice["kept"] else ""), arena] + ([measured.get(variant, "-")] if measured else [])
-        for variant, arena in choice.get("arena_bytes", {}).items()
+        for variant, arena in choice["arena_bytes"].items()
     ]
     return {"weight_headers": headers, "weight_rows": rows}
 
 
-def weight_pictures(q: ModelInfo, float_info: ModelInfo | None, pairs: list[Any]) -> list[dict[str, Any]]:
+def weight_pictures(q: ModelInfo, float_info: ModelInfo | None, pairs: list[LayerPair]) -> list[WeightPictureJSON]:
     if float_info is None:
         return []
-    out = []
+    out: list[WeightPictureJSON] = []
     for p in pairs:
         if p.int8_op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"):
             continue

@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
 
 
 def run_isolated_ex(
-    module: str, request: dict[str, Any], capture_stderr: bool, timeout: float | None = DEFAULT_TIMEOUT
+    module: str, request: Mapping[str, object], capture_stderr: bool, timeout: float | None = DEFAULT_TIMEOUT
 ) -> tuple[Any, ChildFailure | None]:
     """(answer, None) or (None, why the child gave no answer)."""
     clean_stale_temp()
@@ -152,7 +153,9 @@ def run_isolated_ex(
         return pickle.loads(resp_path.read_bytes()), None
 
 
-def run_isolated(module: str, request: dict[str, Any], capture_stderr: bool, timeout: float | None = DEFAULT_TIMEOUT) -> tuple[Any, str]:
+def run_isolated(
+    module: str, request: Mapping[str, object], capture_stderr: bool, timeout: float | None = DEFAULT_TIMEOUT
+) -> tuple[Any, str]:
     """(answer or None if the child crashed or timed out, crash detail)."""
     answer, failure = run_isolated_ex(module, request, capture_stderr, timeout)
     return answer, failure.detail if failure else ""

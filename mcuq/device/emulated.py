@@ -109,22 +109,22 @@ def _sources(src: Path, names: tuple[str, ...]) -> list[str]:
 def build_link_firmware(project: Path, board: Board, folder: Path, link: bool = True) -> Path:
     """The project's plain-C firmware for the board's CPU with the link harness (``link``) or
     with the self-test-only harness (for the size comparison)."""
-    cpu = board.cpu or {}
+    cpu = board.cpu
     src = project / "src"
     emu = templates_dir() / "c" / "emulate"
     elf = folder / ("link.elf" if link else "plain.elf")
-    if cpu.get("emulator") == "simavr":
-        mcu = AVR_MCUS.get(cpu["core"], str(cpu["core"]).lower())
+    if cpu is not None and cpu.emulator == "simavr":
+        mcu = AVR_MCUS.get(cpu.core, cpu.core.lower())
         harness = emu / ("avr_link_main.c" if link else "avr_main.c")
         names = ",".join(str(b) for b in mcu.encode()) + ",0"
         cmd = ["avr-gcc", f"-mmcu={mcu}", f"-DF_CPU={board.clock_mhz * 1_000_000}UL", f'-DMCUQ_MMCU_NAME="{mcu}"']
         cmd += [f"-DMCUQ_MMCU_NAME_BYTES={names}", "-Wl,--undefined=_mmcu,--section-start=.mmcu=0x910000"]
-    elif cpu.get("emulator") == "qemu":
+    elif cpu is not None and cpu.emulator == "qemu":
         harness = emu / ("cm_link_main.c" if link else "cm4_main.c")
-        cmd = ["arm-none-eabi-gcc", *cpu["cflags"], "-T", str(emu / "mps2_an386.ld"), "-nostartfiles", "--specs=nano.specs"]
+        cmd = ["arm-none-eabi-gcc", *cpu.cflags, "-T", str(emu / "mps2_an386.ld"), "-nostartfiles", "--specs=nano.specs"]
         cmd += [f"-DMCUQ_CPU_HZ={board.clock_mhz * 1_000_000}u"]
     else:
-        raise MCUQError(f"{board.id}: no emulator for this CPU ({cpu.get('core', board.mcu)})")
+        raise MCUQError(f"{board.id}: no emulator for this CPU ({cpu.core if cpu else board.mcu})")
     sources = _sources(src, LINK_SOURCES if link else PLAIN_SOURCES)
     cmd += [*SELFTEST_CFLAGS, "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections", "-I", str(src)]
     cmd += [*sources, str(harness), "-o", str(elf), "-lm"]
@@ -156,8 +156,8 @@ def _read_until(stream: object, pattern: str, process: subprocess.Popen[bytes], 
 
 
 def start_simavr(elf: Path, board: Board) -> EmulatedBoard:
-    cpu = board.cpu or {}
-    mcu = AVR_MCUS.get(cpu["core"], str(cpu["core"]).lower())
+    core = board.cpu.core if board.cpu else board.mcu
+    mcu = AVR_MCUS.get(core, core.lower())
     proc = subprocess.Popen(
         [str(simavr_bridge()), mcu, str(board.clock_mhz * 1_000_000), str(elf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -168,11 +168,11 @@ def start_simavr(elf: Path, board: Board) -> EmulatedBoard:
 def start_qemu(elf: Path, board: Board) -> EmulatedBoard:
     if shutil.which("qemu-system-arm") is None:
         raise MCUQError("qemu-system-arm is not installed (apt-get install qemu-system-arm)")
-    machine = (board.cpu or {})["qemu_machine"]
+    machine = str(board.cpu.qemu_machine if board.cpu else None)
     cmd = qemu_command(machine, elf, serial="pty", semihosting=False)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     port = _read_until(proc.stdout, r"char device redirected to (/dev/pts/\d+)", proc, f"qemu ({machine})")
-    return EmulatedBoard(port, proc, f"{(board.cpu or {}).get('core')} code on qemu {machine}")
+    return EmulatedBoard(port, proc, f"{board.cpu.core if board.cpu else None} code on qemu {machine}")
 
 
 def start_emulated(project: Path, board: Board) -> EmulatedBoard:
@@ -180,7 +180,7 @@ def start_emulated(project: Path, board: Board) -> EmulatedBoard:
     folder = tempfile.TemporaryDirectory(prefix="mcuq-link-")
     try:
         elf = build_link_firmware(project, board, Path(folder.name))
-        emulator = (board.cpu or {}).get("emulator")
+        emulator = board.cpu.emulator if board.cpu else None
         emulated = start_simavr(elf, board) if emulator == "simavr" else start_qemu(elf, board)
     except BaseException:
         folder.cleanup()

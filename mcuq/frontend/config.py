@@ -29,9 +29,8 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "tflm_source": str,
     "name": str,
     "labels": str,
-    "avr_kernels": str,
-}
-PATH_KEYS = {"model", "calibration", "data", "board_file", "out", "tflm_source", "labels"}
+}  # plus the deploy options the runtimes declare (config_keys)
+PATH_KEYS = {"model", "calibration", "data", "board_file", "out", "labels"}
 POSITIVE_KEYS = {"arena_size", "calibration_samples", "golden"}
 NON_NEGATIVE_KEYS = {"seed"}
 CHOICES: dict[str, tuple[Any, ...]] = {
@@ -39,17 +38,17 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "activations": ("int8", "int16"),
     "per_channel": ("auto", "all", "none", True, False),
     "image_scale": ("0..1", "-1..1", "0..255"),
-    "avr_kernels": ("generated", "generic"),
 }
 
 
 def _choices(key: str) -> tuple[Any, ...] | None:
     """Allowed values of a key (the runtime list comes from the backend registry)."""
-    if key == "runtime":
-        from mcuq.backends.base import backend_names
+    from mcuq.backends.registry import backend_names, declared_options
 
+    if key == "runtime":
         return tuple(backend_names())
-    return CHOICES.get(key)
+    declared = {option.name: option.choices for _, option in declared_options("deploy") if option.choices}
+    return CHOICES.get(key) or declared.get(key)
 
 
 DEFAULT_CONFIG = """\
@@ -77,7 +76,23 @@ board = "{board}"                       # see `mcuq boards`
 """
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
+ConfigValues = dict[str, "str | int | bool"]  # mcuq.toml's scalar values, checked against KEYS
+
+
+def config_keys() -> dict[str, type | tuple[type, ...]]:
+    """Every key mcuq.toml accepts: mcuq's own, then the deploy options the runtimes declare."""
+    from mcuq.backends.registry import declared_options
+
+    return {**KEYS, **{option.name: option.kind for _, option in declared_options("deploy")}}
+
+
+def _path_keys() -> set[str]:
+    from mcuq.backends.registry import declared_options
+
+    return PATH_KEYS | {option.name for _, option in declared_options("deploy") if option.path}
+
+
+def load_config(path: str | Path) -> ConfigValues:
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         raise MCUQError(f"{path}: no such config file; give a MODEL, or run 'mcuq init' to write one")
@@ -86,11 +101,12 @@ def load_config(path: str | Path) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MCUQError(f"{path}: not valid TOML ({exc})") from None
-    unknown = sorted(set(data) - set(KEYS))
+    keys = config_keys()
+    unknown = sorted(set(data) - set(keys))
     if unknown:
-        raise MCUQError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(KEYS)}")
+        raise MCUQError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(keys)}")
     for key, value in data.items():
-        expected = KEYS[key]
+        expected = keys[key]
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             names = "/".join(t.__name__ for t in expected) if isinstance(expected, tuple) else expected.__name__
             raise MCUQError(f"{path}: '{key}' must be {names}, got {value!r}")
@@ -102,7 +118,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
         if key in NON_NEGATIVE_KEYS and isinstance(value, int) and not 0 <= value < 2**32:
             raise MCUQError(f"{path}: '{key}' = {value} must be between 0 and {2**32 - 1}")
     base = path.resolve().parent
-    return {k: (str(base / v) if k in PATH_KEYS and v != "random" and ":" not in v else v) for k, v in data.items()}
+    paths = _path_keys()
+    return {k: (str(base / v) if k in paths and v != "random" and ":" not in v else v) for k, v in data.items()}
 
 
 def write_default_config(path: str | Path, board: str = "esp32", model: str = "model.keras") -> Path:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from mcuq import __version__
 from mcuq.common import errors as errors_module
@@ -34,6 +34,7 @@ from mcuq.frontend.tf_converter import configure_full_int8, converter_for, run_c
 from mcuq.model.dedupe import dedupe_buffers
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.model.state import state_mode
+from mcuq.project.records import QuantizationJSON, RewritesJSON
 
 
 @dataclass
@@ -55,7 +56,7 @@ class QuantizedModel:
     dense_per_channel_tflite: bytes | None = None
     # Layers mcuq rewrote into int8-kernel ops before converting (mcuq.frontend.rewrite), and
     # the float check of the rewrite against the original; float_tflite is the rewritten model.
-    rewrites: dict[str, Any] | None = None
+    rewrites: RewritesJSON | None = None
     # Recurrent layers mcuq rebuilt for TFLite Micro (mcuq.frontend.recurrent), one line each.
     rebuilt_layers: list[str] = field(default_factory=list)
     # The source means the model's state to carry across invokes (a stateful Keras layer, or a
@@ -67,7 +68,7 @@ class QuantizedModel:
         """none | per_invoke | streaming (mcuq.model.state)."""
         return state_mode(self.info, self.streaming)
 
-    def manifest_entry(self) -> dict[str, Any]:
+    def manifest_entry(self) -> QuantizationJSON:
         return {
             "source": str(self.source),
             "source_kind": self.source_kind,
@@ -244,7 +245,25 @@ def _crash_message(model: Path, calibration: str, failure: ChildFailure) -> str:
     return f"{model}: the conversion step {how}{stage}; rerun with --verbose to see TensorFlow's own messages"
 
 
-def convert_in_this_process(model: Path, calibration: str, options: QuantizeOptions, console: Console) -> dict[str, Any]:
+class ConversionAnswer(TypedDict, total=False):
+    """What the converting child process hands back (pickled): the models and how they were made;
+    on failure only ``error`` and ``error_type`` (an mcuq error class name)."""
+
+    tflite: bytes
+    float_tflite: bytes | None
+    kind: str
+    data: SampleSet
+    notes: list[str]
+    timings: list[tuple[str, float]]
+    dense_per_channel_tflite: bytes | None
+    rewrites: RewritesJSON | None
+    rebuilt: list[str]
+    stateful: bool
+    error: str
+    error_type: str
+
+
+def convert_in_this_process(model: Path, calibration: str, options: QuantizeOptions, console: Console) -> ConversionAnswer:
     """The child-process side of ``_convert_isolated``: load, calibrate, convert."""
     mark_stage("importing TensorFlow")
     with console.step("importing TensorFlow"):

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Final
 
 from mcuq.frontend.calibration import SampleSet
+from mcuq.project.records import DenseMeasuredJSON, MetricsJSON, WeightScalesJSON
 
 ACCURACY_TOLERANCE_POINTS = 0.5
 SNR_TOLERANCE_DB = 1.0
 EVALUATION_ARENA = 16 * 1024 * 1024
-PER_TENSOR = "per-tensor Dense"
-PER_CHANNEL = "per-channel Dense"
+PER_TENSOR: Final = "per-tensor Dense"  # keys of DenseMeasuredJSON
+PER_CHANNEL: Final = "per-channel Dense"
 
 
 @dataclass
@@ -30,14 +31,14 @@ class DenseScaleChoice:
 
     kept: str  # PER_TENSOR or PER_CHANNEL
     reason: str
-    measured: dict[str, Any] = field(default_factory=dict)  # metric per variant, when validation data ran
+    measured: DenseMeasuredJSON = field(default_factory=lambda: DenseMeasuredJSON())  # metric per variant, when validation data ran
     arenas: dict[str, int] = field(default_factory=dict)  # bytes per variant, filled by the backend
 
     @property
     def per_channel(self) -> bool:
         return self.kept == PER_CHANNEL
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> WeightScalesJSON:
         return {"kept": self.kept, "reason": self.reason, "measured": self.measured, "arena_bytes": self.arenas}
 
     def summary(self) -> str:
@@ -45,7 +46,7 @@ class DenseScaleChoice:
         return f"kept {self.kept}: {self.reason}" + (f" (arena: {arenas})" if arenas else "")
 
 
-def _score(metrics: dict[str, Any]) -> tuple[str, float] | None:
+def _score(metrics: MetricsJSON) -> tuple[str, float] | None:
     """The figure the choice compares: worst accuracy (with labels) else worst output SNR."""
     outputs = metrics.get("outputs", [])
     accuracies = [o["ACC_int8"] for o in outputs if "ACC_int8" in o]
@@ -59,7 +60,7 @@ def choose_dense_scales(
     per_tensor: bytes,
     per_channel: bytes,
     data: SampleSet | None,
-    metrics_of: Callable[[bytes], dict[str, Any]],
+    metrics_of: Callable[[bytes], MetricsJSON],
     library_allows_per_channel: bool = True,
     library: str = "",
 ) -> DenseScaleChoice:
@@ -83,7 +84,7 @@ def choose_dense_scales(
             PER_TENSOR, "validation data has no labels and there is no float reference to measure SNR; per-tensor Dense saves arena RAM"
         )
     metric = pt[0]
-    measured = {"metric": metric, PER_TENSOR: round(pt[1], 3), PER_CHANNEL: round(pc[1], 3), "samples": data.count}
+    measured: DenseMeasuredJSON = {"metric": metric, PER_TENSOR: round(pt[1], 3), PER_CHANNEL: round(pc[1], 3), "samples": data.count}
     loss = pc[1] - pt[1]
     tolerance, unit = (ACCURACY_TOLERANCE_POINTS, "accuracy points") if metric == "accuracy" else (SNR_TOLERANCE_DB, "dB SNR")
     what = "accuracy" if metric == "accuracy" else "output SNR"

@@ -4,6 +4,7 @@ converter and the TensorFlow-side configuration both import them without importi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from mcuq.common.errors import ConversionError
 from mcuq.frontend.calibration import DEFAULT_SAMPLES
@@ -15,6 +16,17 @@ ACTIVATION_TYPES = ("int8", "int16")
 # output channel of a per-channel FULLY_CONNECTED in the arena; deploy may switch Dense
 # back to per-channel when validation data shows per-tensor costs accuracy).
 PER_CHANNEL_MODES = ("auto", "all", "none")
+
+
+class QuantizeOptionFields(TypedDict, total=False):
+    """:class:`QuantizeOptions` as keyword arguments (``DeployRequest.options``, mcuq.toml keys)."""
+
+    io: str
+    activations: str
+    per_channel: str  # auto | all | none
+    calibration_samples: int
+    seed: int
+    image_scale: str
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ConversionError
 from mcuq.frontend.calibration import SampleSet
 from mcuq.frontend.loader import LoadedModel
+from mcuq.project.records import FloatCheckJSON, RewriteJSON, RewritesJSON
 
 # The float outputs of the rewritten model may differ from the original's by this fraction of
 # each output's range: half an int8 step (1/255/2), below what the int8 model can resolve.
@@ -59,7 +60,7 @@ class Rewrite:
     ops: tuple[str, ...]
     reason: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RewriteJSON:
         return {
             "layer": self.layer,
             "original": self.original,
@@ -80,7 +81,7 @@ class FloatCheck:
     max_abs_diff: float
     tolerance: float
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> FloatCheckJSON:
         return {
             "samples": self.samples,
             "max_abs_diff": self.max_abs_diff,
@@ -97,7 +98,7 @@ class RewriteOutcome:
     rewrites: list[Rewrite]
     check: FloatCheck | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> RewritesJSON:
         return {"layers": [r.as_dict() for r in self.rewrites], "float_check": self.check.as_dict() if self.check else None}
 
 
@@ -141,7 +142,17 @@ def gelu_int8(x: Any) -> Any:
     return x * ops.sigmoid(x * (GELU_C + (GELU_C * 0.044715) * (x * x)))
 
 
-def _layer_classes() -> dict[str, Any]:
+@dataclass(frozen=True)
+class Replacements:
+    """The Keras layer classes a rewritten layer becomes (defined by :func:`_layer_classes`)."""
+
+    activation: type
+    layer_norm: type
+    upsampling: type
+    attention: type
+
+
+def _layer_classes() -> Replacements:
     """The replacement layer classes, defined on first use (importing keras is slow)."""
     import keras
     from keras import ops
@@ -201,7 +212,7 @@ def _layer_classes() -> dict[str, Any]:
         """MultiHeadAttention (rank-3 inputs, attention over the sequence axis, no mask) without
         BATCH_MATMUL: products of two activations are broadcast MULs summed by a constant matmul."""
 
-        def __init__(self, weights: dict[str, Any], heads: int, key_dim: int, value_dim: int, **kwargs: Any) -> None:
+        def __init__(self, weights: dict[str, np.ndarray], heads: int, key_dim: int, value_dim: int, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.w, self.heads, self.key_dim, self.value_dim = weights, heads, key_dim, value_dim
 
@@ -234,12 +245,7 @@ def _layer_classes() -> dict[str, Any]:
             joined = outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=-1)
             return self._project(joined, "output")
 
-    return {
-        "activation": Int8Activation,
-        "layer_norm": Int8LayerNormalization,
-        "upsampling": Int8NearestUpSampling,
-        "attention": Int8Attention,
-    }
+    return Replacements(Int8Activation, Int8LayerNormalization, Int8NearestUpSampling, Int8Attention)
 
 
 # ---------------------------------------------------------------- which layers, and their replacement
@@ -265,7 +271,7 @@ def _replacement(layer: Any) -> tuple[Any, Rewrite] | None:
     classes = _layer_classes()
     if kind == "ELU":
         alpha = _elu_alpha(layer)
-        new = classes["activation"](lambda x: elu_int8(x, alpha), name=layer.name)
+        new = classes.activation(lambda x: elu_int8(x, alpha), name=layer.name)
         return new, Rewrite(
             layer.name, "ELU", "relu(x) + alpha*(rsqrt(1-sigmoid(x-relu(x)))^2 - 2)", ELU_OPS, "the TFLite converter leaves ELU in float"
         )
@@ -278,7 +284,7 @@ def _replacement(layer: Any) -> tuple[Any, Rewrite] | None:
             else ("x*sigmoid(1.5958*(x+0.044715x^3)) (tanh form)", GELU_OPS, "no pinned TFLite Micro library has a GELU kernel")
         )
         if kind == "Activation":
-            new = classes["activation"](fn, name=layer.name)
+            new = classes.activation(fn, name=layer.name)
             return new, Rewrite(layer.name, f"Activation({activation})", what[0], what[1], what[2])
         new = type(layer).from_config({**layer.get_config(), "activation": fn})
         return new, Rewrite(layer.name, f"{kind}(activation={activation})", f"{kind} with {activation} as {what[0]}", what[1], what[2])
@@ -303,7 +309,7 @@ def _replacement(layer: Any) -> tuple[Any, Rewrite] | None:
     return None
 
 
-def _layer_norm(layer: Any, classes: dict[str, Any]) -> Any:
+def _layer_norm(layer: Any, classes: Replacements) -> Any:
     axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
     rank = len(layer.input.shape)
     axes = sorted(a % rank for a in axes)
@@ -317,10 +323,10 @@ def _layer_norm(layer: Any, classes: dict[str, Any]) -> Any:
     )
     beta = np.asarray(layer.beta.numpy(), np.float32).reshape(shape) if getattr(layer, "center", False) and layer.beta is not None else None
     rms = bool(getattr(layer, "rms_scaling", False))
-    return classes["layer_norm"](axes, float(layer.epsilon), gamma, beta, rms, name=layer.name)
+    return classes.layer_norm(axes, float(layer.epsilon), gamma, beta, rms, name=layer.name)
 
 
-def _upsampling(layer: Any, classes: dict[str, Any]) -> tuple[Any, Rewrite] | None:
+def _upsampling(layer: Any, classes: Replacements) -> tuple[Any, Rewrite] | None:
     kind = type(layer).__name__
     if kind == "UpSampling2D":
         if getattr(layer, "interpolation", "nearest") != "nearest":
@@ -334,7 +340,7 @@ def _upsampling(layer: Any, classes: dict[str, Any]) -> tuple[Any, Rewrite] | No
         size: tuple[int, ...] = tuple(int(s) for s in layer.size)
     else:
         size = (int(layer.size),)
-    new = classes["upsampling"](size, name=layer.name)
+    new = classes.upsampling(size, name=layer.name)
     return new, Rewrite(
         layer.name,
         f"{kind}(nearest)",
@@ -344,14 +350,14 @@ def _upsampling(layer: Any, classes: dict[str, Any]) -> tuple[Any, Rewrite] | No
     )
 
 
-def _attention(layer: Any, classes: dict[str, Any]) -> Any:
+def _attention(layer: Any, classes: Replacements) -> Any:
     """Copy the EinsumDense kernels of a MultiHeadAttention as 2-D matrices."""
     instead = "what deploys: MultiHeadAttention on [batch, sequence, features] inputs (attention over the sequence), called without masks"
     if getattr(layer, "_attention_axes", None) not in (None, (1,), [1]):
         raise _refuse(layer, "attention over axes other than the sequence axis has no BATCH_MATMUL-free form here", instead)
     if len(layer._query_dense.kernel.shape) != 3:
         raise _refuse(layer, "only rank-3 inputs [batch, sequence, features] are rewritten", instead)
-    weights: dict[str, Any] = {}
+    weights: dict[str, np.ndarray] = {}
     for name in ("query", "key", "value"):
         dense = getattr(layer, f"_{name}_dense")
         kernel = np.asarray(dense.kernel.numpy(), np.float32)  # [D, H, d]
@@ -365,7 +371,7 @@ def _attention(layer: Any, classes: dict[str, Any]) -> Any:
         weights["output_bias"] = np.asarray(out.bias.numpy(), np.float32).reshape(-1)
     heads, key_dim = int(layer._query_dense.kernel.shape[1]), int(layer._query_dense.kernel.shape[2])
     value_dim = int(layer._value_dense.kernel.shape[2])
-    return classes["attention"](weights, heads, key_dim, value_dim, name=layer.name)
+    return classes.attention(weights, heads, key_dim, value_dim, name=layer.name)
 
 
 def _check_call_arguments(model: Any) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -89,7 +89,36 @@ def check_labels(labels: list[str], info: ModelInfo, source: str) -> None:
         )
 
 
-def _tensor(t: TensorInfo, name: str, used: set[str]) -> dict[str, Any]:
+class ApiTensorContext(TypedDict):
+    """One I/O tensor of the generated API (``api.inputs``/``api.outputs`` of the context)."""
+
+    name: str
+    ident: Safe
+    shape: list[int]
+    dtype: Safe
+    enum: Safe
+    size: int
+    scale_literal: Safe
+    zero_point: int
+
+
+class ApiContext(TypedDict):
+    """The ``api`` key of every project's template context."""
+
+    prefix: str
+    PREFIX: Safe
+    ns: Safe
+    runtime: Safe
+    runtime_title: str
+    inputs: list[ApiTensorContext]
+    outputs: list[ApiTensorContext]
+    typed: list[dict[str, Safe]]
+    labels: list[str]
+    labels_source: str
+    header: Safe
+
+
+def _tensor(t: TensorInfo, name: str, used: set[str]) -> ApiTensorContext:
     """One I/O tensor of the API: ``name`` is the model's text (templates escape it where they
     print it); ``ident`` is a macro suffix derived from it, unique among the model's inputs
     (or outputs)."""
@@ -123,7 +152,7 @@ def _typed_helpers(info: ModelInfo) -> list[dict[str, Safe]]:
 
 def api_context(
     prefix: str, info: ModelInfo, runtime: str, labels: list[str], labels_source: str | None, runtime_title: str = ""
-) -> dict[str, Any]:
+) -> ApiContext:
     """The ``api`` key of every project's template context."""
     used_in: set[str] = set()
     used_out: set[str] = set()

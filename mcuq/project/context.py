@@ -8,13 +8,13 @@ The templates of both runtimes can rely on everything here.
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from mcuq import __version__
 from mcuq.project.api import api_context, model_prefix
-from mcuq.project.escape import c_identifier, code, file_name
+from mcuq.project.escape import Safe, c_identifier, code, file_name
 from mcuq.project.render import BANNER, c_values, tensor_context
 from mcuq.reference.host_tflm import tflm_version
 
@@ -22,8 +22,27 @@ if TYPE_CHECKING:
     from mcuq.backends.base import DeployJob, Samples
 
 
-def golden_context(golden_in: Samples, golden_out: Samples, source: str, resets: list[bool] | None = None) -> dict[str, Any]:
-    def arrays(values: list[np.ndarray]) -> list[dict[str, Any]]:
+class GoldenArrayContext(TypedDict):
+    size: int
+    data: Safe  # the values as C initialisers
+
+
+class GoldenVectorContext(TypedDict):
+    inputs: list[GoldenArrayContext]
+    outputs: list[GoldenArrayContext]
+
+
+class GoldenContext(TypedDict):
+    """The ``golden`` key of the template context: the vectors as C arrays, and reset points."""
+
+    count: int
+    source: str
+    vectors: list[GoldenVectorContext]
+    resets: list[bool]
+
+
+def golden_context(golden_in: Samples, golden_out: Samples, source: str, resets: list[bool] | None = None) -> GoldenContext:
+    def arrays(values: list[np.ndarray]) -> list[GoldenArrayContext]:
         return [{"size": int(np.asarray(v).size), "data": c_values(v)} for v in values]
 
     return {
@@ -47,15 +66,7 @@ def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
         "model_name": job.name,
         "model_size": len(info.raw),
         "model_crc32": zlib.crc32(info.raw) & 0xFFFFFFFF,
-        "pio": {
-            "lib_deps": [],
-            "build_flags": [],
-            "build_unflags": [],
-            "lib_compat_mode": None,
-            "monitor_speed": 115200,
-            "sdkconfig": [],
-            **board.platformio,
-        },
+        "pio": board.platformio,
         "inputs": [tensor_context(t) for t in info.input_tensors],
         "outputs": [tensor_context(t) for t in info.output_tensors],
         "golden": golden_context(job.golden_in, golden_out, job.golden_source, job.golden_resets),

@@ -29,11 +29,12 @@ import types
 import zlib
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints, is_typeddict
 
 from mcuq.backends.registry import backend_names, section_type
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import boards_dir
+from mcuq.project.records import ApiJSON, ArenaJSON, FitJSON, QuantizationJSON, WeightScalesJSON
 
 # 3: the runtime's part is one typed record under its own key (tflm / c_runtime)
 SCHEMA_VERSION = 3
@@ -82,7 +83,7 @@ def _type_name(hint: Any) -> str:
     origin = get_origin(hint)
     if origin is list:
         return "a list"
-    if origin is dict or is_dataclass(hint):
+    if origin is dict or is_dataclass(hint) or is_typeddict(hint):
         return "an object"
     return getattr(hint, "__name__", str(hint))
 
@@ -116,11 +117,26 @@ def _value(hint: Any, value: Any, key: str) -> Any:
         return {k: _value(item, v, f"{key}.{k}") for k, v in value.items()}
     if isinstance(hint, type) and is_dataclass(hint):
         return load_record(hint, value, key)
+    if is_typeddict(hint):
+        return _typed_dict(hint, value, key)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise Malformed(key, f"must be {_type_name(hint)}, got {_kind(value)}")
     return value
+
+
+def _typed_dict(hint: Any, value: Any, key: str) -> dict[str, object]:
+    """A JSON object checked against a TypedDict (mcuq.project.records): required keys present,
+    every declared key of its type; keys it does not declare are kept as they are, so the file
+    is written back byte for byte."""
+    if not isinstance(value, dict):
+        raise Malformed(key, f"must be an object, got {_kind(value)}")
+    hints = get_type_hints(hint)
+    for name in sorted(hint.__required_keys__):
+        if name not in value:
+            raise Malformed(f"{key}.{name}", "is missing")
+    return {k: _value(hints[k], v, f"{key}.{k}") if k in hints else v for k, v in value.items()}
 
 
 def load_record(cls: type[T], data: Any, key: str, **given: Any) -> T:
@@ -131,7 +147,7 @@ def load_record(cls: type[T], data: Any, key: str, **given: Any) -> T:
     if not isinstance(data, dict):
         raise Malformed(key, f"must be an object, got {_kind(data)}")
     hints = get_type_hints(cls)
-    kwargs: dict[str, Any] = dict(given)
+    kwargs: dict[str, object] = dict(given)
     for f in fields(cls):  # type: ignore[arg-type]
         where = f"{key}.{f.name}" if key else f.name
         if f.name in given:
@@ -225,17 +241,17 @@ class Manifest:
     runtime: str
     board: BoardRecord
     model: ModelRecord
-    quantization: dict[str, Any]
+    quantization: QuantizationJSON
     golden: GoldenRecord
     validation_data: str | None  # see project_relative
-    arena: dict[str, Any]
-    fit: dict[str, Any]
+    arena: ArenaJSON
+    fit: FitJSON
     # The backend's typed part (its SECTION dataclass), stored under SECTION.KEY
     runtime_section: RuntimeSection
     # --per-channel auto: which Dense quantization deploy kept, why, both arenas (None: no choice)
-    weight_scales: dict[str, Any] | None = None
+    weight_scales: WeightScalesJSON | None = None
     # The generated API: C prefix, header, class labels, readable input/output names
-    api: dict[str, Any] = field(default_factory=dict)
+    api: ApiJSON | None = None
     files: dict[str, str] = field(default_factory=dict)
     user_files: list[str] = field(default_factory=list)
     validation_data_sha256: str | None = None
@@ -249,9 +265,10 @@ class Manifest:
             )
         return self.runtime_section
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON layout: schema_version first, the typed fields, the runtime's section under its key."""
-        data: dict[str, Any] = {"schema_version": self.schema_version}
+    def as_dict(self) -> dict[str, object]:
+        """The JSON layout: schema_version first, the typed fields, the runtime's section under its key.
+        Code reads the typed fields; this is only what is written and printed."""
+        data: dict[str, object] = {"schema_version": self.schema_version}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "runtime_section":
@@ -292,9 +309,7 @@ def _jsonable(value: Any) -> Any:
 
 def _check_values(m: Manifest, where: str) -> None:
     """What the types alone do not say: the arena numbers validate runs with, a golden count."""
-    problems = []
-    if not isinstance(m.arena.get("host_bytes"), int) or not isinstance(m.arena.get("target_bytes"), int):
-        problems.append("'arena' needs integer target_bytes and host_bytes")
+    problems = []  # the arena's integer target_bytes and host_bytes are checked by its type (ArenaJSON)
     if m.golden.count < 1:
         problems.append("'golden.count' must be a positive integer")
     if problems:
@@ -316,7 +331,7 @@ def read_manifest(project: Path) -> Manifest:
 
 
 def build_manifest(
-    job: DeployJob, plan: BackendPlan, out_dir: Path, validation_data: str | None, weight_scales: dict[str, Any] | None, api: dict[str, Any]
+    job: DeployJob, plan: BackendPlan, out_dir: Path, validation_data: str | None, weight_scales: WeightScalesJSON | None, api: ApiJSON
 ) -> Manifest:
     """The typed record of what was generated and how (``mcuq.lock.json``, before the writer adds the
     file hashes); the backend's own section rides along."""
@@ -327,7 +342,7 @@ def build_manifest(
     q, board, info = job.quantized, job.board, job.info
     # A backend that computed the golden outputs another way (the board's own library) says so.
     computed_by = plan.golden_computed_by or f"x86 tflite-micro {tflm_version()}"
-    quantization = {
+    quantization: QuantizationJSON = {
         **q.manifest_entry(),
         "source": project_relative(q.source, out_dir),
         "calibration": relative_source(q.calibration_source, out_dir),

@@ -4,7 +4,7 @@ except reading templates; ``writer`` puts the result in place."""
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict
 
 import jinja2
 import numpy as np
@@ -126,7 +126,24 @@ C_TYPES = {
 }
 
 
-def tensor_context(t: TensorInfo) -> dict[str, Any]:
+class TensorContext(TypedDict):
+    """What the templates get of one I/O tensor (``inputs``/``outputs`` of the context)."""
+
+    name: str
+    shape: list[int]
+    dtype: Safe
+    ctype: Safe
+    typecode: Safe
+    size: int
+    nbytes: int
+    scale: float
+    scale_literal: Safe
+    zero_point: int
+    qmin: int
+    qmax: int
+
+
+def tensor_context(t: TensorInfo) -> TensorContext:
     """What a template needs of one I/O tensor: C type, size, baked quantization."""
     ctype, code, qmin, qmax = C_TYPES[t.dtype]
     size = 1

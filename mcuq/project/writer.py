@@ -78,8 +78,16 @@ def inside_project(rel: str) -> bool:
     return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel and not rel.startswith("~")
 
 
-def read_manifest(out_dir: Path) -> dict[str, Any] | None:
-    """The previous manifest as a dict, None when absent; raises when present but malformed."""
+@dataclass(frozen=True)
+class PreviousProject:
+    """What the writer needs of the manifest already in the output folder: which files mcuq
+    wrote there and their sha256 (a value that is not a hash matches no file: treated as edited)."""
+
+    files: dict[str, str]
+
+
+def read_manifest(out_dir: Path) -> PreviousProject | None:
+    """The previous manifest's file table, None when absent; raises when present but malformed."""
     path = out_dir / MANIFEST
     if not path.exists() and not path.is_symlink():
         return None
@@ -95,7 +103,7 @@ def read_manifest(out_dir: Path) -> dict[str, Any] | None:
             f"{path}: malformed manifest (no 'files' table); mcuq cannot tell its files from yours: "
             "move the folder away or choose another --out"
         )
-    return data
+    return PreviousProject({p: d if isinstance(d, str) else "" for p, d in data["files"].items() if isinstance(p, str)})
 
 
 def clean_stale(out_dir: Path) -> list[str]:
@@ -137,7 +145,7 @@ def _check_parent(out_dir: Path) -> None:
         raise OutputDirError(f"{out_dir} is a symbolic link{'' if out_dir.exists() else ' to nothing'}; give a real folder as --out")
 
 
-def check_output_dir(out_dir: Path, force: bool) -> dict[str, Any] | None:
+def check_output_dir(out_dir: Path, force: bool) -> PreviousProject | None:
     """Refuse a foreign or existing project folder before any work is done."""
     _check_parent(out_dir)
     clean_stale(out_dir)
@@ -184,9 +192,9 @@ def _free_name(out_dir: Path, rel: str, taken: set[str]) -> str:
     return candidate
 
 
-def _stage_old_tree(out_dir: Path, staging: Path, generated: dict[str, bytes], previous: dict[str, Any], result: WriteResult) -> set[str]:
+def _stage_old_tree(out_dir: Path, staging: Path, generated: dict[str, bytes], previous: PreviousProject, result: WriteResult) -> set[str]:
     """Carry every old file that stays into ``staging``; return the paths that exist there."""
-    old_files: dict[str, str] = {p: d for p, d in previous.get("files", {}).items() if isinstance(p, str)}
+    old_files = previous.files
     result.ignored_manifest_paths = sorted(p for p in old_files if not inside_project(p))
     generated_dirs = {str(parent) for p in generated for parent in PurePosixPath(p).parents}
     present: set[str] = set()

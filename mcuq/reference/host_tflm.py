@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from mcuq.common.errors import MCUQError, NativeCrashError
 from mcuq.common.isolation import run_isolated
-from mcuq.reference.tflm_worker import OSERROR_MARK
+from mcuq.reference.tflm_worker import OSERROR_MARK, WorkerAnswer, WorkerRequest
 
 ARENA_SEARCH_LIMIT = 64 * 1024 * 1024
 
@@ -35,7 +34,7 @@ def tflm_version() -> str:
         return "unknown"
 
 
-def _call_worker(request: dict[str, Any], what: str, timeout: float = 600) -> dict[str, Any]:
+def _call_worker(request: WorkerRequest, what: str, timeout: float = 600) -> WorkerAnswer:
     try:
         answer, detail = run_isolated("mcuq.reference.tflm_worker", request, capture_stderr=True, timeout=timeout)
     except OSError as exc:  # the request could not be written: a full or read-only temp folder
@@ -54,7 +53,7 @@ def _call_worker(request: dict[str, Any], what: str, timeout: float = 600) -> di
             f"the x86 TFLite Micro interpreter crashed while {what} ({detail}); "
             "the model is probably malformed or uses an op TFLite Micro cannot run"
         )
-    result: dict[str, Any] = answer
+    result: WorkerAnswer = answer
     return result
 
 
@@ -94,7 +93,8 @@ def measure_min_arena(model: bytes, sample: list[np.ndarray]) -> int:
         {"kind": "min_arena", "model": model, "inputs": sample, "limit": ARENA_SEARCH_LIMIT},
         "measuring the arena",
     )
-    if not answer["ok"] or answer.get("min_arena") is None:
+    found = answer.get("min_arena")
+    if not answer["ok"] or found is None:
         missing = ops_without_host_kernel(model)
         if missing:
             raise NativeCrashError(
@@ -102,7 +102,7 @@ def measure_min_arena(model: bytes, sample: list[np.ndarray]) -> int:
                 "replace that layer with one whose op TFLite Micro has (mcuq inspect lists each op's support)"
             )
         raise NativeCrashError(f"x86 TFLite Micro could not allocate the model even with {ARENA_SEARCH_LIMIT // (1024 * 1024)} MB of arena")
-    return int(answer["min_arena"])
+    return int(found)
 
 
 def ops_without_host_kernel(model: bytes) -> list[str]:

@@ -11,9 +11,36 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
+
+
+class WorkerRequest(TypedDict, total=False):
+    """What the parent (``host_tflm``) asks: ``kind`` run | litert | min_arena, and its inputs."""
+
+    kind: str
+    model: bytes
+    inputs: list[Any]  # samples (run, litert: a list of tensors each) or one sample (min_arena)
+    warmup: list[list[np.ndarray]]
+    arena: int
+    num_outputs: int
+    tensors: list[int]  # tensor indices whose values are kept
+    resets: list[bool] | None
+    limit: int  # min_arena: the largest arena tried
+
+
+class WorkerAnswer(TypedDict, total=False):
+    """The worker's answer: ``ok`` and ``error``, then what the request's kind computes."""
+
+    ok: bool
+    error: str
+    outputs: list[list[np.ndarray]]
+    tensors: list[dict[int, np.ndarray]]
+    min_arena: int | None
+    probes: int
+    tried_up_to: int
+
 
 # The worker could not write its answer (a full or read-only temp folder): this exit status and
 # stderr prefix let the parent name the real cause instead of blaming the model.
@@ -35,7 +62,7 @@ def _tensor_value(value: Any) -> np.ndarray:
     return np.array(value)
 
 
-def _run(req: dict[str, Any]) -> dict[str, Any]:
+def _run(req: WorkerRequest) -> WorkerAnswer:
     interp = _interpreter(req["model"], req["arena"], preserve=bool(req.get("tensors")))
     outputs: list[list[np.ndarray]] = []
     tensors: list[dict[int, np.ndarray]] = []
@@ -57,7 +84,7 @@ def _run(req: dict[str, Any]) -> dict[str, Any]:
     return {"outputs": outputs, "tensors": tensors}
 
 
-def _run_litert(req: dict[str, Any]) -> dict[str, Any]:
+def _run_litert(req: WorkerRequest) -> WorkerAnswer:
     """The float reference model on the LiteRT interpreter (no XNNPACK: reference kernels)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -99,7 +126,7 @@ def _probe(model: bytes, arena: int, inputs: list[np.ndarray]) -> bool:
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-def _min_arena(req: dict[str, Any]) -> dict[str, Any]:
+def _min_arena(req: WorkerRequest) -> WorkerAnswer:
     model, inputs, align = req["model"], req["inputs"], 16
     hi = max(4096, len(model) * 2)
     while not _probe(model, hi, inputs):
@@ -127,8 +154,7 @@ def main() -> int:
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     try:
         handlers = {"min_arena": _min_arena, "run": _run, "litert": _run_litert}
-        result = handlers[req["kind"]](req)
-        answer: dict[str, Any] = {"ok": True, **result}
+        answer: WorkerAnswer = {**handlers[req["kind"]](req), "ok": True}
     except Exception as exc:  # noqa: BLE001 - reported to the parent as text
         answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     try:

@@ -79,10 +79,10 @@ def toolchain_for(architecture: str) -> str | None:
 
 def no_emulator_reason(board: Board) -> str | None:
     """Why this board's firmware cannot be emulated here (None when it can)."""
-    cpu = board.cpu or {}
-    if cpu.get("emulator", "none") == "none":
+    cpu = board.cpu
+    if cpu is None or cpu.emulator == "none":
         return (
-            f"{board.id} ({cpu.get('core', board.mcu)}, {board.architecture}): no emulator for this CPU; "
+            f"{board.id} ({cpu.core if cpu else board.mcu}, {board.architecture}): no emulator for this CPU; "
             "the firmware is checked on the host only"
         )
     if toolchain_for(board.architecture) is None:
@@ -92,14 +92,14 @@ def no_emulator_reason(board: Board) -> str | None:
 
 def build_and_run(files: dict[str, str], board: Board, profile: bool = False) -> EmulationResult:
     """Build the self-test firmware for the board's CPU ([cpu] in the board file) and run it."""
-    cpu = board.cpu or {}
+    cpu = board.cpu
     reason = no_emulator_reason(board)
-    if reason:
-        raise MCUQError(reason)
-    if cpu["emulator"] == "simavr":
-        result = build_and_run_avr(files, cpu["core"], board.clock_mhz * 1_000_000, profile)
+    if reason or cpu is None:
+        raise MCUQError(reason or f"{board.id}: no [cpu] table")
+    if cpu.emulator == "simavr":
+        result = build_and_run_avr(files, cpu.core, board.clock_mhz * 1_000_000, profile)
     else:
-        result = build_and_run_qemu(files, list(cpu["cflags"]), cpu["qemu_machine"], cpu["core"], profile)
+        result = build_and_run_qemu(files, list(cpu.cflags), str(cpu.qemu_machine), cpu.core, profile)
     result.clock_mhz = board.clock_mhz
     return result
 

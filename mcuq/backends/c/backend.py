@@ -7,20 +7,19 @@ fit-check with the sizes the toolchain reports.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from mcuq import __version__
-from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, RenderedProject, ReportSection, Samples, ValidateOptions
+from mcuq.backends.base import ArenaSummary, BackendPlan, DeployJob, OptionValues, RenderedProject, ReportSection, Samples, ValidateOptions
 from mcuq.backends.c.avr_codegen import attach_avr_kernels
 from mcuq.backends.c.codegen import compile_sources, render_c_project, run_host, selftest_sources
 from mcuq.backends.c.fit import check_c_fit, estimate_c_fit, measured_c_fit
 from mcuq.backends.c.ir import CProgram
 from mcuq.backends.c.program import SUPPORTED_OPS, compile_model
-from mcuq.backends.c.section import CRuntimeSection, EmulationRecord
+from mcuq.backends.c.section import AVR_KERNELS, EMULATE, CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
 from mcuq.checks.golden import golden_from_project, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
@@ -29,6 +28,7 @@ from mcuq.common.errors import MCUQError, ValidationFailed
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.context import common_context
 from mcuq.project.manifest import INT8_MODEL_PATH, Manifest
+from mcuq.project.records import FitJSON
 from mcuq.project.writer import MANIFEST, sha256_bytes
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 from mcuq.toolchains.emulate import EmulationResult, build_and_run, no_emulator_reason
@@ -69,7 +69,7 @@ def emulate_sources(sources: dict[str, str], board: Board) -> EmulationResult:
 
 def uses_simd(board: Board) -> bool:
     """Lay the weights out for the SIMD path on CPUs with the DSP extension (board data)."""
-    return bool((board.cpu or {}).get("dsp", False))
+    return board.cpu is not None and board.cpu.dsp
 
 
 def board_of_manifest(project: Path, manifest: Manifest) -> Board:
@@ -104,12 +104,33 @@ def generated_sources(manifest: Manifest) -> list[str]:
     return sorted(path[4:] for path in manifest.files if path.startswith("src/") and path.endswith((".c", ".cpp")))
 
 
-def c_template_context(program: CProgram, tflm_min: int) -> dict[str, Any]:
+class CContext(TypedDict):
+    """The ``c`` key of a plain-C project's template context."""
+
+    arena_bytes: int
+    lower_bound: int
+    tflm_arena: int
+    emulation: dict[str, object] | None  # the deploy-time self-test (EmulationResult.as_dict), None: not run
+    not_emulated: str | None
+
+
+class CTemplateKeys(TypedDict):
+    """What the plain-C runtime adds to the common template context."""
+
+    fit: FitJSON | None  # None in the self-test build, before the fit is measured
+    c: CContext
+
+
+def c_template_context(program: CProgram, tflm_min: int) -> CTemplateKeys:
     assert program.plan is not None
-    return {
-        "fit": {},
-        "c": {"arena_bytes": program.arena_bytes, "lower_bound": program.plan.lower_bound, "tflm_arena": tflm_min, "emulation": None},
+    c: CContext = {
+        "arena_bytes": program.arena_bytes,
+        "lower_bound": program.plan.lower_bound,
+        "tflm_arena": tflm_min,
+        "emulation": None,
+        "not_emulated": None,
     }
+    return {"fit": None, "c": c}
 
 
 class CBackend:
@@ -166,7 +187,9 @@ class CBackend:
 
         golden_bytes = sum(x.size for s in job.golden_in for x in s) + sum(x.size for s in golden_out for x in s)
         no_emulator = no_emulator_reason(board)
-        if board.architecture == "avr8" and no_emulator is None and job.avr_kernels == "generated":  # only where its self-test runs
+        if (
+            board.architecture == "avr8" and no_emulator is None and (AVR_KERNELS.read(job.options) or "generated") == "generated"
+        ):  # only where its self-test runs
             with console.step("generating AVR assembly for the layers with few MACs per output"):
                 attach_avr_kernels(program, common["api"]["prefix"], board, golden_bytes)
         sources = self_test_sources()
@@ -179,7 +202,7 @@ class CBackend:
             check_avr_limits(program)
         emulation = None
         if no_emulator is None:
-            with console.step(f"building for {(board.cpu or {}).get('core')} and running the self-test in the emulator"):
+            with console.step(f"building for {board.cpu.core if board.cpu else None} and running the self-test in the emulator"):
                 emulation = emulate_sources(sources, board)
             fit = measured_c_fit(
                 emulation.flash_bytes, emulation.ram_bytes, board, "avr-size" if board.architecture == "avr8" else "arm-none-eabi-size"
@@ -231,7 +254,7 @@ class CBackend:
         context["c"]["not_emulated"] = no_emulator
         context["program"] = program
         return BackendPlan(
-            golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw}, asdict(emulated) if emulation else None
+            golden_out, arena, fit, section, context, {INT8_MODEL_PATH: info.raw}, emulated if emulation else None
         )  # None: not emulated (the section says why)
 
     def render(self, job: DeployJob, plan: BackendPlan) -> RenderedProject:
@@ -278,7 +301,7 @@ class CBackend:
                     if c_ok and t_ok
                     else f"golden vector {v} differs ({who} disagree): " + report.mismatch_cause(),
                 )
-        if options.emulate:
+        if EMULATE.read(options.values):
             self._check_emulation(report, project, manifest)
         elif section.generated_ops:
             self._report_generated_code(report, section)
@@ -339,6 +362,9 @@ class CBackend:
             per_channel_note="The plain-C runtime keeps per-channel multipliers and shifts in flash (const arrays "
             "next to the weights), so per-channel Dense costs it no RAM: both arenas above are equal.",
         )
+
+    def check_options(self, board: Board, options: OptionValues) -> None:
+        """--avr-kernels needs nothing beyond its declared choices."""
 
     def summary_lines(self, manifest: Manifest) -> list[str]:
         section = manifest.section(CRuntimeSection)

@@ -1,14 +1,29 @@
-"""The plain-C runtime's typed part of ``mcuq.lock.json`` (under the key ``c_runtime``).
+"""The plain-C runtime's declarations: its typed part of ``mcuq.lock.json`` (under the key
+``c_runtime``) and its deploy/validate options.
 
-Kept apart from ``backend.py`` and free of mcuq imports so that the manifest can read it
-(``mcuq.project.manifest``, through the registry in ``mcuq.backends.base``) without loading
-the backend. ``validate`` and the report read these fields, never keys.
+Kept apart from ``backend.py`` and importing only the registry (which imports nothing of mcuq),
+so that the manifest and the CLI read it without loading the backend. ``validate`` and the
+report read these fields, never keys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import ClassVar
+
+from mcuq.backends.registry import BackendOption
+
+AVR_KERNELS = BackendOption(
+    "avr_kernels",
+    str,
+    "AVR boards (plain-C runtime): 'generated' (default) writes assembly for this model's layers within the "
+    "flash the board has left, several times faster; 'generic' keeps the shared kernels only (less flash)",
+    choices=("generated", "generic"),
+)
+EMULATE = BackendOption(
+    "emulate", bool, "plain-C projects: also build for the MCU and run the self-test in simavr/qemu", commands=("validate",)
+)
+OPTIONS = (AVR_KERNELS, EMULATE)
 
 
 @dataclass(frozen=True)
@@ -58,3 +73,5 @@ class CRuntimeSection:
 
 
 SECTION = CRuntimeSection
+# The plain-C runtime has no board table of its own: it reads the shared [cpu] table (mcuq.boards.CpuSection).
+BOARD_SECTION = None

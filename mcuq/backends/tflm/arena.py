@@ -10,10 +10,13 @@ because a too-small arena can corrupt a device silently.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mcuq.model.info import ModelInfo, OpInfo
+
+if TYPE_CHECKING:
+    from mcuq.project.records import ArenaJSON
 
 ALIGN = 16
 MARGIN_FRACTION = 0.05
@@ -127,8 +130,22 @@ class ArenaPlan:
             f"{scratch} + {self.margin_bytes} B margin ({int(MARGIN_FRACTION * 100)}%, min {MARGIN_MIN_BYTES} B), 16-byte aligned"
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "how": self.how}
+    def as_dict(self) -> ArenaJSON:
+        """The manifest's ``arena``: every field in declaration order, then ``how``."""
+        return {
+            "host_min_bytes": self.host_min_bytes,
+            "struct_delta_bytes": self.struct_delta_bytes,
+            "scratch_bytes": self.scratch_bytes,
+            "scratch_op": self.scratch_op,
+            "margin_bytes": self.margin_bytes,
+            "target_bytes": self.target_bytes,
+            "host_bytes": self.host_bytes,
+            "kernels": self.kernels,
+            "overridden": self.overridden,
+            "library_min_bytes": self.library_min_bytes,
+            "measured_on": self.measured_on,
+            "how": self.how,
+        }
 
 
 def plan_arena(info: ModelInfo, host_min: int, kernels: str, override: int | None = None) -> ArenaPlan:

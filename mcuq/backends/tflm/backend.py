@@ -15,17 +15,26 @@ from pathlib import Path
 
 import numpy as np
 
-from mcuq.backends.base import BackendPlan, DeployJob, FitReport, RenderedProject, ReportSection, Samples, ValidateOptions
+from mcuq.backends.base import BackendPlan, DeployJob, FitReport, OptionValues, RenderedProject, ReportSection, Samples, ValidateOptions
 from mcuq.backends.tflm.arena import ArenaPlan, plan_arena, plan_arena_from_library
 from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, measure_with_library
 from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops, unlisted_core_note
-from mcuq.backends.tflm.section import LibraryCheck, LibraryRecord, ResolverRecord, TflmSection
-from mcuq.backends.tflm.toolchain import BuildError, cpu_target
+from mcuq.backends.tflm.section import (
+    BUILD,
+    BUILD_SOURCE,
+    TFLM_SOURCE,
+    LibraryCheck,
+    LibraryRecord,
+    ResolverRecord,
+    TflmBoardSection,
+    TflmSection,
+)
+from mcuq.backends.tflm.toolchain import BuildError, cpu_target, find_library_tree
 from mcuq.boards import Board, list_boards
 from mcuq.checks.golden import golden_from_project, golden_resets, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
-from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, ValidationFailed
+from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, UsageError, ValidationFailed
 from mcuq.libraries import TflmLibrary, add_method_name, installed_tflm_ops, load_library, signal_op
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
@@ -64,6 +73,11 @@ class ResolverEntry:
     count: int
 
 
+def board_tflm(board: Board) -> TflmBoardSection | None:
+    """The board's [tflm] table (None: the board names no TFLite Micro library)."""
+    return board.section(TflmBoardSection)
+
+
 def resolver_entries(info: ModelInfo) -> list[ResolverEntry]:
     return [ResolverEntry(op, add_method_name(op), sum(1 for o in info.ops if o.name == op)) for op in info.op_names]
 
@@ -88,7 +102,8 @@ def check_library_ops(info: ModelInfo, library: TflmLibrary, board: Board) -> No
 
 def _boards_with_ops(ops: list[str]) -> list[str]:
     """The shipped TFLite Micro boards whose library registers every one of ``ops``."""
-    return [b.id for b in list_boards() if b.tflm and not load_library(b.tflm["library"]).missing_ops(ops)]
+    sections = [(b.id, board_tflm(b)) for b in list_boards()]
+    return [board_id for board_id, t in sections if t is not None and not load_library(t.library).missing_ops(ops)]
 
 
 def flash_estimate(info: ModelInfo, board: Board, golden_bytes: int = 0) -> int:
@@ -125,9 +140,10 @@ def _kb(n: int) -> str:
 def nearest_fitting_boards(info: ModelInfo, host_min: int, exclude: str, golden_bytes: int = 0) -> list[str]:
     fitting = []
     for other in list_boards():
-        if other.id == exclude or other.default_runtime != "tflm" or not other.tflm:
+        other_tflm = board_tflm(other)
+        if other.id == exclude or other.default_runtime != "tflm" or other_tflm is None:
             continue
-        plan = plan_arena(info, host_min, other.tflm["kernels"])
+        plan = plan_arena(info, host_min, other_tflm.kernels)
         report = fit_report(info, other, plan, golden_bytes)
         if report.fits and (not report.arena_in_psram or plan.target_bytes <= report.psram_budget):
             fitting.append((other.sram_bytes + other.psram_bytes, other.id))
@@ -176,13 +192,14 @@ class TflmPlan:
 def plan_tflm(info: ModelInfo, board: Board, sample: list, arena_override: int | None = None, golden_count: int = 0) -> TflmPlan:
     """Check ops, measure and plan the arena, check the fit. Raises before anything is written."""
     golden_bytes = golden_flash_bytes(info, golden_count)
-    assert board.tflm is not None
-    library = load_library(board.tflm["library"])
+    section = board_tflm(board)
+    assert section is not None
+    library = load_library(section.library)
     check_library_ops(info, library, board)
     # Kernel features the op names cannot show (per-channel Dense, 16x8 ops): boards/libraries [features].
     check_library_rules(info, library, f"board {board.id}")
     host_min = measure_min_arena(info.raw, sample)
-    arena = plan_arena(info, host_min, board.tflm["kernels"], arena_override)
+    arena = plan_arena(info, host_min, section.kernels, arena_override)
     fit = fit_report(info, board, arena, golden_bytes)
     check_fit(info, board, arena, fit, golden_bytes)
     return TflmPlan(library, resolver_entries(info), arena, fit)
@@ -249,24 +266,27 @@ class TflmBackend:
         return installed_tflm_ops()
 
     def describe(self, board: Board) -> str:
-        library = load_library(board.tflm["library"]) if board.tflm else None
+        section = board_tflm(board)
+        library = load_library(section.library) if section else None
         return f"TFLite Micro {library.name} {library.version}" if library else "TFLite Micro"
 
     def board_note(self, board: Board) -> str | None:
-        if board.tflm is None:
+        section = board_tflm(board)
+        if section is None:
             return None
-        return unlisted_core_note(load_library(board.tflm["library"]), board.tflm.get("core_architecture"))
+        return unlisted_core_note(load_library(section.library), section.core_architecture)
 
     def unsupported_reason(self, board: Board) -> str | None:
-        if board.tflm is None:
+        if board_tflm(board) is None:
             return f"board {board.id} names no TFLite Micro library ([tflm] section); use --runtime c or another board"
         return None
 
     def per_channel_dense_rule(self, board: Board) -> str | None:
         """The board's library decides: Chirale 2.0.0 applies one scale to every channel."""
-        if board.tflm is None:
+        section = board_tflm(board)
+        if section is None:
             return None
-        library = load_library(board.tflm["library"])
+        library = load_library(section.library)
         if library.features.per_channel_fully_connected:
             return None
         return f"{library.name} {library.version}"
@@ -274,9 +294,10 @@ class TflmBackend:
     def arena_bytes(self, info: ModelInfo, board: Board, sample: list[np.ndarray]) -> int:
         """Target arena of this model on the board (x86 measurement + 32-bit and kernel corrections):
         a per-channel FULLY_CONNECTED keeps two int32 per output channel in it."""
-        kernels = board.tflm["kernels"] if board.tflm else "reference"
-        if board.tflm is not None:  # a missing kernel is the reason, not "could not allocate the model"
-            check_library_ops(info, load_library(board.tflm["library"]), board)
+        section = board_tflm(board)
+        kernels = section.kernels if section else "reference"
+        if section is not None:  # a missing kernel is the reason, not "could not allocate the model"
+            check_library_ops(info, load_library(section.library), board)
         return plan_arena(info, measure_min_arena(info.raw, sample), kernels).target_bytes
 
     def plan(self, job: DeployJob, console: Console) -> BackendPlan:
@@ -326,7 +347,11 @@ class TflmBackend:
             computed_by = None
         section = TflmSection(
             library=LibraryRecord(
-                library.id, library.name, library.version, library.snapshot, board.tflm["kernels"] if board.tflm else None
+                library.id,
+                library.name,
+                library.version,
+                library.snapshot,
+                tflm.arena.kernels,  # the board's [tflm] kernels
             ),
             resolver=[ResolverRecord(e.op, e.method, e.count) for e in tflm.resolver],
             library_check=check,
@@ -334,7 +359,7 @@ class TflmBackend:
         raw = info.raw
         context = {
             **common_context(job, golden_out),
-            "tflm": board.tflm or {},
+            "tflm": board_tflm(board),
             "board_notes": board.notes,
             "project_name": c_identifier(f"mcuq_{job.name}"),
             "model_size": len(raw),
@@ -353,9 +378,11 @@ class TflmBackend:
     def _measure_with_library(job: DeployJob, console: Console) -> LibraryMeasurement | None:
         """Golden outputs and the exact arena from the board's own library, when its sources are at hand."""
         board, info = job.board, job.info
-        if board.tflm is None:
+        section = board_tflm(board)
+        if section is None:
             return None
-        source = Path(job.library_source) if job.library_source else None
+        given = TFLM_SOURCE.read(job.options)
+        source = Path(given) if given else None
         if source is None and job.out_dir is None:
             return None
         outputs = [(tuple(t.shape), t.dtype) for t in info.output_tensors]
@@ -363,7 +390,7 @@ class TflmBackend:
             return measure_with_library(
                 info.raw,
                 outputs,
-                board.tflm["library"],
+                section.library,
                 cpu_target(board.cpu),
                 job.golden_in,
                 source,
@@ -377,7 +404,7 @@ class TflmBackend:
     def render(self, job: DeployJob, plan: BackendPlan) -> RenderedProject:
         env = environment()
         context = plan.context
-        framework = job.board.platformio["framework"]
+        framework = job.board.platformio.framework
         files: dict[str, str | bytes] = {
             path: env.get_template(template).render(**context) for template, path, when in TFLM_FILES if when in ("always", framework)
         }
@@ -397,17 +424,32 @@ class TflmBackend:
             raw = self._check_model_bytes(report, project, manifest)
             if raw is not None:
                 self._check_golden(report, project, raw, manifest)
-        if options.emulate:
-            report.add(
-                "emulator",
-                False,
-                "--emulate runs the plain-C runtime's firmware; a TFLite Micro project is built against its library with --build",
-            )
-        if options.build and raw is not None:
+        if BUILD.read(options.values) and raw is not None:
             from mcuq.backends.tflm.build_check import add_build_checks
 
-            add_build_checks(report, project, manifest, raw, options.tflm_source, console)
+            add_build_checks(report, project, manifest, raw, BUILD_SOURCE.read(options.values), console)
         return raw
+
+    def check_options(self, board: Board, options: OptionValues) -> None:
+        """--tflm-source must hold the board's TFLite Micro library: a folder that does not is said to
+        be one, in one line, instead of being ignored (the golden vectors would silently come from x86)."""
+        source = TFLM_SOURCE.read(options)
+        if source is None:
+            return
+        if not Path(source).is_dir():
+            raise UsageError(f"--tflm-source {source}: no such folder; give the board's TFLite Micro library sources")
+        section = board_tflm(board)
+        if section is None:
+            raise UsageError(f"--tflm-source {source}: {board.id} uses no TFLite Micro library; drop --tflm-source")
+        try:
+            find_library_tree(section.library, None, Path(source), check_version=False)
+        except BuildError as exc:
+            if "not found" not in str(exc):
+                raise
+            raise MCUQError(
+                f"--tflm-source {source}: not a TFLite Micro library ({section.library}, the library {board.id} uses, "
+                "was not found there); give the folder pio pkg install / idf.py reconfigure put it in"
+            ) from None
 
     def check_samples(self, project: Path, info: ModelInfo, inputs: Samples, tflm_outputs: Samples, report: ValidationReport) -> None:
         """The TFLite Micro outputs are the reference itself: nothing more to compare."""

@@ -52,9 +52,6 @@ class TargetRun:
     vectors: int = 0
     log: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "log"}
-
 
 @dataclass
 class BuildOutcome:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
+
+if TYPE_CHECKING:
+    from mcuq.boards import CpuSection
 
 CACHE_ENV = "MCUQ_CACHE_DIR"
 JOBS_ENV = "MCUQ_BUILD_JOBS"
@@ -54,16 +56,16 @@ class Cpu:
 HOST = Cpu("x86-64", "", ())
 
 
-def cpu_target(cpu: Mapping[str, Any] | None) -> Cpu | None:
+def cpu_target(cpu: CpuSection | None) -> Cpu | None:
     """The compile target of a board's ``[cpu]`` table, or None where no emulator runs it here.
 
     The boards' data is the one CPU table: the library is built with the very ``cflags`` (float
     ABI included) and run in the ``qemu_machine`` the plain-C runtime uses for the same board, so
     both runtimes are checked on the same CPU. AVR, Xtensa and RISC-V boards give None.
     """
-    if not cpu or cpu.get("emulator") != "qemu":
+    if cpu is None or cpu.emulator != "qemu":
         return None
-    return Cpu(str(cpu["core"]), "arm-none-eabi-", tuple(str(f) for f in cpu["cflags"]), str(cpu["qemu_machine"]))
+    return Cpu(cpu.core, "arm-none-eabi-", tuple(cpu.cflags), str(cpu.qemu_machine))
 
 
 def shipped_cpu(core: str) -> Cpu:
