@@ -4,8 +4,8 @@
 
 For every board with an emulator toolchain here (AVR: avr-gcc; Cortex-M: arm-none-eabi-gcc) the
 digits model is deployed with the plain-C runtime and its firmware is linked twice with -Os and
---gc-sections: with the emulator harness that serves the link (mcuq_link.c, the receive side of
-the UART, the API calls it makes) and with the self-test-only harness. The difference of
+--gc-sections, with the one emulator harness of its CPU: with -DMCUQ_EMULATED_LINK (mcuq_link.c,
+the receive side of the UART, the link's hooks, the API calls it makes) and without. The difference of
 `size` (flash = .text + .data, RAM = .data + .bss) is the link's cost. `mcuq_link.c` alone
 (its object file) is printed too: the part that is the same on every framework. ESP32 boards
 (Xtensa / RISC-V) have no compiler here and are listed as not measured.

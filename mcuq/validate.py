@@ -393,6 +393,8 @@ def _device_lines(device: dict[str, Any] | None) -> list[str]:
             f"    latency over {lat['runs']} runs: median {lat['median_ms']:.3f} ms, p95 {lat['p95_ms']:.3f} ms "
             f"({lat['median_cycles']:,.0f} cycles at {lat['cpu_hz'] / 1e6:g} MHz{per_mac})"
         )
+    elif device.get("latency_note"):
+        lines.append(f"    latency: {device['latency_note']}")
     emulator = device.get("emulator")
     if emulator:
         lines.append(f"    emulator at deploy: {emulator['ticks']:,} {emulator['unit']} per inference (self-test, worst golden vector)")

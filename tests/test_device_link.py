@@ -1,7 +1,8 @@
 """`mcuq validate --device`: the validation link of the generated firmware, end to end.
 
 The boards are the emulators, on pseudo-terminals (mcuq/device/emulated.py): the plain-C firmware
-of the ATmega328 (uno) in simavr and of the Cortex-M4 (nucleo_f446re) in qemu, and a TFLite Micro
+of the ATmega328 (uno) in simavr and of the Cortex-M4 (nucleo_f446re) in qemu, the TFLite Micro
+firmware of the Cortex-M4 built against its board's library and run in qemu, and a TFLite Micro
 project built for x86-64 against the ESP32's library (the ESP32 stand-in). The same sources as
 the flashed firmware run; only main() differs, as in `mcuq validate --emulate`.
 """
@@ -233,6 +234,33 @@ def test_digits_plain_c_on_a_cortex_m4_in_qemu_is_bit_exact(tmp_path, digits_tfl
     emulator = device["emulator"]
     assert emulator["unit"] == "instructions"
     assert abs(device["latency"]["median_cycles"] - emulator["ticks"]) / emulator["ticks"] < 0.15
+
+
+@pytest.mark.slow
+def test_digits_tflite_micro_on_a_cortex_m4_in_qemu_is_bit_exact(tmp_path, digits_tflite):
+    """The generated TFLite Micro project, src/ unmodified, built against the board's pinned
+    library (Chirale) for the Cortex-M4 and run in qemu: the framework shim's Serial is the
+    UART on a pseudo-terminal, and the link is served from the project's own loop()."""
+    from mcuq.boards import get_board
+    from mcuq.device.emulated import start_tflm_qemu
+
+    need("arm-none-eabi-gcc")
+    need("qemu-system-arm")
+    if not TFLM_LIBS.is_dir():
+        pytest.skip(f"the boards' TFLite Micro sources are not at {TFLM_LIBS}: the firmware is built from them")
+    project = _deploy(tmp_path, str(digits_tflite), "nucleo_f446re", "--runtime", "tflm")
+    manifest = json.loads((project / "mcuq.lock.json").read_text())
+    with start_tflm_qemu(project, get_board("nucleo_f446re"), manifest["model"]["ops"], TFLM_LIBS) as board:
+        code, report = _validate(project, board.port, "--samples", "10")
+    assert code == 0, [c for c in report["checks"] if not c["passed"]]
+    device = report["metrics"]["device"]
+    assert device["identity"]["runtime"] == "tflm" and device["identity"]["library"].startswith("chirale-tensorflowlite")
+    assert device["golden"]["bit_exact"] == device["golden"]["count"] >= 1
+    assert device["samples"]["bit_exact"] == 10
+    assert 0 < device["arena_used_bytes"] <= device["arena_bytes"] == manifest["arena"]["target_bytes"]
+    assert device["stack_peak_bytes"] > 0
+    # qemu has no DWT cycle counter (it reads 0): latency is reported as not measured, never as 0 ms
+    assert device["latency"] == {} and "not measured" in device["latency_note"]
 
 
 @pytest.mark.slow

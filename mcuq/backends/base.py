@@ -192,6 +192,20 @@ class BackendPlan:
     golden_computed_by: str | None = None
 
 
+@dataclass(frozen=True)
+class LinkIdentity:
+    """What a runtime's firmware says about itself in the validation link's identify answer
+    (docs/device_protocol.md). The backend declares it when it renders the shared API and link
+    files (:func:`mcuq.project.api.render_api`), so those templates never test a runtime's name."""
+
+    library: str  # the library and its version ("chirale-tensorflowlite-2.0.0", "mcuq-c-0.1.0"); reduced to [A-Za-z0-9._-]
+    arena_bytes: int  # the arena the firmware declares
+    # True: the bytes in use are measured at run time (the runtime's mcuq_model.h declares
+    # ``<prefix>_mcuq::arena_used_bytes()``, called from src/mcuq_link_port.cpp); False: one static
+    # buffer planned in full, all of ``arena_bytes`` is in use
+    arena_measured: bool
+
+
 @dataclass
 class RenderedProject:
     """File texts of a project: generated (mcuq owns them) and created-once user files."""

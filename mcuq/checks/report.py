@@ -169,6 +169,8 @@ def device_section(device: dict[str, Any] | None) -> dict[str, Any] | None:
             ["cycles per inference (median)", f"{lat['median_cycles']:,.0f} at {lat['cpu_hz'] / 1e6:g} MHz"],
             ["cycles per MAC", f"{lat['cycles_per_mac']:.2f}" if lat.get("cycles_per_mac") else "-"],
         ]
+    elif device.get("latency_note"):
+        rows.append(["latency", device["latency_note"]])
     rows += [
         ["arena used / size (bytes)", f"{device['arena_used_bytes']:,} / {device['arena_bytes']:,}"],
         ["stack peak of one inference (bytes)", f"{device['stack_peak_bytes']:,}"],

@@ -108,8 +108,10 @@ def compare(device: Samples, reference: Samples) -> dict[str, Any]:
 
 
 def latency(inferences: list[Inference], identity: Identity, macs: int) -> dict[str, Any]:
+    """Empty when it was not measured: no runs, no counter rate, or a counter that never advanced
+    (qemu has no DWT cycle counter: a Cortex-M firmware reads 0 there); never a made-up 0 ms."""
     ticks = np.array([i.ticks for i in inferences], dtype=np.float64)
-    if not ticks.size or not identity.tick_hz:
+    if not ticks.size or not identity.tick_hz or not ticks.any():
         return {}
     seconds = ticks / identity.tick_hz
     cycles = seconds * identity.cpu_hz
@@ -224,6 +226,8 @@ def _check(
             + (f" (max difference {s['max_lsb_diff']} LSB)" if s["max_lsb_diff"] else ""),
         )
     data["latency"] = latency(inferences, identity, info.total_macs)
+    if inferences and not data["latency"]:
+        data["latency_note"] = "not measured: the board's counter did not advance during a run"
     data["stack_peak_bytes"] = max((i.stack_bytes for i in inferences), default=0)
     data["retries"] = session.retries
     if emulator_cycles is not None:

@@ -1,9 +1,10 @@
 """Emulated boards on a pseudo-terminal: the validation link tested without hardware.
 
-A plain-C project's firmware is built with the emulator harness that carries the link
-(``firmware_templates/c/emulate/avr_link_main.c`` for simavr, ``cm_link_main.c`` for qemu's
-mps2 boards, whose CMSDK UART0 qemu puts on ``-serial pty``); the project's own ``src/`` files
-are compiled unmodified, only main() differs, as in :mod:`mcuq.toolchains.emulate`. simavr has no
+A plain-C project's firmware is built with the self-test's emulator harness compiled with
+``-DMCUQ_EMULATED_LINK`` (``firmware_templates/c/emulate/avr_main.c`` for simavr, ``cm4_main.c``
+for qemu's mps2 boards, whose CMSDK UART0 qemu puts on ``-serial pty``): after the self-test the
+link answers instead of the program ending. The project's own ``src/`` files are compiled
+unmodified, only main() differs, as in :mod:`mcuq.toolchains.emulate`. simavr has no
 pseudo-terminal of its own, so a small bridge on libsimavr (``simavr_pty.c``) is compiled on
 first use and cached. A host build (the ESP32 stand-in) is run with a pseudo-terminal's master as
 its stdin/stdout. Every board is a child process; :meth:`EmulatedBoard.close` ends it.
@@ -23,12 +24,16 @@ import time
 import tty
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcuq.boards import Board
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
 from mcuq.toolchains.emulate import AVR_MCUS, SELFTEST_CFLAGS
 from mcuq.toolchains.qemu import qemu_command
+
+if TYPE_CHECKING:
+    from mcuq.backends.tflm.toolchain import LibraryTree
 
 START_TIMEOUT = 20.0
 LINK_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c", "mcuq_api.c", "mcuq_link.c")
@@ -115,18 +120,19 @@ def build_link_firmware(project: Path, board: Board, folder: Path, link: bool = 
     elf = folder / ("link.elf" if link else "plain.elf")
     if cpu is not None and cpu.emulator == "simavr":
         mcu = AVR_MCUS.get(cpu.core, cpu.core.lower())
-        harness = emu / ("avr_link_main.c" if link else "avr_main.c")
+        harness = emu / "avr_main.c"
         names = ",".join(str(b) for b in mcu.encode()) + ",0"
         cmd = ["avr-gcc", f"-mmcu={mcu}", f"-DF_CPU={board.clock_mhz * 1_000_000}UL", f'-DMCUQ_MMCU_NAME="{mcu}"']
         cmd += [f"-DMCUQ_MMCU_NAME_BYTES={names}", "-Wl,--undefined=_mmcu,--section-start=.mmcu=0x910000"]
     elif cpu is not None and cpu.emulator == "qemu":
-        harness = emu / ("cm_link_main.c" if link else "cm4_main.c")
+        harness = emu / "cm4_main.c"
         cmd = ["arm-none-eabi-gcc", *cpu.cflags, "-T", str(emu / "mps2_an386.ld"), "-nostartfiles", "--specs=nano.specs"]
         cmd += [f"-DMCUQ_CPU_HZ={board.clock_mhz * 1_000_000}u"]
     else:
         raise MCUQError(f"{board.id}: no emulator for this CPU ({cpu.core if cpu else board.mcu})")
     sources = _sources(src, LINK_SOURCES if link else PLAIN_SOURCES)
     cmd += [*SELFTEST_CFLAGS, "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections", "-I", str(src)]
+    cmd += ["-DMCUQ_EMULATED_LINK"] if link else []
     cmd += [*sources, str(harness), "-o", str(elf), "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -246,6 +252,15 @@ class LossyProxy:
                 pass
 
 
+def _library_tree(project: Path, library_id: str, source: Path | None) -> tuple[LibraryTree, int, int]:
+    """The board library's sources and the project's declared and x86 arena bytes."""
+    from mcuq.backends.tflm import toolchain as tb
+    from mcuq.project.manifest import read_manifest
+
+    manifest = read_manifest(project)
+    return tb.find_library_tree(library_id, project, source), int(manifest.arena["target_bytes"]), int(manifest.arena["host_bytes"])
+
+
 def start_tflm_host(project: Path, library_id: str, ops: list[str], source: Path | None = None) -> EmulatedBoard:
     """A TFLite Micro project built for x86-64 against its board's library (``mcuq.backends.tflm.toolchain``) and
     run with the validation link on a pseudo-terminal: the stand-in for a board without an
@@ -254,14 +269,11 @@ def start_tflm_host(project: Path, library_id: str, ops: list[str], source: Path
     64-bit structs (the deploy's x86 estimate, doubled); every other byte is the project's."""
     from mcuq.backends.tflm import toolchain as tb
     from mcuq.backends.tflm.build_check import _copy_with_arena
-    from mcuq.project.manifest import read_manifest
 
-    manifest = read_manifest(project)
-    declared = int(manifest.arena["target_bytes"])
-    tree = tb.find_library_tree(library_id, project, source)
+    tree, declared, host = _library_tree(project, library_id, source)
     folder = tempfile.TemporaryDirectory(prefix="mcuq-standin-")
     try:
-        copy = _copy_with_arena(project, declared, 2 * max(declared, int(manifest.arena["host_bytes"])), Path(folder.name))
+        copy = _copy_with_arena(project, declared, 2 * max(declared, host), Path(folder.name))
         fw = tb.build_project(copy, tree, tb.HOST, ops)
     except BaseException:
         folder.cleanup()
@@ -276,3 +288,30 @@ def start_tflm_host(project: Path, library_id: str, ops: list[str], source: Path
         raise
     board.keep += [fw, folder]
     return board
+
+
+def start_tflm_qemu(project: Path, board: Board, ops: list[str], source: Path | None = None) -> EmulatedBoard:
+    """A TFLite Micro project for a Cortex-M board, its ``src/`` unmodified, built against the
+    board's library for the board's CPU (``mcuq.backends.tflm.toolchain``, as ``validate
+    --build`` does) and run in qemu with the framework shim's UART on a pseudo-terminal: the
+    semihosting argument ``link`` makes the shim serve Serial on the UART and run loop() for ever."""
+    from mcuq.backends.tflm import toolchain as tb
+    from mcuq.backends.tflm.section import TflmBoardSection
+
+    cpu = tb.cpu_target(board.cpu)
+    section = board.section(TflmBoardSection)
+    if cpu is None or section is None:
+        raise MCUQError(f"{board.id}: no TFLite Micro library build for this CPU in qemu")
+    if shutil.which("qemu-system-arm") is None:
+        raise MCUQError("qemu-system-arm is not installed (apt-get install qemu-system-arm)")
+    tree, _, _ = _library_tree(project, section.library, source)
+    fw = tb.build_project(project, tree, cpu, ops)
+    try:
+        proc = subprocess.Popen(
+            qemu_command(str(cpu.machine), fw.path, ["link"], serial="pty"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        port = _read_until(proc.stdout, r"char device redirected to (/dev/pts/\d+)", proc, f"qemu ({cpu.machine})")
+    except BaseException:
+        fw.close()
+        raise
+    return EmulatedBoard(port, proc, f"{project.name} ({tree.library.name}) on qemu {cpu.machine}", [fw])

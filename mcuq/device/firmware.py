@@ -5,15 +5,20 @@
 hooks, and ``src/mcuq_link_port.cpp`` implements the hooks for the board's framework (the
 emulator harnesses implement them for simavr and qemu instead). Only values mcuq computes reach
 these files (numbers, the runtime id, a library id reduced to ``[A-Za-z0-9._-]``): no user text.
+What differs between runtimes (the library named, the arena, whether its use is measured) is
+declared by the backend (:class:`mcuq.backends.base.LinkIdentity`): nothing here tests a name.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcuq.project.escape import Safe, code
 from mcuq.project.render import environment
+
+if TYPE_CHECKING:
+    from mcuq.backends.base import LinkIdentity
 
 LINK_FILES = (
     ("api/mcuq_link.h.j2", "src/mcuq_link.h"),
@@ -30,45 +35,38 @@ def _token(text: str) -> Safe:
     return code(re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "unknown")
 
 
-def library_token(context: dict[str, Any]) -> Safe:
-    """What the identify answer names as the library: ``<id>-<version>`` of the board's TFLite
-    Micro, or ``mcuq-c-<version>`` for the plain-C runtime."""
-    library = context.get("library")
-    if context["api"]["runtime"] == "c" or library is None:
-        return _token(f"mcuq-c-{context.get('mcuq_version', '0')}")
-    return _token(f"{library.id}-{library.version}")
-
-
 def _total_bytes(tensors: list[Any]) -> int:
     """Bytes of all the tensors back to back (the link's input or output space); the
     template contexts hold them as dicts or as objects."""
     return sum(int(t["nbytes"] if isinstance(t, dict) else t.nbytes) for t in tensors)
 
 
-def link_context(context: dict[str, Any]) -> dict[str, Any]:
-    """The ``link`` key of the templates: identity values the firmware reports."""
-    runtime = context["api"]["runtime"]
-    arena = context["c"]["arena_bytes"] if runtime == "c" else context["arena"]["target_bytes"]
+def link_context(context: dict[str, Any], identity: LinkIdentity) -> dict[str, Any]:
+    """The ``link`` key of the templates: identity values the firmware reports (the runtime's
+    own ones from ``identity``, declared by its backend)."""
     board = context["board"]
+    arena = int(identity.arena_bytes)
     return {
-        "runtime": _token(runtime),
-        "library": library_token(context),
+        "runtime": _token(context["api"]["runtime"]),
+        "library": _token(identity.library),
+        "arena_measured": bool(identity.arena_measured),
         "crc32": int(context["model_crc32"]),
         "model_size": int(context["model_size"]),
-        "arena_bytes": int(arena),
+        "arena_bytes": arena,
         "cpu_hz": int(board.clock_mhz) * 1_000_000,
-        # the identify line's numbers in hex, as the protocol spells them (docs/device_protocol.md)
+        # the identify line's numbers in hex, as the protocol spells them (docs/device_protocol.md);
+        # the ones known at generation time without leading zeros: fewer bytes of flash on AVR
         "crc32_hex": code(f"{int(context['model_crc32']):08x}"),
         "model_size_hex": code(f"{int(context['model_size']):x}"),
-        "arena_hex": code(f"{int(arena):x}"),
-        "cpu_hz_hex": code(f"{int(board.clock_mhz) * 1_000_000:08x}"),
-        "in_bytes_hex": code(f"{_total_bytes(context['inputs']):08x}"),
-        "out_bytes_hex": code(f"{_total_bytes(context['outputs']):08x}"),
+        "arena_hex": code(f"{arena:x}"),
+        "cpu_hz_hex": code(f"{int(board.clock_mhz) * 1_000_000:x}"),
+        "in_bytes_hex": code(f"{_total_bytes(context['inputs']):x}"),
+        "out_bytes_hex": code(f"{_total_bytes(context['outputs']):x}"),
     }
 
 
-def render_link(context: dict[str, Any]) -> dict[str, str]:
+def render_link(context: dict[str, Any], identity: LinkIdentity) -> dict[str, str]:
     """Project path -> text of the link's files (and the tests' --device option)."""
     env = environment()
-    full = {**context, "link": link_context(context)}
+    full = {**context, "link": link_context(context, identity)}
     return {path: env.get_template(template).render(**full) for template, path in LINK_FILES}

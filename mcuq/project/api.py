@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from mcuq.common.files import TEXT_LIMIT, read_regular
 from mcuq.model.info import ModelInfo, TensorInfo
 from mcuq.project.escape import C_KEYWORDS, Safe, c_comment, c_identifier, code, terminal
 from mcuq.project.render import environment
+
+if TYPE_CHECKING:
+    from mcuq.backends.base import LinkIdentity
 
 DTYPE_ENUMS = {"int8": "MCUQ_INT8", "uint8": "MCUQ_UINT8", "int16": "MCUQ_INT16", "int32": "MCUQ_INT32", "float32": "MCUQ_FLOAT32"}
 # Typed helpers (<prefix>_input_int16(), _set_input_int16(), _output_int32(), ...) for the integer
@@ -172,8 +175,9 @@ def api_context(
     }
 
 
-def render_api(context: dict[str, Any]) -> dict[str, str]:
-    """The API headers and the validation link's files, as project paths -> text."""
+def render_api(context: dict[str, Any], link: LinkIdentity) -> dict[str, str]:
+    """The API headers and the validation link's files, as project paths -> text; ``link`` is
+    what the runtime declares for the link's identify answer."""
     from mcuq.device.firmware import render_link
 
     env = environment()
@@ -182,5 +186,5 @@ def render_api(context: dict[str, Any]) -> dict[str, str]:
         "src/mcuq_api.h": env.get_template("api/mcuq_api.h.j2").render(**context),
         "src/mcuq_platform.h": env.get_template("api/mcuq_platform.h.j2").render(**context),
         f"src/{api['header']}": env.get_template("api/model_api.h.j2").render(**context),
-        **render_link(context),  # the validation link (mcuq validate --device)
+        **render_link(context, link),  # the validation link (mcuq validate --device)
     }

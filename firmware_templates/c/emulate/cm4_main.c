@@ -1,83 +1,84 @@
-/* mcuq emulator harness for Cortex-M (qemu-system-arm -M mps2-an385/an386/an500 -semihosting;
- * ARMv6-M and ARMv7-M code alike). Log through semihosting SYS_WRITE0; time with SysTick on
- * the CPU clock. */
+/* mcuq emulator harness for Cortex-M (qemu-system-arm -M mps2-an385/an386/an500; ARMv6-M and
+ * ARMv7-M code alike; the board parts are in mps2.h). Time is SysTick on the CPU clock.
+ * The self-test alone logs through semihosting SYS_WRITE0 and ends the program with its exit
+ * call. With -DMCUQ_EMULATED_LINK (mcuq/device/emulated.py, which also compiles mcuq_api.c and
+ * mcuq_link.c; qemu -serial pty, no semihosting) the log and then the validation link use the
+ * CMSDK UART0, and the program never ends. One harness for both. */
 #include <stdint.h>
 
 #include "mcuq_selftest.h"
+#include "mps2.h"
+#if defined(MCUQ_EMULATED_LINK)
+#include "mcuq_link.h"
+#endif
 
-extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
 int main(void);
 
-#define SYST_CSR (*(volatile uint32_t*)0xE000E010u)
-#define SYST_RVR (*(volatile uint32_t*)0xE000E014u)
-#define SYST_CVR (*(volatile uint32_t*)0xE000E018u)
+#if defined(MCUQ_EMULATED_LINK)
+void mcuq_link_putc(char c) { mps2_uart_put(c); }
+int mcuq_link_read(void) { return mps2_uart_read(); }
+uint32_t mcuq_link_ticks(void) { return (uint32_t)mps2_ticks(); }
+/* One SysTick tick is 40 instructions; counted as 40 cycles of the board (MCUQ_CPU_HZ), as the
+ * emulator estimate of deploy does, so the link reports instructions as cycles. */
+const uint32_t mcuq_link_tick_hz = MCUQ_CPU_HZ / MPS2_NS_PER_TICK;
 
-static volatile uint32_t systick_wraps;
-
-static int semihost(int op, const void* arg) {
-  register int r0 __asm__("r0") = op;
-  register const void* r1 __asm__("r1") = arg;
-  __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
-  return r0;
+size_t mcuq_link_stack_room(void) {
+  char here = 0;
+  uint32_t room = (uint32_t)(&here - (char*)&_ebss);
+  return room > 64u ? room - 64u : 0u;
 }
 
 void mcuq_hw_print(const char* text) {
-  semihost(0x04, text);
-  semihost(0x04, "\n");
+  while (*text) mps2_uart_put(*text++);
+  mps2_uart_put('\n');
 }
 
-#define SCB_ICSR (*(volatile uint32_t*)0xE000ED04u)
-
-uint32_t mcuq_hw_ticks(void) {
-  uint32_t primask, wraps, value;
-  __asm__ volatile("mrs %0, primask\n cpsid i" : "=r"(primask)::"memory");
-  wraps = systick_wraps;
-  value = SYST_CVR;
-  /* A wrap whose interrupt is still pending: the counter has already reloaded. */
-  if ((SCB_ICSR & (1u << 26)) && value > 0x00800000u) ++wraps;
-  __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
-  return (wraps << 24) + (0x00FFFFFFu - value);
+static void stop(void) { /* no semihosting: the emulator runs until mcuq kills it */
+  for (;;) {
+  }
 }
+#else
+void mcuq_hw_print(const char* text) {
+  mps2_semihost(0x04, text);
+  mps2_semihost(0x04, "\n");
+}
+
+static void stop(void) {
+  static const uint32_t exit_args[2] = {0x20026u, 0u}; /* ADP_Stopped_ApplicationExit */
+  mps2_semihost(0x18, exit_args);
+  for (;;) {
+  }
+}
+#endif
+
+uint32_t mcuq_hw_ticks(void) { return (uint32_t)mps2_ticks(); }
 
 const char* const mcuq_hw_tick_unit = "systick";
 
-void SysTick_Handler(void) { ++systick_wraps; }
-
 void Reset_Handler(void) {
-  uint32_t *src = &_sidata, *dst = &_sdata;
-  while (dst < &_edata) *dst++ = *src++;
-  for (dst = &_sbss; dst < &_ebss;) *dst++ = 0;
-#if defined(__ARM_FP)
-  (*(volatile uint32_t*)0xE000ED88u) |= 0xFu << 20; /* CPACR: CP10/CP11 full access (hard-float builds) */
-  __asm__ volatile("dsb\n isb" ::: "memory");
+  mps2_start();
+#if defined(MCUQ_EMULATED_LINK)
+  mps2_uart_start();
 #endif
-  SYST_RVR = 0x00FFFFFFu;
-  SYST_CVR = 0;
-  SYST_CSR = 7u; /* enable, interrupt, CPU clock */
-  while (SYST_CVR == 0u) {
-  } /* the counter loads on its first tick; reading 0 before that would look like a wrap */
   main();
-  {
-    static const uint32_t exit_args[2] = {0x20026u, 0u}; /* ADP_Stopped_ApplicationExit */
-    semihost(0x18, exit_args);
-  }
-  for (;;) {
-  }
+  stop();
 }
 
 static void Default_Handler(void) {
   mcuq_hw_print("mcuq: FAULT");
-  semihost(0x18, (const void*)0x20023u);
-  for (;;) {
-  }
+#if !defined(MCUQ_EMULATED_LINK)
+  mps2_semihost(0x18, (const void*)0x20023u); /* ADP_Stopped_InternalError */
+#endif
+  stop();
 }
 
-__attribute__((section(".isr_vector"), used)) void (*const mcuq_vectors[16])(void) = {
-    (void (*)(void))(&_estack), Reset_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, 0, 0, 0, 0, Default_Handler, Default_Handler, 0, Default_Handler, SysTick_Handler,
-};
+MPS2_VECTORS(Reset_Handler, Default_Handler);
 
 int main(void) {
   mcuq_selftest();
+#if defined(MCUQ_EMULATED_LINK)
+  mcuq_link_begin();
+  for (;;) mcuq_link_poll();
+#endif
   return 0;
 }

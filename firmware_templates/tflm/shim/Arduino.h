@@ -27,8 +27,19 @@ class McuqShimSerial {
   size_t println() { return print("\n"); }
   template <typename T> size_t println(T v) { size_t n = print(v); return n + println(); }
   void flush() {}
-  int available() { return 0; }
-  int read() { return -1; }
+  // One byte of look-ahead: available() says whether a byte waits, read() takes it.
+  int available() {
+    if (pending_ < 0) pending_ = mcuq_shim_read();
+    return pending_ >= 0 ? 1 : 0;
+  }
+  int read() {
+    int c = pending_ >= 0 ? pending_ : mcuq_shim_read();
+    pending_ = -1;
+    return c;
+  }
+
+ private:
+  int pending_ = -1;
 };
 inline McuqShimSerial Serial;
 namespace arduino {}

@@ -30,6 +30,11 @@ static bool link_mode() {
   const char* value = getenv("MCUQ_SHIM_LINK");
   return value != nullptr && value[0] == '1';
 }
+extern "C" int mcuq_shim_link(void) { return link_mode() ? 1 : 0; }
+extern "C" int mcuq_shim_read(void) {  // stdin: /dev/null, or non-blocking in link mode
+  unsigned char c = 0;
+  return read(0, &c, 1) == 1 ? c : -1;
+}
 extern "C" void mcuq_shim_idle(uint32_t ms) {
   if (!link_mode()) mcuq_shim_exit(0);
   usleep(ms > 1 ? 1000 : ms * 1000);

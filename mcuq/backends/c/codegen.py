@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mcuq import __version__
+from mcuq.backends.base import LinkIdentity
 from mcuq.backends.c.avr_codegen import c_string_literals
 from mcuq.backends.c.ir import BufferRef, CProgram, KernelCall, PointerList, Value
 from mcuq.common.errors import MCUQError
@@ -263,6 +264,7 @@ def render_c_project(program: CProgram, model_name: str, context: dict[str, Any]
     esp_idf = bool(getattr(board, "is_esp_idf", False) or (isinstance(board, dict) and board.get("is_esp_idf")))
     for template, path in C_PROJECT_FILES + (C_ESP_IDF_FILES if esp_idf else []):
         files[path] = env.get_template(template).render(**context)
-    files.update(render_api(context))
+    # the link names the runtime and its version; the static buffer is in use in full
+    files.update(render_api(context, LinkIdentity(f"mcuq-c-{__version__}", program.arena_bytes, arena_measured=False)))
     users = {path: env.get_template(template).render(**context) for template, path in C_USER_FILES}
     return files, users

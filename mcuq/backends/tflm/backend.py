@@ -12,10 +12,21 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from mcuq.backends.base import BackendPlan, DeployJob, FitReport, OptionValues, RenderedProject, ReportSection, Samples, ValidateOptions
+from mcuq.backends.base import (
+    BackendPlan,
+    DeployJob,
+    FitReport,
+    LinkIdentity,
+    OptionValues,
+    RenderedProject,
+    ReportSection,
+    Samples,
+    ValidateOptions,
+)
 from mcuq.backends.tflm.arena import ArenaPlan, plan_arena, plan_arena_from_library
 from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, measure_with_library
 from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops, unlisted_core_note
@@ -401,6 +412,13 @@ class TflmBackend:
         except BuildError as exc:
             raise MCUQError(f"board {board.id}: {exc}") from None
 
+    @staticmethod
+    def link_identity(context: dict[str, Any]) -> LinkIdentity:
+        """The validation link names the board's library and reports the arena bytes the
+        interpreter has in use (``arena_used_bytes()``), measured on the board."""
+        library = context["library"]
+        return LinkIdentity(f"{library.id}-{library.version}", int(context["arena"]["target_bytes"]), arena_measured=True)
+
     def render(self, job: DeployJob, plan: BackendPlan) -> RenderedProject:
         env = environment()
         context = plan.context
@@ -408,7 +426,7 @@ class TflmBackend:
         files: dict[str, str | bytes] = {
             path: env.get_template(template).render(**context) for template, path, when in TFLM_FILES if when in ("always", framework)
         }
-        files.update(render_api(context))
+        files.update(render_api(context, self.link_identity(context)))
         users = {path: env.get_template(template).render(**context) for template, path in TFLM_USER_FILES}
         # Proven once, here: the C array the firmware flashes is exactly the model. validate then
         # trusts the file hashes and reads the model from mcuq/model_int8.tflite.
