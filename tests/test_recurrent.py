@@ -180,11 +180,30 @@ def test_arduino_library_lstm_needs_its_sources_for_the_arena(converter_lstm, tm
     assert not (tmp_path / "p" / "src").exists()
 
 
-def test_plain_c_runtime_says_it_has_no_lstm_kernel(converter_lstm, tmp_path) -> None:
-    with pytest.raises(UnsupportedOpError) as err:
-        deploy(DeployRequest(model=str(converter_lstm), board="esp32", runtime="c", out=str(tmp_path / "p")))
-    text = str(err.value)
-    assert "the plain-C runtime has no LSTM kernel yet; use --runtime tflm" in text and "malformed" not in text
+@pytest.mark.parametrize("board", ["nucleo_f446re", "mega2560"])
+def test_streaming_lstm_on_the_plain_c_runtime_in_the_emulator(converter_lstm, tmp_path, board: str) -> None:
+    """The plain-C runtime runs the streaming LSTM (issue 21): the state in its own static arrays,
+    <prefix>_reset(), the golden vectors as two sequences whose reset points the firmware's
+    self-test follows, bit-exact with x86 TFLite Micro on the host and in qemu / simavr."""
+    need("gcc")
+    need("arm-none-eabi-gcc" if board == "nucleo_f446re" else "avr-gcc")
+    need("qemu-system-arm" if board == "nucleo_f446re" else "simavr")
+    out = tmp_path / "p"
+    result = deploy(DeployRequest(model=str(converter_lstm), board=board, runtime="c", out=str(out), golden=6))
+    assert result.validation is not None and result.validation.passed, result.validation
+    assert result.quantized.state == "streaming"
+    lock = json.loads((out / "mcuq.lock.json").read_text())
+    emulation = lock["c_runtime"]["emulation"]
+    assert emulation["passed"] and emulation["target"], emulation
+    from mcuq.checks.golden import golden_resets
+
+    assert golden_resets(out, 6) == [True, False, False, True, False, False]  # read back from mcuq/golden.json
+    src = out / "src"
+    assert "mcuq_status lstm_int8_reset(void)" in (src / "mcuq_api.c").read_text()
+    assert "{ 1, 0, 0, 1, 0, 0 }" in (src / "mcuq_golden.c").read_text()
+    model_c = (src / "mcuq_model.c").read_text()
+    assert "static int8_t state_h0[5]" in model_c and "static int16_t state_c0[5]" in model_c
+    assert (src / "mcuq_lstm.c").is_file()
 
 
 def test_streaming_lstm_sequences_across_reset(converter_lstm, tmp_path) -> None:
