@@ -93,8 +93,18 @@ int16_t mcuq_tanh16(int32_t x, int32_t mult, int shift) {
 
 /* bias + sum of w[k] * x[k] (raw int8 values; the zero points are in the bias). */
 static int32_t dot(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t acc) {
+#if defined(__AVR__)
+  /* one 8x8 signed hardware multiply per MAC (avr-gcc otherwise calls __mulhisi3) */
+  while (n-- > 0) {
+    int8_t a = (int8_t)pgm_read_byte(w++), b = *x++;
+    int16_t product;
+    __asm__("muls %1, %2\n\tmovw %0, r0\n\tclr __zero_reg__" : "=r"(product) : "d"(a), "d"(b) : "r0");
+    acc += product;
+  }
+#else
   mcuq_sz k;
-  for (k = 0; k < n; ++k) acc += (int32_t)(int16_t)((int16_t)MCUQ_RD_I8(w + k) * (int16_t)x[k]);
+  for (k = 0; k < n; ++k) acc += (int32_t)w[k] * (int32_t)x[k];
+#endif
   return acc;
 }
 
