@@ -40,6 +40,8 @@ def optional_runtime(program: CProgram) -> list[str]:
 def c_sources(files: dict[str, str] | list[str], names: tuple[str, ...]) -> list[str]:
     """`names` plus the optional kernel sources present in `files`: what a build compiles."""
     return [*names, *(n for names_ in OPTIONAL_RUNTIME.values() for n in names_ if n.endswith(".c") and n in files)]
+
+
 HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
 
 

@@ -16,6 +16,7 @@ they are static arrays of the generated model (``StateArray``), outside the acti
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -175,6 +176,6 @@ def lower_lstm(e: Emitter, op: OpInfo) -> KernelCall:
     )
 
 
-def lstm_state_tensors(info_ops: list[OpInfo]) -> set[int]:
+def lstm_state_tensors(info_ops: Sequence[OpInfo]) -> set[int]:
     """The variable tensors the LSTMs keep (their hidden and cell state)."""
     return {op.inputs[p] for op in info_ops if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM" for p in (HIDDEN, CELL) if _present(op, p)}

@@ -76,7 +76,10 @@ def _lifetimes(
 ) -> tuple[list[Buffer], dict[int, Buffer], dict[int, int]]:
     # variable tensors (an LSTM's state) live across invokes in their own static arrays, not here
     activations = {
-        i for op in info.ops for i in (*op.inputs, *op.outputs) if i >= 0 and not info.tensors[i].is_constant and not info.tensors[i].is_variable
+        i
+        for op in info.ops
+        for i in (*op.inputs, *op.outputs)
+        if i >= 0 and not info.tensors[i].is_constant and not info.tensors[i].is_variable
     }
     activations |= set(info.inputs) | set(info.outputs)
     end = len(info.ops)
