@@ -82,7 +82,7 @@ def model_table(tmp: Path) -> list[str]:
         path = tmp / f"lstm_{shape[2]}.tflite"
         _convert(*shape, path)
         program = compile_model(parse_model(path.read_bytes()), state_mode="streaming")
-        state = sum(a.count * (1 if a.ctype == "int8_t" else 2) for a in program.state)
+        state = program.state_bytes
         for board in BOARDS:
             out = tmp / f"{path.stem}_{board}"
             deploy(DeployRequest(model=str(path), board=board, runtime="c", out=str(out), golden=4))

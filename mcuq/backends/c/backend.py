@@ -215,8 +215,9 @@ class CBackend:
             program.arena_bytes,
             tflm_min,
             tflm_min,
-            f"plain-C liveness plan {program.arena_bytes} B (lower bound {program.plan.lower_bound} B); "
-            f"x86 TFLite Micro would need {tflm_min} B",
+            f"plain-C liveness plan {program.arena_bytes} B (lower bound {program.plan.lower_bound} B)"
+            + (f" + {program.state_bytes} B of LSTM state kept across invokes" if program.state else "")
+            + f"; x86 TFLite Micro would need {tflm_min} B",
         )
         section = CRuntimeSection(
             arena_bytes=program.arena_bytes,

@@ -118,5 +118,10 @@ class CProgram:
         return sum(c.values.nbytes for c in self.constants if c.flash)
 
     @property
+    def state_bytes(self) -> int:
+        """RAM of the state kept across invokes (static arrays outside the activation buffer)."""
+        return sum(a.count * (1 if a.ctype == "int8_t" else 2) for a in self.state)
+
+    @property
     def ram_constant_bytes(self) -> int:
         return sum(c.values.nbytes for c in self.constants if not c.flash)
