@@ -126,6 +126,26 @@ def test_keras_family_deploys_and_validates_bit_exact(rnn_models, tmp_path, fami
         assert f"{family}_reset(void)" in header and "interpreter->Reset()" in source.split("_invoke(void)")[1].split("}")[0]
 
 
+@pytest.mark.parametrize("family", ["stacked_lstm", "bidirectional_lstm"])
+def test_keras_lstm_family_on_the_plain_c_runtime_in_qemu(rnn_models, tmp_path, family: str) -> None:
+    """Stacked and Bidirectional LSTMs with --runtime c (issue 21): self-test PASS in qemu, a
+    whole sequence per invoke (mcuq_invoke() clears the state first), an activation buffer a
+    fraction of TFLite Micro's arena. (GRU and SimpleRNN unroll into SPLIT / UNPACK, which the
+    plain-C runtime does not run yet.)"""
+    need("arm-none-eabi-gcc")
+    need("qemu-system-arm")
+    path, q = rnn_models[family]
+    out = tmp_path / "p"
+    result = deploy(
+        DeployRequest(model=str(path), board="nucleo_f446re", runtime="c", out=str(out), options={"per_channel": "none"}, quantized=q)
+    )
+    assert result.validation is not None and result.validation.passed, result.validation
+    c = json.loads((out / "mcuq.lock.json").read_text())["c_runtime"]
+    assert c["emulation"]["passed"] and c["arena_bytes"] < c["tflm_host_min_bytes"]
+    invoke = (out / "src" / "mcuq_model.c").read_text().split("void mcuq_invoke(void) {")[1]
+    assert invoke.lstrip().startswith("mcuq_reset();")
+
+
 def test_rebuild_refuses_a_model_that_is_no_plain_stack(tmp_path, calibration) -> None:
     import keras
 
@@ -185,11 +205,30 @@ def test_arduino_library_lstm_needs_its_sources_for_the_arena(converter_lstm, tm
     assert not (tmp_path / "p" / "src").exists()
 
 
-def test_plain_c_runtime_says_it_has_no_lstm_kernel(converter_lstm, tmp_path) -> None:
-    with pytest.raises(UnsupportedOpError) as err:
-        deploy(DeployRequest(model=str(converter_lstm), board="esp32", runtime="c", out=str(tmp_path / "p")))
-    text = str(err.value)
-    assert "the plain-C runtime has no LSTM kernel yet; use --runtime tflm" in text and "malformed" not in text
+@pytest.mark.parametrize("board", ["nucleo_f446re", "mega2560"])
+def test_streaming_lstm_on_the_plain_c_runtime_in_the_emulator(converter_lstm, tmp_path, board: str) -> None:
+    """The plain-C runtime runs the streaming LSTM (issue 21): the state in its own static arrays,
+    <prefix>_reset(), the golden vectors as two sequences whose reset points the firmware's
+    self-test follows, bit-exact with x86 TFLite Micro on the host and in qemu / simavr."""
+    need("gcc")
+    need("arm-none-eabi-gcc" if board == "nucleo_f446re" else "avr-gcc")
+    need("qemu-system-arm" if board == "nucleo_f446re" else "simavr")
+    out = tmp_path / "p"
+    result = deploy(DeployRequest(model=str(converter_lstm), board=board, runtime="c", out=str(out), golden=6))
+    assert result.validation is not None and result.validation.passed, result.validation
+    assert result.quantized.state == "streaming"
+    lock = json.loads((out / "mcuq.lock.json").read_text())
+    emulation = lock["c_runtime"]["emulation"]
+    assert emulation["passed"] and emulation["target"], emulation
+    from mcuq.checks.golden import golden_resets
+
+    assert golden_resets(out, 6) == [True, False, False, True, False, False]  # read back from mcuq/golden.json
+    src = out / "src"
+    assert "mcuq_status lstm_int8_reset(void)" in (src / "mcuq_api.c").read_text()
+    assert "{ 1, 0, 0, 1, 0, 0 }" in (src / "mcuq_golden.c").read_text()
+    model_c = (src / "mcuq_model.c").read_text()
+    assert "static int8_t state_h0[5]" in model_c and "static int16_t state_c0[5]" in model_c
+    assert (src / "mcuq_lstm.c").is_file()
 
 
 def test_streaming_lstm_sequences_across_reset(converter_lstm, tmp_path) -> None:

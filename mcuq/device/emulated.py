@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from mcuq.boards import Board
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
-from mcuq.toolchains.emulate import AVR_MCUS, SELFTEST_CFLAGS
+from mcuq.toolchains.emulate import AVR_MCUS, OPTIONAL_SOURCES, SELFTEST_CFLAGS
 from mcuq.toolchains.qemu import qemu_command
 
 if TYPE_CHECKING:
@@ -108,7 +108,8 @@ def _sources(src: Path, names: tuple[str, ...]) -> list[str]:
         raise MCUQError(
             f"{src}: {', '.join(missing)} missing; this is not a plain-C project of this mcuq version (regenerate with deploy --force)"
         )
-    return [str(src / n) for n in names]
+    optional = [n for n in OPTIONAL_SOURCES if (src / n).is_file()]  # kernels linked only by the models that use them
+    return [str(src / n) for n in (*names, *optional)]
 
 
 def build_link_firmware(project: Path, board: Board, folder: Path, link: bool = True) -> Path:

@@ -21,7 +21,7 @@ from mcuq.backends.c.ir import CProgram
 from mcuq.backends.c.program import SUPPORTED_OPS, compile_model
 from mcuq.backends.c.section import AVR_KERNELS, EMULATE, CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
-from mcuq.checks.golden import golden_from_project, reproducible_golden
+from mcuq.checks.golden import golden_from_project, golden_resets, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import MCUQError, ValidationFailed
@@ -38,6 +38,8 @@ C_SOURCES = (
     "mcuq_model.c",
     "mcuq_kernels.h",
     "mcuq_kernels.c",
+    "mcuq_lstm.h",
+    "mcuq_lstm.c",
     "mcuq_golden.h",
     "mcuq_golden.c",
     "mcuq_selftest.h",
@@ -175,11 +177,12 @@ class CBackend:
                 f"{q.source.name}: the plain-C runtime runs full int8 models with int8 I/O, this one has {what}; "
                 f"{fix} (or choose a TFLite Micro board, which runs it as it is)"
             )
-        program = compile_model(info, simd=uses_simd(board))
+        program = compile_model(info, simd=uses_simd(board), state_mode=q.state)
         assert program.plan is not None
+        resets = job.golden_resets
         with console.step(f"computing {len(job.golden_in)} golden vectors on x86 TFLite Micro"):
             tflm_min = measure_min_arena(info.raw, job.golden_in[0])
-            golden_out = reproducible_golden(info, job.golden_in, tflm_min, job.quantized.source.name)
+            golden_out = reproducible_golden(info, job.golden_in, tflm_min, job.quantized.source.name, resets)
         common = common_context(job, golden_out)  # built once: the self-test below and render() share it
 
         def self_test_sources() -> dict[str, str]:
@@ -194,7 +197,7 @@ class CBackend:
                 attach_avr_kernels(program, common["api"]["prefix"], board, golden_bytes)
         sources = self_test_sources()
         with console.step("checking the generated C against x86 TFLite Micro"):
-            c_out = run_host(program, sources, job.golden_in)
+            c_out = run_host(program, sources, job.golden_in, resets)
         if any(not np.array_equal(a, b) for got, want in zip(c_out, golden_out) for a, b in zip(got, want)):
             raise MCUQError("internal error: the generated C differs from x86 TFLite Micro on the golden vectors; please report this model")
         check_c_fit(program, board, estimate_c_fit(program, board, golden_bytes), golden_bytes)  # cheap refusal first
@@ -235,8 +238,9 @@ class CBackend:
             program.arena_bytes,
             tflm_min,
             tflm_min,
-            f"plain-C liveness plan {program.arena_bytes} B (lower bound {program.plan.lower_bound} B); "
-            f"x86 TFLite Micro would need {tflm_min} B",
+            f"plain-C liveness plan {program.arena_bytes} B (lower bound {program.plan.lower_bound} B)"
+            + (f" + {program.state_bytes} B of LSTM state kept across invokes" if program.state else "")
+            + f"; x86 TFLite Micro would need {tflm_min} B",
         )
         section = CRuntimeSection(
             arena_bytes=program.arena_bytes,
@@ -283,9 +287,10 @@ class CBackend:
             info = parse_model(raw, str(ref))
             try:
                 golden_in, golden_out = golden_from_project(project, info)
+                resets = golden_resets(project, len(golden_in))  # sequences when the model keeps state
                 compiled = compile_sources(project / "src", generated_sources(manifest))
-                c_out = run_host(CProgram(info), project_sources(project), golden_in)
-                tflm_out = run_tflm(raw, golden_in, int(manifest.arena["host_bytes"]), len(info.outputs)).outputs
+                c_out = run_host(CProgram(info), project_sources(project), golden_in, resets)
+                tflm_out = run_tflm(raw, golden_in, int(manifest.arena["host_bytes"]), len(info.outputs), resets=resets).outputs
             except (ValidationFailed, MCUQError) as exc:
                 report.add("plain-C host build", False, str(exc))
                 return raw

@@ -27,6 +27,22 @@ from mcuq.project.escape import Safe, c_identifier, code, terminal
 from mcuq.project.render import BANNER, c_values, environment, tensor_context
 
 RUNTIME_FILES = ("mcuq_kernels.h", "mcuq_kernels.c")
+# Kernels in files of their own, copied into a project only when one of its calls uses them (so
+# a model without an LSTM neither compiles nor links mcuq_lstm.c).
+OPTIONAL_RUNTIME = {"mcuq_lstm": ("mcuq_lstm.h", "mcuq_lstm.c")}
+
+
+def optional_runtime(program: CProgram) -> list[str]:
+    """The optional kernel files (OPTIONAL_RUNTIME) the program's calls need."""
+    used = {call.function for call in program.calls}
+    return [name for function, names in OPTIONAL_RUNTIME.items() if function in used for name in names]
+
+
+def c_sources(files: dict[str, str] | list[str], names: tuple[str, ...]) -> list[str]:
+    """`names` plus the optional kernel sources present in `files`: what a build compiles."""
+    return [*names, *(n for names_ in OPTIONAL_RUNTIME.values() for n in names_ if n.endswith(".c") and n in files)]
+
+
 HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
 
 
@@ -113,6 +129,12 @@ def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | Non
         "outputs": [io(i) for i in info.outputs],
         "calls": [_call_context(program, call) for call in program.calls],
         "simd": program.simd,
+        "lstm": "mcuq_lstm.h" in optional_runtime(program),
+        "state_arrays": [
+            {"name": code(a.name), "ctype": code(a.ctype), "count": a.count, "reset": a.reset, "data": c_values(np.full(a.count, a.reset))}
+            for a in program.state
+        ],
+        "state_mode": program.state_mode,
         "avr_kernels": [
             {
                 "op": k.op_index,
@@ -140,7 +162,7 @@ def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | Non
         "mcuq_model.h": env.get_template("c/mcuq_model.h.j2").render(**context),
         "mcuq_model.c": env.get_template("c/mcuq_model.c.j2").render(**context),
     }
-    for name in RUNTIME_FILES:
+    for name in (*RUNTIME_FILES, *optional_runtime(program)):
         files[name] = (templates_dir() / "c" / "runtime" / name).read_text()
     return files
 
@@ -160,7 +182,7 @@ def build_host(files: dict[str, str], folder: Path, simd: bool = False) -> Path:
         raise MCUQError("gcc is not installed: the plain-C runtime is checked on the host with gcc (apt-get install gcc)")
     write_sources(files, folder)
     harness = templates_dir() / "c" / "host" / "mcuq_host_main.c"
-    sources = [str(folder / n) for n in ("mcuq_model.c", "mcuq_kernels.c")] + [str(harness)]
+    sources = [str(folder / n) for n in c_sources(files, ("mcuq_model.c", "mcuq_kernels.c"))] + [str(harness)]
     exe = folder / "mcuq_host"
     flags = [*HOST_CFLAGS, *(["-DMCUQ_EMULATE_SIMD"] if simd else [])]
     proc = subprocess.run(["gcc", *flags, "-I", str(folder), *sources, "-o", str(exe), "-lm"], capture_output=True, text=True, check=False)
@@ -198,12 +220,18 @@ def compile_sources(src: Path, names: list[str]) -> str:
     return f"{', '.join(sources)} ({len(sources)} files) compile with gcc -std=c99 / g++ -std=c++11 -Wall -Wextra -Werror"
 
 
-def run_host(program: CProgram, files: dict[str, str], samples: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
-    """Outputs of the generated C for each sample (int8 tensors in model order)."""
+def run_host(
+    program: CProgram, files: dict[str, str], samples: list[list[np.ndarray]], resets: list[bool] | None = None
+) -> list[list[np.ndarray]]:
+    """Outputs of the generated C for each sample (int8 tensors in model order). ``resets``:
+    before which samples the model's state is reset (mcuq.model.state); default every one."""
     info = program.info
+    flags = resets if resets is not None else [True] * len(samples)
     with tempfile.TemporaryDirectory(prefix="mcuq-c-") as tmp:
         exe = build_host(files, Path(tmp), program.simd)
-        payload = struct.pack("<I", len(samples)) + b"".join(x.astype(np.int8).tobytes() for s in samples for x in s)
+        payload = struct.pack("<I", len(samples)) + b"".join(
+            bytes([int(flag)]) + b"".join(x.astype(np.int8).tobytes() for x in s) for s, flag in zip(samples, flags)
+        )
         proc = subprocess.run([str(exe)], input=payload, capture_output=True, timeout=600, check=False)
         if proc.returncode != 0:
             raise MCUQError(f"the generated C crashed on the host (exit code {proc.returncode})")
@@ -260,6 +288,7 @@ def render_c_project(program: CProgram, model_name: str, context: dict[str, Any]
     env = environment()
     context = {"project_name": c_identifier(f"mcuq_{model_name}"), **context}
     files = {f"src/{name}": text for name, text in selftest_sources(program, model_name, context).items()}
+    context["lstm"] = "src/mcuq_lstm.c" in files  # the native test build compiles it too
     board = context.get("board")
     esp_idf = bool(getattr(board, "is_esp_idf", False) or (isinstance(board, dict) and board.get("is_esp_idf")))
     for template, path in C_PROJECT_FILES + (C_ESP_IDF_FILES if esp_idf else []):

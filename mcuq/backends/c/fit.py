@@ -26,7 +26,7 @@ def estimate_c_fit(program: CProgram, board: Board, golden_bytes: int) -> FitRep
         + generated
         + board.framework_flash_bytes
     )
-    ram = program.arena_bytes + program.ram_constant_bytes + STACK_ALLOWANCE + board.framework_ram_bytes
+    ram = program.arena_bytes + program.ram_constant_bytes + program.state_bytes + STACK_ALLOWANCE + board.framework_ram_bytes
     return FitReport(
         ram,
         board.sram_bytes,
@@ -34,7 +34,7 @@ def estimate_c_fit(program: CProgram, board: Board, golden_bytes: int) -> FitRep
         board.flash_bytes,
         False,
         0,
-        "estimate: constants + golden vectors + ~6 KB kernels + framework; RAM = buffer + RAM constants + stack + framework",
+        "estimate: constants + golden vectors + ~6 KB kernels + framework; RAM = buffer + RAM constants + state + stack + framework",
     )
 
 

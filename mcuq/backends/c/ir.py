@@ -83,6 +83,18 @@ class AvrKernel:
     replaces_bytes: int = 0  # flash of the layer's weight, bias and multiplier arrays, left out on AVR
 
 
+@dataclass(frozen=True)
+class StateArray:
+    """State kept across invokes (an LSTM's hidden or cell state): a static array of the model,
+    outside the activation buffer, holding `reset` after init and after `mcuq_reset()`."""
+
+    name: str
+    ctype: str
+    count: int
+    reset: int
+    tensor: int  # the variable tensor it holds
+
+
 @dataclass
 class CProgram:
     """The compiled model: constants, one kernel call per op, and the memory plan."""
@@ -94,6 +106,8 @@ class CProgram:
     scratch: dict[int, int] = field(default_factory=dict)  # op index -> scratch bytes
     simd: bool = False  # weights laid out for the 4-channel SIMD path (Cortex-M with DSP)
     avr_kernels: dict[int, AvrKernel] = field(default_factory=dict)  # op index -> generated AVR function
+    state: list[StateArray] = field(default_factory=list)
+    state_mode: str = "none"  # mcuq.model.state: "per_invoke" makes mcuq_invoke() reset the state first
 
     @property
     def arena_bytes(self) -> int:
@@ -102,6 +116,11 @@ class CProgram:
     @property
     def flash_constant_bytes(self) -> int:
         return sum(c.values.nbytes for c in self.constants if c.flash)
+
+    @property
+    def state_bytes(self) -> int:
+        """RAM of the state kept across invokes (static arrays outside the activation buffer)."""
+        return sum(a.count * (1 if a.ctype == "int8_t" else 2) for a in self.state)
 
     @property
     def ram_constant_bytes(self) -> int:

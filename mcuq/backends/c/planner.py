@@ -74,7 +74,13 @@ def concat_members(info: ModelInfo) -> dict[int, tuple[int, int]]:
 def _lifetimes(
     info: ModelInfo, alias_ops: set[str], windows: dict[int, int], members: dict[int, tuple[int, int]]
 ) -> tuple[list[Buffer], dict[int, Buffer], dict[int, int]]:
-    activations = {i for op in info.ops for i in (*op.inputs, *op.outputs) if i >= 0 and not info.tensors[i].is_constant}
+    # variable tensors (an LSTM's state) live across invokes in their own static arrays, not here
+    activations = {
+        i
+        for op in info.ops
+        for i in (*op.inputs, *op.outputs)
+        if i >= 0 and not info.tensors[i].is_constant and not info.tensors[i].is_variable
+    }
     activations |= set(info.inputs) | set(info.outputs)
     end = len(info.ops)
     first = {i: -1 for i in info.inputs}

@@ -30,6 +30,7 @@ from mcuq.backends.c.lower_elementwise import (
     lower_reshape,
     lower_softmax,
 )
+from mcuq.backends.c.lower_lstm import lower_lstm, lstm_state_tensors
 from mcuq.backends.c.lower_windowed import lower_conv, lower_depthwise, lower_fully_connected, lower_pool, lower_transpose_conv
 from mcuq.backends.c.ops_extra import EXTRA_EMITTERS, alias_offsets
 from mcuq.backends.c.planner import plan_memory
@@ -59,13 +60,14 @@ SUPPORTED_OPS = frozenset(
         "PAD",
         "PADV2",
         "TRANSPOSE_CONV",
+        "UNIDIRECTIONAL_SEQUENCE_LSTM",
         *EXTRA_EMITTERS,
     }
 )
 RESHAPE_OPS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
 
 
-RECURRENT_OPS = {"UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "SVDF"}
+RECURRENT_OPS = {"BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "SVDF"}
 
 
 def unsupported_ops(info: ModelInfo) -> list[str]:
@@ -75,13 +77,16 @@ def unsupported_ops(info: ModelInfo) -> list[str]:
 def check_supported(info: ModelInfo) -> None:
     for op in info.ops:
         if op.name in RECURRENT_OPS:
-            raise unsupported(info, op, "is recurrent: the plain-C runtime has no LSTM kernel yet; use --runtime tflm on a 32-bit board")
+            raise unsupported(
+                info, op, "is recurrent: the plain-C runtime runs UNIDIRECTIONAL_SEQUENCE_LSTM only; use --runtime tflm on a 32-bit board"
+            )
         if op.name not in SUPPORTED_OPS:
             raise unsupported(
                 info, op, f"is not supported; supported ops: {', '.join(sorted(SUPPORTED_OPS))}; use --runtime tflm on a 32-bit board"
             )
+    state = lstm_state_tensors(info.ops)  # the int16 cell state: the LSTM lowering checks its type
     for t in info.tensors:
-        if not t.is_constant and t.dtype != "int8" and t.index in _used(info):
+        if not t.is_constant and t.dtype != "int8" and t.index in _used(info) and t.index not in state:
             raise UnsupportedOpError(
                 f"plain-C runtime: tensor '{t.name}' is {t.dtype}; the C runtime runs int8 models (--io int8, --activations int8)"
             )
@@ -122,22 +127,26 @@ EMITTERS: dict[str, Callable[[Emitter, OpInfo], KernelCall]] = {
     "PADV2": lower_pad,
     "MEAN": lower_mean,
     "TRANSPOSE_CONV": lower_transpose_conv,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm,
     **EXTRA_EMITTERS,
 }
 
 
-def compile_model(info: ModelInfo, simd: bool = False) -> CProgram:
+def compile_model(info: ModelInfo, simd: bool = False, state_mode: str = "none") -> CProgram:
     """Model -> C program. Raises UnsupportedOpError before anything is generated.
 
     `simd` lays the weights out for the 4-channel path of Cortex-M CPUs with the DSP
     extension; the kernels also run that layout portably, so it is a speed choice only.
     """
     check_supported(info)
+    time_major = {op.inputs[0] for op in info.ops if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and op.options.get("timeMajor")}
     for t in info.input_tensors:
-        if t.shape and t.shape[0] != 1:
-            raise UnsupportedOpError(f"plain-C runtime: input '{t.name}' has batch {t.shape[0]}; export with batch 1")
+        batch = t.shape[1] if t.index in time_major and len(t.shape) > 1 else (t.shape[0] if t.shape else 1)
+        if batch != 1:
+            raise UnsupportedOpError(f"plain-C runtime: input '{t.name}' has batch {batch}; export with batch 1")
     e = Emitter(info, simd)
     program = e.program
+    program.state_mode = state_mode
     program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
     program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=alias_offsets(e))
     program.calls = [EMITTERS[op.name](e, op) for op in info.ops]
