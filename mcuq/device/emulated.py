@@ -31,8 +31,8 @@ from mcuq.toolchains.emulate import AVR_MCUS, SELFTEST_CFLAGS
 from mcuq.toolchains.qemu import qemu_command
 
 START_TIMEOUT = 20.0
-LINK_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c", "mcuq_api.c", "mcuq_link.c")
-PLAIN_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c")
+LINK_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c", "mcuq_golden.c", "mcuq_selftest.c", "mcuq_api.c", "mcuq_link.c")
+PLAIN_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c", "mcuq_golden.c", "mcuq_selftest.c")
 
 
 @dataclass

@@ -38,6 +38,8 @@ C_SOURCES = (
     "mcuq_model.c",
     "mcuq_kernels.h",
     "mcuq_kernels.c",
+    "mcuq_kernels_s16.h",
+    "mcuq_kernels_s16.c",
     "mcuq_golden.h",
     "mcuq_golden.c",
     "mcuq_selftest.h",

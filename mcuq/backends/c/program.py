@@ -18,6 +18,7 @@ import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, unsupported
 from mcuq.backends.c.ir import CProgram, KernelCall
+from mcuq.backends.c.lower_int16 import INT16_EMITTERS, is_int16_op
 from mcuq.backends.c.lower_elementwise import (
     lower_add,
     lower_concat,
@@ -80,11 +81,19 @@ def check_supported(info: ModelInfo) -> None:
             raise unsupported(
                 info, op, f"is not supported; supported ops: {', '.join(sorted(SUPPORTED_OPS))}; use --runtime tflm on a 32-bit board"
             )
-    for t in info.tensors:
-        if not t.is_constant and t.dtype != "int8" and t.index in _used(info):
-            raise UnsupportedOpError(
-                f"plain-C runtime: tensor '{t.name}' is {t.dtype}; the C runtime runs int8 models (--io int8, --activations int8)"
+        if _has_int16(info, op) and op.name not in INT16_EMITTERS:
+            raise unsupported(
+                info, op, f"has int16 activations; the C runtime's 16x8 ops are {', '.join(sorted(INT16_EMITTERS))}; use --runtime tflm"
             )
+    for t in info.tensors:
+        if not t.is_constant and t.dtype not in ("int8", "int16") and t.index in _used(info):
+            raise UnsupportedOpError(
+                f"plain-C runtime: tensor '{t.name}' is {t.dtype}; the C runtime runs int8 and 16x8 models (--io int8)"
+            )
+
+
+def _has_int16(info: ModelInfo, op: OpInfo) -> bool:
+    return any(i >= 0 and not info.tensors[i].is_constant and info.tensors[i].dtype == "int16" for i in (*op.inputs, *op.outputs))
 
 
 def _used(info: ModelInfo) -> set[int]:
@@ -140,7 +149,7 @@ def compile_model(info: ModelInfo, simd: bool = False) -> CProgram:
     program = e.program
     program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
     program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=alias_offsets(e))
-    program.calls = [EMITTERS[op.name](e, op) for op in info.ops]
+    program.calls = [(INT16_EMITTERS if is_int16_op(e, op) else EMITTERS)[op.name](e, op) for op in info.ops]
     return program
 
 

@@ -1,0 +1,30 @@
+/* mcuq plain-C runtime, 16x8 kernels: int16 activations (zero point 0), int8 weights, int64
+ * or int32 biases, with TensorFlow Lite Micro's reference_integer_ops arithmetic. Included by
+ * mcuq_kernels.h; the functions live in mcuq_kernels_s16.c (dropped by --gc-sections when a
+ * model has no int16 layer). */
+#ifndef MCUQ_KERNELS_S16_H
+#define MCUQ_KERNELS_S16_H
+
+#include <stdint.h>
+
+/* CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (a 1x1 convolution over `batches` rows) of
+ * int16 inputs. Weights in TFLite's own order ([oc][kh][kw][ic], depthwise [kh][kw][oc]).
+ * acc64: TFLite Micro accumulates in int64 (int64 bias) and requantizes with the 16-bit
+ * `reduced` multiplier in `mult` (MultiplyByQuantizedMultiplier(int64_t)); otherwise (int32
+ * bias) it accumulates in int32 (wrapping) and uses the 32-bit multiplier. */
+typedef struct {
+  const int16_t* in;
+  int16_t* out;
+  const int8_t* filter;
+  const int64_t* bias; /* 0: none */
+  const int32_t* mult;
+  const int8_t* shift;
+  mcuq_sz in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w;
+  mcuq_sz stride_h, stride_w, dil_h, dil_w, pad_h, pad_w, depth_mult;
+  int16_t act_min, act_max;
+  int8_t depthwise, acc64;
+} mcuq_conv_s16_params;
+
+void mcuq_conv_s16(const mcuq_conv_s16_params* params);
+
+#endif
