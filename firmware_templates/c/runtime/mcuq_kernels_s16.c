@@ -74,3 +74,98 @@ void mcuq_conv_s16(const mcuq_conv_s16_params* params) {
     }
   }
 }
+
+/* ADD / SUB (the general quantized path TFLite Micro takes for int16, left_shift 15) and MUL
+ * (MulElementwise) over 4-D broadcast shapes. */
+static int32_t smaller_than_one(int32_t x, int32_t m, int shift) {
+  return shift <= 0 ? mcuq_mbqm(x, m, shift) : mcuq_rdivpot(mcuq_srdhm(x, m), -shift);
+}
+
+static int32_t binary_s16(const mcuq_binary_s16_params* p, int32_t x, int32_t y) {
+  if (p->kind == MCUQ_S16_MUL) return mcuq_mbqm(x * y, p->out_mult, p->out_shift);
+  x = smaller_than_one((int32_t)((uint32_t)x << p->left_shift), p->a_mult, p->a_shift);
+  y = smaller_than_one((int32_t)((uint32_t)y << p->left_shift), p->b_mult, p->b_shift);
+  return smaller_than_one(p->kind == MCUQ_S16_SUB ? x - y : x + y, p->out_mult, p->out_shift);
+}
+
+static mcuq_dim bcast16(const mcuq_dim* dims, mcuq_dim i0, mcuq_dim i1, mcuq_dim i2, mcuq_dim i3) {
+  const mcuq_dim a = dims[0] == 1 ? 0 : i0, b = dims[1] == 1 ? 0 : i1;
+  const mcuq_dim c = dims[2] == 1 ? 0 : i2, d = dims[3] == 1 ? 0 : i3;
+  return ((a * dims[1] + b) * dims[2] + c) * dims[3] + d;
+}
+
+void mcuq_binary_s16(const mcuq_binary_s16_params* params) {
+  mcuq_binary_s16_params p;
+  mcuq_dim i0, i1, i2, i3, o = 0;
+  MCUQ_LOAD_PARAMS(p, params);
+  for (i0 = 0; i0 < p.out_dims[0]; ++i0)
+    for (i1 = 0; i1 < p.out_dims[1]; ++i1)
+      for (i2 = 0; i2 < p.out_dims[2]; ++i2)
+        for (i3 = 0; i3 < p.out_dims[3]; ++i3, ++o) {
+          const int32_t x = p.a[bcast16(p.a_dims, i0, i1, i2, i3)];
+          const int32_t y = p.b[bcast16(p.b_dims, i0, i1, i2, i3)];
+          p.out[o] = clamp16(binary_s16(&p, x, y), p.act_min, p.act_max);
+        }
+}
+
+/* QUANTIZE between int8 and int16 (either way) and int16 -> int16: reference_ops::Requantize. */
+void mcuq_requantize_s16(const void* in, int in_wide, void* out, int out_wide, mcuq_dim n, int32_t in_zp, int32_t out_zp,
+                         int32_t mult, int shift) {
+  const int32_t lo = out_wide ? -32768 : -128, hi = out_wide ? 32767 : 127;
+  mcuq_dim i;
+  for (i = 0; i < n; ++i) {
+    const int32_t x = (in_wide ? (int32_t)((const int16_t*)in)[i] : (int32_t)((const int8_t*)in)[i]) - in_zp;
+    const int32_t v = mcuq_mbqm(x, mult, shift) + out_zp;
+    const int32_t c = v < lo ? lo : (v > hi ? hi : v);
+    if (out_wide)
+      ((int16_t*)out)[i] = (int16_t)c;
+    else
+      ((int8_t*)out)[i] = (int8_t)c;
+  }
+}
+
+/* LUTLookup(int16_t): 512 segments of a 513-entry table, linear interpolation in Q0.7. */
+static int16_t lut_lookup(int16_t value, const int16_t* lut) {
+  const uint16_t index = (uint16_t)(256 + (value >> 7));
+  const int32_t offset = value & 0x7f;
+  const int16_t base = RD_I16(lut + index);
+  const int16_t slope = (int16_t)(RD_I16(lut + index + 1) - base);
+  return (int16_t)(base + (((int32_t)slope * offset + 64) >> 7));
+}
+
+static int clz32(uint32_t x) {
+  int n = 0;
+  if (x == 0) return 32;
+  while (!(x & 0x80000000UL)) x <<= 1, ++n;
+  return n;
+}
+
+static int16_t sat16(int32_t v) { return (int16_t)(v < -32768 ? -32768 : (v > 32767 ? 32767 : v)); }
+
+/* SOFTMAX int16 -> int16 (reference_ops::SoftmaxInt16): exp through exp_lut (inputs scaled so
+ * [-65535, 0] is [-10, 0]), the reciprocal of the sum through recip_lut (1 / (1 + x)). The
+ * exps are cached in `out`, as TFLite Micro does. */
+void mcuq_softmax_s16(const int16_t* in, int16_t* out, mcuq_dim outer, mcuq_dim depth, int32_t mult, int shift,
+                      const int16_t* exp_lut, const int16_t* recip_lut) {
+  mcuq_dim i, c;
+  for (i = 0; i < outer; ++i) {
+    const int16_t* x = in + (int32_t)i * depth;
+    int16_t* y = out + (int32_t)i * depth;
+    int16_t top = -32768, recip;
+    int32_t sum = 0, shifted;
+    int headroom, right;
+    for (c = 0; c < depth; ++c) top = x[c] > top ? x[c] : top;
+    for (c = 0; c < depth; ++c) {
+      y[c] = lut_lookup(sat16(mcuq_mbqm((int32_t)x[c] - top, mult, shift) + 32767), exp_lut);
+      sum += y[c];
+    }
+    headroom = clz32((uint32_t)sum);
+    shifted = (int32_t)((((int64_t)sum << (headroom - 1)) + (1 << 13)) >> 14);
+    recip = lut_lookup(sat16(shifted - ((1L << 15) + (1L << 16))), recip_lut);
+    right = 31 - headroom;
+    for (c = 0; c < depth; ++c) {
+      const int32_t r = (int32_t)(((int64_t)y[c] * recip + ((int64_t)1 << (right - 1))) >> right);
+      y[c] = (int16_t)(r < 0 ? 0 : (r > 32767 ? 32767 : r));
+    }
+  }
+}

@@ -27,4 +27,28 @@ typedef struct {
 
 void mcuq_conv_s16(const mcuq_conv_s16_params* params);
 
+/* ADD, SUB, MUL of int16 tensors, 4-D broadcast (dims of size 1 broadcast); dims in RAM. */
+enum { MCUQ_S16_ADD, MCUQ_S16_SUB, MCUQ_S16_MUL };
+typedef struct {
+  const int16_t* a;
+  const mcuq_dim* a_dims;
+  const int16_t* b;
+  const mcuq_dim* b_dims;
+  int16_t* out;
+  const mcuq_dim* out_dims;
+  int32_t a_mult, b_mult, out_mult;
+  int8_t a_shift, b_shift, out_shift, left_shift, kind;
+  int16_t act_min, act_max;
+} mcuq_binary_s16_params;
+
+void mcuq_binary_s16(const mcuq_binary_s16_params* params);
+
+/* QUANTIZE int8 <-> int16 and int16 -> int16 (in_wide / out_wide: the side is int16). */
+void mcuq_requantize_s16(const void* in, int in_wide, void* out, int out_wide, mcuq_dim n, int32_t in_zp, int32_t out_zp,
+                         int32_t mult, int shift);
+
+/* SOFTMAX int16 -> int16; exp_lut and recip_lut: TFLite Micro's two 513-entry tables. */
+void mcuq_softmax_s16(const int16_t* in, int16_t* out, mcuq_dim outer, mcuq_dim depth, int32_t mult, int shift,
+                      const int16_t* exp_lut, const int16_t* recip_lut);
+
 #endif

@@ -12,9 +12,11 @@ Why the shapes of these lowerings:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from mcuq.backends.c.emitter import Emitter, quant_of, unsupported
+from mcuq.backends.c.emitter import Emitter, dims_const, quant_of, unsupported
 from mcuq.backends.c.ir import BufferRef, KernelCall, Value
 from mcuq.model.info import OpInfo, TensorInfo
 from mcuq.model.quant_math import activation_range, f32, padding_for, quantize_multiplier
@@ -166,7 +168,165 @@ def lower_reshape_s16(e: Emitter, op: OpInfo) -> KernelCall:
     return KernelCall(op.index, "mcuq_copy", [("in", e.buf(op.inputs[0])), ("out", e.buf(out.index)), ("n", out.nbytes)])
 
 
+def _operand16(e: Emitter, op: OpInfo, index: int, slot: int) -> Value:
+    t = e.t(index)
+    if t.is_constant:
+        assert t.data is not None
+        return e.const(f"k{op.index}_{slot}", t.dtype + "_t", np.asarray(t.data).reshape(-1), flash=False)
+    return buf16(e, index)
+
+
+def lower_binary_s16(e: Emitter, op: OpInfo) -> KernelCall:
+    """ADD and SUB (the general path with left_shift 15, as add_common.cc / sub_common.cc set it
+    up for int16) and MUL (double(s1) * double(s2) / double(out))."""
+    a, b, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
+    if a.dtype != "int16" or b.dtype != "int16" or out.dtype != "int16":
+        raise unsupported(e.info, op, f"mixes {a.dtype}, {b.dtype} and {out.dtype}; the C runtime's 16x8 {op.name} is int16 throughout")
+    _symmetric(e, op, a, b, out)
+    sa, sb, so = (float(f32(quant_of(t)[0])) for t in (a, b, out))
+    left_shift = 15
+    if op.name == "MUL":
+        (ma, sha), (mb, shb) = (0, 0), (0, 0)
+        mo, sho = quantize_multiplier(sa * sb / so)
+    else:
+        twice_max = 2.0 * max(sa, sb)
+        (ma, sha), (mb, shb) = quantize_multiplier(sa / twice_max), quantize_multiplier(sb / twice_max)
+        mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * so))
+    amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), so, 0, INT16_MIN, INT16_MAX)
+    args: list[tuple[str, Value]] = [
+        ("a", _operand16(e, op, a.index, 0)),
+        ("a_dims", dims_const(e, f"da{op.index}", a.shape)),
+        ("b", _operand16(e, op, b.index, 1)),
+        ("b_dims", dims_const(e, f"db{op.index}", b.shape)),
+        ("out", buf16(e, out.index)),
+        ("out_dims", dims_const(e, f"do{op.index}", out.shape)),
+        ("a_mult", ma),
+        ("a_shift", sha),
+        ("b_mult", mb),
+        ("b_shift", shb),
+        ("out_mult", mo),
+        ("out_shift", sho),
+        ("left_shift", left_shift),
+        ("kind", {"ADD": "MCUQ_S16_ADD", "SUB": "MCUQ_S16_SUB", "MUL": "MCUQ_S16_MUL"}[op.name]),
+        ("act_min", amin),
+        ("act_max", amax),
+    ]
+    return KernelCall(op.index, "mcuq_binary_s16", args, "mcuq_binary_s16_params")
+
+
+def lower_quantize_s16(e: Emitter, op: OpInfo) -> KernelCall:
+    """QUANTIZE int8 -> int16, int16 -> int8, int16 -> int16 (reference_ops::Requantize with
+    double(in scale) / double(out scale))."""
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    if {inp.dtype, out.dtype} - {"int8", "int16"}:
+        raise unsupported(e.info, op, f"converts {inp.dtype} to {out.dtype}; the C runtime requantizes between int8 and int16")
+    (si, zi), (so, zo) = quant_of(inp), quant_of(out)
+    mult, shift = quantize_multiplier(float(f32(si)) / float(f32(so)))
+    return KernelCall(
+        op.index,
+        "mcuq_requantize_s16",
+        [
+            ("in", e.buf(inp.index)),
+            ("in_wide", int(inp.dtype == "int16")),
+            ("out", e.buf(out.index)),
+            ("out_wide", int(out.dtype == "int16")),
+            ("n", int(np.prod(out.shape))),
+            ("in_zp", zi),
+            ("out_zp", zo),
+            ("mult", mult),
+            ("shift", shift),
+        ],
+    )
+
+
+def _libm() -> tuple[Callable[[float], float], Callable[[float], float]]:
+    """expf and roundf of the C library: the functions TFLite Micro's x86 build calls when it
+    fills its softmax tables (numpy's float32 exp may differ from glibc's in the last bit)."""
+    import ctypes
+    import ctypes.util
+
+    libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    for name in ("expf", "roundf"):
+        getattr(libm, name).restype = ctypes.c_float
+        getattr(libm, name).argtypes = [ctypes.c_float]
+    return libm.expf, libm.roundf
+
+
+def lut_populate_int16(transform: Callable[[np.float32], np.float32], in_scale: np.float32, in_zp: int, out_scale: np.float32) -> np.ndarray:
+    """LUTPopulateInt16<float> (kernels/internal/common.h) step for step in float32: 512
+    segments plus the end point, each sample biased by half its midpoint interpolation error."""
+    _, roundf = _libm()
+    f = np.float32
+    rnd = lambda x: f(roundf(float(x)))  # noqa: E731
+    in_min, in_max = f(in_scale * f(INT16_MIN - in_zp)), f(in_scale * f(INT16_MAX - in_zp))
+    out_min, out_max = f(out_scale * f(INT16_MIN)), f(out_scale * f(INT16_MAX))
+    step = f(f(in_max - in_min) / f(512))
+    half = f(step / f(2))
+    inv = f(f(65536) / f(out_max - out_min))
+    lut = np.zeros(513, np.int16)
+    for i in range(512):
+        val = transform(f(in_min + f(f(i) * step)))
+        mid = transform(f(f(in_min + f(f(i) * step)) + half))
+        nxt = transform(f(in_min + f(f(i + 1) * step)))
+        sample = rnd(f(val * inv))
+        interp = rnd(f(f(f(nxt * inv) + rnd(f(val * inv))) / f(2)))
+        bias = rnd(f(f(interp - rnd(f(mid * inv))) / f(2)))
+        lut[i] = int(min(max(f(sample - bias), f(INT16_MIN)), f(INT16_MAX)))
+    lut[512] = int(min(max(rnd(f(transform(in_max) * inv)), f(INT16_MIN)), f(INT16_MAX)))
+    return lut
+
+
+def softmax_luts() -> tuple[np.ndarray, np.ndarray]:
+    """The two tables softmax_common.cc fills (the same for every model): exp on [-10, 0] and
+    1 / (1 + x) on [0, 1]."""
+    expf, _ = _libm()
+    f = np.float32
+    span = f(INT16_MAX - INT16_MIN)
+    exp_lut = lut_populate_int16(lambda v: f(expf(float(v))), f(f(10) / span), INT16_MAX, f(f(2) / span))
+    recip_lut = lut_populate_int16(lambda v: f(f(1) / f(f(1) + v)), f(f(1) / span), INT16_MIN, f(f(2) / span))
+    return exp_lut, recip_lut
+
+
+def _shared_const(e: Emitter, name: str, values: np.ndarray) -> str:
+    """A table every layer of the kind reads, emitted once."""
+    if all(c.name != name for c in e.program.constants):
+        e.const(name, "int16_t", values)
+    return name
+
+
+def lower_softmax_s16(e: Emitter, op: OpInfo) -> KernelCall:
+    """SOFTMAX int16 -> int16 with the multiplier CalculateSoftmaxParams computes:
+    double(in scale) * double(beta) / (10 / 65535)."""
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    if inp.dtype != "int16" or out.dtype != "int16":
+        raise unsupported(e.info, op, f"maps {inp.dtype} to {out.dtype}; the C runtime's 16x8 SOFTMAX is int16 -> int16")
+    _symmetric(e, op, inp, out)
+    beta = float(np.float32(op.options.get("beta", 1.0)))
+    mult, shift = quantize_multiplier(float(f32(quant_of(inp)[0])) * beta / (10.0 / 65535.0))
+    exp_lut, recip_lut = softmax_luts()
+    depth = inp.shape[-1]
+    return KernelCall(
+        op.index,
+        "mcuq_softmax_s16",
+        [
+            ("in", buf16(e, inp.index)),
+            ("out", buf16(e, out.index)),
+            ("outer", int(np.prod(inp.shape)) // depth),
+            ("depth", depth),
+            ("mult", mult),
+            ("shift", shift),
+            ("exp_lut", _shared_const(e, "softmax_exp_lut", exp_lut)),
+            ("recip_lut", _shared_const(e, "softmax_recip_lut", recip_lut)),
+        ],
+    )
+
+
 INT16_EMITTERS = {
+    "SOFTMAX": lower_softmax_s16,
+    "ADD": lower_binary_s16,
+    "SUB": lower_binary_s16,
+    "MUL": lower_binary_s16,
+    "QUANTIZE": lower_quantize_s16,
     "RESHAPE": lower_reshape_s16,
     "EXPAND_DIMS": lower_reshape_s16,
     "SQUEEZE": lower_reshape_s16,
