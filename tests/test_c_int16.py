@@ -105,6 +105,10 @@ def _keras_cases():
         "dw_mult2_s2": ((9, 9, 3), [L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, padding="valid")], "DEPTHWISE_CONV_2D"),
         "dw_dilated_one_channel": ((12, 12, 1), [L.DepthwiseConv2D(3, dilation_rate=2, depth_multiplier=3, padding="same")], "DEPTHWISE_CONV_2D"),
         "dense": ((13,), [L.Dense(7)], "FULLY_CONNECTED"),
+        "max_pool_same_odd": ((7, 9, 3), [L.MaxPooling2D(3, strides=2, padding="same")], "MAX_POOL_2D"),
+        "max_pool_valid": ((8, 8, 2), [L.MaxPooling2D(2)], "MAX_POOL_2D"),
+        "avg_pool_same_odd": ((7, 9, 3), [L.AveragePooling2D(3, strides=2, padding="same")], "AVERAGE_POOL_2D"),
+        "avg_pool_valid_wide": ((6, 10, 4), [L.AveragePooling2D((2, 5), strides=(2, 3))], "AVERAGE_POOL_2D"),
         "dense_relu_flatten": ((3, 4, 5), [L.Flatten(), L.Dense(9, activation="relu")], "FULLY_CONNECTED"),
         "dense_nobias_wide_input": ((40,), [L.Dense(3, use_bias=False)], "FULLY_CONNECTED"),
     }

@@ -169,3 +169,33 @@ void mcuq_softmax_s16(const int16_t* in, int16_t* out, mcuq_dim outer, mcuq_dim 
     }
   }
 }
+
+/* MAX_POOL_2D / AVERAGE_POOL_2D int16 (reference_integer_ops pooling): the window clipped to
+ * the image; the average rounds half away from zero by integer division. */
+void mcuq_pool_s16(const mcuq_pool_s16_params* params) {
+  mcuq_pool_s16_params p;
+  mcuq_sz oy, ox, c, fy, fx;
+  MCUQ_LOAD_PARAMS(p, params);
+  for (oy = 0; oy < p.out_h; ++oy) {
+    const mcuq_sz y0 = oy * p.stride_h - p.pad_h;
+    const mcuq_sz fy0 = y0 < 0 ? -y0 : 0, fy1 = p.f_h < p.in_h - y0 ? p.f_h : p.in_h - y0;
+    for (ox = 0; ox < p.out_w; ++ox) {
+      const mcuq_sz x0 = ox * p.stride_w - p.pad_w;
+      const mcuq_sz fx0 = x0 < 0 ? -x0 : 0, fx1 = p.f_w < p.in_w - x0 ? p.f_w : p.in_w - x0;
+      for (c = 0; c < p.ch; ++c) {
+        int32_t acc = p.is_avg ? 0 : -32768, count = 0;
+        for (fy = fy0; fy < fy1; ++fy)
+          for (fx = fx0; fx < fx1; ++fx) {
+            const int32_t v = p.in[((int32_t)(y0 + fy) * p.in_w + (x0 + fx)) * p.ch + c];
+            if (p.is_avg)
+              acc += v;
+            else if (v > acc)
+              acc = v;
+            ++count;
+          }
+        if (p.is_avg && count) acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+        p.out[((int32_t)oy * p.out_w + ox) * p.ch + c] = clamp16(acc, p.act_min, p.act_max);
+      }
+    }
+  }
+}

@@ -51,4 +51,15 @@ void mcuq_requantize_s16(const void* in, int in_wide, void* out, int out_wide, m
 void mcuq_softmax_s16(const int16_t* in, int16_t* out, mcuq_dim outer, mcuq_dim depth, int32_t mult, int shift,
                       const int16_t* exp_lut, const int16_t* recip_lut);
 
+/* MAX_POOL_2D (is_avg 0) and AVERAGE_POOL_2D (is_avg 1) of int16 tensors. */
+typedef struct {
+  const int16_t* in;
+  int16_t* out;
+  mcuq_sz in_h, in_w, ch, out_h, out_w, f_h, f_w, stride_h, stride_w, pad_h, pad_w;
+  int16_t act_min, act_max;
+  int8_t is_avg;
+} mcuq_pool_s16_params;
+
+void mcuq_pool_s16(const mcuq_pool_s16_params* params);
+
 #endif

@@ -168,6 +168,28 @@ def lower_reshape_s16(e: Emitter, op: OpInfo) -> KernelCall:
     return KernelCall(op.index, "mcuq_copy", [("in", e.buf(op.inputs[0])), ("out", e.buf(out.index)), ("n", out.nbytes)])
 
 
+def lower_pool_s16(e: Emitter, op: OpInfo) -> KernelCall:
+    """MAX_POOL_2D / AVERAGE_POOL_2D with int16 activations."""
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    _symmetric(e, op, inp, out)
+    _, ih, iw, c = inp.shape
+    _, oh, ow, _ = out.shape
+    o = op.options
+    fh, fw, sh, sw = o["filterHeight"], o["filterWidth"], o["strideH"], o["strideW"]
+    amin, amax = activation_range(o.get("fusedActivationFunction", 0), quant_of(out)[0], 0, INT16_MIN, INT16_MAX)
+    args: list[tuple[str, Value]] = [
+        ("in", buf16(e, inp.index)),
+        ("out", buf16(e, out.index)),
+        *{"in_h": ih, "in_w": iw, "ch": c, "out_h": oh, "out_w": ow, "f_h": fh, "f_w": fw, "stride_h": sh, "stride_w": sw}.items(),
+        ("pad_h", padding_for(sh, 1, ih, fh, oh)),
+        ("pad_w", padding_for(sw, 1, iw, fw, ow)),
+        ("act_min", amin),
+        ("act_max", amax),
+        ("is_avg", int(op.name == "AVERAGE_POOL_2D")),
+    ]
+    return KernelCall(op.index, "mcuq_pool_s16", args, "mcuq_pool_s16_params")
+
+
 def _operand16(e: Emitter, op: OpInfo, index: int, slot: int) -> Value:
     t = e.t(index)
     if t.is_constant:
@@ -322,6 +344,8 @@ def lower_softmax_s16(e: Emitter, op: OpInfo) -> KernelCall:
 
 
 INT16_EMITTERS = {
+    "MAX_POOL_2D": lower_pool_s16,
+    "AVERAGE_POOL_2D": lower_pool_s16,
     "SOFTMAX": lower_softmax_s16,
     "ADD": lower_binary_s16,
     "SUB": lower_binary_s16,
