@@ -153,6 +153,8 @@ def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
         "sub_broadcast": (lambda x, y: x - 5.0 * y, [(1, 4, 5, 3), (1, 1, 1, 3)], "SUB"),
         "mul_same_shape": (lambda x, y: x * y, [(1, 7, 3), (1, 7, 3)], "MUL"),
         "mul_broadcast": (lambda x, y: x * y * 0.5, [(1, 3, 5, 2), (1, 3, 1, 2)], "MUL"),
+        "concat_channels": (lambda x, y: tf.concat([x, y], axis=-1), [(1, 3, 4, 2), (1, 3, 4, 5)], "CONCATENATION"),
+        "concat_rows_three": (lambda x, y: tf.concat([x, y, x], axis=1), [(1, 2, 5), (1, 3, 5)], "CONCATENATION"),
         "softmax_10": (lambda x: tf.nn.softmax(x), [(1, 10)], "SOFTMAX"),
         "softmax_rows_wide_inputs": (lambda x: tf.nn.softmax(x * 5.0), [(1, 3, 7)], "SOFTMAX"),
         "softmax_long_row_beta": (lambda x: tf.nn.softmax(0.3 * x), [(1, 300)], "SOFTMAX"),
