@@ -199,3 +199,25 @@ void mcuq_pool_s16(const mcuq_pool_s16_params* params) {
     }
   }
 }
+
+/* MEAN int16 (QuantizedMeanOrSum, as for int8): int32 sums per output, then one requantize
+ * with the 1/N factor folded into (mult, shift) by the generator. */
+void mcuq_mean_s16(const int16_t* in, const mcuq_dim* in_dims, int axis_mask, int16_t* out, int32_t* temp_sum, int32_t mult,
+                   int shift) {
+  mcuq_dim out_dims[4], os[4], i0, i1, i2, i3, n_out = 1, k;
+  int d;
+  for (d = 0; d < 4; ++d) {
+    out_dims[d] = (axis_mask & (1 << d)) ? 1 : in_dims[d];
+    n_out *= out_dims[d];
+  }
+  os[3] = 1;
+  for (d = 2; d >= 0; --d) os[d] = os[d + 1] * out_dims[d + 1];
+  for (d = 0; d < 4; ++d)
+    if (axis_mask & (1 << d)) os[d] = 0;
+  for (k = 0; k < n_out; ++k) temp_sum[k] = 0;
+  for (i0 = 0; i0 < in_dims[0]; ++i0)
+    for (i1 = 0; i1 < in_dims[1]; ++i1)
+      for (i2 = 0; i2 < in_dims[2]; ++i2)
+        for (i3 = 0; i3 < in_dims[3]; ++i3) temp_sum[i0 * os[0] + i1 * os[1] + i2 * os[2] + i3 * os[3]] += *in++;
+  for (k = 0; k < n_out; ++k) out[k] = sat16(mcuq_mbqm(temp_sum[k], mult, shift));
+}

@@ -62,4 +62,8 @@ typedef struct {
 
 void mcuq_pool_s16(const mcuq_pool_s16_params* params);
 
+/* MEAN of an int16 tensor over the axes in axis_mask (bit i = dim i of 4); temp_sum: scratch. */
+void mcuq_mean_s16(const int16_t* in, const mcuq_dim* in_dims, int axis_mask, int16_t* out, int32_t* temp_sum, int32_t mult,
+                   int shift);
+
 #endif

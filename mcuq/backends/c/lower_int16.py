@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, dims_const, quant_of, unsupported
+from mcuq.backends.c.lower_elementwise import lower_mean
 from mcuq.backends.c.ir import BufferRef, KernelCall, PointerList, Value
 from mcuq.model.info import OpInfo, TensorInfo
 from mcuq.model.quant_math import activation_range, f32, padding_for, quantize_multiplier
@@ -215,6 +216,16 @@ def lower_concat_s16(e: Emitter, op: OpInfo) -> KernelCall:
     )
 
 
+def lower_mean_s16(e: Emitter, op: OpInfo) -> KernelCall:
+    """MEAN int16: the int8 lowering's constants (the same QuantizedMeanOrSum), int16 buffers."""
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    _symmetric(e, op, inp, out)
+    args = dict(lower_mean(e, op).args)
+    args.update({"in": buf16(e, inp.index), "out": buf16(e, out.index)})
+    order = ("in", "in_dims", "axis_mask", "out", "temp_sum", "mult", "shift")  # the C function's positional order
+    return KernelCall(op.index, "mcuq_mean_s16", [(k, args[k]) for k in order])
+
+
 def _operand16(e: Emitter, op: OpInfo, index: int, slot: int) -> Value:
     t = e.t(index)
     if t.is_constant:
@@ -369,6 +380,7 @@ def lower_softmax_s16(e: Emitter, op: OpInfo) -> KernelCall:
 
 
 INT16_EMITTERS = {
+    "MEAN": lower_mean_s16,
     "CONCATENATION": lower_concat_s16,
     "MAX_POOL_2D": lower_pool_s16,
     "AVERAGE_POOL_2D": lower_pool_s16,
