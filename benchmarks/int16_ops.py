@@ -39,7 +39,9 @@ TOOLS = {
 
 def _sizes(cc: str, nm: str, flags: list[str], tmp: Path) -> dict[str, int]:
     obj = tmp / f"k_{cc}.o"
-    subprocess.run([cc, *flags, "-Os", "-std=c99", "-ffunction-sections", "-I", str(RUNTIME), "-c", str(KERNELS), "-o", str(obj)], check=True)
+    subprocess.run(
+        [cc, *flags, "-Os", "-std=c99", "-ffunction-sections", "-I", str(RUNTIME), "-c", str(KERNELS), "-o", str(obj)], check=True
+    )
     out = subprocess.run([nm, "-S", "--size-sort", str(obj)], capture_output=True, text=True, check=True).stdout
     return {p[3]: int(p[1], 16) for p in (line.split() for line in out.splitlines()) if len(p) == 4 and p[2].lower() == "t"}
 
@@ -61,14 +63,16 @@ def int8_firmware_symbols(tmp: Path) -> list[str]:
     digits = ROOT / "examples" / "digits"
     info = quantize(digits / "model.keras", str(digits / "calibration.npy")).info
     files = render_c_model(compile_model(info), "digits")
-    main = "#include \"mcuq_model.h\"\nint main(void) { mcuq_invoke(); return 0; }\n"
+    main = '#include "mcuq_model.h"\nint main(void) { mcuq_invoke(); return 0; }\n'
     for name, text in {**files, "main.c": main}.items():
         (tmp / name).write_text(text)
     elf = tmp / "fw.elf"
     sources = [str(tmp / n) for n in ("main.c", "mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c")]
     cmd = ["avr-gcc", "-mmcu=atmega2560", "-Os", "-std=c99", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]
     subprocess.run([*cmd, "-I", str(tmp), *sources, "-o", str(elf), "-lm"], check=True)
-    present = {line.split()[-1] for line in subprocess.run(["avr-nm", str(elf)], capture_output=True, text=True, check=True).stdout.splitlines()}
+    present = {
+        line.split()[-1] for line in subprocess.run(["avr-nm", str(elf)], capture_output=True, text=True, check=True).stdout.splitlines()
+    }
     return ["| kernel | in the int8 digits firmware |", "|---|---|"] + [
         f"| {fn} | {'linked' if fn in present else 'not linked'} |" for fn in S16_KERNELS
     ]

@@ -103,7 +103,11 @@ def _keras_cases():
         "conv1x1_nobias": ((5, 5, 8), [L.Conv2D(7, 1, use_bias=False)], "CONV_2D"),
         "dw_mult1_relu": ((8, 8, 6), [L.DepthwiseConv2D(3, padding="same", activation="relu")], "DEPTHWISE_CONV_2D"),
         "dw_mult2_s2": ((9, 9, 3), [L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, padding="valid")], "DEPTHWISE_CONV_2D"),
-        "dw_dilated_one_channel": ((12, 12, 1), [L.DepthwiseConv2D(3, dilation_rate=2, depth_multiplier=3, padding="same")], "DEPTHWISE_CONV_2D"),
+        "dw_dilated_one_channel": (
+            (12, 12, 1),
+            [L.DepthwiseConv2D(3, dilation_rate=2, depth_multiplier=3, padding="same")],
+            "DEPTHWISE_CONV_2D",
+        ),
         "dense": ((13,), [L.Dense(7)], "FULLY_CONNECTED"),
         "max_pool_same_odd": ((7, 9, 3), [L.MaxPooling2D(3, strides=2, padding="same")], "MAX_POOL_2D"),
         "max_pool_valid": ((8, 8, 2), [L.MaxPooling2D(2)], "MAX_POOL_2D"),

@@ -40,7 +40,9 @@ def test_16x8_classifier_passes_the_emulator_self_test(tmp_path, classifier_16x8
     for tool in ("avr-gcc", "simavr") if board == "mega2560" else ("arm-none-eabi-gcc", "qemu-system-arm"):
         need(tool)
     path, q = classifier_16x8
-    request = DeployRequest(model=str(path), board=board, runtime="c", out=str(tmp_path / "p"), options={"activations": "int16"}, quantized=q)
+    request = DeployRequest(
+        model=str(path), board=board, runtime="c", out=str(tmp_path / "p"), options={"activations": "int16"}, quantized=q
+    )
     result = deploy(request)
     assert result.ok, [c for c in result.validation.checks if not c.passed]
     emulation = result.manifest["c_runtime"]["emulation"]

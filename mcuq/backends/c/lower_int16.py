@@ -17,8 +17,8 @@ from collections.abc import Callable
 import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, dims_const, quant_of, unsupported
-from mcuq.backends.c.lower_elementwise import lower_mean
 from mcuq.backends.c.ir import BufferRef, KernelCall, PointerList, Value
+from mcuq.backends.c.lower_elementwise import lower_mean
 from mcuq.model.info import OpInfo, TensorInfo
 from mcuq.model.quant_math import activation_range, f32, padding_for, quantize_multiplier
 
@@ -205,14 +205,25 @@ def lower_concat_s16(e: Emitter, op: OpInfo) -> KernelCall:
     inner_bytes = 2 * int(np.prod(out.shape[axis + 1 :]))
     plan = e.program.plan
     starts = np.cumsum([0] + [t.nbytes for t in ins])[:-1]
-    if plan is not None and outer == 1 and all(plan.tensor_offset[t.index] == plan.tensor_offset[out.index] + int(s) for t, s in zip(ins, starts)):
+    if (
+        plan is not None
+        and outer == 1
+        and all(plan.tensor_offset[t.index] == plan.tensor_offset[out.index] + int(s) for t, s in zip(ins, starts))
+    ):
         return KernelCall(op.index, "mcuq_copy", [("in", e.buf(out.index)), ("out", e.buf(out.index)), ("n", 0)])
     pointers = PointerList(f"ins{op.index}", tuple(e.buf(t.index) for t in ins))
     sizes = e.const(f"ax{op.index}", "mcuq_dim", np.array([t.shape[axis] for t in ins], np.int32), flash=False)
     return KernelCall(
         op.index,
         "mcuq_concat",
-        [("ins", pointers), ("axis_sizes", sizes), ("count", len(ins)), ("out", e.buf(out.index)), ("outer", outer), ("inner", inner_bytes)],
+        [
+            ("ins", pointers),
+            ("axis_sizes", sizes),
+            ("count", len(ins)),
+            ("out", e.buf(out.index)),
+            ("outer", outer),
+            ("inner", inner_bytes),
+        ],
     )
 
 
@@ -310,7 +321,9 @@ def _libm() -> tuple[Callable[[float], float], Callable[[float], float]]:
     return libm.expf, libm.roundf
 
 
-def lut_populate_int16(transform: Callable[[np.float32], np.float32], in_scale: np.float32, in_zp: int, out_scale: np.float32) -> np.ndarray:
+def lut_populate_int16(
+    transform: Callable[[np.float32], np.float32], in_scale: np.float32, in_zp: int, out_scale: np.float32
+) -> np.ndarray:
     """LUTPopulateInt16<float> (kernels/internal/common.h) step for step in float32: 512
     segments plus the end point, each sample biased by half its midpoint interpolation error."""
     _, roundf = _libm()

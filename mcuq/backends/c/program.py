@@ -18,7 +18,6 @@ import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, unsupported
 from mcuq.backends.c.ir import CProgram, KernelCall
-from mcuq.backends.c.lower_int16 import INT16_EMITTERS, is_int16_op
 from mcuq.backends.c.lower_elementwise import (
     lower_add,
     lower_concat,
@@ -31,6 +30,7 @@ from mcuq.backends.c.lower_elementwise import (
     lower_reshape,
     lower_softmax,
 )
+from mcuq.backends.c.lower_int16 import INT16_EMITTERS, is_int16_op
 from mcuq.backends.c.lower_windowed import lower_conv, lower_depthwise, lower_fully_connected, lower_pool, lower_transpose_conv
 from mcuq.backends.c.ops_extra import EXTRA_EMITTERS, alias_offsets
 from mcuq.backends.c.planner import plan_memory
