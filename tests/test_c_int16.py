@@ -194,3 +194,40 @@ def test_int16_op_without_kernel_is_refused_naming_the_layer():
     info = convert_fn_16x8(lambda x: tf.transpose(x, [0, 2, 1]), [(1, 3, 4)])
     with pytest.raises(UnsupportedOpError, match=r"op \d+ \w+ .*(int16|not supported)"):
         compile_model(info)
+
+
+def test_every_16x8_op_has_a_case():
+    from mcuq.backends.c.lower_int16 import INT16_EMITTERS
+
+    covered = {spec[2] for spec in _keras_cases().values()} | {spec[2] for spec in _fn_cases().values()}
+    # RESHAPE comes with Flatten (dense_relu_flatten); EXPAND_DIMS/SQUEEZE share its lowering.
+    assert set(INT16_EMITTERS) - covered <= {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
+
+
+def test_float_helpers_quantize_into_int16(tmp_path):
+    """mcuq_set_input_float / mcuq_get_output_float on an int16 input and output: TFLite's
+    rounding, clamped to the int16 range (not int8's)."""
+    import subprocess
+
+    from mcuq.backends.c.codegen import write_sources
+    from mcuq.model.info import dequantize_array, quantize_array
+
+    need("gcc")
+    info = convert_fn_16x8(lambda x: x * 0.5 + 0.0, [(1, 8)], scale=2.0)
+    program = compile_model(info)
+    write_sources(render_c_model(program, "t"), tmp_path)
+    scale = info.input_tensors[0].quant.scale[0]
+    values = np.array([-1e6, -7.3, -0.01, 0.0, 0.013, 1.5, 30000 * scale, 1e6], np.float32)
+    (tmp_path / "main.c").write_text(
+        '#include <stdio.h>\n#include "mcuq_model.h"\nint main(void){ const float v[8] = {'
+        + ", ".join(f"{float(x)!r}f" for x in values)
+        + "}; float o[8]; int i; mcuq_set_input_float(0, v, 8); for (i = 0; i < 8; ++i) printf(\"%d \", ((const int16_t*)mcuq_input(0))[i]);"
+        " mcuq_invoke(); mcuq_get_output_float(0, o, 8); for (i = 0; i < 8; ++i) printf(\"%.9g \", o[i]); return 0; }\n"
+    )
+    sources = [str(tmp_path / n) for n in ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c", "main.c")]
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), *sources, "-o", str(tmp_path / "t"), "-lm"], check=True)
+    words = subprocess.run([str(tmp_path / "t")], capture_output=True, text=True, check=True).stdout.split()
+    q_in = quantize_array(values, info.input_tensors[0])
+    assert [int(w) for w in words[:8]] == [int(v) for v in q_in] and q_in.min() == -32768 and q_in.max() == 32767
+    q_out = run_tflm(info.raw, [[q_in.reshape(1, 8)]], 1 << 20, 1).outputs[0][0]
+    np.testing.assert_allclose([float(w) for w in words[8:]], dequantize_array(q_out, info.output_tensors[0]).ravel(), rtol=1e-6)
