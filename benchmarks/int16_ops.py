@@ -30,6 +30,8 @@ S16_KERNELS = {
     "mcuq_softmax_s16": "SOFTMAX (+ 2 x 1026 B of tables in flash)",
     "mcuq_pool_s16": "MAX_POOL_2D, AVERAGE_POOL_2D",
     "mcuq_mean_s16": "MEAN",
+    "mcuq_logistic_s16": "LOGISTIC (+ 512 B sigmoid table, shared with TANH)",
+    "mcuq_tanh_s16": "TANH",
 }
 TOOLS = {
     "ATmega2560": ("avr-gcc", "avr-nm", ["-mmcu=atmega2560"]),

@@ -36,17 +36,25 @@ def convert_keras_16x8(tmp_path: Path, model, shape: tuple[int, ...], scale: flo
     return parse_model(out["tflite"])
 
 
-def convert_fn_16x8(fn: Callable, shapes: list[tuple[int, ...]], scale: float = 1.0, bias_int32: bool = False) -> ModelInfo:
+def convert_fn_16x8(
+    fn: Callable, shapes: list[tuple[int, ...]], scale: float = 1.0, bias_int32: bool = False, peak: float | None = None
+) -> ModelInfo:
     """A tf.function over `shapes` (batch 1) -> 16x8 TFLite with int16 I/O. `bias_int32` asks
-    the converter for int32 biases (TFLite Micro then accumulates in int32)."""
+    the converter for int32 biases (TFLite Micro then accumulates in int32); `peak` clips the
+    calibration data to +-peak and reaches it (input scale peak / 32767: a power of two when
+    peak is 32767 * 2^-k)."""
     import tensorflow as tf
 
     concrete = tf.function(fn).get_concrete_function(*[tf.TensorSpec(s, tf.float32) for s in shapes])
     rng = np.random.default_rng(0)
 
     def representative():
-        for _ in range(48):
-            yield [(rng.normal(0, scale, s)).astype(np.float32) for s in shapes]
+        for k in range(48):
+            sample = [(rng.normal(0, scale, s)).astype(np.float32) for s in shapes]
+            if peak is not None:
+                sample = [np.clip(x, -peak, peak) for x in sample]
+                sample[0].reshape(-1)[0] = peak if k % 2 else -peak
+            yield sample
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -147,6 +155,8 @@ def test_int32_bias_accumulates_in_int32():
 
 
 def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
+    """name -> (function, input shapes, op); names ending in `_pot` calibrate to a power-of-two
+    input scale (2^-12, 2^-11: TFLite Micro's shift-only LOGISTIC/TANH path)."""
     import tensorflow as tf
 
     k = np.random.default_rng(9).normal(size=(1, 1, 5, 3)).astype(np.float32)
@@ -162,6 +172,12 @@ def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
         "quantize_int16_requantize_before_concat": (lambda x, y: tf.concat([x * 7.0, y], axis=-1), [(1, 3, 4), (1, 3, 2)], "QUANTIZE"),
         "mean_hw_keepdims": (lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True), [(1, 5, 7, 3)], "MEAN"),
         "mean_last_axis": (lambda x: tf.reduce_mean(x * 4.0, axis=-1), [(1, 3, 9)], "MEAN"),
+        "logistic": (lambda x: tf.sigmoid(x), [(1, 300)], "LOGISTIC"),
+        "logistic_wide_scale": (lambda x: tf.sigmoid(x * 9.0), [(1, 5, 7)], "LOGISTIC"),
+        "logistic_pot": (lambda x: tf.sigmoid(x), [(1, 40)], "LOGISTIC"),
+        "tanh": (lambda x: tf.tanh(x), [(1, 300)], "TANH"),
+        "tanh_pot": (lambda x: tf.tanh(x), [(1, 40)], "TANH"),
+        "tanh_narrow_scale": (lambda x: tf.tanh(x * 0.05), [(1, 3, 11)], "TANH"),
         "softmax_10": (lambda x: tf.nn.softmax(x), [(1, 10)], "SOFTMAX"),
         "softmax_rows_wide_inputs": (lambda x: tf.nn.softmax(x * 5.0), [(1, 3, 7)], "SOFTMAX"),
         "softmax_long_row_beta": (lambda x: tf.nn.softmax(0.3 * x), [(1, 300)], "SOFTMAX"),
@@ -171,8 +187,11 @@ def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
 @pytest.mark.parametrize("case", sorted(_fn_cases()))
 def test_elementwise_op_bit_exact(case):
     fn, shapes, op = _fn_cases()[case]
-    info = convert_fn_16x8(fn, shapes)
+    peak = (32767 / 4096 if op == "LOGISTIC" else 32767 / 2048) if case.endswith("_pot") else None
+    info = convert_fn_16x8(fn, shapes, peak=peak)
     assert op in info.op_names, info.op_names
+    if peak is not None:  # the shift-only path is the one under test
+        assert all(dict(c.args)["mult"] == 0 for c in compile_model(info).calls if c.function.endswith(("logistic_s16", "tanh_s16")))
     assert_bit_exact_16x8(info)
 
 
@@ -221,13 +240,36 @@ def test_float_helpers_quantize_into_int16(tmp_path):
     (tmp_path / "main.c").write_text(
         '#include <stdio.h>\n#include "mcuq_model.h"\nint main(void){ const float v[8] = {'
         + ", ".join(f"{float(x)!r}f" for x in values)
-        + "}; float o[8]; int i; mcuq_set_input_float(0, v, 8); for (i = 0; i < 8; ++i) printf(\"%d \", ((const int16_t*)mcuq_input(0))[i]);"
-        " mcuq_invoke(); mcuq_get_output_float(0, o, 8); for (i = 0; i < 8; ++i) printf(\"%.9g \", o[i]); return 0; }\n"
+        + '}; float o[8]; int i; mcuq_set_input_float(0, v, 8); for (i = 0; i < 8; ++i) printf("%d ", ((const int16_t*)mcuq_input(0))[i]);'
+        ' mcuq_invoke(); mcuq_get_output_float(0, o, 8); for (i = 0; i < 8; ++i) printf("%.9g ", o[i]); return 0; }\n'
     )
     sources = [str(tmp_path / n) for n in ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c", "main.c")]
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), *sources, "-o", str(tmp_path / "t"), "-lm"], check=True)
+    subprocess.run(
+        ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), *sources, "-o", str(tmp_path / "t"), "-lm"], check=True
+    )
     words = subprocess.run([str(tmp_path / "t")], capture_output=True, text=True, check=True).stdout.split()
     q_in = quantize_array(values, info.input_tensors[0])
     assert [int(w) for w in words[:8]] == [int(v) for v in q_in] and q_in.min() == -32768 and q_in.max() == 32767
     q_out = run_tflm(info.raw, [[q_in.reshape(1, 8)]], 1 << 20, 1).outputs[0][0]
     np.testing.assert_allclose([float(w) for w in words[8:]], dequantize_array(q_out, info.output_tensors[0]).ravel(), rtol=1e-6)
+
+
+def test_sigmoid_table_is_the_pinned_librarys():
+    """The 256-entry table in mcuq_kernels_s16.c equals sigmoid_table_uint16 of every pinned
+    TFLite Micro library whose sources are here."""
+    import re
+
+    from mcuq.common.resources import templates_dir
+
+    def table(text: str, name: str) -> list[int]:
+        body = text[text.index(name) :]
+        return [int(v) for v in re.findall(r"\b\d+\b", body[body.index("{") + 1 : body.index("}")])]
+
+    ours = table((templates_dir() / "c" / "runtime" / "mcuq_kernels_s16.c").read_text(), "sigmoid_u16[256]")
+    assert len(ours) == 256 and ours[0] == 32768 and ours[-1] == 65535
+    libs = Path(__file__).resolve().parents[2] / "shared" / "tflm-libs"
+    headers = sorted(libs.glob("*/**/kernels/internal/common.h")) if libs.is_dir() else []
+    if not headers:
+        pytest.skip(f"TFLite Micro library sources not found at {libs}")
+    for header in headers:
+        assert table(header.read_text(), "sigmoid_table_uint16[256]") == ours, header

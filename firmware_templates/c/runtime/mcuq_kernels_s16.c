@@ -11,7 +11,9 @@ static int64_t rd_i64(const int64_t* p) {
   return v;
 }
 #define RD_I64(p) rd_i64(p)
+#define pgm_u16(p) ((uint32_t)pgm_read_word(p))
 #else
+#define pgm_u16(p) ((uint32_t)*(p))
 #define RD_I16(p) (*(const int16_t*)(p))
 #define RD_I64(p) (*(const int64_t*)(p))
 #endif
@@ -220,4 +222,76 @@ void mcuq_mean_s16(const int16_t* in, const mcuq_dim* in_dims, int axis_mask, in
       for (i2 = 0; i2 < in_dims[2]; ++i2)
         for (i3 = 0; i3 < in_dims[3]; ++i3) temp_sum[i0 * os[0] + i1 * os[1] + i2 * os[2] + i3 * os[3]] += *in++;
   for (k = 0; k < n_out; ++k) out[k] = sat16(mcuq_mbqm(temp_sum[k], mult, shift));
+}
+
+/* TensorFlow Lite's sigmoid_table_uint16 (kernels/internal/common.h, Apache-2.0): sigmoid(i/24)
+ * in 0.16, hand-tuned (no formula reproduces every entry), so it is data here;
+ * tests/test_c_int16.py compares it with the pinned library sources when they are present. */
+static const uint16_t sigmoid_u16[256] MCUQ_CONST = {
+    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149,
+    40794, 41432, 42064, 42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369,
+    47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409, 51865, 52311, 52745, 53169,
+    53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433,
+    57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370,
+    60565, 60753, 60935, 61110, 61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302,
+    62428, 62549, 62666, 62778, 62886, 62990, 63090, 63186, 63279, 63368, 63454, 63536,
+    63615, 63691, 63765, 63835, 63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308,
+    64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786,
+    64816, 64845, 64873, 64900, 64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079,
+    65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208, 65221, 65234, 65246, 65258,
+    65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367,
+    65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433,
+    65438, 65442, 65445, 65449, 65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474,
+    65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491, 65493, 65495, 65497, 65498,
+    65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513,
+    65514, 65515, 65516, 65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522,
+    65523, 65523, 65524, 65524, 65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528,
+    65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530, 65530, 65530, 65531, 65531,
+    65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
+    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534,
+    65534, 65534, 65534, 65535,
+};
+
+/* The input scaled to the table's Q(3 * 4096) (power-of-two scales: mult 0, 3 << shift). */
+static int32_t scaled_input(int16_t x, int32_t mult, int shift) {
+  const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+  return ((int32_t)x * mult + round) >> shift;
+}
+
+/* LOGISTIC int16 (reference_integer_ops::Logistic): the table at 2^9 steps, interpolated. */
+void mcuq_logistic_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, int shift) {
+  mcuq_dim i;
+  if (mult == 0) mult = (int32_t)3 << shift, shift = 0;
+  for (i = 0; i < n; ++i) {
+    const int32_t x = scaled_input(in[i], mult, shift);
+    const uint32_t ax = (uint32_t)(x < 0 ? -x : x), uh = ax >> 9;
+    uint32_t r;
+    if (uh >= 255) {
+      r = (uint32_t)0x7FFF << 10;
+    } else {
+      const uint32_t ua = pgm_u16(sigmoid_u16 + uh), ub = pgm_u16(sigmoid_u16 + uh + 1);
+      r = (ua << 9) + (ax & 0x1ff) * (ub - ua);
+    }
+    r = x >= 0 ? r + ((uint32_t)1 << 9) : ((uint32_t)1 << 25) - r + ((uint32_t)1 << 9) - 1;
+    out[i] = (int16_t)(r >> 10);
+  }
+}
+
+/* TANH int16 (reference_integer_ops::Tanh): tanh(x) = 2 sigmoid(2x) - 1 on the same table. */
+void mcuq_tanh_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, int shift) {
+  mcuq_dim i;
+  if (mult == 0) mult = (int32_t)3 << shift, shift = 0;
+  for (i = 0; i < n; ++i) {
+    const int32_t x = scaled_input(in[i], mult, shift);
+    const uint32_t ax = (uint32_t)(x < 0 ? -x : x), uh = ax >> 8;
+    int32_t r;
+    if (uh >= 255) {
+      r = (int32_t)0xFFFF << 8;
+    } else {
+      const uint32_t ua = pgm_u16(sigmoid_u16 + uh), ub = pgm_u16(sigmoid_u16 + uh + 1);
+      r = (int32_t)((ua << 8) + (ax & 0xFF) * (ub - ua));
+    }
+    r = x >= 0 ? r - ((int32_t)1 << 23) + ((int32_t)1 << 7) : -r + ((int32_t)1 << 23) + ((int32_t)1 << 7) - 1;
+    out[i] = (int16_t)(r >> 8);
+  }
 }

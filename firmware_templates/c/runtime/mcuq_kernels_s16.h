@@ -66,4 +66,9 @@ void mcuq_pool_s16(const mcuq_pool_s16_params* params);
 void mcuq_mean_s16(const int16_t* in, const mcuq_dim* in_dims, int axis_mask, int16_t* out, int32_t* temp_sum, int32_t mult,
                    int shift);
 
+/* LOGISTIC / TANH int16 -> int16 (output scale 2^-15) through TensorFlow Lite's sigmoid table;
+ * mult 0: a power-of-two input scale (the kernel uses 3 << shift). */
+void mcuq_logistic_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, int shift);
+void mcuq_tanh_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, int shift);
+
 #endif

@@ -237,6 +237,43 @@ def lower_mean_s16(e: Emitter, op: OpInfo) -> KernelCall:
     return KernelCall(op.index, "mcuq_mean_s16", [(k, args[k]) for k in order])
 
 
+def _checked_log2(x: float) -> tuple[bool, int]:
+    """CheckedLog2 (quantization_util.cc): log2 rounded, and whether x is a power of two."""
+    f = np.float32
+    log2 = f(f(np.log(f(x))) * f(f(1) / f(np.log(f(2)))))
+    rounded = f(np.sign(log2) * np.floor(np.abs(log2) + f(0.5)))
+    return bool(abs(f(log2 - rounded)) < f(1e-3)), int(rounded)
+
+
+def lower_logistic_tanh_s16(e: Emitter, op: OpInfo) -> KernelCall:
+    """LOGISTIC / TANH int16 with the (multiplier, left shift) of logistic_common.cc / tanh.cc
+    Prepare: 0 and the shift for a power-of-two input scale (TANH also takes shift 1), else the
+    input scale times 3 * 4096 doubled until it exceeds 32767 / 2."""
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    _symmetric(e, op, inp, out)
+    if _checked_log2(quant_of(out)[0]) != (True, -15):
+        raise unsupported(e.info, op, f"has output scale {quant_of(out)[0]}; TFLite Micro's int16 {op.name} needs 2^-15")
+    pot, log2 = _checked_log2(quant_of(inp)[0])
+    shift = 12 + log2
+    if pot and shift in ((0, 1) if op.name == "TANH" else (0,)):
+        mult = 0
+    else:
+        multiplier, shift = float(np.float32(quant_of(inp)[0])) * 4096.0 * 3.0, 0
+        while multiplier <= 32767.0 / 2.0 and shift <= 30:
+            shift += 1
+            multiplier *= 2.0
+        mult = int(multiplier)
+    fn = "mcuq_tanh_s16" if op.name == "TANH" else "mcuq_logistic_s16"
+    args: list[tuple[str, Value]] = [
+        ("in", buf16(e, inp.index)),
+        ("out", buf16(e, out.index)),
+        ("n", int(np.prod(out.shape))),
+        ("mult", mult),
+        ("shift", shift),
+    ]
+    return KernelCall(op.index, fn, args)
+
+
 def _operand16(e: Emitter, op: OpInfo, index: int, slot: int) -> Value:
     t = e.t(index)
     if t.is_constant:
@@ -393,6 +430,8 @@ def lower_softmax_s16(e: Emitter, op: OpInfo) -> KernelCall:
 
 
 INT16_EMITTERS = {
+    "LOGISTIC": lower_logistic_tanh_s16,
+    "TANH": lower_logistic_tanh_s16,
     "MEAN": lower_mean_s16,
     "CONCATENATION": lower_concat_s16,
     "MAX_POOL_2D": lower_pool_s16,
