@@ -1,9 +1,10 @@
 """Plain-C runtime, UNIDIRECTIONAL_SEQUENCE_LSTM: flash of the kernel and RAM of LSTM models.
 
 Prints two tables (markdown):
-1. flash of mcuq_lstm.c per symbol and in total (avr-gcc -Os for the ATmega2560,
-   arm-none-eabi-gcc -Os for the Cortex-M4, -ffunction-sections; nm -S), the 512-byte sigmoid
-   table included. The file is copied into a project only when the model has an LSTM.
+1. flash of the LSTM kernel per symbol and in total (avr-gcc -Os for the ATmega2560,
+   arm-none-eabi-gcc -Os for the Cortex-M4, -ffunction-sections; nm -S): mcuq_lstm.c plus the
+   int16 gate functions and the 512-byte sigmoid table it shares with the 16x8 LOGISTIC/TANH in
+   mcuq_kernels_s16.c. mcuq_lstm.c is copied into a project only when the model has an LSTM.
 2. two streaming LSTM .tflite files from the standard converter (the mnist_lstm recipe: tf_keras,
    batch 1), deployed with --runtime c to nucleo_f446re (qemu) and mega2560 (simavr): the state
    (static arrays, outside the buffer), the activation buffer, the x86 TFLite Micro minimum arena,
@@ -23,6 +24,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = ROOT / "firmware_templates" / "c" / "runtime" / "mcuq_lstm.c"
+SHARED = KERNEL.parent / "mcuq_kernels_s16.c"
+SHARED_SYMBOLS = ("mcuq_sigmoid16", "mcuq_tanh16", "sigmoid_u16")  # what the LSTM links of SHARED
 TOOLS = {
     "ATmega2560": ("avr-gcc", "avr-nm", ["-mmcu=atmega2560"]),
     "Cortex-M4": ("arm-none-eabi-gcc", "arm-none-eabi-nm", ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]),
@@ -32,12 +35,17 @@ MODELS = {"LSTM(5), 6 x 3 steps": (6, 3, 5, 4), "mnist_lstm shape: LSTM(20), 28 
 BOARDS = ("nucleo_f446re", "mega2560")
 
 
-def _symbols(cc: str, nm: str, flags: list[str], tmp: Path) -> dict[str, int]:
-    obj = tmp / f"lstm_{cc}.o"
-    cmd = [cc, *flags, "-Os", "-std=c99", "-ffunction-sections", "-fdata-sections", "-I", str(KERNEL.parent), "-c", str(KERNEL)]
+def _object_symbols(cc: str, nm: str, flags: list[str], source: Path, obj: Path) -> dict[str, int]:
+    cmd = [cc, *flags, "-Os", "-std=c99", "-ffunction-sections", "-fdata-sections", "-I", str(KERNEL.parent), "-c", str(source)]
     subprocess.run([*cmd, "-o", str(obj)], check=True)
     out = subprocess.run([nm, "-S", "--size-sort", str(obj)], capture_output=True, text=True, check=True).stdout
     return {p[3]: int(p[1], 16) for p in (line.split() for line in out.splitlines()) if len(p) == 4 and p[2].lower() in "trd"}
+
+
+def _symbols(cc: str, nm: str, flags: list[str], tmp: Path) -> dict[str, int]:
+    own = _object_symbols(cc, nm, flags, KERNEL, tmp / f"lstm_{cc}.o")
+    shared = _object_symbols(cc, nm, flags, SHARED, tmp / f"s16_{cc}.o")
+    return {**own, **{n: shared[n] for n in SHARED_SYMBOLS if n in shared}}
 
 
 def flash_table(tmp: Path) -> list[str]:
@@ -98,7 +106,7 @@ def model_table(tmp: Path) -> list[str]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        print("### Flash of mcuq_lstm.c (-Os, -ffunction-sections; nm -S)\n")
+        print("### Flash of the LSTM kernel (-Os, -ffunction-sections; nm -S)\n")
         print("\n".join(flash_table(tmp)))
         print("\n### Streaming LSTM models with --runtime c (golden sequences with a reset, emulators)\n")
         print("\n".join(model_table(tmp)))

@@ -101,6 +101,7 @@ def run_avr_selftest(selftest_c: str, **extra: str):
     empty = "typedef int mcuq_empty_unit;\n"
     files = {
         "mcuq_kernels.h": (runtime / "mcuq_kernels.h").read_text(),
+        "mcuq_kernels_s16.h": (runtime / "mcuq_kernels_s16.h").read_text(),
         "mcuq_selftest.h": "void mcuq_selftest(void);\n",
         "mcuq_selftest.c": selftest_c,
         "mcuq_kernels.c": empty,

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from mcuq.backends.tflm.toolchain import LibraryTree
 
 START_TIMEOUT = 20.0
-LINK_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c", "mcuq_api.c", "mcuq_link.c")
-PLAIN_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_golden.c", "mcuq_selftest.c")
+LINK_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c", "mcuq_golden.c", "mcuq_selftest.c", "mcuq_api.c", "mcuq_link.c")
+PLAIN_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c", "mcuq_golden.c", "mcuq_selftest.c")
 
 
 @dataclass

@@ -176,4 +176,7 @@ typedef struct {
 
 void mcuq_batch_matmul(const mcuq_batch_matmul_params* params);
 
+/* 16x8 (int16 activation) kernels: mcuq_kernels_s16.c */
+#include "mcuq_kernels_s16.h"
+
 #endif

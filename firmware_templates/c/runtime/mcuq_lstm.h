@@ -39,9 +39,7 @@ typedef struct {
 
 void mcuq_lstm(const mcuq_lstm_params* params);
 
-/* The int16 gate nonlinearities of TFLite (reference_integer_ops::Logistic / Tanh on int16,
- * one shared 256-entry table), exposed for the host tests. */
-int16_t mcuq_sigmoid16(int32_t x, int32_t mult, int shift);
-int16_t mcuq_tanh16(int32_t x, int32_t mult, int shift);
+/* The gates' int16 nonlinearities are the 16x8 LOGISTIC/TANH ones (mcuq_sigmoid16 and
+ * mcuq_tanh16 of mcuq_kernels_s16.c, one copy of TFLite's sigmoid table). */
 
 #endif

@@ -38,6 +38,8 @@ C_SOURCES = (
     "mcuq_model.c",
     "mcuq_kernels.h",
     "mcuq_kernels.c",
+    "mcuq_kernels_s16.h",
+    "mcuq_kernels_s16.c",
     "mcuq_lstm.h",
     "mcuq_lstm.c",
     "mcuq_golden.h",
@@ -165,16 +167,15 @@ class CBackend:
 
     def plan(self, job: DeployJob, console: Console) -> BackendPlan:
         info, board, q = job.info, job.board, job.quantized
-        if q.options.io != "int8" or q.options.activations != "int8":
-            what = f"{q.options.io} input/output" if q.options.io != "int8" else f"{q.options.activations} activations"
+        if q.options.io != "int8":  # int16 activations (16x8) come with int16 I/O: both run here
+            what = f"{q.options.io} input/output"
             fix = (
-                "re-export the .tflite from its source model with int8 I/O, or run mcuq on the source model with --io int8 "
-                "--activations int8"
+                "re-export the .tflite from its source model with int8 I/O, or run mcuq on the source model with --io int8"
                 if q.source_kind == "tflite"
-                else "deploy with --io int8 --activations int8"
+                else "deploy with --io int8"
             )
             raise MCUQError(
-                f"{q.source.name}: the plain-C runtime runs full int8 models with int8 I/O, this one has {what}; "
+                f"{q.source.name}: the plain-C runtime runs integer models with integer I/O, this one has {what}; "
                 f"{fix} (or choose a TFLite Micro board, which runs it as it is)"
             )
         program = compile_model(info, simd=uses_simd(board), state_mode=q.state)
@@ -188,7 +189,7 @@ class CBackend:
         def self_test_sources() -> dict[str, str]:
             return selftest_sources(program, job.name, {**common, **c_template_context(program, tflm_min)})
 
-        golden_bytes = sum(x.size for s in job.golden_in for x in s) + sum(x.size for s in golden_out for x in s)
+        golden_bytes = sum(x.nbytes for s in job.golden_in for x in s) + sum(x.nbytes for s in golden_out for x in s)
         no_emulator = no_emulator_reason(board)
         if (
             board.architecture == "avr8" and no_emulator is None and (AVR_KERNELS.read(job.options) or "generated") == "generated"

@@ -26,7 +26,7 @@ from mcuq.project.api import model_prefix, render_api
 from mcuq.project.escape import Safe, c_identifier, code, terminal
 from mcuq.project.render import BANNER, c_values, environment, tensor_context
 
-RUNTIME_FILES = ("mcuq_kernels.h", "mcuq_kernels.c")
+RUNTIME_FILES = ("mcuq_kernels.h", "mcuq_kernels.c", "mcuq_kernels_s16.h", "mcuq_kernels_s16.c")
 # Kernels in files of their own, copied into a project only when one of its calls uses them (so
 # a model without an LSTM neither compiles nor links mcuq_lstm.c).
 OPTIONAL_RUNTIME = {"mcuq_lstm": ("mcuq_lstm.h", "mcuq_lstm.c")}
@@ -182,7 +182,7 @@ def build_host(files: dict[str, str], folder: Path, simd: bool = False) -> Path:
         raise MCUQError("gcc is not installed: the plain-C runtime is checked on the host with gcc (apt-get install gcc)")
     write_sources(files, folder)
     harness = templates_dir() / "c" / "host" / "mcuq_host_main.c"
-    sources = [str(folder / n) for n in c_sources(files, ("mcuq_model.c", "mcuq_kernels.c"))] + [str(harness)]
+    sources = [str(folder / n) for n in c_sources(files, ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c"))] + [str(harness)]
     exe = folder / "mcuq_host"
     flags = [*HOST_CFLAGS, *(["-DMCUQ_EMULATE_SIMD"] if simd else [])]
     proc = subprocess.run(["gcc", *flags, "-I", str(folder), *sources, "-o", str(exe), "-lm"], capture_output=True, text=True, check=False)
@@ -223,31 +223,30 @@ def compile_sources(src: Path, names: list[str]) -> str:
 def run_host(
     program: CProgram, files: dict[str, str], samples: list[list[np.ndarray]], resets: list[bool] | None = None
 ) -> list[list[np.ndarray]]:
-    """Outputs of the generated C for each sample (int8 tensors in model order). ``resets``:
+    """Outputs of the generated C for each sample (int8 or int16 tensors in model order). ``resets``:
     before which samples the model's state is reset (mcuq.model.state); default every one."""
     info = program.info
+    ins, outs = info.input_tensors, info.output_tensors
     flags = resets if resets is not None else [True] * len(samples)
     with tempfile.TemporaryDirectory(prefix="mcuq-c-") as tmp:
         exe = build_host(files, Path(tmp), program.simd)
         payload = struct.pack("<I", len(samples)) + b"".join(
-            bytes([int(flag)]) + b"".join(x.astype(np.int8).tobytes() for x in s) for s, flag in zip(samples, flags)
+            bytes([int(flag)]) + b"".join(np.asarray(x).astype(t.dtype).tobytes() for x, t in zip(s, ins))
+            for s, flag in zip(samples, flags)
         )
         proc = subprocess.run([str(exe)], input=payload, capture_output=True, timeout=600, check=False)
         if proc.returncode != 0:
             raise MCUQError(f"the generated C crashed on the host (exit code {proc.returncode})")
-    out_shapes = [info.tensors[i].shape for i in info.outputs]
-    per_sample = sum(int(np.prod(s)) for s in out_shapes)
-    data = np.frombuffer(proc.stdout, dtype=np.int8)
-    if data.size != per_sample * len(samples):
-        raise MCUQError(f"the generated C wrote {data.size} output bytes, expected {per_sample * len(samples)}")
+    per_sample = sum(t.nbytes for t in outs)
+    if len(proc.stdout) != per_sample * len(samples):
+        raise MCUQError(f"the generated C wrote {len(proc.stdout)} output bytes, expected {per_sample * len(samples)}")
     results = []
     for k in range(len(samples)):
-        chunk, pos, outs = data[k * per_sample : (k + 1) * per_sample], 0, []
-        for shape in out_shapes:
-            n = int(np.prod(shape))
-            outs.append(chunk[pos : pos + n].reshape(shape).copy())
-            pos += n
-        results.append(outs)
+        pos, sample = k * per_sample, []
+        for t in outs:
+            sample.append(np.frombuffer(proc.stdout[pos : pos + t.nbytes], dtype=t.dtype).reshape(t.shape).copy())
+            pos += t.nbytes
+        results.append(sample)
     return results
 
 

@@ -30,7 +30,8 @@ from mcuq.backends.c.lower_elementwise import (
     lower_reshape,
     lower_softmax,
 )
-from mcuq.backends.c.lower_lstm import lower_lstm, lstm_state_tensors
+from mcuq.backends.c.lower_int16 import INT16_EMITTERS, has_int16_activation, is_int16_op
+from mcuq.backends.c.lower_lstm import lower_lstm
 from mcuq.backends.c.lower_windowed import lower_conv, lower_depthwise, lower_fully_connected, lower_pool, lower_transpose_conv
 from mcuq.backends.c.ops_extra import EXTRA_EMITTERS, alias_offsets
 from mcuq.backends.c.planner import plan_memory
@@ -84,11 +85,14 @@ def check_supported(info: ModelInfo) -> None:
             raise unsupported(
                 info, op, f"is not supported; supported ops: {', '.join(sorted(SUPPORTED_OPS))}; use --runtime tflm on a 32-bit board"
             )
-    state = lstm_state_tensors(info.ops)  # the int16 cell state: the LSTM lowering checks its type
+        if has_int16_activation(info, op) and op.name not in INT16_EMITTERS:
+            raise unsupported(
+                info, op, f"has int16 activations; the C runtime's 16x8 ops are {', '.join(sorted(INT16_EMITTERS))}; use --runtime tflm"
+            )
     for t in info.tensors:
-        if not t.is_constant and t.dtype != "int8" and t.index in _used(info) and t.index not in state:
+        if not t.is_constant and t.dtype not in ("int8", "int16") and t.index in _used(info):
             raise UnsupportedOpError(
-                f"plain-C runtime: tensor '{t.name}' is {t.dtype}; the C runtime runs int8 models (--io int8, --activations int8)"
+                f"plain-C runtime: tensor '{t.name}' is {t.dtype}; the C runtime runs int8 and 16x8 models (--io int8)"
             )
 
 
@@ -149,7 +153,7 @@ def compile_model(info: ModelInfo, simd: bool = False, state_mode: str = "none")
     program.state_mode = state_mode
     program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
     program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=alias_offsets(e))
-    program.calls = [EMITTERS[op.name](e, op) for op in info.ops]
+    program.calls = [(INT16_EMITTERS if is_int16_op(e, op) else EMITTERS)[op.name](e, op) for op in info.ops]
     return program
 
 

@@ -1,0 +1,311 @@
+/* mcuq plain-C runtime, 16x8 kernels (int16 activations, int8 weights): the arithmetic of
+ * TensorFlow Lite Micro's reference_integer_ops int16 paths, step for step, so results are
+ * bit-exact with it. Constants (weights, biases, multipliers, tables) may live in flash. */
+#include "mcuq_kernels.h"
+
+#if defined(__AVR__)
+#define RD_I16(p) ((int16_t)pgm_read_word(p))
+static int64_t rd_i64(const int64_t* p) {
+  int64_t v;
+  memcpy_P(&v, p, sizeof(v));
+  return v;
+}
+#define RD_I64(p) rd_i64(p)
+#define pgm_u16(p) ((uint32_t)pgm_read_word(p))
+#else
+#define pgm_u16(p) ((uint32_t)*(p))
+#define RD_I16(p) (*(const int16_t*)(p))
+#define RD_I64(p) (*(const int64_t*)(p))
+#endif
+
+/* MultiplyByQuantizedMultiplier(int64_t x, ...): `reduced` is the multiplier rounded to 16
+ * bits (done by the generator), one rounding shift. */
+static int32_t mbqm64(int64_t x, int32_t reduced, int shift) {
+  int total = 15 - shift;
+  return (int32_t)((x * (int64_t)reduced + ((int64_t)1 << (total - 1))) >> total);
+}
+
+/* The accumulator as TFLite Micro forms it: int64, or int32 with two's-complement wrap. */
+static int32_t requant_acc(int64_t acc, int acc64, int32_t mult, int shift) {
+  if (acc64) return mbqm64(acc, mult, shift);
+  return mcuq_mbqm((int32_t)(uint32_t)(uint64_t)acc, mult, shift);
+}
+
+static int16_t clamp16(int32_t v, int32_t lo, int32_t hi) { return (int16_t)(v < lo ? lo : (v > hi ? hi : v)); }
+
+/* One output value: the window's taps inside the image (padding adds nothing: zero point 0). */
+static int64_t window_sum(const mcuq_conv_s16_params* p, mcuq_sz oy, mcuq_sz ox, mcuq_sz oc) {
+  int64_t acc = 0;
+  mcuq_sz ky, kx, c;
+  mcuq_sz ic = p->depthwise ? oc / p->depth_mult : 0;
+  for (ky = 0; ky < p->k_h; ++ky) {
+    mcuq_sz iy = oy * p->stride_h - p->pad_h + ky * p->dil_h;
+    if (iy < 0 || iy >= p->in_h) continue;
+    for (kx = 0; kx < p->k_w; ++kx) {
+      mcuq_sz ix = ox * p->stride_w - p->pad_w + kx * p->dil_w;
+      const int16_t* in;
+      if (ix < 0 || ix >= p->in_w) continue;
+      in = p->in + ((int32_t)iy * p->in_w + ix) * p->in_c;
+      if (p->depthwise) {
+        acc += (int32_t)MCUQ_RD_I8(p->filter + ((int32_t)ky * p->k_w + kx) * p->out_c + oc) * (int32_t)in[ic];
+        continue;
+      }
+      {
+        const int8_t* w = p->filter + (((int32_t)oc * p->k_h + ky) * p->k_w + kx) * p->in_c;
+        for (c = 0; c < p->in_c; ++c) acc += (int32_t)MCUQ_RD_I8(w + c) * (int32_t)in[c];
+      }
+    }
+  }
+  return acc;
+}
+
+void mcuq_conv_s16(const mcuq_conv_s16_params* params) {
+  mcuq_conv_s16_params p;
+  mcuq_sz oy, ox, oc;
+  MCUQ_LOAD_PARAMS(p, params);
+  for (oy = 0; oy < p.out_h; ++oy) {
+    for (ox = 0; ox < p.out_w; ++ox) {
+      int16_t* out = p.out + ((int32_t)oy * p.out_w + ox) * p.out_c;
+      for (oc = 0; oc < p.out_c; ++oc) {
+        int64_t acc = window_sum(&p, oy, ox, oc);
+        int32_t v;
+        if (p.bias) acc += RD_I64(p.bias + oc);
+        v = requant_acc(acc, p.acc64, MCUQ_RD_I32(p.mult + oc), MCUQ_RD_I8(p.shift + oc));
+        out[oc] = clamp16(v, p.act_min, p.act_max);
+      }
+    }
+  }
+}
+
+/* ADD / SUB (the general quantized path TFLite Micro takes for int16, left_shift 15) and MUL
+ * (MulElementwise) over 4-D broadcast shapes. */
+static int32_t smaller_than_one(int32_t x, int32_t m, int shift) {
+  return shift <= 0 ? mcuq_mbqm(x, m, shift) : mcuq_rdivpot(mcuq_srdhm(x, m), -shift);
+}
+
+static int32_t binary_s16(const mcuq_binary_s16_params* p, int32_t x, int32_t y) {
+  if (p->kind == MCUQ_S16_MUL) return mcuq_mbqm(x * y, p->out_mult, p->out_shift);
+  x = smaller_than_one((int32_t)((uint32_t)x << p->left_shift), p->a_mult, p->a_shift);
+  y = smaller_than_one((int32_t)((uint32_t)y << p->left_shift), p->b_mult, p->b_shift);
+  return smaller_than_one(p->kind == MCUQ_S16_SUB ? x - y : x + y, p->out_mult, p->out_shift);
+}
+
+static mcuq_dim bcast16(const mcuq_dim* dims, mcuq_dim i0, mcuq_dim i1, mcuq_dim i2, mcuq_dim i3) {
+  const mcuq_dim a = dims[0] == 1 ? 0 : i0, b = dims[1] == 1 ? 0 : i1;
+  const mcuq_dim c = dims[2] == 1 ? 0 : i2, d = dims[3] == 1 ? 0 : i3;
+  return ((a * dims[1] + b) * dims[2] + c) * dims[3] + d;
+}
+
+void mcuq_binary_s16(const mcuq_binary_s16_params* params) {
+  mcuq_binary_s16_params p;
+  mcuq_dim i0, i1, i2, i3, o = 0;
+  MCUQ_LOAD_PARAMS(p, params);
+  for (i0 = 0; i0 < p.out_dims[0]; ++i0)
+    for (i1 = 0; i1 < p.out_dims[1]; ++i1)
+      for (i2 = 0; i2 < p.out_dims[2]; ++i2)
+        for (i3 = 0; i3 < p.out_dims[3]; ++i3, ++o) {
+          const int32_t x = p.a[bcast16(p.a_dims, i0, i1, i2, i3)];
+          const int32_t y = p.b[bcast16(p.b_dims, i0, i1, i2, i3)];
+          p.out[o] = clamp16(binary_s16(&p, x, y), p.act_min, p.act_max);
+        }
+}
+
+/* QUANTIZE between int8 and int16 (either way) and int16 -> int16: reference_ops::Requantize. */
+void mcuq_requantize_s16(const void* in, int in_wide, void* out, int out_wide, mcuq_dim n, int32_t in_zp, int32_t out_zp,
+                         int32_t mult, int shift) {
+  const int32_t lo = out_wide ? -32768 : -128, hi = out_wide ? 32767 : 127;
+  mcuq_dim i;
+  for (i = 0; i < n; ++i) {
+    const int32_t x = (in_wide ? (int32_t)((const int16_t*)in)[i] : (int32_t)((const int8_t*)in)[i]) - in_zp;
+    const int32_t v = mcuq_mbqm(x, mult, shift) + out_zp;
+    const int32_t c = v < lo ? lo : (v > hi ? hi : v);
+    if (out_wide)
+      ((int16_t*)out)[i] = (int16_t)c;
+    else
+      ((int8_t*)out)[i] = (int8_t)c;
+  }
+}
+
+/* LUTLookup(int16_t): 512 segments of a 513-entry table, linear interpolation in Q0.7. */
+static int16_t lut_lookup(int16_t value, const int16_t* lut) {
+  const uint16_t index = (uint16_t)(256 + (value >> 7));
+  const int32_t offset = value & 0x7f;
+  const int16_t base = RD_I16(lut + index);
+  const int16_t slope = (int16_t)(RD_I16(lut + index + 1) - base);
+  return (int16_t)(base + (((int32_t)slope * offset + 64) >> 7));
+}
+
+static int clz32(uint32_t x) {
+  int n = 0;
+  if (x == 0) return 32;
+  while (!(x & 0x80000000UL)) x <<= 1, ++n;
+  return n;
+}
+
+static int16_t sat16(int32_t v) { return (int16_t)(v < -32768 ? -32768 : (v > 32767 ? 32767 : v)); }
+
+/* SOFTMAX int16 -> int16 (reference_ops::SoftmaxInt16): exp through exp_lut (inputs scaled so
+ * [-65535, 0] is [-10, 0]), the reciprocal of the sum through recip_lut (1 / (1 + x)). The
+ * exps are cached in `out`, as TFLite Micro does. */
+void mcuq_softmax_s16(const int16_t* in, int16_t* out, mcuq_dim outer, mcuq_dim depth, int32_t mult, int shift,
+                      const int16_t* exp_lut, const int16_t* recip_lut) {
+  mcuq_dim i, c;
+  for (i = 0; i < outer; ++i) {
+    const int16_t* x = in + (int32_t)i * depth;
+    int16_t* y = out + (int32_t)i * depth;
+    int16_t top = -32768, recip;
+    int32_t sum = 0, shifted;
+    int headroom, right;
+    for (c = 0; c < depth; ++c) top = x[c] > top ? x[c] : top;
+    for (c = 0; c < depth; ++c) {
+      y[c] = lut_lookup(sat16(mcuq_mbqm((int32_t)x[c] - top, mult, shift) + 32767), exp_lut);
+      sum += y[c];
+    }
+    headroom = clz32((uint32_t)sum);
+    shifted = (int32_t)((((int64_t)sum << (headroom - 1)) + (1 << 13)) >> 14);
+    recip = lut_lookup(sat16(shifted - ((1L << 15) + (1L << 16))), recip_lut);
+    right = 31 - headroom;
+    for (c = 0; c < depth; ++c) {
+      const int32_t r = (int32_t)(((int64_t)y[c] * recip + ((int64_t)1 << (right - 1))) >> right);
+      y[c] = (int16_t)(r < 0 ? 0 : (r > 32767 ? 32767 : r));
+    }
+  }
+}
+
+/* MAX_POOL_2D / AVERAGE_POOL_2D int16 (reference_integer_ops pooling): the window clipped to
+ * the image; the average rounds half away from zero by integer division. */
+void mcuq_pool_s16(const mcuq_pool_s16_params* params) {
+  mcuq_pool_s16_params p;
+  mcuq_sz oy, ox, c, fy, fx;
+  MCUQ_LOAD_PARAMS(p, params);
+  for (oy = 0; oy < p.out_h; ++oy) {
+    const mcuq_sz y0 = oy * p.stride_h - p.pad_h;
+    const mcuq_sz fy0 = y0 < 0 ? -y0 : 0, fy1 = p.f_h < p.in_h - y0 ? p.f_h : p.in_h - y0;
+    for (ox = 0; ox < p.out_w; ++ox) {
+      const mcuq_sz x0 = ox * p.stride_w - p.pad_w;
+      const mcuq_sz fx0 = x0 < 0 ? -x0 : 0, fx1 = p.f_w < p.in_w - x0 ? p.f_w : p.in_w - x0;
+      for (c = 0; c < p.ch; ++c) {
+        int32_t acc = p.is_avg ? 0 : -32768, count = 0;
+        for (fy = fy0; fy < fy1; ++fy)
+          for (fx = fx0; fx < fx1; ++fx) {
+            const int32_t v = p.in[((int32_t)(y0 + fy) * p.in_w + (x0 + fx)) * p.ch + c];
+            if (p.is_avg)
+              acc += v;
+            else if (v > acc)
+              acc = v;
+            ++count;
+          }
+        if (p.is_avg && count) acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+        p.out[((int32_t)oy * p.out_w + ox) * p.ch + c] = clamp16(acc, p.act_min, p.act_max);
+      }
+    }
+  }
+}
+
+/* MEAN int16 (QuantizedMeanOrSum, as for int8): int32 sums per output, then one requantize
+ * with the 1/N factor folded into (mult, shift) by the generator. */
+void mcuq_mean_s16(const int16_t* in, const mcuq_dim* in_dims, int axis_mask, int16_t* out, int32_t* temp_sum, int32_t mult,
+                   int shift) {
+  mcuq_dim out_dims[4], os[4], i0, i1, i2, i3, n_out = 1, k;
+  int d;
+  for (d = 0; d < 4; ++d) {
+    out_dims[d] = (axis_mask & (1 << d)) ? 1 : in_dims[d];
+    n_out *= out_dims[d];
+  }
+  os[3] = 1;
+  for (d = 2; d >= 0; --d) os[d] = os[d + 1] * out_dims[d + 1];
+  for (d = 0; d < 4; ++d)
+    if (axis_mask & (1 << d)) os[d] = 0;
+  for (k = 0; k < n_out; ++k) temp_sum[k] = 0;
+  for (i0 = 0; i0 < in_dims[0]; ++i0)
+    for (i1 = 0; i1 < in_dims[1]; ++i1)
+      for (i2 = 0; i2 < in_dims[2]; ++i2)
+        for (i3 = 0; i3 < in_dims[3]; ++i3) temp_sum[i0 * os[0] + i1 * os[1] + i2 * os[2] + i3 * os[3]] += *in++;
+  for (k = 0; k < n_out; ++k) out[k] = sat16(mcuq_mbqm(temp_sum[k], mult, shift));
+}
+
+/* TensorFlow Lite's sigmoid_table_uint16 (kernels/internal/common.h, Apache-2.0): sigmoid(i/24)
+ * in 0.16, hand-tuned (no formula reproduces every entry), so it is data here;
+ * tests/test_c_int16.py compares it with the pinned library sources when they are present. */
+static const uint16_t sigmoid_u16[256] MCUQ_CONST = {
+    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149,
+    40794, 41432, 42064, 42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369,
+    47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409, 51865, 52311, 52745, 53169,
+    53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433,
+    57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370,
+    60565, 60753, 60935, 61110, 61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302,
+    62428, 62549, 62666, 62778, 62886, 62990, 63090, 63186, 63279, 63368, 63454, 63536,
+    63615, 63691, 63765, 63835, 63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308,
+    64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786,
+    64816, 64845, 64873, 64900, 64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079,
+    65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208, 65221, 65234, 65246, 65258,
+    65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367,
+    65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433,
+    65438, 65442, 65445, 65449, 65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474,
+    65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491, 65493, 65495, 65497, 65498,
+    65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513,
+    65514, 65515, 65516, 65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522,
+    65523, 65523, 65524, 65524, 65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528,
+    65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530, 65530, 65530, 65531, 65531,
+    65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
+    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534,
+    65534, 65534, 65534, 65535,
+};
+
+/* reference_integer_ops::Logistic (int16), one value (LOGISTIC below, the LSTM's gates): mult 0 means the power-of-two case 3 << shift. */
+int16_t mcuq_sigmoid16(int32_t x, int32_t mult, int shift) {
+  int32_t round, v;
+  uint32_t a, uh, result;
+  if (mult == 0) {
+    mult = (int32_t)3 << shift;
+    shift = 0;
+  }
+  round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+  v = (x * mult + round) >> shift;
+  a = (uint32_t)(v < 0 ? -v : v);
+  uh = a >> 9;
+  if (uh >= 255) {
+    result = (uint32_t)0x7FFF << 10;
+  } else {
+    uint32_t ua = pgm_u16(sigmoid_u16 + uh);
+    uint32_t ub = pgm_u16(sigmoid_u16 + uh + 1);
+    result = (ua << 9) + (a & 0x1FF) * (ub - ua);
+  }
+  result = v >= 0 ? result + ((uint32_t)1 << 9) : ((uint32_t)1 << 25) - result + ((uint32_t)1 << 9) - 1;
+  return (int16_t)(result >> 10);
+}
+
+/* reference_integer_ops::Tanh (int16): tanh(x) = 2 sigmoid(2x) - 1 on the same table. */
+int16_t mcuq_tanh16(int32_t x, int32_t mult, int shift) {
+  int32_t round, v, result;
+  uint32_t a, uh;
+  if (mult == 0) {
+    mult = (int32_t)3 << shift;
+    shift = 0;
+  }
+  round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+  v = (x * mult + round) >> shift;
+  a = (uint32_t)(v < 0 ? -v : v);
+  uh = a >> 8;
+  if (uh >= 255) {
+    result = (int32_t)((uint32_t)0xFFFF << 8);
+  } else {
+    uint32_t ua = pgm_u16(sigmoid_u16 + uh);
+    uint32_t ub = pgm_u16(sigmoid_u16 + uh + 1);
+    result = (int32_t)((ua << 8) + (a & 0xFF) * (ub - ua));
+  }
+  result = v >= 0 ? result - ((int32_t)1 << 23) + ((int32_t)1 << 7) : -result + ((int32_t)1 << 23) + ((int32_t)1 << 7) - 1;
+  return (int16_t)(result >> 8);
+}
+
+/* LOGISTIC int16 (reference_integer_ops::Logistic): the table at 2^9 steps, interpolated. */
+void mcuq_logistic_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, int shift) {
+  mcuq_dim i;
+  for (i = 0; i < n; ++i) out[i] = mcuq_sigmoid16(in[i], mult, shift);
+}
+
+/* TANH int16 (reference_integer_ops::Tanh). */
+void mcuq_tanh_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, int shift) {
+  mcuq_dim i;
+  for (i = 0; i < n; ++i) out[i] = mcuq_tanh16(in[i], mult, shift);
+}

@@ -1,0 +1,275 @@
+"""Plain-C runtime, 16x8 models (int16 activations, int8 weights, int64/int32 biases): each op
+converted by the TFLite converter in 16x8 mode over a table of edge cases (strides, padding,
+dilation, depth multipliers, missing biases, int32 biases, broadcast shapes, saturation from
+full-range int16 inputs, odd sizes) and required bit-exact with the x86 TFLite Micro."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import need
+from mcuq.backends.c.codegen import render_c_model, run_host
+from mcuq.backends.c.program import compile_model
+from mcuq.common.console import SILENT
+from mcuq.common.errors import UnsupportedOpError
+from mcuq.frontend.converter import QuantizeOptions, convert_in_this_process
+from mcuq.model.info import ModelInfo, parse_model
+from mcuq.reference.host_tflm import measure_min_arena, run_tflm
+
+pytestmark = pytest.mark.slow
+
+
+def convert_keras_16x8(tmp_path: Path, model, shape: tuple[int, ...], scale: float = 1.0) -> ModelInfo:
+    """A Keras model through mcuq's own converter with --activations int16 (int16 I/O)."""
+    import keras
+
+    path = tmp_path / "m.keras"
+    model.save(path)
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "cal.npy", (rng.normal(size=(48, *shape)) * scale).astype(np.float32))
+    out = convert_in_this_process(path, str(tmp_path / "cal.npy"), QuantizeOptions(calibration_samples=48, activations="int16"), SILENT)
+    keras.backend.clear_session()
+    return parse_model(out["tflite"])
+
+
+def convert_fn_16x8(
+    fn: Callable, shapes: list[tuple[int, ...]], scale: float = 1.0, bias_int32: bool = False, peak: float | None = None
+) -> ModelInfo:
+    """A tf.function over `shapes` (batch 1) -> 16x8 TFLite with int16 I/O. `bias_int32` asks
+    the converter for int32 biases (TFLite Micro then accumulates in int32); `peak` clips the
+    calibration data to +-peak and reaches it (input scale peak / 32767: a power of two when
+    peak is 32767 * 2^-k)."""
+    import tensorflow as tf
+
+    concrete = tf.function(fn).get_concrete_function(*[tf.TensorSpec(s, tf.float32) for s in shapes])
+    rng = np.random.default_rng(0)
+
+    def representative():
+        for k in range(48):
+            sample = [(rng.normal(0, scale, s)).astype(np.float32) for s in shapes]
+            if peak is not None:
+                sample = [np.clip(x, -peak, peak) for x in sample]
+                sample[0].reshape(-1)[0] = peak if k % 2 else -peak
+            yield sample
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    converter.inference_input_type = tf.int16
+    converter.inference_output_type = tf.int16
+    if bias_int32:
+        converter._experimental_full_integer_quantization_bias_type = tf.int32
+    return parse_model(bytes(converter.convert()))
+
+
+def assert_bit_exact_16x8(info: ModelInfo, seed: int = 1, n: int = 24) -> None:
+    """Full-range int16 inputs (saturating every layer somewhere) and calibrated-range ones."""
+    need("gcc")
+    rng = np.random.default_rng(seed)
+
+    def sample(k: int) -> list[np.ndarray]:
+        span = 32768 if k % 2 else 4096
+        return [rng.integers(-span, span, t.shape).astype(t.dtype) for t in info.input_tensors]
+
+    samples = [sample(k) for k in range(n)]
+    want = run_tflm(info.raw, samples, 1 << 22, len(info.outputs)).outputs
+    program = compile_model(info)
+    got = run_host(program, render_c_model(program, "t"), samples)
+    for k, (g_out, w_out) in enumerate(zip(got, want)):
+        for g, w in zip(g_out, w_out):
+            assert g.dtype == w.dtype and np.array_equal(g, w), f"sample {k}: C {g.ravel()[:10]} vs TFLM {w.ravel()[:10]}"
+    assert program.plan is not None
+    assert program.plan.arena_bytes <= measure_min_arena(info.raw, samples[0])
+    assert program.plan.lower_bound <= program.plan.arena_bytes
+
+
+def _seq(shape, *layers):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input(shape)
+    x = inp
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inp, x)
+
+
+def _keras_cases():
+    import keras
+
+    L = keras.layers
+    return {
+        "conv3x3_same_relu": ((8, 8, 3), [L.Conv2D(6, 3, padding="same", activation="relu")], "CONV_2D"),
+        "conv3x3_s2_valid_odd": ((9, 7, 5), [L.Conv2D(5, 3, strides=2, padding="valid")], "CONV_2D"),
+        "conv5x3_s21_relu6": ((10, 7, 2), [L.Conv2D(4, (5, 3), strides=(2, 1), padding="same", activation="relu6")], "CONV_2D"),
+        "conv_dilated": ((11, 11, 3), [L.Conv2D(4, 3, dilation_rate=2, padding="same")], "CONV_2D"),
+        "conv1x1_nobias": ((5, 5, 8), [L.Conv2D(7, 1, use_bias=False)], "CONV_2D"),
+        "dw_mult1_relu": ((8, 8, 6), [L.DepthwiseConv2D(3, padding="same", activation="relu")], "DEPTHWISE_CONV_2D"),
+        "dw_mult2_s2": ((9, 9, 3), [L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, padding="valid")], "DEPTHWISE_CONV_2D"),
+        "dw_dilated_one_channel": (
+            (12, 12, 1),
+            [L.DepthwiseConv2D(3, dilation_rate=2, depth_multiplier=3, padding="same")],
+            "DEPTHWISE_CONV_2D",
+        ),
+        "dense": ((13,), [L.Dense(7)], "FULLY_CONNECTED"),
+        "max_pool_same_odd": ((7, 9, 3), [L.MaxPooling2D(3, strides=2, padding="same")], "MAX_POOL_2D"),
+        "max_pool_valid": ((8, 8, 2), [L.MaxPooling2D(2)], "MAX_POOL_2D"),
+        "avg_pool_same_odd": ((7, 9, 3), [L.AveragePooling2D(3, strides=2, padding="same")], "AVERAGE_POOL_2D"),
+        "avg_pool_valid_wide": ((6, 10, 4), [L.AveragePooling2D((2, 5), strides=(2, 3))], "AVERAGE_POOL_2D"),
+        "dense_relu_flatten": ((3, 4, 5), [L.Flatten(), L.Dense(9, activation="relu")], "FULLY_CONNECTED"),
+        "dense_nobias_wide_input": ((40,), [L.Dense(3, use_bias=False)], "FULLY_CONNECTED"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_keras_cases()))
+def test_weighted_op_bit_exact(tmp_path, case):
+    shape, layers, op = _keras_cases()[case]
+    info = convert_keras_16x8(tmp_path, _seq(shape, *layers), shape, scale=3.0 if "relu6" in case else 1.0)
+    assert op in info.op_names and {t.dtype for t in info.input_tensors} == {"int16"}, info.op_names
+    assert_bit_exact_16x8(info)
+
+
+def test_int32_bias_accumulates_in_int32():
+    """The converter's int32-bias option: TFLite Micro sums in int32 and requantizes with the
+    32-bit multiplier; the C kernel follows it (acc64 = 0)."""
+    w = np.random.default_rng(4).normal(size=(3, 3, 4, 5)).astype(np.float32)
+    dense_w = np.random.default_rng(5).normal(size=(80, 6)).astype(np.float32)
+
+    def fn(x):
+        import tensorflow as tf
+
+        y = tf.nn.conv2d(x, w, 1, "SAME") + 0.5
+        return tf.matmul(tf.reshape(y, (1, 80)), dense_w) + 0.25
+
+    info = convert_fn_16x8(fn, [(1, 4, 4, 4)], bias_int32=True)
+    biases = {info.tensors[op.inputs[2]].dtype for op in info.ops if op.name in ("CONV_2D", "FULLY_CONNECTED") and len(op.inputs) > 2}
+    assert "int32" in biases, biases
+    calls = compile_model(info).calls
+    assert any(dict(c.args).get("acc64") == 0 for c in calls if c.function == "mcuq_conv_s16")
+    assert_bit_exact_16x8(info)
+
+
+def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
+    """name -> (function, input shapes, op); names ending in `_pot` calibrate to a power-of-two
+    input scale (2^-12, 2^-11: TFLite Micro's shift-only LOGISTIC/TANH path)."""
+    import tensorflow as tf
+
+    k = np.random.default_rng(9).normal(size=(1, 1, 5, 3)).astype(np.float32)
+    return {
+        "add_same_shape": (lambda x, y: x + 3.0 * y, [(1, 4, 5, 3), (1, 4, 5, 3)], "ADD"),
+        "add_broadcast_relu": (lambda x, y: tf.nn.relu(x + y), [(1, 4, 5, 3), (1, 1, 5, 1)], "ADD"),
+        "add_constant": (lambda x: x + k, [(1, 2, 5, 3)], "ADD"),
+        "sub_broadcast": (lambda x, y: x - 5.0 * y, [(1, 4, 5, 3), (1, 1, 1, 3)], "SUB"),
+        "mul_same_shape": (lambda x, y: x * y, [(1, 7, 3), (1, 7, 3)], "MUL"),
+        "mul_broadcast": (lambda x, y: x * y * 0.5, [(1, 3, 5, 2), (1, 3, 1, 2)], "MUL"),
+        "concat_channels": (lambda x, y: tf.concat([x, y], axis=-1), [(1, 3, 4, 2), (1, 3, 4, 5)], "CONCATENATION"),
+        "concat_rows_three": (lambda x, y: tf.concat([x, y, x], axis=1), [(1, 2, 5), (1, 3, 5)], "CONCATENATION"),
+        "quantize_int16_requantize_before_concat": (lambda x, y: tf.concat([x * 7.0, y], axis=-1), [(1, 3, 4), (1, 3, 2)], "QUANTIZE"),
+        "mean_hw_keepdims": (lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True), [(1, 5, 7, 3)], "MEAN"),
+        "mean_last_axis": (lambda x: tf.reduce_mean(x * 4.0, axis=-1), [(1, 3, 9)], "MEAN"),
+        "logistic": (lambda x: tf.sigmoid(x), [(1, 300)], "LOGISTIC"),
+        "logistic_wide_scale": (lambda x: tf.sigmoid(x * 9.0), [(1, 5, 7)], "LOGISTIC"),
+        "logistic_pot": (lambda x: tf.sigmoid(x), [(1, 40)], "LOGISTIC"),
+        "tanh": (lambda x: tf.tanh(x), [(1, 300)], "TANH"),
+        "tanh_pot": (lambda x: tf.tanh(x), [(1, 40)], "TANH"),
+        "tanh_narrow_scale": (lambda x: tf.tanh(x * 0.05), [(1, 3, 11)], "TANH"),
+        "softmax_10": (lambda x: tf.nn.softmax(x), [(1, 10)], "SOFTMAX"),
+        "softmax_rows_wide_inputs": (lambda x: tf.nn.softmax(x * 5.0), [(1, 3, 7)], "SOFTMAX"),
+        "softmax_long_row_beta": (lambda x: tf.nn.softmax(0.3 * x), [(1, 300)], "SOFTMAX"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_fn_cases()))
+def test_elementwise_op_bit_exact(case):
+    fn, shapes, op = _fn_cases()[case]
+    peak = (32767 / 4096 if op == "LOGISTIC" else 32767 / 2048) if case.endswith("_pot") else None
+    info = convert_fn_16x8(fn, shapes, peak=peak)
+    assert op in info.op_names, info.op_names
+    if peak is not None:  # the shift-only path is the one under test
+        assert all(dict(c.args)["mult"] == 0 for c in compile_model(info).calls if c.function.endswith(("logistic_s16", "tanh_s16")))
+    assert_bit_exact_16x8(info)
+
+
+def test_softmax_tables_are_tflite_micros():
+    """Spot values of the two 513-entry tables: exp(0) and 1 / (1 + 0) at the top/bottom end
+    (Q0.15, with the table's half-error bias), both decreasing."""
+    from mcuq.backends.c.lower_int16 import softmax_luts
+
+    exp_lut, recip_lut = softmax_luts()
+    assert exp_lut.shape == recip_lut.shape == (513,)
+    assert exp_lut[512] == 32767 and 0 <= exp_lut[0] <= 2
+    assert recip_lut[0] == 32767 and abs(int(recip_lut[512]) - 16384) <= 1
+    assert np.all(np.diff(exp_lut.astype(int)) >= 0) and np.all(np.diff(recip_lut.astype(int)) <= 0)
+
+
+def test_int16_op_without_kernel_is_refused_naming_the_layer():
+    import tensorflow as tf
+
+    info = convert_fn_16x8(lambda x: tf.transpose(x, [0, 2, 1]), [(1, 3, 4)])
+    with pytest.raises(UnsupportedOpError, match=r"op \d+ \w+ .*(int16|not supported)"):
+        compile_model(info)
+
+
+def test_every_16x8_op_has_a_case():
+    from mcuq.backends.c.lower_int16 import INT16_EMITTERS
+
+    covered = {spec[2] for spec in _keras_cases().values()} | {spec[2] for spec in _fn_cases().values()}
+    # RESHAPE comes with Flatten (dense_relu_flatten); EXPAND_DIMS/SQUEEZE share its lowering.
+    assert set(INT16_EMITTERS) - covered <= {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
+
+
+def test_float_helpers_quantize_into_int16(tmp_path):
+    """mcuq_set_input_float / mcuq_get_output_float on an int16 input and output: TFLite's
+    rounding, clamped to the int16 range (not int8's)."""
+    import subprocess
+
+    from mcuq.backends.c.codegen import write_sources
+    from mcuq.model.info import dequantize_array, quantize_array
+
+    need("gcc")
+    info = convert_fn_16x8(lambda x: x * 0.5 + 0.0, [(1, 8)], scale=2.0)
+    program = compile_model(info)
+    write_sources(render_c_model(program, "t"), tmp_path)
+    scale = info.input_tensors[0].quant.scale[0]
+    values = np.array([-1e6, -7.3, -0.01, 0.0, 0.013, 1.5, 30000 * scale, 1e6], np.float32)
+    (tmp_path / "main.c").write_text(
+        '#include <stdio.h>\n#include "mcuq_model.h"\nint main(void){ const float v[8] = {'
+        + ", ".join(f"{float(x)!r}f" for x in values)
+        + '}; float o[8]; int i; mcuq_set_input_float(0, v, 8); for (i = 0; i < 8; ++i) printf("%d ", ((const int16_t*)mcuq_input(0))[i]);'
+        ' mcuq_invoke(); mcuq_get_output_float(0, o, 8); for (i = 0; i < 8; ++i) printf("%.9g ", o[i]); return 0; }\n'
+    )
+    sources = [str(tmp_path / n) for n in ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c", "main.c")]
+    subprocess.run(
+        ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), *sources, "-o", str(tmp_path / "t"), "-lm"], check=True
+    )
+    words = subprocess.run([str(tmp_path / "t")], capture_output=True, text=True, check=True).stdout.split()
+    q_in = quantize_array(values, info.input_tensors[0])
+    assert [int(w) for w in words[:8]] == [int(v) for v in q_in] and q_in.min() == -32768 and q_in.max() == 32767
+    q_out = run_tflm(info.raw, [[q_in.reshape(1, 8)]], 1 << 20, 1).outputs[0][0]
+    np.testing.assert_allclose([float(w) for w in words[8:]], dequantize_array(q_out, info.output_tensors[0]).ravel(), rtol=1e-6)
+
+
+def test_sigmoid_table_is_the_pinned_librarys():
+    """The 256-entry table in mcuq_kernels_s16.c equals sigmoid_table_uint16 of every pinned
+    TFLite Micro library whose sources are here."""
+    import re
+
+    from mcuq.common.resources import templates_dir
+
+    def table(text: str, name: str) -> list[int]:
+        body = text[text.index(name) :]
+        return [int(v) for v in re.findall(r"\b\d+\b", body[body.index("{") + 1 : body.index("}")])]
+
+    ours = table((templates_dir() / "c" / "runtime" / "mcuq_kernels_s16.c").read_text(), "sigmoid_u16[256]")
+    assert len(ours) == 256 and ours[0] == 32768 and ours[-1] == 65535
+    libs = Path(__file__).resolve().parents[2] / "shared" / "tflm-libs"
+    headers = sorted(libs.glob("*/**/kernels/internal/common.h")) if libs.is_dir() else []
+    if not headers:
+        pytest.skip(f"TFLite Micro library sources not found at {libs}")
+    for header in headers:
+        assert table(header.read_text(), "sigmoid_table_uint16[256]") == ours, header
