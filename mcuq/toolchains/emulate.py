@@ -26,7 +26,8 @@ from mcuq.toolchains.qemu import qemu_command
 # Flags of every self-test build, AVR and Cortex-M: C99 and no float contraction as in the generated
 # platformio.ini, -Os as PlatformIO builds, and warnings as errors so generated code that warns fails here.
 SELFTEST_CFLAGS = ["-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
-SELFTEST_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c", "mcuq_golden.c", "mcuq_selftest.c", "mcuq_lstm.c")
+SELFTEST_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c", "mcuq_golden.c", "mcuq_selftest.c")
+OPTIONAL_SOURCES = ("mcuq_lstm.c",)  # kernels a model links only when it uses them
 AVR_MCUS = {"ATmega328P": "atmega328p", "ATmega2560": "atmega2560"}
 QEMU_CPU_HZ = 25_000_000  # SYSCLK of qemu's mps2 boards (an385, an386, an500)
 QEMU_NS_PER_INSN = 1  # -icount shift=0
@@ -107,7 +108,7 @@ def build_and_run(files: dict[str, str], board: Board, profile: bool = False) ->
 def _write(files: dict[str, str], folder: Path) -> list[str]:
     for name, text in files.items():
         (folder / name).write_text(text)
-    return [str(folder / n) for n in SELFTEST_SOURCES if n in files]  # mcuq_lstm.c only when the model has an LSTM
+    return [str(folder / n) for n in (*SELFTEST_SOURCES, *OPTIONAL_SOURCES) if n in files]
 
 
 def _size(tool: str, elf: Path) -> tuple[int, int]:
