@@ -175,7 +175,7 @@ def test_edited_weight_in_generated_c_is_caught(mega_digits, tmp_path):
     shutil.copytree(mega_digits, project)
     src = project / "src" / "mcuq_model.c"
     text = src.read_text()
-    match = re.search(r"(static const int8_t w0\[\d+\] MCUQ_ALIGN4 MCUQ_CONST = \{ )(-?\d+)", text)
+    match = re.search(r"(static const int8_t conv1_weights\[\d+\] MCUQ_ALIGN4 MCUQ_CONST = \{\s+)(-?\d+)", text)
     value = int(match.group(2))
     src.write_text(text[: match.start(2)] + str(-value if value else 100) + text[match.end(2) :])
     report = validate_project(project, write_report=False)

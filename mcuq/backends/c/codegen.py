@@ -18,19 +18,16 @@ import numpy as np
 
 from mcuq import __version__
 from mcuq.backends.c.avr_codegen import c_string_literals
+from mcuq.backends.c.emitter import op_label
 from mcuq.backends.c.ir import BufferRef, CProgram, KernelCall, PointerList, Value
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
 from mcuq.project.api import model_prefix, render_api
 from mcuq.project.escape import Safe, c_identifier, code, terminal
-from mcuq.project.render import BANNER, c_values, environment, tensor_context
+from mcuq.project.render import BANNER, c_initializer, environment, tensor_context
 
 RUNTIME_FILES = ("mcuq_kernels.h", "mcuq_kernels.c")
 HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
-
-
-def _literal(values: np.ndarray, ctype: str) -> str:
-    return c_values(values) if values.size else "0"
 
 
 def _render_value(program: CProgram, value: Value) -> Safe:
@@ -74,7 +71,7 @@ def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
     return {
         "index": call.op_index,
         "op": op.name,  # text: the templates print it (and the layer name) through c_comment
-        "layer": program.info.layer_of_op(op),
+        "layer": op_label(program.info, op),  # the output name ('probs') where the op writes one
         "function": code(call.function),
         "params_type": code(call.params_type) if call.params_type else None,
         "params_name": code(f"op{call.op_index}_params"),
@@ -126,7 +123,7 @@ def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | Non
                 "name": code(c.name),
                 "ctype": code(c.ctype),
                 "count": max(1, c.values.size),
-                "data": _literal(c.values, c.ctype),
+                "init": c_initializer(c.values),
                 "flash": c.flash,
                 "aligned": c.aligned,
                 "generic_only": c.name in generic_only,

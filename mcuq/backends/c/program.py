@@ -140,7 +140,7 @@ def compile_model(info: ModelInfo, simd: bool = False) -> CProgram:
     program = e.program
     program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
     program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=alias_offsets(e))
-    program.calls = [EMITTERS[op.name](e, op) for op in info.ops]
+    program.calls = [e.lower(op, EMITTERS[op.name]) for op in info.ops]
     return program
 
 
