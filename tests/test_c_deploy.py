@@ -69,6 +69,7 @@ def test_sine_runs_on_uno_in_simavr(tmp_path, sine_int8, monkeypatch):
     assert result.manifest["fit"]["ram_bytes"] <= 2048
 
 
+@pytest.mark.slow
 def test_model_too_big_for_uno_is_refused_with_numbers(tmp_path):
     import keras
 

@@ -125,6 +125,7 @@ CASES = sorted(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_op_bit_exact(tmp_path, case):
     shape, layers, op = _layers()[case]
@@ -159,6 +160,7 @@ def _two_branch(kind: str):
     return keras.Model(inp, x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind, op",
     [
@@ -177,6 +179,7 @@ def test_multi_input_ops_bit_exact(tmp_path, kind, op):
     _assert_bit_exact(info)
 
 
+@pytest.mark.slow
 def test_requantize_quantize_op_bit_exact(tmp_path):
     """Tensors with incompatible fixed scales make the converter insert an int8 QUANTIZE."""
     import keras
@@ -194,6 +197,7 @@ def test_requantize_quantize_op_bit_exact(tmp_path):
     _assert_bit_exact(info)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", [0.01, 1.0, 50.0])
 def test_quantization_parameters_range(tmp_path, scale):
     """Tiny and huge input ranges change every multiplier and shift."""
@@ -228,6 +232,7 @@ def test_every_supported_op_has_a_case():
     assert SUPPORTED_OPS - covered <= {"EXPAND_DIMS", "SQUEEZE", "PADV2"}
 
 
+@pytest.mark.slow
 def test_unsupported_op_is_named(tmp_path):
     import keras
 
@@ -265,6 +270,7 @@ def test_float_helpers_quantize_like_tflite(tmp_path, sine_int8):
     assert got == want
 
 
+@pytest.mark.slow
 def test_property_random_conv_stacks_bit_exact(tmp_path_factory):
     """Hypothesis draws conv/depthwise/pool geometry; every drawn model must be bit-exact."""
     from hypothesis import HealthCheck, given, settings

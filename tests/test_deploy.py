@@ -280,6 +280,7 @@ def test_manifest_records_versions_options_and_files(projects):
     assert {"target_bytes", "host_bytes", "host_min_bytes"} <= set(m["arena"])
 
 
+@pytest.mark.slow
 def test_too_big_model_names_the_numbers_and_a_board_that_fits(tmp_path):
     import keras
 
@@ -293,6 +294,7 @@ def test_too_big_model_names_the_numbers_and_a_board_that_fits(tmp_path):
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow
 def test_big_arena_goes_to_psram_on_esp32s3(tmp_path):
     import keras
 
@@ -314,6 +316,7 @@ def test_big_arena_goes_to_psram_on_esp32s3(tmp_path):
     assert "CONFIG_SPIRAM=y" in (tmp_path / "p" / "sdkconfig.defaults").read_text()
 
 
+@pytest.mark.slow
 def test_op_missing_from_board_library_is_refused(tmp_path):
     import keras
 
@@ -370,6 +373,7 @@ def test_arena_size_override(tmp_path, sine_tflite):
     assert "kTensorArenaSize = 20000" in (tmp_path / "p" / "src" / "mcuq_model.h").read_text()
 
 
+@pytest.mark.slow
 def test_readme_default_command_uses_mcuq_toml(tmp_path):
     out = tmp_path / "default"
     proc = subprocess.run(

@@ -278,6 +278,7 @@ def test_too_small_arena_is_reported_with_numbers(digits_project, tmp_path):
     assert not arena.passed and "1024 B" in arena.detail and str(manifest["arena"]["host_min_bytes"]) in arena.detail
 
 
+@pytest.mark.slow
 def test_damaged_layer_is_named_worst(tmp_path):
     import keras
 
