@@ -74,6 +74,7 @@ def test_missing_model_and_non_savedmodel_dir(tmp_path):
     assert not (tmp_path / "o.tflite").exists()
 
 
+@pytest.mark.slow
 def test_bad_calibration_via_cli_writes_nothing(tmp_path):
     np.save(tmp_path / "wrong.npy", np.zeros((4, 64), np.float32))
     out = tmp_path / "o.tflite"
