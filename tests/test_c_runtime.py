@@ -352,6 +352,25 @@ def test_constant_arrays_are_named_after_their_layer_once_for_every_op():
     assert e.const("mcuq_dims", "int8_t", np.zeros(1, np.int8)) == "mcuq_dims"  # outside a lowering: the tag itself
 
 
+def test_a_layer_named_like_mcuq_s_own_arrays_cannot_pose_as_one():
+    """mcuq_* and op<N>_* are the runtime's names: a layer called so gets a layer_ prefix, and the
+    golden-array contract (checks.golden.GOLDEN_RE) matches whole identifiers only."""
+    from dataclasses import replace
+
+    from mcuq.backends.c.emitter import Emitter
+    from mcuq.checks.golden import GOLDEN_RE
+
+    info = _named_model()
+    tensors = list(info.tensors)
+    tensors[1] = replace(tensors[1], name="model/mcuq_golden_in_0_0/MatMul")
+    tensors[2] = replace(tensors[2], name="model/op0_params/MatMul")
+    e = Emitter(replace(info, tensors=tuple(tensors)), simd=False)
+    names = [e.lower(op, lambda e, op: e.const(f"w{op.index}", "int8_t", np.zeros(1, np.int8))) for op in info.ops[:2]]
+    assert names == ["layer_mcuq_golden_in_0_weights", "layer_op0_params_weights"]  # (Keras export suffix _0 dropped)
+    assert not GOLDEN_RE.search("static const int8_t layer_mcuq_golden_in_0_0[1] = { 1 };")
+    assert GOLDEN_RE.search("static const int8_t mcuq_golden_in_0_0[1] = { 1 };")
+
+
 def test_c_initializer_wraps_long_arrays_to_readable_lines():
     from mcuq.project.render import c_initializer
 
