@@ -318,6 +318,7 @@ def test_weight_arrays_are_named_after_layers_on_readable_lines(api_projects):
     assert not [a for a in arrays if re.fullmatch(r"[a-z]+\d+(_\d+)?", a)], arrays
     assert re.search(r"^static const int8_t fc1_weights\[8192\][^\n]*= \{\n(  (-?\d+, ){15}-?\d+,\n){512}\};", model, re.M)
     assert "/* op 7 SOFTMAX ('probs') */" in model
+    assert max(len(line) for line in model.splitlines()) <= 110  # kernel calls wrapped too
     for project in (api_projects["digits_c"], api_projects["digits_tflm"]):
         for path in (project / "src").iterdir():
             text = path.read_text() if path.suffix in (".c", ".cpp", ".h") else ""

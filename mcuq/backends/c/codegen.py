@@ -58,6 +58,22 @@ def generic_only_constants(program: CProgram) -> set[str]:
     }
 
 
+CALL_WIDTH = 96  # characters of arguments per line of a positional kernel call
+
+
+def _arg_lines(args: list[Safe]) -> list[Safe]:
+    """Positional ``/* name */ value`` arguments, comma-separated, as many per line as fit
+    (a pooling call has 15: one 260-character line otherwise)."""
+    lines: list[str] = []
+    for k, arg in enumerate(args):
+        text = arg + ("," if k < len(args) - 1 else "")
+        if lines and len(lines[-1]) + 1 + len(text) <= CALL_WIDTH:
+            lines[-1] += " " + text
+        else:
+            lines.append(text)
+    return [code(line) for line in lines]
+
+
 def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
     op = program.info.ops[call.op_index]
     lists = [v for _, v in call.args if isinstance(v, PointerList)]
@@ -76,6 +92,7 @@ def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
         "params_type": code(call.params_type) if call.params_type else None,
         "params_name": code(f"op{call.op_index}_params"),
         "args": [(code(name), rendered(name, value)) for name, value in call.args],
+        "arg_lines": _arg_lines([code(f"/* {name} */ {rendered(name, value)}") for name, value in call.args]),
         "pointer_lists": [
             {"name": code(p.name), "count": len(p.items), "items": [_render_value(program, v) for v in p.items]} for p in lists
         ],
