@@ -191,9 +191,12 @@ def two_io_int8(two_io):
 
 
 # The fast subset (`pytest -m "not slow"`, the edit loop) leaves out every test that converts a
-# model or runs a toolchain: those that use a converting fixture, and those marked by hand.
+# model, deploys, or runs an emulator or a cross toolchain: those that use a converting fixture
+# (here or a test module's own: digits_project, edge_models), and those marked by hand.
 CONVERTING_FIXTURES = frozenset(
     {
+        "digits_project",
+        "edge_models",
         "digits_int8",
         "sine_int8",
         "digits_per_tensor",

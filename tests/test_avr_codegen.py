@@ -169,6 +169,7 @@ def _inputs(rng: np.random.Generator, count: int, n: int) -> np.ndarray:
     return x
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("zp", "lo", "hi"), [(-128, -128, 127), (5, -128, 127), (-20, -20, 60)], ids=["relu", "linear", "relu6"])
 def test_generated_dense_kernel_matches_tflite_in_simavr(zp, lo, hi):
     rng = np.random.default_rng(abs(zp) + hi)
@@ -186,6 +187,7 @@ def test_generated_dense_kernel_matches_tflite_in_simavr(zp, lo, hi):
     assert f"checked {len(inputs)} vectors, 0 mismatches" in log, log[-800:]
 
 
+@pytest.mark.slow
 def test_generated_table_for_one_input_dense_layers_matches_tflite_in_simavr():
     """Depth 1: a 256-entry table per channel, every input value checked."""
     rng = np.random.default_rng(11)
@@ -200,6 +202,7 @@ def test_generated_table_for_one_input_dense_layers_matches_tflite_in_simavr():
     assert "checked 256 vectors, 0 mismatches" in log, log[-800:]
 
 
+@pytest.mark.slow
 def test_generated_dense_kernel_reads_window_rows_a_stride_apart_in_simavr():
     """A 3x2 window of 2 channels (im2col order) whose rows lie 11 bytes apart in the input."""
     rng = np.random.default_rng(7)
@@ -221,6 +224,7 @@ def test_generated_dense_kernel_reads_window_rows_a_stride_apart_in_simavr():
     assert f"checked {len(image)} vectors, 0 mismatches" in log, log[-800:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("rows", "row_len", "stride"), [(1, 300, 0), (2, 70, 90)], ids=["dense-300", "window-2x70"])
 def test_generated_loop_kernel_matches_tflite_in_simavr(rows, row_len, stride):
     """More than 64 MACs per output: a loop over each row's inputs (a 16-bit count past 255),
@@ -242,6 +246,7 @@ def test_generated_loop_kernel_matches_tflite_in_simavr(rows, row_len, stride):
     assert f"checked {len(image)} vectors, 0 mismatches" in log, log[-800:]
 
 
+@pytest.mark.slow
 def test_generated_depthwise_variants_match_tflite_in_simavr():
     """3x3 depthwise, 6 channels, SAME padding on a 2x3 input: one function per output column
     (left border, interior, right border); rows in the top and bottom padding read a row of
@@ -300,6 +305,7 @@ def test_layers_are_chosen_by_cycles_saved_per_byte_within_the_flash_budget(digi
     assert len(chosen) < len(everything)
 
 
+@pytest.mark.slow
 def test_deploy_with_generic_avr_kernels_writes_no_assembly(tmp_path):
     """--avr-kernels generic: the shared kernels only (less flash), still self-tested."""
     from conftest import SINE, need

@@ -87,6 +87,7 @@ def test_reference_requantize_matches_known_values():
     assert tflite_requantize(1000, 2**30, -2, 5, -128, 127) == 127
 
 
+@pytest.mark.slow
 def test_avr_requantization_matches_tflite_in_simavr():
     # the self-test unit includes the kernels (their AVR helpers are static)
     kernels = (templates_dir() / "c" / "runtime" / "mcuq_kernels.c").read_text()
@@ -151,6 +152,7 @@ def _layers(case: str):
 GENERATED = {"depthwise": {0, 1, 3}, "conv_dense": {0, 1, 2, 6, 7}, "trailing_padding": {0, 1}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["depthwise", "conv_dense", "trailing_padding"])
 def test_avr_layers_bit_exact_with_tflite_micro_in_simavr(tmp_path, case):
     need("avr-gcc")
@@ -166,6 +168,7 @@ def test_avr_layers_bit_exact_with_tflite_micro_in_simavr(tmp_path, case):
     assert set(result.plan.context["program"].avr_kernels) == GENERATED[case]
 
 
+@pytest.mark.slow
 def test_generated_layers_bit_exact_on_a_hundred_validation_samples_in_simavr(tmp_path):
     """The digits example on the ATmega2560: every weighted layer runs generated assembly (the
     Dense of depth 256 as a loop); the firmware's self-test compares 100 validation samples with

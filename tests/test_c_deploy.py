@@ -69,6 +69,7 @@ def test_sine_runs_on_uno_in_simavr(tmp_path, sine_int8, monkeypatch):
     assert result.manifest["fit"]["ram_bytes"] <= 2048
 
 
+@pytest.mark.slow
 def test_model_too_big_for_uno_is_refused_with_numbers(tmp_path):
     import keras
 
@@ -175,7 +176,7 @@ def test_edited_weight_in_generated_c_is_caught(mega_digits, tmp_path):
     shutil.copytree(mega_digits, project)
     src = project / "src" / "mcuq_model.c"
     text = src.read_text()
-    match = re.search(r"(static const int8_t w0\[\d+\] MCUQ_ALIGN4 MCUQ_CONST = \{ )(-?\d+)", text)
+    match = re.search(r"(static const int8_t conv1_weights\[\d+\] MCUQ_ALIGN4 MCUQ_CONST = \{\s+)(-?\d+)", text)
     value = int(match.group(2))
     src.write_text(text[: match.start(2)] + str(-value if value else 100) + text[match.end(2) :])
     report = validate_project(project, write_report=False)

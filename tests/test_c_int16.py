@@ -224,24 +224,32 @@ def test_every_16x8_op_has_a_case():
 
 
 def test_float_helpers_quantize_into_int16(tmp_path):
-    """mcuq_set_input_float / mcuq_get_output_float on an int16 input and output: TFLite's
-    rounding, clamped to the int16 range (not int8's)."""
+    """The project's one quantize helper (mcuq_api.h, what <prefix>_set_input_float calls) on a
+    16x8 model's int16 input and output: TFLite's rounding, clamped to the int16 range (not
+    int8's); dequantizing the C runtime's int16 output gives x86 TFLite Micro's floats."""
     import subprocess
 
     from mcuq.backends.c.codegen import write_sources
     from mcuq.model.info import dequantize_array, quantize_array
+    from mcuq.project.render import BANNER, environment, tensor_context
 
     need("gcc")
     info = convert_fn_16x8(lambda x: x * 0.5 + 0.0, [(1, 8)], scale=2.0)
     program = compile_model(info)
     write_sources(render_c_model(program, "t"), tmp_path)
+    (tmp_path / "mcuq_api.h").write_text(environment().get_template("api/mcuq_api.h.j2").render(banner=BANNER))
+    ti, to = (tensor_context(t) for t in (info.input_tensors[0], info.output_tensors[0]))
     scale = info.input_tensors[0].quant.scale[0]
     values = np.array([-1e6, -7.3, -0.01, 0.0, 0.013, 1.5, 30000 * scale, 1e6], np.float32)
     (tmp_path / "main.c").write_text(
-        '#include <stdio.h>\n#include "mcuq_model.h"\nint main(void){ const float v[8] = {'
+        '#include <stdio.h>\n#include "mcuq_api.h"\n#include "mcuq_model.h"\nint main(void){ const float v[8] = {'
         + ", ".join(f"{float(x)!r}f" for x in values)
-        + '}; float o[8]; int i; mcuq_set_input_float(0, v, 8); for (i = 0; i < 8; ++i) printf("%d ", ((const int16_t*)mcuq_input(0))[i]);'
-        ' mcuq_invoke(); mcuq_get_output_float(0, o, 8); for (i = 0; i < 8; ++i) printf("%.9g ", o[i]); return 0; }\n'
+        + f'}}; const mcuq_tensor_info ti = {{ "x", 8u, MCUQ_INT16, {ti["scale_literal"]}, {ti["zero_point"]} }};'
+        + f' const mcuq_tensor_info to = {{ "y", 8u, MCUQ_INT16, {to["scale_literal"]}, {to["zero_point"]} }};'
+        + " float o[8]; int i; if (mcuq_quantize(&ti, v, mcuq_input(0), 8) != MCUQ_OK) return 1;"
+        + ' for (i = 0; i < 8; ++i) printf("%d ", ((const int16_t*)mcuq_input(0))[i]);'
+        + " mcuq_invoke(); if (mcuq_dequantize(&to, mcuq_output(0), o, 8) != MCUQ_OK) return 1;"
+        + ' for (i = 0; i < 8; ++i) printf("%.9g ", o[i]); return 0; }\n'
     )
     sources = [str(tmp_path / n) for n in ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c", "main.c")]
     subprocess.run(

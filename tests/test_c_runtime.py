@@ -127,6 +127,7 @@ CASES = sorted(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_op_bit_exact(tmp_path, case):
     shape, layers, op = _layers()[case]
@@ -161,6 +162,7 @@ def _two_branch(kind: str):
     return keras.Model(inp, x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind, op",
     [
@@ -179,6 +181,7 @@ def test_multi_input_ops_bit_exact(tmp_path, kind, op):
     _assert_bit_exact(info)
 
 
+@pytest.mark.slow
 def test_requantize_quantize_op_bit_exact(tmp_path):
     """Tensors with incompatible fixed scales make the converter insert an int8 QUANTIZE."""
     import keras
@@ -196,6 +199,7 @@ def test_requantize_quantize_op_bit_exact(tmp_path):
     _assert_bit_exact(info)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", [0.01, 1.0, 50.0])
 def test_quantization_parameters_range(tmp_path, scale):
     """Tiny and huge input ranges change every multiplier and shift."""
@@ -232,6 +236,7 @@ def test_every_supported_op_has_a_case():
     assert SUPPORTED_OPS - covered <= {"EXPAND_DIMS", "SQUEEZE", "PADV2"}
 
 
+@pytest.mark.slow
 def test_unsupported_op_is_named(tmp_path):
     import keras
 
@@ -243,46 +248,33 @@ def test_unsupported_op_is_named(tmp_path):
 
 
 def test_float_helpers_quantize_like_tflite(tmp_path, sine_int8):
+    """The one quantize helper of a project (mcuq_api.h's mcuq_quantize, what
+    <prefix>_set_input_float calls) rounds and clamps exactly like TFLite's QUANTIZE."""
     need("gcc")
     import subprocess
 
-    from mcuq.backends.c.codegen import write_sources
     from mcuq.model.info import quantize_array
+    from mcuq.project.render import BANNER, environment, tensor_context
 
-    info = sine_int8.info
-    program = compile_model(info)
-    write_sources(render_c_model(program, "sine"), tmp_path)
+    t = tensor_context(sine_int8.info.input_tensors[0])
+    (tmp_path / "mcuq_api.h").write_text(environment().get_template("api/mcuq_api.h.j2").render(banner=BANNER))
     values = np.array([-7.3, -0.01, 0.0, 0.013, 1.5, 3.14159, 6.2, 99.0], np.float32)
     (tmp_path / "main.c").write_text(
-        '#include <stdio.h>\n#include "mcuq_model.h"\nint main(void){ const float v[8] = {'
+        '#include <stdio.h>\n#include "mcuq_api.h"\nint main(void){ const float v[8] = {'
         + ", ".join(f"{float(x)!r}f" for x in values)
-        + "}; int i; for (i = 0; i < 8; ++i) { mcuq_set_input_float(0, v + i, 1);"
-        ' printf("%d ", mcuq_input(0)[0]); } return 0; }\n'
+        + f'}}; const mcuq_tensor_info t = {{ "x", 8u, MCUQ_INT8, {t["scale_literal"]}, {t["zero_point"]} }};'
+        + " int8_t q[8]; int i; if (mcuq_quantize(&t, v, q, 8) != MCUQ_OK) return 1;"
+        + ' for (i = 0; i < 8; ++i) printf("%d ", q[i]); return 0; }\n'
     )
     exe = tmp_path / "t"
-    subprocess.run(
-        [
-            "gcc",
-            "-std=c99",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-I",
-            str(tmp_path),
-            str(tmp_path / "mcuq_model.c"),
-            str(tmp_path / "mcuq_kernels.c"),
-            str(tmp_path / "main.c"),
-            "-o",
-            str(exe),
-            "-lm",
-        ],
-        check=True,
-    )
+    cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), str(tmp_path / "main.c"), "-o", str(exe), "-lm"]
+    subprocess.run(cmd, check=True)
     got = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
-    want = [int(quantize_array(np.array([x]), info.input_tensors[0])[0]) for x in values]
+    want = [int(quantize_array(np.array([x]), sine_int8.info.input_tensors[0])[0]) for x in values]
     assert got == want
 
 
+@pytest.mark.slow
 def test_property_random_conv_stacks_bit_exact(tmp_path_factory):
     """Hypothesis draws conv/depthwise/pool geometry; every drawn model must be bit-exact."""
     from hypothesis import HealthCheck, given, settings
@@ -319,3 +311,79 @@ def test_property_random_conv_stacks_bit_exact(tmp_path_factory):
         _assert_bit_exact(info, seed=seed, n=16)
 
     check()
+
+
+def _named_model():
+    """Two Dense layers whose names clash once made C identifiers, a hostile one, and the model
+    output written by a softmax whose tensor has only the converter's name."""
+    from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
+
+    def tensor(index: int, name: str) -> TensorInfo:
+        return TensorInfo(index, name, (1, 4), None, "int8", None, False, False)
+
+    names = [
+        "serving_default_x:0",
+        "model/dense-1/MatMul",
+        "model/dense.1/MatMul",
+        "model/a*b int main(){}/BiasAdd",
+        "StatefulPartitionedCall:0",
+    ]
+    ops = tuple(OpInfo(k, "FULLY_CONNECTED" if k < 3 else "SOFTMAX", 1, (k,), (k + 1,), 0) for k in range(4))
+    return ModelInfo(b"", 1, tuple(tensor(k, n) for k, n in enumerate(names)), ops, (0,), (4,), (), ("x",), ("probs",))
+
+
+def test_constant_arrays_are_named_after_their_layer_once_for_every_op():
+    """The emitter names every constant array from the Keras layer of the op being lowered and
+    the role of the tag the lowering gave (any lowering, old or new, gets this): C identifiers
+    derived through escape.c_identifier, unique in the file, never the user's text itself."""
+    from mcuq.backends.c.emitter import Emitter, op_label
+    from mcuq.backends.c.ir import KernelCall
+
+    info = _named_model()
+    e = Emitter(info, simd=False)
+
+    def lowering(e: Emitter, op) -> KernelCall:
+        return KernelCall(op.index, "f", [(tag, e.const(f"{tag}{op.index}", "int8_t", np.zeros(2, np.int8))) for tag in ("w", "b", "lw")])
+
+    calls = [e.lower(op, lowering) for op in info.ops]
+    names = [[value for _, value in call.args] for call in calls]
+    assert names[0] == ["dense_1_weights", "dense_1_bias", "dense_1_lw"]
+    assert names[1] == ["dense_1_weights_2", "dense_1_bias_2", "dense_1_lw_2"]  # "dense.1" is dense_1 too: made unique
+    assert names[2] == ["a_b_int_main_weights", "a_b_int_main_bias", "a_b_int_main_lw"]  # the layer's text, made an identifier
+    assert names[3] == ["probs_weights", "probs_bias", "probs_lw"]  # the output's readable name, not StatefulPartitionedCall
+    assert op_label(info, info.ops[3]) == "probs"
+    assert [c.name for c in e.program.constants] == [n for row in names for n in row]
+    assert e.const("mcuq_dims", "int8_t", np.zeros(1, np.int8)) == "mcuq_dims"  # outside a lowering: the tag itself
+
+
+def test_a_layer_named_like_mcuq_s_own_arrays_cannot_pose_as_one():
+    """mcuq_* and op<N>_* are the runtime's names: a layer called so gets a layer_ prefix, and the
+    golden-array contract (checks.golden.GOLDEN_RE) matches whole identifiers only."""
+    from dataclasses import replace
+
+    from mcuq.backends.c.emitter import Emitter
+    from mcuq.checks.golden import GOLDEN_RE
+
+    info = _named_model()
+    tensors = list(info.tensors)
+    tensors[1] = replace(tensors[1], name="model/mcuq_golden_in_0_0/MatMul")
+    tensors[2] = replace(tensors[2], name="model/op0_params/MatMul")
+    e = Emitter(replace(info, tensors=tuple(tensors)), simd=False)
+    names = [e.lower(op, lambda e, op: e.const(f"w{op.index}", "int8_t", np.zeros(1, np.int8))) for op in info.ops[:2]]
+    assert names == ["layer_mcuq_golden_in_0_weights", "layer_op0_params_weights"]  # (Keras export suffix _0 dropped)
+    assert not GOLDEN_RE.search("static const int8_t layer_mcuq_golden_in_0_0[1] = { 1 };")
+    assert GOLDEN_RE.search("static const int8_t mcuq_golden_in_0_0[1] = { 1 };")
+
+
+def test_c_initializer_wraps_long_arrays_to_readable_lines():
+    from mcuq.project.render import c_initializer
+
+    assert c_initializer(np.array([1, -2, 3], np.int8)) == "{ 1, -2, 3 }"
+    assert c_initializer(np.zeros(0, np.int8)) == "{ 0 }"
+    text = c_initializer(np.arange(-128, 128, dtype=np.int32).astype(np.int8))
+    rows = text.splitlines()
+    assert rows[0] == "{" and rows[-1] == "}" and len(rows) == 2 + 256 // 16
+    assert all(len(r) <= 100 for r in rows)
+    assert [int(v) for v in text.strip("{}").replace(",", " ").split()] == list(range(-128, 128))
+    wide = c_initializer(np.full(20, 2_000_000_000, np.int32)).splitlines()
+    assert len(wide) == 2 + 3 and all(len(r) <= 100 for r in wide)  # 8 int32 multipliers a line

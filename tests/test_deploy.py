@@ -206,6 +206,7 @@ def _compile(compiler: str, project: Path, out: Path, extra: list[str], harness:
     cmd = [compiler, "-std=c++17", "-Wall", "-Wextra", "-Werror", "-I", str(project / "src"), *extra]
     prefix = next(p.name[: -len("_model.h")] for p in (project / "src").glob("*_model.h") if p.name != "mcuq_model.h")
     cmd += [f"-DNS={prefix}_mcuq", f"-DMODEL_DATA=g_{prefix}_model_data", f"-DMODEL_DATA_LEN=g_{prefix}_model_data_len"]
+    cmd += [f'-DMODEL_HEADER="{prefix}_model.h"', f"-DINPUT_INFO={prefix}_input_info"]
     if harness is None:
         for src in sources:
             subprocess.run([*cmd, "-c", str(src), "-o", str(out / (src.stem + ".o"))], check=True)
@@ -219,14 +220,14 @@ HARNESS = r"""
 #include "golden_vectors.h"
 #include "mcuq_checks.h"
 #include "model_data.h"
-#include "quant_helpers.h"
-// NS and MODEL_DATA: the project's prefixed names (deploy --name), given with -D.
+#include MODEL_HEADER
+// NS, MODEL_DATA, MODEL_HEADER, INPUT_INFO: the project's prefixed names (deploy --name), given with -D.
 int main() {
   if (NS::crc32(MODEL_DATA, MODEL_DATA_LEN) != MCUQ_MODEL_CRC32) { puts("crc mismatch"); return 1; }
   if (MODEL_DATA_LEN != MCUQ_MODEL_SIZE) return 2;
   if ((reinterpret_cast<unsigned long>(MODEL_DATA) % 16) != 0) return 3;
-  const NS::QuantParams& q = NS::kInput0Quant;
-  for (int v = q.qmin; v <= q.qmax; ++v) if (NS::quantize_value(NS::dequantize_value(v, q), q) != v) return 4;
+  const mcuq_tensor_info* q = INPUT_INFO(0);  // the application's quantize helper (mcuq_api.h)
+  for (int v = -128; v <= 127; ++v) if (mcuq_quantize_value(mcuq_dequantize_value(v, q), q) != v) return 4;
   for (int v = 0; v < MCUQ_GOLDEN_COUNT; ++v) {
     const void* g = NS::kGoldenOutputs[v][0];
     if (NS::max_abs_diff(g, g, NS::kOutputBytes[0], NS::kOutputType[0]) != 0.0) return 5;
@@ -287,6 +288,7 @@ def test_manifest_records_versions_options_and_files(projects):
     assert {"target_bytes", "host_bytes", "host_min_bytes"} <= set(m["arena"])
 
 
+@pytest.mark.slow
 def test_too_big_model_names_the_numbers_and_a_board_that_fits(tmp_path):
     import keras
 
@@ -300,6 +302,7 @@ def test_too_big_model_names_the_numbers_and_a_board_that_fits(tmp_path):
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow
 def test_big_arena_goes_to_psram_on_esp32s3(tmp_path):
     import keras
 
@@ -318,10 +321,10 @@ def test_big_arena_goes_to_psram_on_esp32s3(tmp_path):
     )
     assert result.plan.fit.arena_in_psram
     assert "heap_caps_aligned_alloc" in (tmp_path / "p" / "src" / "mcuq_model.cpp").read_text()
-    assert "MCUQ_ARENA_IN_PSRAM" in (tmp_path / "p" / "platformio.ini").read_text()
     assert "CONFIG_SPIRAM=y" in (tmp_path / "p" / "sdkconfig.defaults").read_text()
 
 
+@pytest.mark.slow
 def test_op_missing_from_board_library_is_refused(tmp_path):
     import keras
 
@@ -378,6 +381,7 @@ def test_arena_size_override(tmp_path, sine_tflite):
     assert "kTensorArenaSize = 20000" in (tmp_path / "p" / "src" / "mcuq_model.h").read_text()
 
 
+@pytest.mark.slow
 def test_readme_default_command_uses_mcuq_toml(tmp_path):
     out = tmp_path / "default"
     proc = subprocess.run(

@@ -210,3 +210,118 @@ def test_app_cpp_buffer_follows_the_model_and_a_hand_sized_one_fails_the_build(a
     assert subprocess.run([*cmd, str(src / "app.cpp")], capture_output=True, text=True, check=False).returncode == 0
     proc = subprocess.run([*cmd, str(shrunk)], capture_output=True, text=True, check=False)
     assert proc.returncode != 0 and "smaller than the model's largest input" in proc.stderr
+
+
+# PlatformIO's Unity, as far as the generated native tests use it: runs, counts and names failures.
+UNITY = """#pragma once
+#include <stdint.h>
+#include <stdio.h>
+void setUp(void);
+void tearDown(void);
+static int unity_failures;
+#define UNITY_BEGIN() (unity_failures = 0)
+#define UNITY_END() (printf("unity failures %d\\\\n", unity_failures), unity_failures)
+#define RUN_TEST(f) do { setUp(); f(); tearDown(); } while (0)
+#define TEST_ASSERT_TRUE(c) do { if (!(c)) { ++unity_failures; printf("FAIL %s:%d\\\\n", __FILE__, __LINE__); } } while (0)
+#define TEST_ASSERT_EQUAL_UINT32(a, b) TEST_ASSERT_TRUE((uint32_t)(a) == (uint32_t)(b))
+#define TEST_ASSERT_EQUAL_HEX32(a, b) TEST_ASSERT_EQUAL_UINT32(a, b)
+#define TEST_ASSERT_EQUAL_INT32(a, b) TEST_ASSERT_TRUE((int32_t)(a) == (int32_t)(b))
+"""
+
+
+def _run_native_test(project: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`pio test -e native` without PlatformIO: the sources its build_src_filter names plus
+    test/test_native, built with the env's own flags (and -Werror) and run."""
+    import configparser
+
+    ini = configparser.ConfigParser()
+    ini.read(project / "platformio.ini")
+    env = ini["env:native"]
+    sources = [project / "src" / name for name in re.findall(r"\+<([^>]+)>", env["build_src_filter"])]
+    test = next((project / "test" / "test_native").glob("test_main.*"))
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "unity.h").write_text(UNITY)
+    compiler = "gcc" if test.suffix == ".c" else "g++"
+    exe = tmp_path / "native"
+    cmd = [compiler, *env["build_flags"].split(), "-Werror", f"-I{project / 'src'}", f"-I{tmp_path}", *map(str, sources), str(test)]
+    build = subprocess.run([*cmd, "-o", str(exe), "-lm"], capture_output=True, text=True, check=False)
+    assert build.returncode == 0, build.stderr[-2000:]
+    return subprocess.run([str(exe)], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("key", ["digits_c", "digits_tflm"])
+def test_native_test_checks_the_one_quantize_helper_the_app_uses(api_projects, tmp_path, key):
+    """One float->int8 implementation per project (mcuq_api.h, behind <prefix>_set_input_float),
+    and the generated native test checks that one: it passes as generated and fails when the
+    helper truncates instead of rounding."""
+    need("gcc")
+    need("g++")
+    project = api_projects[key]
+    files = [p for p in (project / "src").iterdir() if p.suffix in (".c", ".cpp", ".h")]
+    assert [p.name for p in files if "roundf(" in p.read_text()] == ["mcuq_api.h"]
+    assert not (project / "src" / "quant_helpers.h").exists()
+    run = _run_native_test(project, tmp_path / "as_generated")
+    assert run.returncode == 0 and "unity failures 0" in run.stdout, run.stdout
+    broken = tmp_path / "broken"
+    shutil.copytree(project, broken)
+    api = broken / "src" / "mcuq_api.h"
+    text = api.read_text()
+    assert text.count("roundf(x / t->scale)") == 1
+    api.write_text(text.replace("roundf(x / t->scale)", "(float)(int32_t)(x / t->scale)"))
+    run = _run_native_test(broken, tmp_path / "b")
+    assert run.returncode != 0 and "FAIL" in run.stdout, run.stdout
+
+
+def _macros(project: Path) -> dict[str, str]:
+    """Every macro the generated project defines (#define in its sources, -D in platformio.ini
+    and CMake files, outside comments) -> the file defining it; include guards left out."""
+    found: dict[str, str] = {}
+    for path in sorted(p for p in project.rglob("*") if p.is_file() and p.suffix in (".c", ".cpp", ".h", ".ini", ".txt")):
+        text = path.read_text()
+        guards = set(re.findall(r"#ifndef\s+(\w+)\s*\n\s*#define\s+\1\b", text))
+        defined = set(re.findall(r"^\s*#\s*define\s+(\w+)", text, re.M)) - guards
+        if path.suffix in (".ini", ".txt"):
+            lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith((";", "#"))]
+            defined |= {m for ln in lines for m in re.findall(r"-D(\w+)", ln)}
+        for macro in sorted(defined):
+            found.setdefault(macro, path.name)
+    return found
+
+
+@pytest.mark.parametrize("key", ["digits_c", "digits_tflm"])
+def test_every_macro_the_project_defines_is_read(api_projects, key):
+    """No macro that nothing reads (the MCUQ_BOARD_<id>, MCUQ_NATIVE kind): each one the
+    sources or platformio.ini define is used in some generated file. The model header's
+    <PREFIX>_* names are the application's API, and -DMCUQ_NO_LINK the documented option."""
+    project = api_projects[key]
+    texts = {p: p.read_text() for p in project.rglob("*") if p.is_file() and p.suffix in (".c", ".cpp", ".h")}
+    prefix = "DIGITS_INT8_"
+    unread = []
+    for macro, where in _macros(project).items():
+        uses = sum(len(re.findall(rf"\b{macro}\b", t)) for t in texts.values())
+        defined = sum(len(re.findall(rf"#\s*define\s+{macro}\b", t)) for t in texts.values())
+        if uses - defined <= 0 and not macro.startswith(prefix):
+            unread.append(f"{macro} ({where})")
+    assert not unread, unread
+    assert "MCUQ_NO_LINK" in (project / "platformio.ini").read_text()  # the option is documented there
+
+
+def test_weight_arrays_are_named_after_layers_on_readable_lines(api_projects):
+    """mcuq_model.c: each constant array named after its Keras layer and role, wrapped to short
+    lines (never a whole layer on one line); golden vectors wrapped alike in both runtimes; the
+    op that writes the model output is labelled with its readable name, not the converter's."""
+    src = api_projects["digits_c"] / "src"
+    model = (src / "mcuq_model.c").read_text()
+    arrays = re.findall(r"^static const \w+ (\w+)\[\d+\]", model, re.M)
+    for layer in ("conv1", "dw2", "pw2", "fc1", "probs"):
+        assert {f"{layer}_weights", f"{layer}_bias", f"{layer}_multipliers", f"{layer}_shifts"} <= set(arrays), arrays
+    assert not [a for a in arrays if re.fullmatch(r"[a-z]+\d+(_\d+)?", a)], arrays
+    assert re.search(r"^static const int8_t fc1_weights\[8192\][^\n]*= \{\n(  (-?\d+, ){15}-?\d+,\n){512}\};", model, re.M)
+    assert "/* op 7 SOFTMAX ('probs') */" in model
+    assert max(len(line) for line in model.splitlines()) <= 110  # kernel calls wrapped too
+    for project in (api_projects["digits_c"], api_projects["digits_tflm"]):
+        for path in (project / "src").iterdir():
+            text = path.read_text() if path.suffix in (".c", ".cpp", ".h") else ""
+            assert "StatefulPartitionedCall" not in text and "serving_default" not in text, path.name
+            if path.name in ("mcuq_model.c", "mcuq_golden.c", "golden_vectors.cpp", "model_data.cpp"):
+                assert max(len(line) for line in text.splitlines() if re.match(r"\s+-?\d", line)) <= 100, path.name

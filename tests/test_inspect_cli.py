@@ -39,6 +39,7 @@ def test_inspect_table(digits_tflite):
     assert "FULLY_CONNECTED" in text and "total MACs" in text and "every op is supported" in text
 
 
+@pytest.mark.slow
 def test_inspect_keras_needs_calibration_and_converts(tmp_path):
     report = inspect_model(DIGITS / "model.keras", str(DIGITS / "calibration.npy"))
     assert report["inputs"][0]["dtype"] == "int8"
@@ -73,6 +74,7 @@ def test_missing_model_and_non_savedmodel_dir(tmp_path):
     assert not (tmp_path / "o.tflite").exists()
 
 
+@pytest.mark.slow
 def test_bad_calibration_via_cli_writes_nothing(tmp_path):
     np.save(tmp_path / "wrong.npy", np.zeros((4, 64), np.float32))
     out = tmp_path / "o.tflite"
@@ -83,6 +85,7 @@ def test_bad_calibration_via_cli_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_quantize_cli_success_and_quiet(tmp_path):
     out = tmp_path / "d.tflite"
     proc = run_cli("quantize", str(DIGITS / "model.keras"), "-c", str(DIGITS / "calibration.npy"), "-o", str(out), "--quiet")
@@ -106,6 +109,7 @@ def test_help_does_not_import_tensorflow():
     assert proc.stdout.strip().endswith("False")
 
 
+@pytest.mark.slow
 def test_quantize_never_overwrites_a_foreign_file(tmp_path):
     out = tmp_path / "mine.tflite"
     out.write_bytes(b"my own model")

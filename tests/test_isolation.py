@@ -97,6 +97,7 @@ def test_empty_csv_is_one_line(tmp_path):
         load_samples(str(tmp_path / "header.csv"), [InputSpec("x", (1,))])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "body, how", [("os.kill(os.getpid(), signal.SIGSEGV)", "crashed (signal 11"), ("sys.exit(3)", "exited (exit code 3")]
 )

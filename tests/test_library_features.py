@@ -41,6 +41,7 @@ def test_per_tensor_dense_passes_the_chirale_rules(sine_per_tensor, digits_per_t
         assert library_rule_violations(q.info, load_library("chirale-tensorflowlite")) == []
 
 
+@pytest.mark.slow
 def test_int16_pooling_is_refused_for_chirale() -> None:
     from mcuq.frontend.converter import QuantizeOptions, quantize
 
@@ -54,6 +55,7 @@ def test_int16_pooling_is_refused_for_chirale() -> None:
     assert library_rule_violations(q.info, load_library("esp-tflite-micro")) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("library_id", sorted(HEADER_ROOTS))
 def test_struct_sizes_are_those_of_a_32_bit_build(library_id: str, tmp_path: Path) -> None:
     """sizeof() of the library's own structs with arm-none-eabi-g++ equals the data file."""
@@ -88,6 +90,7 @@ def test_boards_marks_cores_the_library_does_not_list(capsys) -> None:
     assert library.lists_architecture("mbed_nano") and not library.lists_architecture("stm32")
 
 
+@pytest.mark.slow
 def test_deploy_refuses_per_channel_dense_for_chirale_before_writing(tmp_path: Path) -> None:
     from mcuq.deploy import DeployRequest, deploy
 

@@ -7,6 +7,7 @@ sources the boards build, and this test fails the day the TOML and the sources d
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,15 @@ def _sources(folder: str) -> Path:
     return path
 
 
+@functools.cache
+def _derived(folder: str):
+    """One derivation per library for the whole module (reading a library's sources takes seconds)."""
+    return derive(_sources(folder))
+
+
 @pytest.mark.parametrize("library_id", sorted(LIBRARY_DIRS))
 def test_toml_matches_the_library_sources(library_id):
-    derived = derive(_sources(LIBRARY_DIRS[library_id]))
+    derived = _derived(LIBRARY_DIRS[library_id])
     library = load_library(library_id)
     assert sorted(library.add_methods) == list(derived.add_methods)
     assert sorted(library.features.int16x8_ops) == list(derived.int16x8_ops)
@@ -35,8 +42,8 @@ def test_toml_matches_the_library_sources(library_id):
 
 def test_derivation_sees_what_the_issue_found():
     """Spot checks against hand-read sources, so a broken parser cannot agree with broken data."""
-    esp = derive(_sources("esp-tflite-micro"))
-    chirale = derive(_sources("Chirale_TensorFLowLite"))
+    esp = _derived("esp-tflite-micro")
+    chirale = _derived("Chirale_TensorFLowLite")
     # esp-tflite-micro: leaky_relu.cc / sub.cc / transpose_conv.cc / svdf.cc have `case kTfLiteInt16`.
     assert {"LEAKY_RELU", "SUB", "TRANSPOSE_CONV", "SVDF", "AVERAGE_POOL_2D"} <= set(esp.int16x8_ops)
     # elementwise.cc: ABS and RSQRT take int16, SIN and SQRT are float-only (one file, four ops).
@@ -58,6 +65,6 @@ def test_cli_prints_toml(capsys):
 def test_signal_add_methods_match_the_resolver_header():
     from mcuq.libraries import SIGNAL_ADD_METHODS
 
-    esp = derive(_sources("esp-tflite-micro"))
+    esp = _derived("esp-tflite-micro")
     from_header = {name: method for method, name in esp.custom_ops.items() if name.startswith("Signal")}
     assert SIGNAL_ADD_METHODS == from_header

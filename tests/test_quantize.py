@@ -53,6 +53,7 @@ def test_sine_converts_and_float_reference_is_kept(sine_int8):
     assert _activation_dtypes(float_info) == {"float32"}
 
 
+@pytest.mark.slow
 def test_keras3_h5_file(tmp_path):
     import keras
 
@@ -63,6 +64,7 @@ def test_keras3_h5_file(tmp_path):
     check_full_int8(result.info)
 
 
+@pytest.mark.slow
 def test_legacy_keras2_h5_falls_back_to_tf_keras(tmp_path):
     import tf_keras
 
@@ -99,6 +101,7 @@ def _dense_saved_model(path, batch=None):
     return path
 
 
+@pytest.mark.slow
 def test_saved_model_with_dynamic_batch_gets_batch_1(tmp_path):
     path = _dense_saved_model(tmp_path / "sm")
     np.save(tmp_path / "cal.npy", np.random.default_rng(1).normal(size=(50, 8)).astype(np.float32))
@@ -123,6 +126,7 @@ def test_io_types(io, sine_int8):
     assert inner == {"int8"}
 
 
+@pytest.mark.slow
 def test_16x8_mode():
     result = quantize(SINE / "model.keras", str(SINE / "calibration.npy"), options=QuantizeOptions(activations="int16"))
     assert _activation_dtypes(result.info) == {"int16"}
@@ -131,12 +135,14 @@ def test_16x8_mode():
     check_full_int8(result.info, activations="int16")
 
 
+@pytest.mark.slow
 def test_per_tensor_option():
     result = quantize(DIGITS / "model.keras", str(DIGITS / "calibration.npy"), options=QuantizeOptions(per_channel=False))
     conv_weights = [result.info.tensors[op.inputs[1]] for op in result.info.ops if op.name == "CONV_2D"]
     assert all(len(w.quant.scale) == 1 for w in conv_weights)
 
 
+@pytest.mark.slow
 def test_output_file_written_atomically(tmp_path):
     out = tmp_path / "sub" / "sine.tflite"
     result = quantize(SINE / "model.keras", str(SINE / "calibration.npy"), output=out)
@@ -144,6 +150,7 @@ def test_output_file_written_atomically(tmp_path):
     assert not list(out.parent.glob(".*mcuq-tmp"))
 
 
+@pytest.mark.slow
 def test_random_calibration_is_recorded(tmp_path):
     import json
 
@@ -159,6 +166,7 @@ def test_float_tflite_is_refused_with_advice(float_tflite):
         quantize(float_tflite, None)
 
 
+@pytest.mark.slow
 def test_hybrid_tflite_is_refused(tmp_path):
     import keras
     import tensorflow as tf
@@ -176,6 +184,7 @@ def test_missing_calibration_is_an_error_before_tensorflow():
         quantize(DIGITS / "model.keras", None)
 
 
+@pytest.mark.slow
 def test_recurrent_layer_without_a_tflite_micro_form_gets_a_clear_message(tmp_path):
     """LSTM/GRU/SimpleRNN are rebuilt (tests/test_recurrent.py); a generic RNN over a cell is not."""
     import keras
@@ -187,6 +196,7 @@ def test_recurrent_layer_without_a_tflite_micro_form_gets_a_clear_message(tmp_pa
         quantize(tmp_path / "rnn.keras", str(tmp_path / "cal.npy"))
 
 
+@pytest.mark.slow
 def test_flex_op_names_the_op(tmp_path):
     import tensorflow as tf
 
@@ -202,6 +212,7 @@ def test_flex_op_names_the_op(tmp_path):
         quantize(tmp_path / "sm", str(tmp_path / "cal.npy"))
 
 
+@pytest.mark.slow
 def test_control_flow_subgraphs_are_refused(tmp_path):
     import tensorflow as tf
 
@@ -218,6 +229,7 @@ def test_control_flow_subgraphs_are_refused(tmp_path):
         quantize(tmp_path / "sm", str(tmp_path / "cal.npy"))
 
 
+@pytest.mark.slow
 def test_saved_model_with_undefined_feature_dim_is_refused(tmp_path):
     import tensorflow as tf
 

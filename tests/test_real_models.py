@@ -38,6 +38,7 @@ def test_float_io_int8_tflite_is_accepted(plain_tflites):
     assert any("float input/output" in n for n in result.notes)
 
 
+@pytest.mark.slow
 def test_dynamic_dimension_other_than_batch_is_refused_without_keras_words(tmp_path):
     import keras
 
@@ -188,6 +189,7 @@ def outlier_model(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_auto_keeps_per_channel_dense_when_validation_shows_the_loss(outlier_model, tmp_path):
     result = _deploy(
         tmp_path,
@@ -210,6 +212,7 @@ def test_auto_keeps_per_channel_dense_when_validation_shows_the_loss(outlier_mod
     assert "Weight scales" in report and "per-channel Dense (kept)" in report
 
 
+@pytest.mark.slow
 def test_auto_keeps_per_tensor_dense_without_validation_data_and_says_so(outlier_model, tmp_path):
     from mcuq.deploy import format_summary
 
@@ -220,6 +223,7 @@ def test_auto_keeps_per_tensor_dense_without_validation_data_and_says_so(outlier
     assert "per-tensor Dense kept" in summary and "per-channel Dense" in summary
 
 
+@pytest.mark.slow
 def test_per_channel_dense_is_a_rule_on_the_arduino_library(outlier_model, tmp_path):
     result = _deploy(
         tmp_path,

@@ -32,8 +32,11 @@ if TYPE_CHECKING:
     from mcuq.frontend.converter import QuantizedModel
 
 GOLDEN_DATA = "mcuq/golden.json"
-# The arrays as golden_array_name (mcuq.project.render) names them in every runtime's templates.
-GOLDEN_RE = re.compile(GOLDEN_ARRAY_PREFIX + r"_(?P<kind>in|out)_(?P<vec>\d+)_(?P<idx>\d+)\[(?P<n>\d+)\][^=;]*=\s*\{(?P<body>[^}]*)\}")
+# The arrays as golden_array_name (mcuq.project.render) names them in every runtime's templates
+# (a whole identifier: a weight array named after a layer called 'mcuq_golden_in_0_0' is not one).
+GOLDEN_RE = re.compile(
+    r"\b" + GOLDEN_ARRAY_PREFIX + r"_(?P<kind>in|out)_(?P<vec>\d+)_(?P<idx>\d+)\[(?P<n>\d+)\][^=;]*=\s*\{(?P<body>[^}]*)\}"
+)
 Samples = list[list[np.ndarray]]
 
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from mcuq import __version__
 from mcuq.project.api import api_context, model_prefix
-from mcuq.project.escape import Safe, c_identifier, code, file_name
-from mcuq.project.render import BANNER, c_values, tensor_context
+from mcuq.project.escape import Safe, code, file_name
+from mcuq.project.render import BANNER, c_initializer, tensor_context
 from mcuq.reference.host_tflm import tflm_version
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 class GoldenArrayContext(TypedDict):
     size: int
-    data: Safe  # the values as C initialisers
+    init: Safe  # the values as a wrapped C initialiser, braces included
 
 
 class GoldenVectorContext(TypedDict):
@@ -43,7 +43,7 @@ class GoldenContext(TypedDict):
 
 def golden_context(golden_in: Samples, golden_out: Samples, source: str, resets: list[bool] | None = None) -> GoldenContext:
     def arrays(values: list[np.ndarray]) -> list[GoldenArrayContext]:
-        return [{"size": int(np.asarray(v).size), "data": c_values(v)} for v in values]
+        return [{"size": int(np.asarray(v).size), "init": c_initializer(v)} for v in values]
 
     return {
         "count": len(golden_in),
@@ -61,7 +61,6 @@ def common_context(job: DeployJob, golden_out: Samples) -> dict[str, Any]:
         "mcuq_version": code(__version__),
         "board": board,
         "env_name": file_name(board.id, fallback="board"),
-        "board_macro": c_identifier(board.id, upper=True, fallback="BOARD"),
         "board_file": str(board.path.name or board.id),  # names the file in a refusal; never printed
         "model_name": job.name,
         "model_size": len(info.raw),

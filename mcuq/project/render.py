@@ -110,11 +110,27 @@ def c_byte_array(data: bytes, per_line: int = 16) -> Safe:
     return Safe("\n".join(lines))
 
 
-def c_values(array: np.ndarray) -> Safe:
+def _c_items(array: np.ndarray) -> list[str]:
     flat = np.asarray(array).reshape(-1)
     if flat.dtype.kind == "f":
-        return Safe(", ".join(f"{float(v)!r}f" if np.isfinite(v) else "0.0f" for v in flat.astype(np.float32)))
-    return Safe(", ".join(str(int(v)) for v in flat))
+        return [f"{float(v)!r}f" if np.isfinite(v) else "0.0f" for v in flat.astype(np.float32)]
+    return [str(int(v)) for v in flat]
+
+
+LINE_BUDGET = 96  # characters of values per line of a wrapped array
+
+
+def c_initializer(array: np.ndarray) -> Safe:
+    """A C array initializer: ``{ 1, 2, 3 }`` when short, else rows of as many values as fit
+    ~96 characters (16 int8, 8 int32 multipliers), never one 33,000-character line as a
+    whole layer's weights would be. An empty array is ``{ 0 }`` (C has no empty initializer)."""
+    items = _c_items(array) or ["0"]
+    one_line = ", ".join(items)
+    if len(one_line) <= LINE_BUDGET // 2:
+        return Safe("{ " + one_line + " }")
+    per_line = max(4, min(16, LINE_BUDGET // (max(len(i) for i in items) + 2)))
+    rows = ["  " + ", ".join(items[k : k + per_line]) + "," for k in range(0, len(items), per_line)]
+    return Safe("{\n" + "\n".join(rows) + "\n}")
 
 
 C_TYPES = {

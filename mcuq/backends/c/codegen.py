@@ -19,12 +19,13 @@ import numpy as np
 from mcuq import __version__
 from mcuq.backends.base import LinkIdentity
 from mcuq.backends.c.avr_codegen import c_string_literals
+from mcuq.backends.c.emitter import op_label
 from mcuq.backends.c.ir import BufferRef, CProgram, KernelCall, PointerList, Value
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import templates_dir
 from mcuq.project.api import model_prefix, render_api
 from mcuq.project.escape import Safe, c_identifier, code, terminal
-from mcuq.project.render import BANNER, c_values, environment, tensor_context
+from mcuq.project.render import BANNER, c_initializer, environment, tensor_context
 
 RUNTIME_FILES = ("mcuq_kernels.h", "mcuq_kernels.c", "mcuq_kernels_s16.h", "mcuq_kernels_s16.c")
 # Kernels in files of their own, copied into a project only when one of its calls uses them (so
@@ -44,10 +45,6 @@ def c_sources(files: dict[str, str] | list[str], names: tuple[str, ...]) -> list
 
 
 HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
-
-
-def _literal(values: np.ndarray, ctype: str) -> str:
-    return c_values(values) if values.size else "0"
 
 
 def _render_value(program: CProgram, value: Value) -> Safe:
@@ -78,6 +75,22 @@ def generic_only_constants(program: CProgram) -> set[str]:
     }
 
 
+CALL_WIDTH = 96  # characters of arguments per line of a positional kernel call
+
+
+def _arg_lines(args: list[Safe]) -> list[Safe]:
+    """Positional ``/* name */ value`` arguments, comma-separated, as many per line as fit
+    (a pooling call has 15: one 260-character line otherwise)."""
+    lines: list[str] = []
+    for k, arg in enumerate(args):
+        text = arg + ("," if k < len(args) - 1 else "")
+        if lines and len(lines[-1]) + 1 + len(text) <= CALL_WIDTH:
+            lines[-1] += " " + text
+        else:
+            lines.append(text)
+    return [code(line) for line in lines]
+
+
 def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
     op = program.info.ops[call.op_index]
     lists = [v for _, v in call.args if isinstance(v, PointerList)]
@@ -91,11 +104,12 @@ def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
     return {
         "index": call.op_index,
         "op": op.name,  # text: the templates print it (and the layer name) through c_comment
-        "layer": program.info.layer_of_op(op),
+        "layer": op_label(program.info, op),  # the output name ('probs') where the op writes one
         "function": code(call.function),
         "params_type": code(call.params_type) if call.params_type else None,
         "params_name": code(f"op{call.op_index}_params"),
         "args": [(code(name), rendered(name, value)) for name, value in call.args],
+        "arg_lines": _arg_lines([code(f"/* {name} */ {rendered(name, value)}") for name, value in call.args]),
         "pointer_lists": [
             {"name": code(p.name), "count": len(p.items), "items": [_render_value(program, v) for v in p.items]} for p in lists
         ],
@@ -131,7 +145,13 @@ def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | Non
         "simd": program.simd,
         "lstm": "mcuq_lstm.h" in optional_runtime(program),
         "state_arrays": [
-            {"name": code(a.name), "ctype": code(a.ctype), "count": a.count, "reset": a.reset, "data": c_values(np.full(a.count, a.reset))}
+            {
+                "name": code(a.name),
+                "ctype": code(a.ctype),
+                "count": a.count,
+                "reset": a.reset,
+                "init": c_initializer(np.full(a.count, a.reset)),
+            }
             for a in program.state
         ],
         "state_mode": program.state_mode,
@@ -149,7 +169,7 @@ def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | Non
                 "name": code(c.name),
                 "ctype": code(c.ctype),
                 "count": max(1, c.values.size),
-                "data": _literal(c.values, c.ctype),
+                "init": c_initializer(c.values),
                 "flash": c.flash,
                 "aligned": c.aligned,
                 "generic_only": c.name in generic_only,

@@ -1,17 +1,27 @@
 """What every op lowering shares: the program being built, its constants, operands and the
-per-channel requantization TFLite Micro computes in Prepare."""
+per-channel requantization TFLite Micro computes in Prepare.
+
+Constant arrays are named here, once for every op: a lowering gives a short tag (``w5``,
+``b5``, ``k5_0``, ...) and the array is called after the Keras layer of the op being lowered
+and the tag's role (``conv1_weights``, ``probs_bias``), so a person reading mcuq_model.c sees
+which layer a table belongs to. A new op's lowering gets readable names without doing anything.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 import numpy as np
 
-from mcuq.backends.c.ir import BufferRef, ConstArray, CProgram, Value
+from mcuq.backends.c.ir import BufferRef, ConstArray, CProgram, KernelCall, Value
 from mcuq.common.errors import UnsupportedOpError
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
 from mcuq.model.quant_math import (
     activation_range,
     quantize_multiplier,
 )
+from mcuq.project.escape import c_identifier
 
 
 def unsupported(info: ModelInfo, op: OpInfo, why: str) -> UnsupportedOpError:
@@ -28,12 +38,79 @@ def dims4(shape: tuple[int, ...]) -> list[int]:
     return [1] * (4 - len(dims)) + dims
 
 
+# What a lowering's tag letters mean; a tag not listed keeps its letters as the role.
+ROLES = {
+    "w": "weights",
+    "b": "bias",
+    "m": "multipliers",
+    "s": "shifts",
+    "k": "operand",
+    "da": "a_dims",
+    "db": "b_dims",
+    "di": "in_dims",
+    "do": "out_dims",
+    "ax": "axis_sizes",
+    "pb": "pad_before",
+    "g": "gather_table",
+    "ry": "y_table",
+    "rx": "x_table",
+    "lut": "table",
+}
+LAYER_CHARS = 40  # of the layer name in an array name: long Keras scopes stay readable
+
+
+def op_label(info: ModelInfo, op: OpInfo) -> str:
+    """The name a person knows an op by: the model output it writes (the Keras output or
+    signature name, e.g. ``probs``, never ``StatefulPartitionedCall_1:0``), else its Keras layer."""
+    for i in op.outputs:
+        if i in info.outputs and len(info.output_names) == len(info.outputs):
+            return info.output_names[info.outputs.index(i)]
+    for i in (*op.outputs, *op.inputs):
+        if i >= 0 and "/" in info.tensors[i].name:
+            return info.tensors[i].layer
+    return info.tensors[op.outputs[0]].layer if op.outputs else op.name
+
+
+def role_of(tag: str, op: OpInfo | None) -> str:
+    """``w5`` (op 5) -> ``weights``, ``k5_1`` -> ``operand_1``; other tags stay as they are."""
+    found = re.fullmatch(r"([A-Za-z]+)(\d+)(_\w+)?", tag)
+    if found is None or op is None or int(found.group(2)) != op.index:
+        return tag
+    return ROLES.get(found.group(1), found.group(1)) + (found.group(3) or "")
+
+
 class Emitter:
     def __init__(self, info: ModelInfo, simd: bool) -> None:
         self.info = info
         self.program = CProgram(info, simd=simd)
+        self.lowering: OpInfo | None = None  # the op whose constants are being allocated
+        # File-scope names of mcuq_model.c a derived array name must not take.
+        self.taken: set[str] = {"ARENA"}
 
-    def const(self, name: str, ctype: str, values: np.ndarray, flash: bool = True, aligned: bool = False) -> str:
+    def lower(self, op: OpInfo, lowering: Callable[[Emitter, OpInfo], KernelCall]) -> KernelCall:
+        """One op's kernel call; the constants it allocates are named after its layer."""
+        self.lowering = op
+        try:
+            return lowering(self, op)
+        finally:
+            self.lowering = None
+
+    def array_name(self, tag: str) -> str:
+        """A C identifier for a constant array, derived from the Keras layer (user text, so only
+        through escape.c_identifier: letters, digits and single underscores, unique in the file).
+        A leading ``mcuq``/``op<N>_`` is kept off: those are the runtime's own names."""
+        op = self.lowering
+        role = role_of(tag, op)
+        if op is None:
+            return c_identifier(role, self.taken, lower=True, fallback="k")
+        layer = str(c_identifier(op_label(self.info, op), fallback="layer"))[:LAYER_CHARS].strip("_")
+        if re.match(r"(?i)mcuq|op\d", layer):
+            layer = f"layer_{layer}"
+        return c_identifier(f"{layer}_{role}", self.taken, fallback="layer")
+
+    def const(self, tag: str, ctype: str, values: np.ndarray, flash: bool = True, aligned: bool = False) -> str:
+        """Allocate a constant array; returns its C name (derived from ``tag`` and the layer)."""
+        name = self.array_name(tag)
         self.program.constants.append(ConstArray(name, ctype, np.asarray(values), flash, aligned))
         return name
 

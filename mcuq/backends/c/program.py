@@ -153,7 +153,7 @@ def compile_model(info: ModelInfo, simd: bool = False, state_mode: str = "none")
     program.state_mode = state_mode
     program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
     program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=alias_offsets(e))
-    program.calls = [(INT16_EMITTERS if is_int16_op(e, op) else EMITTERS)[op.name](e, op) for op in info.ops]
+    program.calls = [e.lower(op, (INT16_EMITTERS if is_int16_op(e, op) else EMITTERS)[op.name]) for op in info.ops]
     return program
 
 

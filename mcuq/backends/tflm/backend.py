@@ -222,7 +222,6 @@ TFLM_FILES: list[tuple[str, str, str]] = [
     ("tflm/README.md.j2", "README.md", "always"),
     ("tflm/src/model_data.h.j2", "src/model_data.h", "always"),
     ("tflm/src/model_data.cpp.j2", "src/model_data.cpp", "always"),
-    ("tflm/src/quant_helpers.h.j2", "src/quant_helpers.h", "always"),
     ("tflm/src/golden_vectors.h.j2", "src/golden_vectors.h", "always"),
     ("tflm/src/golden_vectors.cpp.j2", "src/golden_vectors.cpp", "always"),
     ("tflm/src/mcuq_checks.h.j2", "src/mcuq_checks.h", "always"),
