@@ -231,6 +231,25 @@ def test_streaming_lstm_on_the_plain_c_runtime_in_the_emulator(converter_lstm, t
     assert (src / "mcuq_lstm.c").is_file()
 
 
+def test_streaming_lstm_validated_on_the_device_follows_the_reset_points(converter_lstm, tmp_path) -> None:
+    """`mcuq validate --device` on a streaming model sends the link's reset where the golden
+    sequences reset (golden.json), as x86 TFLite Micro computed them: without it the second
+    sequence would start from the first one's state and compare with the wrong reference."""
+    need("arm-none-eabi-gcc")
+    need("qemu-system-arm")
+    from mcuq.boards import get_board
+    from mcuq.cli import main
+    from mcuq.device.emulated import start_emulated
+
+    out = tmp_path / "p"
+    deploy(DeployRequest(model=str(converter_lstm), board="nucleo_f446re", runtime="c", out=str(out), golden=6))
+    with start_emulated(out, get_board("nucleo_f446re")) as board:
+        code = main(["validate", str(out), "--device", board.port, "--no-reset"])
+    report = json.loads((out / "report.json").read_text())
+    golden = report["metrics"]["device"]["golden"]
+    assert code == 0 and golden["bit_exact"] == golden["count"] == 6, golden
+
+
 def test_streaming_lstm_sequences_across_reset(converter_lstm, tmp_path) -> None:
     """A .tflite with variable tensors streams (TFLite Micro's semantics): reset() in the API, golden
     vectors as two sequences, and x86 TFLite Micro without the reset computes something else."""

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from mcuq.checks.golden import golden_resets
 from mcuq.checks.metrics import error_metrics
 from mcuq.checks.outcome import ValidationReport
 from mcuq.device.link import DeviceError
 from mcuq.device.session import FIRST_RUN_TIMEOUT, Identity, Inference, Session
 from mcuq.model.info import ModelInfo
+from mcuq.model.state import has_state
 from mcuq.project.manifest import Manifest
 
 DEFAULT_SAMPLES = 50
@@ -73,11 +75,17 @@ def identity_problem(identity: Identity, manifest: Manifest, project: Path, port
     )
 
 
-def _run_all(session: Session, inputs: Samples, info: ModelInfo, progress: Callable[[int], None] | None = None) -> DeviceRun:
+def _run_all(
+    session: Session, inputs: Samples, info: ModelInfo, resets: list[bool] | None = None, progress: Callable[[int], None] | None = None
+) -> DeviceRun:
+    """``resets``: before which samples the board's state is reset (the link's Z command), as
+    x86 TFLite Micro's reference was computed; None for a model without state."""
     boundaries = list(np.cumsum([t.nbytes for t in info.input_tensors]))
     run = DeviceRun()
     timeout = FIRST_RUN_TIMEOUT
     for k, sample in enumerate(inputs):
+        if resets is not None and resets[k]:
+            session.reset()
         inference = session.infer(_to_bytes(sample), [int(b) for b in boundaries], timeout)
         run.inferences.append(inference)
         run.outputs.append(_split(inference.output, info))
@@ -201,7 +209,8 @@ def _check(
         "arena_bytes": identity.arena_bytes,
         "arena_used_bytes": identity.arena_used,
     }
-    golden_run = _run_all(session, golden[0], info)
+    stateful = has_state(info)  # the references were computed from these reset points (golden.json; every sample)
+    golden_run = _run_all(session, golden[0], info, golden_resets(project, len(golden[0])) if stateful else None)
     g = compare(golden_run.outputs, golden[1])
     data["golden"] = g
     report.add(
@@ -214,7 +223,7 @@ def _check(
     if samples is not None and request.samples > 0:
         inputs, reference, float_outputs = samples
         n = min(request.samples, len(inputs))
-        sample_run = _run_all(session, inputs[:n], info)
+        sample_run = _run_all(session, inputs[:n], info, [True] * n if stateful else None)
         s = compare(sample_run.outputs, reference[:n])
         s["float_vs_device"] = float_metrics(sample_run.outputs, info, float_outputs)
         data["samples"] = s

@@ -164,8 +164,15 @@ class Session:
         return self.identity
 
     def reset(self) -> int:
+        """Clears the model's state on the board; a refusal is an error, since the outputs that
+        follow would continue from the old state and be compared with the wrong reference."""
         lines = self._retry("reset", lambda: self._answers("Z", "=Z", ANSWER_TIMEOUT), ANSWER_TIMEOUT)
-        return int(lines[-1].split()[1], 16)
+        status = int(lines[-1].split()[1], 16)
+        if status != 0:
+            raise DeviceError(
+                f"{self.link.port_name}: the board refused to reset the model's state: {STATUS.get(status, f'status {status}')}"
+            )
+        return status
 
     def _load(self, data: bytes, boundaries: list[int]) -> None:
         """The input in chunks that never cross a tensor's end (``boundaries``: end offsets)."""
