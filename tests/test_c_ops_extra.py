@@ -56,6 +56,10 @@ def _cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], dict, str]]:
         "slice_step_reverse": (lambda x: x[:, ::2, ::-1, 1:], [(1, 7, 5, 4)], {}, "STRIDED_SLICE"),
         "slice_shrink_axis": (lambda x: x[:, 2, 1:4, :], [(1, 5, 6, 3)], {"loc": -1.0}, "STRIDED_SLICE"),
         "slice_negative_bounds": (lambda x: x[:, -3:-1, :, ::3], [(1, 6, 5, 7)], {}, "STRIDED_SLICE"),
+        # SPLIT / UNPACK (the unrolled GRU and SimpleRNN): pieces as model outputs, or used further
+        "split_channels": (lambda x: tuple(tf.split(x, 3, axis=-1)), [(1, 4, 5, 6)], {}, "SPLIT"),
+        "split_rows_then_sub": (lambda x: (lambda p: p[0] - p[1])(tf.split(x, 2, axis=1)), [(1, 6, 3, 5)], {"loc": 1.0}, "SPLIT"),
+        "unpack_time_steps": (lambda x: tuple(tf.unstack(x, axis=1)), [(1, 4, 7)], {"loc": -0.5}, "UNPACK"),
         # REDUCE_MAX / REDUCE_MIN
         "reduce_max_hw": (lambda x: tf.reduce_max(x, axis=[1, 2]), [(1, 5, 7, 3)], {"loc": 1.0}, "REDUCE_MAX"),
         "reduce_max_last_keepdims": (lambda x: tf.reduce_max(x, axis=-1, keepdims=True), [(1, 3, 4, 9)], {}, "REDUCE_MAX"),

@@ -1574,6 +1574,14 @@ void mcuq_concat(const int8_t* const* ins, const mcuq_dim* axis_sizes, int count
   }
 }
 
+/* SPLIT / UNPACK: outer rows of `count` equal pieces of `chunk` bytes each, piece k to outs[k]. */
+void mcuq_split(const int8_t* in, int8_t* const* outs, int count, mcuq_dim outer, mcuq_dim chunk) {
+  mcuq_dim o;
+  int k;
+  for (o = 0; o < outer; ++o)
+    for (k = 0; k < count; ++k, in += chunk) memcpy(outs[k] + o * chunk, in, (size_t)chunk);
+}
+
 void mcuq_pad(const int8_t* in, const mcuq_dim* in_dims, int8_t* out, const mcuq_dim* out_dims,
               const mcuq_dim* before, int8_t pad_value) {
   mcuq_dim i0, i1, i2, i3, o = 0;

@@ -111,7 +111,8 @@ def _call_context(program: CProgram, call: KernelCall) -> dict[str, Any]:
         "args": [(code(name), rendered(name, value)) for name, value in call.args],
         "arg_lines": _arg_lines([code(f"/* {name} */ {rendered(name, value)}") for name, value in call.args]),
         "pointer_lists": [
-            {"name": code(p.name), "count": len(p.items), "items": [_render_value(program, v) for v in p.items]} for p in lists
+            {"name": code(p.name), "count": len(p.items), "writable": p.writable, "items": [_render_value(program, v) for v in p.items]}
+            for p in lists
         ],
         "avr": {"driver": code(avr.driver), "argument": code(avr.argument)} if avr else None,
         "buffers": {name: _render_value(program, value) for name, value in call.args if isinstance(value, BufferRef)},

@@ -35,10 +35,12 @@ class BufferRef:
 
 @dataclass(frozen=True)
 class PointerList:
-    """A constant array of input pointers (CONCATENATION), rendered as a local array."""
+    """A constant array of input pointers (CONCATENATION), or of output pointers (``writable``:
+    SPLIT, UNPACK), rendered as a local array."""
 
     name: str
     items: tuple[Any, ...]
+    writable: bool = False
 
 
 # A kernel argument: a number, the name of a constant array, or a buffer reference.

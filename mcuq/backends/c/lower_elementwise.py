@@ -185,6 +185,28 @@ def lower_concat(e: Emitter, op: OpInfo) -> KernelCall:
     )
 
 
+def lower_split(e: Emitter, op: OpInfo) -> KernelCall:
+    """SPLIT (equal pieces) and UNPACK (pieces of one along the axis, the axis dropped): the
+    inverse of CONCATENATION, bytes copied (no arithmetic: TFLite Micro requires the outputs'
+    quantization to equal the input's, and int16 tensors move as pairs of bytes)."""
+    inp = e.t(op.inputs[1] if op.name == "SPLIT" else op.inputs[0])
+    outs = [e.t(i) for i in op.outputs]
+    if any(quant_of(t) != quant_of(inp) for t in outs):
+        raise unsupported(e.info, op, "has outputs quantized unlike its input; TFLite Micro requires equal quantization")
+    if op.name == "SPLIT":
+        axis_t = e.t(op.inputs[0])
+        assert axis_t.data is not None
+        axis = int(axis_t.data.reshape(-1)[0]) % len(inp.shape)
+    else:
+        axis = int(op.options.get("axis", 0)) % len(inp.shape)
+    outer = int(np.prod(inp.shape[:axis])) if axis else 1
+    chunk = int(np.prod(inp.shape[axis:])) // len(outs) * np.dtype(inp.dtype).itemsize  # bytes of one piece per outer row
+    pointers = PointerList(f"outs{op.index}", tuple(e.buf(t.index) for t in outs), writable=True)
+    return KernelCall(
+        op.index, "mcuq_split", [("in", e.buf(inp.index)), ("outs", pointers), ("count", len(outs)), ("outer", outer), ("chunk", chunk)]
+    )
+
+
 def lower_pad(e: Emitter, op: OpInfo) -> KernelCall:
     inp, pads, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     assert pads.data is not None

@@ -18,7 +18,7 @@ import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, dims_const, quant_of, unsupported
 from mcuq.backends.c.ir import BufferRef, KernelCall, PointerList, Value
-from mcuq.backends.c.lower_elementwise import lower_mean
+from mcuq.backends.c.lower_elementwise import lower_mean, lower_split
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
 from mcuq.model.quant_math import activation_range, f32, padding_for, quantize_multiplier
 
@@ -442,6 +442,8 @@ INT16_EMITTERS = {
     "TANH": lower_logistic_tanh_s16,
     "MEAN": lower_mean_s16,
     "CONCATENATION": lower_concat_s16,
+    "SPLIT": lower_split,  # bytes moved: the int8 lowering serves
+    "UNPACK": lower_split,
     "MAX_POOL_2D": lower_pool_s16,
     "AVERAGE_POOL_2D": lower_pool_s16,
     "SOFTMAX": lower_softmax_s16,

@@ -29,6 +29,7 @@ from mcuq.backends.c.lower_elementwise import (
     lower_relu,
     lower_reshape,
     lower_softmax,
+    lower_split,
 )
 from mcuq.backends.c.lower_int16 import INT16_EMITTERS, has_int16_activation, is_int16_op
 from mcuq.backends.c.lower_lstm import lower_lstm
@@ -57,6 +58,8 @@ SUPPORTED_OPS = frozenset(
         "RELU6",
         "QUANTIZE",
         "CONCATENATION",
+        "SPLIT",
+        "UNPACK",
         "MEAN",
         "PAD",
         "PADV2",
@@ -127,6 +130,8 @@ EMITTERS: dict[str, Callable[[Emitter, OpInfo], KernelCall]] = {
     "RELU6": lower_relu,
     "QUANTIZE": lower_quantize,
     "CONCATENATION": lower_concat,
+    "SPLIT": lower_split,
+    "UNPACK": lower_split,
     "PAD": lower_pad,
     "PADV2": lower_pad,
     "MEAN": lower_mean,
