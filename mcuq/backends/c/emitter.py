@@ -86,6 +86,7 @@ class Emitter:
         self.lowering: OpInfo | None = None  # the op whose constants are being allocated
         # File-scope names of mcuq_model.c a derived array name must not take.
         self.taken: set[str] = {"ARENA"}
+        self.shared: dict[str, str] = {}  # tag -> C name of a table every layer of a kind reads
 
     def lower(self, op: OpInfo, lowering: Callable[[Emitter, OpInfo], KernelCall]) -> KernelCall:
         """One op's kernel call; the constants it allocates are named after its layer."""
@@ -113,6 +114,17 @@ class Emitter:
         name = self.array_name(tag)
         self.program.constants.append(ConstArray(name, ctype, np.asarray(values), flash, aligned))
         return name
+
+    def shared_const(self, tag: str, ctype: str, values: np.ndarray) -> str:
+        """A table that depends on no layer (the 16x8 softmax LUTs): emitted once, named by its
+        tag alone, whichever layer asks first."""
+        if tag not in self.shared:
+            op, self.lowering = self.lowering, None
+            try:
+                self.shared[tag] = self.const(tag, ctype, values)
+            finally:
+                self.lowering = op
+        return self.shared[tag]
 
     def t(self, index: int) -> TensorInfo:
         return self.info.tensors[index]

@@ -403,13 +403,6 @@ def softmax_luts() -> tuple[np.ndarray, np.ndarray]:
     return exp_lut, recip_lut
 
 
-def _shared_const(e: Emitter, name: str, values: np.ndarray) -> str:
-    """A table every layer of the kind reads, emitted once."""
-    if all(c.name != name for c in e.program.constants):
-        e.const(name, "int16_t", values)
-    return name
-
-
 def lower_softmax_s16(e: Emitter, op: OpInfo) -> KernelCall:
     """SOFTMAX int16 -> int16 with the multiplier CalculateSoftmaxParams computes:
     double(in scale) * double(beta) / (10 / 65535)."""
@@ -431,8 +424,8 @@ def lower_softmax_s16(e: Emitter, op: OpInfo) -> KernelCall:
             ("depth", depth),
             ("mult", mult),
             ("shift", shift),
-            ("exp_lut", _shared_const(e, "softmax_exp_lut", exp_lut)),
-            ("recip_lut", _shared_const(e, "softmax_recip_lut", recip_lut)),
+            ("exp_lut", e.shared_const("softmax_exp_lut", "int16_t", exp_lut)),
+            ("recip_lut", e.shared_const("softmax_recip_lut", "int16_t", recip_lut)),
         ],
     )
 
