@@ -181,6 +181,12 @@ def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
         "softmax_10": (lambda x: tf.nn.softmax(x), [(1, 10)], "SOFTMAX"),
         "softmax_rows_wide_inputs": (lambda x: tf.nn.softmax(x * 5.0), [(1, 3, 7)], "SOFTMAX"),
         "softmax_long_row_beta": (lambda x: tf.nn.softmax(0.3 * x), [(1, 300)], "SOFTMAX"),
+        # data moved as pairs of bytes
+        "split_channels": (lambda x: tuple(tf.split(x, 2, axis=-1)), [(1, 3, 4, 6)], "SPLIT"),
+        "unpack_steps": (lambda x: tuple(tf.unstack(x, axis=1)), [(1, 3, 5)], "UNPACK"),
+        "transpose_chw": (lambda x: tf.transpose(x, [0, 3, 1, 2]), [(1, 3, 4, 5)], "TRANSPOSE"),
+        "strided_slice_step": (lambda x: x[:, ::2, 1:, ::-1], [(1, 5, 4, 3)], "STRIDED_SLICE"),
+        "resize_nearest": (lambda x: tf.image.resize(x, (6, 4), method="nearest"), [(1, 3, 2, 2)], "RESIZE_NEAREST_NEIGHBOR"),
     }
 
 
@@ -210,7 +216,7 @@ def test_softmax_tables_are_tflite_micros():
 def test_int16_op_without_kernel_is_refused_naming_the_layer():
     import tensorflow as tf
 
-    info = convert_fn_16x8(lambda x: tf.transpose(x, [0, 2, 1]), [(1, 3, 4)])
+    info = convert_fn_16x8(lambda x: tf.nn.leaky_relu(x, 0.2), [(1, 3, 4)])
     with pytest.raises(UnsupportedOpError, match=r"op \d+ \w+ .*(int16|not supported)"):
         compile_model(info)
 

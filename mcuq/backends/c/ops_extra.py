@@ -65,7 +65,7 @@ def _gather(e: Emitter, op: OpInfo, layout: Layout) -> KernelCall:
     nothing when the planner placed the output inside the input (see alias_offsets)."""
     dims, tables = layout
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
-    if int(np.prod(dims)) != int(np.prod(out.shape)):
+    if int(np.prod(dims)) != int(np.prod(out.shape)) * np.dtype(out.dtype).itemsize:
         raise unsupported(e.info, op, f"gives {dims} elements where its output '{out.name}' has shape {list(out.shape)}")
     plan = e.program.plan
     delta = window_offset(layout)
@@ -107,7 +107,7 @@ def alias_offsets(e: Emitter) -> dict[int, int]:
     found = {}
     for op in e.info.ops:
         if op.name in LAYOUTS:
-            delta = window_offset(LAYOUTS[op.name](e, op))
+            delta = window_offset(byte_layout(e, op))
             if delta is not None:
                 found[op.index] = delta
     return found
@@ -547,14 +547,27 @@ LAYOUTS: dict[str, Callable[[Emitter, OpInfo], Layout]] = {
 }
 
 
-def _data_move(e: Emitter, op: OpInfo) -> KernelCall:
-    return _gather(e, op, LAYOUTS[op.name](e, op))
+def byte_layout(e: Emitter, op: OpInfo) -> Layout:
+    """The op's layout in bytes: an int16 tensor (16x8 models) moves as pairs of bytes, the
+    innermost axis doubled, so one int8 gather kernel serves both."""
+    dims, tables = LAYOUTS[op.name](e, op)
+    size = np.dtype(e.t(op.outputs[0]).dtype).itemsize
+    if size == 1:
+        return dims, tables
+    scaled = [[v * size for v in table] for table in tables]
+    scaled[3] = [v + b for v in scaled[3] for b in range(size)]
+    return [*dims[:3], dims[3] * size], scaled
+
+
+def data_move(e: Emitter, op: OpInfo) -> KernelCall:
+    """TRANSPOSE, STRIDED_SLICE, RESIZE_NEAREST_NEIGHBOR (int8 or int16): one gather, or an alias."""
+    return _gather(e, op, byte_layout(e, op))
 
 
 EXTRA_EMITTERS: dict[str, Callable[[Emitter, OpInfo], KernelCall]] = {
-    "TRANSPOSE": _data_move,
-    "STRIDED_SLICE": _data_move,
-    "RESIZE_NEAREST_NEIGHBOR": _data_move,
+    "TRANSPOSE": data_move,
+    "STRIDED_SLICE": data_move,
+    "RESIZE_NEAREST_NEIGHBOR": data_move,
     "RESIZE_BILINEAR": _resize_bilinear,
     "HARD_SWISH": _hard_swish,
     "LEAKY_RELU": _leaky_relu,
