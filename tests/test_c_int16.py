@@ -186,6 +186,8 @@ def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
         "unpack_steps": (lambda x: tuple(tf.unstack(x, axis=1)), [(1, 3, 5)], "UNPACK"),
         "transpose_chw": (lambda x: tf.transpose(x, [0, 3, 1, 2]), [(1, 3, 4, 5)], "TRANSPOSE"),
         "strided_slice_step": (lambda x: x[:, ::2, 1:, ::-1], [(1, 5, 4, 3)], "STRIDED_SLICE"),
+        "pad_hw": (lambda x: tf.pad(x, [[0, 0], [1, 2], [0, 1], [0, 0]]), [(1, 3, 4, 2)], "PAD"),
+        "pad_channels": (lambda x: tf.pad(x, [[0, 0], [0, 0], [2, 1]]), [(1, 3, 5)], "PAD"),
         "resize_nearest": (lambda x: tf.image.resize(x, (6, 4), method="nearest"), [(1, 3, 2, 2)], "RESIZE_NEAREST_NEIGHBOR"),
     }
 
@@ -226,7 +228,7 @@ def test_every_16x8_op_has_a_case():
 
     covered = {spec[2] for spec in _keras_cases().values()} | {spec[2] for spec in _fn_cases().values()}
     # RESHAPE comes with Flatten (dense_relu_flatten); EXPAND_DIMS/SQUEEZE share its lowering.
-    assert set(INT16_EMITTERS) - covered <= {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
+    assert set(INT16_EMITTERS) - covered <= {"RESHAPE", "EXPAND_DIMS", "SQUEEZE", "PADV2"}  # PADV2 shares PAD's lowering
 
 
 def test_float_helpers_quantize_into_int16(tmp_path):

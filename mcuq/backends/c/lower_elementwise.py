@@ -208,6 +208,8 @@ def lower_split(e: Emitter, op: OpInfo) -> KernelCall:
 
 
 def lower_pad(e: Emitter, op: OpInfo) -> KernelCall:
+    """PAD / PADV2 with the output's zero point (or PADV2's constant). An int16 tensor (16x8:
+    zero point 0) is padded as bytes, its innermost axis doubled: the padding bytes are 0 0."""
     inp, pads, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     assert pads.data is not None
     before = [int(p[0]) for p in pads.data.reshape(-1, 2)]
@@ -215,14 +217,23 @@ def lower_pad(e: Emitter, op: OpInfo) -> KernelCall:
     value = quant_of(out)[1]
     if op.name == "PADV2" and len(op.inputs) > 2 and e.t(op.inputs[2]).data is not None:
         value = int(e.t(op.inputs[2]).data.reshape(-1)[0])  # type: ignore[union-attr]
+    size = np.dtype(out.dtype).itemsize
+    if size > 1 and value != 0:
+        raise unsupported(e.info, op, f"pads a {out.dtype} tensor with {value}; the C runtime pads 16-bit tensors with 0 only")
+    before[3] *= size
+
+    def in_bytes(shape: tuple[int, ...]) -> tuple[int, ...]:
+        d = dims4(shape)
+        return (d[0], d[1], d[2], d[3] * size)
+
     return KernelCall(
         op.index,
         "mcuq_pad",
         [
             ("in", e.buf(inp.index)),
-            ("in_dims", dims_const(e, f"di{op.index}", inp.shape)),
+            ("in_dims", dims_const(e, f"di{op.index}", in_bytes(inp.shape))),
             ("out", e.buf(out.index)),
-            ("out_dims", dims_const(e, f"do{op.index}", out.shape)),
+            ("out_dims", dims_const(e, f"do{op.index}", in_bytes(out.shape))),
             ("before", e.const(f"pb{op.index}", "mcuq_dim", np.array(before, np.int32), flash=False)),
             ("pad_value", value),
         ],

@@ -18,7 +18,7 @@ import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, dims_const, quant_of, unsupported
 from mcuq.backends.c.ir import BufferRef, KernelCall, PointerList, Value
-from mcuq.backends.c.lower_elementwise import lower_mean, lower_split
+from mcuq.backends.c.lower_elementwise import lower_mean, lower_pad, lower_split
 from mcuq.backends.c.ops_extra import data_move
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
 from mcuq.model.quant_math import activation_range, f32, padding_for, quantize_multiplier
@@ -438,6 +438,8 @@ INT16_EMITTERS = {
     "CONCATENATION": lower_concat_s16,
     "SPLIT": lower_split,  # bytes moved: the int8 lowering serves
     "UNPACK": lower_split,
+    "PAD": lower_pad,  # zero padding as bytes
+    "PADV2": lower_pad,
     "TRANSPOSE": data_move,  # bytes moved: the int8 gather serves, in pairs of bytes
     "STRIDED_SLICE": data_move,
     "RESIZE_NEAREST_NEIGHBOR": data_move,
