@@ -167,6 +167,8 @@ def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
         "sub_broadcast": (lambda x, y: x - 5.0 * y, [(1, 4, 5, 3), (1, 1, 1, 3)], "SUB"),
         "mul_same_shape": (lambda x, y: x * y, [(1, 7, 3), (1, 7, 3)], "MUL"),
         "mul_broadcast": (lambda x, y: x * y * 0.5, [(1, 3, 5, 2), (1, 3, 1, 2)], "MUL"),
+        "maximum_broadcast": (lambda x, y: tf.maximum(x, y), [(1, 4, 5, 3), (1, 1, 5, 1)], "MAXIMUM"),
+        "minimum_same_shape": (lambda x, y: tf.minimum(x, 0.5 * y), [(1, 7, 3), (1, 7, 3)], "MINIMUM"),
         "concat_channels": (lambda x, y: tf.concat([x, y], axis=-1), [(1, 3, 4, 2), (1, 3, 4, 5)], "CONCATENATION"),
         "concat_rows_three": (lambda x, y: tf.concat([x, y, x], axis=1), [(1, 2, 5), (1, 3, 5)], "CONCATENATION"),
         "quantize_int16_requantize_before_concat": (lambda x, y: tf.concat([x * 7.0, y], axis=-1), [(1, 3, 4), (1, 3, 2)], "QUANTIZE"),

@@ -77,14 +77,16 @@ void mcuq_conv_s16(const mcuq_conv_s16_params* params) {
   }
 }
 
-/* ADD / SUB (the general quantized path TFLite Micro takes for int16, left_shift 15) and MUL
- * (MulElementwise) over 4-D broadcast shapes. */
+/* ADD / SUB (the general quantized path TFLite Micro takes for int16, left_shift 15), MUL
+ * (MulElementwise) and MAXIMUM / MINIMUM over 4-D broadcast shapes. */
 static int32_t smaller_than_one(int32_t x, int32_t m, int shift) {
   return shift <= 0 ? mcuq_mbqm(x, m, shift) : mcuq_rdivpot(mcuq_srdhm(x, m), -shift);
 }
 
 static int32_t binary_s16(const mcuq_binary_s16_params* p, int32_t x, int32_t y) {
   if (p->kind == MCUQ_S16_MUL) return mcuq_mbqm(x * y, p->out_mult, p->out_shift);
+  if (p->kind == MCUQ_S16_MAX) return x > y ? x : y; /* MaximumMinimum: raw values, as TFLite Micro */
+  if (p->kind == MCUQ_S16_MIN) return x < y ? x : y;
   x = smaller_than_one((int32_t)((uint32_t)x << p->left_shift), p->a_mult, p->a_shift);
   y = smaller_than_one((int32_t)((uint32_t)y << p->left_shift), p->b_mult, p->b_shift);
   return smaller_than_one(p->kind == MCUQ_S16_SUB ? x - y : x + y, p->out_mult, p->out_shift);

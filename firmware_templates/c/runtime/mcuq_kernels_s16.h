@@ -28,7 +28,7 @@ typedef struct {
 void mcuq_conv_s16(const mcuq_conv_s16_params* params);
 
 /* ADD, SUB, MUL of int16 tensors, 4-D broadcast (dims of size 1 broadcast); dims in RAM. */
-enum { MCUQ_S16_ADD, MCUQ_S16_SUB, MCUQ_S16_MUL };
+enum { MCUQ_S16_ADD, MCUQ_S16_SUB, MCUQ_S16_MUL, MCUQ_S16_MAX, MCUQ_S16_MIN };
 typedef struct {
   const int16_t* a;
   const mcuq_dim* a_dims;

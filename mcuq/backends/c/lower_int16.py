@@ -293,14 +293,16 @@ def _operand16(e: Emitter, op: OpInfo, index: int, slot: int) -> Value:
 
 def lower_binary_s16(e: Emitter, op: OpInfo) -> KernelCall:
     """ADD and SUB (the general path with left_shift 15, as add_common.cc / sub_common.cc set it
-    up for int16) and MUL (double(s1) * double(s2) / double(out))."""
+    up for int16), MUL (double(s1) * double(s2) / double(out)), MAXIMUM and MINIMUM (raw values)."""
     a, b, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     if a.dtype != "int16" or b.dtype != "int16" or out.dtype != "int16":
         raise unsupported(e.info, op, f"mixes {a.dtype}, {b.dtype} and {out.dtype}; the C runtime's 16x8 {op.name} is int16 throughout")
     _symmetric(e, op, a, b, out)
     sa, sb, so = (float(f32(quant_of(t)[0])) for t in (a, b, out))
     left_shift = 15
-    if op.name == "MUL":
+    if op.name in ("MAXIMUM", "MINIMUM"):  # raw values compared (maximum_minimum.cc): no arithmetic
+        (ma, sha), (mb, shb), (mo, sho) = (0, 0), (0, 0), (0, 0)
+    elif op.name == "MUL":
         (ma, sha), (mb, shb) = (0, 0), (0, 0)
         mo, sho = quantize_multiplier(sa * sb / so)
     else:
@@ -322,7 +324,12 @@ def lower_binary_s16(e: Emitter, op: OpInfo) -> KernelCall:
         ("out_mult", mo),
         ("out_shift", sho),
         ("left_shift", left_shift),
-        ("kind", {"ADD": "MCUQ_S16_ADD", "SUB": "MCUQ_S16_SUB", "MUL": "MCUQ_S16_MUL"}[op.name]),
+        (
+            "kind",
+            {"ADD": "MCUQ_S16_ADD", "SUB": "MCUQ_S16_SUB", "MUL": "MCUQ_S16_MUL", "MAXIMUM": "MCUQ_S16_MAX", "MINIMUM": "MCUQ_S16_MIN"}[
+                op.name
+            ],
+        ),
         ("act_min", amin),
         ("act_max", amax),
     ]
@@ -449,6 +456,8 @@ INT16_EMITTERS = {
     "ADD": lower_binary_s16,
     "SUB": lower_binary_s16,
     "MUL": lower_binary_s16,
+    "MAXIMUM": lower_binary_s16,
+    "MINIMUM": lower_binary_s16,
     "QUANTIZE": lower_quantize_s16,
     "RESHAPE": lower_reshape_s16,
     "EXPAND_DIMS": lower_reshape_s16,
