@@ -167,6 +167,8 @@ def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
         "sub_broadcast": (lambda x, y: x - 5.0 * y, [(1, 4, 5, 3), (1, 1, 1, 3)], "SUB"),
         "mul_same_shape": (lambda x, y: x * y, [(1, 7, 3), (1, 7, 3)], "MUL"),
         "mul_broadcast": (lambda x, y: x * y * 0.5, [(1, 3, 5, 2), (1, 3, 1, 2)], "MUL"),
+        "leaky_relu": (lambda x: tf.nn.leaky_relu(x, 0.2), [(1, 300)], "LEAKY_RELU"),
+        "leaky_relu_alpha_above_one": (lambda x: tf.nn.leaky_relu(x * 3.0, 1.7), [(1, 4, 9)], "LEAKY_RELU"),
         "maximum_broadcast": (lambda x, y: tf.maximum(x, y), [(1, 4, 5, 3), (1, 1, 5, 1)], "MAXIMUM"),
         "minimum_same_shape": (lambda x, y: tf.minimum(x, 0.5 * y), [(1, 7, 3), (1, 7, 3)], "MINIMUM"),
         "concat_channels": (lambda x, y: tf.concat([x, y], axis=-1), [(1, 3, 4, 2), (1, 3, 4, 5)], "CONCATENATION"),
@@ -220,7 +222,7 @@ def test_softmax_tables_are_tflite_micros():
 def test_int16_op_without_kernel_is_refused_naming_the_layer():
     import tensorflow as tf
 
-    info = convert_fn_16x8(lambda x: tf.nn.leaky_relu(x, 0.2), [(1, 3, 4)])
+    info = convert_fn_16x8(lambda x: tf.math.rsqrt(tf.abs(x) + 1.0), [(1, 3, 4)])
     with pytest.raises(UnsupportedOpError, match=r"op \d+ \w+ .*(int16|not supported)"):
         compile_model(info)
 

@@ -311,3 +311,21 @@ void mcuq_tanh_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, in
   mcuq_dim i;
   for (i = 0; i < n; ++i) out[i] = mcuq_tanh16(in[i], mult, shift);
 }
+
+/* LEAKY_RELU int16 (reference_ops::QuantizeLeakyRelu; zero points 0): the identity multiplier for
+ * x >= 0, the alpha one (made positive, `alpha_negative` restores the sign) below. */
+void mcuq_leaky_relu_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t id_mult, int id_shift, int32_t alpha_mult,
+                         int alpha_shift, int alpha_negative) {
+  mcuq_dim i;
+  for (i = 0; i < n; ++i) {
+    const int32_t x = in[i];
+    int32_t v;
+    if (x >= 0) {
+      v = mcuq_mbqm(x, id_mult, id_shift);
+    } else {
+      v = mcuq_mbqm(x, alpha_mult, alpha_shift);
+      if (alpha_negative) v = -v;
+    }
+    out[i] = (int16_t)(v < -32768 ? -32768 : (v > 32767 ? 32767 : v));
+  }
+}

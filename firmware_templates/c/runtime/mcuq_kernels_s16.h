@@ -70,6 +70,9 @@ void mcuq_mean_s16(const int16_t* in, const mcuq_dim* in_dims, int axis_mask, in
  * mult 0: a power-of-two input scale (the kernel uses 3 << shift). */
 void mcuq_logistic_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, int shift);
 void mcuq_tanh_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, int shift);
+/* LEAKY_RELU int16 -> int16 (zero points 0). */
+void mcuq_leaky_relu_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t id_mult, int id_shift, int32_t alpha_mult,
+                         int alpha_shift, int alpha_negative);
 /* One value of each (also the plain-C LSTM's gates, mcuq_lstm.c). */
 int16_t mcuq_sigmoid16(int32_t x, int32_t mult, int shift);
 int16_t mcuq_tanh16(int32_t x, int32_t mult, int shift);

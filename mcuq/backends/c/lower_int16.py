@@ -19,7 +19,7 @@ import numpy as np
 from mcuq.backends.c.emitter import Emitter, dims_const, quant_of, unsupported
 from mcuq.backends.c.ir import BufferRef, KernelCall, PointerList, Value
 from mcuq.backends.c.lower_elementwise import lower_mean, lower_pad, lower_split
-from mcuq.backends.c.ops_extra import data_move
+from mcuq.backends.c.ops_extra import data_move, leaky_relu_multipliers
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
 from mcuq.model.quant_math import activation_range, f32, padding_for, quantize_multiplier
 
@@ -336,6 +336,24 @@ def lower_binary_s16(e: Emitter, op: OpInfo) -> KernelCall:
     return KernelCall(op.index, "mcuq_binary_s16", args, "mcuq_binary_s16_params")
 
 
+def lower_leaky_relu_s16(e: Emitter, op: OpInfo) -> KernelCall:
+    """LEAKY_RELU int16 with the int8 table's two multipliers (ops_extra.leaky_relu_multipliers)."""
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    _symmetric(e, op, inp, out)
+    alpha_m, alpha_s, id_m, id_s = leaky_relu_multipliers(quant_of(inp)[0], quant_of(out)[0], float(op.options.get("alpha", 0.2)))
+    args: list[tuple[str, Value]] = [
+        ("in", buf16(e, inp.index)),
+        ("out", buf16(e, out.index)),
+        ("n", int(np.prod(out.shape))),
+        ("id_mult", id_m),
+        ("id_shift", id_s),
+        ("alpha_mult", abs(alpha_m)),
+        ("alpha_shift", alpha_s),
+        ("alpha_negative", int(alpha_m < 0)),
+    ]
+    return KernelCall(op.index, "mcuq_leaky_relu_s16", args)
+
+
 def lower_quantize_s16(e: Emitter, op: OpInfo) -> KernelCall:
     """QUANTIZE int8 -> int16, int16 -> int8, int16 -> int16 (reference_ops::Requantize with
     double(in scale) / double(out scale))."""
@@ -457,6 +475,7 @@ INT16_EMITTERS = {
     "SUB": lower_binary_s16,
     "MUL": lower_binary_s16,
     "MAXIMUM": lower_binary_s16,
+    "LEAKY_RELU": lower_leaky_relu_s16,
     "MINIMUM": lower_binary_s16,
     "QUANTIZE": lower_quantize_s16,
     "RESHAPE": lower_reshape_s16,
