@@ -167,6 +167,8 @@ def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
         "sub_broadcast": (lambda x, y: x - 5.0 * y, [(1, 4, 5, 3), (1, 1, 1, 3)], "SUB"),
         "mul_same_shape": (lambda x, y: x * y, [(1, 7, 3), (1, 7, 3)], "MUL"),
         "mul_broadcast": (lambda x, y: x * y * 0.5, [(1, 3, 5, 2), (1, 3, 1, 2)], "MUL"),
+        "relu_requantized": (lambda x: tf.nn.relu(tf.reshape(x, (1, 30))), [(1, 5, 6)], "RELU"),
+        "relu6": (lambda x: tf.nn.relu6(tf.reshape(x, (1, 30)) * 1.0), [(1, 5, 6)], "RELU6"),
         "leaky_relu": (lambda x: tf.nn.leaky_relu(x, 0.2), [(1, 300)], "LEAKY_RELU"),
         "leaky_relu_alpha_above_one": (lambda x: tf.nn.leaky_relu(x * 3.0, 1.7), [(1, 4, 9)], "LEAKY_RELU"),
         "maximum_broadcast": (lambda x, y: tf.maximum(x, y), [(1, 4, 5, 3), (1, 1, 5, 1)], "MAXIMUM"),

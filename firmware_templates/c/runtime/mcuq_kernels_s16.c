@@ -112,10 +112,10 @@ void mcuq_binary_s16(const mcuq_binary_s16_params* params) {
         }
 }
 
-/* QUANTIZE between int8 and int16 (either way) and int16 -> int16: reference_ops::Requantize. */
+/* QUANTIZE between int8 and int16 (either way) and int16 -> int16: reference_ops::Requantize;
+ * RELU / RELU6 on int16 (ReluQuantized: the same with the activation range as lo..hi). */
 void mcuq_requantize_s16(const void* in, int in_wide, void* out, int out_wide, mcuq_dim n, int32_t in_zp, int32_t out_zp,
-                         int32_t mult, int shift) {
-  const int32_t lo = out_wide ? -32768 : -128, hi = out_wide ? 32767 : 127;
+                         int32_t mult, int shift, int32_t lo, int32_t hi) {
   mcuq_dim i;
   for (i = 0; i < n; ++i) {
     const int32_t x = (in_wide ? (int32_t)((const int16_t*)in)[i] : (int32_t)((const int8_t*)in)[i]) - in_zp;

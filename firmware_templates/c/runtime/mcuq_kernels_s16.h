@@ -45,7 +45,7 @@ void mcuq_binary_s16(const mcuq_binary_s16_params* params);
 
 /* QUANTIZE int8 <-> int16 and int16 -> int16 (in_wide / out_wide: the side is int16). */
 void mcuq_requantize_s16(const void* in, int in_wide, void* out, int out_wide, mcuq_dim n, int32_t in_zp, int32_t out_zp,
-                         int32_t mult, int shift);
+                         int32_t mult, int shift, int32_t lo, int32_t hi);
 
 /* SOFTMAX int16 -> int16; exp_lut and recip_lut: TFLite Micro's two 513-entry tables. */
 void mcuq_softmax_s16(const int16_t* in, int16_t* out, mcuq_dim outer, mcuq_dim depth, int32_t mult, int shift,

@@ -21,7 +21,7 @@ from mcuq.backends.c.ir import BufferRef, KernelCall, PointerList, Value
 from mcuq.backends.c.lower_elementwise import lower_mean, lower_pad, lower_split
 from mcuq.backends.c.ops_extra import data_move, leaky_relu_multipliers
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
-from mcuq.model.quant_math import activation_range, f32, padding_for, quantize_multiplier
+from mcuq.model.quant_math import activation_range, f32, padding_for, quantize_multiplier, tflite_round
 
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 BIAS_INT32 = 2  # TensorType INT32 in the options' quantized_bias_type
@@ -362,6 +362,14 @@ def lower_quantize_s16(e: Emitter, op: OpInfo) -> KernelCall:
         raise unsupported(e.info, op, f"converts {inp.dtype} to {out.dtype}; the C runtime requantizes between int8 and int16")
     (si, zi), (so, zo) = quant_of(inp), quant_of(out)
     mult, shift = quantize_multiplier(float(f32(si)) / float(f32(so)))
+    lo, hi = (INT16_MIN, INT16_MAX) if out.dtype == "int16" else (-128, 127)
+    return _requantize_s16(e, op, (zi, zo), (mult, shift), (lo, hi))
+
+
+def _requantize_s16(
+    e: Emitter, op: OpInfo, zero_points: tuple[int, int], multiplier: tuple[int, int], clamp: tuple[int, int]
+) -> KernelCall:
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     return KernelCall(
         op.index,
         "mcuq_requantize_s16",
@@ -371,12 +379,27 @@ def lower_quantize_s16(e: Emitter, op: OpInfo) -> KernelCall:
             ("out", e.buf(out.index)),
             ("out_wide", int(out.dtype == "int16")),
             ("n", int(np.prod(out.shape))),
-            ("in_zp", zi),
-            ("out_zp", zo),
-            ("mult", mult),
-            ("shift", shift),
+            ("in_zp", zero_points[0]),
+            ("out_zp", zero_points[1]),
+            ("mult", multiplier[0]),
+            ("shift", multiplier[1]),
+            ("lo", clamp[0]),
+            ("hi", clamp[1]),
         ],
     )
+
+
+def lower_relu_s16(e: Emitter, op: OpInfo) -> KernelCall:
+    """RELU int16 (ReluQuantized: requantized by in/out scale, clamped below at the output's
+    zero); RELU6 int16 (a clamp to [0, round(6 / scale)] of the raw values, as int8's)."""
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    _symmetric(e, op, inp, out)
+    si, so = quant_of(inp)[0], quant_of(out)[0]
+    if op.name == "RELU6":
+        six = max(INT16_MIN, min(INT16_MAX, tflite_round(float(f32(6.0) / f32(si)))))
+        return _requantize_s16(e, op, (0, 0), (1 << 30, 1), (0, six))
+    mult, shift = quantize_multiplier(float(f32(si)) / float(f32(so)))
+    return _requantize_s16(e, op, (0, 0), (mult, shift), (0, INT16_MAX))
 
 
 def _libm() -> tuple[Callable[[float], float], Callable[[float], float]]:
@@ -476,6 +499,8 @@ INT16_EMITTERS = {
     "MUL": lower_binary_s16,
     "MAXIMUM": lower_binary_s16,
     "LEAKY_RELU": lower_leaky_relu_s16,
+    "RELU": lower_relu_s16,
+    "RELU6": lower_relu_s16,
     "MINIMUM": lower_binary_s16,
     "QUANTIZE": lower_quantize_s16,
     "RESHAPE": lower_reshape_s16,
