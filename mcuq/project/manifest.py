@@ -27,6 +27,7 @@ import json
 import platform
 import types
 import zlib
+from collections.abc import Sized
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints, is_typeddict
@@ -44,8 +45,48 @@ REGENERATE = "regenerate the project with 'mcuq deploy --force'"
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from mcuq.backends.base import BackendPlan, DeployJob
     from mcuq.boards import Board
+    from mcuq.frontend.converter import QuantizedModel
+    from mcuq.model.info import ModelInfo
+
+
+# What build_manifest reads of a deploy job and of a backend's plan (mcuq.backends.base.DeployJob
+# and BackendPlan have it): protocols here, so the project stage imports nothing of backends/.
+class JobFacts(Protocol):
+    @property
+    def quantized(self) -> QuantizedModel: ...
+    @property
+    def board(self) -> Board: ...
+    @property
+    def info(self) -> ModelInfo: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def runtime(self) -> str: ...
+    @property
+    def golden_in(self) -> Sized: ...
+    @property
+    def golden_source(self) -> str: ...
+
+
+class ArenaFacts(Protocol):
+    def as_dict(self) -> ArenaJSON: ...
+
+
+class FitFacts(Protocol):
+    def as_dict(self) -> FitJSON: ...
+
+
+class PlanFacts(Protocol):
+    @property
+    def arena(self) -> ArenaFacts: ...
+    @property
+    def fit(self) -> FitFacts: ...
+    @property
+    def section(self) -> RuntimeSection: ...
+    @property
+    def golden_computed_by(self) -> str | None: ...
+
 
 # The data files every project carries, whatever its runtime: validate reads the model and the
 # golden vectors from these (hashed) files, never from C.
@@ -331,7 +372,7 @@ def read_manifest(project: Path) -> Manifest:
 
 
 def build_manifest(
-    job: DeployJob, plan: BackendPlan, out_dir: Path, validation_data: str | None, weight_scales: WeightScalesJSON | None, api: ApiJSON
+    job: JobFacts, plan: PlanFacts, out_dir: Path, validation_data: str | None, weight_scales: WeightScalesJSON | None, api: ApiJSON
 ) -> Manifest:
     """The typed record of what was generated and how (``mcuq.lock.json``, before the writer adds the
     file hashes); the backend's own section rides along."""
