@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_c_runtime import _seq
 
 from conftest import need
 from mcuq.backends.c.codegen import render_c_model, run_host
@@ -86,17 +87,6 @@ def assert_bit_exact_16x8(info: ModelInfo, seed: int = 1, n: int = 24) -> None:
     assert program.plan is not None
     assert program.plan.arena_bytes <= measure_min_arena(info.raw, samples[0])
     assert program.plan.lower_bound <= program.plan.arena_bytes
-
-
-def _seq(shape, *layers):
-    import keras
-
-    keras.utils.set_random_seed(3)
-    inp = keras.Input(shape)
-    x = inp
-    for layer in layers:
-        x = layer(x)
-    return keras.Model(inp, x)
 
 
 def _keras_cases():

@@ -255,16 +255,19 @@ static const uint16_t sigmoid_u16[256] MCUQ_CONST = {
 };
 
 /* reference_integer_ops::Logistic (int16), one value (LOGISTIC below, the LSTM's gates): mult 0 means the power-of-two case 3 << shift. */
-int16_t mcuq_sigmoid16(int32_t x, int32_t mult, int shift) {
-  int32_t round, v;
-  uint32_t a, uh, result;
+/* The input scaled to the table's Q(3 * 4096) (power-of-two scales: mult 0, 3 << shift). */
+static int32_t table_input(int32_t x, int32_t mult, int shift) {
   if (mult == 0) {
     mult = (int32_t)3 << shift;
     shift = 0;
   }
-  round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
-  v = (x * mult + round) >> shift;
-  a = (uint32_t)(v < 0 ? -v : v);
+  return (x * mult + (shift > 0 ? (int32_t)1 << (shift - 1) : 0)) >> shift;
+}
+
+int16_t mcuq_sigmoid16(int32_t x, int32_t mult, int shift) {
+  const int32_t v = table_input(x, mult, shift);
+  const uint32_t a = (uint32_t)(v < 0 ? -v : v);
+  uint32_t uh, result;
   uh = a >> 9;
   if (uh >= 255) {
     result = (uint32_t)0x7FFF << 10;
@@ -279,15 +282,10 @@ int16_t mcuq_sigmoid16(int32_t x, int32_t mult, int shift) {
 
 /* reference_integer_ops::Tanh (int16): tanh(x) = 2 sigmoid(2x) - 1 on the same table. */
 int16_t mcuq_tanh16(int32_t x, int32_t mult, int shift) {
-  int32_t round, v, result;
-  uint32_t a, uh;
-  if (mult == 0) {
-    mult = (int32_t)3 << shift;
-    shift = 0;
-  }
-  round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
-  v = (x * mult + round) >> shift;
-  a = (uint32_t)(v < 0 ? -v : v);
+  const int32_t v = table_input(x, mult, shift);
+  const uint32_t a = (uint32_t)(v < 0 ? -v : v);
+  int32_t result;
+  uint32_t uh;
   uh = a >> 8;
   if (uh >= 255) {
     result = (int32_t)((uint32_t)0xFFFF << 8);
