@@ -219,7 +219,11 @@ def lower_pad(e: Emitter, op: OpInfo) -> KernelCall:
         value = int(e.t(op.inputs[2]).data.reshape(-1)[0])  # type: ignore[union-attr]
     size = np.dtype(out.dtype).itemsize
     if size > 1 and value != 0:
-        raise unsupported(e.info, op, f"pads a {out.dtype} tensor with {value}; the C runtime pads 16-bit tensors with 0 only; use --runtime tflm on a 32-bit board")
+        raise unsupported(
+            e.info,
+            op,
+            f"pads a {out.dtype} tensor with {value}; the C runtime pads 16-bit tensors with 0 only; use --runtime tflm on a 32-bit board",
+        )
     before[3] *= size
 
     def in_bytes(shape: tuple[int, ...]) -> tuple[int, ...]:
