@@ -163,16 +163,21 @@ def lower_quantize(e: Emitter, op: OpInfo) -> KernelCall:
 
 
 def lower_concat(e: Emitter, op: OpInfo) -> KernelCall:
+    """CONCATENATION of tensors of one quantization, bytes copied (an int16 tensor of a 16x8
+    model moves as 2-byte elements), or nothing when the planner wrote every input in place."""
     out = e.t(op.outputs[0])
     ins = [e.t(i) for i in op.inputs]
-    if any(quant_of(t) != quant_of(out) for t in ins):
-        raise unsupported(e.info, op, "concatenates tensors with different scales; TFLite Micro requires equal quantization")
+    if any(quant_of(t) != quant_of(out) or t.dtype != out.dtype for t in ins):
+        raise unsupported(e.info, op, "concatenates tensors of different types or scales; TFLite Micro requires equal quantization")
+    size = np.dtype(out.dtype).itemsize
+    if size > 1 and any(t.is_constant for t in ins):
+        raise unsupported(e.info, op, f"concatenates a constant {out.dtype} tensor; the C runtime concatenates 16-bit activations only")
     axis = op.options.get("axis", -1) % len(out.shape)
     outer = int(np.prod(out.shape[:axis])) if axis else 1
-    inner = int(np.prod(out.shape[axis + 1 :]))
+    inner = int(np.prod(out.shape[axis + 1 :])) * size
     plan = e.program.plan
     if plan is not None and not any(t.is_constant for t in ins):
-        starts = np.cumsum([0] + [int(np.prod(t.shape)) for t in ins])[:-1]
+        starts = np.cumsum([0] + [t.nbytes for t in ins])[:-1]
         if outer == 1 and all(plan.tensor_offset[t.index] == plan.tensor_offset[out.index] + int(s) for t, s in zip(ins, starts)):
             # every input was written in place inside the output (planner: concat_members)
             return KernelCall(op.index, "mcuq_copy", [("in", e.buf(out.index)), ("out", e.buf(out.index)), ("n", 0)])

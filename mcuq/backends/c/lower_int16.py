@@ -17,8 +17,8 @@ from collections.abc import Callable
 import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, dims_const, quant_of, unsupported
-from mcuq.backends.c.ir import BufferRef, KernelCall, PointerList, Value
-from mcuq.backends.c.lower_elementwise import lower_mean, lower_pad, lower_split
+from mcuq.backends.c.ir import BufferRef, KernelCall, Value
+from mcuq.backends.c.lower_elementwise import lower_concat, lower_mean, lower_pad, lower_split
 from mcuq.backends.c.ops_extra import data_move, leaky_relu_multipliers
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
 from mcuq.model.quant_math import activation_range, f32, padding_for, quantize_multiplier, tflite_round
@@ -198,42 +198,6 @@ def lower_pool_s16(e: Emitter, op: OpInfo) -> KernelCall:
         ("is_avg", int(op.name == "AVERAGE_POOL_2D")),
     ]
     return KernelCall(op.index, "mcuq_pool_s16", args, "mcuq_pool_s16_params")
-
-
-def lower_concat_s16(e: Emitter, op: OpInfo) -> KernelCall:
-    """CONCATENATION of int16 tensors of one quantization: the int8 byte copy over 2-byte
-    elements (or nothing, when the planner wrote every input in place inside the output)."""
-    out = e.t(op.outputs[0])
-    ins = [e.t(i) for i in op.inputs]
-    if any(quant_of(t) != quant_of(out) or t.dtype != "int16" for t in ins):
-        raise unsupported(e.info, op, "concatenates tensors of different types or scales; TFLite Micro requires equal quantization")
-    if any(t.is_constant for t in ins):
-        raise unsupported(e.info, op, "concatenates a constant int16 tensor; the C runtime concatenates int16 activations only")
-    axis = op.options.get("axis", -1) % len(out.shape)
-    outer = int(np.prod(out.shape[:axis])) if axis else 1
-    inner_bytes = 2 * int(np.prod(out.shape[axis + 1 :]))
-    plan = e.program.plan
-    starts = np.cumsum([0] + [t.nbytes for t in ins])[:-1]
-    if (
-        plan is not None
-        and outer == 1
-        and all(plan.tensor_offset[t.index] == plan.tensor_offset[out.index] + int(s) for t, s in zip(ins, starts))
-    ):
-        return KernelCall(op.index, "mcuq_copy", [("in", e.buf(out.index)), ("out", e.buf(out.index)), ("n", 0)])
-    pointers = PointerList(f"ins{op.index}", tuple(e.buf(t.index) for t in ins))
-    sizes = e.const(f"ax{op.index}", "mcuq_dim", np.array([t.shape[axis] for t in ins], np.int32), flash=False)
-    return KernelCall(
-        op.index,
-        "mcuq_concat",
-        [
-            ("ins", pointers),
-            ("axis_sizes", sizes),
-            ("count", len(ins)),
-            ("out", e.buf(out.index)),
-            ("outer", outer),
-            ("inner", inner_bytes),
-        ],
-    )
 
 
 def lower_mean_s16(e: Emitter, op: OpInfo) -> KernelCall:
@@ -483,7 +447,7 @@ INT16_EMITTERS = {
     "LOGISTIC": lower_logistic_tanh_s16,
     "TANH": lower_logistic_tanh_s16,
     "MEAN": lower_mean_s16,
-    "CONCATENATION": lower_concat_s16,
+    "CONCATENATION": lower_concat,  # bytes moved: the int8 lowering serves
     "SPLIT": lower_split,  # bytes moved: the int8 lowering serves
     "UNPACK": lower_split,
     "PAD": lower_pad,  # zero padding as bytes
