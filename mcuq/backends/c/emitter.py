@@ -179,11 +179,15 @@ def out_range(op: OpInfo, inp: TensorInfo, out: TensorInfo) -> list[tuple[str, V
 
 
 def operand(e: Emitter, op: OpInfo, index: int, slot: int) -> Value:
+    """A kernel input: a constant as an array of its own C type, or its place in the buffer
+    (cast to ``int16_t*`` for the 16-bit tensors of a 16x8 model)."""
     t = e.t(index)
+    wide = t.dtype == "int16"
     if t.is_constant:
         assert t.data is not None
-        return e.const(f"k{op.index}_{slot}", "int8_t", t.data.astype(np.int8).reshape(-1), flash=False)
-    return e.buf(index)
+        values = np.asarray(t.data).reshape(-1) if wide else t.data.astype(np.int8).reshape(-1)
+        return e.const(f"k{op.index}_{slot}", f"{t.dtype}_t", values, flash=False)
+    return BufferRef("tensor", index, f"{t.dtype}_t*") if wide else e.buf(index)
 
 
 def dims_const(e: Emitter, name: str, shape: tuple[int, ...]) -> str:

@@ -181,7 +181,10 @@ def lower_concat(e: Emitter, op: OpInfo) -> KernelCall:
         if outer == 1 and all(plan.tensor_offset[t.index] == plan.tensor_offset[out.index] + int(s) for t, s in zip(ins, starts)):
             # every input was written in place inside the output (planner: concat_members)
             return KernelCall(op.index, "mcuq_copy", [("in", e.buf(out.index)), ("out", e.buf(out.index)), ("n", 0)])
-    pointers = PointerList(f"ins{op.index}", tuple(operand(e, op, t.index, k) for k, t in enumerate(ins)))
+    # byte pointers: a constant input (int8 only, above) as its array, an activation as its place
+    pointers = PointerList(
+        f"ins{op.index}", tuple(operand(e, op, t.index, k) if t.is_constant else e.buf(t.index) for k, t in enumerate(ins))
+    )
     sizes = e.const(f"ax{op.index}", "mcuq_dim", np.array([t.shape[axis] for t in ins], np.int32), flash=False)
     return KernelCall(
         op.index,

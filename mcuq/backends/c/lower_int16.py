@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mcuq.backends.c.emitter import Emitter, dims_const, quant_of, unsupported
+from mcuq.backends.c.emitter import Emitter, dims_const, operand, quant_of, unsupported
 from mcuq.backends.c.ir import BufferRef, KernelCall, Value
 from mcuq.backends.c.lower_elementwise import lower_concat, lower_mean, lower_pad, lower_split
 from mcuq.backends.c.ops_extra import data_move, leaky_relu_multipliers
@@ -247,14 +247,6 @@ def lower_logistic_tanh_s16(e: Emitter, op: OpInfo) -> KernelCall:
     return KernelCall(op.index, fn, args)
 
 
-def _operand16(e: Emitter, op: OpInfo, index: int, slot: int) -> Value:
-    t = e.t(index)
-    if t.is_constant:
-        assert t.data is not None
-        return e.const(f"k{op.index}_{slot}", t.dtype + "_t", np.asarray(t.data).reshape(-1), flash=False)
-    return buf16(e, index)
-
-
 def lower_binary_s16(e: Emitter, op: OpInfo) -> KernelCall:
     """ADD and SUB (the general path with left_shift 15, as add_common.cc / sub_common.cc set it
     up for int16), MUL (double(s1) * double(s2) / double(out)), MAXIMUM and MINIMUM (raw values)."""
@@ -275,9 +267,9 @@ def lower_binary_s16(e: Emitter, op: OpInfo) -> KernelCall:
         mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * so))
     amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), so, 0, INT16_MIN, INT16_MAX)
     args: list[tuple[str, Value]] = [
-        ("a", _operand16(e, op, a.index, 0)),
+        ("a", operand(e, op, a.index, 0)),
         ("a_dims", dims_const(e, f"da{op.index}", a.shape)),
-        ("b", _operand16(e, op, b.index, 1)),
+        ("b", operand(e, op, b.index, 1)),
         ("b_dims", dims_const(e, f"db{op.index}", b.shape)),
         ("out", buf16(e, out.index)),
         ("out_dims", dims_const(e, f"do{op.index}", out.shape)),
