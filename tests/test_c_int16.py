@@ -38,12 +38,17 @@ def convert_keras_16x8(tmp_path: Path, model, shape: tuple[int, ...], scale: flo
 
 
 def convert_fn_16x8(
-    fn: Callable, shapes: list[tuple[int, ...]], scale: float = 1.0, bias_int32: bool = False, peak: float | None = None
+    fn: Callable,
+    shapes: list[tuple[int, ...]],
+    scale: float = 1.0,
+    bias_int32: bool = False,
+    peak: float | None = None,
+    nonnegative: bool = False,
 ) -> ModelInfo:
     """A tf.function over `shapes` (batch 1) -> 16x8 TFLite with int16 I/O. `bias_int32` asks
     the converter for int32 biases (TFLite Micro then accumulates in int32); `peak` clips the
     calibration data to +-peak and reaches it (input scale peak / 32767: a power of two when
-    peak is 32767 * 2^-k)."""
+    peak is 32767 * 2^-k); `nonnegative` calibrates on |samples| (RSQRT's domain)."""
     import tensorflow as tf
 
     concrete = tf.function(fn).get_concrete_function(*[tf.TensorSpec(s, tf.float32) for s in shapes])
@@ -52,6 +57,8 @@ def convert_fn_16x8(
     def representative():
         for k in range(48):
             sample = [(rng.normal(0, scale, s)).astype(np.float32) for s in shapes]
+            if nonnegative:
+                sample = [np.abs(x) for x in sample]
             if peak is not None:
                 sample = [np.clip(x, -peak, peak) for x in sample]
                 sample[0].reshape(-1)[0] = peak if k % 2 else -peak
@@ -68,14 +75,15 @@ def convert_fn_16x8(
     return parse_model(bytes(converter.convert()))
 
 
-def assert_bit_exact_16x8(info: ModelInfo, seed: int = 1, n: int = 24) -> None:
-    """Full-range int16 inputs (saturating every layer somewhere) and calibrated-range ones."""
+def assert_bit_exact_16x8(info: ModelInfo, seed: int = 1, n: int = 24, nonnegative: bool = False) -> None:
+    """Full-range int16 inputs (saturating every layer somewhere) and calibrated-range ones;
+    `nonnegative`: from 0 up (TFLite Micro's RSQRT fails its invoke on a negative input)."""
     need("gcc")
     rng = np.random.default_rng(seed)
 
     def sample(k: int) -> list[np.ndarray]:
         span = 32768 if k % 2 else 4096
-        return [rng.integers(-span, span, t.shape).astype(t.dtype) for t in info.input_tensors]
+        return [rng.integers(0 if nonnegative else -span, span, t.shape).astype(t.dtype) for t in info.input_tensors]
 
     samples = [sample(k) for k in range(n)]
     want = run_tflm(info.raw, samples, 1 << 22, len(info.outputs)).outputs
@@ -113,6 +121,14 @@ def _keras_cases():
         "avg_pool_valid_wide": ((6, 10, 4), [L.AveragePooling2D((2, 5), strides=(2, 3))], "AVERAGE_POOL_2D"),
         "dense_relu_flatten": ((3, 4, 5), [L.Flatten(), L.Dense(9, activation="relu")], "FULLY_CONNECTED"),
         "dense_nobias_wide_input": ((40,), [L.Dense(3, use_bias=False)], "FULLY_CONNECTED"),
+        "transpose_conv_s2_same": ((4, 5, 3), [L.Conv2DTranspose(4, 3, strides=2, padding="same")], "TRANSPOSE_CONV"),
+        "transpose_conv_valid_odd_relu": (
+            (3, 3, 2),
+            [L.Conv2DTranspose(5, (3, 2), strides=(2, 3), padding="valid", activation="relu")],
+            "TRANSPOSE_CONV",
+        ),
+        "transpose_conv_nobias_k4": ((5, 4, 6), [L.Conv2DTranspose(3, 4, strides=2, padding="same", use_bias=False)], "TRANSPOSE_CONV"),
+        "layer_norm_rsqrt": ((6, 8), [L.LayerNormalization()], "RSQRT"),
     }
 
 
@@ -150,6 +166,7 @@ def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
     import tensorflow as tf
 
     k = np.random.default_rng(9).normal(size=(1, 1, 5, 3)).astype(np.float32)
+    k_deep = np.random.default_rng(10).normal(size=(1, 33, 5)).astype(np.float32)
     return {
         "add_same_shape": (lambda x, y: x + 3.0 * y, [(1, 4, 5, 3), (1, 4, 5, 3)], "ADD"),
         "add_broadcast_relu": (lambda x, y: tf.nn.relu(x + y), [(1, 4, 5, 3), (1, 1, 5, 1)], "ADD"),
@@ -185,6 +202,16 @@ def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
         "pad_hw": (lambda x: tf.pad(x, [[0, 0], [1, 2], [0, 1], [0, 0]]), [(1, 3, 4, 2)], "PAD"),
         "pad_channels": (lambda x: tf.pad(x, [[0, 0], [0, 0], [2, 1]]), [(1, 3, 5)], "PAD"),
         "resize_nearest": (lambda x: tf.image.resize(x, (6, 4), method="nearest"), [(1, 3, 2, 2)], "RESIZE_NEAREST_NEIGHBOR"),
+        # RSQRT: inputs from 0 up (0 gives 32767), a wide and a narrow input scale
+        "rsqrt": (lambda x: tf.math.rsqrt(x), [(1, 300)], "RSQRT"),
+        "rsqrt_wide_scale": (lambda x: tf.math.rsqrt(x * 50.0), [(1, 3, 7)], "RSQRT"),
+        "batch_matmul_broadcast_batch": (lambda x, y: tf.matmul(x, y), [(1, 2, 3, 4), (1, 1, 4, 5)], "BATCH_MATMUL"),
+        "batch_matmul_adjoint_both": (
+            lambda x, y: tf.matmul(x, y, transpose_a=True, transpose_b=True),
+            [(1, 2, 5, 3), (1, 2, 7, 5)],
+            "BATCH_MATMUL",
+        ),
+        "batch_matmul_constant_rhs_deep": (lambda x: tf.matmul(x * 3.0, k_deep), [(1, 3, 33)], "BATCH_MATMUL"),
     }
 
 
@@ -192,11 +219,11 @@ def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
 def test_elementwise_op_bit_exact(case):
     fn, shapes, op = _fn_cases()[case]
     peak = (32767 / 4096 if op == "LOGISTIC" else 32767 / 2048) if case.endswith("_pot") else None
-    info = convert_fn_16x8(fn, shapes, peak=peak)
+    info = convert_fn_16x8(fn, shapes, peak=peak, nonnegative=op == "RSQRT")
     assert op in info.op_names, info.op_names
     if peak is not None:  # the shift-only path is the one under test
         assert all(dict(c.args)["mult"] == 0 for c in compile_model(info).calls if c.function.endswith(("logistic_s16", "tanh_s16")))
-    assert_bit_exact_16x8(info)
+    assert_bit_exact_16x8(info, nonnegative=op == "RSQRT")
 
 
 def test_softmax_tables_are_tflite_micros():
@@ -220,11 +247,11 @@ def test_int16_op_without_kernel_is_refused_naming_the_layer():
 
 
 def test_every_16x8_op_has_a_case():
-    from mcuq.backends.c.lower_int16 import INT16_EMITTERS
+    from mcuq.backends.c.program import INT16_OPS
 
     covered = {spec[2] for spec in _keras_cases().values()} | {spec[2] for spec in _fn_cases().values()}
     # RESHAPE comes with Flatten (dense_relu_flatten); EXPAND_DIMS/SQUEEZE share its lowering.
-    assert set(INT16_EMITTERS) - covered <= {"RESHAPE", "EXPAND_DIMS", "SQUEEZE", "PADV2"}  # PADV2 shares PAD's lowering
+    assert set(INT16_OPS) - covered <= {"RESHAPE", "EXPAND_DIMS", "SQUEEZE", "PADV2"}  # PADV2 shares PAD's lowering
 
 
 def test_float_helpers_quantize_into_int16(tmp_path):

@@ -77,6 +77,40 @@ void mcuq_conv_s16(const mcuq_conv_s16_params* params) {
   }
 }
 
+/* Taps of output position o along one axis: input i with i * stride - pad + k == o. */
+static int tap(mcuq_sz o, mcuq_sz k, mcuq_sz stride, mcuq_sz pad, mcuq_sz in_size, mcuq_sz* i) {
+  const mcuq_sz t = o + pad - k;
+  if (t < 0 || t % stride) return 0;
+  *i = t / stride;
+  return *i < in_size;
+}
+
+void mcuq_transpose_conv_s16(const mcuq_conv_s16_params* params) {
+  mcuq_conv_s16_params p;
+  mcuq_sz oy, ox, oc, ky, kx, iy, ix, c;
+  int16_t* out;
+  MCUQ_LOAD_PARAMS(p, params);
+  out = p.out;
+  for (oy = 0; oy < p.out_h; ++oy)
+    for (ox = 0; ox < p.out_w; ++ox)
+      for (oc = 0; oc < p.out_c; ++oc) {
+        int64_t acc = 0; /* int64 sums are exact: the order of TFLite Micro's scatter does not matter */
+        for (ky = 0; ky < p.k_h; ++ky) {
+          if (!tap(oy, ky, p.stride_h, p.pad_h, p.in_h, &iy)) continue;
+          for (kx = 0; kx < p.k_w; ++kx) {
+            const int16_t* in;
+            const int8_t* w;
+            if (!tap(ox, kx, p.stride_w, p.pad_w, p.in_w, &ix)) continue;
+            in = p.in + ((int32_t)iy * p.in_w + ix) * p.in_c;
+            w = p.filter + (((int32_t)oc * p.k_h + ky) * p.k_w + kx) * p.in_c;
+            for (c = 0; c < p.in_c; ++c) acc += (int32_t)MCUQ_RD_I8(w + c) * (int32_t)in[c];
+          }
+        }
+        if (p.bias) acc += RD_I64(p.bias + oc);
+        *out++ = clamp16(mbqm64(acc, MCUQ_RD_I32(p.mult + oc), MCUQ_RD_I8(p.shift + oc)), p.act_min, p.act_max);
+      }
+}
+
 /* ADD / SUB (the general quantized path TFLite Micro takes for int16, left_shift 15), MUL
  * (MulElementwise) and MAXIMUM / MINIMUM over 4-D broadcast shapes. */
 static int32_t smaller_than_one(int32_t x, int32_t m, int shift) {
@@ -87,6 +121,8 @@ static int32_t binary_s16(const mcuq_binary_s16_params* p, int32_t x, int32_t y)
   if (p->kind == MCUQ_S16_MUL) return mcuq_mbqm(x * y, p->out_mult, p->out_shift);
   if (p->kind == MCUQ_S16_MAX) return x > y ? x : y; /* MaximumMinimum: raw values, as TFLite Micro */
   if (p->kind == MCUQ_S16_MIN) return x < y ? x : y;
+  if (p->kind == MCUQ_S16_PRELU) /* reference_ops::BroadcastPrelu4DSlow */
+    return x >= 0 ? mcuq_mbqm(x, p->a_mult, p->a_shift) : mcuq_mbqm(x * y, p->out_mult, p->out_shift);
   x = smaller_than_one((int32_t)((uint32_t)x << p->left_shift), p->a_mult, p->a_shift);
   y = smaller_than_one((int32_t)((uint32_t)y << p->left_shift), p->b_mult, p->b_shift);
   return smaller_than_one(p->kind == MCUQ_S16_SUB ? x - y : x + y, p->out_mult, p->out_shift);
@@ -326,4 +362,73 @@ void mcuq_leaky_relu_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t id
     }
     out[i] = (int16_t)(v < -32768 ? -32768 : (v > 32767 ? 32767 : v));
   }
+}
+
+/* GetInvSqrtQuantizedMultiplierExp (kernels/internal/common.h, reverse shift -1): gemmlowp's 5
+ * Newton-Raphson steps in 3-integer-bit fixed point; returns the multiplier, *shift the left shift. */
+static int32_t sat_shl32(int32_t x, int amount) {
+  const int64_t v = (int64_t)x * ((int64_t)1 << amount);
+  return (int32_t)(v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : v));
+}
+
+static int32_t inv_sqrt(int32_t value, int* shift) {
+  int32_t half_input, x;
+  int pairs, i;
+  *shift = 0;
+  if (value <= 1) return INT32_MAX;
+  *shift = 11; /* an int16 value is below 1 << 29: no scaling down */
+  pairs = (clz32((uint32_t)value) - 1) / 2 - 1;
+  *shift -= pairs;
+  value <<= 2 * pairs;
+  half_input = mcuq_rdivpot(value >> 1, 1);
+  x = (int32_t)1 << 28; /* F3 one */
+  for (i = 0; i < 5; ++i) {
+    const int32_t x3 = sat_shl32(mcuq_srdhm(mcuq_srdhm(x, x), x), 6);
+    x = sat_shl32((int32_t)((uint32_t)mcuq_srdhm(((int32_t)1 << 28) + ((int32_t)1 << 27), x) - (uint32_t)mcuq_srdhm(half_input, x3)), 3);
+  }
+  x = mcuq_srdhm(x, (int32_t)1518500250); /* sqrt(2) / 2 in F0 */
+  if (*shift < 0) {
+    x = (int32_t)((uint32_t)x << -*shift);
+    *shift = 0;
+  }
+  *shift = -*shift;
+  return x;
+}
+
+void mcuq_rsqrt_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, int shift) {
+  mcuq_dim i;
+  for (i = 0; i < n; ++i) {
+    int inv_shift;
+    int32_t inv, data;
+    if (in[i] <= 0) { /* 0: TFLite Micro's "max output"; below 0 its invoke fails */
+      out[i] = 32767;
+      continue;
+    }
+    inv = inv_sqrt(in[i], &inv_shift);
+    data = mcuq_mbqm(1, inv, inv_shift + 20);
+    out[i] = sat16(mcuq_mbqm(data, mult, shift - 20));
+  }
+}
+
+/* reference_ops::BatchMatMul<int16_t, int64_t>: mcuq_batch_matmul's walk, int64 sums. */
+void mcuq_batch_matmul_s16(const mcuq_batch_matmul_s16_params* params) {
+  mcuq_batch_matmul_s16_params p;
+  mcuq_dim b0, b1, b2, i, j, k;
+  int16_t* out;
+  MCUQ_LOAD_PARAMS(p, params);
+  out = p.out;
+  for (b0 = 0; b0 < p.batch[0]; ++b0)
+    for (b1 = 0; b1 < p.batch[1]; ++b1)
+      for (b2 = 0; b2 < p.batch[2]; ++b2) {
+        const int16_t* lhs = p.lhs + b0 * p.lhs_batch[0] + b1 * p.lhs_batch[1] + b2 * p.lhs_batch[2];
+        const int16_t* rhs = p.rhs + b0 * p.rhs_batch[0] + b1 * p.rhs_batch[1] + b2 * p.rhs_batch[2];
+        for (i = 0; i < p.rows; ++i)
+          for (j = 0; j < p.cols; ++j) {
+            const int16_t* a = lhs + i * p.lhs_row;
+            const int16_t* w = rhs + j * p.rhs_col;
+            int64_t acc = 0;
+            for (k = 0; k < p.depth; ++k, a += p.lhs_k, w += p.rhs_k) acc += (int32_t)*a * (int32_t)*w;
+            *out++ = sat16(mbqm64(acc, p.mult, p.shift));
+          }
+      }
 }

@@ -26,9 +26,15 @@ typedef struct {
 } mcuq_conv_s16_params;
 
 void mcuq_conv_s16(const mcuq_conv_s16_params* params);
+/* TRANSPOSE_CONV of int16 inputs (reference_integer_ops::TransposeConv, int64 sums): the same
+ * parameters (dil_*, depth_mult, depthwise unused; acc64 1), weights [oc][kh][kw][ic]; each
+ * output gathers the inputs that TFLite Micro scatters onto it, so no int64 scratch buffer. */
+void mcuq_transpose_conv_s16(const mcuq_conv_s16_params* params);
 
-/* ADD, SUB, MUL of int16 tensors, 4-D broadcast (dims of size 1 broadcast); dims in RAM. */
-enum { MCUQ_S16_ADD, MCUQ_S16_SUB, MCUQ_S16_MUL, MCUQ_S16_MAX, MCUQ_S16_MIN };
+/* ADD, SUB, MUL, MAXIMUM, MINIMUM of int16 tensors and PRELU (b: alpha minus its zero point,
+ * as int16; a_mult/a_shift for x >= 0, out_mult/out_shift for x * alpha), 4-D broadcast (dims
+ * of size 1 broadcast); dims in RAM. */
+enum { MCUQ_S16_ADD, MCUQ_S16_SUB, MCUQ_S16_MUL, MCUQ_S16_MAX, MCUQ_S16_MIN, MCUQ_S16_PRELU };
 typedef struct {
   const int16_t* a;
   const mcuq_dim* a_dims;
@@ -73,6 +79,24 @@ void mcuq_tanh_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, in
 /* LEAKY_RELU int16 -> int16 (zero points 0). */
 void mcuq_leaky_relu_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t id_mult, int id_shift, int32_t alpha_mult,
                          int alpha_shift, int alpha_negative);
+/* RSQRT int16 -> int16 (elementwise.cc's RsqrtEvalQuantized): mult/shift of 1 / (sqrt(in scale)
+ * * out scale); inputs <= 0 give 32767 (TFLite Micro fails the invoke on negative ones). */
+void mcuq_rsqrt_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, int shift);
+
+/* BATCH_MATMUL of two int16 tensors (zero points 0), int64 sums, the 16-bit reduced multiplier:
+ * mcuq_batch_matmul's strides and broadcast. */
+typedef struct {
+  const int16_t* lhs;
+  const int16_t* rhs;
+  int16_t* out;
+  mcuq_dim batch[3], lhs_batch[3], rhs_batch[3];
+  mcuq_dim rows, cols, depth, lhs_row, lhs_k, rhs_k, rhs_col;
+  int32_t lhs_offset, rhs_offset, out_offset, mult;
+  int16_t shift;
+} mcuq_batch_matmul_s16_params;
+
+void mcuq_batch_matmul_s16(const mcuq_batch_matmul_s16_params* params);
+
 /* One value of each (also the plain-C LSTM's gates, mcuq_lstm.c). */
 int16_t mcuq_sigmoid16(int32_t x, int32_t mult, int shift);
 int16_t mcuq_tanh16(int32_t x, int32_t mult, int shift);

@@ -49,13 +49,13 @@ def reduced_multiplier(mult: int) -> int:
     return (mult + (1 << 15)) >> 16 if mult < 0x7FFF0000 else 0x7FFF
 
 
-def _symmetric(e: Emitter, op: OpInfo, *tensors: TensorInfo) -> None:
+def symmetric(e: Emitter, op: OpInfo, *tensors: TensorInfo) -> None:
     for t in tensors:
         if quant_of(t)[1] != 0:
             raise unsupported(e.info, op, f"has int16 tensor '{t.name}' with zero point {quant_of(t)[1]}; TFLite Micro needs 0")
 
 
-def _bias(e: Emitter, op: OpInfo, pos: int) -> tuple[np.ndarray | None, bool]:
+def layer_bias(e: Emitter, op: OpInfo, pos: int) -> tuple[np.ndarray | None, bool]:
     """(bias as int64, whether TFLite Micro accumulates in int64)."""
     if len(op.inputs) <= pos or op.inputs[pos] < 0:
         return None, op.options.get("quantizedBiasType", 0) != BIAS_INT32
@@ -67,7 +67,7 @@ def _bias(e: Emitter, op: OpInfo, pos: int) -> tuple[np.ndarray | None, bool]:
     return np.asarray(b.data).astype(np.int64).reshape(-1), b.dtype == "int64"
 
 
-def _multipliers(e: Emitter, op: OpInfo, reals: list[float], acc64: bool) -> tuple[str, str]:
+def multipliers(e: Emitter, op: OpInfo, reals: list[float], acc64: bool) -> tuple[str, str]:
     mults, shifts = [], []
     for real in reals:
         m, s = quantize_multiplier(real)
@@ -79,7 +79,7 @@ def _multipliers(e: Emitter, op: OpInfo, reals: list[float], acc64: bool) -> tup
     )
 
 
-def _per_channel_reals(inp: TensorInfo, w: TensorInfo, out: TensorInfo, channels: int) -> list[float]:
+def per_channel_reals(inp: TensorInfo, w: TensorInfo, out: TensorInfo, channels: int) -> list[float]:
     """PopulateConvolutionQuantizationParams: double(float32 in * float32 w) / float32 out."""
     assert w.quant is not None
     scales = list(w.quant.scale) if len(w.quant.scale) > 1 else list(w.quant.scale) * channels
@@ -87,8 +87,11 @@ def _per_channel_reals(inp: TensorInfo, w: TensorInfo, out: TensorInfo, channels
     return [float(np.float64(np.float32(in_s)) * np.float64(np.float32(s)) / np.float64(np.float32(out_s))) for s in scales[:channels]]
 
 
-def _call(e: Emitter, op: OpInfo, geometry: dict[str, int], consts: tuple[str, str, str, str], acc64: bool) -> KernelCall:
-    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+def conv_call(
+    e: Emitter, op: OpInfo, geometry: dict[str, int], consts: tuple[str, str, str, str], acc64: bool, function: str = "mcuq_conv_s16"
+) -> KernelCall:
+    """The kernel call over ``mcuq_conv_s16_params`` (also TRANSPOSE_CONV's, whose data is input 2)."""
+    inp, out = e.t(op.inputs[2 if op.name == "TRANSPOSE_CONV" else 0]), e.t(op.outputs[0])
     amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), quant_of(out)[0], 0, INT16_MIN, INT16_MAX)
     filt, bias, m, s = consts
     args: list[tuple[str, Value]] = [
@@ -103,10 +106,10 @@ def _call(e: Emitter, op: OpInfo, geometry: dict[str, int], consts: tuple[str, s
         ("act_max", amax),
         ("acc64", int(acc64)),
     ]
-    return KernelCall(op.index, "mcuq_conv_s16", args, "mcuq_conv_s16_params")
+    return KernelCall(op.index, function, args, "mcuq_conv_s16_params")
 
 
-def _bias_const(e: Emitter, op: OpInfo, bias: np.ndarray | None) -> str:
+def bias_const(e: Emitter, op: OpInfo, bias: np.ndarray | None) -> str:
     return "0" if bias is None else e.const(f"b{op.index}", "int64_t", bias)
 
 
@@ -114,7 +117,7 @@ def lower_windowed_s16(e: Emitter, op: OpInfo) -> KernelCall:
     """CONV_2D and DEPTHWISE_CONV_2D with int16 activations (ConvPerChannel /
     DepthwiseConvPerChannel, int16 overloads)."""
     inp, out, w = e.t(op.inputs[0]), e.t(op.outputs[0]), e.t(op.inputs[1])
-    _symmetric(e, op, inp, out)
+    symmetric(e, op, inp, out)
     wdata = e.weight_data(op, 1)
     _, ih, iw, ic = inp.shape
     _, oh, ow, oc = out.shape
@@ -124,10 +127,10 @@ def lower_windowed_s16(e: Emitter, op: OpInfo) -> KernelCall:
     kh, kw = wdata.shape[1], wdata.shape[2]
     if not depthwise and wdata.shape[3] != ic:
         raise unsupported(e.info, op, "is a grouped convolution")
-    bias, acc64 = _bias(e, op, 2)
+    bias, acc64 = layer_bias(e, op, 2)
     if depthwise and not acc64:
         raise unsupported(e.info, op, "has an int32 bias; TFLite Micro's 16x8 depthwise convolution takes int64")
-    m, s = _multipliers(e, op, _per_channel_reals(inp, w, out, oc), acc64)
+    m, s = multipliers(e, op, per_channel_reals(inp, w, out, oc), acc64)
     geometry = {
         "in_h": ih,
         "in_w": iw,
@@ -146,30 +149,30 @@ def lower_windowed_s16(e: Emitter, op: OpInfo) -> KernelCall:
         "depth_mult": oc // ic if depthwise else 1,
         "depthwise": int(depthwise),
     }
-    consts = (e.weights(op, 1), _bias_const(e, op, bias), m, s)
-    return _call(e, op, geometry, consts, acc64)
+    consts = (e.weights(op, 1), bias_const(e, op, bias), m, s)
+    return conv_call(e, op, geometry, consts, acc64)
 
 
 def lower_fully_connected_s16(e: Emitter, op: OpInfo) -> KernelCall:
     """FULLY_CONNECTED with int16 activations (FullyConnected / FullyConnectedPerChannel)."""
     inp, out, w = e.t(op.inputs[0]), e.t(op.outputs[0]), e.t(op.inputs[1])
-    _symmetric(e, op, inp, out)
+    symmetric(e, op, inp, out)
     wdata = e.weight_data(op, 1)
     units, depth = wdata.shape
     batches = int(np.prod(inp.shape)) // depth
-    bias, acc64 = _bias(e, op, 2)
+    bias, acc64 = layer_bias(e, op, 2)
     assert w.quant is not None
     if len(w.quant.scale) > 1:
-        reals = _per_channel_reals(inp, w, out, units)
+        reals = per_channel_reals(inp, w, out, units)
     else:
         # GetQuantizedConvolutionMultipler: the product is float32, then double.
         real = float(np.float64(f32(quant_of(inp)[0]) * f32(w.quant.scale[0])) / np.float64(f32(quant_of(out)[0])))
         reals = [real] * units
-    m, s = _multipliers(e, op, reals, acc64)
+    m, s = multipliers(e, op, reals, acc64)
     geometry = dict.fromkeys(("in_w", "out_w", "k_h", "k_w", "stride_h", "stride_w", "dil_h", "dil_w", "depth_mult"), 1)
     geometry.update(in_h=batches, in_c=depth, out_h=batches, out_c=units, pad_h=0, pad_w=0, depthwise=0)
-    consts = (e.weights(op, 1), _bias_const(e, op, bias), m, s)
-    return _call(e, op, geometry, consts, acc64)
+    consts = (e.weights(op, 1), bias_const(e, op, bias), m, s)
+    return conv_call(e, op, geometry, consts, acc64)
 
 
 def lower_reshape_s16(e: Emitter, op: OpInfo) -> KernelCall:
@@ -181,7 +184,7 @@ def lower_reshape_s16(e: Emitter, op: OpInfo) -> KernelCall:
 def lower_pool_s16(e: Emitter, op: OpInfo) -> KernelCall:
     """MAX_POOL_2D / AVERAGE_POOL_2D with int16 activations."""
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
-    _symmetric(e, op, inp, out)
+    symmetric(e, op, inp, out)
     _, ih, iw, c = inp.shape
     _, oh, ow, _ = out.shape
     o = op.options
@@ -203,7 +206,7 @@ def lower_pool_s16(e: Emitter, op: OpInfo) -> KernelCall:
 def lower_mean_s16(e: Emitter, op: OpInfo) -> KernelCall:
     """MEAN int16: the int8 lowering's constants (the same QuantizedMeanOrSum), int16 buffers."""
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
-    _symmetric(e, op, inp, out)
+    symmetric(e, op, inp, out)
     args = dict(lower_mean(e, op).args)
     args.update({"in": buf16(e, inp.index), "out": buf16(e, out.index)})
     order = ("in", "in_dims", "axis_mask", "out", "temp_sum", "mult", "shift")  # the C function's positional order
@@ -223,7 +226,7 @@ def lower_logistic_tanh_s16(e: Emitter, op: OpInfo) -> KernelCall:
     Prepare: 0 and the shift for a power-of-two input scale (TANH also takes shift 1), else the
     input scale times 3 * 4096 doubled until it exceeds 32767 / 2."""
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
-    _symmetric(e, op, inp, out)
+    symmetric(e, op, inp, out)
     if _checked_log2(quant_of(out)[0]) != (True, -15):
         raise unsupported(e.info, op, f"has output scale {quant_of(out)[0]}; TFLite Micro's int16 {op.name} needs 2^-15")
     pot, log2 = _checked_log2(quant_of(inp)[0])
@@ -253,7 +256,7 @@ def lower_binary_s16(e: Emitter, op: OpInfo) -> KernelCall:
     a, b, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     if a.dtype != "int16" or b.dtype != "int16" or out.dtype != "int16":
         raise unsupported(e.info, op, f"mixes {a.dtype}, {b.dtype} and {out.dtype}; the C runtime's 16x8 {op.name} is int16 throughout")
-    _symmetric(e, op, a, b, out)
+    symmetric(e, op, a, b, out)
     sa, sb, so = (float(f32(quant_of(t)[0])) for t in (a, b, out))
     left_shift = 15
     if op.name in ("MAXIMUM", "MINIMUM"):  # raw values compared (maximum_minimum.cc): no arithmetic
@@ -266,28 +269,29 @@ def lower_binary_s16(e: Emitter, op: OpInfo) -> KernelCall:
         (ma, sha), (mb, shb) = quantize_multiplier(sa / twice_max), quantize_multiplier(sb / twice_max)
         mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * so))
     amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), so, 0, INT16_MIN, INT16_MAX)
+    kind = {"ADD": "MCUQ_S16_ADD", "SUB": "MCUQ_S16_SUB", "MUL": "MCUQ_S16_MUL", "MAXIMUM": "MCUQ_S16_MAX", "MINIMUM": "MCUQ_S16_MIN"}
+    scales = (ma, sha, mb, shb, mo, sho, left_shift)
+    return binary_call(e, op, operand(e, op, b.index, 1), scales, kind[op.name], (amin, amax))
+
+
+def binary_call(
+    e: Emitter, op: OpInfo, b: Value, scales: tuple[int, int, int, int, int, int, int], kind: str, act: tuple[int, int]
+) -> KernelCall:
+    """``mcuq_binary_s16`` over inputs 0 and 1; `scales`: a, b and out (multiplier, shift) and
+    the left shift; `b` the second operand as the kernel reads it (PRELU: a derived constant)."""
+    a, out = e.t(op.inputs[0]), e.t(op.outputs[0])
+    names = ("a_mult", "a_shift", "b_mult", "b_shift", "out_mult", "out_shift", "left_shift")
     args: list[tuple[str, Value]] = [
         ("a", operand(e, op, a.index, 0)),
         ("a_dims", dims_const(e, f"da{op.index}", a.shape)),
-        ("b", operand(e, op, b.index, 1)),
-        ("b_dims", dims_const(e, f"db{op.index}", b.shape)),
+        ("b", b),
+        ("b_dims", dims_const(e, f"db{op.index}", e.t(op.inputs[1]).shape)),
         ("out", buf16(e, out.index)),
         ("out_dims", dims_const(e, f"do{op.index}", out.shape)),
-        ("a_mult", ma),
-        ("a_shift", sha),
-        ("b_mult", mb),
-        ("b_shift", shb),
-        ("out_mult", mo),
-        ("out_shift", sho),
-        ("left_shift", left_shift),
-        (
-            "kind",
-            {"ADD": "MCUQ_S16_ADD", "SUB": "MCUQ_S16_SUB", "MUL": "MCUQ_S16_MUL", "MAXIMUM": "MCUQ_S16_MAX", "MINIMUM": "MCUQ_S16_MIN"}[
-                op.name
-            ],
-        ),
-        ("act_min", amin),
-        ("act_max", amax),
+        *zip(names, scales),
+        ("kind", kind),
+        ("act_min", act[0]),
+        ("act_max", act[1]),
     ]
     return KernelCall(op.index, "mcuq_binary_s16", args, "mcuq_binary_s16_params")
 
@@ -295,7 +299,7 @@ def lower_binary_s16(e: Emitter, op: OpInfo) -> KernelCall:
 def lower_leaky_relu_s16(e: Emitter, op: OpInfo) -> KernelCall:
     """LEAKY_RELU int16 with the int8 table's two multipliers (ops_extra.leaky_relu_multipliers)."""
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
-    _symmetric(e, op, inp, out)
+    symmetric(e, op, inp, out)
     alpha_m, alpha_s, id_m, id_s = leaky_relu_multipliers(quant_of(inp)[0], quant_of(out)[0], float(op.options.get("alpha", 0.2)))
     args: list[tuple[str, Value]] = [
         ("in", buf16(e, inp.index)),
@@ -349,7 +353,7 @@ def lower_relu_s16(e: Emitter, op: OpInfo) -> KernelCall:
     """RELU int16 (ReluQuantized: requantized by in/out scale, clamped below at the output's
     zero); RELU6 int16 (a clamp to [0, round(6 / scale)] of the raw values, as int8's)."""
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
-    _symmetric(e, op, inp, out)
+    symmetric(e, op, inp, out)
     si, so = quant_of(inp)[0], quant_of(out)[0]
     if op.name == "RELU6":
         six = max(INT16_MIN, min(INT16_MAX, tflite_round(float(f32(6.0) / f32(si)))))
@@ -414,7 +418,7 @@ def lower_softmax_s16(e: Emitter, op: OpInfo) -> KernelCall:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     if inp.dtype != "int16" or out.dtype != "int16":
         raise unsupported(e.info, op, f"maps {inp.dtype} to {out.dtype}; the C runtime's 16x8 SOFTMAX is int16 -> int16")
-    _symmetric(e, op, inp, out)
+    symmetric(e, op, inp, out)
     beta = float(np.float32(op.options.get("beta", 1.0)))
     mult, shift = quantize_multiplier(float(f32(quant_of(inp)[0])) * beta / (10.0 / 65535.0))
     exp_lut, recip_lut = softmax_luts()

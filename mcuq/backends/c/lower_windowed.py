@@ -176,40 +176,51 @@ def lower_pool(e: Emitter, op: OpInfo) -> KernelCall:
     )
 
 
-def lower_transpose_conv(e: Emitter, op: OpInfo) -> KernelCall:
+def transpose_conv_geometry(e: Emitter, op: OpInfo) -> dict[str, int]:
+    """TRANSPOSE_CONV's shapes, strides and the padding TFLite computes from the output size
+    (inputs: output shape, weights [oc][kh][kw][ic], data, bias); shared by the 16x8 lowering."""
     w, inp, out = e.t(op.inputs[1]), e.t(op.inputs[2]), e.t(op.outputs[0])
     _, ih, iw, ic = inp.shape
     oc, kh, kw, _ = w.shape
     _, oh, ow, _ = out.shape
     o = op.options
     sh, sw, pad = o.get("strideH", 1), o.get("strideW", 1), o.get("padding", 0)
-    ph = padding_for(sh, 1, oh, kh, out_size(pad, oh, kh, sh))
-    pw = padding_for(sw, 1, ow, kw, out_size(pad, ow, kw, sw))
-    m, s = e.per_channel_params(op, inp, w, out, oc)
+    return {
+        "in_h": ih,
+        "in_w": iw,
+        "in_c": ic,
+        "out_h": oh,
+        "out_w": ow,
+        "out_c": oc,
+        "k_h": kh,
+        "k_w": kw,
+        "stride_h": sh,
+        "stride_w": sw,
+        "pad_h": padding_for(sh, 1, oh, kh, out_size(pad, oh, kh, sh)),
+        "pad_w": padding_for(sw, 1, ow, kw, out_size(pad, ow, kw, sw)),
+    }
+
+
+def lower_transpose_conv(e: Emitter, op: OpInfo) -> KernelCall:
+    w, inp, out = e.t(op.inputs[1]), e.t(op.inputs[2]), e.t(op.outputs[0])
+    g = transpose_conv_geometry(e, op)
+    m, s = e.per_channel_params(op, inp, w, out, g["out_c"])
     (_, izp), (os_, ozp) = quant_of(inp), quant_of(out)
-    amin, amax = activation_range(o.get("fusedActivationFunction", 0), os_, ozp)
+    amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), os_, ozp)
     return KernelCall(
         op.index,
         "mcuq_transpose_conv",
         [
             ("in", e.buf(inp.index)),
-            ("in_h", ih),
-            ("in_w", iw),
-            ("in_c", ic),
+            *[(k, g[k]) for k in ("in_h", "in_w", "in_c")],
             ("filter", e.weights(op, 1)),
-            ("k_h", kh),
-            ("k_w", kw),
+            ("k_h", g["k_h"]),
+            ("k_w", g["k_w"]),
             ("bias", e.bias(op, 3)),
             ("mult", m),
             ("shift", s),
             ("out", e.buf(out.index)),
-            ("out_h", oh),
-            ("out_w", ow),
-            ("out_c", oc),
-            ("stride_h", sh),
-            ("stride_w", sw),
-            ("pad_h", ph),
-            ("pad_w", pw),
+            *[(k, g[k]) for k in ("out_h", "out_w", "out_c", "stride_h", "stride_w", "pad_h", "pad_w")],
             ("scratch", BufferRef("scratch", op.index, "int32_t*")),
             ("in_offset", -izp),
             ("out_offset", ozp),

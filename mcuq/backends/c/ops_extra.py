@@ -502,7 +502,8 @@ def _extent(dims: list[int], axis: int) -> int:
     return 0 if dims[axis] == 1 else int(np.prod(dims[axis + 1 :]))
 
 
-def _batch_matmul(e: Emitter, op: OpInfo) -> KernelCall:
+def lower_batch_matmul(e: Emitter, op: OpInfo) -> KernelCall:
+    """BATCH_MATMUL as strides over the operands as they lie (adj_x/adj_y, broadcast batch axes)."""
     lhs, rhs, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     if max(len(lhs.shape), len(rhs.shape)) > 5:
         raise unsupported(e.info, op, "has operands of more than 5 dimensions (TFLite Micro's limit too)")
@@ -586,5 +587,5 @@ EXTRA_EMITTERS: dict[str, Callable[[Emitter, OpInfo], KernelCall]] = {
     "MINIMUM": _max_min,
     "REDUCE_MAX": _reduce_max_min,
     "REDUCE_MIN": _reduce_max_min,
-    "BATCH_MATMUL": _batch_matmul,
+    "BATCH_MATMUL": lower_batch_matmul,
 }

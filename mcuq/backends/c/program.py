@@ -32,6 +32,7 @@ from mcuq.backends.c.lower_elementwise import (
     lower_split,
 )
 from mcuq.backends.c.lower_int16 import INT16_EMITTERS, has_int16_activation, is_int16_op
+from mcuq.backends.c.lower_int16_extra import INT16_EXTRA_EMITTERS
 from mcuq.backends.c.lower_lstm import lower_lstm
 from mcuq.backends.c.lower_windowed import lower_conv, lower_depthwise, lower_fully_connected, lower_pool, lower_transpose_conv
 from mcuq.backends.c.ops_extra import EXTRA_EMITTERS, alias_offsets
@@ -69,6 +70,8 @@ SUPPORTED_OPS = frozenset(
     }
 )
 RESHAPE_OPS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
+# the 16x8 lowerings (int16 activations), by op
+INT16_OPS = {**INT16_EMITTERS, **INT16_EXTRA_EMITTERS}
 
 
 RECURRENT_OPS = {"BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "SVDF"}
@@ -88,9 +91,9 @@ def check_supported(info: ModelInfo) -> None:
             raise unsupported(
                 info, op, f"is not supported; supported ops: {', '.join(sorted(SUPPORTED_OPS))}; use --runtime tflm on a 32-bit board"
             )
-        if has_int16_activation(info, op) and op.name not in INT16_EMITTERS:
+        if has_int16_activation(info, op) and op.name not in INT16_OPS:
             raise unsupported(
-                info, op, f"has int16 activations; the C runtime's 16x8 ops are {', '.join(sorted(INT16_EMITTERS))}; use --runtime tflm"
+                info, op, f"has int16 activations; the C runtime's 16x8 ops are {', '.join(sorted(INT16_OPS))}; use --runtime tflm"
             )
     for t in info.tensors:
         if not t.is_constant and t.dtype not in ("int8", "int16") and t.index in _used(info):
@@ -107,7 +110,7 @@ def scratch_bytes(info: ModelInfo, op: OpInfo) -> int:
     if op.name == "MEAN":
         out = info.tensors[op.outputs[0]]
         return 4 * int(np.prod(out.shape))
-    if op.name == "TRANSPOSE_CONV":
+    if op.name == "TRANSPOSE_CONV" and not has_int16_activation(info, op):  # the 16x8 kernel gathers: no scratch
         return 4 * int(np.prod(info.tensors[op.outputs[0]].shape))
     return 0
 
@@ -158,8 +161,8 @@ def compile_model(info: ModelInfo, simd: bool = False, state_mode: str = "none")
     program.state_mode = state_mode
     program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
     program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=alias_offsets(e))
-    program.calls = [e.lower(op, (INT16_EMITTERS if is_int16_op(e, op) else EMITTERS)[op.name]) for op in info.ops]
+    program.calls = [e.lower(op, (INT16_OPS if is_int16_op(e, op) else EMITTERS)[op.name]) for op in info.ops]
     return program
 
 
-__all__ = ["EMITTERS", "RESHAPE_OPS", "SUPPORTED_OPS", "check_supported", "compile_model", "scratch_bytes", "unsupported_ops"]
+__all__ = ["EMITTERS", "INT16_OPS", "RESHAPE_OPS", "SUPPORTED_OPS", "check_supported", "compile_model", "scratch_bytes", "unsupported_ops"]
