@@ -25,13 +25,16 @@ KERNELS = RUNTIME / "mcuq_kernels_s16.c"
 # kernel function -> the ops it runs
 S16_KERNELS = {
     "mcuq_conv_s16": "CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED",
-    "mcuq_binary_s16": "ADD, SUB, MUL",
+    "mcuq_binary_s16": "ADD, SUB, MUL, MAXIMUM, MINIMUM, PRELU",
     "mcuq_requantize_s16": "QUANTIZE (int16 -> int16, int8 <-> int16)",
     "mcuq_softmax_s16": "SOFTMAX (+ 2 x 1026 B of tables in flash)",
     "mcuq_pool_s16": "MAX_POOL_2D, AVERAGE_POOL_2D",
     "mcuq_mean_s16": "MEAN",
     "mcuq_logistic_s16": "LOGISTIC (+ 512 B sigmoid table, shared with TANH)",
     "mcuq_tanh_s16": "TANH",
+    "mcuq_transpose_conv_s16": "TRANSPOSE_CONV (no scratch buffer)",
+    "mcuq_rsqrt_s16": "RSQRT",
+    "mcuq_batch_matmul_s16": "BATCH_MATMUL",
 }
 TOOLS = {
     "ATmega2560": ("avr-gcc", "avr-nm", ["-mmcu=atmega2560"]),
@@ -93,6 +96,7 @@ def ram_table(tmp: Path) -> list[str]:
     inp = keras.Input((10, 10, 1))
     x = layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inp)
     x = layers.DepthwiseConv2D(3, padding="same")(x)
+    x = layers.Conv2DTranspose(3, 2, strides=2, bias_initializer=keras.initializers.RandomNormal(0, 0.5, seed=2))(x)
     x = layers.Dense(8, activation="relu")(layers.Flatten()(x))
     keras.Model(inp, layers.Dense(4, activation="softmax")(x)).save(tmp / "m.keras")
     np.save(tmp / "cal.npy", np.random.default_rng(3).normal(size=(32, 10, 10, 1)).astype(np.float32))

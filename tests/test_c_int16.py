@@ -121,7 +121,11 @@ def _keras_cases():
         "avg_pool_valid_wide": ((6, 10, 4), [L.AveragePooling2D((2, 5), strides=(2, 3))], "AVERAGE_POOL_2D"),
         "dense_relu_flatten": ((3, 4, 5), [L.Flatten(), L.Dense(9, activation="relu")], "FULLY_CONNECTED"),
         "dense_nobias_wide_input": ((40,), [L.Dense(3, use_bias=False)], "FULLY_CONNECTED"),
-        "transpose_conv_s2_same": ((4, 5, 3), [L.Conv2DTranspose(4, 3, strides=2, padding="same")], "TRANSPOSE_CONV"),
+        "transpose_conv_s2_same_bias": (
+            (4, 5, 3),
+            [L.Conv2DTranspose(4, 3, strides=2, padding="same", bias_initializer=keras.initializers.RandomNormal(0, 2, seed=5))],
+            "TRANSPOSE_CONV",
+        ),
         "transpose_conv_valid_odd_relu": (
             (3, 3, 2),
             [L.Conv2DTranspose(5, (3, 2), strides=(2, 3), padding="valid", activation="relu")],
@@ -158,6 +162,19 @@ def test_int32_bias_accumulates_in_int32():
     calls = compile_model(info).calls
     assert any(dict(c.args).get("acc64") == 0 for c in calls if c.function == "mcuq_conv_s16")
     assert_bit_exact_16x8(info)
+
+
+def test_int32_bias_transpose_conv_is_refused():
+    """TFLite Micro's 16x8 TRANSPOSE_CONV reads its bias as int64 whatever its type: the C
+    runtime refuses the converter's int32-bias form instead of guessing."""
+    import tensorflow as tf
+
+    w = np.random.default_rng(6).normal(size=(3, 3, 5, 4)).astype(np.float32)
+    bias = np.arange(5, dtype=np.float32) * 0.3
+    info = convert_fn_16x8(lambda x: tf.nn.conv2d_transpose(x, w, (1, 8, 8, 5), 2, "SAME") + bias, [(1, 4, 4, 4)], bias_int32=True)
+    assert info.op_names == ["TRANSPOSE_CONV"] and info.tensors[info.ops[0].inputs[3]].dtype == "int32"
+    with pytest.raises(UnsupportedOpError, match=r"op 0 TRANSPOSE_CONV .*int32 bias.*int64"):
+        compile_model(info)
 
 
 def _fn_cases() -> dict[str, tuple[Callable, list[tuple[int, ...]], str]]:
@@ -250,6 +267,7 @@ def test_every_16x8_op_has_a_case():
     from mcuq.backends.c.program import INT16_OPS
 
     covered = {spec[2] for spec in _keras_cases().values()} | {spec[2] for spec in _fn_cases().values()}
+    covered |= {"PRELU"} if PRELU_CASES else set()  # the converter makes no 16x8 PRELU: test_prelu_16x8_bit_exact
     # RESHAPE comes with Flatten (dense_relu_flatten); EXPAND_DIMS/SQUEEZE share its lowering.
     assert set(INT16_OPS) - covered <= {"RESHAPE", "EXPAND_DIMS", "SQUEEZE", "PADV2"}  # PADV2 shares PAD's lowering
 
@@ -312,3 +330,83 @@ def test_sigmoid_table_is_the_pinned_librarys():
         pytest.skip(f"TFLite Micro library sources not found at {libs}")
     for header in headers:
         assert table(header.read_text(), "sigmoid_table_uint16[256]") == ours, header
+
+
+def _assert_c_equals_tflm(info: ModelInfo, samples: list[list[np.ndarray]]) -> np.ndarray:
+    """The C runtime's outputs against the x86 TFLite Micro's on given samples; TFLM's first output."""
+    want = run_tflm(info.raw, samples, 1 << 22, len(info.outputs)).outputs
+    program = compile_model(info)
+    got = run_host(program, render_c_model(program, "t"), samples)
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert np.array_equal(g[0], w[0]), f"sample {k}: C {g[0].ravel()[:10]} vs TFLM {w[0].ravel()[:10]}"
+    return want[0][0]
+
+
+@pytest.mark.parametrize("scale", [0.02, 40.0])
+def test_rsqrt_bit_exact_over_every_nonnegative_input(scale):
+    """RSQRT int16 over all 32,768 inputs from 0 (TFLite Micro's 32767) to 32767, a narrow and a
+    wide calibration (outputs saturating at the top, and small)."""
+    import tensorflow as tf
+
+    need("gcc")
+    info = convert_fn_16x8(lambda x: tf.math.rsqrt(x), [(1, 32768)], scale=scale, nonnegative=True)
+    assert info.op_names == ["RSQRT"], info.op_names
+    sweep = np.arange(32768, dtype=np.int16).reshape(1, 32768)
+    out = _assert_c_equals_tflm(info, [[sweep], [sweep[:, ::-1].copy()]])
+    assert out.ravel()[0] == 32767 and len(set(out.ravel().tolist())) > 200, "the sweep tests little"
+
+
+def prelu_16x8(
+    in_shape: tuple[int, ...], alpha: np.ndarray, shared_axes: list[int] | None, rescale: tuple[float, float], alpha_zp: int = 0
+) -> ModelInfo:
+    """A 16x8 PRELU model (int16 input and output, int8 alpha), as TFLite Micro runs it: the
+    TFLite converter refuses 16x8 PRELU ("not yet supported"), so a full-int8 PRELU is converted
+    and its activations retyped to int16 (zero point 0, the int8 scales times `rescale`);
+    `alpha_zp` moves the alpha's zero point (the converter's is 0)."""
+    import flatbuffers
+    import keras
+    import tensorflow as tf
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    inp = keras.Input(in_shape, batch_size=1)
+    model = keras.Model(inp, keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(alpha), shared_axes=shared_axes)(inp))
+    rng = np.random.default_rng(0)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([rng.normal(size=(1, *in_shape)).astype(np.float32)] for _ in range(32))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    raw = bytes(converter.convert())
+    keras.backend.clear_session()
+    m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(raw, 0))
+    graph = m.subgraphs[0]
+    (op,) = graph.operators
+    for index, factor in zip((op.inputs[0], op.outputs[0]), rescale):
+        t = graph.tensors[index]
+        t.type = schema.TensorType.INT16
+        t.quantization.scale = [float(t.quantization.scale[0]) * factor]
+        t.quantization.zeroPoint = [0]
+    graph.tensors[op.inputs[1]].quantization.zeroPoint = [alpha_zp]
+    builder = flatbuffers.Builder(len(raw) + 1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    return parse_model(bytes(builder.Output()))
+
+
+PRELU_CASES = {
+    # in shape, alpha, shared axes, (input, output) scale factors against the int8 ones
+    "per_element_alpha": ((3, 4, 5), np.linspace(-0.8, 1.9, 60).reshape(3, 4, 5), None, (1 / 200, 1 / 150)),
+    "alpha_per_channel_broadcast": ((4, 7, 3), np.array([-1.5, 0.3, 2.5]).reshape(1, 1, 3), [1, 2], (1 / 128, 1 / 400)),
+    "odd_rank3_alpha_broadcast": ((5, 9), np.linspace(0.1, 0.9, 9).reshape(1, 9), [1], (1 / 300, 1 / 100)),
+    "alpha_zero_point_moved": ((2, 3, 11), np.linspace(-2.0, 2.0, 11).reshape(1, 1, 11), [1, 2], (1 / 90, 1 / 250), -37),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PRELU_CASES))
+def test_prelu_16x8_bit_exact(case):
+    """PRELU int16 with an int8 alpha: broadcast alphas, negative and above-one slopes, an alpha
+    zero point away from 0, outputs saturating from full-range int16 inputs."""
+    info = prelu_16x8(*PRELU_CASES[case])  # type: ignore[arg-type]
+    assert info.op_names == ["PRELU"] and [t.dtype for t in info.input_tensors] == ["int16"], info.op_names
+    alpha = info.tensors[info.ops[0].inputs[1]]
+    assert alpha.dtype == "int8", alpha.dtype
+    assert_bit_exact_16x8(info)

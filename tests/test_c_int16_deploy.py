@@ -1,6 +1,6 @@
 """16x8 models (int16 activations and I/O, int8 weights) deployed through the Python API with
 --runtime c to the Nucleo-F446RE (qemu) and the ATmega2560 (simavr): a classifier (Conv2D,
-DepthwiseConv2D, Dense, softmax) and a model with every other 16x8 op (pools, tanh, sigmoid,
+DepthwiseConv2D, Conv2DTranspose with a bias, Dense, softmax) and a model with every other 16x8 op (pools, tanh, sigmoid,
 Add, Multiply, Subtract, Concatenate with its requantize, global average pooling). Each
 emulator self-test is bit-exact with the golden vectors of the x86 TFLite Micro, and RAM stays
 at the liveness lower bound."""
@@ -25,6 +25,7 @@ def _classifier():
     inp = keras.Input((10, 10, 1))
     x = L.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inp)
     x = L.DepthwiseConv2D(3, padding="same")(x)
+    x = L.Conv2DTranspose(3, 2, strides=2, bias_initializer=keras.initializers.RandomNormal(0, 0.5, seed=2))(x)
     x = L.Dense(8, activation="relu")(L.Flatten()(x))
     return keras.Model(inp, L.Dense(4, activation="softmax")(x)), (10, 10, 1)
 
@@ -43,7 +44,7 @@ def _families():
 
 MODELS = {"classifier": _classifier, "families": _families}
 OPS = {
-    "classifier": {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"},
+    "classifier": {"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "SOFTMAX"},
     "families": {"MAX_POOL_2D", "AVERAGE_POOL_2D", "TANH", "LOGISTIC", "ADD", "MUL", "SUB", "QUANTIZE", "CONCATENATION", "MEAN"},
 }
 

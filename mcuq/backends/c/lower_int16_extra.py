@@ -58,7 +58,7 @@ def lower_transpose_conv_s16(e: Emitter, op: OpInfo) -> KernelCall:
     e.weight_data(op, 1)  # refuses non-constant weights
     bias, acc64 = layer_bias(e, op, 3)
     if bias is not None and not acc64:
-        raise unsupported(e.info, op, "has an int32 bias; TFLite Micro's 16x8 TRANSPOSE_CONV reads its bias as int64")
+        raise unsupported(e.info, op, "has an int32 bias; TFLite Micro's 16x8 TRANSPOSE_CONV reads its bias as int64; convert with int64 biases (the 16x8 default)")
     geometry = transpose_conv_geometry(e, op)
     m, s = multipliers(e, op, per_channel_reals(inp, w, out, geometry["out_c"]), True)
     geometry.update(dil_h=1, dil_w=1, depth_mult=1, depthwise=0)
