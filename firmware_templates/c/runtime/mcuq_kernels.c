@@ -1742,27 +1742,14 @@ void mcuq_resize_bilinear(const int8_t* in, mcuq_dim in_w, mcuq_dim ch, int8_t* 
 }
 
 /* reference_ops::BatchMatMul (int8): out[b][i][j] = requant(sum_k (lhs[b][i][k] + lhs_offset) *
- * (rhs[b][k][j] + rhs_offset)); strides address transposed operands (adj_x/adj_y) in place and
- * broadcast batch axes (stride 0). */
+ * (rhs[b][k][j] + rhs_offset)). */
+static int8_t bmm_out8(int32_t acc, const mcuq_batch_matmul_params* p) {
+  acc = mbqm(acc, p->mult, p->shift) + p->out_offset;
+  return (int8_t)MCUQ_CLAMP(acc, -128, 127);
+}
+
 void mcuq_batch_matmul(const mcuq_batch_matmul_params* params) {
   mcuq_batch_matmul_params p;
-  mcuq_dim b0, b1, b2, i, j, k;
-  int8_t* out;
   MCUQ_LOAD_PARAMS(p, params);
-  out = p.out;
-  for (b0 = 0; b0 < p.batch[0]; ++b0)
-    for (b1 = 0; b1 < p.batch[1]; ++b1)
-      for (b2 = 0; b2 < p.batch[2]; ++b2) {
-        const int8_t* lhs = p.lhs + b0 * p.lhs_batch[0] + b1 * p.lhs_batch[1] + b2 * p.lhs_batch[2];
-        const int8_t* rhs = p.rhs + b0 * p.rhs_batch[0] + b1 * p.rhs_batch[1] + b2 * p.rhs_batch[2];
-        for (i = 0; i < p.rows; ++i)
-          for (j = 0; j < p.cols; ++j) {
-            const int8_t* a = lhs + i * p.lhs_row;
-            const int8_t* w = rhs + j * p.rhs_col;
-            int32_t acc = 0;
-            for (k = 0; k < p.depth; ++k, a += p.lhs_k, w += p.rhs_k) acc += ((int32_t)*a + p.lhs_offset) * ((int32_t)*w + p.rhs_offset);
-            acc = mbqm(acc, p.mult, p.shift) + p.out_offset;
-            *out++ = (int8_t)MCUQ_CLAMP(acc, -128, 127);
-          }
-      }
+  MCUQ_BATCH_MATMUL_WALK(p, int8_t, int32_t, bmm_out8);
 }

@@ -165,14 +165,41 @@ void mcuq_reduce_max_min(const int8_t* in, const mcuq_dim* in_dims, int axis_mas
 void mcuq_resize_bilinear(const int8_t* in, mcuq_dim in_w, mcuq_dim ch, int8_t* out, mcuq_dim out_h,
                           mcuq_dim out_w, const mcuq_dim* y_table, const mcuq_dim* x_table);
 
-typedef struct {
-  const int8_t* lhs;
-  const int8_t* rhs;
-  int8_t* out;
-  mcuq_dim batch[3], lhs_batch[3], rhs_batch[3];
-  mcuq_dim rows, cols, depth, lhs_row, lhs_k, rhs_k, rhs_col;
-  int32_t lhs_offset, rhs_offset, out_offset, mult;
+/* BATCH_MATMUL of element type T (int8 here, int16 in mcuq_kernels_s16.h): strides address
+ * transposed operands (adj_x/adj_y) in place and broadcast batch axes (stride 0). */
+#define MCUQ_BATCH_MATMUL_FIELDS(T)                               \
+  const T* lhs;                                                   \
+  const T* rhs;                                                   \
+  T* out;                                                         \
+  mcuq_dim batch[3], lhs_batch[3], rhs_batch[3];                  \
+  mcuq_dim rows, cols, depth, lhs_row, lhs_k, rhs_k, rhs_col;     \
+  int32_t lhs_offset, rhs_offset, out_offset, mult;               \
   int16_t shift;
+
+/* The walk both kernels share: ACC the sum type, OUT(acc, &p) the stored (requantized, clamped) value. */
+#define MCUQ_BATCH_MATMUL_WALK(p, T, ACC, OUT)                                                               \
+  do {                                                                                                       \
+    mcuq_dim b0, b1, b2, i, j, k;                                                                            \
+    T* out_ = (p).out;                                                                                       \
+    for (b0 = 0; b0 < (p).batch[0]; ++b0)                                                                    \
+      for (b1 = 0; b1 < (p).batch[1]; ++b1)                                                                  \
+        for (b2 = 0; b2 < (p).batch[2]; ++b2) {                                                              \
+          const T* lhs_ = (p).lhs + b0 * (p).lhs_batch[0] + b1 * (p).lhs_batch[1] + b2 * (p).lhs_batch[2];   \
+          const T* rhs_ = (p).rhs + b0 * (p).rhs_batch[0] + b1 * (p).rhs_batch[1] + b2 * (p).rhs_batch[2];   \
+          for (i = 0; i < (p).rows; ++i)                                                                     \
+            for (j = 0; j < (p).cols; ++j) {                                                                 \
+              const T* a_ = lhs_ + i * (p).lhs_row;                                                          \
+              const T* w_ = rhs_ + j * (p).rhs_col;                                                          \
+              ACC acc_ = 0;                                                                                  \
+              for (k = 0; k < (p).depth; ++k, a_ += (p).lhs_k, w_ += (p).rhs_k)                              \
+                acc_ += ((int32_t)*a_ + (p).lhs_offset) * ((int32_t)*w_ + (p).rhs_offset);                   \
+              *out_++ = OUT(acc_, &(p));                                                                     \
+            }                                                                                                \
+        }                                                                                                    \
+  } while (0)
+
+typedef struct {
+  MCUQ_BATCH_MATMUL_FIELDS(int8_t)
 } mcuq_batch_matmul_params;
 
 void mcuq_batch_matmul(const mcuq_batch_matmul_params* params);

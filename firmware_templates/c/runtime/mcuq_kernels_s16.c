@@ -410,25 +410,11 @@ void mcuq_rsqrt_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, i
   }
 }
 
-/* reference_ops::BatchMatMul<int16_t, int64_t>: mcuq_batch_matmul's walk, int64 sums. */
+/* reference_ops::BatchMatMul<int16_t, int64_t> (offsets 0). */
+static int16_t bmm_out16(int64_t acc, const mcuq_batch_matmul_s16_params* p) { return sat16(mbqm64(acc, p->mult, p->shift)); }
+
 void mcuq_batch_matmul_s16(const mcuq_batch_matmul_s16_params* params) {
   mcuq_batch_matmul_s16_params p;
-  mcuq_dim b0, b1, b2, i, j, k;
-  int16_t* out;
   MCUQ_LOAD_PARAMS(p, params);
-  out = p.out;
-  for (b0 = 0; b0 < p.batch[0]; ++b0)
-    for (b1 = 0; b1 < p.batch[1]; ++b1)
-      for (b2 = 0; b2 < p.batch[2]; ++b2) {
-        const int16_t* lhs = p.lhs + b0 * p.lhs_batch[0] + b1 * p.lhs_batch[1] + b2 * p.lhs_batch[2];
-        const int16_t* rhs = p.rhs + b0 * p.rhs_batch[0] + b1 * p.rhs_batch[1] + b2 * p.rhs_batch[2];
-        for (i = 0; i < p.rows; ++i)
-          for (j = 0; j < p.cols; ++j) {
-            const int16_t* a = lhs + i * p.lhs_row;
-            const int16_t* w = rhs + j * p.rhs_col;
-            int64_t acc = 0;
-            for (k = 0; k < p.depth; ++k, a += p.lhs_k, w += p.rhs_k) acc += (int32_t)*a * (int32_t)*w;
-            *out++ = sat16(mbqm64(acc, p.mult, p.shift));
-          }
-      }
+  MCUQ_BATCH_MATMUL_WALK(p, int16_t, int64_t, bmm_out16);
 }

@@ -84,15 +84,9 @@ void mcuq_leaky_relu_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t id
 void mcuq_rsqrt_s16(const int16_t* in, int16_t* out, mcuq_dim n, int32_t mult, int shift);
 
 /* BATCH_MATMUL of two int16 tensors (zero points 0), int64 sums, the 16-bit reduced multiplier:
- * mcuq_batch_matmul's strides and broadcast. */
+ * mcuq_batch_matmul's walk (MCUQ_BATCH_MATMUL_WALK). */
 typedef struct {
-  const int16_t* lhs;
-  const int16_t* rhs;
-  int16_t* out;
-  mcuq_dim batch[3], lhs_batch[3], rhs_batch[3];
-  mcuq_dim rows, cols, depth, lhs_row, lhs_k, rhs_k, rhs_col;
-  int32_t lhs_offset, rhs_offset, out_offset, mult;
-  int16_t shift;
+  MCUQ_BATCH_MATMUL_FIELDS(int16_t)
 } mcuq_batch_matmul_s16_params;
 
 void mcuq_batch_matmul_s16(const mcuq_batch_matmul_s16_params* params);

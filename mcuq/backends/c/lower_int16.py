@@ -239,7 +239,12 @@ def lower_logistic_tanh_s16(e: Emitter, op: OpInfo) -> KernelCall:
             shift += 1
             multiplier *= 2.0
         mult = int(multiplier)
-    fn = "mcuq_tanh_s16" if op.name == "TANH" else "mcuq_logistic_s16"
+    return elementwise_call(e, op, "mcuq_tanh_s16" if op.name == "TANH" else "mcuq_logistic_s16", mult, shift)
+
+
+def elementwise_call(e: Emitter, op: OpInfo, function: str, mult: int, shift: int) -> KernelCall:
+    """`function(in, out, n, mult, shift)`: an int16 -> int16 elementwise kernel with one multiplier."""
+    inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     args: list[tuple[str, Value]] = [
         ("in", buf16(e, inp.index)),
         ("out", buf16(e, out.index)),
@@ -247,7 +252,7 @@ def lower_logistic_tanh_s16(e: Emitter, op: OpInfo) -> KernelCall:
         ("mult", mult),
         ("shift", shift),
     ]
-    return KernelCall(op.index, fn, args)
+    return KernelCall(op.index, function, args)
 
 
 def lower_binary_s16(e: Emitter, op: OpInfo) -> KernelCall:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, quant_of, unsupported
-from mcuq.backends.c.ir import KernelCall, Value
+from mcuq.backends.c.ir import KernelCall
 from mcuq.backends.c.lower_int16 import (
     INT16_MAX,
     INT16_MIN,
@@ -30,6 +30,7 @@ from mcuq.backends.c.lower_int16 import (
     binary_call,
     buf16,
     conv_call,
+    elementwise_call,
     layer_bias,
     multipliers,
     per_channel_reals,
@@ -37,7 +38,7 @@ from mcuq.backends.c.lower_int16 import (
     symmetric,
 )
 from mcuq.backends.c.lower_windowed import transpose_conv_geometry
-from mcuq.backends.c.ops_extra import lower_batch_matmul
+from mcuq.backends.c.ops_extra import lower_batch_matmul, prelu_multipliers
 from mcuq.model.info import OpInfo
 from mcuq.model.quant_math import f32, quantize_multiplier
 
@@ -58,7 +59,11 @@ def lower_transpose_conv_s16(e: Emitter, op: OpInfo) -> KernelCall:
     e.weight_data(op, 1)  # refuses non-constant weights
     bias, acc64 = layer_bias(e, op, 3)
     if bias is not None and not acc64:
-        raise unsupported(e.info, op, "has an int32 bias; TFLite Micro's 16x8 TRANSPOSE_CONV reads its bias as int64; convert with int64 biases (the 16x8 default)")
+        raise unsupported(
+            e.info,
+            op,
+            "has an int32 bias; TFLite Micro's 16x8 TRANSPOSE_CONV reads its bias as int64; convert with int64 biases (the 16x8 default)",
+        )
     geometry = transpose_conv_geometry(e, op)
     m, s = multipliers(e, op, per_channel_reals(inp, w, out, geometry["out_c"]), True)
     geometry.update(dil_h=1, dil_w=1, depth_mult=1, depthwise=0)
@@ -75,9 +80,8 @@ def lower_prelu_s16(e: Emitter, op: OpInfo) -> KernelCall:
     assert alpha.quant is not None
     if len(set(alpha.quant.scale)) > 1:
         raise unsupported(e.info, op, "has per-channel alpha scales; the C runtime's PRELU takes one")
-    (si, _), (sa, za), (so, _) = quant_of(inp), quant_of(alpha), quant_of(out)
-    m1, s1 = quantize_multiplier(float(si) / float(so))
-    m2, s2 = quantize_multiplier(float(si) * float(sa) / float(so))
+    m1, s1, m2, s2 = prelu_multipliers(quant_of(inp)[0], quant_of(alpha)[0], quant_of(out)[0])
+    za = quant_of(alpha)[1]
     values = np.asarray(alpha.data).astype(np.int16).reshape(-1) - np.int16(za)
     b = e.const(f"k{op.index}_1", "int16_t", values.astype(np.int16), flash=False)
     return binary_call(e, op, b, (m1, s1, 0, 0, m2, s2, 0), "MCUQ_S16_PRELU", (INT16_MIN, INT16_MAX))
@@ -88,14 +92,7 @@ def lower_rsqrt_s16(e: Emitter, op: OpInfo) -> KernelCall:
     _all_int16(e, op, (0,))
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     mult, shift = quantize_multiplier(1.0 / (math.sqrt(float(f32(quant_of(inp)[0]))) * float(f32(quant_of(out)[0]))))
-    args: list[tuple[str, Value]] = [
-        ("in", buf16(e, inp.index)),
-        ("out", buf16(e, out.index)),
-        ("n", int(np.prod(out.shape))),
-        ("mult", mult),
-        ("shift", shift),
-    ]
-    return KernelCall(op.index, "mcuq_rsqrt_s16", args)
+    return elementwise_call(e, op, "mcuq_rsqrt_s16", mult, shift)
 
 
 def lower_batch_matmul_s16(e: Emitter, op: OpInfo) -> KernelCall:

@@ -185,20 +185,10 @@ def transpose_conv_geometry(e: Emitter, op: OpInfo) -> dict[str, int]:
     _, oh, ow, _ = out.shape
     o = op.options
     sh, sw, pad = o.get("strideH", 1), o.get("strideW", 1), o.get("padding", 0)
-    return {
-        "in_h": ih,
-        "in_w": iw,
-        "in_c": ic,
-        "out_h": oh,
-        "out_w": ow,
-        "out_c": oc,
-        "k_h": kh,
-        "k_w": kw,
-        "stride_h": sh,
-        "stride_w": sw,
-        "pad_h": padding_for(sh, 1, oh, kh, out_size(pad, oh, kh, sh)),
-        "pad_w": padding_for(sw, 1, ow, kw, out_size(pad, ow, kw, sw)),
-    }
+    ph = padding_for(sh, 1, oh, kh, out_size(pad, oh, kh, sh))
+    pw = padding_for(sw, 1, ow, kw, out_size(pad, ow, kw, sw))
+    names = ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w", "stride_h", "stride_w", "pad_h", "pad_w")
+    return dict(zip(names, (ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, ph, pw)))
 
 
 def lower_transpose_conv(e: Emitter, op: OpInfo) -> KernelCall:

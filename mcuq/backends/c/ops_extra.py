@@ -441,14 +441,18 @@ def _max_min(e: Emitter, op: OpInfo) -> KernelCall:
     return KernelCall(op.index, "mcuq_max_min", [*binary_operands(e, op), ("is_min", int(op.name == "MINIMUM"))])
 
 
+def prelu_multipliers(in_scale: float, alpha_scale: float, out_scale: float) -> tuple[int, int, int, int]:
+    """CalculatePreluParams (int8 and int16): in / out and in * alpha / out, as doubles."""
+    return (*quantize_multiplier(in_scale / out_scale), *quantize_multiplier(in_scale * alpha_scale / out_scale))
+
+
 def _prelu(e: Emitter, op: OpInfo) -> KernelCall:
     inp, alpha, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     assert alpha.quant is not None
     if len(set(alpha.quant.scale)) > 1:
         raise unsupported(e.info, op, "has per-channel alpha scales; the C runtime's PRELU takes one")
     (si, zi), (sa, za), (so, zo) = _q(inp), _q(alpha), _q(out)
-    m1, s1 = quantize_multiplier(float(si) / float(so))
-    m2, s2 = quantize_multiplier(float(si) * float(sa) / float(so))
+    m1, s1, m2, s2 = prelu_multipliers(si, sa, so)
     operands = binary_operands(e, op)
     return KernelCall(
         op.index,
