@@ -1574,12 +1574,17 @@ void mcuq_concat(const int8_t* const* ins, const mcuq_dim* axis_sizes, int count
   }
 }
 
-/* SPLIT / UNPACK: outer rows of `count` equal pieces of `chunk` bytes each, piece k to outs[k]. */
-void mcuq_split(const int8_t* in, int8_t* const* outs, int count, mcuq_dim outer, mcuq_dim chunk) {
+/* SPLIT / SPLIT_V / UNPACK: outer rows of `count` pieces, piece k (chunks[k] bytes, in flash) to
+ * outs[k]. */
+void mcuq_split(const int8_t* in, int8_t* const* outs, const mcuq_dim* chunks, int count, mcuq_dim outer) {
   mcuq_dim o;
   int k;
   for (o = 0; o < outer; ++o)
-    for (k = 0; k < count; ++k, in += chunk) memcpy(outs[k] + o * chunk, in, (size_t)chunk);
+    for (k = 0; k < count; ++k) {
+      const mcuq_dim chunk = MCUQ_RD_I32(chunks + k);
+      memcpy(outs[k] + o * chunk, in, (size_t)chunk);
+      in += chunk;
+    }
 }
 
 void mcuq_pad(const int8_t* in, const mcuq_dim* in_dims, int8_t* out, const mcuq_dim* out_dims,

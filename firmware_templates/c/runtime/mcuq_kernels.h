@@ -122,8 +122,9 @@ void mcuq_logistic(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int
 void mcuq_tanh(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int32_t range_radius,
                int32_t in_mult, int in_left_shift);
 
-/* Concatenation along `axis` of inputs that share the output's quantization. */
-void mcuq_split(const int8_t* in, int8_t* const* outs, int count, mcuq_dim outer, mcuq_dim chunk);
+/* Concatenation along `axis` of inputs that share the output's quantization (and PACK); its
+ * inverse (SPLIT, SPLIT_V, UNPACK): chunks[k] (flash) bytes of each outer row go to outs[k]. */
+void mcuq_split(const int8_t* in, int8_t* const* outs, const mcuq_dim* chunks, int count, mcuq_dim outer);
 void mcuq_concat(const int8_t* const* ins, const mcuq_dim* axis_sizes, int count, int8_t* out,
                  mcuq_dim outer, mcuq_dim inner);
 

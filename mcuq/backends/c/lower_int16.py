@@ -18,7 +18,8 @@ import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, dims_const, operand, quant_of, unsupported
 from mcuq.backends.c.ir import BufferRef, KernelCall, Value
-from mcuq.backends.c.lower_elementwise import lower_concat, lower_mean, lower_pad, lower_split
+from mcuq.backends.c.lower_elementwise import lower_concat, lower_mean, lower_pad
+from mcuq.backends.c.lower_moves import lower_gather_move, lower_split
 from mcuq.backends.c.ops_extra import data_move, leaky_relu_multipliers
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
 from mcuq.model.quant_math import activation_range, f32, padding_for, quantize_multiplier, tflite_round
@@ -442,6 +443,10 @@ INT16_EMITTERS = {
     "CONCATENATION": lower_concat,  # bytes moved: the int8 lowering serves
     "SPLIT": lower_split,  # bytes moved: the int8 lowering serves
     "UNPACK": lower_split,
+    "SPLIT_V": lower_split,
+    "PACK": lower_concat,
+    "SLICE": lower_gather_move,
+    "REVERSE_V2": lower_gather_move,
     "PAD": lower_pad,  # zero padding as bytes
     "PADV2": lower_pad,
     "TRANSPOSE": data_move,  # bytes moved: the int8 gather serves, in pairs of bytes

@@ -29,12 +29,12 @@ from mcuq.backends.c.lower_elementwise import (
     lower_relu,
     lower_reshape,
     lower_softmax,
-    lower_split,
 )
 from mcuq.backends.c.lower_int16 import INT16_EMITTERS, has_int16_activation, is_int16_op
 from mcuq.backends.c.lower_lstm import lower_lstm
+from mcuq.backends.c.lower_moves import lower_gather_move, lower_split, move_aliases
 from mcuq.backends.c.lower_windowed import lower_conv, lower_depthwise, lower_fully_connected, lower_pool, lower_transpose_conv
-from mcuq.backends.c.ops_extra import EXTRA_EMITTERS, alias_offsets
+from mcuq.backends.c.ops_extra import EXTRA_EMITTERS
 from mcuq.backends.c.planner import plan_memory
 from mcuq.common.errors import UnsupportedOpError
 from mcuq.model.info import ModelInfo, OpInfo
@@ -60,6 +60,10 @@ SUPPORTED_OPS = frozenset(
         "CONCATENATION",
         "SPLIT",
         "UNPACK",
+        "SPLIT_V",
+        "SLICE",
+        "REVERSE_V2",
+        "PACK",
         "MEAN",
         "PAD",
         "PADV2",
@@ -132,6 +136,10 @@ EMITTERS: dict[str, Callable[[Emitter, OpInfo], KernelCall]] = {
     "CONCATENATION": lower_concat,
     "SPLIT": lower_split,
     "UNPACK": lower_split,
+    "SPLIT_V": lower_split,
+    "SLICE": lower_gather_move,
+    "REVERSE_V2": lower_gather_move,
+    "PACK": lower_concat,
     "PAD": lower_pad,
     "PADV2": lower_pad,
     "MEAN": lower_mean,
@@ -157,7 +165,7 @@ def compile_model(info: ModelInfo, simd: bool = False, state_mode: str = "none")
     program = e.program
     program.state_mode = state_mode
     program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
-    program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=alias_offsets(e))
+    program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=move_aliases(e))
     program.calls = [e.lower(op, (INT16_EMITTERS if is_int16_op(e, op) else EMITTERS)[op.name]) for op in info.ops]
     return program
 

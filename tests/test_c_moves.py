@@ -1,0 +1,89 @@
+"""Plain-C runtime, data moves (SLICE, SPLIT_V, PACK, REVERSE_V2; SPLIT/UNPACK pieces placed
+inside their input), int8 and 16x8: a few tf.function models that use each op over its edge
+cases (size -1, 3-D tensors, reversed channel axis moving int16 byte pairs, uneven pieces,
+pack along the outermost and an inner axis, zero points away from 0), converted once per
+session and required bit-exact with the x86 TFLite Micro."""
+
+from __future__ import annotations
+
+import pytest
+from test_c_int16 import assert_bit_exact_16x8, convert_fn_16x8
+from test_c_ops_extra import convert_fn
+from test_c_runtime import _assert_bit_exact
+
+from mcuq.backends.c.program import compile_model
+from mcuq.model.info import ModelInfo
+
+pytestmark = pytest.mark.slow
+MOVES = {"SLICE", "SPLIT_V", "PACK", "REVERSE_V2"}
+
+
+def _moves(x, y):
+    import tensorflow as tf
+
+    return (
+        tf.slice(x, [0, 1, 2, 0], [1, 3, -1, 2]),  # size -1: up to the end
+        tf.slice(tf.reshape(x, (1, 30, 3)), [0, 7, 1], [1, 11, 2]),  # 3-D
+        tf.reverse(x, [2]),
+        tf.reverse(x, [-1]),  # channels: int16 elements keep their byte order
+        tf.reverse(x, [1, 2]),
+        *tf.split(x, [1, 3, 2], axis=2),  # SPLIT_V, uneven pieces, 5 outer rows: copied
+        tf.stack([x, y], axis=3),  # PACK along an inner axis
+        tf.stack([x, y], axis=0),  # along the outermost one
+    )
+
+
+@pytest.fixture(scope="session")
+def moves_int8() -> ModelInfo:
+    return convert_fn(_moves, [(1, 5, 6, 3), (1, 5, 6, 3)], loc=1.0)
+
+
+@pytest.fixture(scope="session")
+def pieces_int8() -> ModelInfo:
+    """Split along the outermost non-unit axis, each piece used by a later op: the pieces can
+    live inside the input; a slice of leading rows and a reverse of a unit axis likewise (each
+    the last reader of its input: the planner aliases only then)."""
+    import tensorflow as tf
+
+    def fn(x, y, z):
+        a, b, c = tf.split(tf.nn.relu(x), [2, 3, 1], axis=1)
+        s = tf.slice(y, [0, 1, 0], [1, 3, -1]) * 2.0  # of the model input itself
+        u = tf.reverse(z, [0]) * 3.0
+        return a * 2.0, b * 3.0, c * 0.5, s, u
+
+    return convert_fn(fn, [(1, 6, 4), (1, 5, 3), (1, 2, 5)], loc=0.5)
+
+
+def test_moves_int8_bit_exact(moves_int8):
+    assert set(moves_int8.op_names) >= MOVES, moves_int8.op_names
+    _assert_bit_exact(moves_int8, n=16)
+
+
+def test_moves_int16_bit_exact():
+    info = convert_fn_16x8(_moves, [(1, 5, 6, 3), (1, 5, 6, 3)])
+    assert set(info.op_names) >= MOVES, info.op_names
+    assert_bit_exact_16x8(info, n=12)
+
+
+def test_split_pieces_and_windows_are_aliases_not_copies(pieces_int8):
+    """SPLIT_V along the outermost non-unit axis, a SLICE of leading rows and a REVERSE_V2 of a
+    unit axis copy nothing: the planner places each output inside the input, RAM stays at the
+    liveness bound, and the outputs are still bit-exact."""
+    info = pieces_int8
+    program = compile_model(info)
+    plan = program.plan
+    assert plan is not None and plan.arena_bytes == plan.lower_bound
+    calls = {c.op_index: c for c in program.calls}
+    seen = set()
+    for op in info.ops:
+        if op.name not in MOVES:
+            continue
+        seen.add(op.name)
+        assert calls[op.index].function == "mcuq_copy" and dict(calls[op.index].args)["n"] == 0, op.name
+        src = plan.tensor_offset[op.inputs[0]]
+        assert all(src <= plan.tensor_offset[o] < src + info.tensors[op.inputs[0]].nbytes for o in op.outputs), op.name
+    split = next(op for op in info.ops if op.name == "SPLIT_V")
+    offsets = [plan.tensor_offset[o] - plan.tensor_offset[split.inputs[0]] for o in split.outputs]
+    assert offsets == [0, 2 * 4, 5 * 4]
+    assert seen == {"SPLIT_V", "SLICE", "REVERSE_V2"}, info.op_names
+    _assert_bit_exact(info, n=8)
