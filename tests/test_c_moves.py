@@ -87,3 +87,33 @@ def test_split_pieces_and_windows_are_aliases_not_copies(pieces_int8):
     assert offsets == [0, 2 * 4, 5 * 4]
     assert seen == {"SPLIT_V", "SLICE", "REVERSE_V2"}, info.op_names
     _assert_bit_exact(info, n=8)
+
+
+def _arith(x, y, z):
+    import tensorflow as tf
+
+    return (
+        tf.abs(x),
+        tf.abs(3.0 * z),  # another scale
+        tf.math.squared_difference(x, y),  # broadcast
+        tf.math.squared_difference(x, z),
+        tf.reduce_sum(x, axis=[1, 2]),
+        tf.reduce_sum(x, axis=-1, keepdims=True),
+        tf.reduce_sum(z, axis=1),
+    )
+
+
+ARITH = {"ABS", "SQUARED_DIFFERENCE", "SUM"}
+ARITH_SHAPES = [(1, 4, 5, 3), (1, 1, 5, 1), (1, 4, 5, 3)]
+
+
+def test_abs_squared_difference_sum_int8_bit_exact():
+    info = convert_fn(_arith, ARITH_SHAPES, loc=0.7)
+    assert set(info.op_names) >= ARITH, info.op_names
+    _assert_bit_exact(info, n=16)
+
+
+def test_abs_squared_difference_sum_int16_bit_exact():
+    info = convert_fn_16x8(_arith, ARITH_SHAPES)
+    assert set(info.op_names) >= ARITH, info.op_names
+    assert_bit_exact_16x8(info, n=12)

@@ -147,6 +147,10 @@ void mcuq_sub(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mc
               int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
               int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
               int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max);
+void mcuq_squared_difference(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+                             int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
+                             int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
+                             int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max);
 /* MAXIMUM / MINIMUM on the raw int8 values, 4-D broadcast. */
 void mcuq_max_min(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
                   int8_t* out, const mcuq_dim* out_dims, int is_min);

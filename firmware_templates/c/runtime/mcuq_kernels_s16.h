@@ -28,7 +28,7 @@ typedef struct {
 void mcuq_conv_s16(const mcuq_conv_s16_params* params);
 
 /* ADD, SUB, MUL of int16 tensors, 4-D broadcast (dims of size 1 broadcast); dims in RAM. */
-enum { MCUQ_S16_ADD, MCUQ_S16_SUB, MCUQ_S16_MUL, MCUQ_S16_MAX, MCUQ_S16_MIN };
+enum { MCUQ_S16_ADD, MCUQ_S16_SUB, MCUQ_S16_MUL, MCUQ_S16_MAX, MCUQ_S16_MIN, MCUQ_S16_SQDIFF };
 typedef struct {
   const int16_t* a;
   const mcuq_dim* a_dims;
@@ -42,6 +42,9 @@ typedef struct {
 } mcuq_binary_s16_params;
 
 void mcuq_binary_s16(const mcuq_binary_s16_params* params);
+
+/* ABS int16 (zero points 0): |x|, rescaled by (mult, shift) when the scales differ (rescale). */
+void mcuq_abs_s16(const int16_t* in, int16_t* out, mcuq_dim n, int rescale, int32_t mult, int shift);
 
 /* QUANTIZE int8 <-> int16 and int16 -> int16 (in_wide / out_wide: the side is int16). */
 void mcuq_requantize_s16(const void* in, int in_wide, void* out, int out_wide, mcuq_dim n, int32_t in_zp, int32_t out_zp,

@@ -1,5 +1,5 @@
 """Lowering of the elementwise, activation and data-moving ops (ADD, MUL, SOFTMAX, LOGISTIC,
-TANH, RELU, QUANTIZE, CONCATENATION, PACK, PAD, MEAN, RESHAPE), with TFLite Micro's arithmetic."""
+TANH, RELU, QUANTIZE, CONCATENATION, PACK, PAD, MEAN, SUM, RESHAPE), with TFLite Micro's arithmetic."""
 
 from __future__ import annotations
 
@@ -233,6 +233,7 @@ def lower_pad(e: Emitter, op: OpInfo) -> KernelCall:
 
 
 def lower_mean(e: Emitter, op: OpInfo) -> KernelCall:
+    """MEAN and SUM (TFLite Micro's QuantizedMeanOrSum for both) over up to 4 axes."""
     inp, axes, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     assert axes.data is not None
     rank = len(inp.shape)
@@ -243,10 +244,11 @@ def lower_mean(e: Emitter, op: OpInfo) -> KernelCall:
     (si, zi), (so, zo) = quant_of(inp), quant_of(out)
     mult, shift = quantize_multiplier(float(f32(si)) / float(f32(so)))
     n = int(np.prod([dims4(inp.shape)[d] for d in range(4) if mask & (1 << d)]))
-    # QuantizedMeanOrSum folds 1/N into the multiplier with a bounded extra shift.
-    extra = min(63 - (64 - n.bit_length()) if n > 0 else 0, 32, 31 + shift)
-    mult = int((mult << extra) // n)
-    shift -= extra
+    if op.name == "MEAN":  # SUM is QuantizedMeanOrSum with compute_sum: no 1/N
+        # QuantizedMeanOrSum folds 1/N into the multiplier with a bounded extra shift.
+        extra = min(63 - (64 - n.bit_length()) if n > 0 else 0, 32, 31 + shift)
+        mult = int((mult << extra) // n)
+        shift -= extra
     return KernelCall(
         op.index,
         "mcuq_mean",

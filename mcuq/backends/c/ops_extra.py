@@ -296,7 +296,7 @@ def hard_swish_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int)
     return np.array(values, np.int8)
 
 
-def _mbqm(x: int, m: int, shift: int) -> int:
+def mbqm(x: int, m: int, shift: int) -> int:
     """MultiplyByQuantizedMultiplier (int32, double rounding) in Python integers."""
     left, right = max(shift, 0), max(-shift, 0)
     a = x * (1 << left)
@@ -327,9 +327,9 @@ def leaky_relu_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
     for q in range(-128, 128):
         x = q - in_zp
         if x >= 0:
-            v = out_zp + _mbqm(x, id_m, id_s)
+            v = out_zp + mbqm(x, id_m, id_s)
         else:
-            scaled = _mbqm(x, -alpha_m if negative else alpha_m, alpha_s)
+            scaled = mbqm(x, -alpha_m if negative else alpha_m, alpha_s)
             v = out_zp + (-scaled if negative else scaled)
         values.append(max(-128, min(127, v)))
     return np.array(values, np.int8)
@@ -388,8 +388,8 @@ def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> n
             values.append(127)
             continue
         inv, inv_shift = inv_sqrt_multiplier(value)
-        data = _mbqm(1, inv, inv_shift + 20)
-        values.append(max(-128, min(127, _mbqm(data, mult, shift - 20) + out_zp)))
+        data = mbqm(1, inv, inv_shift + 20)
+        values.append(max(-128, min(127, mbqm(data, mult, shift - 20) + out_zp)))
     return np.array(values, np.int8)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, unsupported
 from mcuq.backends.c.ir import CProgram, KernelCall
+from mcuq.backends.c.lower_arith import ARITH_EMITTERS
 from mcuq.backends.c.lower_elementwise import (
     lower_add,
     lower_concat,
@@ -65,11 +66,13 @@ SUPPORTED_OPS = frozenset(
         "REVERSE_V2",
         "PACK",
         "MEAN",
+        "SUM",
         "PAD",
         "PADV2",
         "TRANSPOSE_CONV",
         "UNIDIRECTIONAL_SEQUENCE_LSTM",
         *EXTRA_EMITTERS,
+        *ARITH_EMITTERS,
     }
 )
 RESHAPE_OPS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
@@ -108,7 +111,7 @@ def _used(info: ModelInfo) -> set[int]:
 
 
 def scratch_bytes(info: ModelInfo, op: OpInfo) -> int:
-    if op.name == "MEAN":
+    if op.name in ("MEAN", "SUM"):
         out = info.tensors[op.outputs[0]]
         return 4 * int(np.prod(out.shape))
     if op.name == "TRANSPOSE_CONV":
@@ -143,9 +146,11 @@ EMITTERS: dict[str, Callable[[Emitter, OpInfo], KernelCall]] = {
     "PAD": lower_pad,
     "PADV2": lower_pad,
     "MEAN": lower_mean,
+    "SUM": lower_mean,
     "TRANSPOSE_CONV": lower_transpose_conv,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm,
     **EXTRA_EMITTERS,
+    **ARITH_EMITTERS,
 }
 
 
