@@ -48,8 +48,8 @@ def pieces_int8() -> ModelInfo:
     def fn(x, y, z):
         a, b, c = tf.split(tf.nn.relu(x), [2, 3, 1], axis=1)
         s = tf.slice(y, [0, 1, 0], [1, 3, -1]) * 2.0  # of the model input itself
-        u = tf.reverse(z, [0]) * 3.0
-        return a * 2.0, b * 3.0, c * 0.5, s, u
+        u = tf.reverse(z, [0])
+        return a * 2.0, b * 3.0, c * 0.5, s, tf.stack([u * 3.0, u * -0.5], axis=1)  # PACK: written in place
 
     return convert_fn(fn, [(1, 6, 4), (1, 5, 3), (1, 2, 5)], loc=0.5)
 
@@ -67,8 +67,9 @@ def test_moves_int16_bit_exact():
 
 def test_split_pieces_and_windows_are_aliases_not_copies(pieces_int8):
     """SPLIT_V along the outermost non-unit axis, a SLICE of leading rows and a REVERSE_V2 of a
-    unit axis copy nothing: the planner places each output inside the input, RAM stays at the
-    liveness bound, and the outputs are still bit-exact."""
+    unit axis copy nothing: the planner places each output inside the input (and PACK's inputs
+    are written inside its output), RAM stays at the liveness bound, and the outputs are still
+    bit-exact."""
     info = pieces_int8
     program = compile_model(info)
     plan = program.plan
@@ -80,12 +81,15 @@ def test_split_pieces_and_windows_are_aliases_not_copies(pieces_int8):
             continue
         seen.add(op.name)
         assert calls[op.index].function == "mcuq_copy" and dict(calls[op.index].args)["n"] == 0, op.name
+        if op.name == "PACK":
+            assert [plan.tensor_offset[i] for i in op.inputs] == [plan.tensor_offset[op.outputs[0]] + k * 10 for k in range(2)]
+            continue
         src = plan.tensor_offset[op.inputs[0]]
         assert all(src <= plan.tensor_offset[o] < src + info.tensors[op.inputs[0]].nbytes for o in op.outputs), op.name
     split = next(op for op in info.ops if op.name == "SPLIT_V")
     offsets = [plan.tensor_offset[o] - plan.tensor_offset[split.inputs[0]] for o in split.outputs]
     assert offsets == [0, 2 * 4, 5 * 4]
-    assert seen == {"SPLIT_V", "SLICE", "REVERSE_V2"}, info.op_names
+    assert seen == MOVES, info.op_names
     _assert_bit_exact(info, n=8)
 
 
