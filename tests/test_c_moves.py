@@ -38,20 +38,25 @@ def moves_int8() -> ModelInfo:
     return convert_fn(_moves, [(1, 5, 6, 3), (1, 5, 6, 3)], loc=1.0)
 
 
-@pytest.fixture(scope="session")
-def pieces_int8() -> ModelInfo:
+def _pieces(x, y, z):
     """Split along the outermost non-unit axis, each piece used by a later op: the pieces can
     live inside the input; a slice of leading rows and a reverse of a unit axis likewise (each
-    the last reader of its input: the planner aliases only then)."""
+    the last reader of its input: the planner aliases only then); PACK's inputs can be written
+    inside its output."""
     import tensorflow as tf
 
-    def fn(x, y, z):
-        a, b, c = tf.split(tf.nn.relu(x), [2, 3, 1], axis=1)
-        s = tf.slice(y, [0, 1, 0], [1, 3, -1]) * 2.0  # of the model input itself
-        u = tf.reverse(z, [0])
-        return a * 2.0, b * 3.0, c * 0.5, s, tf.stack([u * 3.0, u * -0.5], axis=1)  # PACK: written in place
+    a, b, c = tf.split(tf.nn.relu(x), [2, 3, 1], axis=1)
+    s = tf.slice(y, [0, 1, 0], [1, 3, -1]) * 2.0  # of the model input itself
+    u = tf.reverse(z, [0])
+    return a * 2.0, b * 3.0, c * 0.5, s, tf.stack([u * 3.0, u * -0.5], axis=1)
 
-    return convert_fn(fn, [(1, 6, 4), (1, 5, 3), (1, 2, 5)], loc=0.5)
+
+PIECES_SHAPES = [(1, 6, 4), (1, 5, 3), (1, 2, 5)]
+
+
+@pytest.fixture(scope="session")
+def pieces_int8() -> ModelInfo:
+    return convert_fn(_pieces, PIECES_SHAPES, loc=0.5)
 
 
 def test_moves_int8_bit_exact(moves_int8):

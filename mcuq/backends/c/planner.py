@@ -206,11 +206,14 @@ def plan_memory(
     """`windows`: op index -> (input tensor, {output tensor: byte offset inside that input}) for
     the ops whose outputs are contiguous windows of their input (alias candidates: a slice of
     leading rows, the pieces of a split along its outermost non-unit axis).
-    Planned twice, with and without concatenation inputs written in place (concat_members), and
-    the smaller arena kept (in place on a tie: no copies); reserving a concatenation's whole
-    output from its first input on can cost more than the copy saves."""
-    aliases = _aliases(info, set(alias_ops), windows or {})
-    plans = [_plan(info, scratch, aliases, members) for members in (concat_members(info), {})]
+    Planned with and without concatenation inputs written in place (concat_members), and with
+    and without the windows, and the smallest arena kept (in place and aliased on a tie: no
+    copies); reserving a concatenation's whole output from its first input on can cost more
+    than the copy saves."""
+    # Windows and pieces are planned both ways too: keeping a whole input alive for a small
+    # window (or for the last of many pieces) can cost more than copying it.
+    alias_sets = [_aliases(info, set(alias_ops), windows or {})] + ([_aliases(info, set(alias_ops), {})] if windows else [])
+    plans = [_plan(info, scratch, aliases, members) for aliases in alias_sets for members in (concat_members(info), {})]
     return min(plans, key=lambda plan: plan.arena_bytes)
 
 
