@@ -1258,7 +1258,7 @@ static mcuq_dim bcast_index(const mcuq_dim* dims, mcuq_dim i0, mcuq_dim i1, mcuq
 }
 
 /* Parameters of the int8 ADD/MUL reference kernels (TFLite's ArithmeticParams). */
-enum { MCUQ_BIN_ADD, MCUQ_BIN_MUL, MCUQ_BIN_SUB, MCUQ_BIN_MAX, MCUQ_BIN_MIN, MCUQ_BIN_PRELU, MCUQ_BIN_SQDIFF };
+enum { MCUQ_BIN_ADD, MCUQ_BIN_MUL, MCUQ_BIN_SUB, MCUQ_BIN_MAX, MCUQ_BIN_MIN, MCUQ_BIN_PRELU };
 typedef struct {
   int kind; /* MCUQ_BIN_* */
   int32_t a_offset, a_mult, b_offset, b_mult, out_offset, out_mult;
@@ -1286,8 +1286,6 @@ static inline int32_t binary_value(int32_t x, int32_t y, const binary_params* p)
   }
   x = mul_smaller_than_one((int32_t)((uint32_t)x << p->left_shift), p->a_mult, p->a_shift);
   y = mul_smaller_than_one((int32_t)((uint32_t)y << p->left_shift), p->b_mult, p->b_shift);
-  if (p->kind == MCUQ_BIN_SQDIFF) /* squared_difference.cc: the raw difference squared, int32 */
-    return mbqm((x - y) * (x - y), p->out_mult, p->out_shift) + p->out_offset;
   return mul_smaller_than_one(p->kind == MCUQ_BIN_SUB ? x - y : x + y, p->out_mult, p->out_shift) + p->out_offset;
 }
 
@@ -1343,13 +1341,25 @@ void mcuq_sub(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mc
           left_shift, out_offset, out_mult, out_shift, act_min, act_max);
 }
 
-/* SQUARED_DIFFERENCE: ADD's input scaling (left_shift 7), then (x - y)^2 times out_mult. */
+/* SQUARED_DIFFERENCE (squared_difference.cc): ADD's input scaling (left_shift 7), then the raw
+ * difference squared in int32 times out_mult. Its own walk: a branch in binary_value would stop
+ * gcc inlining that into ADD's and MUL's loop. */
 void mcuq_squared_difference(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
                              int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
                              int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
                              int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
-  add_sub(MCUQ_BIN_SQDIFF, a, a_dims, b, b_dims, out, out_dims, a_offset, a_mult, a_shift, b_offset, b_mult, b_shift,
-          left_shift, out_offset, out_mult, out_shift, act_min, act_max);
+  mcuq_dim i0, i1, i2, i3, o = 0;
+  for (i0 = 0; i0 < out_dims[0]; ++i0)
+    for (i1 = 0; i1 < out_dims[1]; ++i1)
+      for (i2 = 0; i2 < out_dims[2]; ++i2)
+        for (i3 = 0; i3 < out_dims[3]; ++i3, ++o) {
+          const int32_t x = a_offset + a[bcast_index(a_dims, i0, i1, i2, i3)];
+          const int32_t y = b_offset + b[bcast_index(b_dims, i0, i1, i2, i3)];
+          const int32_t d = mul_smaller_than_one((int32_t)((uint32_t)x << left_shift), a_mult, a_shift) -
+                            mul_smaller_than_one((int32_t)((uint32_t)y << left_shift), b_mult, b_shift);
+          const int32_t r = mbqm(d * d, out_mult, out_shift) + out_offset;
+          out[o] = (int8_t)MCUQ_CLAMP(r, act_min, act_max);
+        }
 }
 
 void mcuq_max_min(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
