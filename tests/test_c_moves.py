@@ -126,3 +126,27 @@ def test_abs_squared_difference_sum_int16_bit_exact():
     info = convert_fn_16x8(_arith, ARITH_SHAPES)
     assert set(info.op_names) >= ARITH, info.op_names
     assert_bit_exact_16x8(info, n=12)
+
+
+def test_small_window_of_a_big_tensor_kept_late_is_copied():
+    """A SLICE of two leading rows of a big tensor, read only at the end: aliasing would keep the
+    whole tensor alive to the end, so the planner's copied plan is smaller and wins (the SLICE
+    runs as a gather); still bit-exact."""
+    import tensorflow as tf
+
+    from mcuq.backends.c.planner import _aliases, _plan
+    from mcuq.backends.c.program import RESHAPE_OPS
+
+    def fn(x):
+        s = tf.slice(tf.nn.relu(x), [0, 0, 0], [1, 2, -1])
+        u = (x * 2.0) * 3.0
+        return s + tf.slice(u, [0, 30, 0], [1, 2, -1]), u * 0.5  # s read last
+
+    info = convert_fn(fn, [(1, 32, 8)], loc=0.5)
+    program = compile_model(info)
+    op = next(o for o in info.ops if o.name == "SLICE")
+    assert next(c for c in program.calls if c.op_index == op.index).function == "mcuq_gather"
+    aliased = _plan(info, {}, _aliases(info, set(RESHAPE_OPS), {op.index: (op.inputs[0], {op.outputs[0]: 0})}), {})
+    assert aliased.tensor_offset[op.outputs[0]] == aliased.tensor_offset[op.inputs[0]]  # the alias plan does alias
+    assert program.plan is not None and program.plan.arena_bytes < aliased.arena_bytes, (program.plan.arena_bytes, aliased.arena_bytes)
+    _assert_bit_exact(info, n=8)
