@@ -150,3 +150,21 @@ def test_small_window_of_a_big_tensor_kept_late_is_copied():
     assert aliased.tensor_offset[op.outputs[0]] == aliased.tensor_offset[op.inputs[0]]  # the alias plan does alias
     assert program.plan is not None and program.plan.arena_bytes < aliased.arena_bytes, (program.plan.arena_bytes, aliased.arena_bytes)
     _assert_bit_exact(info, n=8)
+
+
+def test_moves_pass_the_avr_emulator_self_test(tmp_path, moves_int8):
+    """The same int8 moves inside generated firmware for the ATmega2560 (simavr): the gather
+    tables and SPLIT_V's piece sizes are read from flash there (pgm_read), which the host build
+    does not exercise; the self-test is bit-exact with the x86 TFLite Micro's golden vectors."""
+    from conftest import need
+    from mcuq.deploy import DeployRequest, deploy
+
+    need("avr-gcc")
+    need("simavr")
+    model = tmp_path / "moves.tflite"
+    model.write_bytes(moves_int8.raw)
+    result = deploy(DeployRequest(model=str(model), board="mega2560", runtime="c", out=str(tmp_path / "p")))
+    assert result.ok, [c for c in result.validation.checks if not c.passed]
+    assert result.manifest["c_runtime"]["emulation"]["passed"], result.manifest["c_runtime"]["emulation"]
+    model_c = (tmp_path / "p" / "src" / "mcuq_model.c").read_text()
+    assert "mcuq_split(" in model_c and "mcuq_gather(" in model_c and "mcuq_concat(" in model_c
