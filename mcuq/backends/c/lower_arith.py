@@ -5,9 +5,11 @@ The 16x8 SQUARED_DIFFERENCE is lower_int16's binary call with this module's mult
 Why the shapes of these lowerings:
 - int8 ABS is evaluated here for all 256 inputs (AbsEvalQuantized) and runs as a 256-byte
   table, like ops_extra's activations; int16 ABS is one small loop (`mcuq_abs_s16`).
-- SQUARED_DIFFERENCE shares ADD's kernels (the same input scaling: left shift 7 for int8, 0
+- SQUARED_DIFFERENCE takes ADD's arguments (the same input scaling: left shift 7 for int8, 0
   for int16, multipliers of s / (2 max s)); only the last step differs: the raw difference
-  squared in int32 times an output multiplier of (2 max s)^2 / (2^(2 left shift) s_out).
+  squared in int32 times an output multiplier of (2 max s)^2 / (2^(2 left shift) s_out). int8
+  runs its own loop (`mcuq_squared_difference`: a branch in ADD's element step would stop gcc
+  inlining it), int16 one more kind of `mcuq_binary_s16`.
 """
 
 from __future__ import annotations
