@@ -226,12 +226,14 @@ def test_digits_model_bit_exact_on_validation_data(digits_int8):
 
 
 def test_every_supported_op_has_a_case():
+    from test_c_moves import ARITH, MOVES
     from test_c_ops_extra import _cases
 
     covered = {spec[2] for spec in _layers().values()} | {"ADD", "MUL", "CONCATENATION", "RELU", "RELU6", "QUANTIZE"}
     covered |= {spec[3] for spec in _cases().values()}
     covered |= {"RSQRT"}  # test_c_ops_extra.py: test_rsqrt_bit_exact_over_every_valid_input (every input value)
     covered |= {"UNIDIRECTIONAL_SEQUENCE_LSTM"}  # tests/test_c_lstm.py (its own table of converted LSTMs)
+    covered |= MOVES | ARITH  # tests/test_c_moves.py (a few models each using every one, int8 and 16x8)
     # EXPAND_DIMS/SQUEEZE come from Conv1D in older converters, RESHAPE in this one; PADV2 shares PAD's kernel.
     assert SUPPORTED_OPS - covered <= {"EXPAND_DIMS", "SQUEEZE", "PADV2"}
 

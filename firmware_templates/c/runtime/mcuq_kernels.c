@@ -1341,6 +1341,27 @@ void mcuq_sub(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mc
           left_shift, out_offset, out_mult, out_shift, act_min, act_max);
 }
 
+/* SQUARED_DIFFERENCE (squared_difference.cc): ADD's input scaling (left_shift 7), then the raw
+ * difference squared in int32 times out_mult. Its own walk: a branch in binary_value would stop
+ * gcc inlining that into ADD's and MUL's loop. */
+void mcuq_squared_difference(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+                             int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
+                             int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
+                             int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max) {
+  mcuq_dim i0, i1, i2, i3, o = 0;
+  for (i0 = 0; i0 < out_dims[0]; ++i0)
+    for (i1 = 0; i1 < out_dims[1]; ++i1)
+      for (i2 = 0; i2 < out_dims[2]; ++i2)
+        for (i3 = 0; i3 < out_dims[3]; ++i3, ++o) {
+          const int32_t x = a_offset + a[bcast_index(a_dims, i0, i1, i2, i3)];
+          const int32_t y = b_offset + b[bcast_index(b_dims, i0, i1, i2, i3)];
+          const int32_t d = mul_smaller_than_one((int32_t)((uint32_t)x << left_shift), a_mult, a_shift) -
+                            mul_smaller_than_one((int32_t)((uint32_t)y << left_shift), b_mult, b_shift);
+          const int32_t r = mbqm(d * d, out_mult, out_shift) + out_offset;
+          out[o] = (int8_t)MCUQ_CLAMP(r, act_min, act_max);
+        }
+}
+
 void mcuq_max_min(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
                   int8_t* out, const mcuq_dim* out_dims, int is_min) {
   binary_params p;
@@ -1574,12 +1595,17 @@ void mcuq_concat(const int8_t* const* ins, const mcuq_dim* axis_sizes, int count
   }
 }
 
-/* SPLIT / UNPACK: outer rows of `count` equal pieces of `chunk` bytes each, piece k to outs[k]. */
-void mcuq_split(const int8_t* in, int8_t* const* outs, int count, mcuq_dim outer, mcuq_dim chunk) {
+/* SPLIT / SPLIT_V / UNPACK: outer rows of `count` pieces, piece k (chunks[k] bytes, in flash) to
+ * outs[k]. */
+void mcuq_split(const int8_t* in, int8_t* const* outs, const mcuq_dim* chunks, int count, mcuq_dim outer) {
   mcuq_dim o;
   int k;
   for (o = 0; o < outer; ++o)
-    for (k = 0; k < count; ++k, in += chunk) memcpy(outs[k] + o * chunk, in, (size_t)chunk);
+    for (k = 0; k < count; ++k) {
+      const mcuq_dim chunk = MCUQ_RD_I32(chunks + k);
+      memcpy(outs[k] + o * chunk, in, (size_t)chunk);
+      in += chunk;
+    }
 }
 
 void mcuq_pad(const int8_t* in, const mcuq_dim* in_dims, int8_t* out, const mcuq_dim* out_dims,

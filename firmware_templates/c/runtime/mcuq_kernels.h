@@ -122,8 +122,9 @@ void mcuq_logistic(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int
 void mcuq_tanh(const int8_t* in, int8_t* out, mcuq_dim n, int32_t in_zp, int32_t range_radius,
                int32_t in_mult, int in_left_shift);
 
-/* Concatenation along `axis` of inputs that share the output's quantization. */
-void mcuq_split(const int8_t* in, int8_t* const* outs, int count, mcuq_dim outer, mcuq_dim chunk);
+/* Concatenation along `axis` of inputs that share the output's quantization (and PACK); its
+ * inverse (SPLIT, SPLIT_V, UNPACK): chunks[k] (flash) bytes of each outer row go to outs[k]. */
+void mcuq_split(const int8_t* in, int8_t* const* outs, const mcuq_dim* chunks, int count, mcuq_dim outer);
 void mcuq_concat(const int8_t* const* ins, const mcuq_dim* axis_sizes, int count, int8_t* out,
                  mcuq_dim outer, mcuq_dim inner);
 
@@ -146,6 +147,10 @@ void mcuq_sub(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mc
               int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
               int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
               int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max);
+void mcuq_squared_difference(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
+                             int8_t* out, const mcuq_dim* out_dims, int32_t a_offset, int32_t a_mult, int a_shift,
+                             int32_t b_offset, int32_t b_mult, int b_shift, int left_shift, int32_t out_offset,
+                             int32_t out_mult, int out_shift, int32_t act_min, int32_t act_max);
 /* MAXIMUM / MINIMUM on the raw int8 values, 4-D broadcast. */
 void mcuq_max_min(const int8_t* a, const mcuq_dim* a_dims, const int8_t* b, const mcuq_dim* b_dims,
                   int8_t* out, const mcuq_dim* out_dims, int is_min);

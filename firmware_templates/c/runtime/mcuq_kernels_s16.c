@@ -125,6 +125,7 @@ static int32_t binary_s16(const mcuq_binary_s16_params* p, int32_t x, int32_t y)
     return x >= 0 ? mcuq_mbqm(x, p->a_mult, p->a_shift) : mcuq_mbqm(x * y, p->out_mult, p->out_shift);
   x = smaller_than_one((int32_t)((uint32_t)x << p->left_shift), p->a_mult, p->a_shift);
   y = smaller_than_one((int32_t)((uint32_t)y << p->left_shift), p->b_mult, p->b_shift);
+  if (p->kind == MCUQ_S16_SQDIFF) return mcuq_mbqm((x - y) * (x - y), p->out_mult, p->out_shift);
   return smaller_than_one(p->kind == MCUQ_S16_SUB ? x - y : x + y, p->out_mult, p->out_shift);
 }
 
@@ -146,6 +147,16 @@ void mcuq_binary_s16(const mcuq_binary_s16_params* params) {
           const int32_t y = p.b[bcast16(p.b_dims, i0, i1, i2, i3)];
           p.out[o] = clamp16(binary_s16(&p, x, y), p.act_min, p.act_max);
         }
+}
+
+/* AbsEvalQuantized<int16_t>: std::abs of the value, clamped (|-32768| saturates), or rescaled. */
+void mcuq_abs_s16(const int16_t* in, int16_t* out, mcuq_dim n, int rescale, int32_t mult, int shift) {
+  mcuq_dim i;
+  for (i = 0; i < n; ++i) {
+    const int32_t v = in[i] < 0 ? -(int32_t)in[i] : (int32_t)in[i];
+    const int32_t r = rescale ? mcuq_mbqm(v, mult, shift) : v;
+    out[i] = clamp16(r, -32768, 32767);
+  }
 }
 
 /* QUANTIZE between int8 and int16 (either way) and int16 -> int16: reference_ops::Requantize;

@@ -31,10 +31,10 @@ void mcuq_conv_s16(const mcuq_conv_s16_params* params);
  * output gathers the inputs that TFLite Micro scatters onto it, so no int64 scratch buffer. */
 void mcuq_transpose_conv_s16(const mcuq_conv_s16_params* params);
 
-/* ADD, SUB, MUL, MAXIMUM, MINIMUM of int16 tensors and PRELU (b: alpha minus its zero point,
+/* ADD, SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE of int16 tensors and PRELU (b: alpha minus its zero point,
  * as int16; a_mult/a_shift for x >= 0, out_mult/out_shift for x * alpha), 4-D broadcast (dims
  * of size 1 broadcast); dims in RAM. */
-enum { MCUQ_S16_ADD, MCUQ_S16_SUB, MCUQ_S16_MUL, MCUQ_S16_MAX, MCUQ_S16_MIN, MCUQ_S16_PRELU };
+enum { MCUQ_S16_ADD, MCUQ_S16_SUB, MCUQ_S16_MUL, MCUQ_S16_MAX, MCUQ_S16_MIN, MCUQ_S16_PRELU, MCUQ_S16_SQDIFF };
 typedef struct {
   const int16_t* a;
   const mcuq_dim* a_dims;
@@ -48,6 +48,9 @@ typedef struct {
 } mcuq_binary_s16_params;
 
 void mcuq_binary_s16(const mcuq_binary_s16_params* params);
+
+/* ABS int16 (zero points 0): |x|, rescaled by (mult, shift) when the scales differ (rescale). */
+void mcuq_abs_s16(const int16_t* in, int16_t* out, mcuq_dim n, int rescale, int32_t mult, int shift);
 
 /* QUANTIZE int8 <-> int16 and int16 -> int16 (in_wide / out_wide: the side is int16). */
 void mcuq_requantize_s16(const void* in, int in_wide, void* out, int out_wide, mcuq_dim n, int32_t in_zp, int32_t out_zp,

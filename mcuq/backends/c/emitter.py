@@ -52,6 +52,7 @@ ROLES = {
     "ax": "axis_sizes",
     "pb": "pad_before",
     "g": "gather_table",
+    "ck": "piece_bytes",
     "ry": "y_table",
     "rx": "x_table",
     "lut": "table",

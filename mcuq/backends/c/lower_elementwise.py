@@ -1,5 +1,5 @@
 """Lowering of the elementwise, activation and data-moving ops (ADD, MUL, SOFTMAX, LOGISTIC,
-TANH, RELU, QUANTIZE, CONCATENATION, PAD, MEAN, RESHAPE), with TFLite Micro's arithmetic."""
+TANH, RELU, QUANTIZE, CONCATENATION, PACK, PAD, MEAN, SUM, RESHAPE), with TFLite Micro's arithmetic."""
 
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def lower_quantize(e: Emitter, op: OpInfo) -> KernelCall:
 
 
 def lower_concat(e: Emitter, op: OpInfo) -> KernelCall:
-    """CONCATENATION of tensors of one quantization, bytes copied (an int16 tensor of a 16x8
+    """CONCATENATION (and PACK) of tensors of one quantization, bytes copied (an int16 tensor of a 16x8
     model moves as 2-byte elements), or nothing when the planner wrote every input in place."""
     out = e.t(op.outputs[0])
     ins = [e.t(i) for i in op.inputs]
@@ -175,6 +175,8 @@ def lower_concat(e: Emitter, op: OpInfo) -> KernelCall:
     axis = op.options.get("axis", -1) % len(out.shape)
     outer = int(np.prod(out.shape[:axis])) if axis else 1
     inner = int(np.prod(out.shape[axis + 1 :])) * size
+    # PACK is a concatenation along a new axis: each input is one step of it
+    steps = [1] * len(ins) if op.name == "PACK" else [t.shape[axis] for t in ins]
     plan = e.program.plan
     if plan is not None and not any(t.is_constant for t in ins):
         starts = np.cumsum([0] + [t.nbytes for t in ins])[:-1]
@@ -185,33 +187,11 @@ def lower_concat(e: Emitter, op: OpInfo) -> KernelCall:
     pointers = PointerList(
         f"ins{op.index}", tuple(operand(e, op, t.index, k) if t.is_constant else e.buf(t.index) for k, t in enumerate(ins))
     )
-    sizes = e.const(f"ax{op.index}", "mcuq_dim", np.array([t.shape[axis] for t in ins], np.int32), flash=False)
+    sizes = e.const(f"ax{op.index}", "mcuq_dim", np.array(steps, np.int32), flash=False)
     return KernelCall(
         op.index,
         "mcuq_concat",
         [("ins", pointers), ("axis_sizes", sizes), ("count", len(ins)), ("out", e.buf(out.index)), ("outer", outer), ("inner", inner)],
-    )
-
-
-def lower_split(e: Emitter, op: OpInfo) -> KernelCall:
-    """SPLIT (equal pieces) and UNPACK (pieces of one along the axis, the axis dropped): the
-    inverse of CONCATENATION, bytes copied (no arithmetic: TFLite Micro requires the outputs'
-    quantization to equal the input's, and int16 tensors move as pairs of bytes)."""
-    inp = e.t(op.inputs[1] if op.name == "SPLIT" else op.inputs[0])
-    outs = [e.t(i) for i in op.outputs]
-    if any(quant_of(t) != quant_of(inp) for t in outs):
-        raise unsupported(e.info, op, "has outputs quantized unlike its input; TFLite Micro requires equal quantization")
-    if op.name == "SPLIT":
-        axis_t = e.t(op.inputs[0])
-        assert axis_t.data is not None
-        axis = int(axis_t.data.reshape(-1)[0]) % len(inp.shape)
-    else:
-        axis = int(op.options.get("axis", 0)) % len(inp.shape)
-    outer = int(np.prod(inp.shape[:axis])) if axis else 1
-    chunk = int(np.prod(inp.shape[axis:])) // len(outs) * np.dtype(inp.dtype).itemsize  # bytes of one piece per outer row
-    pointers = PointerList(f"outs{op.index}", tuple(e.buf(t.index) for t in outs), writable=True)
-    return KernelCall(
-        op.index, "mcuq_split", [("in", e.buf(inp.index)), ("outs", pointers), ("count", len(outs)), ("outer", outer), ("chunk", chunk)]
     )
 
 
@@ -253,6 +233,7 @@ def lower_pad(e: Emitter, op: OpInfo) -> KernelCall:
 
 
 def lower_mean(e: Emitter, op: OpInfo) -> KernelCall:
+    """MEAN and SUM (TFLite Micro's QuantizedMeanOrSum for both) over up to 4 axes."""
     inp, axes, out = e.t(op.inputs[0]), e.t(op.inputs[1]), e.t(op.outputs[0])
     assert axes.data is not None
     rank = len(inp.shape)
@@ -263,10 +244,11 @@ def lower_mean(e: Emitter, op: OpInfo) -> KernelCall:
     (si, zi), (so, zo) = quant_of(inp), quant_of(out)
     mult, shift = quantize_multiplier(float(f32(si)) / float(f32(so)))
     n = int(np.prod([dims4(inp.shape)[d] for d in range(4) if mask & (1 << d)]))
-    # QuantizedMeanOrSum folds 1/N into the multiplier with a bounded extra shift.
-    extra = min(63 - (64 - n.bit_length()) if n > 0 else 0, 32, 31 + shift)
-    mult = int((mult << extra) // n)
-    shift -= extra
+    if op.name == "MEAN":  # SUM is QuantizedMeanOrSum with compute_sum: no 1/N
+        # QuantizedMeanOrSum folds 1/N into the multiplier with a bounded extra shift.
+        extra = min(63 - (64 - n.bit_length()) if n > 0 else 0, 32, 31 + shift)
+        mult = int((mult << extra) // n)
+        shift -= extra
     return KernelCall(
         op.index,
         "mcuq_mean",

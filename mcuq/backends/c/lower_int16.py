@@ -18,7 +18,9 @@ import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, dims_const, operand, quant_of, unsupported
 from mcuq.backends.c.ir import BufferRef, KernelCall, Value
-from mcuq.backends.c.lower_elementwise import lower_concat, lower_mean, lower_pad, lower_split
+from mcuq.backends.c.lower_arith import lower_abs_s16, squared_difference_multipliers
+from mcuq.backends.c.lower_elementwise import lower_concat, lower_mean, lower_pad
+from mcuq.backends.c.lower_moves import lower_gather_move, lower_split
 from mcuq.backends.c.ops_extra import data_move, leaky_relu_multipliers
 from mcuq.model.info import ModelInfo, OpInfo, TensorInfo
 from mcuq.model.quant_math import activation_range, f32, padding_for, quantize_multiplier, tflite_round
@@ -274,7 +276,14 @@ def lower_binary_s16(e: Emitter, op: OpInfo) -> KernelCall:
         (ma, sha), (mb, shb) = quantize_multiplier(sa / twice_max), quantize_multiplier(sb / twice_max)
         mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * so))
     amin, amax = activation_range(op.options.get("fusedActivationFunction", 0), so, 0, INT16_MIN, INT16_MAX)
-    kind = {"ADD": "MCUQ_S16_ADD", "SUB": "MCUQ_S16_SUB", "MUL": "MCUQ_S16_MUL", "MAXIMUM": "MCUQ_S16_MAX", "MINIMUM": "MCUQ_S16_MIN"}
+    kind = {
+        "ADD": "MCUQ_S16_ADD",
+        "SUB": "MCUQ_S16_SUB",
+        "MUL": "MCUQ_S16_MUL",
+        "MAXIMUM": "MCUQ_S16_MAX",
+        "MINIMUM": "MCUQ_S16_MIN",
+        "SQUARED_DIFFERENCE": "MCUQ_S16_SQDIFF",
+    }
     scales = (ma, sha, mb, shb, mo, sho, left_shift)
     return binary_call(e, op, operand(e, op, b.index, 1), scales, kind[op.name], (amin, amax))
 
@@ -299,6 +308,18 @@ def binary_call(
         ("act_max", act[1]),
     ]
     return KernelCall(op.index, "mcuq_binary_s16", args, "mcuq_binary_s16_params")
+
+
+def lower_squared_difference_s16(e: Emitter, op: OpInfo) -> KernelCall:
+    """The binary call with SQUARED_DIFFERENCE's constants (squared_difference.cc for int16:
+    left shift 0, the full int16 range, no fused activation)."""
+    call = lower_binary_s16(e, op)  # checks the types and the zero points (0)
+    sa, sb, so = (quant_of(e.t(i))[0] for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    (ma, sha), (mb, shb), (mo, sho) = squared_difference_multipliers(sa, sb, so, 0)
+    update = {"a_mult": ma, "a_shift": sha, "b_mult": mb, "b_shift": shb, "out_mult": mo, "out_shift": sho}
+    update |= {"left_shift": 0, "act_min": INT16_MIN, "act_max": INT16_MAX}
+    call.args = [(k, update.get(k, v)) for k, v in call.args]
+    return call
 
 
 def lower_leaky_relu_s16(e: Emitter, op: OpInfo) -> KernelCall:
@@ -448,9 +469,16 @@ INT16_EMITTERS = {
     "LOGISTIC": lower_logistic_tanh_s16,
     "TANH": lower_logistic_tanh_s16,
     "MEAN": lower_mean_s16,
+    "SUM": lower_mean_s16,  # the same kernel, the multiplier without 1/N
+    "ABS": lower_abs_s16,
+    "SQUARED_DIFFERENCE": lower_squared_difference_s16,
     "CONCATENATION": lower_concat,  # bytes moved: the int8 lowering serves
     "SPLIT": lower_split,  # bytes moved: the int8 lowering serves
     "UNPACK": lower_split,
+    "SPLIT_V": lower_split,
+    "PACK": lower_concat,
+    "SLICE": lower_gather_move,
+    "REVERSE_V2": lower_gather_move,
     "PAD": lower_pad,  # zero padding as bytes
     "PADV2": lower_pad,
     "TRANSPOSE": data_move,  # bytes moved: the int8 gather serves, in pairs of bytes

@@ -37,21 +37,21 @@ def _q(t: TensorInfo) -> tuple[float, int]:
     return t.quant.scale[0], t.quant.zero_point[0]
 
 
-def _const_ints(e: Emitter, op: OpInfo, pos: int, what: str) -> list[int]:
+def const_ints(e: Emitter, op: OpInfo, pos: int, what: str) -> list[int]:
     t = e.t(op.inputs[pos])
     if t.data is None:
         raise unsupported(e.info, op, f"has a non-constant {what}; the C runtime needs it known at generation time")
     return [int(v) for v in np.asarray(t.data).reshape(-1)]
 
 
-def _row_major_strides(dims: list[int]) -> list[int]:
+def row_major_strides(dims: list[int]) -> list[int]:
     strides = [1] * len(dims)
     for d in range(len(dims) - 2, -1, -1):
         strides[d] = strides[d + 1] * dims[d + 1]
     return strides
 
 
-def _rank4(e: Emitter, op: OpInfo, t: TensorInfo) -> list[int]:
+def rank4(e: Emitter, op: OpInfo, t: TensorInfo) -> list[int]:
     if len(t.shape) > 4:
         raise unsupported(e.info, op, f"has a {len(t.shape)}-D tensor '{t.name}'; the C runtime moves data in up to 4 dimensions")
     return dims4(t.shape)
@@ -60,7 +60,7 @@ def _rank4(e: Emitter, op: OpInfo, t: TensorInfo) -> list[int]:
 Layout = tuple[list[int], list[list[int]]]  # output dims (4) and per-axis input offsets
 
 
-def _gather(e: Emitter, op: OpInfo, layout: Layout) -> KernelCall:
+def gather(e: Emitter, op: OpInfo, layout: Layout) -> KernelCall:
     """One data-moving op as out[i0,i1,i2,i3] = in[t0[i0] + t1[i1] + t2[i2] + t3[i3]], or
     nothing when the planner placed the output inside the input (see alias_offsets)."""
     dims, tables = layout
@@ -100,14 +100,14 @@ def window_offset(layout: Layout) -> int | None:
     return int(index[0]) if np.array_equal(index, index[0] + np.arange(index.size)) else None
 
 
-def alias_offsets(e: Emitter) -> dict[int, int]:
+def alias_offsets(e: Emitter, layouts: dict[str, LayoutFn] | None = None) -> dict[int, int]:
     """op index -> byte offset of its output inside its input, for the data-moving ops whose
     output is a contiguous window of the input (TRANSPOSE of unit axes, STRIDED_SLICE of
     leading rows, identity resizes): the planner places such an output inside its input."""
     found = {}
     for op in e.info.ops:
-        if op.name in LAYOUTS:
-            delta = window_offset(byte_layout(e, op))
+        if op.name in (layouts or LAYOUTS):
+            delta = window_offset(byte_layout(e, op, layouts))
             if delta is not None:
                 found[op.index] = delta
     return found
@@ -115,10 +115,10 @@ def alias_offsets(e: Emitter) -> dict[int, int]:
 
 def _transpose_layout(e: Emitter, op: OpInfo) -> Layout:
     inp = e.t(op.inputs[0])
-    in_dims = _rank4(e, op, inp)
+    in_dims = rank4(e, op, inp)
     lead = 4 - len(inp.shape)
-    perm = list(range(lead)) + [lead + p % len(inp.shape) for p in _const_ints(e, op, 1, "permutation")]
-    strides = _row_major_strides(in_dims)
+    perm = list(range(lead)) + [lead + p % len(inp.shape) for p in const_ints(e, op, 1, "permutation")]
+    strides = row_major_strides(in_dims)
     dims = [in_dims[p] for p in perm]
     return dims, [[i * strides[p] for i in range(in_dims[p])] for p in perm]
 
@@ -147,12 +147,12 @@ def _strided_slice_layout(e: Emitter, op: OpInfo) -> Layout:
     masks = {k: int(o.get(k, 0) or 0) for k in ("beginMask", "endMask", "shrinkAxisMask", "ellipsisMask", "newAxisMask")}
     if masks["ellipsisMask"] or masks["newAxisMask"] or o.get("offset"):
         raise unsupported(e.info, op, "uses an ellipsis, new-axis or offset mask; the C runtime slices with begin/end/stride per axis")
-    begin, end = _const_ints(e, op, 1, "begin"), _const_ints(e, op, 2, "end")
-    strides = _const_ints(e, op, 3, "strides") if len(op.inputs) > 3 else [1] * len(begin)
-    in_dims = _rank4(e, op, inp)
+    begin, end = const_ints(e, op, 1, "begin"), const_ints(e, op, 2, "end")
+    strides = const_ints(e, op, 3, "strides") if len(op.inputs) > 3 else [1] * len(begin)
+    in_dims = rank4(e, op, inp)
     rank = len(inp.shape)
     lead = 4 - rank
-    in_strides = _row_major_strides(in_dims)
+    in_strides = row_major_strides(in_dims)
     tables = [[0]] * lead
     for axis in range(rank):
         b = begin[axis] if axis < len(begin) else 0
@@ -296,7 +296,7 @@ def hard_swish_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int)
     return np.array(values, np.int8)
 
 
-def _mbqm(x: int, m: int, shift: int) -> int:
+def mbqm(x: int, m: int, shift: int) -> int:
     """MultiplyByQuantizedMultiplier (int32, double rounding) in Python integers."""
     left, right = max(shift, 0), max(-shift, 0)
     a = x * (1 << left)
@@ -327,9 +327,9 @@ def leaky_relu_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
     for q in range(-128, 128):
         x = q - in_zp
         if x >= 0:
-            v = out_zp + _mbqm(x, id_m, id_s)
+            v = out_zp + mbqm(x, id_m, id_s)
         else:
-            scaled = _mbqm(x, -alpha_m if negative else alpha_m, alpha_s)
+            scaled = mbqm(x, -alpha_m if negative else alpha_m, alpha_s)
             v = out_zp + (-scaled if negative else scaled)
         values.append(max(-128, min(127, v)))
     return np.array(values, np.int8)
@@ -388,12 +388,12 @@ def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> n
             values.append(127)
             continue
         inv, inv_shift = inv_sqrt_multiplier(value)
-        data = _mbqm(1, inv, inv_shift + 20)
-        values.append(max(-128, min(127, _mbqm(data, mult, shift - 20) + out_zp)))
+        data = mbqm(1, inv, inv_shift + 20)
+        values.append(max(-128, min(127, mbqm(data, mult, shift - 20) + out_zp)))
     return np.array(values, np.int8)
 
 
-def _lut(e: Emitter, op: OpInfo, table: np.ndarray) -> KernelCall:
+def lut_call(e: Emitter, op: OpInfo, table: np.ndarray) -> KernelCall:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     # index by the input's byte: entry (uint8)q holds the output for q
     by_byte = np.concatenate([table[128:], table[:128]])
@@ -415,17 +415,17 @@ def _hard_swish(e: Emitter, op: OpInfo) -> KernelCall:
         table = hard_swish_table(si, zi, so, zo)
     except ValueError as err:
         raise unsupported(e.info, op, str(err)) from None
-    return _lut(e, op, table)
+    return lut_call(e, op, table)
 
 
 def _leaky_relu(e: Emitter, op: OpInfo) -> KernelCall:
     (si, zi), (so, zo) = _q(e.t(op.inputs[0])), _q(e.t(op.outputs[0]))
-    return _lut(e, op, leaky_relu_table(si, zi, so, zo, float(op.options.get("alpha", 0.2))))
+    return lut_call(e, op, leaky_relu_table(si, zi, so, zo, float(op.options.get("alpha", 0.2))))
 
 
 def _rsqrt(e: Emitter, op: OpInfo) -> KernelCall:
     (si, zi), (so, zo) = _q(e.t(op.inputs[0])), _q(e.t(op.outputs[0]))
-    return _lut(e, op, rsqrt_table(si, zi, so, zo))
+    return lut_call(e, op, rsqrt_table(si, zi, so, zo))
 
 
 # ---- binary elementwise ops ---------------------------------------------------------------
@@ -482,10 +482,10 @@ def _reduce_max_min(e: Emitter, op: OpInfo) -> KernelCall:
     inp, out = e.t(op.inputs[0]), e.t(op.outputs[0])
     if _q(inp) != _q(out):
         raise unsupported(e.info, op, "changes quantization; TFLite Micro's int8 REDUCE_MAX/MIN requires equal scales")
-    _rank4(e, op, inp)
+    rank4(e, op, inp)
     rank = len(inp.shape)
     mask = 0
-    for a in _const_ints(e, op, 1, "axis list"):
+    for a in const_ints(e, op, 1, "axis list"):
         mask |= 1 << (a % rank + 4 - rank)
     return KernelCall(
         op.index,
@@ -553,17 +553,18 @@ def lower_batch_matmul(e: Emitter, op: OpInfo) -> KernelCall:
     )
 
 
-LAYOUTS: dict[str, Callable[[Emitter, OpInfo], Layout]] = {
+LayoutFn = Callable[[Emitter, "OpInfo"], Layout]
+LAYOUTS: dict[str, LayoutFn] = {
     "TRANSPOSE": _transpose_layout,
     "STRIDED_SLICE": _strided_slice_layout,
     "RESIZE_NEAREST_NEIGHBOR": _resize_nearest_layout,
 }
 
 
-def byte_layout(e: Emitter, op: OpInfo) -> Layout:
-    """The op's layout in bytes: an int16 tensor (16x8 models) moves as pairs of bytes, the
-    innermost axis doubled, so one int8 gather kernel serves both."""
-    dims, tables = LAYOUTS[op.name](e, op)
+def byte_layout(e: Emitter, op: OpInfo, layouts: dict[str, LayoutFn] | None = None) -> Layout:
+    """The op's layout (from `layouts`, default LAYOUTS) in bytes: an int16 tensor (16x8 models)
+    moves as pairs of bytes, the innermost axis doubled, so one int8 gather kernel serves both."""
+    dims, tables = (layouts or LAYOUTS)[op.name](e, op)
     size = np.dtype(e.t(op.outputs[0]).dtype).itemsize
     if size == 1:
         return dims, tables
@@ -574,7 +575,7 @@ def byte_layout(e: Emitter, op: OpInfo) -> Layout:
 
 def data_move(e: Emitter, op: OpInfo) -> KernelCall:
     """TRANSPOSE, STRIDED_SLICE, RESIZE_NEAREST_NEIGHBOR (int8 or int16): one gather, or an alias."""
-    return _gather(e, op, byte_layout(e, op))
+    return gather(e, op, byte_layout(e, op))
 
 
 EXTRA_EMITTERS: dict[str, Callable[[Emitter, OpInfo], KernelCall]] = {

@@ -3,7 +3,8 @@
 Like TFLite Micro's greedy planner (largest buffer first, lowest gap that fits among the
 buffers alive at the same time), with two differences that make it at least as good:
 reshape-like ops alias their input instead of copying (so do data-moving ops whose output
-is one contiguous window of their input, placed at that window's offset), and offsets are 4-byte aligned
+is one contiguous window of their input, placed at that window's offset, and the pieces of a
+split along its outermost non-unit axis), and offsets are 4-byte aligned
 instead of 16. The lower bound (the largest set of tensors that must be alive at once)
 is reported next to it.
 """
@@ -46,16 +47,19 @@ class MemoryPlan:
     scratch_offset: dict[int, int]
 
 
+JOINS = ("CONCATENATION", "PACK")  # PACK: a concatenation along a new axis
+
+
 def concat_members(info: ModelInfo) -> dict[int, tuple[int, int]]:
-    """Inputs of a CONCATENATION along its outermost non-unit axis (each input is then one
+    """Inputs of a CONCATENATION (or PACK) along its outermost non-unit axis (each input is then one
     contiguous piece of the output) -> (output tensor, byte offset in it). Such an input can be
     written by its producer straight into the output, and the concatenation copies nothing.
     Left out: model inputs and outputs, constants, tensors repeated or in two concatenations,
     and concatenation outputs (no nesting)."""
     members: dict[int, tuple[int, int]] = {}
-    outputs = {op.outputs[0] for op in info.ops if op.name == "CONCATENATION"}
+    outputs = {op.outputs[0] for op in info.ops if op.name in JOINS}
     for op in info.ops:
-        if op.name != "CONCATENATION":
+        if op.name not in JOINS:
             continue
         out = info.tensors[op.outputs[0]]
         axis = op.options.get("axis", -1) % max(1, len(out.shape))
@@ -71,8 +75,19 @@ def concat_members(info: ModelInfo) -> dict[int, tuple[int, int]]:
     return members
 
 
+Aliases = dict[int, tuple[int, dict[int, int]]]  # op index -> (its input, {output: byte offset in it})
+
+
+def _aliases(info: ModelInfo, alias_ops: set[str], windows: Aliases) -> Aliases:
+    """Every alias candidate as (input, {output: offset}): reshape-like ops at offset 0, then
+    the windows and pieces the lowering found."""
+    found: Aliases = {op.index: (op.inputs[0], {op.outputs[0]: 0}) for op in info.ops if op.name in alias_ops and op.inputs}
+    found.update(windows)
+    return found
+
+
 def _lifetimes(
-    info: ModelInfo, alias_ops: set[str], windows: dict[int, int], members: dict[int, tuple[int, int]]
+    info: ModelInfo, aliases: Aliases, members: dict[int, tuple[int, int]]
 ) -> tuple[list[Buffer], dict[int, Buffer], dict[int, int]]:
     # variable tensors (an LSTM's state) live across invokes in their own static arrays, not here
     activations = {
@@ -105,15 +120,14 @@ def _lifetimes(
     for i in info.inputs:  # owned before the first op, so a RESHAPE of a model input can alias it
         own(i, first[i])
     for op in info.ops:
-        src = op.inputs[0] if op.inputs else -1
-        dst = op.outputs[0]
-        aliasable = (op.name in alias_ops or op.index in windows) and src in owner and last.get(src) == op.index and src not in info.outputs
-        if aliasable:
+        src, outs = aliases.get(op.index, (-1, {}))
+        if src in owner and last.get(src) == op.index and src not in info.outputs:
             buf = owner[src]
-            buf.last = max(buf.last, last.get(dst, op.index))
-            buf.tensors.append(dst)
-            owner[dst] = buf
-            delta[dst] = delta.get(src, 0) + windows.get(op.index, 0)
+            for dst, offset in outs.items():
+                buf.last = max(buf.last, last.get(dst, op.index))
+                buf.tensors.append(dst)
+                owner[dst] = buf
+                delta[dst] = delta.get(src, 0) + offset
             continue
         for i in (*op.inputs, *op.outputs):
             if i in members and i not in owner:
@@ -187,20 +201,24 @@ def _best_placement(buffers: list[Buffer], lower: int) -> dict[str, int]:
 
 
 def plan_memory(
-    info: ModelInfo, scratch: dict[int, int], alias_ops: set[str] | frozenset[str] = frozenset(), windows: dict[int, int] | None = None
+    info: ModelInfo, scratch: dict[int, int], alias_ops: set[str] | frozenset[str] = frozenset(), windows: Aliases | None = None
 ) -> MemoryPlan:
-    """`windows`: op index -> byte offset of its output inside its input (an alias candidate).
-    Planned twice, with and without concatenation inputs written in place (concat_members), and
-    the smaller arena kept (in place on a tie: no copies); reserving a concatenation's whole
-    output from its first input on can cost more than the copy saves."""
-    plans = [_plan(info, scratch, set(alias_ops), windows or {}, members) for members in (concat_members(info), {})]
+    """`windows`: op index -> (input tensor, {output tensor: byte offset inside that input}) for
+    the ops whose outputs are contiguous windows of their input (alias candidates: a slice of
+    leading rows, the pieces of a split along its outermost non-unit axis).
+    Planned with and without concatenation inputs written in place (concat_members), and with
+    and without the windows, and the smallest arena kept (in place and aliased on a tie: no
+    copies); reserving a concatenation's whole output from its first input on can cost more
+    than the copy saves."""
+    # Windows and pieces are planned both ways too: keeping a whole input alive for a small
+    # window (or for the last of many pieces) can cost more than copying it.
+    alias_sets = [_aliases(info, set(alias_ops), windows or {})] + ([_aliases(info, set(alias_ops), {})] if windows else [])
+    plans = [_plan(info, scratch, aliases, members) for aliases in alias_sets for members in (concat_members(info), {})]
     return min(plans, key=lambda plan: plan.arena_bytes)
 
 
-def _plan(
-    info: ModelInfo, scratch: dict[int, int], alias_ops: set[str], windows: dict[int, int], members: dict[int, tuple[int, int]]
-) -> MemoryPlan:
-    buffers, owner, delta = _lifetimes(info, alias_ops, windows, members)
+def _plan(info: ModelInfo, scratch: dict[int, int], aliases: Aliases, members: dict[int, tuple[int, int]]) -> MemoryPlan:
+    buffers, owner, delta = _lifetimes(info, aliases, members)
     for op_index, nbytes in scratch.items():
         buffers.append(Buffer(f"s{op_index}", _align(nbytes), op_index, op_index))
     # TFLite Micro's order (largest first) and a few others; the smallest arena wins. Graphs

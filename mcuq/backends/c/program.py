@@ -18,6 +18,7 @@ import numpy as np
 
 from mcuq.backends.c.emitter import Emitter, unsupported
 from mcuq.backends.c.ir import CProgram, KernelCall
+from mcuq.backends.c.lower_arith import ARITH_EMITTERS
 from mcuq.backends.c.lower_elementwise import (
     lower_add,
     lower_concat,
@@ -29,13 +30,13 @@ from mcuq.backends.c.lower_elementwise import (
     lower_relu,
     lower_reshape,
     lower_softmax,
-    lower_split,
 )
 from mcuq.backends.c.lower_int16 import INT16_EMITTERS, has_int16_activation, is_int16_op
 from mcuq.backends.c.lower_int16_extra import INT16_EXTRA_EMITTERS
 from mcuq.backends.c.lower_lstm import lower_lstm
+from mcuq.backends.c.lower_moves import lower_gather_move, lower_split, move_aliases
 from mcuq.backends.c.lower_windowed import lower_conv, lower_depthwise, lower_fully_connected, lower_pool, lower_transpose_conv
-from mcuq.backends.c.ops_extra import EXTRA_EMITTERS, alias_offsets
+from mcuq.backends.c.ops_extra import EXTRA_EMITTERS
 from mcuq.backends.c.planner import plan_memory
 from mcuq.common.errors import UnsupportedOpError
 from mcuq.model.info import ModelInfo, OpInfo
@@ -61,12 +62,18 @@ SUPPORTED_OPS = frozenset(
         "CONCATENATION",
         "SPLIT",
         "UNPACK",
+        "SPLIT_V",
+        "SLICE",
+        "REVERSE_V2",
+        "PACK",
         "MEAN",
+        "SUM",
         "PAD",
         "PADV2",
         "TRANSPOSE_CONV",
         "UNIDIRECTIONAL_SEQUENCE_LSTM",
         *EXTRA_EMITTERS,
+        *ARITH_EMITTERS,
     }
 )
 RESHAPE_OPS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
@@ -107,7 +114,7 @@ def _used(info: ModelInfo) -> set[int]:
 
 
 def scratch_bytes(info: ModelInfo, op: OpInfo) -> int:
-    if op.name == "MEAN":
+    if op.name in ("MEAN", "SUM"):
         out = info.tensors[op.outputs[0]]
         return 4 * int(np.prod(out.shape))
     if op.name == "TRANSPOSE_CONV" and not has_int16_activation(info, op):  # the 16x8 kernel gathers: no scratch
@@ -135,12 +142,18 @@ EMITTERS: dict[str, Callable[[Emitter, OpInfo], KernelCall]] = {
     "CONCATENATION": lower_concat,
     "SPLIT": lower_split,
     "UNPACK": lower_split,
+    "SPLIT_V": lower_split,
+    "SLICE": lower_gather_move,
+    "REVERSE_V2": lower_gather_move,
+    "PACK": lower_concat,
     "PAD": lower_pad,
     "PADV2": lower_pad,
     "MEAN": lower_mean,
+    "SUM": lower_mean,
     "TRANSPOSE_CONV": lower_transpose_conv,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm,
     **EXTRA_EMITTERS,
+    **ARITH_EMITTERS,
 }
 
 
@@ -160,7 +173,7 @@ def compile_model(info: ModelInfo, simd: bool = False, state_mode: str = "none")
     program = e.program
     program.state_mode = state_mode
     program.scratch = {op.index: scratch_bytes(info, op) for op in info.ops if scratch_bytes(info, op)}
-    program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=alias_offsets(e))
+    program.plan = plan_memory(info, program.scratch, alias_ops=RESHAPE_OPS, windows=move_aliases(e))
     program.calls = [e.lower(op, (INT16_OPS if is_int16_op(e, op) else EMITTERS)[op.name]) for op in info.ops]
     return program
 
