@@ -634,6 +634,22 @@ MCUQ_HOT int8_t requantize(int32_t acc, const int32_t* mult, const int8_t* shift
 #define MCUQ_REQUANT(acc, p, q) requantize((acc), (p)->mult + (q), (p)->shift + (q), (p)->out_zp, (p)->act_min, (p)->act_max)
 #endif
 
+/* The LSTM's gate products (mcuq_lstm.c): the same dot product as FULLY_CONNECTED's one-channel
+ * path (AVR: 24-bit sums of 8x8 `muls`, ~12 cycles a MAC; Cortex-M with DSP: SMLAD) and its
+ * requantization into int16 (FullyConnected<int8, int8, int16>: MultiplyByQuantizedMultiplier
+ * then the int16 clamp), on AVR by mbqm_avr24 when the accumulator fits 24 bits and the shift is
+ * a right shift (~90 cycles against ~300 for the 32-bit path). `mult` is a constant (flash). */
+int32_t mcuq_dot_s8(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t acc) { return dot1(w, x, n, acc); }
+
+int16_t mcuq_requant_s16(int32_t acc, const int32_t* mult, int8_t shift) {
+#if defined(__AVR__)
+  const int8_t b2 = (int8_t)((uint32_t)acc >> 16), b3 = (int8_t)((uint32_t)acc >> 24);
+  if (shift <= 0 && b3 == (b2 >> 7)) return mbqm_avr24(acc, mult, shift);
+#endif
+  acc = mbqm(acc, MCUQ_RD_I32(mult), shift);
+  return (int16_t)MCUQ_CLAMP(acc, -32768, 32767);
+}
+
 /* The receptive field of one output pixel copied into `col` (k_h * k_w * in_c inputs in
  * filter order); taps in the padding get in_zp, whose product with the folded bias term
  * cancels, exactly as TFLite Micro skips them. */

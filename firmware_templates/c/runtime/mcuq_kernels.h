@@ -38,6 +38,11 @@ typedef int32_t mcuq_sz;
 /* Weight arrays may be read 4 bytes at a time by the SIMD path. */
 #define MCUQ_ALIGN4 __attribute__((aligned(4)))
 
+/* For mcuq_lstm.c: bias + the dot product of n int8 weights (constants) and inputs, and its
+ * requantization saturated to int16 with a multiplier read from a constant. */
+int32_t mcuq_dot_s8(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t acc);
+int16_t mcuq_requant_s16(int32_t acc, const int32_t* mult, int8_t shift);
+
 /* Weighted ops take one named constant struct per layer (in flash; on AVR copied to the
  * stack with memcpy_P). The generator has re-laid the weights for the inner loop:
  *  - CONV_2D with col_len > 0: the receptive field (k_h * k_w * in_c, rounded up to 4 with zero

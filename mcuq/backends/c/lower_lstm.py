@@ -125,8 +125,9 @@ def lower_lstm(e: Emitter, op: OpInfo) -> KernelCall:
         biases.append(data)
     w_in_data = [e.weight_data(op, p).reshape(units, in_dim) for p in INPUT_WEIGHTS]
     w_rec_data = [e.weight_data(op, p).reshape(units, units) for p in RECURRENT_WEIGHTS]
-    b_in = np.concatenate([b.astype(np.int64) - in_zp * _row_sums(w) for b, w in zip(biases, w_in_data)])
-    b_rec = np.concatenate([-h_zp * _row_sums(w) for w in w_rec_data])
+    # [units][4]: one unit's four gates together (the kernel reads weights and biases in sequence)
+    b_in = np.stack([b.astype(np.int64) - in_zp * _row_sums(w) for b, w in zip(biases, w_in_data)], axis=1)
+    b_rec = np.stack([-h_zp * _row_sums(w) for w in w_rec_data], axis=1)
     in_ms = [_fc_multiplier(in_scale, w) for w in w_in]
     rec_ms = [_fc_multiplier(h_scale, w) for w in w_rec]
     cf = _mul_multiplier(GATE_OUTPUT_SCALE, c_scale, c_scale)
@@ -147,12 +148,11 @@ def lower_lstm(e: Emitter, op: OpInfo) -> KernelCall:
             ("out", e.buf(out.index)),
             ("hidden", _state(e, op, HIDDEN, f"state_h{op.index}")),
             ("cell", _state(e, op, CELL, f"state_c{op.index}")),
-            ("w_in", e.const(f"wi{op.index}", "int8_t", np.concatenate([w.reshape(-1) for w in w_in_data]))),
-            ("w_rec", e.const(f"wr{op.index}", "int8_t", np.concatenate([w.reshape(-1) for w in w_rec_data]))),
-            ("b_in", e.const(f"bi{op.index}", "int32_t", _int32(b_in))),
-            ("b_rec", e.const(f"br{op.index}", "int32_t", _int32(b_rec))),
-            ("in_mult", four([m for m, _ in in_ms])),
-            ("rec_mult", four([m for m, _ in rec_ms])),
+            ("w_in", e.const(f"wi{op.index}", "int8_t", np.stack(w_in_data, axis=1).reshape(-1))),
+            ("w_rec", e.const(f"wr{op.index}", "int8_t", np.stack(w_rec_data, axis=1).reshape(-1))),
+            ("b_in", e.const(f"bi{op.index}", "int32_t", _int32(b_in).reshape(-1))),
+            ("b_rec", e.const(f"br{op.index}", "int32_t", _int32(b_rec).reshape(-1))),
+            ("fc_mult", e.const(f"fm{op.index}", "int32_t", np.array([m for m, _ in in_ms + rec_ms], dtype=np.int32))),
             ("cf_mult", cf[0]),
             ("ig_mult", ig[0]),
             ("hid_mult", hid[0]),
