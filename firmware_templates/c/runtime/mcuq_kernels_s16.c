@@ -257,12 +257,16 @@ static const uint16_t sigmoid_u16[256] MCUQ_CONST = {
 /* reference_integer_ops::Logistic (int16), one value (LOGISTIC below, the LSTM's gates): mult 0 means the power-of-two case 3 << shift. */
 /* The input scaled to the table's Q(3 * 4096) (power-of-two scales: mult 0, 3 << shift). */
 static int32_t table_input(int32_t x, int32_t mult, int shift) {
-  if (mult == 0) {
-    mult = (int32_t)3 << shift;
-    shift = 0;
+  if (mult == 0) { /* x * (3 << shift) as two shifts and an add: AVR has no 32-bit multiply */
+    x = (int32_t)((uint32_t)x << shift);
+    return (int32_t)((uint32_t)x + ((uint32_t)x << 1));
   }
   return (x * mult + (shift > 0 ? (int32_t)1 << (shift - 1) : 0)) >> shift;
 }
+
+/* The table's interpolation term: frac < 2^9 and the table rises (step < 2^16), so it is one
+ * 16 x 16 -> 32-bit multiply (on AVR four hardware MULs instead of a 32-bit library call). */
+static uint32_t lerp_term(uint32_t frac, uint32_t ua, uint32_t ub) { return (uint32_t)(uint16_t)frac * (uint16_t)(ub - ua); }
 
 int16_t mcuq_sigmoid16(int32_t x, int32_t mult, int shift) {
   const int32_t v = table_input(x, mult, shift);
@@ -274,7 +278,7 @@ int16_t mcuq_sigmoid16(int32_t x, int32_t mult, int shift) {
   } else {
     uint32_t ua = pgm_u16(sigmoid_u16 + uh);
     uint32_t ub = pgm_u16(sigmoid_u16 + uh + 1);
-    result = (ua << 9) + (a & 0x1FF) * (ub - ua);
+    result = (ua << 9) + lerp_term(a & 0x1FF, ua, ub);
   }
   result = v >= 0 ? result + ((uint32_t)1 << 9) : ((uint32_t)1 << 25) - result + ((uint32_t)1 << 9) - 1;
   return (int16_t)(result >> 10);
@@ -292,7 +296,7 @@ int16_t mcuq_tanh16(int32_t x, int32_t mult, int shift) {
   } else {
     uint32_t ua = pgm_u16(sigmoid_u16 + uh);
     uint32_t ub = pgm_u16(sigmoid_u16 + uh + 1);
-    result = (int32_t)((ua << 8) + (a & 0xFF) * (ub - ua));
+    result = (int32_t)((ua << 8) + lerp_term(a & 0xFF, ua, ub));
   }
   result = v >= 0 ? result - ((int32_t)1 << 23) + ((int32_t)1 << 7) : -result + ((int32_t)1 << 23) + ((int32_t)1 << 7) - 1;
   return (int16_t)(result >> 8);

@@ -34,13 +34,31 @@ static void gate_inputs(const mcuq_lstm_params* p, lstm_rows* w, const int8_t* x
   }
 }
 
+/* An inter-gate multiplication (Q0.15 gate x int16) requantized: the product of two int16
+ * values (|x| < 2^30) is one 16 x 16 multiply. TFLite's cell scale is a power of two, so forget
+ * x cell and input x cell gate have the multiplier 2^30 (a scale 2^-k): then srdhm(x, 2^30) is
+ * exactly (x + 1) >> 1 and only RoundingDivideByPOT remains, as mcuq_mbqm computes it. Any other
+ * multiplier takes mcuq_mbqm. */
+static int32_t mul_gates(int16_t a, int16_t b, int32_t mult, int8_t shift) {
+  int32_t x = (int32_t)a * b;
+  int8_t e;
+  if (mult != ((int32_t)1 << 30) || shift > 0) return mcuq_mbqm(x, mult, shift);
+  x = (x + 1) >> 1;
+  if (shift == 0) return x;
+  e = (int8_t)(-shift - 1);
+  x -= x < 0;
+  if (e >= 8) x >>= 8, e -= 8; /* a whole byte first: AVR shifts one bit per loop turn */
+  return ((x >> e) + 1) >> 1;
+}
+
 /* One time step of one batch row: LstmStep with the gates computed unit by unit. */
 static void lstm_step(const mcuq_lstm_params* p, const int8_t* x, int8_t* out, int8_t* h, int16_t* c) {
   lstm_rows w;
   mcuq_sz u;
   w.w_in = p->w_in, w.w_rec = p->w_rec, w.b_in = p->b_in, w.b_rec = p->b_rec;
   for (u = 0; u < p->units; ++u) {
-    int32_t gate[4], ig, fg, cg, og, kept, added, cell, hidden;
+    int32_t gate[4], kept, added, cell, hidden;
+    int16_t ig, fg, cg, og;
     gate_inputs(p, &w, x, h, gate);
     ig = mcuq_sigmoid16(gate[0], 0, 0);
     fg = mcuq_sigmoid16(gate[1], 0, 0);
@@ -48,13 +66,13 @@ static void lstm_step(const mcuq_lstm_params* p, const int8_t* x, int8_t* out, i
     og = mcuq_sigmoid16(gate[3], 0, 0);
     /* UpdateLstmCell: forget x cell and input x cell gate, each int16-saturated, summed with
      * saturation, then clipped */
-    kept = clamp16(mcuq_mbqm(fg * c[u], p->cf_mult, p->cf_shift));
-    added = clamp16(mcuq_mbqm(ig * cg, p->ig_mult, p->ig_shift));
+    kept = clamp16(mul_gates(fg, c[u], p->cf_mult, p->cf_shift));
+    added = clamp16(mul_gates(ig, cg, p->ig_mult, p->ig_shift));
     cell = clamp16(kept + added);
     if (p->cell_clip > 0) cell = cell > p->cell_clip ? p->cell_clip : (cell < -p->cell_clip ? -p->cell_clip : cell);
     c[u] = (int16_t)cell;
     /* UpdateLstmHidden: tanh(cell) x output gate -> int8 with the hidden zero point */
-    hidden = p->hidden_zp + mcuq_mbqm(mcuq_tanh16(cell, p->cell_tanh_mult, p->cell_tanh_shift) * og, p->hid_mult, p->hid_shift);
+    hidden = p->hidden_zp + mul_gates(mcuq_tanh16(cell, p->cell_tanh_mult, p->cell_tanh_shift), og, p->hid_mult, p->hid_shift);
     out[u] = (int8_t)(hidden < -128 ? -128 : (hidden > 127 ? 127 : hidden));
   }
   memcpy(h, out, (size_t)p->units);
