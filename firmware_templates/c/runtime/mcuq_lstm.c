@@ -15,8 +15,8 @@ static int32_t clamp16(int32_t x) { return x < -32768 ? -32768 : (x > 32767 ? 32
 /* One unit's four gate pre-activations at 2^-12: per gate the input FC and the recurrent FC,
  * each requantized and saturated to int16 (FullyConnected<int8, int8, int16, int32>), then
  * their saturating sum (AddElementWise). The products and the requantization are the FC
- * kernel's (mcuq_dot_s8, mcuq_requant_s16 in mcuq_kernels.c). `w` points at the unit's rows
- * in both weight arrays and biases and is advanced past them. */
+ * kernel's (mcuq_dot_rows_s8, mcuq_requant_s16 in mcuq_kernels.c): the unit's four rows of
+ * each weight array are in sequence. `w` is advanced past them. */
 typedef struct {
   const int8_t* w_in;
   const int8_t* w_rec;
@@ -25,12 +25,14 @@ typedef struct {
 } lstm_rows;
 
 static void gate_inputs(const mcuq_lstm_params* p, lstm_rows* w, const int8_t* x, const int8_t* h, int32_t gate[4]) {
+  int32_t in[4], rec[4];
   int g;
+  w->w_in = mcuq_dot_rows_s8(w->w_in, x, p->in_dim, w->b_in, 4, in);
+  w->w_rec = mcuq_dot_rows_s8(w->w_rec, h, p->units, w->b_rec, 4, rec);
+  w->b_in += 4, w->b_rec += 4;
   for (g = 0; g < 4; ++g) {
-    const int32_t a = mcuq_requant_s16(mcuq_dot_s8(w->w_in, x, p->in_dim, MCUQ_RD_I32(w->b_in)), p->fc_mult + g, p->in_shift[g]);
-    const int32_t r = mcuq_requant_s16(mcuq_dot_s8(w->w_rec, h, p->units, MCUQ_RD_I32(w->b_rec)), p->fc_mult + 4 + g, p->rec_shift[g]);
-    gate[g] = clamp16(a + r);
-    w->w_in += p->in_dim, w->w_rec += p->units, ++w->b_in, ++w->b_rec;
+    const int32_t a = mcuq_requant_s16(in[g], p->fc_mult + g, p->in_shift[g]);
+    gate[g] = clamp16(a + mcuq_requant_s16(rec[g], p->fc_mult + 4 + g, p->rec_shift[g]));
   }
 }
 
