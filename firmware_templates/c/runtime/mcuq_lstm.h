@@ -41,6 +41,8 @@ typedef struct {
 void mcuq_lstm(const mcuq_lstm_params* params);
 
 /* The gates' int16 nonlinearities are the 16x8 LOGISTIC/TANH ones (mcuq_sigmoid16 and
- * mcuq_tanh16 of mcuq_kernels_s16.c, one copy of TFLite's sigmoid table). */
+ * mcuq_tanh16 of mcuq_kernels_s16.c, one copy of TFLite's sigmoid table); their products and
+ * int16 requantization are FULLY_CONNECTED's (mcuq_dot_rows_s8, mcuq_requant_s16 of
+ * mcuq_kernels.c: on AVR the 24-bit MAC loop and the 24-bit-accumulator requantization). */
 
 #endif
