@@ -4,7 +4,8 @@ Prints two tables (markdown):
 1. flash of the LSTM kernel per symbol and in total (avr-gcc -Os for the ATmega2560,
    arm-none-eabi-gcc -Os for the Cortex-M4, -ffunction-sections; nm -S): mcuq_lstm.c plus the
    int16 gate functions and the 512-byte sigmoid table it shares with the 16x8 LOGISTIC/TANH in
-   mcuq_kernels_s16.c. mcuq_lstm.c is copied into a project only when the model has an LSTM.
+   mcuq_kernels_s16.c and the dot product and requantizations it shares with FULLY_CONNECTED in
+   mcuq_kernels.c. mcuq_lstm.c is copied into a project only when the model has an LSTM.
 2. two streaming LSTM .tflite files from the standard converter (the mnist_lstm recipe: tf_keras,
    batch 1), deployed with --runtime c to nucleo_f446re (qemu) and mega2560 (simavr): the state
    (static arrays, outside the buffer), the activation buffer, the x86 TFLite Micro minimum arena,
@@ -24,8 +25,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = ROOT / "firmware_templates" / "c" / "runtime" / "mcuq_lstm.c"
-SHARED = KERNEL.parent / "mcuq_kernels_s16.c"
-SHARED_SYMBOLS = ("mcuq_sigmoid16", "mcuq_tanh16", "sigmoid_u16")  # what the LSTM links of SHARED
+# what the LSTM links of the other runtime files: the int16 gate functions, the FC kernel's dot
+# product and int16 requantization, the generic requantization (its fallback, the hidden value)
+SHARED = {
+    KERNEL.parent / "mcuq_kernels_s16.c": ("mcuq_sigmoid16", "mcuq_tanh16", "sigmoid_u16"),
+    KERNEL.parent / "mcuq_kernels.c": ("mcuq_dot_rows_s8", "mcuq_requant_s16", "mcuq_mbqm", "mbqm", "srdhm_core"),
+}
 TOOLS = {
     "ATmega2560": ("avr-gcc", "avr-nm", ["-mmcu=atmega2560"]),
     "Cortex-M4": ("arm-none-eabi-gcc", "arm-none-eabi-nm", ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]),
@@ -43,9 +48,11 @@ def _object_symbols(cc: str, nm: str, flags: list[str], source: Path, obj: Path)
 
 
 def _symbols(cc: str, nm: str, flags: list[str], tmp: Path) -> dict[str, int]:
-    own = _object_symbols(cc, nm, flags, KERNEL, tmp / f"lstm_{cc}.o")
-    shared = _object_symbols(cc, nm, flags, SHARED, tmp / f"s16_{cc}.o")
-    return {**own, **{n: shared[n] for n in SHARED_SYMBOLS if n in shared}}
+    sizes = _object_symbols(cc, nm, flags, KERNEL, tmp / f"lstm_{cc}.o")
+    for source, names in SHARED.items():
+        shared = _object_symbols(cc, nm, flags, source, tmp / f"{source.stem}_{cc}.o")
+        sizes.update({n: shared[n] for n in names if n in shared})
+    return sizes
 
 
 def flash_table(tmp: Path) -> list[str]:

@@ -134,11 +134,35 @@ def test_lstm_cases_reach_what_they_claim(lstm_models) -> None:
     assert 0 < params("cell_clip")["cell_clip"] < 32767
     assert params("odd_units_zero_points")["hidden_zp"] != 0
     assert params("one_unit_one_step")["units"] == 1 and params("one_unit_one_step")["steps"] == 1
+    # the inter-gate products take mcuq_lstm.c's 2^30 shortcut (the power-of-two cell scale) and,
+    # for the hidden value, the general mcuq_mbqm: both paths run in every case
+    assert all(params(name)["cf_mult"] == params(name)["ig_mult"] == 1 << 30 != params(name)["hid_mult"] for name in CASES)
     info = lstm_models["odd_units_zero_points"]
     samples = _samples(info, 4, seed=1)
     carried = run_tflm(info.raw, samples, 1 << 20, len(info.outputs), resets=[True, False, False, False]).outputs
     fresh = run_tflm(info.raw, samples, 1 << 20, len(info.outputs)).outputs
     assert any(not np.array_equal(a[0], b[0]) for a, b in zip(carried[1:], fresh[1:]))
+
+
+def test_16x8_lstm_is_refused_naming_the_layer(lstm_models) -> None:
+    """No converter makes a 16x8 LSTM (TF 2.21: "Quantization to 16x8-bit not yet supported for
+    op: 'UNIDIRECTIONAL_SEQUENCE_LSTM'"); one made otherwise (here: an int8 LSTM with its
+    activation tensors retyped int16) is refused in one line, not run by the int8 kernel."""
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    from mcuq.common.errors import UnsupportedOpError
+
+    raw = lstm_models["one_unit_one_step"].raw
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(raw, 0))
+    graph = model.subgraphs[0]
+    lstm = next(op for op in graph.operators if len(op.inputs) == 24)
+    for t in (lstm.inputs[0], lstm.inputs[18], lstm.outputs[0]):
+        graph.tensors[t].type = schema.TensorType.INT16
+    builder = flatbuffers.Builder(len(raw) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    with pytest.raises(UnsupportedOpError, match=r"op \d+ UNIDIRECTIONAL_SEQUENCE_LSTM .*16x8 LSTM .*--runtime tflm$"):
+        compile_model(parse_model(bytes(builder.Output()), "lstm16.tflite"), state_mode="streaming")
 
 
 def test_cell_tanh_scaling_follows_the_cell_scale() -> None:

@@ -509,15 +509,14 @@ int32_t dot1(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t acc) {
 #endif
 }
 
-#if defined(__AVR__)
 /* acc[k] = bias[k] + channel k's n weights (sequential from w) times x, for count channels;
- * returns the weights after them. Out of line with few live values: the loop stays in registers. */
-__attribute__((noinline)) static const int8_t* dot_group_avr(const int8_t* w, const int8_t* x, mcuq_sz n, const int32_t* bias,
-                                                             uint8_t count, int32_t* acc) {
+ * returns the weights after them. Out of line with few live values: on AVR the loop stays in
+ * registers. The AVR FULLY_CONNECTED path and the LSTM's gates (mcuq_lstm.c) use it. */
+__attribute__((noinline)) const int8_t* mcuq_dot_rows_s8(const int8_t* w, const int8_t* x, mcuq_sz n, const int32_t* bias,
+                                                         uint8_t count, int32_t* acc) {
   for (; count > 0; --count, w += n, ++bias) *acc++ = dot1(w, x, n, MCUQ_RD_I32(bias));
   return w;
 }
-#endif
 
 /* acc[0..nb) += one segment of n inputs against nb channels in the block layout; returns the
  * weights after the segment. */
@@ -634,6 +633,20 @@ MCUQ_HOT int8_t requantize(int32_t acc, const int32_t* mult, const int8_t* shift
 #define MCUQ_REQUANT(acc, p, q) requantize((acc), (p)->mult + (q), (p)->shift + (q), (p)->out_zp, (p)->act_min, (p)->act_max)
 #endif
 
+/* The LSTM's gate requantization (mcuq_lstm.c; its products are mcuq_dot_rows_s8, AVR: 24-bit
+ * sums of 8x8 `muls`, ~12 cycles a MAC; Cortex-M with DSP: SMLAD): FullyConnected<int8, int8,
+ * int16>, MultiplyByQuantizedMultiplier then the int16 clamp, on AVR by mbqm_avr24 when the
+ * accumulator fits 24 bits and the shift is a right shift (~200 cycles a call against ~450 for
+ * the 32-bit path). `mult` is a constant (flash). */
+int16_t mcuq_requant_s16(int32_t acc, const int32_t* mult, int8_t shift) {
+#if defined(__AVR__)
+  const int8_t b2 = (int8_t)((uint32_t)acc >> 16), b3 = (int8_t)((uint32_t)acc >> 24);
+  if (shift <= 0 && b3 == (b2 >> 7)) return mbqm_avr24(acc, mult, shift);
+#endif
+  acc = mbqm(acc, MCUQ_RD_I32(mult), shift);
+  return (int16_t)MCUQ_CLAMP(acc, -32768, 32767);
+}
+
 /* The receptive field of one output pixel copied into `col` (k_h * k_w * in_c inputs in
  * filter order); taps in the padding get in_zp, whose product with the folded bias term
  * cancels, exactly as TFLite Micro skips them. */
@@ -735,7 +748,7 @@ static void conv_pixel_1(const mcuq_conv_params* p, const int8_t* x, mcuq_sz n, 
   int32_t acc[MCUQ_AVR_GROUP];
   for (c = 0; c < p->out_c; c += MCUQ_AVR_GROUP) {
     const uint8_t count = (uint8_t)MCUQ_MIN(MCUQ_AVR_GROUP, p->out_c - c);
-    w = dot_group_avr(w, x, n, p->bias + c, count, acc);
+    w = mcuq_dot_rows_s8(w, x, n, p->bias + c, count, acc);
     requantize_group_avr(acc, count, p->mult + c, p->shift + c, &p->out_zp, out + c);
   }
 #else

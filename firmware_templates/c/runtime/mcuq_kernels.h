@@ -38,6 +38,12 @@ typedef int32_t mcuq_sz;
 /* Weight arrays may be read 4 bytes at a time by the SIMD path. */
 #define MCUQ_ALIGN4 __attribute__((aligned(4)))
 
+/* Also for mcuq_lstm.c: acc[k] = bias[k] + the dot product of row k of `count` rows of n int8
+ * weights (constants, in sequence; returns the weights after them) with x, and an accumulator's
+ * requantization saturated to int16 with a multiplier read from a constant. */
+const int8_t* mcuq_dot_rows_s8(const int8_t* w, const int8_t* x, mcuq_sz n, const int32_t* bias, uint8_t count, int32_t* acc);
+int16_t mcuq_requant_s16(int32_t acc, const int32_t* mult, int8_t shift);
+
 /* Weighted ops take one named constant struct per layer (in flash; on AVR copied to the
  * stack with memcpy_P). The generator has re-laid the weights for the inner loop:
  *  - CONV_2D with col_len > 0: the receptive field (k_h * k_w * in_c, rounded up to 4 with zero

@@ -4,6 +4,9 @@
 #include "mcuq_kernels.h"
 
 #if defined(__AVR__)
+/* Keeps avr-gcc -Os from merging a byte shift and bit shifts into one shift loop (a 32-bit
+ * shift by a count that is no multiple of 8 is a loop of ~6 cycles per bit there). */
+#define MCUQ_OPAQUE(x) __asm__("" : "+r"(x))
 #define RD_I16(p) ((int16_t)pgm_read_word(p))
 static int64_t rd_i64(const int64_t* p) {
   int64_t v;
@@ -13,6 +16,7 @@ static int64_t rd_i64(const int64_t* p) {
 #define RD_I64(p) rd_i64(p)
 #define pgm_u16(p) ((uint32_t)pgm_read_word(p))
 #else
+#define MCUQ_OPAQUE(x) ((void)0)
 #define pgm_u16(p) ((uint32_t)*(p))
 #define RD_I16(p) (*(const int16_t*)(p))
 #define RD_I64(p) (*(const int64_t*)(p))
@@ -304,27 +308,36 @@ static const uint16_t sigmoid_u16[256] MCUQ_CONST = {
 /* reference_integer_ops::Logistic (int16), one value (LOGISTIC below, the LSTM's gates): mult 0 means the power-of-two case 3 << shift. */
 /* The input scaled to the table's Q(3 * 4096) (power-of-two scales: mult 0, 3 << shift). */
 static int32_t table_input(int32_t x, int32_t mult, int shift) {
-  if (mult == 0) {
-    mult = (int32_t)3 << shift;
-    shift = 0;
+  if (mult == 0) { /* x * (3 << shift) as shifts and an add: AVR has no 32-bit multiply */
+    uint32_t u = (uint32_t)x << shift;
+    MCUQ_OPAQUE(u);
+    return (int32_t)(u + (u << 1));
   }
   return (x * mult + (shift > 0 ? (int32_t)1 << (shift - 1) : 0)) >> shift;
 }
 
+/* The table's interpolation term: frac < 2^9 and the table rises (step < 2^16), so it is one
+ * 16 x 16 -> 32-bit multiply (on AVR four hardware MULs instead of a 32-bit library call). */
+static uint32_t lerp_term(uint32_t frac, uint32_t ua, uint32_t ub) { return (uint32_t)(uint16_t)frac * (uint16_t)(ub - ua); }
+
 int16_t mcuq_sigmoid16(int32_t x, int32_t mult, int shift) {
   const int32_t v = table_input(x, mult, shift);
   const uint32_t a = (uint32_t)(v < 0 ? -v : v);
-  uint32_t uh, result;
-  uh = a >> 9;
-  if (uh >= 255) {
+  uint32_t result;
+  if (a >= (uint32_t)255 << 9) { /* the table index a >> 9 is past its last step */
     result = (uint32_t)0x7FFF << 10;
   } else {
-    uint32_t ua = pgm_u16(sigmoid_u16 + uh);
-    uint32_t ub = pgm_u16(sigmoid_u16 + uh + 1);
-    result = (ua << 9) + (a & 0x1FF) * (ub - ua);
+    /* a < 2^17: the index a >> 9 and ua << 9 as a byte move and one bit shift */
+    const uint8_t uh = (uint8_t)((uint16_t)(a >> 1) >> 8);
+    const uint32_t ua = pgm_u16(sigmoid_u16 + uh), ub = pgm_u16(sigmoid_u16 + uh + 1);
+    uint32_t base = ua << 8;
+    MCUQ_OPAQUE(base);
+    result = (base << 1) + lerp_term(a & 0x1FF, ua, ub);
   }
   result = v >= 0 ? result + ((uint32_t)1 << 9) : ((uint32_t)1 << 25) - result + ((uint32_t)1 << 9) - 1;
-  return (int16_t)(result >> 10);
+  result >>= 8; /* >> 10 as a byte move and two bit shifts */
+  MCUQ_OPAQUE(result);
+  return (int16_t)(result >> 2);
 }
 
 /* reference_integer_ops::Tanh (int16): tanh(x) = 2 sigmoid(2x) - 1 on the same table. */
@@ -339,7 +352,7 @@ int16_t mcuq_tanh16(int32_t x, int32_t mult, int shift) {
   } else {
     uint32_t ua = pgm_u16(sigmoid_u16 + uh);
     uint32_t ub = pgm_u16(sigmoid_u16 + uh + 1);
-    result = (int32_t)((ua << 8) + (a & 0xFF) * (ub - ua));
+    result = (int32_t)((ua << 8) + lerp_term(a & 0xFF, ua, ub));
   }
   result = v >= 0 ? result - ((int32_t)1 << 23) + ((int32_t)1 << 7) : -result + ((int32_t)1 << 23) + ((int32_t)1 << 7) - 1;
   return (int16_t)(result >> 8);

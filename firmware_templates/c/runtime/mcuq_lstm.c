@@ -12,54 +12,69 @@
 
 static int32_t clamp16(int32_t x) { return x < -32768 ? -32768 : (x > 32767 ? 32767 : x); }
 
-/* bias + sum of w[k] * x[k] (raw int8 values; the zero points are in the bias). */
-static int32_t dot(const int8_t* w, const int8_t* x, mcuq_sz n, int32_t acc) {
-#if defined(__AVR__)
-  /* one 8x8 signed hardware multiply per MAC (avr-gcc otherwise calls __mulhisi3) */
-  while (n-- > 0) {
-    int8_t a = (int8_t)pgm_read_byte(w++), b = *x++;
-    int16_t product;
-    __asm__("muls %1, %2\n\tmovw %0, r0\n\tclr __zero_reg__" : "=r"(product) : "d"(a), "d"(b) : "r0");
-    acc += product;
+/* One unit's four gate pre-activations at 2^-12: per gate the input FC and the recurrent FC,
+ * each requantized and saturated to int16 (FullyConnected<int8, int8, int16, int32>), then
+ * their saturating sum (AddElementWise). The products and the requantization are the FC
+ * kernel's (mcuq_dot_rows_s8, mcuq_requant_s16 in mcuq_kernels.c): the unit's four rows of
+ * each weight array are in sequence. `w` is advanced past them. */
+typedef struct {
+  const int8_t* w_in;
+  const int8_t* w_rec;
+  const int32_t* b_in;
+  const int32_t* b_rec;
+} lstm_rows;
+
+static void gate_inputs(const mcuq_lstm_params* p, lstm_rows* w, const int8_t* x, const int8_t* h, int32_t gate[4]) {
+  int32_t in[4], rec[4];
+  int g;
+  w->w_in = mcuq_dot_rows_s8(w->w_in, x, p->in_dim, w->b_in, 4, in);
+  w->w_rec = mcuq_dot_rows_s8(w->w_rec, h, p->units, w->b_rec, 4, rec);
+  w->b_in += 4, w->b_rec += 4;
+  for (g = 0; g < 4; ++g) {
+    const int32_t a = mcuq_requant_s16(in[g], p->fc_mult + g, p->in_shift[g]);
+    gate[g] = clamp16(a + mcuq_requant_s16(rec[g], p->fc_mult + 4 + g, p->rec_shift[g]));
   }
-#else
-  mcuq_sz k;
-  for (k = 0; k < n; ++k) acc += (int32_t)w[k] * (int32_t)x[k];
-#endif
-  return acc;
 }
 
-/* One gate's pre-activation at 2^-12: the input FC and the recurrent FC, each requantized and
- * saturated to int16 (FullyConnected<int8, int8, int16, int32>), then their saturating sum
- * (AddElementWise). */
-static int32_t gate_input(const mcuq_lstm_params* p, int g, mcuq_sz u, const int8_t* x, const int8_t* h) {
-  const mcuq_sz row = (mcuq_sz)(g * p->units + u);
-  int32_t a = dot(p->w_in + (int32_t)row * p->in_dim, x, p->in_dim, MCUQ_RD_I32(p->b_in + row));
-  int32_t r = dot(p->w_rec + (int32_t)row * p->units, h, p->units, MCUQ_RD_I32(p->b_rec + row));
-  a = clamp16(mcuq_mbqm(a, p->in_mult[g], p->in_shift[g]));
-  r = clamp16(mcuq_mbqm(r, p->rec_mult[g], p->rec_shift[g]));
-  return clamp16(a + r);
+/* An inter-gate multiplication (Q0.15 gate x int16) requantized: the product of two int16
+ * values (|x| < 2^30) is one 16 x 16 multiply. TFLite's cell scale is a power of two, so forget
+ * x cell and input x cell gate have the multiplier 2^30 (a scale 2^-k): then srdhm(x, 2^30) is
+ * exactly (x + 1) >> 1 and only RoundingDivideByPOT remains, as mcuq_mbqm computes it. Any other
+ * multiplier takes mcuq_mbqm. */
+static int32_t mul_gates(int16_t a, int16_t b, int32_t mult, int8_t shift) {
+  int32_t x = (int32_t)a * b;
+  int8_t e;
+  if (mult != ((int32_t)1 << 30) || shift > 0) return mcuq_mbqm(x, mult, shift);
+  x = (x + 1) >> 1;
+  if (shift == 0) return x;
+  e = (int8_t)(-shift - 1);
+  x -= x < 0;
+  if (e >= 8) x >>= 8, e -= 8; /* a whole byte first: AVR shifts one bit per loop turn */
+  return ((x >> e) + 1) >> 1;
 }
 
 /* One time step of one batch row: LstmStep with the gates computed unit by unit. */
 static void lstm_step(const mcuq_lstm_params* p, const int8_t* x, int8_t* out, int8_t* h, int16_t* c) {
+  lstm_rows w;
   mcuq_sz u;
+  w.w_in = p->w_in, w.w_rec = p->w_rec, w.b_in = p->b_in, w.b_rec = p->b_rec;
   for (u = 0; u < p->units; ++u) {
-    int32_t ig = mcuq_sigmoid16(gate_input(p, 0, u, x, h), 0, 0);
-    int32_t fg = mcuq_sigmoid16(gate_input(p, 1, u, x, h), 0, 0);
-    int32_t cg_in = gate_input(p, 2, u, x, h);
-    int32_t cg = p->cell_gate_sigmoid ? mcuq_sigmoid16(cg_in, 0, 0) : mcuq_tanh16(cg_in, 0, 0);
-    int32_t og = mcuq_sigmoid16(gate_input(p, 3, u, x, h), 0, 0);
+    int32_t gate[4], kept, added, cell, hidden;
+    int16_t ig, fg, cg, og;
+    gate_inputs(p, &w, x, h, gate);
+    ig = mcuq_sigmoid16(gate[0], 0, 0);
+    fg = mcuq_sigmoid16(gate[1], 0, 0);
+    cg = p->cell_gate_sigmoid ? mcuq_sigmoid16(gate[2], 0, 0) : mcuq_tanh16(gate[2], 0, 0);
+    og = mcuq_sigmoid16(gate[3], 0, 0);
     /* UpdateLstmCell: forget x cell and input x cell gate, each int16-saturated, summed with
      * saturation, then clipped */
-    int32_t kept = clamp16(mcuq_mbqm(fg * c[u], p->cf_mult, p->cf_shift));
-    int32_t added = clamp16(mcuq_mbqm(ig * cg, p->ig_mult, p->ig_shift));
-    int32_t cell = clamp16(kept + added);
-    int32_t hidden;
+    kept = clamp16(mul_gates(fg, c[u], p->cf_mult, p->cf_shift));
+    added = clamp16(mul_gates(ig, cg, p->ig_mult, p->ig_shift));
+    cell = clamp16(kept + added);
     if (p->cell_clip > 0) cell = cell > p->cell_clip ? p->cell_clip : (cell < -p->cell_clip ? -p->cell_clip : cell);
     c[u] = (int16_t)cell;
     /* UpdateLstmHidden: tanh(cell) x output gate -> int8 with the hidden zero point */
-    hidden = p->hidden_zp + mcuq_mbqm(mcuq_tanh16(cell, p->cell_tanh_mult, p->cell_tanh_shift) * og, p->hid_mult, p->hid_shift);
+    hidden = p->hidden_zp + mul_gates(mcuq_tanh16(cell, p->cell_tanh_mult, p->cell_tanh_shift), og, p->hid_mult, p->hid_shift);
     out[u] = (int8_t)(hidden < -128 ? -128 : (hidden > 127 ? 127 : hidden));
   }
   memcpy(h, out, (size_t)p->units);

@@ -10,13 +10,14 @@
 #include "mcuq_kernels.h"
 
 /* Everything is computed by the generator (mcuq/backends/c/lower_lstm.py):
- *  - w_in [4][units][in_dim], w_rec [4][units][units]: the gates in TFLite's input order
- *    (input, forget, cell, output);
- *  - b_in = gate bias - in_zp * (sum of the row's input weights), b_rec = -hidden_zp * (sum of
- *    the row's recurrent weights): the loops multiply raw int8 values;
- *  - in_mult/in_shift, rec_mult/rec_shift: the two FC requantizations into the fixed 2^-12 gate
- *    scale; cf/ig/hid: the inter-gate multiplications (forget x cell, input x cell gate, tanh(cell)
- *    x output -> hidden int8 with hidden_zp);
+ *  - w_in [units][4][in_dim], w_rec [units][4][units]: per unit its four gates' rows in TFLite's
+ *    input order (input, forget, cell, output), so the kernel reads the weights in sequence;
+ *  - b_in [units][4] = gate bias - in_zp * (sum of the row's input weights), b_rec [units][4] =
+ *    -hidden_zp * (sum of the row's recurrent weights): the loops multiply raw int8 values;
+ *  - fc_mult [8] (a constant: the input FCs' four, then the recurrent FCs'), in_shift, rec_shift:
+ *    the two FC requantizations into the fixed 2^-12 gate scale; cf/ig/hid: the inter-gate
+ *    multiplications (forget x cell, input x cell gate, tanh(cell) x output -> hidden int8 with
+ *    hidden_zp);
  *  - cell_tanh_mult/shift: TFLite's Tanh input scaling for the cell's power-of-two scale;
  *    cell_gate_sigmoid: the cell gate's activation is a sigmoid instead of tanh;
  *    cell_clip: quantized clip (0: none). */
@@ -29,7 +30,7 @@ typedef struct {
   const int8_t* w_rec;
   const int32_t* b_in;
   const int32_t* b_rec;
-  int32_t in_mult[4], rec_mult[4];
+  const int32_t* fc_mult;
   int32_t cf_mult, ig_mult, hid_mult, cell_tanh_mult;
   int8_t in_shift[4], rec_shift[4];
   int8_t cf_shift, ig_shift, hid_shift, cell_tanh_shift;
@@ -40,6 +41,8 @@ typedef struct {
 void mcuq_lstm(const mcuq_lstm_params* params);
 
 /* The gates' int16 nonlinearities are the 16x8 LOGISTIC/TANH ones (mcuq_sigmoid16 and
- * mcuq_tanh16 of mcuq_kernels_s16.c, one copy of TFLite's sigmoid table). */
+ * mcuq_tanh16 of mcuq_kernels_s16.c, one copy of TFLite's sigmoid table); their products and
+ * int16 requantization are FULLY_CONNECTED's (mcuq_dot_rows_s8, mcuq_requant_s16 of
+ * mcuq_kernels.c: on AVR the 24-bit MAC loop and the 24-bit-accumulator requantization). */
 
 #endif
