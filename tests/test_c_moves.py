@@ -116,8 +116,13 @@ ARITH = {"ABS", "SQUARED_DIFFERENCE", "SUM"}
 ARITH_SHAPES = [(1, 4, 5, 3), (1, 1, 5, 1), (1, 4, 5, 3)]
 
 
-def test_abs_squared_difference_sum_int8_bit_exact():
-    info = convert_fn(_arith, ARITH_SHAPES, loc=0.7)
+@pytest.fixture(scope="session")
+def arith_int8() -> ModelInfo:
+    return convert_fn(_arith, ARITH_SHAPES, loc=0.7)
+
+
+def test_abs_squared_difference_sum_int8_bit_exact(arith_int8):
+    info = arith_int8
     assert set(info.op_names) >= ARITH, info.op_names
     _assert_bit_exact(info, n=16)
 
@@ -168,3 +173,21 @@ def test_moves_pass_the_avr_emulator_self_test(tmp_path, moves_int8):
     assert result.manifest["c_runtime"]["emulation"]["passed"], result.manifest["c_runtime"]["emulation"]
     model_c = (tmp_path / "p" / "src" / "mcuq_model.c").read_text()
     assert "mcuq_split(" in model_c and "mcuq_gather(" in model_c and "mcuq_concat(" in model_c
+
+
+@pytest.mark.parametrize("which", ["moves", "arith"])
+def test_new_ops_pass_the_cortex_m4_emulator_self_test(tmp_path, which, moves_int8, arith_int8):
+    """The data moves and ABS / SQUARED_DIFFERENCE / SUM inside generated firmware for the
+    nucleo_f446re (arm-none-eabi-gcc, qemu Cortex-M4): the self-test at boot is bit-exact with
+    the x86 TFLite Micro's golden vectors, with the board's own compiler and flags."""
+    from conftest import need
+    from mcuq.deploy import DeployRequest, deploy
+
+    need("arm-none-eabi-gcc")
+    need("qemu-system-arm")
+    info = moves_int8 if which == "moves" else arith_int8
+    model = tmp_path / f"{which}.tflite"
+    model.write_bytes(info.raw)
+    result = deploy(DeployRequest(model=str(model), board="nucleo_f446re", runtime="c", out=str(tmp_path / "p")))
+    assert result.ok, [c for c in result.validation.checks if not c.passed]
+    assert result.manifest["c_runtime"]["emulation"]["passed"], result.manifest["c_runtime"]["emulation"]
