@@ -21,6 +21,7 @@ from conftest import need
 from mcuq.backends.c.codegen import render_c_model, run_host
 from mcuq.backends.c.program import compile_model
 from mcuq.common.errors import UnsupportedOpError
+from mcuq.deploy import DeployRequest, deploy
 from mcuq.frontend.fullint8 import check_full_int8
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.model.state import has_state, reset_points
@@ -243,3 +244,21 @@ def test_svdf_state_stays_in_its_own_file(svdf_models, sine_int8) -> None:
     assert [(a.ctype, a.reset) for a in program.state] == [("int8_t", -4)]
     plain = render_c_model(compile_model(sine_int8.info), "t")
     assert "mcuq_svdf.c" not in plain and "mcuq_svdf.h" not in plain["mcuq_model.c"]
+
+
+@pytest.mark.slow
+def test_svdf_deploys_and_passes_the_emulator_self_test(tmp_path) -> None:
+    """A KWS-like int16-state SVDF .tflite deploys with the plain-C runtime (golden vectors are
+    streams, the Cortex-M4 self-test runs in qemu) and with TFLite Micro on the same board."""
+    for tool in ("gcc", "arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    path = tmp_path / "kws.tflite"
+    path.write_bytes(build_svdf(CASES["rank2_int16_kws"], seed=3))
+    result = deploy(DeployRequest(model=str(path), board="nucleo_f446re", runtime="c", out=str(tmp_path / "c")))
+    assert result.ok, [c for c in result.validation.checks if not c.passed]
+    emulation = result.manifest["c_runtime"]["emulation"]
+    assert emulation["passed"] and "qemu" in emulation["target"], emulation
+    assert "mcuq_svdf(" in (tmp_path / "c" / "src" / "mcuq_model.c").read_text()
+    assert "kws_reset(void)" in (tmp_path / "c" / "src" / "mcuq_api.c").read_text()
+    tflm = deploy(DeployRequest(model=str(path), board="nucleo_f446re", runtime="tflm", out=str(tmp_path / "tflm")))
+    assert tflm.ok and any("state carried" in c.detail for c in tflm.validation.checks), tflm.validation.checks
