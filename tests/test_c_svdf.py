@@ -60,16 +60,36 @@ CASES = {
     "rank1_int8": Case(state_zp=-4),
     "rank2_int8": Case(units=3, rank=2, memory=4, state_zp=5, in_zp=-7),
     "memory1_one_unit": Case(in_dim=3, units=1, memory=1, state_zp=1),
-    "rank2_int16_kws": Case(units=4, rank=2, memory=8, state16=True, feature_scale=1e-4, state_scale=2.0**-15, time_scale=3.0e-5, time_range=20000),
+    "rank2_int16_kws": Case(
+        units=4, rank=2, memory=8, state16=True, feature_scale=1e-4, state_scale=2.0**-15, time_scale=3.0e-5, time_range=20000
+    ),
     "batches_int8": Case(batch=2, in_dim=4, units=3, rank=2, memory=3, state_zp=-9),
     "batches_int16": Case(
-        batch=3, in_dim=5, units=2, rank=1, memory=4, state16=True, feature_scale=1e-4, state_scale=2.0**-15, time_scale=3.0e-5, time_range=20000
+        batch=3,
+        in_dim=5,
+        units=2,
+        rank=1,
+        memory=4,
+        state16=True,
+        feature_scale=1e-4,
+        state_scale=2.0**-15,
+        time_scale=3.0e-5,
+        time_range=20000,
     ),
     # the feature product saturates the int8 state; zero point 100 then wraps it (int8_t conversion)
     "saturating_int8": Case(units=3, rank=2, memory=3, state_zp=100, feature_scale=0.5, out_scale=0.0005),
     # extreme int16 time weights over a saturated state: the int32 time sums wrap around
     "saturating_int16": Case(
-        in_dim=16, units=2, rank=2, memory=24, state16=True, state_scale=2.0**-15, feature_scale=0.5, time_scale=1.0, out_scale=30.0, time_range=32767,
+        in_dim=16,
+        units=2,
+        rank=2,
+        memory=24,
+        state16=True,
+        state_scale=2.0**-15,
+        feature_scale=0.5,
+        time_scale=1.0,
+        out_scale=30.0,
+        time_range=32767,
         extreme_time=True,
     ),
 }
@@ -128,7 +148,15 @@ def build_svdf(case: Case, seed: int = 0) -> bytes:
         reshape = s.OperatorT()
         reshape.opcodeIndex, reshape.inputs, reshape.outputs = _opcode(model, s.BuiltinOperator.RESHAPE), [x], [svdf_in]
         sg.operators.append(reshape)
-    wf = _tensor(model, "feature", [filters, case.in_dim], T.INT8, case.feature_scale, 0, rng.integers(-127, 128, (filters, case.in_dim)).astype(np.int8))
+    wf = _tensor(
+        model,
+        "feature",
+        [filters, case.in_dim],
+        T.INT8,
+        case.feature_scale,
+        0,
+        rng.integers(-127, 128, (filters, case.in_dim)).astype(np.int8),
+    )
     wt_values = rng.integers(-case.time_range, case.time_range + 1, (filters, case.memory)).astype(wt_dtype)
     if case.extreme_time:  # extremes: a saturated state times these reaches past int32
         wt_values[:, ::2] = np.where(wt_values[:, ::2] < 0, -32767, 32767)

@@ -309,7 +309,9 @@ def render_c_project(program: CProgram, model_name: str, context: dict[str, Any]
     context = {"project_name": c_identifier(f"mcuq_{model_name}"), **context}
     files = {f"src/{name}": text for name, text in selftest_sources(program, model_name, context).items()}
     # the native test build compiles them too
-    context["optional_sources"] = [code(n) for names in OPTIONAL_RUNTIME.values() for n in names if n.endswith(".c") and f"src/{n}" in files]
+    context["optional_sources"] = [
+        code(n) for names in OPTIONAL_RUNTIME.values() for n in names if n.endswith(".c") and f"src/{n}" in files
+    ]
     board = context.get("board")
     esp_idf = bool(getattr(board, "is_esp_idf", False) or (isinstance(board, dict) and board.get("is_esp_idf")))
     for template, path in C_PROJECT_FILES + (C_ESP_IDF_FILES if esp_idf else []):

@@ -41,9 +41,15 @@ def _check(e: Emitter, op: OpInfo) -> None:
     inp, out = e.t(op.inputs[INPUT]), e.t(op.outputs[0])
     wf, wt, bias, state = (e.t(op.inputs[p]) for p in (WEIGHTS_FEATURE, WEIGHTS_TIME, BIAS, STATE))
     if (inp.dtype, wf.dtype, out.dtype, bias.dtype) != ("int8", "int8", "int8", "int32") or wt.dtype not in ("int8", "int16"):
-        raise unsupported(e.info, op, f"has input/feature/time/bias/output types {(inp.dtype, wf.dtype, wt.dtype, bias.dtype, out.dtype)}; the C runtime runs int8 SVDF")
+        raise unsupported(
+            e.info,
+            op,
+            f"has input/feature/time/bias/output types {(inp.dtype, wf.dtype, wt.dtype, bias.dtype, out.dtype)}; the C runtime runs int8 SVDF",
+        )
     if state.dtype != wt.dtype:
-        raise unsupported(e.info, op, f"has a {state.dtype} state with {wt.dtype} time weights; TFLite Micro reads the state as the time weights' type")
+        raise unsupported(
+            e.info, op, f"has a {state.dtype} state with {wt.dtype} time weights; TFLite Micro reads the state as the time weights' type"
+        )
     if not state.is_variable:
         raise unsupported(e.info, op, f"has a state '{state.name}' that is no variable tensor; TFLite Micro refuses it too")
     if wf.data is None or wt.data is None or bias.data is None:
@@ -71,7 +77,9 @@ def _shapes(e: Emitter, op: OpInfo) -> tuple[int, int, int, int, int]:
         and int(np.prod(e.t(op.inputs[BIAS]).shape)) == filters // rank
     )
     if not fits:
-        raise unsupported(e.info, op, "has shapes that do not fit together (input, weights, bias, state, output); TFLite Micro refuses them too")
+        raise unsupported(
+            e.info, op, "has shapes that do not fit together (input, weights, bias, state, output); TFLite Micro refuses them too"
+        )
     return batch, in_dim, filters, memory, rank
 
 
@@ -134,4 +142,3 @@ def lower_svdf(e: Emitter, op: OpInfo) -> KernelCall:
         ],
         "mcuq_svdf_params",
     )
-

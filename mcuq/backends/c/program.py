@@ -87,7 +87,9 @@ def check_supported(info: ModelInfo) -> None:
     for op in info.ops:
         if op.name in RECURRENT_OPS:
             raise unsupported(
-                info, op, "is recurrent: the plain-C runtime runs UNIDIRECTIONAL_SEQUENCE_LSTM and SVDF only; use --runtime tflm on a 32-bit board"
+                info,
+                op,
+                "is recurrent: the plain-C runtime runs UNIDIRECTIONAL_SEQUENCE_LSTM and SVDF only; use --runtime tflm on a 32-bit board",
             )
         if op.name not in SUPPORTED_OPS:
             raise unsupported(
