@@ -54,6 +54,7 @@ class Case:
     time_range: int = 127  # |time weights| drawn up to this
     extreme_time: bool = False  # every other time weight at +-32767 (int16)
     bias: bool = True
+    layers: int = 1  # SVDFs in a chain, each with its own state
 
 
 CASES = {
@@ -63,6 +64,7 @@ CASES = {
     "rank2_int16_kws": Case(
         units=4, rank=2, memory=8, state16=True, feature_scale=1e-4, state_scale=2.0**-15, time_scale=3.0e-5, time_range=20000
     ),
+    "stacked_int8": Case(in_dim=5, units=4, rank=1, memory=3, state_zp=2, layers=2),
     "batches_int8": Case(batch=2, in_dim=4, units=3, rank=2, memory=3, state_zp=-9),
     "batches_int16": Case(
         batch=3,
@@ -112,6 +114,9 @@ def _tensor(model: Any, name: str, shape: list[int], dtype: int, scale: float, z
 
 
 def _opcode(model: Any, code: int) -> int:
+    for k, known in enumerate(model.operatorCodes):
+        if known.builtinCode == code:
+            return k
     oc = _schema().OperatorCodeT()
     oc.builtinCode = oc.deprecatedBuiltinCode = code
     oc.version = 1
@@ -130,8 +135,32 @@ def _svdf_op(model: Any, inputs: list[int], output: int, rank: int) -> Any:
     return op
 
 
+def _add_svdf(model: Any, case: Case, rng: np.random.Generator, x: int, in_dim: int, tag: str) -> int:
+    """One SVDF layer of `case` reading tensor `x`; returns its output tensor."""
+    T = _schema().TensorType
+    filters = case.units * case.rank
+    state_type, wt_dtype = (T.INT16, np.int16) if case.state16 else (T.INT8, np.int8)
+    wf_values = rng.integers(-127, 128, (filters, in_dim)).astype(np.int8)
+    wf = _tensor(model, f"{tag}feature", [filters, in_dim], T.INT8, case.feature_scale, 0, wf_values)
+    wt_values = rng.integers(-case.time_range, case.time_range + 1, (filters, case.memory)).astype(wt_dtype)
+    if case.extreme_time:  # extremes: a saturated state times these reaches past int32
+        wt_values[:, ::2] = np.where(wt_values[:, ::2] < 0, -32767, 32767)
+    wt = _tensor(model, f"{tag}time", [filters, case.memory], state_type, case.time_scale, 0, wt_values)
+    bias_scale = float(np.float32(case.state_scale) * np.float32(case.time_scale))
+    inputs = [x, wf, wt]
+    if case.bias:
+        bias_values = rng.integers(-5000, 5000, case.units).astype(np.int32)
+        inputs.append(_tensor(model, f"{tag}bias", [case.units], T.INT32, bias_scale, 0, bias_values))
+    state = _tensor(model, f"{tag}state", [case.batch, case.memory * filters], state_type, case.state_scale, case.state_zp)
+    model.subgraphs[0].tensors[state].isVariable = True
+    y = _tensor(model, f"{tag}output", [case.batch, case.units], T.INT8, case.out_scale, case.out_zp)
+    model.subgraphs[0].operators.append(_svdf_op(model, [*inputs, state], y, case.rank))
+    return y
+
+
 def build_svdf(case: Case, seed: int = 0) -> bytes:
-    """A one-SVDF .tflite (RESHAPE [1, batch * in] -> [batch, in] first when batch > 1)."""
+    """An SVDF .tflite: `case.layers` SVDFs in a chain (RESHAPE [1, batch * in] -> [batch, in]
+    first when batch > 1)."""
     s, T = _schema(), _schema().TensorType
     rng = np.random.default_rng(seed)
     model = s.ModelT()
@@ -139,36 +168,17 @@ def build_svdf(case: Case, seed: int = 0) -> bytes:
     sg = s.SubGraphT()
     sg.tensors, sg.operators = [], []
     model.subgraphs = [sg]
-    filters, in_scale = case.units * case.rank, 0.03125
-    state_type, wt_dtype = (T.INT16, np.int16) if case.state16 else (T.INT8, np.int8)
+    in_scale = 0.03125  # svdf_test.cc input scale
     x = _tensor(model, "input", [1, case.batch * case.in_dim], T.INT8, in_scale, case.in_zp)
-    svdf_in = x
+    y = x
     if case.batch > 1:
-        svdf_in = _tensor(model, "rows", [case.batch, case.in_dim], T.INT8, in_scale, case.in_zp)
+        y = _tensor(model, "rows", [case.batch, case.in_dim], T.INT8, in_scale, case.in_zp)
         reshape = s.OperatorT()
-        reshape.opcodeIndex, reshape.inputs, reshape.outputs = _opcode(model, s.BuiltinOperator.RESHAPE), [x], [svdf_in]
+        reshape.opcodeIndex, reshape.inputs, reshape.outputs = _opcode(model, s.BuiltinOperator.RESHAPE), [x], [y]
         sg.operators.append(reshape)
-    wf = _tensor(
-        model,
-        "feature",
-        [filters, case.in_dim],
-        T.INT8,
-        case.feature_scale,
-        0,
-        rng.integers(-127, 128, (filters, case.in_dim)).astype(np.int8),
-    )
-    wt_values = rng.integers(-case.time_range, case.time_range + 1, (filters, case.memory)).astype(wt_dtype)
-    if case.extreme_time:  # extremes: a saturated state times these reaches past int32
-        wt_values[:, ::2] = np.where(wt_values[:, ::2] < 0, -32767, 32767)
-    wt = _tensor(model, "time", [filters, case.memory], state_type, case.time_scale, 0, wt_values)
-    bias_scale = float(np.float32(case.state_scale) * np.float32(case.time_scale))
-    inputs = [svdf_in, wf, wt]
-    if case.bias:
-        inputs.append(_tensor(model, "bias", [case.units], T.INT32, bias_scale, 0, rng.integers(-5000, 5000, case.units).astype(np.int32)))
-    state = _tensor(model, "state", [case.batch, case.memory * filters], state_type, case.state_scale, case.state_zp)
-    sg.tensors[state].isVariable = True
-    y = _tensor(model, "output", [case.batch, case.units], T.INT8, case.out_scale, case.out_zp)
-    sg.operators.append(_svdf_op(model, [*inputs, state], y, case.rank))
+    y = _add_svdf(model, case, rng, y, case.in_dim, "")
+    for layer in range(1, case.layers):  # the next layer reads the previous one's output
+        y = _add_svdf(model, case, rng, y, case.units, f"l{layer}_")
     sg.inputs, sg.outputs = [x], [y]
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
@@ -197,7 +207,7 @@ def test_svdf_bit_exact_over_streams(svdf_models, case: str) -> None:
     need("gcc")
     info = svdf_models[case]
     check_full_int8(info, tflite=True)  # mcuq's front end takes it as a full-int8 model with state
-    assert has_state(info) and info.op_names[-1] == "SVDF"
+    assert has_state(info) and [op.name for op in info.ops].count("SVDF") == CASES[case].layers
     samples = _samples(info, 8, seed=len(case))
     program = compile_model(info, state_mode="streaming")
     files = render_c_model(program, "t")
@@ -242,7 +252,8 @@ def _unbounded_sums(case: Case, info: ModelInfo, samples: list[list[np.ndarray]]
 def test_cases_reach_what_they_claim(svdf_models) -> None:
     """The saturating int8 case saturates the state and wraps it through its zero point; the
     int16 one sums past int32; the KWS-like int16 case stays in range."""
-    stats = {name: _unbounded_sums(CASES[name], svdf_models[name], _samples(svdf_models[name], 8, len(name))) for name in CASES}
+    names = ("saturating_int8", "saturating_int16", "rank2_int16_kws")
+    stats = {name: _unbounded_sums(CASES[name], svdf_models[name], _samples(svdf_models[name], 8, len(name))) for name in names}
     past, wrapped, _ = stats["saturating_int8"]
     assert past > 0 and wrapped > 0, stats["saturating_int8"]
     assert stats["saturating_int16"][0] > 0 and stats["saturating_int16"][2] >= 1 << 31, stats["saturating_int16"]
