@@ -64,7 +64,7 @@ def _shapes(e: Emitter, op: OpInfo) -> tuple[int, int, int, int, int]:
     """(batch, in_dim, filters, memory, rank), checked as PrepareSvdf checks them."""
     inp, out = e.t(op.inputs[INPUT]), e.t(op.outputs[0])
     wf, wt, state = (e.t(op.inputs[p]) for p in (WEIGHTS_FEATURE, WEIGHTS_TIME, STATE))
-    rank = int(op.options.get("rank", 1) or 0)
+    rank = int(op.options.get("rank", 0) or 0)  # no options: ParseSvdf leaves rank 0
     batch, in_dim = inp.shape
     filters, memory = wf.shape[0], wt.shape[1]
     if rank < 1 or filters % rank:
