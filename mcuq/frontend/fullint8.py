@@ -106,7 +106,7 @@ def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str, tflite: bo
             _fail_tensor(info, op, t, f"input {pos} is {t.dtype}, expected {activations} (data) or int8 (weights)", tflite)
         if t.is_constant:
             _check_constant(info, op, pos, t, activations, tflite)
-        elif t.dtype not in allowed_act and not _is_float_edge(info, op, t, io) and not _is_lstm_cell_state(op, pos, t):
+        elif t.dtype not in allowed_act and not _is_float_edge(info, op, t, io) and not _is_int16_state(op, pos, t):
             _fail_tensor(info, op, t, f"activation is {t.dtype}, expected {activations}", tflite)
     for idx in op.outputs:
         t = info.tensors[idx]
@@ -117,13 +117,15 @@ def _check_op(info: ModelInfo, op: OpInfo, activations: str, io: str, tflite: bo
             _fail_tensor(info, op, t, f"output is {t.dtype}, expected {activations}", tflite)
 
 
-LSTM_CELL_STATE_INPUT = 19  # lstm_shared.h kLstmCellStateTensor
+# lstm_shared.h kLstmCellStateTensor; svdf_common.cc kSvdfInputActivationStateTensor
+INT16_STATE_INPUTS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": 19, "SVDF": 4}
 
 
-def _is_lstm_cell_state(op: OpInfo, pos: int, t: TensorInfo) -> bool:
-    """The quantized LSTM's cell state is an int16 variable tensor for int8 and 16x8 models alike
-    (lstm_eval.cc: "only support int16 cell state")."""
-    return op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and pos == LSTM_CELL_STATE_INPUT and t.is_variable and t.dtype == "int16"
+def _is_int16_state(op: OpInfo, pos: int, t: TensorInfo) -> bool:
+    """Recurrent state kept in int16 by an int8 op: the quantized LSTM's cell state (lstm_eval.cc:
+    "only support int16 cell state") and the int8 SVDF's activation state when its time weights
+    are int16 (svdf.cc EvalInt16SvdfReference, Google's keyword-spotting models)."""
+    return INT16_STATE_INPUTS.get(op.name) == pos and t.is_variable and t.dtype == "int16"
 
 
 def _check_has_quantization(info: ModelInfo, op: OpInfo, t: TensorInfo, tflite: bool) -> None:

@@ -21,7 +21,8 @@ What is checked (with TFLite's reference in parentheses):
   as the quantized dimension (``ParseQuantization``);
 * ops: builtin options of the type the op declares (``builtin_options_as_<T>``), known enum
   values, stride/dilation/filter sizes >= 1, and the ranks of the ops whose layouts later
-  stages index (conv, depthwise, transpose conv, pooling, fully connected);
+  stages index (conv, depthwise, transpose conv, pooling, fully connected), an SVDF's bias (TFLite
+  Micro reads it even when omitted);
 * dataflow (``_verify_dataflow``): every tensor an op reads, and every graph output, is written
   before it is read (the rule of TFLite's ``VerifySubGraphConsistency``, see there).
 """
@@ -324,6 +325,10 @@ def _verify_layout(what: str, name: str, inputs: list[int], outputs: list[int], 
     for slot in range(MIN_INPUTS.get(name, 0)):
         if slot >= len(inputs) or inputs[slot] < 0:
             _fail(f"{what} has {len(inputs)} inputs, needs at least {MIN_INPUTS[name]}")
+    if name == "SVDF" and (len(inputs) < 5 or inputs[3] < 0):
+        # svdf_common.cc PrepareSvdf reads the bias's scale and the Eval's read its data
+        # whatever NumInputs says (tflite-micro TODO #1751): without one TFLite Micro crashes
+        _fail(f"{what} has no bias (input 3); TFLite Micro's SVDF cannot run without one: give the layer a bias")
     if name in ("SOFTMAX", "CONCATENATION") and not _len(tensors[inputs[0]].shape):
         _fail(f"{what} input 0 is a scalar")
     layout = LAYOUTS.get(name)

@@ -27,7 +27,7 @@ from mcuq.toolchains.qemu import qemu_command
 # platformio.ini, -Os as PlatformIO builds, and warnings as errors so generated code that warns fails here.
 SELFTEST_CFLAGS = ["-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
 SELFTEST_SOURCES = ("mcuq_model.c", "mcuq_kernels.c", "mcuq_kernels_s16.c", "mcuq_golden.c", "mcuq_selftest.c")
-OPTIONAL_SOURCES = ("mcuq_lstm.c",)  # kernels a model links only when it uses them
+OPTIONAL_SOURCES = ("mcuq_lstm.c", "mcuq_svdf.c")  # kernels a model links only when it uses them
 AVR_MCUS = {"ATmega328P": "atmega328p", "ATmega2560": "atmega2560"}
 QEMU_CPU_HZ = 25_000_000  # SYSCLK of qemu's mps2 boards (an385, an386, an500)
 QEMU_NS_PER_INSN = 1  # -icount shift=0

@@ -42,6 +42,8 @@ C_SOURCES = (
     "mcuq_kernels_s16.c",
     "mcuq_lstm.h",
     "mcuq_lstm.c",
+    "mcuq_svdf.h",
+    "mcuq_svdf.c",
     "mcuq_golden.h",
     "mcuq_golden.c",
     "mcuq_selftest.h",
@@ -240,7 +242,7 @@ class CBackend:
             tflm_min,
             tflm_min,
             f"plain-C liveness plan {program.arena_bytes} B (lower bound {program.plan.lower_bound} B)"
-            + (f" + {program.state_bytes} B of LSTM state kept across invokes" if program.state else "")
+            + (f" + {program.state_bytes} B of recurrent state kept across invokes" if program.state else "")
             + f"; x86 TFLite Micro would need {tflm_min} B",
         )
         section = CRuntimeSection(

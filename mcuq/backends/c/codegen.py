@@ -30,7 +30,7 @@ from mcuq.project.render import BANNER, c_initializer, environment, tensor_conte
 RUNTIME_FILES = ("mcuq_kernels.h", "mcuq_kernels.c", "mcuq_kernels_s16.h", "mcuq_kernels_s16.c")
 # Kernels in files of their own, copied into a project only when one of its calls uses them (so
 # a model without an LSTM neither compiles nor links mcuq_lstm.c).
-OPTIONAL_RUNTIME = {"mcuq_lstm": ("mcuq_lstm.h", "mcuq_lstm.c")}
+OPTIONAL_RUNTIME = {"mcuq_lstm": ("mcuq_lstm.h", "mcuq_lstm.c"), "mcuq_svdf": ("mcuq_svdf.h", "mcuq_svdf.c")}
 
 
 def optional_runtime(program: CProgram) -> list[str]:
@@ -144,7 +144,7 @@ def render_c_model(program: CProgram, model_name: str, api: dict[str, Any] | Non
         "outputs": [io(i) for i in info.outputs],
         "calls": [_call_context(program, call) for call in program.calls],
         "simd": program.simd,
-        "lstm": "mcuq_lstm.h" in optional_runtime(program),
+        "optional_headers": [code(n) for n in optional_runtime(program) if n.endswith(".h")],
         "state_arrays": [
             {
                 "name": code(a.name),
@@ -308,7 +308,10 @@ def render_c_project(program: CProgram, model_name: str, context: dict[str, Any]
     env = environment()
     context = {"project_name": c_identifier(f"mcuq_{model_name}"), **context}
     files = {f"src/{name}": text for name, text in selftest_sources(program, model_name, context).items()}
-    context["lstm"] = "src/mcuq_lstm.c" in files  # the native test build compiles it too
+    # the native test build compiles them too
+    context["optional_sources"] = [
+        code(n) for names in OPTIONAL_RUNTIME.values() for n in names if n.endswith(".c") and f"src/{n}" in files
+    ]
     board = context.get("board")
     esp_idf = bool(getattr(board, "is_esp_idf", False) or (isinstance(board, dict) and board.get("is_esp_idf")))
     for template, path in C_PROJECT_FILES + (C_ESP_IDF_FILES if esp_idf else []):

@@ -31,8 +31,9 @@ BIAS_INT32 = 2  # TensorType INT32 in the options' quantized_bias_type
 
 def has_int16_activation(info: ModelInfo, op: OpInfo) -> bool:
     """An op with an int16 activation among its inputs or outputs runs a 16x8 kernel. The int8
-    LSTM's int16 cell state is not one: lower_lstm runs it (and checks its types)."""
-    if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+    LSTM's int16 cell state and the int8 SVDF's int16 activation state are not: lower_lstm and
+    lower_svdf run them (and check their types)."""
+    if op.name in ("UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF"):
         return False
     return any(i >= 0 and not info.tensors[i].is_constant and info.tensors[i].dtype == "int16" for i in (*op.inputs, *op.outputs))
 

@@ -35,6 +35,7 @@ from mcuq.backends.c.lower_int16 import INT16_EMITTERS, has_int16_activation, is
 from mcuq.backends.c.lower_int16_extra import INT16_EXTRA_EMITTERS
 from mcuq.backends.c.lower_lstm import lower_lstm
 from mcuq.backends.c.lower_moves import lower_gather_move, lower_split, move_aliases
+from mcuq.backends.c.lower_svdf import lower_svdf
 from mcuq.backends.c.lower_windowed import lower_conv, lower_depthwise, lower_fully_connected, lower_pool, lower_transpose_conv
 from mcuq.backends.c.ops_extra import EXTRA_EMITTERS
 from mcuq.backends.c.planner import plan_memory
@@ -72,6 +73,7 @@ SUPPORTED_OPS = frozenset(
         "PADV2",
         "TRANSPOSE_CONV",
         "UNIDIRECTIONAL_SEQUENCE_LSTM",
+        "SVDF",
         *EXTRA_EMITTERS,
         *ARITH_EMITTERS,
     }
@@ -81,7 +83,7 @@ RESHAPE_OPS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
 INT16_OPS = {**INT16_EMITTERS, **INT16_EXTRA_EMITTERS}
 
 
-RECURRENT_OPS = {"BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN", "SVDF"}
+RECURRENT_OPS = {"BIDIRECTIONAL_SEQUENCE_LSTM", "UNIDIRECTIONAL_SEQUENCE_RNN"}
 
 
 def unsupported_ops(info: ModelInfo) -> list[str]:
@@ -92,7 +94,9 @@ def check_supported(info: ModelInfo) -> None:
     for op in info.ops:
         if op.name in RECURRENT_OPS:
             raise unsupported(
-                info, op, "is recurrent: the plain-C runtime runs UNIDIRECTIONAL_SEQUENCE_LSTM only; use --runtime tflm on a 32-bit board"
+                info,
+                op,
+                "is recurrent: the plain-C runtime runs UNIDIRECTIONAL_SEQUENCE_LSTM and SVDF only; use --runtime tflm on a 32-bit board",
             )
         if op.name not in SUPPORTED_OPS:
             raise unsupported(
@@ -152,6 +156,7 @@ EMITTERS: dict[str, Callable[[Emitter, OpInfo], KernelCall]] = {
     "SUM": lower_mean,
     "TRANSPOSE_CONV": lower_transpose_conv,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": lower_lstm,
+    "SVDF": lower_svdf,
     **EXTRA_EMITTERS,
     **ARITH_EMITTERS,
 }
