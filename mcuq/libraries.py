@@ -138,6 +138,11 @@ class LibraryFeatures:
     # the 2022 kernel, whose arena x86 TFLite Micro cannot predict (its own scratch, row sums and
     # op data): an LSTM's arena then comes from the library itself (deploy --tflm-source).
     lstm_kernel: str = "current"
+    # "reference": svdf_common.cc (what the x86 wheel computes); "cmsis-nn-int16-state": CMSIS-NN's
+    # arm_svdf_s8 / arm_svdf_state_s16_s8, which ignore the activation state's zero point and keep
+    # an int8 state clamped to the int16 range, then truncated: equal to the reference only for an
+    # int16 state with zero point 0 (the keyword-spotting form).
+    svdf_kernel: str = "reference"
 
     def int16x8_missing(self, ops: list[str]) -> list[str]:
         """Ops of a 16x8 model this library has no int16-activation kernel for."""
@@ -183,6 +188,7 @@ def _features(data: dict[str, object], path: Path) -> LibraryFeatures:
             static_memory=bool(raw["static_memory"]),
             struct_bytes_32bit={str(k): int(v) for k, v in structs.items()},
             lstm_kernel=str(raw.get("lstm_kernel", "current")),
+            svdf_kernel=str(raw.get("svdf_kernel", "reference")),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise BoardError(f"{path}: [features] is incomplete or malformed ({exc})") from None

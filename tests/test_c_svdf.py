@@ -20,7 +20,7 @@ import pytest
 from conftest import need
 from mcuq.backends.c.codegen import render_c_model, run_host
 from mcuq.backends.c.program import compile_model
-from mcuq.common.errors import ModelLoadError
+from mcuq.common.errors import ModelLoadError, UnsupportedOpError
 from mcuq.deploy import DeployRequest, deploy
 from mcuq.frontend.fullint8 import check_full_int8
 from mcuq.model.info import ModelInfo, parse_model
@@ -275,6 +275,7 @@ def test_svdf_without_bias_is_refused_in_one_line() -> None:
     with pytest.raises(ModelLoadError, match=r"op 0 \(SVDF\) has no bias \(input 3\)") as err:
         parse_model(build_svdf(Case(bias=False)))
     assert "\n" not in str(err.value)
+    assert "malformed" not in str(err.value)  # a valid file TFLite Micro cannot run, not a broken one
 
 
 def test_svdf_state_stays_in_its_own_file(svdf_models, sine_int8) -> None:
@@ -301,3 +302,19 @@ def test_svdf_deploys_and_passes_the_emulator_self_test(tmp_path) -> None:
     assert "kws_reset(void)" in (tmp_path / "c" / "src" / "mcuq_api.c").read_text()
     tflm = deploy(DeployRequest(model=str(path), board="nucleo_f446re", runtime="tflm", out=str(tmp_path / "tflm")))
     assert tflm.ok and any("state carried" in c.detail for c in tflm.validation.checks), tflm.validation.checks
+
+
+@pytest.mark.slow
+def test_int8_state_svdf_on_cmsis_nn_needs_the_library_sources(tmp_path) -> None:
+    """Chirale's CMSIS-NN SVDF ignores the state's zero point and keeps an int8 state as clamped
+    int16: golden vectors from x86 TFLite Micro would fail the board's self-test, so a TFLite
+    Micro deploy to a Chirale board without the library sources is refused in one line naming
+    the op, and nothing is written; esp32 (the reference kernel, as the wheel) deploys it."""
+    path = tmp_path / "svdf8.tflite"
+    path.write_bytes(build_svdf(CASES["rank1_int8"], seed=1))
+    with pytest.raises(UnsupportedOpError, match=r"nucleo_f446re: .*CMSIS-NN SVDF computes op 0 SVDF .*int8 state.*--tflm-source") as err:
+        deploy(DeployRequest(model=str(path), board="nucleo_f446re", runtime="tflm", out=str(tmp_path / "m4")))
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "m4").exists()
+    esp = deploy(DeployRequest(model=str(path), board="esp32", runtime="tflm", out=str(tmp_path / "esp")))
+    assert esp.ok, esp.validation.checks

@@ -120,6 +120,10 @@ class _Fail(Exception):
     pass
 
 
+class _Unrunnable(Exception):
+    """A well-formed model TFLite Micro cannot run (it would crash on it): not "malformed"."""
+
+
 def _fail(message: str) -> None:
     raise _Fail(message)
 
@@ -145,6 +149,8 @@ def verify_model(model: Any, raw: bytes, source: str = "model") -> None:
         _verify(model, raw)
     except _Fail as exc:
         raise ModelLoadError(f"{source}: malformed .tflite: {exc}; re-export the model with the TFLite converter") from None
+    except _Unrunnable as exc:
+        raise ModelLoadError(f"{source}: {exc}") from None
 
 
 def _verify(model: Any, raw: bytes) -> None:
@@ -328,7 +334,7 @@ def _verify_layout(what: str, name: str, inputs: list[int], outputs: list[int], 
     if name == "SVDF" and (len(inputs) < 5 or inputs[3] < 0):
         # svdf_common.cc PrepareSvdf reads the bias's scale and the Eval's read its data
         # whatever NumInputs says (tflite-micro TODO #1751): without one TFLite Micro crashes
-        _fail(f"{what} has no bias (input 3); TFLite Micro's SVDF cannot run without one: give the layer a bias")
+        raise _Unrunnable(f"{what} has no bias (input 3); TFLite Micro's SVDF cannot run without one: give the layer a bias")
     if name in ("SOFTMAX", "CONCATENATION") and not _len(tensors[inputs[0]].shape):
         _fail(f"{what} input 0 is a scalar")
     layout = LAYOUTS.get(name)

@@ -29,7 +29,7 @@ from mcuq.backends.base import (
 )
 from mcuq.backends.tflm.arena import ArenaPlan, plan_arena, plan_arena_from_library
 from mcuq.backends.tflm.build_check import UNVERIFIED_NOTE, LibraryMeasurement, measure_with_library
-from mcuq.backends.tflm.ops import check_library_rules, optimized_kernel_ops, unlisted_core_note
+from mcuq.backends.tflm.ops import check_library_rules, cmsis_svdf_departures, optimized_kernel_ops, unlisted_core_note
 from mcuq.backends.tflm.section import (
     BUILD,
     BUILD_SOURCE,
@@ -321,6 +321,14 @@ class TflmBackend:
                 f"board {board.id}: {library.label} runs UNIDIRECTIONAL_SEQUENCE_LSTM with its 2022 kernel, whose arena x86 "
                 "TFLite Micro cannot predict; deploy with the library sources at hand (--tflm-source DIR, or after "
                 "`pio pkg install` in the output folder) so mcuq measures it and computes the golden vectors with it"
+            )
+        departing = cmsis_svdf_departures(info, library) if measured is None else []
+        if departing:
+            raise UnsupportedOpError(
+                f"board {board.id}: {library.label}'s CMSIS-NN SVDF computes {departing[0]} differently from "
+                "x86 TFLite Micro (it ignores the state's zero point and keeps an int8 state as clamped int16); deploy "
+                "with the library sources at hand (--tflm-source DIR, or after `pio pkg install` in the output folder) "
+                "so the golden vectors come from that library, or use an int16 state with zero point 0"
             )
         if measured is not None:
             golden_out = measured.golden_out

@@ -79,3 +79,16 @@ def unlisted_core_note(library: TflmLibrary, core_architecture: str | None) -> s
         "lib_compat_mode = soft). Verified: its kernels for this CPU, bit-exact in qemu (`mcuq validate --build`). "
         "Not verified: the build with this Arduino core, the hardware."
     )
+
+
+def cmsis_svdf_departures(info: ModelInfo, library: TflmLibrary) -> list[str]:
+    """SVDF ops on which the board's CMSIS-NN kernel and x86 TFLite Micro disagree: golden vectors
+    from the wheel would then fail the board's self-test, so they must come from the library."""
+    if library.features.svdf_kernel != "cmsis-nn-int16-state":
+        return []
+    found = []
+    for op in info.ops:
+        state = info.tensors[op.inputs[4]] if op.name == "SVDF" and len(op.inputs) > 4 and op.inputs[4] >= 0 else None
+        if state is not None and (state.dtype != "int16" or any(state.quant.zero_point if state.quant else ())):
+            found.append(f"op {op.index} SVDF (Keras layer '{info.layer_of_op(op)}', {state.dtype} state)")
+    return found
