@@ -306,14 +306,15 @@ def test_layers_are_chosen_by_cycles_saved_per_byte_within_the_flash_budget(digi
 
 
 @pytest.mark.slow
-def test_deploy_with_generic_avr_kernels_writes_no_assembly(tmp_path):
+def test_deploy_with_generic_avr_kernels_writes_no_assembly(tmp_path, sine_int8):
     """--avr-kernels generic: the shared kernels only (less flash), still self-tested."""
     from conftest import SINE, need
     from mcuq.deploy import DeployRequest, deploy
 
     need("avr-gcc")
     need("simavr")
-    common = {"model": str(SINE / "model.keras"), "calibration": str(SINE / "calibration.npy"), "board": "nano"}
+    # the session's sine conversion (the same model, calibration and default options)
+    common = {"model": str(SINE / "model.keras"), "quantized": sine_int8, "board": "nano"}
     generic = deploy(DeployRequest(**common, out=str(tmp_path / "generic"), backend_options={"avr_kernels": "generic"}))
     generated = deploy(DeployRequest(**common, out=str(tmp_path / "generated")))
     assert generic.emulator_passed is True and generated.emulator_passed is True

@@ -169,7 +169,7 @@ def test_avr_layers_bit_exact_with_tflite_micro_in_simavr(tmp_path, case):
 
 
 @pytest.mark.slow
-def test_generated_layers_bit_exact_on_a_hundred_validation_samples_in_simavr(tmp_path):
+def test_generated_layers_bit_exact_on_a_hundred_validation_samples_in_simavr(tmp_path, digits_int8):
     """The digits example on the ATmega2560: every weighted layer runs generated assembly (the
     Dense of depth 256 as a loop); the firmware's self-test compares 100 validation samples with
     x86 TFLite Micro (the host build cannot run this code)."""
@@ -180,7 +180,7 @@ def test_generated_layers_bit_exact_on_a_hundred_validation_samples_in_simavr(tm
     digits = Path(__file__).resolve().parents[1] / "examples" / "digits"
     request = DeployRequest(
         model=str(digits / "model.keras"),
-        calibration=str(digits / "calibration.npy"),
+        quantized=digits_int8,  # the session's conversion of this model (same calibration, default options)
         data=str(digits / "val.npz"),
         board="mega2560",
         out=str(tmp_path / "out"),

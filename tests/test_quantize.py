@@ -135,9 +135,8 @@ def test_16x8_mode():
     check_full_int8(result.info, activations="int16")
 
 
-@pytest.mark.slow
-def test_per_tensor_option():
-    result = quantize(DIGITS / "model.keras", str(DIGITS / "calibration.npy"), options=QuantizeOptions(per_channel=False))
+def test_per_tensor_option(digits_per_tensor):
+    result = digits_per_tensor  # quantize(digits, per_channel=False), converted once per session
     conv_weights = [result.info.tensors[op.inputs[1]] for op in result.info.ops if op.name == "CONV_2D"]
     assert all(len(w.quant.scale) == 1 for w in conv_weights)
 

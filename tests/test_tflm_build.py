@@ -29,20 +29,38 @@ LIBS = ROOT.parent / "shared" / "tflm-libs"
 BOARDS_32 = sorted(b.id for b in list_boards() if b.word_size == 32 and b.section(TflmBoardSection) is not None)
 QEMU_BOARDS = {"nano33ble": "cortex-m4", "teensy41": "cortex-m7", "pico": "cortex-m0plus"}
 
+
+def _digits_boards() -> list[str]:
+    """Where the host build of the digits model is a path of its own: the first board of each
+    library, and the qemu boards (whose digits build also runs on the board's CPU). On the host
+    every board of one library links the same library objects, and a board's own generated text
+    (name, clock, link identity) is the same for both models, so the sine build of every board
+    covers that; the digits build of the other boards would repeat both."""
+    first: dict[str, str] = {}
+    for board in BOARDS_32:
+        section = get_board(board).section(TflmBoardSection)
+        assert section is not None
+        first.setdefault(section.library, board)
+    return sorted(set(first.values()) | set(QEMU_BOARDS))
+
+
+# (board, model): every 32-bit board with sine, digits where it is a distinct path (above).
+BUILDS = [(board, "sine") for board in BOARDS_32] + [(board, "digits") for board in _digits_boards()]
+
 pytestmark = pytest.mark.skipif(not LIBS.is_dir(), reason=f"TFLite Micro library sources not found at {LIBS} (../shared/tflm-libs)")
 
 
 @pytest.fixture(scope="session")
 def projects(tmp_path_factory, digits_tflite, sine_tflite) -> dict[tuple[str, str], Path]:
-    """One deployed project per 32-bit board x model (deploy is cheap; the builds share objects)."""
+    """One deployed project per (board, model) of BUILDS (deploy is cheap; the builds share objects)."""
     need("g++")
     out = tmp_path_factory.mktemp("tflm-build")
+    models = {"digits": digits_tflite, "sine": sine_tflite}
     made = {}
-    for board in BOARDS_32:
-        for name, model in (("digits", digits_tflite), ("sine", sine_tflite)):
-            target = out / f"{board}-{name}"
-            deploy(DeployRequest(model=str(model), board=board, out=str(target)))
-            made[(board, name)] = target
+    for board, name in BUILDS:
+        target = out / f"{board}-{name}"
+        deploy(DeployRequest(model=str(models[name]), board=board, out=str(target)))
+        made[(board, name)] = target
     return made
 
 
@@ -69,8 +87,7 @@ def outcomes(projects):
     return get
 
 
-@pytest.mark.parametrize("board", BOARDS_32)
-@pytest.mark.parametrize("model", ["digits", "sine"])
+@pytest.mark.parametrize(("board", "model"), BUILDS, ids=[f"{model}-{board}" for board, model in BUILDS])
 def test_host_build_passes_the_selftest(outcomes, board: str, model: str) -> None:
     outcome = outcomes(board, model)
     host = outcome.run("x86-64")

@@ -22,14 +22,14 @@ from mcuq.validate import validate_project
 
 
 @pytest.fixture(scope="session")
-def digits_project(tmp_path_factory) -> Path:
+def digits_project(tmp_path_factory, digits_int8) -> Path:
     out = tmp_path_factory.mktemp("validate") / "esp32-digits"
     result = deploy(
         DeployRequest(
             model=str(DIGITS / "model.keras"),
             board="esp32",
             out=str(out),
-            calibration=str(DIGITS / "calibration.npy"),
+            quantized=digits_int8,  # the session's conversion of this model (its calibration, default options)
             data=str(DIGITS / "val.npz"),
         )
     )

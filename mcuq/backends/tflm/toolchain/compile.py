@@ -245,6 +245,40 @@ def _compile_local(cpu: Cpu, sources: Sequence[Path], includes: Sequence[Path], 
     return [obj for _, _, obj in jobs]
 
 
+@lru_cache(maxsize=1)
+def _templates_digest() -> str:
+    """The shim folder and the emulated board header it includes: what a shim unit may include
+    besides the library (whose headers the tree's cache tag stands for, as for its objects)."""
+    from mcuq.common.resources import templates_dir
+
+    digest = hashlib.sha256()
+    for path in sorted([*shim_dir().rglob("*"), templates_dir() / "c" / "emulate" / "mps2.h"]):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _compile_shim_units(cpu: Cpu, tree: LibraryTree, sources: Sequence[Path], defines: Sequence[str]) -> list[Path]:
+    """Objects of units that include only the shim folder and the library (the platform shim, the
+    probe's main and its op registration), cached like library objects: every build and arena
+    probe used to recompile them, the probe's two against the library's heaviest headers.
+    A unit that includes a project's files must not come here (its headers are not in the key)."""
+    includes = (shim_dir(), *tree.include_dirs)
+    key = repr((cpu.flags, COMMON_CXX, COMMON_C, OPT, cpu.is_host, tuple(defines), tuple(map(str, includes)), _templates_digest()))
+    flags_key = hashlib.sha256((key + _compiler_id(cpu.tool("g++"))).encode()).hexdigest()[:12]
+    folder = cache_root() / "tflm-objects" / cpu.name / f"{tree.cache_tag}-shim-{flags_key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    objects, jobs = [], []
+    for source in sources:
+        obj = folder / f"{source.stem}-{hashlib.sha256(source.read_bytes()).hexdigest()[:12]}.o"
+        objects.append(obj)
+        if not obj.is_file():
+            tmp = obj.with_name(f".{obj.name}.{os.getpid()}.tmp")
+            jobs.append((_compile_cmd(cpu, source, tmp, includes, defines), source, obj))
+    _parallel(jobs)
+    return objects
+
+
 def _platform_sources(cpu: Cpu) -> list[Path]:
     return [shim_dir() / ("shim_host.cpp" if cpu.is_host else "shim_cortexm.c")]
 
@@ -269,10 +303,11 @@ def build_units(units: Sequence[tuple[Sequence[Path], Sequence[Path]]], tree: Li
     folder = Path(work.name)
     try:
         objects: list[Path] = []
-        for n, (sources, includes) in enumerate([*units, (_platform_sources(cpu), [])]):
+        for n, (sources, includes) in enumerate(units):
             unit = folder / f"unit{n}"
             unit.mkdir()
             objects += _compile_local(cpu, list(sources), (shim_dir(), *includes, *tree.include_dirs), tree.defines, unit)
+        objects += _compile_shim_units(cpu, tree, _platform_sources(cpu), tree.defines)
         elf = _link_with_library(cpu, objects, tree, ops, (), folder, folder / "firmware.elf")
         flash, ram = (0, 0) if cpu.is_host else elf_size(cpu, elf)
     except BaseException:
@@ -281,12 +316,17 @@ def build_units(units: Sequence[tuple[Sequence[Path], Sequence[Path]]], tree: Li
     return Firmware(elf, cpu, flash, ram, work)
 
 
-def _probe_model_source(model: bytes, ops: Sequence[str]) -> str:
+def _probe_model_source(model: bytes) -> str:
+    """The model array alone: no header, so compiling it costs only its size."""
     body = ",".join(str(b) for b in model)
+    return f"alignas(16) extern const unsigned char g_mcuq_probe_model[] = {{{body}}};\n"
+
+
+def _probe_register_source(ops: Sequence[str]) -> str:
+    """The op registration: the same text for the same ops, so its object is cached."""
     adds = "\n".join(f"  if (resolver.{add_method_name(op)}() != kTfLiteOk) return false;" for op in ops)
     return (
         '#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n'
-        f"alignas(16) extern const unsigned char g_mcuq_probe_model[] = {{{body}}};\n"
         "bool mcuq_probe_register(tflite::MicroMutableOpResolver<64>& resolver) {\n"
         f"{adds}\n  return true;\n}}\n"
     )
@@ -300,12 +340,12 @@ def build_probe(
     work = tempfile.TemporaryDirectory(prefix=f"mcuq-probe-{cpu.name}-")
     folder = Path(work.name)
     try:
-        model_src = folder / "mcuq_probe_model.cpp"
-        model_src.write_text(_probe_model_source(model, ops))
+        model_src, register_src = folder / "mcuq_probe_model.cpp", folder / "mcuq_probe_register.cpp"
+        model_src.write_text(_probe_model_source(model))
+        register_src.write_text(_probe_register_source(ops))
         defines = (*tree.defines, *extra_defines, f"-DMCUQ_PROBE_ARENA_MAX={max_arena}", *(["-DMCUQ_PROBE_HOST_IO"] if cpu.is_host else []))
-        objects = _compile_local(
-            cpu, [model_src, shim_dir() / "probe_main.cpp", *_platform_sources(cpu)], (shim_dir(), *tree.include_dirs), defines, folder
-        )
+        objects = _compile_local(cpu, [model_src], (shim_dir(), *tree.include_dirs), defines, folder)
+        objects += _compile_shim_units(cpu, tree, [register_src, shim_dir() / "probe_main.cpp", *_platform_sources(cpu)], defines)
         elf = _link_with_library(cpu, objects, tree, ops, extra_defines, folder, folder / "probe.elf")
     except BaseException:
         work.cleanup()
