@@ -67,6 +67,12 @@ class JobFacts(Protocol):
     def golden_in(self) -> Sized: ...
     @property
     def golden_source(self) -> str: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+    @property
+    def labels_source(self) -> str | None: ...
 
 
 class ArenaFacts(Protocol):
@@ -371,9 +377,20 @@ def read_manifest(project: Path) -> Manifest:
     return Manifest.from_dict(data, str(path))
 
 
-def build_manifest(
-    job: JobFacts, plan: PlanFacts, out_dir: Path, validation_data: str | None, weight_scales: WeightScalesJSON | None, api: ApiJSON
-) -> Manifest:
+def api_record(job: JobFacts) -> ApiJSON:
+    """What the generated API offers (its prefix, header, labels and tensor names), recorded so
+    the summary and ``mcuq validate`` name them as the project does."""
+    return {
+        "prefix": job.prefix,
+        "header": f"src/{job.prefix}_model.h",
+        "labels": list(job.labels),
+        "labels_source": job.labels_source,
+        "inputs": list(job.info.input_names),
+        "outputs": list(job.info.output_names),
+    }
+
+
+def build_manifest(job: JobFacts, plan: PlanFacts, out_dir: Path, validation_data: str | None, weight_scales: WeightScalesJSON | None) -> Manifest:
     """The typed record of what was generated and how (``mcuq.lock.json``, before the writer adds the
     file hashes); the backend's own section rides along."""
     from mcuq import __version__
@@ -419,7 +436,7 @@ def build_manifest(
         runtime_section=plan.section,
         validation_data_sha256=file_sha256(validation_data),
         weight_scales=weight_scales,
-        api=api,
+        api=api_record(job),
     )
 
 

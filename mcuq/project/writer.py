@@ -34,9 +34,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mcuq.common.errors import OutputDirError
+from mcuq.common.errors import OutputDirError, UsageError
 from mcuq.common.files import MANIFEST_LIMIT, read_regular
 from mcuq.common.isolation import pid_alive
+from mcuq.project.escape import file_name
 from mcuq.project.manifest import MANIFEST, Manifest
 
 UNVALIDATED_MARK = ".mcuq-unvalidated"
@@ -143,6 +144,31 @@ def _check_parent(out_dir: Path) -> None:
             break
     if out_dir.is_symlink():
         raise OutputDirError(f"{out_dir} is a symbolic link{'' if out_dir.exists() else ' to nothing'}; give a real folder as --out")
+
+
+def project_dir(out: str | None, board_id: str, model_name: str) -> Path:
+    """--out, else build/<board>-<model>: always inside build/ (the board id is checked, but a
+    Board made in Python is not: a '../' in it must not write elsewhere)."""
+    if out:
+        return Path(out)
+    leaf = f"{board_id}-{model_name}"
+    if not leaf or "/" in leaf or "\\" in leaf or leaf in (".", "..") or "\x00" in leaf:
+        raise UsageError(f"board id {board_id!r} and model name {model_name!r} do not make a folder name under build/; pass --out DIR")
+    return Path("build") / file_name(leaf)  # and no shell-hostile folder name
+
+
+def interrupted_note(out_dir: Path) -> list[str]:
+    """What a previous deploy killed before its validation left (its marker names it): the run
+    that takes the folder over says so, instead of regenerating it silently."""
+    mark = out_dir / UNVALIDATED_MARK
+    if not mark.is_file() or mark.is_symlink():
+        return []
+    try:
+        pid = mark.read_text(encoding="utf-8", errors="replace")[:20].split(" ")[0]
+    except OSError:
+        pid = ""
+    who = f" (pid {pid})" if pid.isdigit() else ""
+    return [f"{out_dir}: the deploy that wrote it{who} ended before its validation; taking the project over and regenerating it"]
 
 
 def check_output_dir(out_dir: Path, force: bool) -> PreviousProject | None:
