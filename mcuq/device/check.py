@@ -14,18 +14,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mcuq.checks.golden import golden_resets
+from mcuq.checks.golden import golden_from_project, golden_resets
 from mcuq.checks.metrics import error_metrics
 from mcuq.checks.outcome import ValidationReport
+from mcuq.common.console import Console
+from mcuq.common.errors import MCUQError
 from mcuq.device.link import DeviceError
 from mcuq.device.session import FIRST_RUN_TIMEOUT, Identity, Inference, Session
 from mcuq.model.info import ModelInfo
 from mcuq.model.state import has_state
 from mcuq.project.manifest import Manifest
+
+if TYPE_CHECKING:
+    from mcuq.checks.accuracy import Evaluation
 
 DEFAULT_SAMPLES = 50
 DEVICE = "on the device"
@@ -265,3 +270,35 @@ def monitor_text(project: Path, manifest: Manifest, request: DeviceRequest) -> t
             problem or f"  this is {project.name}'s firmware",
         ]
         return problem is None, "\n".join(lines)
+
+
+def _emulator_ticks(manifest: Manifest) -> tuple[int, str] | None:
+    """The cycles (or instructions) the emulator counted at deploy, when the runtime recorded them."""
+    for value in manifest.as_dict().values():
+        emulation = value.get("emulation") if isinstance(value, dict) else None
+        if isinstance(emulation, dict) and isinstance(emulation.get("ticks"), int):
+            return int(emulation["ticks"]), str(emulation.get("unit", ""))
+    return None
+
+
+def check_on_device(
+    report: ValidationReport,
+    project: Path,
+    manifest: Manifest,
+    info: ModelInfo,
+    device: DeviceRequest,
+    evaluation: Evaluation | None,
+    console: Console,
+) -> None:
+    """``mcuq validate --device``: the golden vectors (and validation samples) run on the board,
+    reported as the "on the device" checks; a project whose golden vectors cannot be read is a
+    failed check, not an error that hides the host checks."""
+    try:
+        golden = golden_from_project(project, info)
+    except MCUQError as exc:
+        report.add("on the device", False, str(exc))
+        return
+    samples = (evaluation.int8_inputs, evaluation.int8_outputs, evaluation.float_outputs) if evaluation is not None else None
+    count = len(golden[0]) + (min(device.samples, len(samples[0])) if samples else 0)
+    with console.step(f"running {count} inputs on the board at {device.port}"):
+        check_device(report, project, manifest, info, device, golden, samples, _emulator_ticks(manifest))

@@ -24,18 +24,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
-import types
+import stat
 import zlib
 from collections.abc import Sized
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints, is_typeddict
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from mcuq.backends.registry import backend_names, section_type
-from mcuq.common.errors import MCUQError
+from mcuq.common.errors import MCUQError, ValidationFailed
+from mcuq.common.files import regular_file
 from mcuq.common.resources import boards_dir
-from mcuq.project.records import ApiJSON, ArenaJSON, FitJSON, QuantizationJSON, WeightScalesJSON
+from mcuq.project.records import ApiJSON, ArenaJSON, FitJSON, Malformed, QuantizationJSON, WeightScalesJSON, checked_value, load_record
 
 # 3: the runtime's part is one typed record under its own key (tflm / c_runtime)
 SCHEMA_VERSION = 3
@@ -110,103 +112,6 @@ class RuntimeSection(Protocol):
     KEY: ClassVar[str]
 
 
-class Malformed(Exception):
-    """A record does not match its dataclass: ``key`` is the dotted path of the bad value."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"'{key}' {problem}")
-        self.key = key
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else f"{type(value).__name__} {json.dumps(value, default=str)[:40]}"
-
-
-def _type_name(hint: Any) -> str:
-    if get_origin(hint) in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(hint))
-    if hint is type(None):
-        return "null"
-    origin = get_origin(hint)
-    if origin is list:
-        return "a list"
-    if origin is dict or is_dataclass(hint) or is_typeddict(hint):
-        return "an object"
-    return getattr(hint, "__name__", str(hint))
-
-
-def _value(hint: Any, value: Any, key: str) -> Any:
-    """``value`` checked against ``hint`` (JSON types, unions, lists, dicts, nested dataclasses)."""
-    if hint is Any:
-        return value
-    origin = get_origin(hint)
-    if origin in (Union, types.UnionType):
-        for arg in get_args(hint):
-            try:
-                return _value(arg, value, key)
-            except Malformed as exc:
-                if exc.key != key:
-                    raise  # the value has the right shape; something inside it is wrong
-        raise Malformed(key, f"must be {_type_name(hint)}, got {_kind(value)}")
-    if hint is type(None):
-        if value is not None:
-            raise Malformed(key, f"must be null, got {_kind(value)}")
-        return None
-    if origin is list:
-        if not isinstance(value, list):
-            raise Malformed(key, f"must be a list, got {_kind(value)}")
-        (item,) = get_args(hint)
-        return [_value(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise Malformed(key, f"must be an object, got {_kind(value)}")
-        _, item = get_args(hint)
-        return {k: _value(item, v, f"{key}.{k}") for k, v in value.items()}
-    if isinstance(hint, type) and is_dataclass(hint):
-        return load_record(hint, value, key)
-    if is_typeddict(hint):
-        return _typed_dict(hint, value, key)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise Malformed(key, f"must be {_type_name(hint)}, got {_kind(value)}")
-    return value
-
-
-def _typed_dict(hint: Any, value: Any, key: str) -> dict[str, object]:
-    """A JSON object checked against a TypedDict (mcuq.project.records): required keys present,
-    every declared key of its type; keys it does not declare are kept as they are, so the file
-    is written back byte for byte."""
-    if not isinstance(value, dict):
-        raise Malformed(key, f"must be an object, got {_kind(value)}")
-    hints = get_type_hints(hint)
-    for name in sorted(hint.__required_keys__):
-        if name not in value:
-            raise Malformed(f"{key}.{name}", "is missing")
-    return {k: _value(hints[k], v, f"{key}.{k}") if k in hints else v for k, v in value.items()}
-
-
-def load_record(cls: type[T], data: Any, key: str, **given: Any) -> T:
-    """``data`` (parsed JSON) as the dataclass ``cls``, every field checked against its type
-    hint; raises :class:`Malformed` naming the dotted key that is missing or of the wrong type.
-    Fields in ``given`` are taken as they are (already typed); keys the dataclass does not
-    declare are ignored."""
-    if not isinstance(data, dict):
-        raise Malformed(key, f"must be an object, got {_kind(data)}")
-    hints = get_type_hints(cls)
-    kwargs: dict[str, object] = dict(given)
-    for f in fields(cls):  # type: ignore[arg-type]
-        where = f"{key}.{f.name}" if key else f.name
-        if f.name in given:
-            continue
-        if f.name not in data:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise Malformed(where, "is missing")
-            continue
-        kwargs[f.name] = _value(hints[f.name], data[f.name], where)
-    return cls(**kwargs)
-
-
 def project_relative(path: str | Path | None, project: Path) -> str | None:
     """How a file deploy read is named in the project's files and manifest.
 
@@ -234,6 +139,26 @@ def file_sha256(path: str | Path | None) -> str | None:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str | None:
+    """Hash of a regular file (not following a symlink), None for anything else."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        return sha256_bytes(path.read_bytes())
+    except OSError:
+        return None
+
+
+def inside_project(rel: str) -> bool:
+    """True for a relative path that stays inside the project (no '..', not absolute)."""
+    p = PurePosixPath(rel)
+    return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel and not rel.startswith("~")
 
 
 def resolve_from_project(path: str | None, project: Path) -> str | None:
@@ -336,7 +261,7 @@ class Manifest:
             older = "an older mcuq (no schema_version)" if version is None else f"schema version {version!r}"
             raise ManifestError(f"{where}: written by {older}; this mcuq reads schema version {SCHEMA_VERSION}: {REGENERATE}")
         try:
-            runtime = _value(str, data.get("runtime"), "runtime")
+            runtime = checked_value(str, data.get("runtime"), "runtime")
             section_cls: type[RuntimeSection] | None = section_type(runtime)
             if section_cls is None:
                 raise Malformed("runtime", f"'{runtime}' is not one of {', '.join(backend_names())}")
@@ -390,7 +315,9 @@ def api_record(job: JobFacts) -> ApiJSON:
     }
 
 
-def build_manifest(job: JobFacts, plan: PlanFacts, out_dir: Path, validation_data: str | None, weight_scales: WeightScalesJSON | None) -> Manifest:
+def build_manifest(
+    job: JobFacts, plan: PlanFacts, out_dir: Path, validation_data: str | None, weight_scales: WeightScalesJSON | None
+) -> Manifest:
     """The typed record of what was generated and how (``mcuq.lock.json``, before the writer adds the
     file hashes); the backend's own section rides along."""
     from mcuq import __version__
@@ -452,3 +379,126 @@ def relative_source(source: str, out_dir: Path) -> str:
     """A data source description with its path as ``project_relative`` names it ('random' kept)."""
     relative = project_relative(source, out_dir) if source and Path(source).exists() else None
     return relative or source
+
+
+# ---------------------------------------------------------------- what validate reads of a project
+
+
+def check_project_files(project: Path, manifest: Manifest) -> None:
+    """Refuse a project file validate would read that is not the project's own regular file.
+
+    A symbolic link out of the project (``mcuq/model_int8.tflite -> /etc/shadow`` in a cloned
+    project) would make validate read, run or hash any file; a FIFO would hang it."""
+    root = Path(os.path.realpath(project))
+    extra = [manifest.model.float_reference, manifest.validation_data]
+    for rel in [MANIFEST, *manifest.files, *(r for r in extra if r)]:
+        path = project / rel
+        if not inside_project(rel) or (not path.exists() and not path.is_symlink()):
+            continue  # outside or missing: reported by generated_files_check / find_validation_data
+        real = Path(os.path.realpath(path))
+        if not real.is_relative_to(root):
+            raise ValidationFailed(
+                f"{path} is a symbolic link to {real}, outside the project; validate reads only the project's own files: "
+                "remove the link and regenerate with 'mcuq deploy --force'"
+            )
+        kind = os.stat(path).st_mode
+        if not stat.S_ISREG(kind):
+            regular_file(path, "a project file", 1 << 62, ValidationFailed)  # raises, naming what it is
+
+
+def generated_files_check(project: Path, manifest: Manifest) -> tuple[bool, str]:
+    """Every generated file must still be byte-identical to what mcuq wrote (sha256 in the manifest):
+    whether it is, and the line that says so.
+
+    This is what makes the later checks mean something: the arena size in the sources, the model
+    array, the golden vectors and the runtime code are all covered, not only the parts a check parses."""
+    changed, missing = [], []
+    for rel, digest in sorted(manifest.files.items()):
+        if not inside_project(rel):
+            changed.append(f"{rel} (outside the project)")
+            continue
+        actual = sha256_file(project / rel)
+        if actual is None:
+            missing.append(rel)
+        elif actual != digest:
+            changed.append(rel)
+    if not changed and not missing:
+        return True, f"{len(manifest.files)} generated files match the hashes in {MANIFEST}"
+    parts = ([f"edited since deploy: {', '.join(changed)}"] if changed else []) + ([f"missing: {', '.join(missing)}"] if missing else [])
+    return False, f"{'; '.join(parts)}; put your code in src/app.cpp (or your own files) and regenerate with 'mcuq deploy --force'"
+
+
+def read_float_reference(project: Path, manifest: Manifest) -> bytes | None:
+    """The float model deploy kept in the project (None: there is none to compare with)."""
+    rel = manifest.model.float_reference
+    return (project / rel).read_bytes() if rel and (project / rel).is_file() else None
+
+
+def rewrites_note(manifest: Manifest) -> list[str]:
+    """The note that layers were rewritten before quantizing: float vs int8 then compares with the
+    rewritten model, and the reader must know it."""
+    rewrites = manifest.quantization.get("rewrites")
+    check = rewrites["float_check"] if rewrites else None
+    if not rewrites or not check:
+        return []
+    return [
+        f"mcuq rewrote {', '.join(r['layer'] for r in rewrites['layers'])} into int8-kernel ops before quantizing "
+        f"(float outputs within {check['max_abs_diff']:.2g} of the original, limit {check['tolerance']:.2g}); "
+        "float vs int8 below compares with the rewritten model in float"
+    ]
+
+
+VALIDATION_DATA = "validation data"
+
+
+@dataclass
+class DataLocation:
+    """Where validate finds its validation data: ``path`` to run on, or ``missing`` (why the data
+    deploy recorded cannot be used, naming the file to pass); ``notes`` for the report; ``name``
+    the data as the project's files name it (for the reports, without the host's folders)."""
+
+    path: str | None = None
+    missing: str | None = None
+    notes: list[str] = field(default_factory=list)
+    name: str | None = None
+
+
+def _short(digest: str) -> str:
+    return f"sha256 {digest[:12]}..."
+
+
+def find_validation_data(project: Path, data: str | None, manifest: Manifest) -> DataLocation:
+    """The validation data to run on, or why the data deploy recorded cannot be used.
+
+    ``--data`` wins (a one-line note when it is not the file deploy recorded). Otherwise the
+    recorded data is used when it is still in the project. A file outside the project is recorded
+    by name and sha256 only (no ../.. paths), so validate cannot find it by itself: ``missing``
+    then names the file and says what to pass, for the caller to report instead of a silent PASS."""
+    recorded, digest = manifest.validation_data, manifest.validation_data_sha256
+    if data:
+        found = DataLocation(data, name=project_relative(data, project))
+        actual = file_sha256(data)
+        if recorded and digest and actual and actual != digest:
+            found.notes.append(  # named like the manifest does: the note goes into the reports too
+                f"{VALIDATION_DATA}: --data {found.name} ({_short(actual)}) is not the file deploy recorded ('{recorded}', {_short(digest)}); "
+                f"checked on {found.name}"
+            )
+        return found
+    if not recorded:
+        return DataLocation()
+    path = resolve_from_project(recorded, project)
+    what = f"'{recorded}'" + (f" ({_short(digest)})" if digest else "")
+    if path is None or path == recorded:  # 'random' or module:function: not a file in the project
+        return DataLocation(
+            missing=f"{what} is not a file in the project, so float vs int8 accuracy was not measured; pass --data {recorded}"
+        )
+    if not Path(path).exists():
+        where = "is missing from the project (moved or deleted since deploy)" if "/" in recorded else "is outside the project"
+        return DataLocation(missing=f"{what} {where}, so float vs int8 accuracy was not measured; pass --data <path>/{Path(recorded).name}")
+    found = DataLocation(path, name=project_relative(path, project))
+    actual = file_sha256(path)
+    if digest and actual and actual != digest:
+        found.notes.append(
+            f"{VALIDATION_DATA}: {recorded} changed since deploy ({_short(actual)}, recorded {_short(digest)}); checked on it as it is"
+        )
+    return found

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import hashlib
 import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -38,25 +36,11 @@ from mcuq.common.errors import OutputDirError, UsageError
 from mcuq.common.files import MANIFEST_LIMIT, read_regular
 from mcuq.common.isolation import pid_alive
 from mcuq.project.escape import file_name
-from mcuq.project.manifest import MANIFEST, Manifest
+from mcuq.project.manifest import MANIFEST, Manifest, inside_project, sha256_bytes, sha256_file
 
 UNVALIDATED_MARK = ".mcuq-unvalidated"
 EDITED_SUFFIX = ".mcuq-edited"
 _STAGE_RE = re.compile(r"^\.(?P<name>.+)\.mcuq-(?P<pid>\d+)-(?P<kind>stage|old)-[A-Za-z0-9_]+$")
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str | None:
-    """Hash of a regular file (not following a symlink), None for anything else."""
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return None
-        return sha256_bytes(path.read_bytes())
-    except OSError:
-        return None
 
 
 def _as_bytes(content: str | bytes) -> bytes:
@@ -71,12 +55,6 @@ class WriteResult:
     edited_generated: list[str] = field(default_factory=list)  # listed, edited by the user: kept as <path>.mcuq-edited
     ignored_manifest_paths: list[str] = field(default_factory=list)  # listed but outside the project: never touched
     manifest: Manifest | None = None  # what was written, with the file hashes
-
-
-def inside_project(rel: str) -> bool:
-    """True for a relative path that stays inside the project (no '..', not absolute)."""
-    p = PurePosixPath(rel)
-    return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel and not rel.startswith("~")
 
 
 @dataclass(frozen=True)
