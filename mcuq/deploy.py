@@ -268,12 +268,12 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     golden_count = check_request(request)
     board = get_board(request.board or (None if request.board_file else DEFAULT_BOARD), request.board_file)
     backend = backend_for(board, request.runtime)
+    options = deploy_options(backend, board, request.backend_options)
     model_path = Path(request.model)
     name = model_display_name(model_path)
     prefix = model_prefix(request.name, explicit=True) if request.name else model_prefix(name)
     out_dir = project_dir(request.out, board.id, name)
     check_output_dir(out_dir, request.force)  # refuse early, before minutes of work
-    options = deploy_options(backend, board, request.backend_options)
     notes: list[str] = []
     with project_lock(out_dir, notes):  # one mcuq per project folder until validation is done
         check_output_dir(out_dir, request.force)  # again: nothing can change it now

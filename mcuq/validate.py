@@ -29,13 +29,12 @@ from mcuq.project.lock import project_lock
 from mcuq.project.manifest import (
     VALIDATION_DATA,
     Manifest,
-    check_project_files,
     find_validation_data,
-    generated_files_check,
     read_float_reference,
     rewrites_note,
 )
 from mcuq.project.manifest import read_manifest as load_manifest
+from mcuq.project.writer import check_project_files, generated_files_check
 
 __all__ = ["Check", "ValidationReport", "format_validation", "read_manifest", "validate_project"]
 
