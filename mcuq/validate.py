@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mcuq.backends.base import OptionValues, ValidateOptions, check_option_values, declared_options, get_backend, options_for
-from mcuq.checks.accuracy import check_accuracy, diagnose, evaluate_outputs, per_layer_error
+from mcuq.checks.accuracy import check_accuracy, diagnose, evaluate_outputs, pair_layers, per_layer_error
 from mcuq.checks.outcome import Check, ValidationReport
 from mcuq.checks.report import ReportWriteError, write_project_reports
 from mcuq.common.console import SILENT, Console
@@ -116,6 +116,7 @@ def _validate_locked(
     samples = (
         load_validation_data(found.path, info, q.get("calibration_seed", 0), q.get("image_scale", "0..1"), labels) if found.path else None
     )
+    pairs = pair_layers(info, float_info) if float_info is not None else []  # float and int8 layers, for the weight pictures
     evaluation = None
     arena_check = report.check("arena")
     # Accuracy is still worth knowing when the planned arena failed: measure it with a roomy one.
@@ -145,7 +146,7 @@ def _validate_locked(
         with console.step("writing report.html and report.json"):
             try:
                 report.report_files = write_project_reports(
-                    project, report, manifest, backend.report_section(manifest), info, float_info, float_model, found.name
+                    project, report, manifest, backend.report_section(manifest), info, float_info, float_model, found.name, pairs
                 )
             except ReportWriteError as exc:  # a full disk: the report is missing, and the run says so
                 report.add("report", False, f"could not write {exc.strerror} in {project}; free space (or fix the folder), then rerun")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import jinja2
 import numpy as np
 
-from mcuq.checks.accuracy import diagnose, pair_layers
+from mcuq.checks.accuracy import diagnose
 from mcuq.checks.outcome import ValidationReport
 from mcuq.model.info import ModelInfo, TensorInfo
 from mcuq.project.manifest import Manifest
@@ -368,10 +368,12 @@ def write_project_reports(
     float_info: ModelInfo | None,
     float_model: bytes | None,
     data_name: str | None,
+    pairs: list[LayerPair],
 ) -> list[str]:
     """``report.html`` and ``report.json`` of one validation, written into the project; returns the
     files written (a file mcuq did not write is kept). ``data_name``: the validation data as the
-    project's files name it, so the reports carry no folder of the host."""
+    project's files name it, so the reports carry no folder of the host; ``pairs``: the float and
+    int8 layers paired (:func:`mcuq.checks.accuracy.pair_layers`) for the weight pictures."""
     optimized = set(section.optimized_ops)
     data = report.as_dict()
     # The reports live in the project: they name it and the data like the manifest does, without the host's folders.
@@ -405,7 +407,6 @@ def write_project_reports(
         for op in info.ops
     ]
     data["worst_layers"] = diagnose(report.per_layer)
-    pairs = pair_layers(info, float_info) if float_info is not None else []
     json_text = render_report_json(data)
     data["weights"] = weight_pictures(info, float_info, pairs)
     return write_report(project, render_report_html(data, info, float_info), json_text)
