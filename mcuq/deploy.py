@@ -302,7 +302,9 @@ def _deploy_locked(
     options = QuantizeOptions(**request.options)
     quantized = request.quantized or quantize(model_path, request.calibration, options=options, console=console)
     q_options = quantized.options
-    validation_data = load_validation_data(request.data, quantized.info, q_options.seed, q_options.image_scale) if request.data else None
+    validation_data = (
+        load_validation_data(request.data, quantized.info, q_options.seed, q_options.image_scale) if request.data is not None else None
+    )
     labels, labels_source = project_labels(request.labels, validation_data, quantized.info)
     quantized, choice = weigh_dense_scales(
         quantized,
