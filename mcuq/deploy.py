@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
-
 from mcuq.backends.base import (
     Backend,
     BackendPlan,
@@ -22,26 +20,25 @@ from mcuq.backends.base import (
     backend_for,
     check_option_values,
     declared_options,
-    options_for,
+    deploy_options,
 )
 from mcuq.boards import Board, get_board
+from mcuq.checks.accuracy import evaluate_outputs
 from mcuq.checks.golden import choose_golden_inputs, golden_files
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError, UsageError
 from mcuq.common.files import check_path_text
-from mcuq.frontend.calibration import InputSpec, SampleSet, check_label_range, load_samples
+from mcuq.frontend.calibration import load_validation_data
 from mcuq.frontend.config import ConfigValues, load_config
 from mcuq.frontend.converter import QuantizedModel, quantize
-from mcuq.frontend.dense_scales import EVALUATION_ARENA, PER_CHANNEL, PER_TENSOR, DenseScaleChoice, choose_dense_scales
+from mcuq.frontend.dense_scales import EVALUATION_ARENA, weigh_dense_scales
+from mcuq.frontend.loader import model_display_name
 from mcuq.frontend.options import QuantizeOptionFields, QuantizeOptions
-from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model
-from mcuq.project.api import check_labels, load_labels, model_prefix
-from mcuq.project.escape import file_name
+from mcuq.project.api import model_prefix, project_labels
 from mcuq.project.lock import project_lock
 from mcuq.project.manifest import FLOAT_MODEL_PATH, INT8_MODEL_PATH, Manifest, build_manifest
-from mcuq.project.records import ApiJSON
-from mcuq.project.writer import UNVALIDATED_MARK, WriteResult, check_output_dir, mark_validated, write_project
+from mcuq.project.writer import WriteResult, check_output_dir, interrupted_note, mark_validated, project_dir, write_project
 
 DEFAULT_BOARD = "esp32"
 DEFAULT_GOLDEN = 4
@@ -230,68 +227,6 @@ class DeployResult:
         }
 
 
-def model_display_name(model: Path) -> str:
-    stem = model.stem if model.is_file() else model.name
-    return model.resolve().parent.name if stem in ("model", "saved_model") else stem
-
-
-def _load_validation(path: str | None, info: ModelInfo, options: QuantizeOptions) -> SampleSet | None:
-    if path is None:
-        return None
-    specs = [InputSpec(n, t.shape[1:]) for n, t in zip(info.input_names, info.input_tensors)]
-    from mcuq.validate import classifier_classes
-
-    data = load_samples(path, specs, max_samples=None, seed=options.seed, image_scale=options.image_scale, what="validation data")
-    check_label_range(data, classifier_classes(info))
-    return data
-
-
-def _labels(request: DeployRequest, data: SampleSet | None) -> tuple[list[str], str | None]:
-    """Class names: --labels FILE, else the 'label_names' array of the validation .npz."""
-    if request.labels:
-        return load_labels(request.labels), Path(request.labels).name
-    if data is not None and data.label_names:
-        return list(data.label_names), f"label_names in {Path(data.source).name}"
-    return [], None
-
-
-def _choose_dense_scales(
-    backend: Backend, board: Board, q: QuantizedModel, data: SampleSet | None, console: Console
-) -> tuple[QuantizedModel, DenseScaleChoice | None]:
-    """--per-channel auto: per-tensor Dense unless the validation data says it costs accuracy
-    (mcuq.frontend.dense_scales decides); both arenas are measured by the backend either way."""
-    from mcuq.checks.accuracy import evaluate_outputs
-
-    alternative = q.dense_per_channel_tflite
-    if alternative is None:
-        return q, None
-    rule = backend.per_channel_dense_rule(board)
-    with console.step("weighing per-tensor against per-channel Dense" + (" on the validation data" if data else "")):
-        choice = choose_dense_scales(
-            q.tflite,
-            alternative,
-            data,
-            lambda model: (
-                evaluate_outputs(parse_model(model, "a Dense-scale variant"), q.float_tflite, data, EVALUATION_ARENA).metrics
-                if data is not None
-                else {}
-            ),
-            rule is None,
-            rule or "",
-        )
-        alt_info = parse_model(alternative, "per-channel Dense variant")
-        sample: list[np.ndarray] = [np.zeros(t.shape, dtype=NUMPY_DTYPES[t.dtype]) for t in q.info.input_tensors]
-        choice.arenas = {PER_TENSOR: backend.arena_bytes(q.info, board, sample), PER_CHANNEL: backend.arena_bytes(alt_info, board, sample)}
-    console.info(f"weight scales: {choice.summary()}")
-    if choice.per_channel:
-        q = replace(q, tflite=alternative, info=alt_info)
-    return q, choice
-
-
-def _resolve_board(request: DeployRequest) -> Board:
-    return get_board(request.board or (None if request.board_file else DEFAULT_BOARD), request.board_file)
-
-
 MAX_GOLDEN = 256  # each vector is compiled into flash and checked at boot; more proves nothing new
 MAX_ARENA = 1 << 30
 
@@ -331,49 +266,22 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     if request.model is None:
         raise MCUQError("no model: pass MODEL, or run in a folder with an mcuq.toml that names one ('mcuq init' writes it)")
     golden_count = check_request(request)
-    board = _resolve_board(request)
+    board = get_board(request.board or (None if request.board_file else DEFAULT_BOARD), request.board_file)
     backend = backend_for(board, request.runtime)
+    options = deploy_options(backend, board, request.backend_options)
     model_path = Path(request.model)
     name = model_display_name(model_path)
     prefix = model_prefix(request.name, explicit=True) if request.name else model_prefix(name)
-    out_dir = _out_dir(request, board, name)
+    out_dir = project_dir(request.out, board.id, name)
     check_output_dir(out_dir, request.force)  # refuse early, before minutes of work
-    options, foreign = options_for(backend, "deploy", request.backend_options)
-    if foreign:
-        raise UsageError(f"{', '.join(foreign)}: not an option of runtime {backend.name} (board {board.id}); drop it")
-    backend.check_options(board, options)
     notes: list[str] = []
     with project_lock(out_dir, notes):  # one mcuq per project folder until validation is done
         check_output_dir(out_dir, request.force)  # again: nothing can change it now
-        for note in [*notes, *_interrupted_note(out_dir)]:
+        for note in [*notes, *interrupted_note(out_dir)]:
             console.info(note)
         return _deploy_locked(
             replace(request, backend_options=options), board, backend, model_path, name, prefix, out_dir, golden_count, console
         )
-
-
-def _out_dir(request: DeployRequest, board: Board, name: str) -> Path:
-    """--out, else build/<board>-<model>: always inside build/ (the board id is checked, but a
-    Board made in Python is not: a '../' in it must not write elsewhere)."""
-    if request.out:
-        return Path(request.out)
-    leaf = f"{board.id}-{name}"
-    if not leaf or "/" in leaf or "\\" in leaf or leaf in (".", "..") or "\x00" in leaf:
-        raise UsageError(f"board id {board.id!r} and model name {name!r} do not make a folder name under build/; pass --out DIR")
-    return Path("build") / file_name(leaf)  # and no shell-hostile folder name
-
-
-def _interrupted_note(out_dir: Path) -> list[str]:
-    """What a previous deploy killed before its validation left (its marker names it)."""
-    mark = out_dir / UNVALIDATED_MARK
-    if not mark.is_file() or mark.is_symlink():
-        return []
-    try:
-        pid = mark.read_text(encoding="utf-8", errors="replace")[:20].split(" ")[0]
-    except OSError:
-        pid = ""
-    who = f" (pid {pid})" if pid.isdigit() else ""
-    return [f"{out_dir}: the deploy that wrote it{who} ended before its validation; taking the project over and regenerating it"]
 
 
 def _deploy_locked(
@@ -387,13 +295,25 @@ def _deploy_locked(
     golden_count: int,
     console: Console,
 ) -> DeployResult:
+    """The work once the project folder is ours, one stage after the other: front end ->
+    inspected model -> backend -> writer -> validator; each call hands its result on, none
+    comes back here for a decision."""
     console.info(f"mcuq deploy: {model_path} -> {board.id} ({backend.name}) in {out_dir}")
     options = QuantizeOptions(**request.options)
     quantized = request.quantized or quantize(model_path, request.calibration, options=options, console=console)
-    validation_data = _load_validation(request.data, quantized.info, quantized.options)
-    labels, labels_source = _labels(request, validation_data)
-    check_labels(labels, quantized.info, labels_source or "labels")
-    quantized, choice = _choose_dense_scales(backend, board, quantized, validation_data, console)
+    q_options = quantized.options
+    validation_data = (
+        load_validation_data(request.data, quantized.info, q_options.seed, q_options.image_scale) if request.data is not None else None
+    )
+    labels, labels_source = project_labels(request.labels, validation_data, quantized.info)
+    quantized, choice = weigh_dense_scales(
+        quantized,
+        validation_data,
+        console,
+        library_rule=lambda: backend.per_channel_dense_rule(board),
+        arena_of=lambda info, sample: backend.arena_bytes(info, board, sample),
+        metrics_of=lambda info, float_model, data: evaluate_outputs(info, float_model, data, EVALUATION_ARENA).metrics,
+    )
     golden_in, golden_source = choose_golden_inputs(quantized, validation_data, golden_count, options.seed, out_dir)
     job = DeployJob(
         quantized,
@@ -420,15 +340,7 @@ def _deploy_locked(
     files.setdefault(INT8_MODEL_PATH, quantized.info.raw)
     if quantized.float_tflite is not None:
         files[FLOAT_MODEL_PATH] = quantized.float_tflite
-    api: ApiJSON = {
-        "prefix": job.prefix,
-        "header": f"src/{job.prefix}_model.h",
-        "labels": list(labels),
-        "labels_source": labels_source,
-        "inputs": list(quantized.info.input_names),
-        "outputs": list(quantized.info.output_names),
-    }
-    manifest = build_manifest(job, plan, out_dir, request.data, choice.as_dict() if choice is not None else None, api)
+    manifest = build_manifest(job, plan, out_dir, request.data, choice.as_dict() if choice is not None else None)
     with console.step(f"writing the project to {out_dir}"):
         written = write_project(out_dir, files, dict(rendered.user_files), manifest, request.force, mark_unvalidated=True)
     lock = written.manifest if written.manifest is not None else manifest

@@ -12,153 +12,39 @@ is reported as "not checked" with the file to pass, never silently left out of a
 
 from __future__ import annotations
 
-import io
-import os
-import stat
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from mcuq.backends.base import Backend, OptionValues, ValidateOptions, check_option_values, declared_options, get_backend, options_for
-from mcuq.checks.accuracy import Evaluation, diagnose, evaluate_outputs, pair_layers, per_layer_error
+from mcuq.backends.base import OptionValues, ValidateOptions, check_option_values, declared_options, get_backend, options_for
+from mcuq.checks.accuracy import check_accuracy, diagnose, evaluate_outputs, pair_layers, per_layer_error
 from mcuq.checks.outcome import Check, ValidationReport
-from mcuq.checks.report import ReportWriteError
+from mcuq.checks.report import ReportWriteError, write_project_reports
 from mcuq.common.console import SILENT, Console
-from mcuq.common.errors import MCUQError, UsageError, ValidationFailed
-from mcuq.common.files import DATA_LIMIT, read_regular, regular_file
-from mcuq.device.check import DeviceRequest
-from mcuq.frontend.calibration import InputSpec, SampleSet, check_label_range, load_samples
-from mcuq.model.info import ModelInfo, parse_model
+from mcuq.common.errors import UsageError
+from mcuq.device.check import DeviceRequest, check_on_device
+from mcuq.frontend.calibration import load_validation_data
+from mcuq.model.info import parse_model
 from mcuq.project.lock import project_lock
-from mcuq.project.manifest import MANIFEST, Manifest, file_sha256, project_relative, resolve_from_project
+from mcuq.project.manifest import (
+    VALIDATION_DATA,
+    Manifest,
+    find_validation_data,
+    read_float_reference,
+    rewrites_note,
+)
 from mcuq.project.manifest import read_manifest as load_manifest
-from mcuq.project.records import MetricsJSON
-from mcuq.project.writer import inside_project, sha256_file
+from mcuq.project.writer import check_project_files, generated_files_check
 
 __all__ = ["Check", "ValidationReport", "format_validation", "read_manifest", "validate_project"]
 
 ROOMY_ARENA = 16 * 1024 * 1024
 GENERATED_FILES = "generated files"
-VALIDATION_DATA = "validation data"
 
 
 def read_manifest(project: Path) -> Manifest:
     """The project's manifest, checked against its typed definition (a one-line ManifestError otherwise)."""
     return load_manifest(project)
-
-
-def check_generated_files(report: ValidationReport, project: Path, manifest: Manifest) -> bool:
-    """Every generated file must still be byte-identical to what mcuq wrote (sha256 in the manifest).
-
-    This is what makes the later checks mean something: the arena size in the sources, the model
-    array, the golden vectors and the runtime code are all covered, not only the parts a check parses."""
-    changed, missing = [], []
-    for rel, digest in sorted(manifest.files.items()):
-        if not inside_project(rel):
-            changed.append(f"{rel} (outside the project)")
-            continue
-        actual = sha256_file(project / rel)
-        if actual is None:
-            missing.append(rel)
-        elif actual != digest:
-            changed.append(rel)
-    if not changed and not missing:
-        return report.add(GENERATED_FILES, True, f"{len(manifest.files)} generated files match the hashes in {MANIFEST}")
-    parts = ([f"edited since deploy: {', '.join(changed)}"] if changed else []) + ([f"missing: {', '.join(missing)}"] if missing else [])
-    return report.add(
-        GENERATED_FILES,
-        False,
-        f"{'; '.join(parts)}; put your code in src/app.cpp (or your own files) and regenerate with 'mcuq deploy --force'",
-    )
-
-
-def _short(digest: str) -> str:
-    return f"sha256 {digest[:12]}..."
-
-
-def find_validation_data(report: ValidationReport, project: Path, data: str | None, manifest: Manifest) -> tuple[str | None, str | None]:
-    """The validation data to run on, or why the data deploy recorded cannot be used.
-
-    ``--data`` wins (a one-line note when it is not the file deploy recorded). Otherwise the
-    recorded data is used when it is still in the project. A file outside the project is recorded
-    by name and sha256 only (no ../.. paths), so validate cannot find it by itself: the second value
-    then names the file and says what to pass, for the caller to report instead of a silent PASS."""
-    recorded, digest = manifest.validation_data, manifest.validation_data_sha256
-    if data:
-        actual = file_sha256(data)
-        if recorded and digest and actual and actual != digest:
-            given = project_relative(data, project)  # named like the manifest does: the note goes into the reports too
-            report.note(
-                f"{VALIDATION_DATA}: --data {given} ({_short(actual)}) is not the file deploy recorded ('{recorded}', {_short(digest)}); "
-                f"checked on {given}"
-            )
-        return data, None
-    if not recorded:
-        return None, None
-    path = resolve_from_project(recorded, project)
-    what = f"'{recorded}'" + (f" ({_short(digest)})" if digest else "")
-    if path is None or path == recorded:  # 'random' or module:function: not a file in the project
-        return None, f"{what} is not a file in the project, so float vs int8 accuracy was not measured; pass --data {recorded}"
-    if not Path(path).exists():
-        where = "is missing from the project (moved or deleted since deploy)" if "/" in recorded else "is outside the project"
-        return None, f"{what} {where}, so float vs int8 accuracy was not measured; pass --data <path>/{Path(recorded).name}"
-    actual = file_sha256(path)
-    if digest and actual and actual != digest:
-        report.note(
-            f"{VALIDATION_DATA}: {recorded} changed since deploy ({_short(actual)}, recorded {_short(digest)}); checked on it as it is"
-        )
-    return path, None
-
-
-def _validation_data(path: str, manifest: Manifest, info: ModelInfo, labels: str | None = None) -> SampleSet:
-    specs = [InputSpec(n, t.shape[1:]) for n, t in zip(info.input_names, info.input_tensors)]
-    q = manifest.quantization
-    samples = load_samples(
-        path, specs, max_samples=None, seed=q.get("calibration_seed", 0), image_scale=q.get("image_scale", "0..1"), what="validation data"
-    )
-    if labels is not None:
-        try:
-            values = np.load(io.BytesIO(read_regular(labels, "validation labels (--labels)", DATA_LIMIT)), allow_pickle=False).reshape(-1)
-        except (OSError, ValueError) as exc:
-            raise MCUQError(f"{labels}: cannot read the labels as .npy ({exc})") from None
-        if len(values) != samples.count:
-            raise MCUQError(f"{labels}: {len(values)} labels for {samples.count} validation samples; give one integer label per sample")
-        samples.labels = values
-    check_label_range(samples, classifier_classes(info), labels)
-    return samples
-
-
-def classifier_classes(info: ModelInfo) -> list[int]:
-    """Class counts of the outputs labels can apply to (batch x classes, more than one class)."""
-    return [int(t.shape[1]) for t in info.output_tensors if len(t.shape) == 2 and t.shape[1] > 1]
-
-
-def _float_reference(project: Path, manifest: Manifest) -> bytes | None:
-    rel = manifest.model.float_reference
-    return (project / rel).read_bytes() if rel and (project / rel).is_file() else None
-
-
-def _check_accuracy(report: ValidationReport, metrics: MetricsJSON, max_drop: float | None, min_snr: float | None) -> None:
-    for out in metrics["outputs"]:
-        if max_drop is not None and "ACC_float" in out:
-            drop = 100.0 * (out["ACC_float"] - out["ACC_int8"])
-            report.add(
-                f"accuracy drop ({out['name']})",
-                drop <= max_drop,
-                f"int8 {100 * out['ACC_int8']:.2f}% vs float {100 * out['ACC_float']:.2f}%: drop {drop:.2f} points (limit {max_drop})",
-            )
-        elif max_drop is not None:
-            report.add(f"accuracy drop ({out['name']})", False, "--max-drop needs labels in the validation data and the float reference")
-        if min_snr is not None:
-            snr = out.get("SNR_dB")
-            ok = snr is not None and snr >= min_snr
-            report.add(
-                f"output SNR ({out['name']})",
-                ok,
-                f"SNR {snr:.1f} dB (limit {min_snr} dB)" if snr is not None else "no float reference to compare with",
-            )
 
 
 def validate_project(
@@ -193,28 +79,6 @@ def validate_project(
         return _validate_locked(project, data, max_drop, min_snr, write_report, console, labels, options, device)
 
 
-def check_project_files(project: Path, manifest: Manifest) -> None:
-    """Refuse a project file validate would read that is not the project's own regular file.
-
-    A symbolic link out of the project (``mcuq/model_int8.tflite -> /etc/shadow`` in a cloned
-    project) would make validate read, run or hash any file; a FIFO would hang it."""
-    root = Path(os.path.realpath(project))
-    extra = [manifest.model.float_reference, manifest.validation_data]
-    for rel in [MANIFEST, *manifest.files, *(r for r in extra if r)]:
-        path = project / rel
-        if not inside_project(rel) or (not path.exists() and not path.is_symlink()):
-            continue  # outside or missing: reported by check_generated_files / find_validation_data
-        real = Path(os.path.realpath(path))
-        if not real.is_relative_to(root):
-            raise ValidationFailed(
-                f"{path} is a symbolic link to {real}, outside the project; validate reads only the project's own files: "
-                "remove the link and regenerate with 'mcuq deploy --force'"
-            )
-        kind = os.stat(path).st_mode
-        if not stat.S_ISREG(kind):
-            regular_file(path, "a project file", 1 << 62, ValidationFailed)  # raises, naming what it is
-
-
 def _validate_locked(
     project: Path,
     data: str | None,
@@ -226,30 +90,33 @@ def _validate_locked(
     options: OptionValues,
     device: DeviceRequest | None = None,
 ) -> ValidationReport:
+    """The checks in order, each handed to the stage that owns it: the project's files (manifest),
+    the runtime's own checks (backend), validation data (front end), accuracy (checks), the board
+    (device), the reports (checks); nothing comes back here for a decision."""
     manifest = load_manifest(project)
+    generated = generated_files_check(project, manifest)
     check_project_files(project, manifest)
     backend = get_backend(manifest.runtime)
-    report = ValidationReport(project)
-    check_generated_files(report, project, manifest)
     mine, foreign = options_for(backend, "validate", options)
+    report = ValidationReport(project)
+    report.add(GENERATED_FILES, *generated)
     for flag in foreign:  # asked for, and not run: a failed check, never a silent skip
         report.add(flag.lstrip("-"), False, f"{flag} is an option of another runtime; this project's runtime is {backend.name}")
     raw = backend.validate(project, manifest, report, ValidateOptions(mine), console)
     if raw is None:
         return report
+    float_model = read_float_reference(project, manifest)
+    notes = rewrites_note(manifest)
+    found = find_validation_data(project, data, manifest)
+    for note in [*notes, *found.notes]:
+        report.note(note)
     info = parse_model(raw, "the project's model")
-    float_model = _float_reference(project, manifest)
     float_info = parse_model(float_model, "float reference") if float_model else None
-    rewrites = manifest.quantization.get("rewrites")
-    check = rewrites["float_check"] if rewrites else None
-    if rewrites and check:
-        report.note(
-            f"mcuq rewrote {', '.join(r['layer'] for r in rewrites['layers'])} into int8-kernel ops before quantizing "
-            f"(float outputs within {check['max_abs_diff']:.2g} of the original, limit {check['tolerance']:.2g}); "
-            "float vs int8 below compares with the rewritten model in float"
-        )
-    path, missing = find_validation_data(report, project, data, manifest)
-    samples = _validation_data(path, manifest, info, labels) if path else None
+    q = manifest.quantization
+    samples = (
+        load_validation_data(found.path, info, q.get("calibration_seed", 0), q.get("image_scale", "0..1"), labels) if found.path else None
+    )
+    pairs = pair_layers(info, float_info) if float_info is not None else []  # float and int8 layers, for the weight pictures
     evaluation = None
     arena_check = report.check("arena")
     # Accuracy is still worth knowing when the planned arena failed: measure it with a roomy one.
@@ -261,7 +128,7 @@ def _validate_locked(
         if float_info is not None and float_model is not None:
             with console.step("per-layer error"):
                 report.per_layer = per_layer_error(info, float_info, float_model, samples, arena)
-        _check_accuracy(report, report.metrics, max_drop, min_snr)
+        check_accuracy(report, report.metrics, max_drop, min_snr)
         backend.check_samples(project, info, evaluation.int8_inputs, evaluation.int8_outputs, report)
     else:
         asked = [flag for flag, value in (("--max-drop", max_drop), ("--min-snr", min_snr), ("--labels", labels)) if value is not None]
@@ -269,105 +136,23 @@ def _validate_locked(
             report.add(
                 VALIDATION_DATA,
                 False,
-                f"{'/'.join(asked)} need{'s' if len(asked) == 1 else ''} validation data: {missing or 'pass --data VAL.npz'}",
+                f"{'/'.join(asked)} need{'s' if len(asked) == 1 else ''} validation data: {found.missing or 'pass --data VAL.npz'}",
             )
-        elif missing:
-            report.skip(VALIDATION_DATA, missing)
+        elif found.missing:
+            report.skip(VALIDATION_DATA, found.missing)
     if device is not None:
-        _check_on_device(report, project, manifest, info, device, evaluation, console)
+        check_on_device(report, project, manifest, info, device, evaluation, console)
     if write_report:
         with console.step("writing report.html and report.json"):
             try:
-                report.report_files = _write_reports(project, report, manifest, backend, info, float_info, float_model)
+                report.report_files = write_project_reports(
+                    project, report, manifest, backend.report_section(manifest), info, float_info, float_model, found.name, pairs
+                )
             except ReportWriteError as exc:  # a full disk: the report is missing, and the run says so
                 report.add("report", False, f"could not write {exc.strerror} in {project}; free space (or fix the folder), then rerun")
                 return report
             report.kept_reports = [n for n in ("report.html", "report.json") if n not in report.report_files]
     return report
-
-
-def _emulator_ticks(manifest: Manifest) -> tuple[int, str] | None:
-    """The cycles (or instructions) the emulator counted at deploy, when the runtime recorded them."""
-    for value in manifest.as_dict().values():
-        emulation = value.get("emulation") if isinstance(value, dict) else None
-        if isinstance(emulation, dict) and isinstance(emulation.get("ticks"), int):
-            return int(emulation["ticks"]), str(emulation.get("unit", ""))
-    return None
-
-
-def _check_on_device(
-    report: ValidationReport,
-    project: Path,
-    manifest: Manifest,
-    info: ModelInfo,
-    device: DeviceRequest,
-    evaluation: Evaluation | None,
-    console: Console,
-) -> None:
-    from mcuq.checks.golden import golden_from_project
-    from mcuq.device.check import check_device
-
-    try:
-        golden = golden_from_project(project, info)
-    except MCUQError as exc:
-        report.add("on the device", False, str(exc))
-        return
-    samples = (evaluation.int8_inputs, evaluation.int8_outputs, evaluation.float_outputs) if evaluation is not None else None
-    count = len(golden[0]) + (min(device.samples, len(samples[0])) if samples else 0)
-    with console.step(f"running {count} inputs on the board at {device.port}"):
-        check_device(report, project, manifest, info, device, golden, samples, _emulator_ticks(manifest))
-
-
-def _write_reports(
-    project: Path,
-    report: ValidationReport,
-    manifest: Manifest,
-    backend: Backend,
-    info: ModelInfo,
-    float_info: ModelInfo | None,
-    float_model: bytes | None,
-) -> list[str]:
-    from mcuq.checks.report import render_report_html, render_report_json, weight_pictures
-    from mcuq.checks.report import write_report as write_report_files
-
-    section = backend.report_section(manifest)
-    optimized = set(section.optimized_ops)
-    data = report.as_dict()
-    # The reports live in the project: they name it and the data like the manifest does, without the host's folders.
-    data["project"] = project.resolve().name
-    source = data["metrics"].get("source")
-    if source:
-        data["metrics"] = {**data["metrics"], "source": project_relative(source, project) or source}
-    q = manifest.quantization
-    data["summary"] = {
-        "model": manifest.model.name,
-        "board": manifest.board.id,
-        "runtime": manifest.runtime,
-        "library": section.library,
-        "activations": q["activations"],
-        "io": q["io"],
-        "int8_bytes": len(info.raw),
-        "float_bytes": len(float_model) if float_model else None,
-        "arena_bytes": manifest.arena["target_bytes"],
-        "arena_how": manifest.arena["how"],
-        "fit": manifest.fit,
-        "random_calibration": q.get("random_calibration", False),
-        "runtime_sizes": [list(row) for row in section.sizes],
-        "runtime_sizes_title": section.sizes_title,
-        "weight_scales": manifest.weight_scales,
-        "per_channel_note": section.per_channel_note,
-        "labels": manifest.api["labels"] if manifest.api else [],
-        "rewrites": q.get("rewrites"),
-    }
-    data["ops"] = [
-        {"index": op.index, "op": op.name, "macs": op.macs, "optimized": op.name in optimized, "layer": info.layer_of_op(op)}
-        for op in info.ops
-    ]
-    data["worst_layers"] = diagnose(report.per_layer)
-    pairs = pair_layers(info, float_info) if float_info is not None else []
-    json_text = render_report_json(data)
-    data["weights"] = weight_pictures(info, float_info, pairs)
-    return write_report_files(project, render_report_html(data, info, float_info), json_text)
 
 
 def _num(v: Any, pct: bool = False) -> str:

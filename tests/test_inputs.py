@@ -91,14 +91,14 @@ def test_hostile_board_file_is_refused_naming_file_and_field(tmp_path, what, old
 
 
 def test_default_output_folder_stays_inside_build():
-    from mcuq.deploy import DeployRequest, _out_dir
+    from mcuq.project.writer import project_dir
 
     board = get_board("esp32")
-    assert _out_dir(DeployRequest(), board, "digits") == Path("build") / "esp32-digits"
+    assert project_dir(None, board.id, "digits") == Path("build") / "esp32-digits"
     for bad in ("../../x", "a/b", "..\\x"):
         with pytest.raises(UsageError, match="--out"):
-            _out_dir(DeployRequest(), replace(board, id=bad), "m")
-    assert _out_dir(DeployRequest(out="/tmp/x"), replace(board, id="../../x"), "m") == Path("/tmp/x")
+            project_dir(None, replace(board, id=bad).id, "m")
+    assert project_dir("/tmp/x", replace(board, id="../../x").id, "m") == Path("/tmp/x")
 
 
 # ---------------------------------------------------------------- only regular files, size-capped
@@ -374,13 +374,12 @@ def test_report_the_disk_refused_is_a_failure_with_the_cause(tmp_path, sine_proj
 def test_project_of_a_killed_deploy_is_taken_over_and_named(tmp_path):
     """The in-progress marker names the deploy that wrote it; under the lock, only a run whose
     owner is gone can see it, and the next deploy says it takes the project over."""
-    from mcuq.deploy import _interrupted_note
-    from mcuq.project.writer import UNVALIDATED_MARK, check_output_dir, write_project
+    from mcuq.project.writer import UNVALIDATED_MARK, check_output_dir, interrupted_note, write_project
 
     out = tmp_path / "proj"
     write_project(out, {"src/a.c": "int a;\n"}, {}, {}, force=False, mark_unvalidated=True)
     assert (out / UNVALIDATED_MARK).read_text().startswith(f"{os.getpid()} ")
     assert check_output_dir(out, force=False) is not None  # no --force needed: its deploy never finished
-    assert _interrupted_note(out) == [
+    assert interrupted_note(out) == [
         f"{out}: the deploy that wrote it (pid {os.getpid()}) ended before its validation; taking the project over and regenerating it"
     ]

@@ -310,6 +310,16 @@ def options_for(backend: Backend, command: str, values: OptionValues) -> tuple[d
     return used, foreign
 
 
+def deploy_options(backend: Backend, board: Board, values: OptionValues) -> dict[str, str | bool]:
+    """The deploy options of ``backend``, checked against ``board``; an option only another
+    runtime declares is refused (it would be silently ignored otherwise)."""
+    options, foreign = options_for(backend, "deploy", values)
+    if foreign:
+        raise UsageError(f"{', '.join(foreign)}: not an option of runtime {backend.name} (board {board.id}); drop it")
+    backend.check_options(board, options)
+    return options
+
+
 @dataclass(frozen=True)
 class ValidateOptions:
     """What the user asked ``mcuq validate`` to do beyond the always-on checks: the values of the

@@ -9,7 +9,7 @@ op sequences (QUANTIZE/DEQUANTIZE skipped), which the converter keeps identical.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from mcuq.frontend.calibration import SampleSet
 from mcuq.model.info import ModelInfo, OpInfo, dequantize_array, parse_model, quantize_array
 from mcuq.project.records import LayerErrorJSON, MetricsJSON, OutputMetricsJSON
 from mcuq.reference.host_tflm import run_float_reference, run_tflm
+
+if TYPE_CHECKING:
+    from mcuq.checks.outcome import ValidationReport
 
 LAYER_SAMPLES = 32
 EDGE_OPS = {"QUANTIZE", "DEQUANTIZE"}
@@ -174,3 +177,26 @@ def diagnose(rows: list[LayerErrorJSON], limit: int = 3, threshold_db: float = 3
         hints.append("more or better calibration samples (--calibration-samples)")
         out.append({**r, "advice": "; ".join(hints)})
     return out
+
+
+def check_accuracy(report: ValidationReport, metrics: MetricsJSON, max_drop: float | None, min_snr: float | None) -> None:
+    """The limits the user set (--max-drop, --min-snr) as checks, one per output: a limit that
+    cannot be measured (no labels, no float reference) fails, it is never skipped."""
+    for out in metrics["outputs"]:
+        if max_drop is not None and "ACC_float" in out:
+            drop = 100.0 * (out["ACC_float"] - out["ACC_int8"])
+            report.add(
+                f"accuracy drop ({out['name']})",
+                drop <= max_drop,
+                f"int8 {100 * out['ACC_int8']:.2f}% vs float {100 * out['ACC_float']:.2f}%: drop {drop:.2f} points (limit {max_drop})",
+            )
+        elif max_drop is not None:
+            report.add(f"accuracy drop ({out['name']})", False, "--max-drop needs labels in the validation data and the float reference")
+        if min_snr is not None:
+            snr = out.get("SNR_dB")
+            ok = snr is not None and snr >= min_snr
+            report.add(
+                f"output SNR ({out['name']})",
+                ok,
+                f"SNR {snr:.1f} dB (limit {min_snr} dB)" if snr is not None else "no float reference to compare with",
+            )

@@ -19,10 +19,14 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import jinja2
 import numpy as np
 
+from mcuq.checks.accuracy import diagnose
+from mcuq.checks.outcome import ValidationReport
 from mcuq.model.info import ModelInfo, TensorInfo
+from mcuq.project.manifest import Manifest
 from mcuq.project.records import FitJSON, LayerErrorJSON, ReportJSON, WeightPictureJSON, WeightScalesJSON
 
 if TYPE_CHECKING:
+    from mcuq.backends.base import ReportSection
     from mcuq.checks.accuracy import LayerPair
 
 
@@ -353,3 +357,56 @@ def write_report(project: Path, html_text: str, json_text: str) -> list[str]:
                 pass
             raise ReportWriteError(exc.errno, f"{REPORT_RECORD}: {exc.strerror or exc}") from None
     return written
+
+
+def write_project_reports(
+    project: Path,
+    report: ValidationReport,
+    manifest: Manifest,
+    section: ReportSection,
+    info: ModelInfo,
+    float_info: ModelInfo | None,
+    float_model: bytes | None,
+    data_name: str | None,
+    pairs: list[LayerPair],
+) -> list[str]:
+    """``report.html`` and ``report.json`` of one validation, written into the project; returns the
+    files written (a file mcuq did not write is kept). ``data_name``: the validation data as the
+    project's files name it, so the reports carry no folder of the host; ``pairs``: the float and
+    int8 layers paired (:func:`mcuq.checks.accuracy.pair_layers`) for the weight pictures."""
+    optimized = set(section.optimized_ops)
+    data = report.as_dict()
+    # The reports live in the project: they name it and the data like the manifest does, without the host's folders.
+    data["project"] = project.resolve().name
+    source = data["metrics"].get("source")
+    if source:
+        data["metrics"] = {**data["metrics"], "source": data_name or source}
+    q = manifest.quantization
+    data["summary"] = {
+        "model": manifest.model.name,
+        "board": manifest.board.id,
+        "runtime": manifest.runtime,
+        "library": section.library,
+        "activations": q["activations"],
+        "io": q["io"],
+        "int8_bytes": len(info.raw),
+        "float_bytes": len(float_model) if float_model else None,
+        "arena_bytes": manifest.arena["target_bytes"],
+        "arena_how": manifest.arena["how"],
+        "fit": manifest.fit,
+        "random_calibration": q.get("random_calibration", False),
+        "runtime_sizes": [list(row) for row in section.sizes],
+        "runtime_sizes_title": section.sizes_title,
+        "weight_scales": manifest.weight_scales,
+        "per_channel_note": section.per_channel_note,
+        "labels": manifest.api["labels"] if manifest.api else [],
+        "rewrites": q.get("rewrites"),
+    }
+    data["ops"] = [
+        {"index": op.index, "op": op.name, "macs": op.macs, "optimized": op.name in optimized, "layer": info.layer_of_op(op)}
+        for op in info.ops
+    ]
+    data["worst_layers"] = diagnose(report.per_layer)
+    json_text = render_report_json(data)
+    data["weights"] = weight_pictures(info, float_info, pairs)
+    return write_report(project, render_report_html(data, info, float_info), json_text)

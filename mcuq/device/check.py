@@ -14,18 +14,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mcuq.checks.golden import golden_resets
+from mcuq.checks.golden import golden_from_project, golden_resets
 from mcuq.checks.metrics import error_metrics
 from mcuq.checks.outcome import ValidationReport
+from mcuq.common.console import Console
+from mcuq.common.errors import MCUQError
 from mcuq.device.link import DeviceError
 from mcuq.device.session import FIRST_RUN_TIMEOUT, Identity, Inference, Session
 from mcuq.model.info import ModelInfo
 from mcuq.model.state import has_state
 from mcuq.project.manifest import Manifest
+
+if TYPE_CHECKING:
+    from mcuq.checks.accuracy import Evaluation
 
 DEFAULT_SAMPLES = 50
 DEVICE = "on the device"
@@ -86,7 +91,8 @@ def _run_all(
     for k, sample in enumerate(inputs):
         if resets is not None and resets[k]:
             session.reset()
-        inference = session.infer(_to_bytes(sample), [int(b) for b in boundaries], timeout)
+        payload = _to_bytes(sample)
+        inference = session.infer(payload, [int(b) for b in boundaries], timeout)
         run.inferences.append(inference)
         run.outputs.append(_split(inference.output, info))
         if session.identity and session.identity.tick_hz:  # later runs: bounded by 20x the first one's time
@@ -164,15 +170,17 @@ def check_device(
     golden: tuple[Samples, Samples],
     samples: tuple[Samples, Samples, list[np.ndarray | None]] | None = None,
     emulator_cycles: tuple[int, str] | None = None,
+    golden_reset_points: list[bool] | None = None,
 ) -> None:
-    """Adds the 'on the device' checks and ``report.metrics['device']``."""
+    """Adds the 'on the device' checks and ``report.metrics['device']``. ``golden_reset_points``:
+    where the board's state is reset between golden vectors (None: a model without state)."""
     try:
         session = Session.open(request.port, request.baud, request.reset, request.boot_wait)
     except DeviceError as exc:
         report.add(DEVICE, False, str(exc))
         return
     try:
-        _check(session, report, project, manifest, info, request, golden, samples, emulator_cycles)
+        _check(session, report, project, manifest, info, request, golden, samples, emulator_cycles, golden_reset_points)
     except DeviceError as exc:
         report.add(DEVICE, False, str(exc))
     except KeyboardInterrupt:
@@ -192,6 +200,7 @@ def _check(
     golden: tuple[Samples, Samples],
     samples: tuple[Samples, Samples, list[np.ndarray | None]] | None,
     emulator_cycles: tuple[int, str] | None,
+    golden_reset_points: list[bool] | None,
 ) -> None:
     identity = session.identity
     assert identity is not None
@@ -210,7 +219,7 @@ def _check(
         "arena_used_bytes": identity.arena_used,
     }
     stateful = has_state(info)  # the references were computed from these reset points (golden.json; every sample)
-    golden_run = _run_all(session, golden[0], info, golden_resets(project, len(golden[0])) if stateful else None)
+    golden_run = _run_all(session, golden[0], info, golden_reset_points)
     g = compare(golden_run.outputs, golden[1])
     data["golden"] = g
     report.add(
@@ -265,3 +274,36 @@ def monitor_text(project: Path, manifest: Manifest, request: DeviceRequest) -> t
             problem or f"  this is {project.name}'s firmware",
         ]
         return problem is None, "\n".join(lines)
+
+
+def _emulator_ticks(manifest: Manifest) -> tuple[int, str] | None:
+    """The cycles (or instructions) the emulator counted at deploy, when the runtime recorded them."""
+    for value in manifest.as_dict().values():
+        emulation = value.get("emulation") if isinstance(value, dict) else None
+        if isinstance(emulation, dict) and isinstance(emulation.get("ticks"), int):
+            return int(emulation["ticks"]), str(emulation.get("unit", ""))
+    return None
+
+
+def check_on_device(
+    report: ValidationReport,
+    project: Path,
+    manifest: Manifest,
+    info: ModelInfo,
+    device: DeviceRequest,
+    evaluation: Evaluation | None,
+    console: Console,
+) -> None:
+    """``mcuq validate --device``: the golden vectors (and validation samples) run on the board,
+    reported as the "on the device" checks; a project whose golden vectors cannot be read is a
+    failed check, not an error that hides the host checks."""
+    try:
+        golden = golden_from_project(project, info)
+    except MCUQError as exc:
+        report.add("on the device", False, str(exc))
+        return
+    resets = golden_resets(project, len(golden[0])) if has_state(info) else None  # as the references were computed
+    samples = (evaluation.int8_inputs, evaluation.int8_outputs, evaluation.float_outputs) if evaluation is not None else None
+    count = len(golden[0]) + (min(device.samples, len(samples[0])) if samples else 0)
+    with console.step(f"running {count} inputs on the board at {device.port}"):
+        check_device(report, project, manifest, info, device, golden, samples, _emulator_ticks(manifest), resets)

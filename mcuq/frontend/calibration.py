@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mcuq.common.errors import CalibrationError
+from mcuq.common.errors import CalibrationError, MCUQError
 from mcuq.common.files import DATA_LIMIT, IMAGE_LIMIT, read_regular, regular_file
 from mcuq.common.isolation import mark_stage
+from mcuq.model.info import ModelInfo
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 IMAGE_SCALES = {"0..1": (1 / 255.0, 0.0), "-1..1": (2 / 255.0, -1.0), "0..255": (1.0, 0.0)}
@@ -252,6 +253,31 @@ def _sample_as_list(sample: object, inputs: list[InputSpec], spec: str) -> list[
     if arr.shape == (1, *inputs[0].shape):
         arr = arr[0]
     return [arr]
+
+
+def classifier_classes(info: ModelInfo) -> list[int]:
+    """Class counts of the outputs labels can apply to (batch x classes, more than one class)."""
+    return [int(t.shape[1]) for t in info.output_tensors if len(t.shape) == 2 and t.shape[1] > 1]
+
+
+def load_validation_data(path: str, info: ModelInfo, seed: int, image_scale: str, labels: str | None = None) -> SampleSet:
+    """The validation data for ``info``'s inputs, every sample (deploy and validate read it alike).
+
+    ``labels``: a .npy of one integer label per sample (validate's ``--labels``), replacing the
+    file's own; labels out of the classifier's range are refused, as they would make every
+    accuracy meaningless."""
+    specs = [InputSpec(n, t.shape[1:]) for n, t in zip(info.input_names, info.input_tensors)]
+    samples = load_samples(path, specs, max_samples=None, seed=seed, image_scale=image_scale, what="validation data")
+    if labels is not None:
+        try:
+            values = np.load(io.BytesIO(read_regular(labels, "validation labels (--labels)", DATA_LIMIT)), allow_pickle=False).reshape(-1)
+        except (OSError, ValueError) as exc:
+            raise MCUQError(f"{labels}: cannot read the labels as .npy ({exc})") from None
+        if len(values) != samples.count:
+            raise MCUQError(f"{labels}: {len(values)} labels for {samples.count} validation samples; give one integer label per sample")
+        samples.labels = values
+    check_label_range(samples, classifier_classes(info), labels)
+    return samples
 
 
 def check_label_range(data: SampleSet, classes: list[int], labels_source: str | None = None) -> None:

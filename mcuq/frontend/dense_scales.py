@@ -12,11 +12,18 @@ runtime keeps multipliers in flash and pays no RAM either way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Final
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Final
 
+import numpy as np
+
+from mcuq.common.console import Console
 from mcuq.frontend.calibration import SampleSet
+from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model
 from mcuq.project.records import DenseMeasuredJSON, MetricsJSON, WeightScalesJSON
+
+if TYPE_CHECKING:
+    from mcuq.frontend.converter import QuantizedModel
 
 ACCURACY_TOLERANCE_POINTS = 0.5
 SNR_TOLERANCE_DB = 1.0
@@ -92,3 +99,38 @@ def choose_dense_scales(
     if loss > tolerance:
         return DenseScaleChoice(PER_CHANNEL, f"per-tensor Dense costs {loss:.2f} {unit} (> {tolerance}): {figures}", measured)
     return DenseScaleChoice(PER_TENSOR, f"per-tensor Dense costs {max(loss, 0.0):.2f} {unit} (<= {tolerance}): {figures}", measured)
+
+
+def weigh_dense_scales(
+    q: QuantizedModel,
+    data: SampleSet | None,
+    console: Console,
+    library_rule: Callable[[], str | None],
+    arena_of: Callable[[ModelInfo, list[np.ndarray]], int],
+    metrics_of: Callable[[ModelInfo, bytes | None, SampleSet], MetricsJSON],
+) -> tuple[QuantizedModel, DenseScaleChoice | None]:
+    """--per-channel auto: keep per-tensor Dense unless the validation data says it costs accuracy,
+    and return the model deploy goes on with. The measurements come from the later stages as
+    callables (the front end decides, it does not reach up): ``library_rule`` the backend's reason
+    per-channel Dense is not allowed on the board, ``arena_of`` its arena for a variant (both are
+    measured either way), ``metrics_of`` the check stage's float-vs-int8 metrics on ``data``."""
+    alternative = q.dense_per_channel_tflite
+    if alternative is None:
+        return q, None
+    rule = library_rule()
+    with console.step("weighing per-tensor against per-channel Dense" + (" on the validation data" if data else "")):
+        choice = choose_dense_scales(
+            q.tflite,
+            alternative,
+            data,
+            lambda model: metrics_of(parse_model(model, "a Dense-scale variant"), q.float_tflite, data) if data is not None else {},
+            rule is None,
+            rule or "",
+        )
+        alt_info = parse_model(alternative, "per-channel Dense variant")
+        sample: list[np.ndarray] = [np.zeros(t.shape, dtype=NUMPY_DTYPES[t.dtype]) for t in q.info.input_tensors]
+        choice.arenas = {PER_TENSOR: arena_of(q.info, sample), PER_CHANNEL: arena_of(alt_info, sample)}
+    console.info(f"weight scales: {choice.summary()}")
+    if choice.per_channel:
+        q = replace(q, tflite=alternative, info=alt_info)
+    return q, choice

@@ -57,6 +57,13 @@ def detect_kind(path: Path) -> str:
     raise ModelLoadError(f"{path}: unknown model format '{suffix}'; pass a .keras, .h5, SavedModel folder or .tflite")
 
 
+def model_display_name(model: Path) -> str:
+    """The model's name for folders and the C prefix: the file's stem, or its folder's name when
+    the file is only called model/saved_model (a SavedModel folder names itself)."""
+    stem = model.stem if model.is_file() else model.name
+    return model.resolve().parent.name if stem in ("model", "saved_model") else stem
+
+
 def load_model(path: str | Path, console: Console = SILENT) -> LoadedModel:
     path = Path(path)
     kind = detect_kind(path)

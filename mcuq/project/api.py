@@ -25,6 +25,7 @@ from mcuq.project.render import environment
 
 if TYPE_CHECKING:
     from mcuq.backends.base import LinkIdentity
+    from mcuq.frontend.calibration import SampleSet
 
 DTYPE_ENUMS = {"int8": "MCUQ_INT8", "uint8": "MCUQ_UINT8", "int16": "MCUQ_INT16", "int32": "MCUQ_INT32", "float32": "MCUQ_FLOAT32"}
 # Typed helpers (<prefix>_input_int16(), _set_input_int16(), _output_int32(), ...) for the integer
@@ -78,6 +79,20 @@ def load_labels(spec: str | None, source_name: str = "--labels") -> list[str]:
     if len(labels) > MAX_LABELS:
         raise MCUQError(f"{spec}: {len(labels)} labels; mcuq embeds at most {MAX_LABELS}")
     return labels
+
+
+def project_labels(labels_file: str | None, data: SampleSet | None, info: ModelInfo) -> tuple[list[str], str | None]:
+    """The class names the generated API carries, and where they came from: --labels FILE, else
+    the 'label_names' array of the validation .npz. Checked against the model's outputs here, so
+    a wrong file fails before the backend's minutes of work."""
+    labels: list[str] = []
+    source: str | None = None
+    if labels_file:
+        labels, source = load_labels(labels_file), Path(labels_file).name
+    elif data is not None and data.label_names:
+        labels, source = list(data.label_names), f"label_names in {Path(data.source).name}"
+    check_labels(labels, info, source or "labels")
+    return labels, source
 
 
 def check_labels(labels: list[str], info: ModelInfo, source: str) -> None:

@@ -25,17 +25,16 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import types
 import zlib
 from collections.abc import Sized
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints, is_typeddict
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from mcuq.backends.registry import backend_names, section_type
 from mcuq.common.errors import MCUQError
 from mcuq.common.resources import boards_dir
-from mcuq.project.records import ApiJSON, ArenaJSON, FitJSON, QuantizationJSON, WeightScalesJSON
+from mcuq.project.records import ApiJSON, ArenaJSON, FitJSON, Malformed, QuantizationJSON, WeightScalesJSON, checked_value, load_record
 
 # 3: the runtime's part is one typed record under its own key (tflm / c_runtime)
 SCHEMA_VERSION = 3
@@ -67,6 +66,12 @@ class JobFacts(Protocol):
     def golden_in(self) -> Sized: ...
     @property
     def golden_source(self) -> str: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+    @property
+    def labels_source(self) -> str | None: ...
 
 
 class ArenaFacts(Protocol):
@@ -102,103 +107,6 @@ class RuntimeSection(Protocol):
     """A backend's part of the manifest: a frozen dataclass stored under its ``KEY``."""
 
     KEY: ClassVar[str]
-
-
-class Malformed(Exception):
-    """A record does not match its dataclass: ``key`` is the dotted path of the bad value."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"'{key}' {problem}")
-        self.key = key
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else f"{type(value).__name__} {json.dumps(value, default=str)[:40]}"
-
-
-def _type_name(hint: Any) -> str:
-    if get_origin(hint) in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(hint))
-    if hint is type(None):
-        return "null"
-    origin = get_origin(hint)
-    if origin is list:
-        return "a list"
-    if origin is dict or is_dataclass(hint) or is_typeddict(hint):
-        return "an object"
-    return getattr(hint, "__name__", str(hint))
-
-
-def _value(hint: Any, value: Any, key: str) -> Any:
-    """``value`` checked against ``hint`` (JSON types, unions, lists, dicts, nested dataclasses)."""
-    if hint is Any:
-        return value
-    origin = get_origin(hint)
-    if origin in (Union, types.UnionType):
-        for arg in get_args(hint):
-            try:
-                return _value(arg, value, key)
-            except Malformed as exc:
-                if exc.key != key:
-                    raise  # the value has the right shape; something inside it is wrong
-        raise Malformed(key, f"must be {_type_name(hint)}, got {_kind(value)}")
-    if hint is type(None):
-        if value is not None:
-            raise Malformed(key, f"must be null, got {_kind(value)}")
-        return None
-    if origin is list:
-        if not isinstance(value, list):
-            raise Malformed(key, f"must be a list, got {_kind(value)}")
-        (item,) = get_args(hint)
-        return [_value(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise Malformed(key, f"must be an object, got {_kind(value)}")
-        _, item = get_args(hint)
-        return {k: _value(item, v, f"{key}.{k}") for k, v in value.items()}
-    if isinstance(hint, type) and is_dataclass(hint):
-        return load_record(hint, value, key)
-    if is_typeddict(hint):
-        return _typed_dict(hint, value, key)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise Malformed(key, f"must be {_type_name(hint)}, got {_kind(value)}")
-    return value
-
-
-def _typed_dict(hint: Any, value: Any, key: str) -> dict[str, object]:
-    """A JSON object checked against a TypedDict (mcuq.project.records): required keys present,
-    every declared key of its type; keys it does not declare are kept as they are, so the file
-    is written back byte for byte."""
-    if not isinstance(value, dict):
-        raise Malformed(key, f"must be an object, got {_kind(value)}")
-    hints = get_type_hints(hint)
-    for name in sorted(hint.__required_keys__):
-        if name not in value:
-            raise Malformed(f"{key}.{name}", "is missing")
-    return {k: _value(hints[k], v, f"{key}.{k}") if k in hints else v for k, v in value.items()}
-
-
-def load_record(cls: type[T], data: Any, key: str, **given: Any) -> T:
-    """``data`` (parsed JSON) as the dataclass ``cls``, every field checked against its type
-    hint; raises :class:`Malformed` naming the dotted key that is missing or of the wrong type.
-    Fields in ``given`` are taken as they are (already typed); keys the dataclass does not
-    declare are ignored."""
-    if not isinstance(data, dict):
-        raise Malformed(key, f"must be an object, got {_kind(data)}")
-    hints = get_type_hints(cls)
-    kwargs: dict[str, object] = dict(given)
-    for f in fields(cls):  # type: ignore[arg-type]
-        where = f"{key}.{f.name}" if key else f.name
-        if f.name in given:
-            continue
-        if f.name not in data:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise Malformed(where, "is missing")
-            continue
-        kwargs[f.name] = _value(hints[f.name], data[f.name], where)
-    return cls(**kwargs)
 
 
 def project_relative(path: str | Path | None, project: Path) -> str | None:
@@ -330,7 +238,7 @@ class Manifest:
             older = "an older mcuq (no schema_version)" if version is None else f"schema version {version!r}"
             raise ManifestError(f"{where}: written by {older}; this mcuq reads schema version {SCHEMA_VERSION}: {REGENERATE}")
         try:
-            runtime = _value(str, data.get("runtime"), "runtime")
+            runtime = checked_value(str, data.get("runtime"), "runtime")
             section_cls: type[RuntimeSection] | None = section_type(runtime)
             if section_cls is None:
                 raise Malformed("runtime", f"'{runtime}' is not one of {', '.join(backend_names())}")
@@ -371,8 +279,21 @@ def read_manifest(project: Path) -> Manifest:
     return Manifest.from_dict(data, str(path))
 
 
+def api_record(job: JobFacts) -> ApiJSON:
+    """What the generated API offers (its prefix, header, labels and tensor names), recorded so
+    the summary and ``mcuq validate`` name them as the project does."""
+    return {
+        "prefix": job.prefix,
+        "header": f"src/{job.prefix}_model.h",
+        "labels": list(job.labels),
+        "labels_source": job.labels_source,
+        "inputs": list(job.info.input_names),
+        "outputs": list(job.info.output_names),
+    }
+
+
 def build_manifest(
-    job: JobFacts, plan: PlanFacts, out_dir: Path, validation_data: str | None, weight_scales: WeightScalesJSON | None, api: ApiJSON
+    job: JobFacts, plan: PlanFacts, out_dir: Path, validation_data: str | None, weight_scales: WeightScalesJSON | None
 ) -> Manifest:
     """The typed record of what was generated and how (``mcuq.lock.json``, before the writer adds the
     file hashes); the backend's own section rides along."""
@@ -419,7 +340,7 @@ def build_manifest(
         runtime_section=plan.section,
         validation_data_sha256=file_sha256(validation_data),
         weight_scales=weight_scales,
-        api=api,
+        api=api_record(job),
     )
 
 
@@ -435,3 +356,79 @@ def relative_source(source: str, out_dir: Path) -> str:
     """A data source description with its path as ``project_relative`` names it ('random' kept)."""
     relative = project_relative(source, out_dir) if source and Path(source).exists() else None
     return relative or source
+
+
+def read_float_reference(project: Path, manifest: Manifest) -> bytes | None:
+    """The float model deploy kept in the project (None: there is none to compare with)."""
+    rel = manifest.model.float_reference
+    return (project / rel).read_bytes() if rel and (project / rel).is_file() else None
+
+
+def rewrites_note(manifest: Manifest) -> list[str]:
+    """The note that layers were rewritten before quantizing: float vs int8 then compares with the
+    rewritten model, and the reader must know it."""
+    rewrites = manifest.quantization.get("rewrites")
+    check = rewrites["float_check"] if rewrites else None
+    if not rewrites or not check:
+        return []
+    return [
+        f"mcuq rewrote {', '.join(r['layer'] for r in rewrites['layers'])} into int8-kernel ops before quantizing "
+        f"(float outputs within {check['max_abs_diff']:.2g} of the original, limit {check['tolerance']:.2g}); "
+        "float vs int8 below compares with the rewritten model in float"
+    ]
+
+
+VALIDATION_DATA = "validation data"
+
+
+@dataclass
+class DataLocation:
+    """Where validate finds its validation data: ``path`` to run on, or ``missing`` (why the data
+    deploy recorded cannot be used, naming the file to pass); ``notes`` for the report; ``name``
+    the data as the project's files name it (for the reports, without the host's folders)."""
+
+    path: str | None = None
+    missing: str | None = None
+    notes: list[str] = field(default_factory=list)
+    name: str | None = None
+
+
+def _short(digest: str) -> str:
+    return f"sha256 {digest[:12]}..."
+
+
+def find_validation_data(project: Path, data: str | None, manifest: Manifest) -> DataLocation:
+    """The validation data to run on, or why the data deploy recorded cannot be used.
+
+    ``--data`` wins (a one-line note when it is not the file deploy recorded). Otherwise the
+    recorded data is used when it is still in the project. A file outside the project is recorded
+    by name and sha256 only (no ../.. paths), so validate cannot find it by itself: ``missing``
+    then names the file and says what to pass, for the caller to report instead of a silent PASS."""
+    recorded, digest = manifest.validation_data, manifest.validation_data_sha256
+    if data:
+        found = DataLocation(data, name=project_relative(data, project))
+        actual = file_sha256(data)
+        if recorded and digest and actual and actual != digest:
+            found.notes.append(  # named like the manifest does: the note goes into the reports too
+                f"{VALIDATION_DATA}: --data {found.name} ({_short(actual)}) is not the file deploy recorded ('{recorded}', {_short(digest)}); "
+                f"checked on {found.name}"
+            )
+        return found
+    if not recorded:
+        return DataLocation()
+    path = resolve_from_project(recorded, project)
+    what = f"'{recorded}'" + (f" ({_short(digest)})" if digest else "")
+    if path is None or path == recorded:  # 'random' or module:function: not a file in the project
+        return DataLocation(
+            missing=f"{what} is not a file in the project, so float vs int8 accuracy was not measured; pass --data {recorded}"
+        )
+    if not Path(path).exists():
+        where = "is missing from the project (moved or deleted since deploy)" if "/" in recorded else "is outside the project"
+        return DataLocation(missing=f"{what} {where}, so float vs int8 accuracy was not measured; pass --data <path>/{Path(recorded).name}")
+    found = DataLocation(path, name=project_relative(path, project))
+    actual = file_sha256(path)
+    if digest and actual and actual != digest:
+        found.notes.append(
+            f"{VALIDATION_DATA}: {recorded} changed since deploy ({_short(actual)}, recorded {_short(digest)}); checked on it as it is"
+        )
+    return found

@@ -2,7 +2,7 @@
 
 These values really are JSON (written with ``json.dumps``, read back by ``validate`` and the
 report), so they are ``TypedDict``s: the writer and every reader name the same keys, mypy checks
-each key and its type, and :func:`mcuq.project.manifest.load_record` checks a file against them
+each key and its type, and :func:`load_record` checks a file against them
 (a required key missing or of the wrong type fails in one line naming it). Two shapes of one
 record (the TFLite Micro arena carries its derivation, the plain-C one does not) are one
 TypedDict whose extra keys are optional, so the files stay exactly as they were.
@@ -12,7 +12,12 @@ Imports nothing of mcuq: the manifest, the front end, the backends and the check
 
 from __future__ import annotations
 
-from typing import TypedDict
+import json
+import types
+from dataclasses import MISSING, fields, is_dataclass
+from typing import Any, TypedDict, TypeVar, Union, get_args, get_origin, get_type_hints, is_typeddict
+
+T = TypeVar("T")
 
 
 class _ArenaCommon(TypedDict):
@@ -264,3 +269,100 @@ class ReportJSON(_ReportCommon, total=False):
     ops: list[OpRowJSON]
     worst_layers: list[LayerErrorJSON]
     weights: list[WeightPictureJSON]
+
+
+class Malformed(Exception):
+    """A record does not match its dataclass: ``key`` is the dotted path of the bad value."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"'{key}' {problem}")
+        self.key = key
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"{type(value).__name__} {json.dumps(value, default=str)[:40]}"
+
+
+def _type_name(hint: Any) -> str:
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(hint))
+    if hint is type(None):
+        return "null"
+    origin = get_origin(hint)
+    if origin is list:
+        return "a list"
+    if origin is dict or is_dataclass(hint) or is_typeddict(hint):
+        return "an object"
+    return getattr(hint, "__name__", str(hint))
+
+
+def checked_value(hint: Any, value: Any, key: str) -> Any:
+    """``value`` checked against ``hint`` (JSON types, unions, lists, dicts, nested dataclasses)."""
+    if hint is Any:
+        return value
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        for arg in get_args(hint):
+            try:
+                return checked_value(arg, value, key)
+            except Malformed as exc:
+                if exc.key != key:
+                    raise  # the value has the right shape; something inside it is wrong
+        raise Malformed(key, f"must be {_type_name(hint)}, got {_kind(value)}")
+    if hint is type(None):
+        if value is not None:
+            raise Malformed(key, f"must be null, got {_kind(value)}")
+        return None
+    if origin is list:
+        if not isinstance(value, list):
+            raise Malformed(key, f"must be a list, got {_kind(value)}")
+        (item,) = get_args(hint)
+        return [checked_value(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise Malformed(key, f"must be an object, got {_kind(value)}")
+        _, item = get_args(hint)
+        return {k: checked_value(item, v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(hint, type) and is_dataclass(hint):
+        return load_record(hint, value, key)
+    if is_typeddict(hint):
+        return _typed_dict(hint, value, key)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise Malformed(key, f"must be {_type_name(hint)}, got {_kind(value)}")
+    return value
+
+
+def _typed_dict(hint: Any, value: Any, key: str) -> dict[str, object]:
+    """A JSON object checked against a TypedDict (mcuq.project.records): required keys present,
+    every declared key of its type; keys it does not declare are kept as they are, so the file
+    is written back byte for byte."""
+    if not isinstance(value, dict):
+        raise Malformed(key, f"must be an object, got {_kind(value)}")
+    hints = get_type_hints(hint)
+    for name in sorted(hint.__required_keys__):
+        if name not in value:
+            raise Malformed(f"{key}.{name}", "is missing")
+    return {k: checked_value(hints[k], v, f"{key}.{k}") if k in hints else v for k, v in value.items()}
+
+
+def load_record(cls: type[T], data: Any, key: str, **given: Any) -> T:
+    """``data`` (parsed JSON) as the dataclass ``cls``, every field checked against its type
+    hint; raises :class:`Malformed` naming the dotted key that is missing or of the wrong type.
+    Fields in ``given`` are taken as they are (already typed); keys the dataclass does not
+    declare are ignored."""
+    if not isinstance(data, dict):
+        raise Malformed(key, f"must be an object, got {_kind(data)}")
+    hints = get_type_hints(cls)
+    kwargs: dict[str, object] = dict(given)
+    for f in fields(cls):  # type: ignore[arg-type]
+        where = f"{key}.{f.name}" if key else f.name
+        if f.name in given:
+            continue
+        if f.name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise Malformed(where, "is missing")
+            continue
+        kwargs[f.name] = checked_value(hints[f.name], data[f.name], where)
+    return cls(**kwargs)

@@ -34,9 +34,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mcuq.common.errors import OutputDirError
-from mcuq.common.files import MANIFEST_LIMIT, read_regular
+from mcuq.common.errors import OutputDirError, UsageError, ValidationFailed
+from mcuq.common.files import MANIFEST_LIMIT, read_regular, regular_file
 from mcuq.common.isolation import pid_alive
+from mcuq.project.escape import file_name
 from mcuq.project.manifest import MANIFEST, Manifest
 
 UNVALIDATED_MARK = ".mcuq-unvalidated"
@@ -58,6 +59,12 @@ def sha256_file(path: Path) -> str | None:
         return None
 
 
+def inside_project(rel: str) -> bool:
+    """True for a relative path that stays inside the project (no '..', not absolute)."""
+    p = PurePosixPath(rel)
+    return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel and not rel.startswith("~")
+
+
 def _as_bytes(content: str | bytes) -> bytes:
     return content.encode("utf-8") if isinstance(content, str) else content
 
@@ -70,12 +77,6 @@ class WriteResult:
     edited_generated: list[str] = field(default_factory=list)  # listed, edited by the user: kept as <path>.mcuq-edited
     ignored_manifest_paths: list[str] = field(default_factory=list)  # listed but outside the project: never touched
     manifest: Manifest | None = None  # what was written, with the file hashes
-
-
-def inside_project(rel: str) -> bool:
-    """True for a relative path that stays inside the project (no '..', not absolute)."""
-    p = PurePosixPath(rel)
-    return bool(rel) and not p.is_absolute() and ".." not in p.parts and "\\" not in rel and not rel.startswith("~")
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,31 @@ def _check_parent(out_dir: Path) -> None:
             break
     if out_dir.is_symlink():
         raise OutputDirError(f"{out_dir} is a symbolic link{'' if out_dir.exists() else ' to nothing'}; give a real folder as --out")
+
+
+def project_dir(out: str | None, board_id: str, model_name: str) -> Path:
+    """--out, else build/<board>-<model>: always inside build/ (the board id is checked, but a
+    Board made in Python is not: a '../' in it must not write elsewhere)."""
+    if out:
+        return Path(out)
+    leaf = f"{board_id}-{model_name}"
+    if not leaf or "/" in leaf or "\\" in leaf or leaf in (".", "..") or "\x00" in leaf:
+        raise UsageError(f"board id {board_id!r} and model name {model_name!r} do not make a folder name under build/; pass --out DIR")
+    return Path("build") / file_name(leaf)  # and no shell-hostile folder name
+
+
+def interrupted_note(out_dir: Path) -> list[str]:
+    """What a previous deploy killed before its validation left (its marker names it): the run
+    that takes the folder over says so, instead of regenerating it silently."""
+    mark = out_dir / UNVALIDATED_MARK
+    if not mark.is_file() or mark.is_symlink():
+        return []
+    try:
+        pid = mark.read_text(encoding="utf-8", errors="replace")[:20].split(" ")[0]
+    except OSError:
+        pid = ""
+    who = f" (pid {pid})" if pid.isdigit() else ""
+    return [f"{out_dir}: the deploy that wrote it{who} ended before its validation; taking the project over and regenerating it"]
 
 
 def check_output_dir(out_dir: Path, force: bool) -> PreviousProject | None:
@@ -344,3 +370,50 @@ def write_project(
 def mark_validated(out_dir: Path) -> None:
     """Deploy's validation has run: the project is an ordinary one now (rerun needs --force)."""
     (out_dir / UNVALIDATED_MARK).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- what validate proves of a written project
+
+
+def check_project_files(project: Path, manifest: Manifest) -> None:
+    """Refuse a project file validate would read that is not the project's own regular file.
+
+    A symbolic link out of the project (``mcuq/model_int8.tflite -> /etc/shadow`` in a cloned
+    project) would make validate read, run or hash any file; a FIFO would hang it."""
+    root = Path(os.path.realpath(project))
+    extra = [manifest.model.float_reference, manifest.validation_data]
+    for rel in [MANIFEST, *manifest.files, *(r for r in extra if r)]:
+        path = project / rel
+        if not inside_project(rel) or (not path.exists() and not path.is_symlink()):
+            continue  # outside or missing: reported by generated_files_check / find_validation_data
+        real = Path(os.path.realpath(path))
+        if not real.is_relative_to(root):
+            raise ValidationFailed(
+                f"{path} is a symbolic link to {real}, outside the project; validate reads only the project's own files: "
+                "remove the link and regenerate with 'mcuq deploy --force'"
+            )
+        kind = os.stat(path).st_mode
+        if not stat.S_ISREG(kind):
+            regular_file(path, "a project file", 1 << 62, ValidationFailed)  # raises, naming what it is
+
+
+def generated_files_check(project: Path, manifest: Manifest) -> tuple[bool, str]:
+    """Every generated file must still be byte-identical to what mcuq wrote (sha256 in the manifest):
+    whether it is, and the line that says so.
+
+    This is what makes the later checks mean something: the arena size in the sources, the model
+    array, the golden vectors and the runtime code are all covered, not only the parts a check parses."""
+    changed, missing = [], []
+    for rel, digest in sorted(manifest.files.items()):
+        if not inside_project(rel):
+            changed.append(f"{rel} (outside the project)")
+            continue
+        actual = sha256_file(project / rel)
+        if actual is None:
+            missing.append(rel)
+        elif actual != digest:
+            changed.append(rel)
+    if not changed and not missing:
+        return True, f"{len(manifest.files)} generated files match the hashes in {MANIFEST}"
+    parts = ([f"edited since deploy: {', '.join(changed)}"] if changed else []) + ([f"missing: {', '.join(missing)}"] if missing else [])
+    return False, f"{'; '.join(parts)}; put your code in src/app.cpp (or your own files) and regenerate with 'mcuq deploy --force'"
