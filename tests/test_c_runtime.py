@@ -234,6 +234,7 @@ def test_every_supported_op_has_a_case():
     covered |= {"RSQRT"}  # test_c_ops_extra.py: test_rsqrt_bit_exact_over_every_valid_input (every input value)
     covered |= {"UNIDIRECTIONAL_SEQUENCE_LSTM"}  # tests/test_c_lstm.py (its own table of converted LSTMs)
     covered |= MOVES | ARITH  # tests/test_c_moves.py (a few models each using every one, int8 and 16x8)
+    covered |= {"SVDF"}  # tests/test_c_svdf.py (flatbuffer-built SVDFs over streams with resets)
     # EXPAND_DIMS/SQUEEZE come from Conv1D in older converters, RESHAPE in this one; PADV2 shares PAD's kernel.
     assert SUPPORTED_OPS - covered <= {"EXPAND_DIMS", "SQUEEZE", "PADV2"}
 
