@@ -38,6 +38,10 @@ TOOLS = {
 # name -> (steps, features, units, dense outputs)
 MODELS = {"LSTM(5), 6 x 3 steps": (6, 3, 5, 4), "mnist_lstm shape: LSTM(20), 28 x 28": (28, 28, 20, 10)}
 BOARDS = ("nucleo_f446re", "mega2560")
+EMULATED_HEADER = (
+    "| model | board | state (B) | plain-C buffer (B) | x86 TFLM min arena (B) | firmware flash (B) | static RAM (B) | self-test | per inference |",
+    "|---|---|---|---|---|---|---|---|---|",
+)
 
 
 def _object_symbols(cc: str, nm: str, flags: list[str], source: Path, obj: Path) -> dict[str, int]:
@@ -85,28 +89,32 @@ def _convert(steps: int, features: int, units: int, dense: int, path: Path) -> N
 
 
 def model_table(tmp: Path) -> list[str]:
+    rows = list(EMULATED_HEADER)
+    for name, shape in MODELS.items():
+        path = tmp / f"lstm_{shape[2]}.tflite"
+        _convert(*shape, path)
+        rows += emulated_rows(name, path, tmp)
+    return rows
+
+
+def emulated_rows(name: str, path: Path, tmp: Path) -> list[str]:
+    """One table row per board: the model deployed with --runtime c (golden sequences with a
+    reset), its state, buffer, x86 TFLite Micro's minimum arena, and the emulator's figures."""
     from mcuq.backends.c.program import compile_model
     from mcuq.deploy import DeployRequest, deploy
     from mcuq.model.info import parse_model
 
-    rows = [
-        "| model | board | state (B) | plain-C buffer (B) | x86 TFLM min arena (B) | firmware flash (B) | static RAM (B) | self-test | per inference |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, shape in MODELS.items():
-        path = tmp / f"lstm_{shape[2]}.tflite"
-        _convert(*shape, path)
-        program = compile_model(parse_model(path.read_bytes()), state_mode="streaming")
-        state = program.state_bytes
-        for board in BOARDS:
-            out = tmp / f"{path.stem}_{board}"
-            deploy(DeployRequest(model=str(path), board=board, runtime="c", out=str(out), golden=4))
-            c = json.loads((out / "mcuq.lock.json").read_text())["c_runtime"]
-            e = c["emulation"]
-            rows.append(
-                f"| {name} | {board} | {state} | {c['arena_bytes']:,} | {c['tflm_host_min_bytes']:,} | {e['flash_bytes']:,} | "
-                f"{e['ram_bytes']:,} | {'PASS' if e['passed'] else 'FAIL'} | {e['ticks']:,} {e['unit']} |"
-            )
+    state = compile_model(parse_model(path.read_bytes()), state_mode="streaming").state_bytes
+    rows = []
+    for board in BOARDS:
+        out = tmp / f"{path.stem}_{board}"
+        deploy(DeployRequest(model=str(path), board=board, runtime="c", out=str(out), golden=4))
+        c = json.loads((out / "mcuq.lock.json").read_text())["c_runtime"]
+        e = c["emulation"]
+        rows.append(
+            f"| {name} | {board} | {state:,} | {c['arena_bytes']:,} | {c['tflm_host_min_bytes']:,} | {e['flash_bytes']:,} | "
+            f"{e['ram_bytes']:,} | {'PASS' if e['passed'] else 'FAIL'} | {e['ticks']:,} {e['unit']} |"
+        )
     return rows
 
 

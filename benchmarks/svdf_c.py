@@ -14,7 +14,6 @@ Run: python benchmarks/svdf_c.py   (about a minute: four emulated deploys)
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from lstm_c import TOOLS, _object_symbols  # noqa: E402
+from lstm_c import EMULATED_HEADER, TOOLS, _object_symbols, emulated_rows  # noqa: E402
 from test_c_svdf import Case, build_svdf  # noqa: E402
 
 KERNEL = ROOT / "firmware_templates" / "c" / "runtime" / "mcuq_svdf.c"
@@ -33,7 +32,6 @@ MODELS = {
         in_dim=40, units=64, rank=1, memory=8, state16=True, feature_scale=1e-4, state_scale=2.0**-15, time_scale=3.0e-5, time_range=20000
     ),
 }
-BOARDS = ("nucleo_f446re", "mega2560")
 
 
 def flash_table(tmp: Path) -> list[str]:
@@ -46,27 +44,11 @@ def flash_table(tmp: Path) -> list[str]:
 
 
 def model_table(tmp: Path) -> list[str]:
-    from mcuq.backends.c.program import compile_model
-    from mcuq.deploy import DeployRequest, deploy
-    from mcuq.model.info import parse_model
-
-    rows = [
-        "| model | board | state (B) | plain-C buffer (B) | x86 TFLM min arena (B) | firmware flash (B) | static RAM (B) | self-test | per inference |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    rows = list(EMULATED_HEADER)
     for k, (name, case) in enumerate(MODELS.items()):
         path = tmp / f"svdf_{k}.tflite"
         path.write_bytes(build_svdf(case, seed=3))
-        state = compile_model(parse_model(path.read_bytes()), state_mode="streaming").state_bytes
-        for board in BOARDS:
-            out = tmp / f"{path.stem}_{board}"
-            deploy(DeployRequest(model=str(path), board=board, runtime="c", out=str(out), golden=4))
-            c = json.loads((out / "mcuq.lock.json").read_text())["c_runtime"]
-            e = c["emulation"]
-            rows.append(
-                f"| {name} | {board} | {state:,} | {c['arena_bytes']:,} | {c['tflm_host_min_bytes']:,} | {e['flash_bytes']:,} | "
-                f"{e['ram_bytes']:,} | {'PASS' if e['passed'] else 'FAIL'} | {e['ticks']:,} {e['unit']} |"
-            )
+        rows += emulated_rows(name, path, tmp)
     return rows
 
 

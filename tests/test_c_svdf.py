@@ -16,6 +16,7 @@ from typing import Any
 import flatbuffers
 import numpy as np
 import pytest
+from test_c_lstm import _assert_equal, _samples
 
 from conftest import need
 from mcuq.backends.c.codegen import render_c_model, run_host
@@ -190,15 +191,6 @@ def svdf_models() -> dict[str, ModelInfo]:
     return {name: parse_model(build_svdf(case, seed=len(name))) for name, case in CASES.items()}
 
 
-def _samples(info: ModelInfo, n: int, seed: int) -> list[list[np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    return [[rng.integers(-128, 128, t.shape).astype(np.int8) for t in info.input_tensors] for _ in range(n)]
-
-
-def _assert_equal(c_out: list, tflm_out: list, what: str) -> None:
-    for k, (got, want) in enumerate(zip(c_out, tflm_out)):
-        for g, w in zip(got, want):
-            assert np.array_equal(g, w), f"{what}, invoke {k}: C {g.ravel()[:12]} vs TFLM {w.ravel()[:12]}"
 
 
 @pytest.mark.slow
