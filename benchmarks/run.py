@@ -301,7 +301,11 @@ def per_channel_rows(quantized: dict[str, Any]) -> list[list[Any]]:
             q.tflite,
             q.dense_per_channel_tflite,
             data,
-            lambda model, q=q, data=data: evaluate_outputs(parse_model(model, "variant"), q.float_tflite, data, EVALUATION_ARENA).metrics,
+            lambda model, q=q, data=data: (
+                evaluate_outputs(
+                    parse_model(model, "variant"), parse_model(q.float_tflite, "float") if q.float_tflite else None, data, EVALUATION_ARENA
+                ).metrics
+            ),
         )
         pc_arena, pt_arena = arena(q.dense_per_channel_tflite), arena(q.tflite)
         auto_arena = pc_arena if choice.per_channel else pt_arena

@@ -312,7 +312,7 @@ def _deploy_locked(
         console,
         library_rule=lambda: backend.per_channel_dense_rule(board),
         arena_of=lambda info, sample: backend.arena_bytes(info, board, sample),
-        metrics_of=lambda info, float_model, data: evaluate_outputs(info, float_model, data, EVALUATION_ARENA).metrics,
+        metrics_of=lambda info, float_info, data: evaluate_outputs(info, float_info, data, EVALUATION_ARENA).metrics,
     )
     golden_in, golden_source = choose_golden_inputs(quantized, validation_data, golden_count, options.seed, out_dir)
     job = DeployJob(

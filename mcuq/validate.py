@@ -123,7 +123,7 @@ def _validate_locked(
     arena = ROOMY_ARENA if arena_check is not None and not arena_check.passed else int(manifest.arena["host_bytes"])
     if samples is not None:
         with console.step(f"float vs int8 on {samples.count} validation samples"):
-            evaluation = evaluate_outputs(info, float_model, samples, arena)
+            evaluation = evaluate_outputs(info, float_info, samples, arena)
             report.metrics = evaluation.metrics
         if float_info is not None and float_model is not None:
             with console.step("per-layer error"):

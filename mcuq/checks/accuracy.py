@@ -15,7 +15,7 @@ import numpy as np
 
 from mcuq.checks.metrics import confusion_matrix, cosine, error_metrics, snr_db
 from mcuq.frontend.calibration import SampleSet
-from mcuq.model.info import ModelInfo, OpInfo, dequantize_array, parse_model, quantize_array
+from mcuq.model.info import ModelInfo, OpInfo, dequantize_array, quantize_array
 from mcuq.project.records import LayerErrorJSON, MetricsJSON, OutputMetricsJSON
 from mcuq.reference.host_tflm import run_float_reference, run_tflm
 
@@ -70,16 +70,15 @@ def _output_position(f: ModelInfo | None, name: str, k: int) -> int:
     return k
 
 
-def evaluate_outputs(q: ModelInfo, float_model: bytes | None, data: SampleSet, host_arena: int) -> Evaluation:
+def evaluate_outputs(q: ModelInfo, f: ModelInfo | None, data: SampleSet, host_arena: int) -> Evaluation:
     samples = [data.sample_for(i, q.input_names) for i in range(data.count)]
     int8_inputs = [[quantize_array(x, t) for x, t in zip(s, q.input_tensors)] for s in samples]
     int8_run = run_tflm(q.raw, int8_inputs, host_arena, len(q.outputs))
     outputs: list[OutputMetricsJSON] = []
     result: MetricsJSON = {"samples": data.count, "source": data.source, "outputs": outputs}
     float_outputs: list[np.ndarray | None] = []
-    f = parse_model(float_model, "float reference") if float_model is not None else None
     float_samples = [data.sample_for(i, f.input_names) for i in range(data.count)] if f is not None else []
-    float_run = run_float_reference(float_model, float_samples) if float_model is not None else None
+    float_run = run_float_reference(f.raw, float_samples) if f is not None else None
     for k, tensor in enumerate(q.output_tensors):
         name = q.output_names[k] if k < len(q.output_names) else tensor.name
         deq = np.concatenate([dequantize_array(o[k], tensor) for o in int8_run.outputs])

@@ -107,7 +107,7 @@ def weigh_dense_scales(
     console: Console,
     library_rule: Callable[[], str | None],
     arena_of: Callable[[ModelInfo, list[np.ndarray]], int],
-    metrics_of: Callable[[ModelInfo, bytes | None, SampleSet], MetricsJSON],
+    metrics_of: Callable[[ModelInfo, ModelInfo | None, SampleSet], MetricsJSON],
 ) -> tuple[QuantizedModel, DenseScaleChoice | None]:
     """--per-channel auto: keep per-tensor Dense unless the validation data says it costs accuracy,
     and return the model deploy goes on with. The measurements come from the later stages as
@@ -118,12 +118,13 @@ def weigh_dense_scales(
     if alternative is None:
         return q, None
     rule = library_rule()
+    float_info = parse_model(q.float_tflite, "float reference") if data is not None and q.float_tflite is not None else None
     with console.step("weighing per-tensor against per-channel Dense" + (" on the validation data" if data else "")):
         choice = choose_dense_scales(
             q.tflite,
             alternative,
             data,
-            lambda model: metrics_of(parse_model(model, "a Dense-scale variant"), q.float_tflite, data) if data is not None else {},
+            lambda model: metrics_of(parse_model(model, "a Dense-scale variant"), float_info, data) if data is not None else {},
             rule is None,
             rule or "",
         )
