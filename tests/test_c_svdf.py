@@ -191,8 +191,6 @@ def svdf_models() -> dict[str, ModelInfo]:
     return {name: parse_model(build_svdf(case, seed=len(name))) for name, case in CASES.items()}
 
 
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_svdf_bit_exact_over_streams(svdf_models, case: str) -> None:
