@@ -104,7 +104,10 @@ def check_supported(info: ModelInfo) -> None:
             )
         if has_int16_activation(info, op) and op.name not in INT16_OPS:
             raise unsupported(
-                info, op, f"has int16 activations; the C runtime's 16x8 ops are {', '.join(sorted(INT16_OPS))}; use --runtime tflm"
+                info,
+                op,
+                f"has int16 activations; the C runtime's 16x8 ops are {', '.join(sorted(INT16_OPS))}; use --runtime tflm "
+                "on a board whose TFLite Micro library has a 16x8 kernel for it (`int16x8_ops` in boards/libraries/*.toml), or int8 activations",
             )
     for t in info.tensors:
         if not t.is_constant and t.dtype not in ("int8", "int16") and t.index in _used(info):
