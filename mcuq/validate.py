@@ -127,7 +127,7 @@ def _validate_locked(
             report.metrics = evaluation.metrics
         if float_info is not None and float_model is not None:
             with console.step("per-layer error"):
-                report.per_layer = per_layer_error(info, float_info, float_model, samples, arena)
+                report.per_layer = per_layer_error(info, float_info, pairs, samples, arena)
         check_accuracy(report, report.metrics, max_drop, min_snr)
         backend.check_samples(project, info, evaluation.int8_inputs, evaluation.int8_outputs, report)
     else:

@@ -114,16 +114,16 @@ def _saturation(values: np.ndarray, dtype: str, zero_point: int) -> float:
     return float(clipped / max(flat.size, 1))
 
 
-def per_layer_error(q: ModelInfo, f: ModelInfo, float_model: bytes, data: SampleSet, host_arena: int) -> list[LayerErrorJSON]:
-    """SNR and cosine of every paired op output; ``drop_dB`` is the SNR the op itself loses."""
-    pairs = pair_layers(q, f)
+def per_layer_error(q: ModelInfo, f: ModelInfo, pairs: list[LayerPair], data: SampleSet, host_arena: int) -> list[LayerErrorJSON]:
+    """SNR and cosine of every paired op output (``pairs``: pair_layers(q, f), which validate also
+    draws the weight pictures from); ``drop_dB`` is the SNR the op itself loses."""
     n = min(LAYER_SAMPLES, data.count)
     samples = [data.sample_for(i, q.input_names) for i in range(n)]
     int8_inputs = [[quantize_array(x, t) for x, t in zip(s, q.input_tensors)] for s in samples]
     q_tensors = sorted({p.int8_op.outputs[0] for p in pairs} | set(q.inputs))
     f_tensors = sorted({p.float_op.outputs[0] for p in pairs} | set(f.inputs))
     int8_run = run_tflm(q.raw, int8_inputs, max(host_arena, 1 << 20), len(q.outputs), keep_tensors=q_tensors)
-    float_run = run_float_reference(float_model, [data.sample_for(i, f.input_names) for i in range(n)], keep_tensors=f_tensors)
+    float_run = run_float_reference(f.raw, [data.sample_for(i, f.input_names) for i in range(n)], keep_tensors=f_tensors)
 
     def stacked(run: Any, idx: int) -> np.ndarray:
         return np.concatenate([t[idx].reshape(1, -1) for t in run.tensors])
