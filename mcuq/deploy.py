@@ -28,17 +28,17 @@ from mcuq.checks.golden import choose_golden_inputs, golden_files
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import MCUQError, UsageError
-from mcuq.common.files import check_path_text
 from mcuq.frontend.calibration import load_validation_data
 from mcuq.frontend.config import ConfigValues, load_config
-from mcuq.frontend.converter import QuantizedModel, quantize
+from mcuq.frontend.converter import QuantizedModel, quantize_model
 from mcuq.frontend.dense_scales import EVALUATION_ARENA, weigh_dense_scales
 from mcuq.frontend.loader import model_display_name
 from mcuq.frontend.options import QuantizeOptionFields, QuantizeOptions
 from mcuq.project.api import model_prefix, project_labels
+from mcuq.project.escape import check_path_text
 from mcuq.project.lock import project_lock
 from mcuq.project.manifest import FLOAT_MODEL_PATH, INT8_MODEL_PATH, Manifest, build_manifest
-from mcuq.project.writer import WriteResult, check_output_dir, interrupted_note, mark_validated, project_dir, write_project
+from mcuq.project.writer import WriteResult, check_output_dir, mark_validated, project_dir, write_project
 
 DEFAULT_BOARD = "esp32"
 DEFAULT_GOLDEN = 4
@@ -252,6 +252,7 @@ def check_request(request: DeployRequest) -> int:
     samples = request.options.get("calibration_samples")
     if samples is not None and samples < 1:
         raise UsageError(f"--calibration-samples {samples}: give at least 1")
+    QuantizeOptions(**request.options).validate()
     return golden
 
 
@@ -273,11 +274,10 @@ def deploy(request: DeployRequest, console: Console = SILENT) -> DeployResult:
     name = model_display_name(model_path)
     prefix = model_prefix(request.name, explicit=True) if request.name else model_prefix(name)
     out_dir = project_dir(request.out, board.id, name)
-    check_output_dir(out_dir, request.force)  # refuse early, before minutes of work
+    previous = check_output_dir(out_dir, request.force)  # refuse early, before minutes of work (write_project checks again)
     notes: list[str] = []
     with project_lock(out_dir, notes):  # one mcuq per project folder until validation is done
-        check_output_dir(out_dir, request.force)  # again: nothing can change it now
-        for note in [*notes, *interrupted_note(out_dir)]:
+        for note in [*notes, *(previous.interrupted if previous else ())]:
             console.info(note)
         return _deploy_locked(
             replace(request, backend_options=options), board, backend, model_path, name, prefix, out_dir, golden_count, console
@@ -300,7 +300,7 @@ def _deploy_locked(
     comes back here for a decision."""
     console.info(f"mcuq deploy: {model_path} -> {board.id} ({backend.name}) in {out_dir}")
     options = QuantizeOptions(**request.options)
-    quantized = request.quantized or quantize(model_path, request.calibration, options=options, console=console)
+    quantized = request.quantized or quantize_model(model_path, request.calibration, options, console)  # paths checked by check_request
     q_options = quantized.options
     validation_data = (
         load_validation_data(request.data, quantized.info, q_options.seed, q_options.image_scale) if request.data is not None else None

@@ -18,6 +18,7 @@ from typing import Any
 
 from mcuq.backends.base import OptionValues, ValidateOptions, check_option_values, declared_options, get_backend, options_for
 from mcuq.checks.accuracy import check_accuracy, diagnose, evaluate_outputs, pair_layers, per_layer_error
+from mcuq.checks.golden import golden_or_problem
 from mcuq.checks.outcome import Check, ValidationReport
 from mcuq.checks.report import ReportWriteError, write_project_reports
 from mcuq.common.console import SILENT, Console
@@ -25,6 +26,7 @@ from mcuq.common.errors import UsageError
 from mcuq.device.check import DeviceRequest, check_on_device
 from mcuq.frontend.calibration import load_validation_data
 from mcuq.model.info import parse_model
+from mcuq.project.integrity import check_project_files, generated_files_check
 from mcuq.project.lock import project_lock
 from mcuq.project.manifest import (
     VALIDATION_DATA,
@@ -34,7 +36,6 @@ from mcuq.project.manifest import (
     rewrites_note,
 )
 from mcuq.project.manifest import read_manifest as load_manifest
-from mcuq.project.writer import check_project_files, generated_files_check
 
 __all__ = ["Check", "ValidationReport", "format_validation", "read_manifest", "validate_project"]
 
@@ -141,7 +142,7 @@ def _validate_locked(
         elif found.missing:
             report.skip(VALIDATION_DATA, found.missing)
     if device is not None:
-        check_on_device(report, project, manifest, info, device, evaluation, console)
+        check_on_device(report, project, manifest, info, device, golden_or_problem(project, info), evaluation, console)
     if write_report:
         with console.step("writing report.html and report.json"):
             try:

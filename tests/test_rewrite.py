@@ -24,14 +24,14 @@ def _keras():
 
 
 def _loaded(model, shape):
-    from mcuq.frontend.calibration import InputSpec
     from mcuq.frontend.loader import LoadedModel
+    from mcuq.frontend.samples import InputSpec
 
     return LoadedModel(Path("m.keras"), "keras3", [InputSpec("x", shape)], model=model)
 
 
 def _samples(model, data):
-    from mcuq.frontend.calibration import SampleSet
+    from mcuq.frontend.samples import SampleSet
 
     return SampleSet({"x": data}, "test", False)
 

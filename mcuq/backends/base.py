@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mcuq.backends.registry import BackendOption, backend_names, backend_packages, declared_options, section_type
 from mcuq.common.errors import BoardError, MCUQError, UsageError
-from mcuq.common.files import check_path_text
 from mcuq.model.state import reset_points
+from mcuq.project.escape import check_path_text
+from mcuq.project.integrity import inside_project
+from mcuq.project.manifest import MANIFEST
 from mcuq.project.render import golden_array_name
 
 if TYPE_CHECKING:
@@ -212,6 +214,12 @@ class RenderedProject:
 
     files: dict[str, str | bytes]
     user_files: dict[str, str]
+
+    def __post_init__(self) -> None:
+        """A runtime's paths land in the user's folder: plain relative ones only, checked where they are made."""
+        for path in [*self.files, *self.user_files]:
+            if not inside_project(path) or path == MANIFEST:
+                raise ValueError(f"internal error: generated path {path!r} is not a plain relative path")
 
 
 class Backend(Protocol):

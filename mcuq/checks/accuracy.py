@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mcuq.checks.metrics import confusion_matrix, cosine, error_metrics, snr_db
-from mcuq.frontend.calibration import SampleSet
+from mcuq.frontend.samples import SampleSet
 from mcuq.model.info import ModelInfo, OpInfo, dequantize_array, quantize_array
 from mcuq.project.records import LayerErrorJSON, MetricsJSON, OutputMetricsJSON
 from mcuq.reference.host_tflm import run_float_reference, run_tflm

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +29,8 @@ from mcuq.project.render import GOLDEN_ARRAY_PREFIX
 from mcuq.reference.host_tflm import run_tflm
 
 if TYPE_CHECKING:
-    from mcuq.frontend.calibration import SampleSet
     from mcuq.frontend.converter import QuantizedModel
+    from mcuq.frontend.samples import SampleSet
 
 GOLDEN_DATA = "mcuq/golden.json"
 # The arrays as golden_array_name (mcuq.project.render) names them in every runtime's templates
@@ -116,6 +117,25 @@ def golden_from_project(project: Path, info: ModelInfo) -> tuple[Samples, Sample
     if not inputs:
         raise ValidationFailed(f"{GOLDEN_DATA}: no golden vectors; regenerate with 'mcuq deploy --force'")
     return inputs, outputs
+
+
+@dataclass(frozen=True)
+class ProjectGolden:
+    """A project's golden vectors as recorded in its hashed data file, with their reset points."""
+
+    inputs: Samples
+    outputs: Samples
+    resets: list[bool]
+
+
+def golden_or_problem(project: Path, info: ModelInfo) -> ProjectGolden | str:
+    """The project's golden vectors, or the one line that says why they cannot be read: for the
+    board check, where that is a failed check, not an error that would hide the host checks."""
+    try:
+        inputs, outputs = golden_from_project(project, info)
+    except MCUQError as exc:
+        return str(exc)
+    return ProjectGolden(inputs, outputs, golden_resets(project, len(inputs)))
 
 
 def _tensor(record: GoldenTensorJSON, spec: TensorInfo) -> np.ndarray:

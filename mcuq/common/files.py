@@ -25,7 +25,8 @@ BOARD_LIMIT = 1 * MB  # a board file is a few hundred bytes
 MANIFEST_LIMIT = 256 * MB  # mcuq.lock.json, golden vectors
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words (``a FIFO (named pipe)``), for one-line refusals."""
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISFIFO(mode):
@@ -43,10 +44,10 @@ def _describe(path: Path, mode: int) -> str:
     """``x.tflite is a FIFO`` / ``x.tflite is a symbolic link to /dev/zero, a character device``."""
     try:
         if path.is_symlink():
-            return f"{path} is a symbolic link to {os.path.realpath(path)}, {_kind(mode)}"
+            return f"{path} is a symbolic link to {os.path.realpath(path)}, {file_kind(mode)}"
     except OSError:
         pass
-    return f"{path} is {_kind(mode)}"
+    return f"{path} is {file_kind(mode)}"
 
 
 def _size(n: int) -> str:
@@ -112,13 +113,3 @@ def read_regular_text(path: str | Path, what: str, limit: int = TEXT_LIMIT, erro
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not UTF-8 text (byte {exc.start}) ({what}); save it as UTF-8") from None
-
-
-def check_path_text(path: str | Path, what: str) -> None:
-    """A path mcuq records (manifest, reports, generated comments) must be text: a file name
-    that is not valid UTF-8 arrives as lone surrogates, which no JSON, C or HTML file can hold."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:
-        shown = os.fsencode(str(path)).decode("utf-8", "backslashreplace")
-        raise MCUQError(f"{shown}: the {what} name is not valid UTF-8; rename it (letters, digits, '-', '_', '.')") from None

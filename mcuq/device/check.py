@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mcuq.checks.golden import golden_from_project, golden_resets
+from mcuq.checks.golden import ProjectGolden
 from mcuq.checks.metrics import error_metrics
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
-from mcuq.common.errors import MCUQError
 from mcuq.device.link import DeviceError
 from mcuq.device.session import FIRST_RUN_TIMEOUT, Identity, Inference, Session
 from mcuq.model.info import ModelInfo
@@ -291,19 +290,20 @@ def check_on_device(
     manifest: Manifest,
     info: ModelInfo,
     device: DeviceRequest,
+    golden: ProjectGolden | str,
     evaluation: Evaluation | None,
     console: Console,
 ) -> None:
     """``mcuq validate --device``: the golden vectors (and validation samples) run on the board,
-    reported as the "on the device" checks; a project whose golden vectors cannot be read is a
-    failed check, not an error that hides the host checks."""
-    try:
-        golden = golden_from_project(project, info)
-    except MCUQError as exc:
-        report.add("on the device", False, str(exc))
-        return
-    resets = golden_resets(project, len(golden[0])) if has_state(info) else None  # as the references were computed
-    samples = (evaluation.int8_inputs, evaluation.int8_outputs, evaluation.float_outputs) if evaluation is not None else None
-    count = len(golden[0]) + (min(device.samples, len(samples[0])) if samples else 0)
-    with console.step(f"running {count} inputs on the board at {device.port}"):
-        check_device(report, project, manifest, info, device, golden, samples, _emulator_ticks(manifest), resets)
+    reported as the "on the device" checks; golden vectors that could not be read (``golden`` is
+    then the reason) are a failed check, not an error that hides the host checks."""
+    if isinstance(golden, ProjectGolden):
+        resets = golden.resets if has_state(info) else None  # as the references were computed
+        samples = (evaluation.int8_inputs, evaluation.int8_outputs, evaluation.float_outputs) if evaluation is not None else None
+        count = len(golden.inputs) + (min(device.samples, len(samples[0])) if samples else 0)
+        with console.step(f"running {count} inputs on the board at {device.port}"):
+            check_device(
+                report, project, manifest, info, device, (golden.inputs, golden.outputs), samples, _emulator_ticks(manifest), resets
+            )
+    else:
+        report.add("on the device", False, golden)

@@ -13,7 +13,6 @@ import io
 import itertools
 import sys
 from collections.abc import Iterable, Sized
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,58 +20,13 @@ import numpy as np
 from mcuq.common.errors import CalibrationError, MCUQError
 from mcuq.common.files import DATA_LIMIT, IMAGE_LIMIT, read_regular, regular_file
 from mcuq.common.isolation import mark_stage
+from mcuq.frontend.samples import InputSpec, SampleSet
 from mcuq.model.info import ModelInfo
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 IMAGE_SCALES = {"0..1": (1 / 255.0, 0.0), "-1..1": (2 / 255.0, -1.0), "0..255": (1.0, 0.0)}
 DEFAULT_SAMPLES = 300
 MAX_FUNCTION_SAMPLES = 100_000  # a generator read without a sample limit (validation data) stops here
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """A model input as calibration sees it: name and shape without the batch dimension."""
-
-    name: str
-    shape: tuple[int, ...]
-
-
-@dataclass
-class SampleSet:
-    """Float samples per input (each ``N x shape``), where they came from, and extras."""
-
-    arrays: dict[str, np.ndarray]
-    source: str
-    random: bool = False
-    labels: np.ndarray | None = None
-    targets: dict[str, np.ndarray] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    label_names: list[str] = field(default_factory=list)  # class names ('label_names' in a .npz)
-
-    @property
-    def count(self) -> int:
-        return len(next(iter(self.arrays.values())))
-
-    def sample(self, i: int) -> list[np.ndarray]:
-        """Sample ``i`` as a list of batch-1 float32 arrays in model input order."""
-        return [a[i : i + 1].astype(np.float32) for a in self.arrays.values()]
-
-    def sample_dict(self, i: int) -> dict[str, np.ndarray]:
-        """Sample ``i`` keyed by input name (what a multi-input signature needs)."""
-        return {k: a[i : i + 1].astype(np.float32) for k, a in self.arrays.items()}
-
-    def sample_for(self, i: int, names: list[str] | tuple[str, ...]) -> list[np.ndarray]:
-        """Sample ``i`` in the order of ``names`` (a .tflite orders its inputs its own way)."""
-        if len(names) == len(self.arrays) and set(names) == set(self.arrays):
-            return [self.arrays[n][i : i + 1].astype(np.float32) for n in names]
-        return self.sample(i)
-
-    def subset(self, index: np.ndarray) -> SampleSet:
-        labels = self.labels[index] if self.labels is not None else None
-        targets = {k: v[index] for k, v in self.targets.items()}
-        return SampleSet(
-            {k: v[index] for k, v in self.arrays.items()}, self.source, self.random, labels, targets, self.notes, self.label_names
-        )
 
 
 def load_samples(
@@ -104,7 +58,7 @@ def load_samples(
     _check(data, inputs, what)
     if max_samples is not None and data.count > max_samples:
         index = np.sort(np.random.default_rng(seed).choice(data.count, max_samples, replace=False))
-        data = data.subset(index)
+        data = _subset(data, index)
         data.notes.append(f"{max_samples} samples chosen with seed {seed}")
     return data
 
@@ -258,6 +212,13 @@ def _sample_as_list(sample: object, inputs: list[InputSpec], spec: str) -> list[
 def classifier_classes(info: ModelInfo) -> list[int]:
     """Class counts of the outputs labels can apply to (batch x classes, more than one class)."""
     return [int(t.shape[1]) for t in info.output_tensors if len(t.shape) == 2 and t.shape[1] > 1]
+
+
+def _subset(data: SampleSet, index: np.ndarray) -> SampleSet:
+    """The samples at ``index`` (a calibration subsample), with their labels and targets."""
+    labels = data.labels[index] if data.labels is not None else None
+    targets = {k: v[index] for k, v in data.targets.items()}
+    return SampleSet({k: v[index] for k, v in data.arrays.items()}, data.source, data.random, labels, targets, data.notes, data.label_names)
 
 
 def load_validation_data(path: str, info: ModelInfo, seed: int, image_scale: str, labels: str | None = None) -> SampleSet:

@@ -21,19 +21,20 @@ from mcuq import __version__
 from mcuq.common import errors as errors_module
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ConversionError, MCUQError, NativeCrashError
-from mcuq.common.files import check_path_text
 from mcuq.common.isolation import ChildFailure, child_temp_dir, mark_stage, run_isolated_ex
-from mcuq.frontend.calibration import SampleSet, load_samples
+from mcuq.frontend.calibration import load_samples
 from mcuq.frontend.fullint8 import check_full_int8, detect_mode, dynamic_batch
 from mcuq.frontend.loader import LoadedModel, detect_kind, load_model
 from mcuq.frontend.options import QuantizeOptions
 from mcuq.frontend.output_file import check_output_file, record_path, write_new_file
 from mcuq.frontend.rewrite import rewrite_for_int8
+from mcuq.frontend.samples import SampleSet
 from mcuq.frontend.tf import import_tensorflow, native_output_captured
 from mcuq.frontend.tf_converter import configure_full_int8, converter_for, run_converter
 from mcuq.model.dedupe import dedupe_buffers
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.model.state import state_mode
+from mcuq.project.escape import check_path_text
 from mcuq.project.records import QuantizationJSON, RewritesJSON
 
 
@@ -107,23 +108,30 @@ def quantize(
             check_path_text(value, what)
     if output is not None:
         check_output_file(Path(output), force)
-    if detect_kind(Path(model)) != "tflite" and calibration is None:
+    result = quantize_model(Path(model), calibration, options, console)
+    if output is not None:
+        write_new_file(Path(output), result.tflite)
+        record = {"mcuq_version": __version__, "model_sha256": hashlib.sha256(result.tflite).hexdigest(), **result.manifest_entry()}
+        write_new_file(record_path(Path(output)), (json.dumps(record, indent=2) + "\n").encode())
+    return result
+
+
+def quantize_model(model: Path, calibration: str | None, options: QuantizeOptions, console: Console = SILENT) -> QuantizedModel:
+    """The conversion alone (or the check of a .tflite that already is full int8), for callers
+    that have checked the path texts themselves (``quantize``, ``deploy``'s request check)."""
+    if detect_kind(model) != "tflite" and calibration is None:
         raise ConversionError(
             f"{model}: no calibration data: full-int8 quantization needs representative inputs "
             "(--calibration data.npy|.npz|.csv|image folder|module:function); "
             "--calibration random works but leaves accuracy unverified"
         )
-    if detect_kind(Path(model)) == "tflite":
+    if detect_kind(model) == "tflite":
         result = _pass_through_tflite(load_model(model, console), options)
         for note in result.notes:
             console.info(note)
     else:
         assert calibration is not None
-        result = _convert_isolated(Path(model), calibration, options, console)
-    if output is not None:
-        write_new_file(Path(output), result.tflite)
-        record = {"mcuq_version": __version__, "model_sha256": hashlib.sha256(result.tflite).hexdigest(), **result.manifest_entry()}
-        write_new_file(record_path(Path(output)), (json.dumps(record, indent=2) + "\n").encode())
+        result = _convert_isolated(model, calibration, options, console)
     return result
 
 

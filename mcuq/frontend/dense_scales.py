@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 
 from mcuq.common.console import Console
-from mcuq.frontend.calibration import SampleSet
+from mcuq.frontend.samples import SampleSet
 from mcuq.model.info import NUMPY_DTYPES, ModelInfo, parse_model
 from mcuq.project.records import DenseMeasuredJSON, MetricsJSON, WeightScalesJSON
 

@@ -15,7 +15,7 @@ from typing import Any
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ModelLoadError
 from mcuq.common.files import MODEL_LIMIT, read_regular, regular_file
-from mcuq.frontend.calibration import InputSpec
+from mcuq.frontend.samples import InputSpec
 from mcuq.frontend.tf import import_tensorflow
 
 KERAS_SUFFIXES = {".keras"}

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from mcuq.common.errors import ConversionError
-from mcuq.frontend.calibration import SampleSet
 from mcuq.frontend.loader import LoadedModel
 from mcuq.frontend.recurrent_gru import unrolled_gru
+from mcuq.frontend.samples import SampleSet
 
 RECURRENT = {"LSTM", "GRU", "SimpleRNN"}
 UNSUPPORTED_RECURRENT = {"RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "LSTMCell", "GRUCell", "SimpleRNNCell"}

@@ -32,8 +32,8 @@ import numpy as np
 
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ConversionError
-from mcuq.frontend.calibration import SampleSet
 from mcuq.frontend.loader import LoadedModel
+from mcuq.frontend.samples import SampleSet
 from mcuq.project.records import FloatCheckJSON, RewriteJSON, RewritesJSON
 
 # The float outputs of the rewritten model may differ from the original's by this fraction of

@@ -13,9 +13,9 @@ import numpy as np
 
 from mcuq.common.console import Console
 from mcuq.common.errors import ConversionError, ModelLoadError
-from mcuq.frontend.calibration import InputSpec, SampleSet
 from mcuq.frontend.loader import LoadedModel
 from mcuq.frontend.options import QuantizeOptions
+from mcuq.frontend.samples import InputSpec, SampleSet
 from mcuq.frontend.tf import import_tensorflow, native_output_captured
 from mcuq.model.info import parse_model
 

@@ -25,7 +25,7 @@ from mcuq.project.render import environment
 
 if TYPE_CHECKING:
     from mcuq.backends.base import LinkIdentity
-    from mcuq.frontend.calibration import SampleSet
+    from mcuq.frontend.samples import SampleSet
 
 DTYPE_ENUMS = {"int8": "MCUQ_INT8", "uint8": "MCUQ_UINT8", "int16": "MCUQ_INT16", "int32": "MCUQ_INT32", "float32": "MCUQ_FLOAT32"}
 # Typed helpers (<prefix>_input_int16(), _set_input_int16(), _output_int32(), ...) for the integer

@@ -21,6 +21,8 @@ fields) reaches a generated file only through the helper of the context it lands
 - ``markdown``/``markdown_code``: README text, outside and inside a code block.
 - ``file_name``: a file name with no path separator, shell meta character or leading dot.
 - ``terminal``: text for the user's terminal, control characters shown as escapes.
+- ``check_path_text``: a path mcuq records in JSON, C or HTML must be UTF-8 text: refused
+  before any work otherwise (a file name that is not UTF-8 arrives as lone surrogates).
 
 Every helper returns ``Safe``, a ``str`` subclass; ``render.environment()`` refuses to render
 a plain ``str`` (see ``finalize``), so a template can emit text only through these helpers.
@@ -29,7 +31,9 @@ Code that mcuq generates itself (numbers, C arrays, derived names) is marked wit
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from mcuq.common.errors import MCUQError
 
@@ -257,3 +261,13 @@ def terminal(text: str, keep_newlines: bool = False) -> str:
     ``\\x1b``-style escapes, so a name cannot move the cursor, recolour the screen or (unless
     ``keep_newlines``: mcuq's own multi-line output) forge a line."""
     return "".join(ch if ch.isprintable() or ch == " " or (keep_newlines and ch == "\n") else _visible(ch) for ch in str(text))
+
+
+def check_path_text(path: str | Path, what: str) -> None:
+    """A path mcuq records (manifest, reports, generated comments) must be text: a file name
+    that is not valid UTF-8 arrives as lone surrogates, which no JSON, C or HTML file can hold."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+        raise MCUQError(f"{shown}: the {what} name is not valid UTF-8; rename it (letters, digits, '-', '_', '.')") from None

@@ -27,9 +27,9 @@ from mcuq.common.console import Console
 from mcuq.common.errors import MCUQError, ValidationFailed
 from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.context import common_context
-from mcuq.project.manifest import INT8_MODEL_PATH, Manifest
+from mcuq.project.integrity import sha256_bytes
+from mcuq.project.manifest import INT8_MODEL_PATH, MANIFEST, Manifest
 from mcuq.project.records import FitJSON
-from mcuq.project.writer import MANIFEST, sha256_bytes
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 from mcuq.toolchains.emulate import EmulationResult, build_and_run, no_emulator_reason
 

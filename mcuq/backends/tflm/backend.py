@@ -51,9 +51,8 @@ from mcuq.model.info import ModelInfo, parse_model
 from mcuq.project.api import render_api
 from mcuq.project.context import common_context
 from mcuq.project.escape import c_identifier, c_include, code
-from mcuq.project.manifest import INT8_MODEL_PATH, Manifest, project_relative
+from mcuq.project.manifest import INT8_MODEL_PATH, MANIFEST, Manifest, project_relative
 from mcuq.project.render import c_byte_array, environment
-from mcuq.project.writer import MANIFEST
 from mcuq.reference.host_tflm import measure_min_arena, run_tflm
 
 # Code-size estimates (bytes of flash) for the fit check, from TFLite Micro's published code-size figures:
