@@ -176,7 +176,8 @@ def fuzz_deploy(cases: list[tuple[str, bytes]], work: Path) -> collections.Count
 
 
 def matrix(inputs: object, work: Path) -> list[object]:
-    from bad_inputs import CASES, run_case
+    from bad_input_runner import run_case
+    from bad_inputs import CASES
 
     return [run_case(case, work / f"case{n}", inputs) for n, case in enumerate(CASES)]  # type: ignore[arg-type]
 
@@ -245,7 +246,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--skip-matrix", action="store_true")
     args = parser.parse_args()
-    from bad_inputs import Inputs, summarize
+    from bad_input_runner import summarize
+    from bad_inputs import Inputs
     from mutants import KINDS
 
     with tempfile.TemporaryDirectory(prefix="mcuq-robustness-") as tmp:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_inputs import CASES, Inputs, run_case, tree_digest
+from bad_input_runner import run_case, tree_digest
+from bad_inputs import CASES, Inputs
 
 from conftest import ROOT, SINE
 from mcuq.deploy import DeployRequest, deploy
