@@ -48,3 +48,15 @@ def test_architecture_map_matches_the_tree():
     modules = {p.name for p in (ROOT / "mcuq").rglob("*.py")}
     for name in (n for n in named if n.endswith(".py") and "/" not in n):
         assert name in modules, f"docs/architecture.md names {name}, which is no module of mcuq"
+
+
+def test_no_module_over_600_lines():
+    """A module that grows past 600 lines holds several things (issue #24): split it along its seams."""
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "mcuq").rglob("*.py") if (n := len(p.read_text().splitlines())) > 600}
+    assert not long, f"modules over 600 lines: {long}"
+
+
+def test_seams_are_typed():
+    """Data handed between modules is typed (dataclasses, TypedDicts): ``dict[str, Any]`` stays rare (< 30)."""
+    count = sum(p.read_text().count("dict[str, Any]") for p in (ROOT / "mcuq").rglob("*.py"))
+    assert count < 30, f"{count} uses of dict[str, Any] in mcuq/; type the seam instead"
