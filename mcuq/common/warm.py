@@ -27,6 +27,7 @@ the thread that started the child), also gets a one-shot child.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib
 import json
@@ -67,6 +68,7 @@ class _Worker:
     sock: socket.socket
     module: str
     fingerprint: str
+    owner: int  # the pid that started it: a forked copy of mcuq must not talk to its parent's worker
     served: int = 0
 
 
@@ -110,14 +112,32 @@ def worker_pid(module: str) -> int | None:
 def retire_all() -> None:
     """End every worker (the next request starts a fresh one)."""
     with _LOCK:
-        for module in list(_WORKERS):
+        _retire_owned()
+
+
+def _retire_owned() -> None:
+    for module in list(_WORKERS):
+        if _WORKERS[module].owner == os.getpid():
             _retire(module)
+
+
+def _retire_at_exit() -> None:
+    """An idle worker is reaped at exit rather than left to the death signal (never blocks:
+    a request still holding the lock is taken down by that signal)."""
+    if _LOCK.acquire(blocking=False):
+        try:
+            _retire_owned()
+        finally:
+            _LOCK.release()
+
+
+atexit.register(_retire_at_exit)
 
 
 def _fingerprint(key: str) -> str:
     """What a worker inherited at start: the environment (a fresh child would see today's), the key."""
     env = sorted((k, v) for k, v in os.environ.items() if k not in _ENV_IGNORED)
-    return hashlib.sha256(json.dumps([env, key, sys.executable]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([env, key]).encode()).hexdigest()
 
 
 def _run_on_worker(
@@ -157,6 +177,9 @@ def _send(module: str, fingerprint: str, message: dict[str, str], capture_stderr
     started for another environment/key); None if no worker would take it."""
     for _attempt in range(2):
         worker = _WORKERS.get(module)
+        if worker is not None and worker.owner != os.getpid():  # inherited through fork(): not ours to use or kill
+            _WORKERS.pop(module).sock.close()
+            worker = None
         if worker is not None and (worker.proc.poll() is not None or worker.fingerprint != fingerprint):
             _retire(module)
             worker = None
@@ -198,7 +221,7 @@ def _start(module: str, fingerprint: str) -> _Worker:
         raise
     finally:
         child_end.close()
-    worker = _Worker(proc, parent_end, module, fingerprint)
+    worker = _Worker(proc, parent_end, module, fingerprint, os.getpid())
     _WORKERS[module] = worker
     return worker
 
@@ -256,12 +279,15 @@ def serve(module_name: str, sock_fd: int) -> None:
     on the request's stderr and the exit status a one-shot child would have had."""
     sock = socket.socket(fileno=sock_fd)
     serve_request = None
+    cwd_on_path = bool(sys.path) and sys.path[0] == os.getcwd()  # not under -P / PYTHONSAFEPATH
     while True:
         data, fds, _flags, _addr = socket.recv_fds(sock, _MESSAGE_LIMIT, 2)
         if not data:
             return
         message = json.loads(data)
         os.chdir(message["cwd"])
+        if cwd_on_path:  # what ``python -m`` started in the caller's folder would have there
+            sys.path[0] = message["cwd"]
         os.environ[STAGE_ENV] = message["stage"]
         saved = _redirect_output(fds)
         if serve_request is None:  # imported inside the first request: an import error shows on its stderr
