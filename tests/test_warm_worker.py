@@ -36,6 +36,9 @@ ECHO = textwrap.dedent("""
         if act == "exit":
             print("dying on purpose", file=sys.stderr, flush=True)
             os._exit(3)
+        if act == "sys.exit":
+            print("leaving on purpose", file=sys.stderr, flush=True)
+            sys.exit(3)
         if act == "sleep":
             time.sleep(120)
         Path(response_path).write_bytes(pickle.dumps({"pid": os.getpid(), "cwd": os.getcwd()}))
@@ -74,7 +77,9 @@ def test_worker_serves_requests_in_one_process_in_the_callers_folder(echo, tmp_p
 
 
 @pytest.mark.parametrize(
-    "request_, stage", [({"act": "segv", "stage": "in C"}, "in C"), ({"act": "exit"}, "echoing")], ids=["segv", "exit"]
+    "request_, stage",
+    [({"act": "segv", "stage": "in C"}, "in C"), ({"act": "exit"}, "echoing"), ({"act": "sys.exit"}, "echoing")],
+    ids=["segv", "os._exit", "sys.exit"],
 )
 def test_crash_ends_the_worker_with_the_one_shot_failure_and_the_next_request_works(echo, request_, stage):
     warm.retire_all()

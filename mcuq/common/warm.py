@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,9 @@ from mcuq.common.isolation import (
 WARM_ENV = "MCUQ_WARM_WORKER"
 MAX_REQUESTS = 50
 MAX_RSS_BYTES = 1536 * 1024 * 1024
-_ENV_IGNORED = frozenset({WARM_ENV, STAGE_ENV})
+# Variables that change between calls without changing any answer (pytest names the running
+# test in one): a worker is not retired for them.
+_ENV_IGNORED = frozenset({WARM_ENV, STAGE_ENV, "PYTEST_CURRENT_TEST"})
 _MESSAGE_LIMIT = 1 << 16
 
 
@@ -227,15 +230,25 @@ def _start(module: str, fingerprint: str) -> _Worker:
 
 
 def _await_reply(worker: _Worker, timeout: float | None) -> tuple[bytes | None, bool]:
-    """(reply, timed out): the reply is None when the worker died or the socket was lost."""
+    """(reply, timed out): the reply is None when the worker died or the socket was lost. A
+    worker that is dying (``sys.exit`` in the request: its socket may close before Python has
+    finished exiting) is waited for, so its exit status is its own, not our kill's."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
         worker.sock.settimeout(timeout)
         try:
-            return worker.sock.recv(_MESSAGE_LIMIT) or None, False
+            reply = worker.sock.recv(_MESSAGE_LIMIT)
         except TimeoutError:
             return None, True
         except OSError:
-            return None, False
+            reply = b""
+        if reply:
+            return reply, False
+        try:
+            worker.proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return None, True
+        return None, False
     except BaseException:  # KeyboardInterrupt: take the worker (and its children) down too
         _retire(worker.module)
         raise
