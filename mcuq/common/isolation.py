@@ -16,6 +16,9 @@ Why the child is fenced in as it is:
   was killed is removed at the next start (``clean_stale_temp``).
 * **Named crashes.** The child records which stage it is in (``mark_stage``), so a crash in a
   user's calibration function is reported as that, not as a converter problem.
+
+The TensorFlow converter's child can stay alive between requests, fenced the same way
+(``mcuq.common.warm``): TensorFlow is then imported once per worker, not once per model.
 """
 
 from __future__ import annotations
@@ -162,9 +165,16 @@ def run_isolated(
 
 
 def _child_entry(argv: list[str]) -> None:
-    """``python -m mcuq.common.isolation PARENT_PID MODULE REQUEST RESPONSE``: fence, then run MODULE."""
+    """``python -m mcuq.common.isolation PARENT_PID MODULE REQUEST RESPONSE``: fence, then run MODULE;
+    ``... --serve PARENT_PID MODULE SOCKET_FD``: fence, then serve MODULE's requests (``mcuq.common.warm``)."""
     import runpy
 
+    if argv[0] == "--serve":
+        _die_with_parent(int(argv[1]))
+        from mcuq.common.warm import serve
+
+        serve(argv[2], int(argv[3]))
+        return
     _die_with_parent(int(argv[0]))
     sys.argv = [argv[1], *argv[2:]]
     runpy.run_module(argv[1], run_name="__main__", alter_sys=True)

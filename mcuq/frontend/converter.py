@@ -15,14 +15,15 @@ import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from mcuq import __version__
 from mcuq.common import errors as errors_module
 from mcuq.common.console import SILENT, Console
 from mcuq.common.errors import ConversionError, MCUQError, NativeCrashError
-from mcuq.common.isolation import ChildFailure, child_temp_dir, mark_stage, run_isolated_ex
-from mcuq.frontend.calibration import load_samples
+from mcuq.common.isolation import ChildFailure, child_temp_dir, mark_stage
+from mcuq.common.warm import run_warm_ex
+from mcuq.frontend.calibration import is_function_spec, load_samples
 from mcuq.frontend.fullint8 import check_full_int8, detect_mode, dynamic_batch
 from mcuq.frontend.loader import LoadedModel, detect_kind, load_model
 from mcuq.frontend.options import QuantizeOptions
@@ -182,7 +183,11 @@ def _convert_isolated(model: Path, calibration: str, options: QuantizeOptions, c
     (seen on recurrent layers), and that must become an error message, not a dead mcuq."""
     request = {"model": str(model), "calibration": calibration, "options": options, "level": console.level}
     # The child's stderr stays on the terminal: it carries the progress lines.
-    answer, failure = run_isolated_ex("mcuq.frontend.converter", request, capture_stderr=False, timeout=CONVERTER_TIMEOUT)
+    # A warm worker (mcuq.common.warm) keeps TensorFlow imported between conversions; --verbose
+    # is fixed when TensorFlow is imported, so it is part of the worker's key.
+    answer, failure = run_warm_ex(
+        "mcuq.frontend.converter", request, capture_stderr=False, timeout=CONVERTER_TIMEOUT, key=f"verbose={console.level >= 2}"
+    )
     if failure is not None:
         raise NativeCrashError(_crash_message(model, calibration, failure))
     if "error" in answer:
@@ -320,7 +325,34 @@ def convert_in_this_process(model: Path, calibration: str, options: QuantizeOpti
 
 
 def _child_main(request_path: str, response_path: str) -> int:
+    """The one-shot child (``python -m mcuq.frontend.converter REQUEST RESPONSE``)."""
+    _answer_request(pickle.loads(Path(request_path).read_bytes()), response_path)
+    return 0
+
+
+def serve_request(request_path: str, response_path: str) -> bool:
+    """The warm worker's side (mcuq.common.warm): one conversion in a process that may have
+    converted before; False when the process must not serve another one."""
+    _reset_keras()
     request = pickle.loads(Path(request_path).read_bytes())
+    path_before = list(sys.path)
+    answer = _answer_request(request, response_path)
+    # A calibration function stays imported (an edited file would be ignored next time) and
+    # its folder stays on sys.path; an error may leave a half-built graph behind.
+    user_code = is_function_spec(request["calibration"]) or sys.path != path_before
+    return "error" not in answer and not user_code
+
+
+def _reset_keras() -> None:
+    """What a conversion leaves in Keras that can change the next one: the auto-generated layer
+    names (counters) and the graph. The converter sets no global seed (its sample choices use
+    ``np.random.default_rng(options.seed)``), so there is no random state to reset."""
+    for name in ("keras", "tf_keras"):
+        if name in sys.modules:
+            sys.modules[name].backend.clear_session()
+
+
+def _answer_request(request: dict[str, Any], response_path: str) -> ConversionAnswer:
     from mcuq.frontend.tf import set_verbose
 
     set_verbose(request["level"] >= 2)
@@ -330,7 +362,7 @@ def _child_main(request_path: str, response_path: str) -> int:
     except MCUQError as exc:
         answer = {"error": str(exc), "error_type": type(exc).__name__}
     Path(response_path).write_bytes(pickle.dumps(answer))
-    return 0
+    return answer
 
 
 def _rebuild_recurrent(
