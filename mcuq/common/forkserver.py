@@ -140,8 +140,7 @@ def _server_for(module: str) -> _Server | None:
     """This process's live server for ``module``, started if this is the main thread; else None."""
     server = _servers.get(module)
     if server is not None and server.owner != os.getpid():
-        _servers.pop(module)  # a forked mcuq: the server belongs to the parent, leave it alone
-        server = None
+        return None  # a forked mcuq: the server and its pipes belong to the parent; one-shot children here
     if server is not None and server.proc.poll() is not None:
         _failures[module] = _failures.get(module, 0) + 1
         stop(module)
