@@ -25,7 +25,9 @@ def main() -> int:
     if action == "segv":
         print("about to crash", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGSEGV)
-    if action == "exit":
+    if action == "noisy":  # 200 KB: more than a pipe holds, so the server must read while it waits
+        sys.stderr.write(("x" * 99 + "\n") * 2000)
+    if action in ("exit", "noisy"):
         print("the request was bad", file=sys.stderr)
         return 3
     if action == "leak":

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_isolation import _alive
 
 from conftest import ROOT
 from mcuq.common import forkserver
 from mcuq.common.isolation import clean_stale_temp
-from test_isolation import _alive
 
 WORKER = "forkserver_worker"  # tests/forkserver_worker.py
 TFLM = "mcuq.reference.tflm_worker"
@@ -86,7 +86,12 @@ def test_real_models_give_the_one_shot_answers(monkeypatch, sine_tflite, digits_
 
 
 @pytest.mark.parametrize(
-    "action, detail, code", [("segv", "signal 11: about to crash", -11), ("exit", "exit code 3: the request was bad", 3)]
+    "action, detail, code",
+    [
+        ("segv", "signal 11: about to crash", -11),
+        ("exit", "exit code 3: the request was bad", 3),
+        ("noisy", "exit code 3: the request was bad", 3),
+    ],
 )
 def test_a_dying_request_is_named_and_the_next_one_works(worker_env, action, detail, code):
     server = _served()["ppid"]

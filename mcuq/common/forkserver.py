@@ -6,7 +6,8 @@ server (``python -m mcuq.common.forkserver PARENT_PID MODULE REQ_FD ANS_FD``) im
 module's dependencies once (its ``FORK_SERVER_PRELOAD``; no model) and **forks** a fresh child per
 request that runs exactly that request, with the same request/response/stage files and the same
 ``mcuq-child-<pid>-*`` folder as the one-shot path, and exits. A crash or leaked native state still
-dies with its own process.
+dies with its own process. A captured stderr goes through a pipe to the server, which sends its tail
+back with the exit status (a file in a full temp folder would lose the worker's last words).
 
 The fences are the one-shot child's: the server asks for SIGKILL when mcuq dies and runs in its own
 session; each fork asks for SIGKILL when the server dies and leads its own process group, whose pid
@@ -187,25 +188,24 @@ def _run_on(server: _Server, request: Mapping[str, object], capture_stderr: bool
     clean_stale_temp()
     with tempfile.TemporaryDirectory(prefix=f"mcuq-child-{os.getpid()}-") as tmp:
         req_path, resp_path, stage_path = Path(tmp) / "request.pkl", Path(tmp) / "response.pkl", Path(tmp) / "stage"
-        err_path = Path(tmp) / "stderr" if capture_stderr else None
         req_path.write_bytes(pickle.dumps(request))
         order = {
             "argv": [str(req_path), str(resp_path)],
             "env": {**os.environ, STAGE_ENV: str(stage_path)},
             "cwd": os.getcwd(),
-            "stderr": str(err_path) if err_path else None,
+            "capture_stderr": capture_stderr,
         }
-        returncode, timed_out = _fork_and_wait(server, pickle.dumps(order), timeout)
+        returncode, stderr, timed_out = _fork_and_wait(server, pickle.dumps(order), timeout)
         stage = stage_path.read_text() if stage_path.is_file() else ""
         if timed_out:
             return None, ChildFailure(f"timed out after {timeout:g} s", stage, True, returncode)
         if returncode != 0 or not resp_path.exists():
-            return None, ChildFailure(crash_detail(returncode, _tail(err_path)), stage, False, returncode)
+            return None, ChildFailure(crash_detail(returncode, stderr if capture_stderr else None), stage, False, returncode)
         return pickle.loads(resp_path.read_bytes()), None
 
 
-def _fork_and_wait(server: _Server, order: bytes, timeout: float | None) -> tuple[int, bool]:
-    """Send the order, learn the fork's pid, wait for its exit status: (returncode, timed out)."""
+def _fork_and_wait(server: _Server, order: bytes, timeout: float | None) -> tuple[int, str, bool]:
+    """Send the order, learn the fork's pid, wait for its end: (returncode, stderr tail, timed out)."""
     try:
         os.write(server.to_server, _INT.pack(len(order)) + order)
     except OSError:
@@ -215,11 +215,11 @@ def _fork_and_wait(server: _Server, order: bytes, timeout: float | None) -> tupl
     except TimeoutError:
         raise _ServerGone from None
     try:
-        return _read_int(server, timeout), False
+        return (*_read_end(server, timeout), False)
     except TimeoutError:
         _kill_group(pid)
         try:
-            return _read_int(server, _REAP_TIMEOUT), True
+            return (*_read_end(server, _REAP_TIMEOUT), True)
         except TimeoutError:
             raise _ServerGone from None
     except BaseException:  # KeyboardInterrupt: take the fork (and its children) down, and the server
@@ -235,30 +235,32 @@ def _kill_group(pid: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _read_end(server: _Server, timeout: float | None) -> tuple[int, str]:
+    """The fork's exit status and the tail of its stderr, as the server sends them when it has ended."""
+    returncode = _read_int(server, timeout)
+    tail = _read_bytes(server, _read_int(server, _REAP_TIMEOUT), _REAP_TIMEOUT)
+    return returncode, tail.decode("utf-8", "replace")
+
+
 def _read_int(server: _Server, timeout: float | None) -> int:
     """One number from the server; TimeoutError after ``timeout`` s, _ServerGone if its pipe closed."""
+    value: int = _INT.unpack(_read_bytes(server, _INT.size, timeout))[0]
+    return value
+
+
+def _read_bytes(server: _Server, size: int, timeout: float | None) -> bytes:
     deadline = None if timeout is None else time.monotonic() + timeout
     data = b""
-    while len(data) < _INT.size:
+    while len(data) < size:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         ready, _, _ = select.select([server.from_server], [], [], left)
         if not ready:
             raise TimeoutError
-        chunk = os.read(server.from_server, _INT.size - len(data))
+        chunk = os.read(server.from_server, size - len(data))
         if not chunk:
             raise _ServerGone
         data += chunk
-    value: int = _INT.unpack(data)[0]
-    return value
-
-
-def _tail(path: Path | None) -> str | None:
-    """The last few KB of a fork's captured stderr (crash_detail keeps its last line)."""
-    if path is None or not path.is_file():
-        return None
-    with path.open("rb") as f:
-        f.seek(max(0, path.stat().st_size - _STDERR_TAIL))
-        return f.read().decode("utf-8", "replace")
+    return data
 
 
 # --- the server process --------------------------------------------------------------------------
@@ -296,23 +298,39 @@ def serve(parent: int, module: str, req_fd: int, ans_fd: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         server = os.getpid()
+        err_r, err_w = os.pipe() if order["capture_stderr"] else (-1, -1)
         pid = os.fork()
         if pid == 0:  # the fork never returns into this loop, whatever happens
             code = 1
             try:
-                os.close(req_fd)
-                os.close(ans_fd)
-                code = _run_order(module, order, server)
+                for fd in (req_fd, ans_fd, err_r):
+                    if fd >= 0:
+                        os.close(fd)
+                code = _run_order(module, order, server, err_w)
             finally:
                 os._exit(code)
         with contextlib.suppress(OSError):
             os.setpgid(pid, pid)  # also done in the fork: whichever runs first, mcuq can kill the group
         os.write(ans_fd, _INT.pack(pid))
+        tail = _drain(err_r, err_w)
         _, status = os.waitpid(pid, 0)
-        os.write(ans_fd, _INT.pack(os.waitstatus_to_exitcode(status)))
+        os.write(ans_fd, _INT.pack(os.waitstatus_to_exitcode(status)) + _INT.pack(len(tail)) + tail)
 
 
-def _run_order(module: str, order: dict[str, Any], server: int) -> int:
+def _drain(err_r: int, err_w: int) -> bytes:
+    """The last few KB the fork wrote to stderr, read until it (and its children) closed the pipe.
+    A pipe, not a file in the request's folder: a full temp folder must not swallow the fork's last words."""
+    if err_r < 0:
+        return b""
+    os.close(err_w)
+    tail = b""
+    while chunk := os.read(err_r, 65536):
+        tail = (tail + chunk)[-_STDERR_TAIL:]
+    os.close(err_r)
+    return tail
+
+
+def _run_order(module: str, order: dict[str, Any], server: int, err_w: int) -> int:
     """In the fork: fence, take the request's environment and stderr, run MODULE as ``__main__``."""
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
@@ -320,10 +338,10 @@ def _run_order(module: str, order: dict[str, Any], server: int) -> int:
     os.chdir(order["cwd"])
     os.environ.clear()
     os.environ.update(order["env"])
-    if order["stderr"]:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(os.open(order["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 2)
+    if err_w >= 0:  # captured: stdout to /dev/null, stderr to the server, as the one-shot child's pipes
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        os.dup2(err_w, 2)
+        os.close(err_w)
     return _run_main(module, order["argv"])
 
 
