@@ -160,6 +160,23 @@ def test_a_server_killed_mid_request_falls_back_to_a_one_shot_child(worker_env, 
     assert _served()["ppid"] not in (server, os.getpid()), "the next request should start a new server"
 
 
+def test_ctrl_c_takes_the_fork_down_and_the_next_request_works(worker_env, tmp_path):
+    old_server = _served()["ppid"]
+    pid_file = tmp_path / "pid"
+    interrupter = threading.Thread(target=lambda: (_wait_for(pid_file), os.kill(os.getpid(), signal.SIGINT)))
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        _ask("hang", pid_file=str(pid_file))
+    interrupter.join()
+    fork = _wait_for(pid_file)[0]
+    deadline = time.monotonic() + 10
+    while _alive(fork) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(fork), "the interrupted fork kept running"
+    assert not _alive(old_server), "a server that still owed an answer was kept"
+    assert _served()["ppid"] != old_server
+
+
 FORKED_MCUQ = textwrap.dedent("""
     import os, sys
     from mcuq.common import forkserver

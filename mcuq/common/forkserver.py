@@ -59,6 +59,7 @@ class _Server:
     to_server: int
     from_server: int
     owner: int  # the mcuq pid that started it; a forked mcuq must not talk to it
+    in_flight: bool = False  # an order was sent and its end not yet read
 
 
 _servers: dict[str, _Server] = {}
@@ -88,9 +89,9 @@ def run_isolated_ex(
                 except _ServerGone:
                     _failures[module] = _failures.get(module, 0) + 1
                     stop(module)
-                except BaseException:  # KeyboardInterrupt: the server still owes an answer; start afresh
-                    stop(module)
-                    raise
+                finally:
+                    if server.in_flight:  # interrupted (Ctrl-C) while a fork ran: the server still owes its answer
+                        stop(module)
         finally:
             _lock.release()
     return isolation.run_isolated_ex(module, request, capture_stderr, timeout)
@@ -206,25 +207,30 @@ def _run_on(server: _Server, request: Mapping[str, object], capture_stderr: bool
 
 def _fork_and_wait(server: _Server, order: bytes, timeout: float | None) -> tuple[int, str, bool]:
     """Send the order, learn the fork's pid, wait for its end: (returncode, stderr tail, timed out)."""
+    data = memoryview(_INT.pack(len(order)) + order)
     try:
-        os.write(server.to_server, _INT.pack(len(order)) + order)
+        while data:
+            data = data[os.write(server.to_server, data) :]
     except OSError:
         raise _ServerGone from None
+    server.in_flight = True
     try:
         pid = _read_int(server, START_TIMEOUT)
     except TimeoutError:
         raise _ServerGone from None
     try:
-        return (*_read_end(server, timeout), False)
+        end = (*_read_end(server, timeout), False)
     except TimeoutError:
         _kill_group(pid)
         try:
-            return (*_read_end(server, _REAP_TIMEOUT), True)
+            end = (*_read_end(server, _REAP_TIMEOUT), True)
         except TimeoutError:
             raise _ServerGone from None
-    except BaseException:  # KeyboardInterrupt: take the fork (and its children) down, and the server
+    except BaseException:  # KeyboardInterrupt: take the fork (and its children) down; the caller stops the server
         _kill_group(pid)
         raise
+    server.in_flight = False
+    return end
 
 
 def _kill_group(pid: int) -> None:
