@@ -72,7 +72,9 @@ def test_kill_9_during_deploy_leaves_complete_or_absent_and_rerun_works(tmp_path
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     time.sleep(0.5)
-    children = subprocess.run(["pgrep", "-f", f"mcuq.common.isolation {proc.pid} "], capture_output=True, text=True, check=False)
+    children = subprocess.run(
+        ["pgrep", "-f", f"mcuq.common.(isolation|forkserver) {proc.pid} "], capture_output=True, text=True, check=False
+    )
     assert not children.stdout.strip(), f"a child outlived the killed deploy: {children.stdout}"
     finished = False
     if out.exists():

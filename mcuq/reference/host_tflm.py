@@ -2,7 +2,8 @@
 
 Golden outputs, arena measurements and bit-exactness checks all come from here. Every
 run happens in a child process (``tflm_worker``): TFLite Micro can segfault on a
-malformed model or a too-small arena, and that must be reported, never fatal to mcuq.
+malformed model or a too-small arena, and that must be reported, never fatal to mcuq. The child is
+forked from a server that has imported numpy and TFLite Micro once (``mcuq.common.forkserver``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcuq.common.errors import MCUQError, NativeCrashError
-from mcuq.common.isolation import run_isolated
+from mcuq.common.forkserver import run_isolated
 from mcuq.reference.tflm_worker import OSERROR_MARK, WorkerAnswer, WorkerRequest
 
 ARENA_SEARCH_LIMIT = 64 * 1024 * 1024

@@ -47,6 +47,10 @@ class WorkerAnswer(TypedDict, total=False):
 OSERROR_EXIT = 75
 OSERROR_MARK = "mcuq-worker-oserror: "
 
+# What mcuq.common.forkserver imports once, before it forks a fresh child per request (no TensorFlow:
+# forking after TensorFlow's threads exist is unsafe).
+FORK_SERVER_PRELOAD = ("tflite_micro.python.tflite_micro.runtime", "ai_edge_litert.interpreter")
+
 
 def _interpreter(model: bytes, arena: int, preserve: bool = False) -> Any:
     from tflite_micro.python.tflite_micro import runtime
