@@ -152,10 +152,13 @@ def test_stale_staging_of_dead_runs_is_removed_live_ones_kept(tmp_path):
     stale = tmp_path / f".proj.mcuq-{dead.pid}-stage-abc"
     stale.mkdir()
     (stale / "model.pkl").write_text("secret")
+    probe = tmp_path / f".proj.mcuq-{dead.pid}-probe-abc"  # a run killed while it proved the folder writable
+    probe.mkdir()
     live = tmp_path / f".proj.mcuq-{os.getpid()}-stage-xyz"
     live.mkdir()
     write_project(out, project(1), {}, {}, force=False)
-    assert not stale.exists() and live.exists()
+    assert not stale.exists() and not probe.exists() and live.exists()
+    assert [p.name for p in tmp_path.iterdir() if "probe" in p.name] == []  # its own probe is gone too
     # Killed between the two fallback renames: the old project is brought back.
     out.rename(tmp_path / f".proj.mcuq-{dead.pid}-old-q")
     assert clean_stale(out) == [f"restored {out}"]

@@ -42,7 +42,7 @@ from mcuq.project.manifest import MANIFEST, Manifest
 
 UNVALIDATED_MARK = ".mcuq-unvalidated"
 EDITED_SUFFIX = ".mcuq-edited"
-_STAGE_RE = re.compile(r"^\.(?P<name>.+)\.mcuq-(?P<pid>\d+)-(?P<kind>stage|old)-[A-Za-z0-9_]+$")
+_STAGE_RE = re.compile(r"^\.(?P<name>.+)\.mcuq-(?P<pid>\d+)-(?P<kind>stage|old|probe)-[A-Za-z0-9_]+$")
 
 
 def _as_bytes(content: str | bytes) -> bytes:
@@ -129,7 +129,9 @@ def _check_parent(out_dir: Path) -> None:
             raise OutputDirError(f"{out_dir}: {anc} is a file, not a folder; choose another --out")
         if anc.exists():
             try:  # the staging folder will be made here: prove it can be, before minutes of work
-                os.rmdir(tempfile.mkdtemp(prefix=".mcuq-probe-", dir=anc))
+                os.rmdir(
+                    tempfile.mkdtemp(prefix=f".{out_dir.name}.mcuq-{os.getpid()}-probe-", dir=anc)
+                )  # named: a kill -9 here leaves one clean_stale removes
             except OSError as exc:
                 raise OutputDirError(f"{out_dir}: cannot create folders in {anc} ({exc.strerror}); choose another --out") from None
             break
