@@ -128,14 +128,20 @@ class ProjectGolden:
     resets: list[bool]
 
 
+def read_golden(project: Path, info: ModelInfo) -> ProjectGolden:
+    """The project's golden vectors with their reset points (every check that replays them needs
+    both, read from one file); raises :class:`ValidationFailed` when the file is missing or malformed."""
+    inputs, outputs = golden_from_project(project, info)
+    return ProjectGolden(inputs, outputs, golden_resets(project, len(inputs)))
+
+
 def golden_or_problem(project: Path, info: ModelInfo) -> ProjectGolden | str:
     """The project's golden vectors, or the one line that says why they cannot be read: for the
     board check, where that is a failed check, not an error that would hide the host checks."""
     try:
-        inputs, outputs = golden_from_project(project, info)
+        return read_golden(project, info)
     except MCUQError as exc:
         return str(exc)
-    return ProjectGolden(inputs, outputs, golden_resets(project, len(inputs)))
 
 
 def _tensor(record: GoldenTensorJSON, spec: TensorInfo) -> np.ndarray:

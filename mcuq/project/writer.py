@@ -128,10 +128,11 @@ def _check_parent(out_dir: Path) -> None:
         if anc.exists() and not anc.is_dir():
             raise OutputDirError(f"{out_dir}: {anc} is a file, not a folder; choose another --out")
         if anc.exists():
-            try:  # the staging folder will be made here: prove it can be, before minutes of work
-                os.rmdir(
-                    tempfile.mkdtemp(prefix=f".{out_dir.name}.mcuq-{os.getpid()}-probe-", dir=anc)
-                )  # named: a kill -9 here leaves one clean_stale removes
+            # The staging folder will be made here: prove it can be, before minutes of work. The probe
+            # is named for this run, so one a kill -9 leaves here is removed by clean_stale.
+            probe_prefix = f".{out_dir.name}.mcuq-{os.getpid()}-probe-"
+            try:
+                os.rmdir(tempfile.mkdtemp(prefix=probe_prefix, dir=anc))
             except OSError as exc:
                 raise OutputDirError(f"{out_dir}: cannot create folders in {anc} ({exc.strerror}); choose another --out") from None
             break

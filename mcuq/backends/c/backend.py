@@ -21,7 +21,7 @@ from mcuq.backends.c.ir import CProgram
 from mcuq.backends.c.program import SUPPORTED_OPS, compile_model
 from mcuq.backends.c.section import AVR_KERNELS, EMULATE, CRuntimeSection, EmulationRecord
 from mcuq.boards import Board
-from mcuq.checks.golden import golden_from_project, golden_resets, reproducible_golden
+from mcuq.checks.golden import read_golden, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import MCUQError, ValidationFailed
@@ -289,8 +289,8 @@ class CBackend:
                 return None
             info = parse_model(raw, str(ref))
             try:
-                golden_in, golden_out = golden_from_project(project, info)
-                resets = golden_resets(project, len(golden_in))  # sequences when the model keeps state
+                golden = read_golden(project, info)  # with its reset points: sequences when the model keeps state
+                golden_in, golden_out, resets = golden.inputs, golden.outputs, golden.resets
                 compiled = compile_sources(project / "src", generated_sources(manifest))
                 c_out = run_host(CProgram(info), project_sources(project), golden_in, resets)
                 tflm_out = run_tflm(raw, golden_in, int(manifest.arena["host_bytes"]), len(info.outputs), resets=resets).outputs

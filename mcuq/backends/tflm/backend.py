@@ -42,7 +42,7 @@ from mcuq.backends.tflm.section import (
 )
 from mcuq.backends.tflm.toolchain import BuildError, cpu_target, find_library_tree
 from mcuq.boards import Board, list_boards
-from mcuq.checks.golden import golden_from_project, golden_resets, reproducible_golden
+from mcuq.checks.golden import read_golden, reproducible_golden
 from mcuq.checks.outcome import ValidationReport
 from mcuq.common.console import Console
 from mcuq.common.errors import FitError, MCUQError, NativeCrashError, UnsupportedOpError, UsageError, ValidationFailed
@@ -518,12 +518,13 @@ class TflmBackend:
         info = parse_model(raw, INT8_MODEL_PATH)
         host_arena = int(manifest.arena["host_bytes"])
         try:
-            golden_in, golden_out = golden_from_project(project, info)
+            golden = read_golden(project, info)
         except ValidationFailed as exc:
             report.add("golden vectors", False, str(exc))
             return
+        golden_in, golden_out, resets = golden.inputs, golden.outputs, golden.resets
         try:
-            run = run_tflm(raw, golden_in, host_arena, len(info.outputs), resets=golden_resets(project, len(golden_in)))  # sequences
+            run = run_tflm(raw, golden_in, host_arena, len(info.outputs), resets=resets)  # sequences
         except NativeCrashError as exc:
             if "allocate" in str(exc):
                 needed = measure_min_arena(raw, golden_in[0])
@@ -538,7 +539,6 @@ class TflmBackend:
             return
         report.add("arena", True, f"allocates and invokes with the host equivalent of the plan ({host_arena} B)")
         from_library = manifest.section(TflmSection).library_check.golden_from_library
-        resets = golden_resets(project, len(golden_in))
         for v, (got, want) in enumerate(zip(run.outputs, golden_out)):
             carried = "" if resets[v] else " (state carried from the previous vector)"
             diffs = [float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) if g.size else 0.0 for g, w in zip(got, want)]
